@@ -1,0 +1,3 @@
+from localiot.cli import main
+
+main()

@@ -1,0 +1,43 @@
+"""`localiot serve`: start every listener on loopback with embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from localiot.config import Config
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="localiot", description="AWS IoT on one machine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start the server (flags override LOCALIOT_* variables)")
+    serve.add_argument("--host", help="listen address (LOCALIOT_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="API port, 0 for any free port (LOCALIOT_PORT, default 4566)")
+    serve.add_argument("--data-dir", help="where state lives (LOCALIOT_DATA_DIR, default ./.localiot)")
+    serve.add_argument("--in-memory", action="store_true", default=None,
+                       help="keep state in memory only (LOCALIOT_IN_MEMORY)")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING ... (LOCALIOT_LOG_LEVEL)")
+    serve.add_argument("--default-account", help="account for access keys that are not 12 digits (LOCALIOT_DEFAULT_ACCOUNT)")
+    serve.add_argument("--strict-signatures", action="store_true", default=None,
+                       help="verify SigV4 signatures against --credentials (LOCALIOT_STRICT_SIGNATURES)")
+    serve.add_argument("--credentials", help="AKID:SECRET[,AKID:SECRET] for strict mode (LOCALIOT_CREDENTIALS)")
+    serve.add_argument("--aws-endpoint-url", help="downstream AWS endpoint for Lambda, SQS ... (LOCALIOT_AWS_ENDPOINT_URL)")
+    args = parser.parse_args(argv)
+
+    overrides = {k: v for k, v in vars(args).items() if k != "command"}
+    config = Config.from_env(**overrides)
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from localiot.server import serve_forever
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # uvloop is optional (Windows)
+        pass
+    try:
+        asyncio.run(serve_forever(config))
+    except KeyboardInterrupt:
+        pass

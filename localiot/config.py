@@ -1,0 +1,65 @@
+"""Configuration: command-line flags override LOCALIOT_* variables override defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 4566
+    data_dir: str = ".localiot"
+    in_memory: bool = False
+    log_level: str = "INFO"
+    default_account: str = "123456789012"
+    default_region: str = "us-east-1"
+    # Strict mode verifies SigV4 signatures against `credentials`
+    # ("AKID:SECRET,AKID2:SECRET2"); by default any signature is accepted.
+    strict_signatures: bool = False
+    credentials: str = ""
+    # Where Lambda, SQS, S3 ... are reached (moto's server, LocalStack, AWS).
+    aws_endpoint_url: str = ""
+
+    env_names = {
+        "host": "LOCALIOT_HOST",
+        "port": "LOCALIOT_PORT",
+        "data_dir": "LOCALIOT_DATA_DIR",
+        "in_memory": "LOCALIOT_IN_MEMORY",
+        "log_level": "LOCALIOT_LOG_LEVEL",
+        "default_account": "LOCALIOT_DEFAULT_ACCOUNT",
+        "default_region": "LOCALIOT_DEFAULT_REGION",
+        "strict_signatures": "LOCALIOT_STRICT_SIGNATURES",
+        "credentials": "LOCALIOT_CREDENTIALS",
+        "aws_endpoint_url": "LOCALIOT_AWS_ENDPOINT_URL",
+    }
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Config":
+        environ = os.environ if environ is None else environ
+        cfg = cls()
+        for f in fields(cls):
+            env = cls.env_names.get(f.name)
+            if env and env in environ:
+                setattr(cfg, f.name, _coerce(f.type, environ[env]))
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(cfg, name, value)
+        return cfg
+
+    def credential_map(self) -> dict[str, str]:
+        pairs = [p for p in self.credentials.split(",") if p.strip()]
+        return dict(p.strip().split(":", 1) for p in pairs)
+
+
+def _coerce(type_name, raw: str):
+    if type_name in (bool, "bool"):
+        return _bool(raw)
+    if type_name in (int, "int"):
+        return int(raw)
+    return raw

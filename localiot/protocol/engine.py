@@ -1,0 +1,103 @@
+"""The protocol engine: route -> parse -> validate -> handler -> serialize.
+
+It knows nothing of IoT: `invoke(route, params, account, region)` is given by
+the application and returns the output dict or raises ServiceError.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+from localiot.protocol import parser, serializer, sigv4, validator
+from localiot.protocol.errors import ServiceError
+from localiot.protocol.models import Service
+from localiot.protocol.router import Route, Router
+from localiot.protocol.serializer import Reply
+
+log = logging.getLogger("localiot.protocol")
+
+
+@dataclass
+class Call:
+    route: Route
+    params: dict
+    account: str
+    region: str
+    access_key: str | None
+
+
+Invoke = Callable[[Call], dict]
+
+
+class Engine:
+    def __init__(self, services: list[Service], invoke: Invoke, *, default_account: str, default_region: str,
+                 secrets: dict[str, str] | None = None, strict: bool = False):
+        self.services = services
+        self.router = Router(services)
+        self.invoke = invoke
+        self.default_account = default_account
+        self.default_region = default_region
+        self.secrets = secrets or {}
+        self.strict = strict
+        self._by_signing_name: dict[str, set[str]] = {}
+        for service in services:
+            self._by_signing_name.setdefault(service.signing_name.lower(), set()).add(service.name)
+        self._all_errors: dict = {}
+        for service in services:
+            self._all_errors.update(service.error_shapes)
+
+    def handle(self, method: str, host: str, raw_path: str, raw_path_qs: str, query, headers, body: bytes) -> Reply:
+        """Answer one HTTP request. Never raises: every failure is an AWS error reply."""
+        request_id = str(uuid.uuid4())
+        route = None
+        try:
+            scope = sigv4.read_scope(headers, query)
+            route, labels = self._route(method, raw_path, query, headers, scope)
+            if self.strict:
+                sigv4.verify(scope, method, host, raw_path_qs, headers, body, self.secrets)
+            if route.service.protocol == "json":
+                params = parser.parse_json_protocol(route.operation, body)
+            else:
+                params = parser.parse_rest(route.operation, labels, query, headers, body)
+            errors = validator.validate(route.operation.input_shape, params)
+            if errors:
+                raise ServiceError(route.service.validation_error, validator.message(errors))
+            account = sigv4.account_for(scope.access_key, self.default_account) if scope else self.default_account
+            region = scope.region if scope else self.default_region
+            output = self.invoke(Call(route, params, account, region, scope.access_key if scope else None))
+            if route.service.protocol == "json":
+                reply = serializer.serialize_json(route.operation, output or {})
+            else:
+                reply = serializer.serialize_rest(route.operation, output or {})
+        except ServiceError as error:
+            reply = self._error(error, route)
+        except Exception:  # a bug of ours: answer like AWS does, keep the traceback in the log
+            log.exception("internal failure in %s", route.name if route else raw_path)
+            reply = self._error(ServiceError("InternalFailureException", "An internal error occurred.", status=500), route)
+        reply.headers["x-amzn-RequestId"] = request_id
+        if route is not None:
+            reply.headers["x-localiot-operation"] = f"{route.service.name}.{route.name}"
+        return reply
+
+    def _route(self, method, raw_path, query, headers, scope) -> tuple[Route, dict]:
+        target = headers.get("X-Amz-Target")
+        if target:
+            route = self.router.by_target(target)
+            if route is None:
+                raise ServiceError("UnknownOperationException", f"Unknown operation {target}", status=400)
+            return route, {}
+        services = self._by_signing_name.get(scope.service.lower()) if scope else None
+        found = self.router.match(method, raw_path, query, services)
+        if found is None and services is not None:
+            found = self.router.match(method, raw_path, query, None)
+        if found is None:
+            raise ServiceError("UnknownOperationException", f"No operation matches {method} {raw_path}", status=404)
+        return found
+
+    def _error(self, error: ServiceError, route: Route | None) -> Reply:
+        if route is not None:
+            return serializer.serialize_error(error, route.service.protocol, route.service.error_shapes)
+        return serializer.serialize_error(error, "rest-json", self._all_errors)

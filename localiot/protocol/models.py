@@ -1,0 +1,66 @@
+"""Loads the service models: botocore's own plus the ones localiot ships (Fleet Hub)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from botocore.loaders import Loader
+from botocore.model import OperationModel, ServiceModel
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+# Order matters for unsigned requests: the first service whose routes match wins.
+SERVICE_NAMES = (
+    "iot",
+    "iot-data",
+    "iot-jobs-data",
+    "iotdeviceadvisor",
+    "iotsecuretunneling",
+    "iotfleethub",
+    "iot-managed-integrations",
+)
+
+
+@dataclass
+class Service:
+    name: str
+    model: ServiceModel
+
+    @property
+    def protocol(self) -> str:
+        return self.model.protocol
+
+    @property
+    def signing_name(self) -> str:
+        return self.model.signing_name
+
+    @cached_property
+    def validation_error(self) -> str:
+        """The error type this service answers constraint violations with."""
+        errors = {e.name for op in self.operations.values() for e in op.error_shapes}
+        if self.name == "iot" or "ValidationException" not in errors:
+            return "InvalidRequestException"
+        return "ValidationException"
+
+    @cached_property
+    def operations(self) -> dict[str, OperationModel]:
+        return {name: self.model.operation_model(name) for name in self.model.operation_names}
+
+    @cached_property
+    def error_shapes(self) -> dict:
+        shapes = {}
+        for op in self.operations.values():
+            for shape in op.error_shapes:
+                shapes[shape.name] = shape
+        return shapes
+
+
+def load_services() -> list[Service]:
+    loader = Loader(extra_search_paths=[str(MODELS_DIR)])
+    services = []
+    for name in SERVICE_NAMES:
+        raw = loader.load_service_model(name, "service-2")
+        services.append(Service(name, ServiceModel(raw, service_name=name)))
+    return services

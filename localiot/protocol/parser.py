@@ -1,0 +1,170 @@
+"""Turns an HTTP request into the operation's input dict, coerced to model types.
+
+Input locations: uri labels (already captured by the router), querystring,
+header, headers (prefix map), payload and the JSON body. Values arrive as
+strings outside the body and are coerced by shape type; JSON body values are
+checked against their shape type (SerializationException otherwise, as AWS).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from botocore.model import Shape
+
+from localiot.protocol import timestamps
+from localiot.protocol.errors import ServiceError
+
+
+def _serialization_error(message: str) -> ServiceError:
+    return ServiceError("SerializationException", message, status=400)
+
+
+def coerce_text(shape: Shape, text: str, location: str, where: str) -> Any:
+    """A string from the URI, query or a header, as the shape's type."""
+    kind = shape.type_name
+    try:
+        if kind in ("integer", "long"):
+            return int(text)
+        if kind in ("float", "double"):
+            return float(text)
+        if kind == "boolean":
+            lowered = text.lower()
+            if lowered not in ("true", "false"):
+                raise ValueError(text)
+            return lowered == "true"
+        if kind == "timestamp":
+            default = "rfc822" if location == "header" else "iso8601"
+            return timestamps.parse(text, shape.serialization.get("timestampFormat", default))
+        if kind == "blob":
+            return base64.b64decode(text)
+        if kind == "string" and location == "header" and shape.serialization.get("jsonvalue"):
+            return json.loads(base64.b64decode(text))
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise _serialization_error(f"Value '{text}' at '{where}' could not be read as {kind}")
+    return text
+
+
+def parse_rest(operation, labels: dict[str, str], query, headers, body: bytes) -> dict:
+    shape = operation.input_shape
+    if shape is None:
+        return {}
+    params: dict[str, Any] = dict()
+    body_members = {}
+    payload_name = shape.serialization.get("payload")
+    for name, member in shape.members.items():
+        location = member.serialization.get("location")
+        wire = member.serialization.get("name", name)
+        if location == "uri":
+            if name in labels:
+                params[name] = coerce_text(member, labels[name], "uri", name)
+        elif location == "querystring":
+            _parse_query_member(params, name, member, wire, query)
+        elif location == "header":
+            if wire in headers:
+                params[name] = coerce_text(member, headers[wire], "header", name)
+        elif location == "headers":
+            prefix = wire.lower()
+            found = {k[len(prefix) :]: v for k, v in headers.items() if k.lower().startswith(prefix)}
+            if found:
+                params[name] = found
+        elif name != payload_name:
+            body_members[name] = member
+    if payload_name:
+        member = shape.members[payload_name]
+        if member.type_name in ("blob", "string"):
+            if body:
+                params[payload_name] = body if member.type_name == "blob" else body.decode("utf-8")
+        elif body:
+            params[payload_name] = from_json(member, _load_json(body), payload_name)
+    elif body_members and body:
+        document = _load_json(body)
+        if not isinstance(document, dict):
+            raise _serialization_error("The request body must be a JSON object")
+        for name, member in body_members.items():
+            wire = member.serialization.get("name", name)
+            if wire in document and document[wire] is not None:
+                params[name] = from_json(member, document[wire], name)
+    return params
+
+
+def parse_json_protocol(operation, body: bytes) -> dict:
+    shape = operation.input_shape
+    if shape is None:
+        return {}
+    document = _load_json(body) if body else {}
+    if not isinstance(document, dict):
+        raise _serialization_error("The request body must be a JSON object")
+    return from_json(shape, document, "")
+
+
+def _parse_query_member(params, name, member, wire, query) -> None:
+    if member.type_name == "map":
+        # A map bound to the query string takes every parameter not otherwise bound.
+        values = {k: query.getall(k) if member.value.type_name == "list" else query.get(k) for k in query}
+        if values:
+            params[name] = values
+    elif member.type_name == "list":
+        if wire in query:
+            params[name] = [coerce_text(member.member, v, "querystring", name) for v in query.getall(wire)]
+    elif wire in query:
+        params[name] = coerce_text(member, query.get(wire), "querystring", name)
+
+
+def _load_json(body: bytes):
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _serialization_error(f"Could not parse the request body as JSON: {exc}")
+
+
+_JSON_TYPES = {
+    "string": (str,),
+    "integer": (int,),
+    "long": (int,),
+    "float": (int, float),
+    "double": (int, float),
+    "boolean": (bool,),
+    "list": (list,),
+    "map": (dict,),
+    "structure": (dict,),
+}
+
+
+def from_json(shape: Shape, value, where: str):
+    kind = shape.type_name
+    if kind == "timestamp":
+        try:
+            return timestamps.parse(value, shape.serialization.get("timestampFormat"))
+        except (ValueError, TypeError):
+            raise _serialization_error(f"Value at '{where}' is not a valid timestamp")
+    if kind == "blob":
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise _serialization_error(f"Value at '{where}' is not valid base64")
+    if kind == "document":
+        return value
+    expected = _JSON_TYPES.get(kind)
+    if expected and (not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected)):
+        raise _serialization_error(f"Value at '{where}' must be of type {kind}")
+    if kind == "structure":
+        out = {}
+        for name, member in shape.members.items():
+            wire = member.serialization.get("name", name)
+            if wire in value and value[wire] is not None:
+                out[name] = from_json(member, value[wire], f"{where}.{name}" if where else name)
+        return out
+    if kind == "list":
+        return [from_json(shape.member, item, f"{where}.member") for item in value]
+    if kind == "map":
+        return {
+            from_json(shape.key, k, f"{where}.key"): from_json(shape.value, v, f"{where}.{k}")
+            for k, v in value.items()
+        }
+    if kind in ("float", "double"):
+        return float(value)
+    return value

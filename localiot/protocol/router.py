@@ -1,0 +1,121 @@
+"""Maps (method, path, query, X-Amz-Target) to an operation of one service.
+
+Templates come from each operation's `requestUri`. Literal segments beat
+labels, so `/thing-groups/addThingToThingGroup` wins over
+`/thing-groups/{thingGroupName}`; greedy labels (`{arn+}`) match slashes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from botocore.model import OperationModel
+
+from localiot.protocol.models import Service
+
+
+@dataclass
+class Route:
+    service: Service
+    operation: OperationModel
+    method: str
+    pattern: re.Pattern
+    labels: list[tuple[str, str]]  # (regex group, member name)
+    required_query: dict[str, str | None] = field(default_factory=dict)
+    score: tuple = ()
+
+    @property
+    def name(self) -> str:
+        return self.operation.name
+
+
+def _label_members(operation: OperationModel) -> dict[str, str]:
+    shape = operation.input_shape
+    if shape is None:
+        return {}
+    return {
+        m.serialization.get("name", name): name
+        for name, m in shape.members.items()
+        if m.serialization.get("location") == "uri"
+    }
+
+
+def compile_route(service: Service, operation: OperationModel) -> Route:
+    uri = operation.http["requestUri"]
+    path, _, query = uri.partition("?")
+    required_query: dict[str, str | None] = {}
+    for part in filter(None, query.split("&")):
+        key, eq, value = part.partition("=")
+        required_query[key] = value if eq else None
+    members = _label_members(operation)
+    labels: list[tuple[str, str]] = []
+    regex_parts = []
+    literal_segments = 0
+    greedy = 0
+    for segment in path.strip("/").split("/") if path.strip("/") else []:
+        out = ""
+        pos = 0
+        for m in re.finditer(r"\{([^}]+)\}", segment):
+            out += re.escape(segment[pos : m.start()])
+            label = m.group(1)
+            group = f"g{len(labels)}"
+            if label.endswith("+"):
+                label = label[:-1]
+                out += f"(?P<{group}>.+)"
+                greedy += 1
+            else:
+                out += f"(?P<{group}>[^/]+)"
+            labels.append((group, members.get(label, label)))
+            pos = m.end()
+        if pos == 0:
+            literal_segments += 1
+        out += re.escape(segment[pos:])
+        regex_parts.append(out)
+    pattern = re.compile("^/" + "/".join(regex_parts) + "/?$")
+    score = (-literal_segments, greedy, -len(required_query), -len(path))
+    return Route(service, operation, operation.http["method"], pattern, labels, required_query, score)
+
+
+class Router:
+    def __init__(self, services: list[Service]):
+        self.services = services
+        self._routes: dict[str, list[Route]] = {}
+        self._targets: dict[str, Route] = {}
+        for service in services:
+            for op in service.operations.values():
+                route = compile_route(service, op)
+                if service.protocol == "json":
+                    prefix = service.model.metadata["targetPrefix"]
+                    self._targets[f"{prefix}.{op.name}"] = route
+                else:
+                    self._routes.setdefault(route.method, []).append(route)
+        for routes in self._routes.values():
+            routes.sort(key=lambda r: r.score)
+
+    def by_target(self, target: str) -> Route | None:
+        return self._targets.get(target)
+
+    def match(
+        self, method: str, raw_path: str, query, services: set[str] | None
+    ) -> tuple[Route, dict[str, str]] | None:
+        """First matching route, restricted to `services` when the caller named one."""
+        for route in self._routes.get(method, ()):
+            if services is not None and route.service.name not in services:
+                continue
+            m = route.pattern.match(raw_path)
+            if m is None:
+                continue
+            if any(
+                key not in query or (value is not None and query.get(key) != value)
+                for key, value in route.required_query.items()
+            ):
+                continue
+            return route, {member: unquote(m.group(group)) for group, member in route.labels}
+        return None
+
+    def all_routes(self):
+        for routes in self._routes.values():
+            yield from routes
+        yield from self._targets.values()

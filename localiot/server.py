@@ -1,0 +1,135 @@
+"""The localiot process: store, clock, bus, protocol engine and HTTP listener."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.web_server import Server
+
+from localiot import __version__
+from localiot.bus import Bus
+from localiot.clock import Clock
+from localiot.config import Config
+from localiot.protocol.engine import Call, Engine
+from localiot.protocol.errors import ServiceError
+from localiot.protocol.models import load_services
+from localiot.services import load_all
+from localiot.services.context import RequestContext
+from localiot.store import open_store
+
+log = logging.getLogger("localiot")
+
+
+class LocalIoT:
+    def __init__(self, config: Config | None = None):
+        self.config = config or Config.from_env()
+        self.clock = Clock()
+        self.bus = Bus()
+        db_path = ":memory:" if self.config.in_memory else os.path.join(self.config.data_dir, "localiot.db")
+        self.store = open_store(db_path)
+        self.handlers = load_all()
+        self.services = load_services()
+        self.engine = Engine(
+            self.services,
+            self._invoke,
+            default_account=self.config.default_account,
+            default_region=self.config.default_region,
+            secrets=self.config.credential_map(),
+            strict=self.config.strict_signatures,
+        )
+        self._runner: web.ServerRunner | None = None
+        self.port: int | None = None
+
+    # the one place where an API call meets the store ---------------------
+    def _invoke(self, call: Call) -> dict:
+        service, name = call.route.service.name, call.route.name
+        handler = self.handlers.get((service, name))
+        if handler is None:
+            raise ServiceError(
+                "NotImplementedException",
+                f"localiot does not implement {service} {name} yet.",
+                status=501,
+            )
+        with self.store.transaction(call.account, call.region) as tx:
+            ctx = RequestContext(call.account, call.region, tx, self.clock, self.config, service, name)
+            output = handler(ctx, call.params)
+        for topic, payload in ctx.events:
+            self.bus.publish(call.account, call.region, topic, payload)
+        return output
+
+    # HTTP ----------------------------------------------------------------
+    async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.rel_url.raw_path
+        if path.startswith("/_localiot/"):
+            return await self._admin(request, path)
+        body = await request.read()
+        reply = self.engine.handle(
+            request.method,
+            request.host,
+            path,
+            request.raw_path,
+            request.rel_url.query,
+            request.headers,
+            body,
+        )
+        return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+
+    async def _admin(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
+        if path == "/_localiot/health" and request.method == "GET":
+            return _json({"status": "running", "version": __version__,
+                          "services": {s.name: "available" for s in self.services},
+                          "store": self.store.path})
+        if path == "/_localiot/reset" and request.method == "POST":
+            self.store.reset()
+            self.clock.reset()
+            return _json({"reset": True})
+        if path == "/_localiot/clock":
+            if request.method == "POST":
+                body = await request.json() if request.can_read_body else {}
+                if "advance" in body:
+                    self.clock.advance(float(body["advance"]))
+                if "set" in body:
+                    self.clock.set(float(body["set"]))
+                if body.get("reset"):
+                    self.clock.reset()
+            return _json({"now": self.clock.now(), "offset": self.clock.offset})
+        return _json({"message": f"unknown admin route {request.method} {path}"}, status=404)
+
+    async def start(self) -> int:
+        server = Server(self._http, access_log=None)
+        self._runner = web.ServerRunner(server, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        log.info("localiot %s API on http://%s:%s (store %s)", __version__, self.config.host, self.port, self.store.path)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.store.close()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+
+def _json(document, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=json.dumps(document).encode(), content_type="application/json")
+
+
+async def serve_forever(config: Config) -> None:
+    app = LocalIoT(config)
+    await app.start()
+    print(f"localiot ready on {app.endpoint}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await app.stop()

@@ -1,0 +1,31 @@
+"""What a handler gets besides its input: the caller's scope, the transaction, time, events."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from localiot.clock import Clock
+from localiot.config import Config
+
+
+@dataclass
+class RequestContext:
+    account: str
+    region: str
+    tx: object  # localiot.store.Tx
+    clock: Clock
+    config: Config
+    service: str = "iot"
+    operation: str = ""
+    events: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def arn(self, resource: str, service: str = "iot") -> str:
+        return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
+
+    def publish(self, topic: str, payload: dict) -> None:
+        """Queue an event; it reaches the bus only if the call's transaction commits."""
+        self.events.append((topic, json.dumps(payload, separators=(",", ":")).encode()))

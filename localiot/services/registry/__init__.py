@@ -1,0 +1,1 @@
+"""The thing registry: things, thing types, thing groups, billing groups, registry events."""

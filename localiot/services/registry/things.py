@@ -1,0 +1,243 @@
+"""Things: create, describe, update, delete, list with attribute search."""
+
+from __future__ import annotations
+
+from localiot.protocol.errors import ServiceError, invalid, not_found
+from localiot.services import operation
+from localiot.services.common import new_id, page
+from localiot.services.registry import events
+
+KIND = "thing"
+MEMBER_OF = "thinggroup-member"  # links: thing group -> thing
+PRINCIPALS = "thing-principal"  # links: thing -> principal (identity family)
+MAX_ATTRIBUTES_UNTYPED = 3
+MAX_ATTRIBUTES_TYPED = 50
+
+
+def arn(ctx, name: str) -> str:
+    return ctx.arn(f"thing/{name}")
+
+
+def get(ctx, name: str) -> dict:
+    thing = ctx.tx.get(KIND, name)
+    if thing is None:
+        raise not_found(f"Thing {name} cannot be found.")
+    return thing
+
+
+def save(ctx, thing: dict) -> None:
+    index = {f"attr:{k}": v for k, v in thing["attributes"].items()}
+    index["thingType"] = thing.get("thingTypeName")
+    index["billingGroup"] = thing.get("billingGroupName")
+    ctx.tx.put(KIND, thing["thingName"], thing, index)
+
+
+def _check_attribute_count(thing_type: str | None, attributes: dict) -> None:
+    limit = MAX_ATTRIBUTES_TYPED if thing_type else MAX_ATTRIBUTES_UNTYPED
+    if len(attributes) > limit:
+        raise invalid(
+            f"Maximum number of attributes is {limit} for a thing "
+            f"{'with' if thing_type else 'without'} a thing type."
+        )
+
+
+def _usable_thing_type(ctx, name: str) -> None:
+    from localiot.services.registry import thing_types
+
+    thing_type = thing_types.get(ctx, name)
+    if thing_type["thingTypeMetadata"].get("deprecated"):
+        raise invalid(f"Can not create or update a thing with deprecated thing type {name}")
+
+
+def _emit(ctx, thing: dict, op: str) -> None:
+    events.emit(ctx, "THING", f"$aws/events/thing/{thing['thingName']}/{op.lower()}", op, {
+        "thingId": thing["thingId"],
+        "thingName": thing["thingName"],
+        "versionNumber": thing["version"],
+        "thingTypeName": thing.get("thingTypeName"),
+        "attributes": thing["attributes"],
+    })
+
+
+def _emit_type_association(ctx, thing: dict, thing_type: str, op: str) -> None:
+    events.emit(
+        ctx, "THING_TYPE_ASSOCIATION",
+        f"$aws/events/thingTypeAssociation/thing/{thing['thingName']}/{thing_type}", op,
+        {"thingId": thing["thingId"], "thingName": thing["thingName"], "thingTypeName": thing_type},
+    )
+
+
+@operation("iot")
+def CreateThing(ctx, req):
+    name = req["thingName"]
+    attributes = (req.get("attributePayload") or {}).get("attributes") or {}
+    thing_type = req.get("thingTypeName")
+    billing_group = req.get("billingGroupName")
+    existing = ctx.tx.get(KIND, name)
+    if existing is not None:
+        same = (
+            existing.get("thingTypeName") == thing_type
+            and existing["attributes"] == attributes
+            and (billing_group is None or existing.get("billingGroupName") == billing_group)
+        )
+        if not same:
+            raise ServiceError(
+                "ResourceAlreadyExistsException",
+                f"Thing {name} already exists in account with different attributes",
+                resourceId=existing["thingId"], resourceArn=existing["thingArn"],
+            )
+        return {"thingName": name, "thingArn": existing["thingArn"], "thingId": existing["thingId"]}
+    if thing_type:
+        _usable_thing_type(ctx, thing_type)
+    _check_attribute_count(thing_type, attributes)
+    if billing_group:
+        from localiot.services.registry import billing_groups
+
+        billing_groups.get(ctx, billing_group)
+    thing = {
+        "thingName": name,
+        "thingId": new_id(),
+        "thingArn": arn(ctx, name),
+        "thingTypeName": thing_type,
+        "attributes": attributes,
+        "version": 1,
+        "billingGroupName": billing_group,
+        "creationDate": ctx.now(),
+    }
+    save(ctx, thing)
+    _emit(ctx, thing, "CREATED")
+    if thing_type:
+        _emit_type_association(ctx, thing, thing_type, "ADDED")
+    return {"thingName": name, "thingArn": thing["thingArn"], "thingId": thing["thingId"]}
+
+
+@operation("iot")
+def DescribeThing(ctx, req):
+    thing = get(ctx, req["thingName"])
+    return {
+        "defaultClientId": thing["thingName"],
+        "thingName": thing["thingName"],
+        "thingId": thing["thingId"],
+        "thingArn": thing["thingArn"],
+        "thingTypeName": thing.get("thingTypeName"),
+        "attributes": thing["attributes"],
+        "version": thing["version"],
+        "billingGroupName": thing.get("billingGroupName"),
+    }
+
+
+def check_version(kind_label: str, name: str, current: int, expected: int | None) -> None:
+    if expected is not None and expected != current:
+        raise ServiceError(
+            "VersionConflictException",
+            f"The version for {kind_label} {name} does not match the expected version.",
+        )
+
+
+@operation("iot")
+def UpdateThing(ctx, req):
+    name = req["thingName"]
+    thing = get(ctx, name)
+    check_version("thing", name, thing["version"], req.get("expectedVersion"))
+    if req.get("removeThingType") and req.get("thingTypeName"):
+        raise invalid("Cannot specify both thingTypeName and removeThingType.")
+    old_type = thing.get("thingTypeName")
+    new_type = old_type
+    if req.get("removeThingType"):
+        new_type = None
+    elif req.get("thingTypeName") and req["thingTypeName"] != old_type:
+        _usable_thing_type(ctx, req["thingTypeName"])
+        new_type = req["thingTypeName"]
+    attributes = dict(thing["attributes"])
+    payload = req.get("attributePayload")
+    if payload is not None:
+        given = payload.get("attributes") or {}
+        if payload.get("merge"):
+            for key, value in given.items():
+                # An empty value removes the attribute when merging, as AWS does.
+                if value == "":
+                    attributes.pop(key, None)
+                else:
+                    attributes[key] = value
+        else:
+            attributes = {k: v for k, v in given.items() if v != ""}
+    _check_attribute_count(new_type, attributes)
+    thing.update(thingTypeName=new_type, attributes=attributes, version=thing["version"] + 1)
+    save(ctx, thing)
+    _emit(ctx, thing, "UPDATED")
+    if old_type != new_type:
+        if old_type:
+            _emit_type_association(ctx, thing, old_type, "REMOVED")
+        if new_type:
+            _emit_type_association(ctx, thing, new_type, "ADDED")
+    return {}
+
+
+@operation("iot")
+def DeleteThing(ctx, req):
+    name = req["thingName"]
+    thing = ctx.tx.get(KIND, name)
+    if thing is None:
+        return {}  # AWS: deleting a thing that does not exist succeeds.
+    check_version("thing", name, thing["version"], req.get("expectedVersion"))
+    principals = ctx.tx.linked(PRINCIPALS, name)
+    if principals:
+        raise invalid(f"Cannot delete thing {name} since it has principals attached: {principals}")
+    ctx.tx.delete(KIND, name)
+    ctx.tx.unlink_all(MEMBER_OF, dst=name)
+    _emit(ctx, thing, "DELETED")
+    return {}
+
+
+def summary(thing: dict) -> dict:
+    return {
+        "thingName": thing["thingName"],
+        "thingTypeName": thing.get("thingTypeName"),
+        "thingArn": thing["thingArn"],
+        "attributes": thing["attributes"],
+        "version": thing["version"],
+    }
+
+
+def filtered(fetch, keep):
+    """Wrap a keyset fetch with a predicate, reading on until `limit` rows pass."""
+
+    def run(after, limit):
+        out = []
+        while len(out) < limit:
+            rows = fetch(after, limit)
+            if not rows:
+                break
+            out.extend(r for r in rows if keep(r))
+            after = rows[-1][0]
+            if len(rows) < limit:
+                break
+        return out[:limit]
+
+    return run
+
+
+@operation("iot")
+def ListThings(ctx, req):
+    tx = ctx.tx
+    attr_name = req.get("attributeName")
+    attr_value = req.get("attributeValue")
+    thing_type = req.get("thingTypeName")
+    if attr_name:
+        use_prefix = bool(req.get("usePrefixAttributeValue")) or attr_value is None
+        value = attr_value or ""
+
+        def fetch(after, limit):
+            return tx.find(KIND, f"attr:{attr_name}", value, prefix=use_prefix, after=after, limit=limit)
+
+        if thing_type:
+            fetch = filtered(fetch, lambda row: row[1].get("thingTypeName") == thing_type)
+    elif thing_type:
+        def fetch(after, limit):
+            return tx.find(KIND, "thingType", thing_type, after=after, limit=limit)
+    else:
+        def fetch(after, limit):
+            return tx.scan(KIND, after=after, limit=limit)
+
+    rows, token = page(fetch, req)
+    return {"things": [summary(doc) for _, doc in rows], "nextToken": token}

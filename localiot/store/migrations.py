@@ -1,0 +1,29 @@
+"""Versioned schema. Append a migration; never edit one that has shipped."""
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE objects (
+                account TEXT NOT NULL, region TEXT NOT NULL, kind TEXT NOT NULL,
+                name TEXT NOT NULL, doc TEXT NOT NULL,
+                PRIMARY KEY (account, region, kind, name))""",
+            """CREATE TABLE object_index (
+                account TEXT NOT NULL, region TEXT NOT NULL, kind TEXT NOT NULL,
+                key TEXT NOT NULL, value TEXT NOT NULL, name TEXT NOT NULL,
+                PRIMARY KEY (account, region, kind, key, value, name))""",
+            "CREATE INDEX object_index_by_name ON object_index (account, region, kind, name)",
+            """CREATE TABLE links (
+                account TEXT NOT NULL, region TEXT NOT NULL, rel TEXT NOT NULL,
+                src TEXT NOT NULL, dst TEXT NOT NULL,
+                PRIMARY KEY (account, region, rel, src, dst))""",
+            "CREATE INDEX links_reverse ON links (account, region, rel, dst, src)",
+            """CREATE TABLE tags (
+                account TEXT NOT NULL, region TEXT NOT NULL, arn TEXT NOT NULL,
+                key TEXT NOT NULL, value TEXT NOT NULL,
+                PRIMARY KEY (account, region, arn, key))""",
+        ],
+    ),
+]
+
+TABLES = ("objects", "object_index", "links", "tags")
