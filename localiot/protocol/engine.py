@@ -73,10 +73,11 @@ class Engine:
             else:
                 reply = serializer.serialize_rest(route.operation, output or {})
         except ServiceError as error:
-            reply = self._error(error, route)
+            reply = self._error(error, route, headers)
         except Exception:  # a bug of ours: answer like AWS does, keep the traceback in the log
             log.exception("internal failure in %s", route.name if route else raw_path)
-            reply = self._error(ServiceError("InternalFailureException", "An internal error occurred.", status=500), route)
+            failure = ServiceError("InternalFailureException", "An internal error occurred.", status=500)
+            reply = self._error(failure, route, headers)
         reply.headers["x-amzn-RequestId"] = request_id
         if route is not None:
             reply.headers["x-localiot-operation"] = f"{route.service.name}.{route.name}"
@@ -97,7 +98,8 @@ class Engine:
             raise ServiceError("UnknownOperationException", f"No operation matches {method} {raw_path}", status=404)
         return found
 
-    def _error(self, error: ServiceError, route: Route | None) -> Reply:
+    def _error(self, error: ServiceError, route: Route | None, headers) -> Reply:
         if route is not None:
             return serializer.serialize_error(error, route.service.protocol, route.service.error_shapes)
-        return serializer.serialize_error(error, "rest-json", self._all_errors)
+        protocol = "json" if headers.get("X-Amz-Target") else "rest-json"
+        return serializer.serialize_error(error, protocol, self._all_errors)

@@ -11,6 +11,8 @@ from localiot.services.tagging import taggable
 KIND = "thingtype"
 # The developer guide: a deprecated thing type can be deleted five minutes later.
 DELETE_AFTER_DEPRECATION_SECONDS = 300
+# The developer guide: "you can specify up to three attributes as searchable".
+MAX_SEARCHABLE_ATTRIBUTES = 3
 
 taggable("thingtype", lambda tx, name: tx.get(KIND, name) is not None)
 
@@ -20,6 +22,11 @@ def get(ctx, name: str) -> dict:
     if thing_type is None:
         raise not_found(f"Thing Type {name} cannot be found.")
     return thing_type
+
+
+def _check_properties(props: dict) -> None:
+    if len(props.get("searchableAttributes") or []) > MAX_SEARCHABLE_ATTRIBUTES:
+        raise invalid(f"A thing type can have at most {MAX_SEARCHABLE_ATTRIBUTES} searchable attributes.")
 
 
 def _emit(ctx, doc: dict, op: str) -> None:
@@ -40,6 +47,7 @@ def _emit(ctx, doc: dict, op: str) -> None:
 def CreateThingType(ctx, req):
     name = req["thingTypeName"]
     props = req.get("thingTypeProperties") or {}
+    _check_properties(props)
     existing = ctx.tx.get(KIND, name)
     if existing is not None:
         if existing["thingTypeProperties"] == props:
@@ -100,6 +108,7 @@ def UpdateThingType(ctx, req):
     doc = get(ctx, req["thingTypeName"])
     props = dict(doc["thingTypeProperties"])
     props.update(req.get("thingTypeProperties") or {})
+    _check_properties(props)
     doc["thingTypeProperties"] = props
     ctx.tx.put(KIND, doc["thingTypeName"], doc)
     _emit(ctx, doc, "UPDATED")
