@@ -24,7 +24,13 @@ def main(argv: list[str] | None = None) -> None:
                        help="verify SigV4 signatures against --credentials (LOCALIOT_STRICT_SIGNATURES)")
     serve.add_argument("--credentials", help="AKID:SECRET[,AKID:SECRET] for strict mode (LOCALIOT_CREDENTIALS)")
     serve.add_argument("--aws-endpoint-url", help="downstream AWS endpoint for Lambda, SQS ... (LOCALIOT_AWS_ENDPOINT_URL)")
+    sub.add_parser("models-path", help="print the folder to put in AWS_DATA_PATH (Fleet Hub model for boto3/CLI)")
     args = parser.parse_args(argv)
+    if args.command == "models-path":
+        from localiot.protocol.models import MODELS_DIR
+
+        print(MODELS_DIR)
+        return
 
     overrides = {k: v for k, v in vars(args).items() if k != "command"}
     config = Config.from_env(**overrides)
@@ -34,10 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
 
-        uvloop.install()
+        run = uvloop.run
     except ImportError:  # uvloop is optional (Windows)
-        pass
+        run = asyncio.run
     try:
-        asyncio.run(serve_forever(config))
+        run(serve_forever(config))
     except KeyboardInterrupt:
         pass
