@@ -3,22 +3,17 @@
     @operation("iot")
     def CreateThing(ctx, req): ...
 
-`load_all()` imports every family so their handlers register.
+`load_all()` imports every module under `localiot.services`, so a new
+family registers its handlers by existing; nothing else lists them.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Callable
 
 HANDLERS: dict[tuple[str, str], Callable] = {}
-
-FAMILIES = (
-    "localiot.services.tagging",
-    "localiot.services.registry.things",
-    "localiot.services.registry.thing_types",
-    "localiot.services.registry.events",
-)
 
 
 def operation(service: str, name: str | None = None):
@@ -33,6 +28,6 @@ def operation(service: str, name: str | None = None):
 
 
 def load_all() -> dict[tuple[str, str], Callable]:
-    for module in FAMILIES:
-        importlib.import_module(module)
+    for module in pkgutil.walk_packages(__path__, prefix=__name__ + "."):
+        importlib.import_module(module.name)
     return HANDLERS
