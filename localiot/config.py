@@ -25,6 +25,9 @@ class Config:
     credentials: str = ""
     # Where Lambda, SQS, S3 ... are reached (moto's server, LocalStack, AWS).
     aws_endpoint_url: str = ""
+    # Credentials for the downstream endpoint; empty means boto3's usual chain.
+    downstream_access_key: str = ""
+    downstream_secret_key: str = ""
 
     env_names = {
         "host": "LOCALIOT_HOST",
@@ -37,6 +40,8 @@ class Config:
         "strict_signatures": "LOCALIOT_STRICT_SIGNATURES",
         "credentials": "LOCALIOT_CREDENTIALS",
         "aws_endpoint_url": "LOCALIOT_AWS_ENDPOINT_URL",
+        "downstream_access_key": "LOCALIOT_AWS_ACCESS_KEY_ID",
+        "downstream_secret_key": "LOCALIOT_AWS_SECRET_ACCESS_KEY",
     }
 
     @classmethod

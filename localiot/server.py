@@ -18,6 +18,7 @@ from localiot.config import Config
 from localiot.protocol.engine import Call, Engine
 from localiot.protocol.errors import ServiceError
 from localiot.protocol.models import load_services
+from localiot.runtime import Runtime
 from localiot.services import load_all
 from localiot.services.context import RequestContext
 from localiot.store import open_store
@@ -30,6 +31,7 @@ class LocalIoT:
         self.config = config or Config.from_env()
         self.clock = Clock()
         self.bus = Bus()
+        self.runtime = Runtime(self.config, self.clock, self.bus)
         db_path = ":memory:" if self.config.in_memory else os.path.join(self.config.data_dir, "localiot.db")
         self.store = open_store(db_path)
         self.handlers = load_all()
@@ -56,7 +58,7 @@ class LocalIoT:
                 status=501,
             )
         with self.store.transaction(call.account, call.region) as tx:
-            ctx = RequestContext(call.account, call.region, tx, self.clock, self.config, service, name)
+            ctx = RequestContext(call.account, call.region, tx, self.runtime, service, name)
             output = handler(ctx, call.params)
         for topic, payload in ctx.events:
             self.bus.publish(call.account, call.region, topic, payload)
@@ -88,6 +90,9 @@ class LocalIoT:
             self.store.reset()
             self.clock.reset()
             return _json({"reset": True})
+        if path == "/_localiot/ca.pem" and request.method == "GET":
+            # The installation's root CA, so devices can trust the broker.
+            return web.Response(body=self.runtime.ca.pem, content_type="application/x-pem-file")
         if path == "/_localiot/clock":
             if request.method == "POST":
                 body = await request.json() if request.can_read_body else {}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from localiot.clock import Clock
 from localiot.config import Config
+from localiot.runtime import Runtime
 
 
 @dataclass
@@ -14,11 +15,18 @@ class RequestContext:
     account: str
     region: str
     tx: object  # localiot.store.Tx
-    clock: Clock
-    config: Config
+    runtime: Runtime
     service: str = "iot"
     operation: str = ""
     events: list[tuple[str, bytes]] = field(default_factory=list)
+
+    @property
+    def clock(self) -> Clock:
+        return self.runtime.clock
+
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
 
     def now(self) -> float:
         return self.clock.now()

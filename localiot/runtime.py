@@ -1,0 +1,46 @@
+"""Shared parts of one running localiot that handlers and listeners reach:
+config, clock, bus, the installation's certificate authority, and clients
+for the downstream AWS services (Lambda, SQS, S3 ...)."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from localiot.bus import Bus
+from localiot.clock import Clock
+from localiot.config import Config
+
+
+class Runtime:
+    def __init__(self, config: Config, clock: Clock, bus: Bus):
+        self.config = config
+        self.clock = clock
+        self.bus = bus
+        self._clients: dict[tuple[str, str], object] = {}
+        self._lock = threading.Lock()
+
+    @cached_property
+    def ca(self):
+        """The installation's root CA: created on first use, kept in the data directory."""
+        from localiot.pki import InstallationCA
+
+        return InstallationCA.load_or_create(None if self.config.in_memory else self.config.data_dir)
+
+    def aws_client(self, service: str, region: str):
+        """A boto3 client for a downstream AWS service at LOCALIOT_AWS_ENDPOINT_URL."""
+        import boto3
+
+        key = (service, region)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = boto3.client(
+                    service,
+                    region_name=region,
+                    endpoint_url=self.config.aws_endpoint_url or None,
+                    aws_access_key_id=self.config.downstream_access_key or None,
+                    aws_secret_access_key=self.config.downstream_secret_key or None,
+                )
+                self._clients[key] = client
+            return client
