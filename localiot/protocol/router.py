@@ -25,6 +25,7 @@ class Route:
     labels: list[tuple[str, str]]  # (regex group, member name)
     required_query: dict[str, str | None] = field(default_factory=dict)
     score: tuple = ()
+    first_segment: str | None = None  # literal first path segment, None for a label
 
     @property
     def name(self) -> str:
@@ -75,13 +76,18 @@ def compile_route(service: Service, operation: OperationModel) -> Route:
         regex_parts.append(out)
     pattern = re.compile("^/" + "/".join(regex_parts) + "/?$")
     score = (-literal_segments, greedy, -len(required_query), -len(path))
-    return Route(service, operation, operation.http["method"], pattern, labels, required_query, score)
+    first = path.strip("/").split("/", 1)[0]
+    first_segment = None if "{" in first else first
+    return Route(service, operation, operation.http["method"], pattern, labels, required_query, score, first_segment)
 
 
 class Router:
     def __init__(self, services: list[Service]):
         self.services = services
         self._routes: dict[str, list[Route]] = {}
+        # (method, first path segment) -> candidate routes, most specific first;
+        # routes that start with a label are candidates for every segment.
+        self._buckets: dict[tuple[str, str], list[Route]] = {}
         self._targets: dict[str, Route] = {}
         for service in services:
             for op in service.operations.values():
@@ -91,8 +97,13 @@ class Router:
                     self._targets[f"{prefix}.{op.name}"] = route
                 else:
                     self._routes.setdefault(route.method, []).append(route)
-        for routes in self._routes.values():
+        for method, routes in self._routes.items():
             routes.sort(key=lambda r: r.score)
+            self._buckets[(method, "")] = [r for r in routes if r.first_segment is None]
+            for segment in {r.first_segment for r in routes if r.first_segment is not None}:
+                self._buckets[(method, segment)] = [
+                    r for r in routes if r.first_segment in (segment, None)
+                ]
 
     def by_target(self, target: str) -> Route | None:
         return self._targets.get(target)
@@ -101,7 +112,11 @@ class Router:
         self, method: str, raw_path: str, query, services: set[str] | None
     ) -> tuple[Route, dict[str, str]] | None:
         """First matching route, restricted to `services` when the caller named one."""
-        for route in self._routes.get(method, ()):
+        first = raw_path[1:].split("/", 1)[0]
+        candidates = self._buckets.get((method, first))
+        if candidates is None:
+            candidates = self._buckets.get((method, ""), ())
+        for route in candidates:
             if services is not None and route.service.name not in services:
                 continue
             m = route.pattern.match(raw_path)
