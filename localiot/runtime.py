@@ -17,6 +17,9 @@ class Runtime:
         self.config = config
         self.clock = clock
         self.bus = bus
+        # endpoint type -> "host:port" of the listener serving it, filled as
+        # listeners start ("api", "iot:Data-ATS" ...); DescribeEndpoint reads it.
+        self.listeners: dict[str, str] = {}
         self._clients: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()
 

@@ -112,6 +112,7 @@ class LocalIoT:
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
+        self.runtime.listeners["api"] = f"{self.config.host}:{self.port}"
         log.info("localiot %s API on http://%s:%s (store %s)", __version__, self.config.host, self.port, self.store.path)
         return self.port
 

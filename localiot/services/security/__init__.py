@@ -1,0 +1,1 @@
+"""Security family: certificates and CAs, policies, authorizers, role aliases, domains."""

@@ -1,0 +1,104 @@
+"""Role aliases: create, describe, update, delete, list.
+
+A role alias names an IAM role for the credentials provider. The role's own
+maximum session duration is not checked (that would need IAM downstream).
+"""
+
+from __future__ import annotations
+
+import re
+
+from localiot.protocol.errors import ServiceError, invalid, not_found
+from localiot.services import operation
+from localiot.services.common import apply_tags, tags_to_dict
+from localiot.services.security.authorizers import marker_page
+from localiot.services.tagging import taggable
+
+KIND = "rolealias"
+DEFAULT_DURATION = 3600  # "The default value is 3,600 seconds."
+ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+
+taggable("rolealias", lambda tx, name: tx.get(KIND, name) is not None)
+
+
+def arn(ctx, alias: str) -> str:
+    return ctx.arn(f"rolealias/{alias}")
+
+
+def get(ctx, alias: str) -> dict:
+    doc = ctx.tx.get(KIND, alias)
+    if doc is None:
+        raise not_found(f"Role alias {alias} cannot be found.")
+    return doc
+
+
+def _check_role_arn(value: str) -> None:
+    if not ROLE_ARN.match(value):
+        raise invalid(f"roleArn {value!r} is not an IAM role ARN.")
+
+
+@operation("iot")
+def CreateRoleAlias(ctx, req):
+    alias = req["roleAlias"]
+    existing = ctx.tx.get(KIND, alias)
+    if existing is not None:
+        raise ServiceError(
+            "ResourceAlreadyExistsException", f"Role alias {alias} already exists.",
+            resourceId=alias, resourceArn=existing["roleAliasArn"],
+        )
+    _check_role_arn(req["roleArn"])
+    now = ctx.now()
+    doc = {
+        "roleAlias": alias,
+        "roleAliasArn": arn(ctx, alias),
+        "roleArn": req["roleArn"],
+        "owner": ctx.account,
+        "credentialDurationSeconds": req.get("credentialDurationSeconds") or DEFAULT_DURATION,
+        "creationDate": now,
+        "lastModifiedDate": now,
+    }
+    ctx.tx.put(KIND, alias, doc)
+    apply_tags(ctx, doc["roleAliasArn"], tags_to_dict(req.get("tags")))
+    return {"roleAlias": alias, "roleAliasArn": doc["roleAliasArn"]}
+
+
+@operation("iot")
+def DescribeRoleAlias(ctx, req):
+    doc = get(ctx, req["roleAlias"])
+    return {"roleAliasDescription": {
+        "roleAlias": doc["roleAlias"],
+        "roleAliasArn": doc["roleAliasArn"],
+        "roleArn": doc["roleArn"],
+        "owner": doc["owner"],
+        "credentialDurationSeconds": doc["credentialDurationSeconds"],
+        "creationDate": doc["creationDate"],
+        "lastModifiedDate": doc["lastModifiedDate"],
+    }}
+
+
+@operation("iot")
+def UpdateRoleAlias(ctx, req):
+    alias = req["roleAlias"]
+    doc = get(ctx, alias)
+    if req.get("roleArn") is not None:
+        _check_role_arn(req["roleArn"])
+        doc["roleArn"] = req["roleArn"]
+    if req.get("credentialDurationSeconds") is not None:
+        doc["credentialDurationSeconds"] = req["credentialDurationSeconds"]
+    doc["lastModifiedDate"] = ctx.now()
+    ctx.tx.put(KIND, alias, doc)
+    return {"roleAlias": alias, "roleAliasArn": doc["roleAliasArn"]}
+
+
+@operation("iot")
+def DeleteRoleAlias(ctx, req):
+    doc = get(ctx, req["roleAlias"])
+    ctx.tx.delete(KIND, doc["roleAlias"])
+    ctx.tx.drop_tags(doc["roleAliasArn"])
+    return {}
+
+
+@operation("iot")
+def ListRoleAliases(ctx, req):
+    rows, marker = marker_page(ctx.tx, KIND, req)
+    return {"roleAliases": [name for name, _ in rows], "nextMarker": marker}
