@@ -1,0 +1,147 @@
+"""The Device Shadow service: one implementation for both doors.
+
+The iot-data handlers (GetThingShadow, UpdateThingShadow, DeleteThingShadow,
+ListNamedShadowsForThing) and the broker's reserved shadow topics call these
+functions inside the caller's transaction. Topics are queued with
+`ctx.publish`, so they go out only if the call commits:
+
+- update: `/update/accepted`, `/update/delta` (when desired differs from
+  reported), `/update/documents`, whichever door the request came through;
+- delete: `/delete/accepted`;
+- get: `/get/accepted` only when asked (`publish_accepted=True`), because AWS
+  answers an HTTP GET in the response alone;
+- `/rejected`: only when asked (`publish_rejected=True`, the MQTT door). Then
+  the failure is queued on `<op>/rejected` and the function returns None
+  instead of raising, so the caller commits and the rejection is delivered.
+  A failed request has written nothing.
+
+Behaviour AWS documents and this follows: a shadow does not need a
+registered thing (and deleting a thing leaves its shadows); deleting a
+shadow does not reset its version: a shadow created again within 48 hours
+continues from the deleted one's version, later it starts again (version 1
+after its first update). There is no quota on named shadows per thing.
+"""
+
+from __future__ import annotations
+
+from localiot.protocol.errors import ServiceError
+from localiot.services.common import decode_token, encode_token
+from localiot.shadows import document
+from localiot.shadows.document import ShadowError
+
+KIND = "shadow"
+NAMED_INDEX = "named"  # index key: thing name, on live named shadows only
+VERSION_MEMORY_SECONDS = 48 * 3600
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+
+
+def topic_prefix(thing: str, shadow_name: str | None = None) -> str:
+    base = f"$aws/things/{thing}/shadow"
+    return f"{base}/name/{shadow_name}" if shadow_name else base
+
+
+def _key(thing: str, shadow_name: str | None) -> str:
+    # Neither name can hold "/", so "<thing>/" prefixes exactly one thing's shadows.
+    return f"{thing}/{shadow_name or ''}"
+
+
+def _now(ctx) -> int:
+    return int(ctx.now())
+
+
+def _load(ctx, thing: str, shadow_name: str | None, now: int) -> tuple[dict | None, int]:
+    """The live shadow (or None) and the version a new one would continue from."""
+    stored = ctx.tx.get(KIND, _key(thing, shadow_name))
+    if stored is None:
+        return None, 0
+    deleted_at = stored.get("deletedAt")
+    if deleted_at is not None:
+        return None, stored["version"] if now - deleted_at <= VERSION_MEMORY_SECONDS else 0
+    return stored, stored["version"]
+
+
+def _save(ctx, thing: str, shadow_name: str | None, doc: dict, *, live: bool) -> None:
+    doc = {"thingName": thing, "shadowName": shadow_name, **doc}
+    index = {NAMED_INDEX: thing} if live and shadow_name else {}
+    ctx.tx.put(KIND, _key(thing, shadow_name), doc, index)
+
+
+def _fail(ctx, error: ShadowError, thing: str, shadow_name: str | None, op: str, publish_rejected: bool):
+    if not publish_rejected:
+        raise error
+    ctx.publish(f"{topic_prefix(thing, shadow_name)}/{op}/rejected", error.document())
+    return None
+
+
+def get_shadow(ctx, thing: str, shadow_name: str | None = None, client_token: str | None = None, *,
+               publish_accepted: bool = False, publish_rejected: bool = False) -> dict | None:
+    """The shadow document (state with delta, metadata, version, timestamp)."""
+    try:
+        document.validate_names(thing, shadow_name)
+        now = _now(ctx)
+        stored, _ = _load(ctx, thing, shadow_name, now)
+        if stored is None:
+            raise document.not_found(thing, shadow_name, client_token)
+    except ShadowError as error:
+        return _fail(ctx, error, thing, shadow_name, "get", publish_rejected)
+    reply = document.get_document(stored, now, client_token)
+    if publish_accepted:
+        ctx.publish(f"{topic_prefix(thing, shadow_name)}/get/accepted", reply)
+    return reply
+
+
+def update_shadow(ctx, thing: str, shadow_name: str | None, payload: bytes | str, *,
+                  publish_rejected: bool = False) -> dict | None:
+    """Apply an update request document; returns the accepted document."""
+    try:
+        document.validate_names(thing, shadow_name)
+        request = document.parse_update(payload)
+        now = _now(ctx)
+        stored, base_version = _load(ctx, thing, shadow_name, now)
+        result = document.apply_update(stored, request, now, base_version)
+    except ShadowError as error:
+        return _fail(ctx, error, thing, shadow_name, "update", publish_rejected)
+    _save(ctx, thing, shadow_name, result.shadow, live=True)
+    prefix = topic_prefix(thing, shadow_name)
+    ctx.publish(f"{prefix}/update/accepted", result.accepted)
+    if result.delta is not None:
+        ctx.publish(f"{prefix}/update/delta", result.delta)
+    ctx.publish(f"{prefix}/update/documents", result.documents)
+    return result.accepted
+
+
+def delete_shadow(ctx, thing: str, shadow_name: str | None = None, client_token: str | None = None, *,
+                  publish_rejected: bool = False) -> dict | None:
+    """Delete the shadow; its version is remembered for 48 hours."""
+    try:
+        document.validate_names(thing, shadow_name)
+        now = _now(ctx)
+        stored, _ = _load(ctx, thing, shadow_name, now)
+        if stored is None:
+            raise document.not_found(thing, shadow_name, client_token)
+    except ShadowError as error:
+        return _fail(ctx, error, thing, shadow_name, "delete", publish_rejected)
+    _save(ctx, thing, shadow_name, {"version": stored["version"], "deletedAt": now}, live=False)
+    reply = document.delete_document(stored, now, client_token)
+    ctx.publish(f"{topic_prefix(thing, shadow_name)}/delete/accepted", reply)
+    return reply
+
+
+def list_named_shadows(ctx, thing: str, next_token: str | None = None, page_size: int | None = None) -> dict:
+    """Names of the thing's named shadows (the classic one is not listed), in name order."""
+    document.validate_names(thing, None)
+    size = DEFAULT_PAGE_SIZE if page_size is None else page_size
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ShadowError(400, f"pageSize must be between 1 and {MAX_PAGE_SIZE}")
+    try:
+        after = decode_token(next_token)
+    except ServiceError as error:
+        raise ShadowError(400, error.message) from None
+    if after is not None and not (isinstance(after, str) and after.startswith(_key(thing, None))):
+        raise ShadowError(400, "The specified nextToken is not valid.")
+    rows = ctx.tx.find(KIND, NAMED_INDEX, thing, after=after, limit=size + 1)
+    out = {"results": [doc["shadowName"] for _, doc in rows[:size]], "timestamp": _now(ctx)}
+    if len(rows) > size:
+        out["nextToken"] = encode_token(rows[size - 1][0])
+    return out
