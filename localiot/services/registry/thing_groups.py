@@ -280,6 +280,8 @@ def DeleteThingGroup(ctx, req):
     ctx.tx.unlink_all(MEMBER_OF, src=name)
     ctx.tx.delete(KIND, name)
     ctx.tx.drop_tags(doc["thingGroupArn"])
+    # Policies attached to the group go with it (a group recreated later starts bare).
+    ctx.tx.unlink_all("policy-target", dst=doc["thingGroupArn"])
     if members and events.is_enabled(ctx, "THING_GROUP_MEMBERSHIP"):
         for thing_name in members:
             thing = ctx.tx.get(things.KIND, thing_name)
