@@ -1,0 +1,38 @@
+"""Provisioning: the template engine (`template`, pure) and carrying a plan out (`apply`).
+
+    from localiot.provisioning import validate_template, evaluate, TemplateError
+
+RegisterThing, JITP and the fleet-provisioning MQTT topics share both.
+"""
+
+from localiot.provisioning.template import (
+    CERTIFICATE,
+    POLICY,
+    THING,
+    CertificateSpec,
+    EvaluationError,
+    ParsedTemplate,
+    PolicySpec,
+    ProvisioningPlan,
+    TemplateError,
+    ThingSpec,
+    evaluate,
+    policy_name_for,
+    validate_template,
+)
+
+__all__ = [
+    "CERTIFICATE",
+    "POLICY",
+    "THING",
+    "CertificateSpec",
+    "EvaluationError",
+    "ParsedTemplate",
+    "PolicySpec",
+    "ProvisioningPlan",
+    "TemplateError",
+    "ThingSpec",
+    "evaluate",
+    "policy_name_for",
+    "validate_template",
+]
