@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import os
-from pathlib import Path
 
 from aiohttp import web
 from aiohttp.web_server import Server

@@ -15,17 +15,23 @@ def new_id() -> str:
 
 
 # pagination ----------------------------------------------------------------
-def encode_token(after: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode()
+# Tokens are standard base64 of {"after": last key}: the standard alphabet fits
+# every modelled token pattern (markers are [A-Za-z0-9+/]+={0,2}).
+def encode_token(after) -> str:
+    if isinstance(after, tuple):
+        after = list(after)
+    return base64.b64encode(json.dumps({"after": after}).encode()).decode()
 
 
-def decode_token(token: str | None) -> str | None:
+def decode_token(token: str | None, name: str = "nextToken"):
     if not token:
         return None
     try:
-        return json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
+        after = json.loads(base64.b64decode(token.encode(), altchars=b"-_" if "-" in token or "_" in token else None,
+                                            validate=True))["after"]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise invalid("The specified nextToken is not valid.")
+        raise invalid(f"The specified {name} is not valid.") from None
+    return tuple(after) if isinstance(after, list) else after
 
 
 def page(fetch, req: dict, *, default_size: int = 50, size_key: str = "maxResults", token_key: str = "nextToken"):
@@ -33,7 +39,7 @@ def page(fetch, req: dict, *, default_size: int = 50, size_key: str = "maxResult
 
     Returns (rows, next_token). Rows are (key, value) pairs, or plain keys.
     """
-    after = decode_token(req.get(token_key))
+    after = decode_token(req.get(token_key), token_key)
     limit = req.get(size_key) or default_size
     rows = fetch(after, limit + 1)
     if len(rows) <= limit:
@@ -41,6 +47,33 @@ def page(fetch, req: dict, *, default_size: int = 50, size_key: str = "maxResult
     rows = rows[:limit]
     last = rows[-1][0] if isinstance(rows[-1], tuple) else rows[-1]
     return rows, encode_token(last)
+
+
+def page_list(items: list, req: dict, key=lambda item: item, *, descending: bool = False, default_size: int = 50,
+              size_key: str = "maxResults", token_key: str = "nextToken"):
+    """Pagination over a list already sorted by `key` (descending when asked).
+
+    For the small collections whose order is not a store key (creation order,
+    descending listings). Returns (items, next_token)."""
+    after = decode_token(req.get(token_key), token_key)
+    if after is not None:
+        items = [i for i in items if (key(i) < after if descending else key(i) > after)]
+    size = req.get(size_key) or default_size
+    if len(items) <= size:
+        return items, None
+    items = items[:size]
+    return items, encode_token(key(items[-1]))
+
+
+def marker_page(tx, kind: str, req: dict, *, keep=None, default_size: int = 100):
+    """One page of `kind` by name for the pageSize / marker / ascendingOrder lists:
+    ascending unless the caller sends ascendingOrder=false. Returns (rows, nextMarker)."""
+    descending = req.get("ascendingOrder") is False
+    rows = [(name, doc) for name, doc in tx.scan(kind) if keep is None or keep(doc)]
+    if descending:
+        rows.reverse()
+    return page_list(rows, req, lambda row: row[0], descending=descending, default_size=default_size,
+                     size_key="pageSize", token_key="marker")
 
 
 # tags ----------------------------------------------------------------------

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from localiot.protocol.errors import ServiceError, conflict, invalid, not_found
 from localiot.services import operation
-from localiot.services.common import apply_tags, tags_to_dict
+from localiot.services.common import apply_tags, marker_page, tags_to_dict
 from localiot.services.tagging import taggable
 
 KIND = "authorizer"
@@ -60,38 +60,6 @@ def get(ctx, name: str) -> dict:
     if doc is None:
         raise not_found(f"Authorizer {name} cannot be found.")
     return doc
-
-
-# markers ---------------------------------------------------------------------
-def encode_marker(name: str) -> str:
-    return base64.b64encode(name.encode()).decode()
-
-
-def decode_marker(marker: str | None) -> str | None:
-    if not marker:
-        return None
-    try:
-        return base64.b64decode(marker, validate=True).decode()
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise invalid("The specified marker is not valid.")
-
-
-def marker_page(tx, kind: str, req: dict, *, keep=None, default_size: int = DEFAULT_PAGE_SIZE):
-    """One page of `kind` by name for the pageSize / marker / ascendingOrder lists.
-
-    Ascending unless the caller sends ascendingOrder=false. Returns (rows, nextMarker).
-    """
-    descending = req.get("ascendingOrder") is False
-    rows = [(name, doc) for name, doc in tx.scan(kind) if keep is None or keep(doc)]
-    if descending:
-        rows.reverse()
-    after = decode_marker(req.get("marker"))
-    if after is not None:
-        rows = [r for r in rows if (r[0] < after if descending else r[0] > after)]
-    size = req.get("pageSize") or default_size
-    if len(rows) <= size:
-        return rows, None
-    return rows[:size], encode_marker(rows[size - 1][0])
 
 
 # keys and signatures -----------------------------------------------------------
@@ -406,7 +374,7 @@ def DeleteAuthorizer(ctx, req):
 def ListAuthorizers(ctx, req):
     status = req.get("status")
     keep = (lambda doc: doc["status"] == status) if status else None
-    rows, marker = marker_page(ctx.tx, KIND, req, keep=keep)
+    rows, marker = marker_page(ctx.tx, KIND, req, keep=keep, default_size=DEFAULT_PAGE_SIZE)
     return {
         "authorizers": [{"authorizerName": d["authorizerName"], "authorizerArn": d["authorizerArn"]} for _, d in rows],
         "nextMarker": marker,

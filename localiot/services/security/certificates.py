@@ -27,14 +27,11 @@ Functions for other modules (the broker, fleet provisioning, JITR):
 
 from __future__ import annotations
 
-import base64
-import binascii
-import bisect
 
 from localiot import pki
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import operation
-from localiot.services.common import apply_tags, new_id, tags_to_dict
+from localiot.services.common import apply_tags, decode_token, encode_token, new_id, page_list, tags_to_dict
 from localiot.services.tagging import taggable
 
 KIND = "cert"
@@ -242,43 +239,22 @@ def summary(doc: dict) -> dict:
 
 
 # pageSize / marker pagination ---------------------------------------------------------
-def encode_marker(key: str) -> str:
-    # Standard base64: the markers' modelled pattern is [A-Za-z0-9+/]+={0,2}.
-    return base64.b64encode(key.encode()).decode()
-
-
-def decode_marker(marker: str | None) -> str | None:
-    if not marker:
-        return None
-    try:
-        return base64.b64decode(marker.encode(), validate=True).decode()
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise invalid("The specified marker is not valid.")
-
-
 def page_keys(keys: list[str], req: dict, *, size_key: str = "pageSize", token_key: str = "marker",
               default_size: int = DEFAULT_PAGE_SIZE) -> tuple[list[str], str | None]:
     """One page of ascending-sorted keys: ascending only if the caller asks (ascendingOrder=true)."""
     ascending = bool(req.get("ascendingOrder"))
-    after = decode_marker(req.get(token_key))
-    if after is not None:
-        keys = keys[bisect.bisect_right(keys, after):] if ascending else keys[:bisect.bisect_left(keys, after)]
-    if not ascending:
-        keys = keys[::-1]
-    size = req.get(size_key) or default_size
-    if len(keys) <= size:
-        return keys, None
-    return keys[:size], encode_marker(keys[size - 1])
+    return page_list(keys if ascending else keys[::-1], req, descending=not ascending,
+                     default_size=default_size, size_key=size_key, token_key=token_key)
 
 
 def page_ordered(tx, src: str, req: dict) -> tuple[list[str], str | None]:
     """A page of ORDER keys under `src`; ascending pages read only what they return."""
     if req.get("ascendingOrder"):
         size = req.get("pageSize") or DEFAULT_PAGE_SIZE
-        keys = tx.linked(ORDER, src, after=decode_marker(req.get("marker")), limit=size + 1)
+        keys = tx.linked(ORDER, src, after=decode_token(req.get("marker"), "marker"), limit=size + 1)
         if len(keys) <= size:
             return keys, None
-        return keys[:size], encode_marker(keys[size - 1])
+        return keys[:size], encode_token(keys[size - 1])
     return page_keys(tx.linked(ORDER, src), req)
 
 

@@ -20,8 +20,7 @@ import string
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import operation
-from localiot.services.common import apply_tags, tags_to_dict
-from localiot.services.security.authorizers import marker_page
+from localiot.services.common import apply_tags, marker_page, tags_to_dict
 from localiot.services.tagging import taggable
 
 KIND = "domainconfiguration"

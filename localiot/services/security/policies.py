@@ -21,9 +21,6 @@ subject to) and `connection_variables` (its policy variables); then
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import uuid
 from datetime import datetime, timezone
@@ -31,7 +28,7 @@ from datetime import datetime, timezone
 from localiot.policy import PolicyError, Variables, certificate_variables, compile_policies, parse_policy
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import operation
-from localiot.services.common import apply_tags, tags_to_dict
+from localiot.services.common import apply_tags, page_list, tags_to_dict
 from localiot.services.registry.things import MEMBER_OF, PRINCIPALS
 from localiot.services.tagging import taggable
 
@@ -274,41 +271,10 @@ def connection_authorization(tx, principal: str | None, client_id: str | None, *
 
 
 # markers (ListPolicies & co.): base64 that fits the model's [A-Za-z0-9+/]+={0,2} ------
-def encode_marker(after) -> str:
-    return base64.b64encode(json.dumps({"after": after}).encode()).decode()
-
-
-def decode_marker(marker: str | None):
-    if not marker:
-        return None
-    try:
-        return json.loads(base64.b64decode(marker.encode(), validate=True))["after"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise invalid("The specified marker is not valid.") from None
-
-
 def marker_page(items: list, req: dict, key=lambda item: item, *, descending: bool = False):
-    """Page a list already sorted by `key` (ascending, or descending when asked).
-
-    Returns (items, nextMarker)."""
-    after = decode_marker(req.get("marker"))
-    if after is not None:
-        if isinstance(after, list):
-            after = tuple(after)
-        if descending:
-            items = [i for i in items if _k(key(i)) < after]
-        else:
-            items = [i for i in items if _k(key(i)) > after]
-    size = req.get("pageSize") or DEFAULT_PAGE_SIZE
-    if len(items) <= size:
-        return items, None
-    items = items[:size]
-    last = key(items[-1])
-    return items, encode_marker(list(last) if isinstance(last, tuple) else last)
-
-
-def _k(value):
-    return tuple(value) if isinstance(value, list) else value
+    """Page a list already sorted by `key` with pageSize / marker. Returns (items, nextMarker)."""
+    return page_list(items, req, key, descending=descending, default_size=DEFAULT_PAGE_SIZE,
+                     size_key="pageSize", token_key="marker")
 
 
 def by_creation(docs: list[dict], ascending: bool) -> list[dict]:

@@ -10,8 +10,7 @@ import re
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import operation
-from localiot.services.common import apply_tags, tags_to_dict
-from localiot.services.security.authorizers import marker_page
+from localiot.services.common import apply_tags, marker_page, tags_to_dict
 from localiot.services.tagging import taggable
 
 KIND = "rolealias"
