@@ -64,7 +64,7 @@ class Engine:
                 params = parser.parse_rest(route.operation, labels, query, headers, body)
             errors = validator.validate(route.operation.input_shape, params)
             if errors:
-                raise ServiceError(route.service.validation_error, validator.message(errors))
+                raise ServiceError(route.validation_error, validator.message(errors))
             account = sigv4.account_for(scope.access_key, self.default_account) if scope else self.default_account
             region = scope.region if scope else self.default_region
             output = self.invoke(Call(route, params, account, region, scope.access_key if scope else None))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import unquote
 
 from botocore.model import OperationModel
@@ -30,6 +31,17 @@ class Route:
     @property
     def name(self) -> str:
         return self.operation.name
+
+    @cached_property
+    def validation_error(self) -> str:
+        """The error this operation models for bad input: InvalidRequestException
+        where it declares one, else ValidationException where it declares that
+        (e.g. the newer Commands operations), else the service's own."""
+        declared = {shape.name for shape in self.operation.error_shapes}
+        for code in ("InvalidRequestException", "ValidationException"):
+            if code in declared:
+                return code
+        return self.service.validation_error
 
 
 def _label_members(operation: OperationModel) -> dict[str, str]:
