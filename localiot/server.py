@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.web_server import Server
 
 from localiot import __version__
+from localiot.background import Background, default_jobs
 from localiot.bus import Bus
 from localiot.clock import Clock
 from localiot.config import Config
@@ -43,6 +44,7 @@ class LocalIoT:
             secrets=self.config.credential_map(),
             strict=self.config.strict_signatures,
         )
+        self.background = Background(self.store, self.runtime, default_jobs())
         self._runner: web.ServerRunner | None = None
         self.port: int | None = None
 
@@ -101,6 +103,9 @@ class LocalIoT:
                     self.clock.set(float(body["set"]))
                 if body.get("reset"):
                     self.clock.reset()
+                # Time-driven work (timeouts, rollouts ...) catches up with the
+                # moved clock before this answers, so tests need not wait.
+                await self.background.run_once()
             return _json({"now": self.clock.now(), "offset": self.clock.offset})
         return _json({"message": f"unknown admin route {request.method} {path}"}, status=404)
 
@@ -112,10 +117,12 @@ class LocalIoT:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
         self.runtime.listeners["api"] = f"{self.config.host}:{self.port}"
+        self.background.start()
         log.info("localiot %s API on http://%s:%s (store %s)", __version__, self.config.host, self.port, self.store.path)
         return self.port
 
     async def stop(self) -> None:
+        await self.background.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

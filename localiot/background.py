@@ -1,0 +1,68 @@
+"""Time-driven work (command timeouts, bulk registration, job rollouts ...) as
+periodic tasks on the server's own loop: the store's one connection is used
+from that loop only, so nothing here runs on another thread while it touches
+the store. Each job is `fn(store, runtime)`, sync or async; a failing run is
+logged and retried on the next period."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+log = logging.getLogger("localiot.background")
+
+
+@dataclass
+class Periodic:
+    name: str
+    interval: float
+    fn: Callable
+
+
+def default_jobs() -> list[Periodic]:
+    from localiot.services.commands import executions
+    from localiot.services.registry import bulk_registration
+
+    return [
+        Periodic("command-timeouts", 1.0, executions.tick),
+        Periodic("bulk-registration", 1.0, bulk_registration.run_pending_tasks_async),
+    ]
+
+
+class Background:
+    def __init__(self, store, runtime, jobs: list[Periodic]):
+        self.store = store
+        self.runtime = runtime
+        self.jobs = jobs
+        self._tasks: list[asyncio.Task] = []
+
+    def start(self) -> None:
+        for job in self.jobs:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._loop(job), name=job.name))
+
+    async def run_once(self) -> None:
+        """Run every job once now (tests call this after moving the clock)."""
+        for job in self.jobs:
+            await self._run(job)
+
+    async def _run(self, job: Periodic) -> None:
+        try:
+            result = job.fn(self.store, self.runtime)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("background job %s failed", job.name)
+
+    async def _loop(self, job: Periodic) -> None:
+        while True:
+            await asyncio.sleep(job.interval)
+            await self._run(job)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
