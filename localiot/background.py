@@ -18,7 +18,6 @@ log = logging.getLogger("localiot.background")
 @dataclass
 class Periodic:
     name: str
-    interval: float
     fn: Callable
 
 
@@ -27,19 +26,22 @@ def default_jobs() -> list[Periodic]:
     from localiot.services.registry import bulk_registration
 
     return [
-        Periodic("command-timeouts", 1.0, executions.tick),
-        Periodic("bulk-registration", 1.0, bulk_registration.run_pending_tasks_async),
+        Periodic("command-timeouts", executions.tick),
+        Periodic("bulk-registration", bulk_registration.run_pending_tasks_async),
     ]
 
 
 class Background:
-    def __init__(self, store, runtime, jobs: list[Periodic]):
+    def __init__(self, store, runtime, jobs: list[Periodic], period: float):
+        self.period = period
         self.store = store
         self.runtime = runtime
         self.jobs = jobs
         self._tasks: list[asyncio.Task] = []
 
     def start(self) -> None:
+        if self.period <= 0:
+            return
         for job in self.jobs:
             self._tasks.append(asyncio.get_running_loop().create_task(self._loop(job), name=job.name))
 
@@ -58,7 +60,7 @@ class Background:
 
     async def _loop(self, job: Periodic) -> None:
         while True:
-            await asyncio.sleep(job.interval)
+            await asyncio.sleep(self.period)
             await self._run(job)
 
     async def stop(self) -> None:

@@ -25,6 +25,9 @@ class Config:
     credentials: str = ""
     # Where Lambda, SQS, S3 ... are reached (moto's server, LocalStack, AWS).
     aws_endpoint_url: str = ""
+    # Seconds between runs of time-driven work (timeouts, rollouts ...); 0 runs
+    # it only when the clock is moved through /_localiot/clock (deterministic tests).
+    background_period: float = 1.0
     # Credentials for the downstream endpoint; empty means boto3's usual chain.
     downstream_access_key: str = ""
     downstream_secret_key: str = ""
@@ -40,6 +43,7 @@ class Config:
         "strict_signatures": "LOCALIOT_STRICT_SIGNATURES",
         "credentials": "LOCALIOT_CREDENTIALS",
         "aws_endpoint_url": "LOCALIOT_AWS_ENDPOINT_URL",
+        "background_period": "LOCALIOT_BACKGROUND_PERIOD",
         "downstream_access_key": "LOCALIOT_AWS_ACCESS_KEY_ID",
         "downstream_secret_key": "LOCALIOT_AWS_SECRET_ACCESS_KEY",
     }
@@ -67,4 +71,6 @@ def _coerce(type_name, raw: str):
         return _bool(raw)
     if type_name in (int, "int"):
         return int(raw)
+    if type_name in (float, "float"):
+        return float(raw)
     return raw

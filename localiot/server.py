@@ -44,7 +44,7 @@ class LocalIoT:
             secrets=self.config.credential_map(),
             strict=self.config.strict_signatures,
         )
-        self.background = Background(self.store, self.runtime, default_jobs())
+        self.background = Background(self.store, self.runtime, default_jobs(), self.config.background_period)
         self._runner: web.ServerRunner | None = None
         self.port: int | None = None
 

@@ -7,7 +7,7 @@
 
 or, in pytest, `pytest_plugins = ["localiot.testing"]` and use the
 `localiot_server` fixture (one server per test session, state wiped before
-each test). The server runs on its own event loop thread, on a free port.
+each test, time-driven work run only when the test moves the clock). The server runs on its own event loop thread, on a free port.
 """
 
 from __future__ import annotations
@@ -85,7 +85,9 @@ if pytest is not None:
 
     @pytest.fixture(scope="session")
     def _localiot_session_server():
-        with local_server() as server:
+        # No periodic background work: time-driven effects happen when a test
+        # moves the clock (POST /_localiot/clock), never by chance mid-test.
+        with local_server(background_period=0) as server:
             yield server
 
     @pytest.fixture

@@ -57,6 +57,12 @@ def jobs(localiot_server):
 
 
 def advance(server, seconds: float) -> float:
+    """Move the server's clock without running background work (tests call tick)."""
+    return server.clock.advance(seconds)
+
+
+def advance_over_http(server, seconds: float) -> float:
+    """Move the clock as a user would: the server runs its background work before answering."""
     request = urllib.request.Request(server.endpoint + "/_localiot/clock", method="POST",
                                      data=json.dumps({"advance": seconds}).encode(),
                                      headers={"Content-Type": "application/json"})
@@ -795,6 +801,17 @@ def test_a_timeout_reported_by_the_device_is_terminal(iot, jobs, thing, localiot
     _, reply = respond(localiot_server, "lamp", execution_id, {"status": "SUCCEEDED"})
     assert reply["error"] == "TerminalStateReached"
     iot.delete_command_execution(executionId=execution_id, targetArn=thing_arn("lamp"))
+
+
+def test_moving_the_clock_over_http_runs_the_timeout_tick(iot, jobs, thing, bus, localiot_server):
+    static(iot)
+    execution_id = start(jobs, executionTimeoutSeconds=5)
+    bus.take()
+    advance_over_http(localiot_server, 6)
+    # the tick ran inside the clock call: the event is out before anyone reads the execution
+    assert bus.topics() == ["$aws/events/commandExecution/light/TIMED_OUT"]
+    assert tick(localiot_server) == 0
+    assert iot.get_command_execution(executionId=execution_id, targetArn=thing_arn("lamp"))["status"] == "TIMED_OUT"
 
 
 def test_reads_apply_an_overdue_timeout_without_the_timer(iot, jobs, thing, bus, localiot_server):
