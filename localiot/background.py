@@ -22,10 +22,12 @@ class Periodic:
 
 
 def default_jobs() -> list[Periodic]:
+    from localiot.services import jobs
     from localiot.services.commands import executions
     from localiot.services.registry import bulk_registration
 
     return [
+        Periodic("jobs", jobs.tick),
         Periodic("command-timeouts", executions.tick),
         Periodic("bulk-registration", bulk_registration.run_pending_tasks_async),
     ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
-from localiot.services import operation
+from localiot.services import hooks, operation
 from localiot.services.common import apply_tags, new_id, page, tags_to_dict
 from localiot.services.registry import events, things
 from localiot.services.registry.things import MEMBER_OF, check_version
@@ -355,6 +355,7 @@ def _add(ctx, group: dict, thing: dict, override_dynamic: bool) -> None:
         _emit_membership(ctx, dropped, thing, "REMOVED")
     ctx.tx.link(MEMBER_OF, group_name, thing_name)
     _emit_membership(ctx, group, thing, "ADDED")
+    hooks.fire(hooks.THING_ADDED_TO_GROUP, ctx, group, thing)
 
 
 def _remove(ctx, group: dict, thing: dict) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
-from localiot.services import operation
+from localiot.services import hooks, operation
 from localiot.services.common import new_id, page
 from localiot.services.registry import events
 
@@ -185,6 +185,7 @@ def DeleteThing(ctx, req):
         raise invalid(f"Cannot delete thing {name} since it has principals attached: {principals}")
     ctx.tx.delete(KIND, name)
     ctx.tx.unlink_all(MEMBER_OF, dst=name)
+    hooks.fire(hooks.THING_DELETED, ctx, thing)
     _emit(ctx, thing, "DELETED")
     return {}
 

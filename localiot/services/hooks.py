@@ -1,0 +1,27 @@
+"""In-transaction hooks between families, so the registry need not import
+the families that react to it (jobs follow group membership, ...).
+
+    hooks.on(THING_ADDED_TO_GROUP, fn)      # fn(ctx, group_doc, thing_doc)
+    hooks.fire(THING_ADDED_TO_GROUP, ctx, group_doc, thing_doc)
+
+Hooks run inside the caller's transaction: an exception undoes the whole call.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+THING_ADDED_TO_GROUP = "thing-added-to-group"  # (ctx, group doc, thing doc)
+THING_DELETED = "thing-deleted"  # (ctx, thing doc)
+
+_HOOKS: dict[str, list[Callable]] = {}
+
+
+def on(event: str, fn: Callable) -> Callable:
+    _HOOKS.setdefault(event, []).append(fn)
+    return fn
+
+
+def fire(event: str, ctx, *args) -> None:
+    for fn in _HOOKS.get(event, ()):
+        fn(ctx, *args)
