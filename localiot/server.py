@@ -117,12 +117,18 @@ class LocalIoT:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
         self.runtime.listeners["api"] = f"{self.config.host}:{self.port}"
+        from localiot.services.rules.engine import start_rules_engine
+
+        self.rules = start_rules_engine(self)
         self.background.start()
         log.info("localiot %s API on http://%s:%s (store %s)", __version__, self.config.host, self.port, self.store.path)
         return self.port
 
     async def stop(self) -> None:
         await self.background.stop()
+        from localiot.services.rules.engine import stop_rules_engine
+
+        stop_rules_engine(self)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
