@@ -1,0 +1,512 @@
+"""One client connection: an asyncio Protocol that frames packets and runs
+each packet type's handler. Routing, sessions and events live in the Broker.
+
+Outgoing bytes are collected in `out` and written once per loop iteration by
+the broker's flush; an incoming PUBLISH is decoded in place, without building
+a packet object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+
+from localiot.broker import auth, codec
+from localiot.broker.codec import MalformedPacket, decode_properties, decode_varint, _Reader
+from localiot.broker.message import Message
+from localiot.broker.sessions import check_client_id, negotiate_keep_alive, negotiate_session_expiry
+from localiot.broker.topics import TopicError, validate_topic_name
+
+NEW, AUTHENTICATING, CONNECTED, CLOSED = 0, 1, 2, 3
+# per-topic publish checks, cached per connection
+OK, RESERVED, DENIED, INVALID = 0, 1, 2, 3
+_PUB_CACHE_MAX = 1024
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, broker, listener: str):
+        self.broker = broker
+        self.listener = listener
+        self.transport = None
+        self.version = codec.MQTT311
+        self.v5 = False
+        self.state = NEW
+        self.session = None
+        self.identity = None
+        self.client_id = None
+        self.out: list[bytes] = []
+        self.keep_alive = 0
+        self.last_rx = 0.0
+        self.remote = None
+        self.will: Message | None = None
+        self.will_delay = 0
+        self.aliases: dict[int, bytes] = {}
+        self.max_out_packet: int | None = None
+        self.send_window = broker.limits.receive_maximum
+        self.pub_cache: dict[bytes, tuple[str, int]] = {}
+        self.paused_writing = False
+        self.reading_paused = False
+        self.blocked_by = None  # a congested subscriber this publisher waits for
+        self.waiters: list | None = None  # publishers waiting for this connection to drain
+        self._pending: list[bytes] = []
+        self._have = 0
+        self._need = 0
+        self.disconnect_reason = "CONNECTION_LOST"
+        self.client_initiated = False
+        self.send_will = True
+
+    # asyncio callbacks ---------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.last_rx = self.broker.loop.time()
+        peer = transport.get_extra_info("peername")
+        self.remote = peer[0] if peer else None
+        self.broker.connections.add(self)
+
+    def connection_lost(self, exc) -> None:
+        self.broker.connections.discard(self)
+        self.transport = None
+        if self.waiters:
+            self._release_waiters()
+        if self.state != CLOSED:
+            self.state = CLOSED
+            self.broker.connection_ended(self)
+
+    def pause_writing(self) -> None:
+        self.paused_writing = True
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        if self.waiters:
+            self._release_waiters()
+
+    def _release_waiters(self) -> None:
+        waiters, self.waiters = self.waiters, None
+        for w in waiters:
+            w.blocked_by = None
+            if w.transport is not None and w.reading_paused and w.state != AUTHENTICATING:
+                w.reading_paused = False
+                w.transport.resume_reading()
+
+    def eof_received(self):
+        return False
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = self.broker.loop.time()
+        if self.state == AUTHENTICATING:  # held until the CONNECT is decided
+            self._pending.append(data)
+            return
+        if self._pending:
+            self._pending.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return
+            data = b"".join(self._pending)
+            self._pending = []
+        self._process(data)
+
+    def _process(self, buf: bytes) -> None:
+        pos = 0
+        n = len(buf)
+        max_size = self.broker.max_packet
+        broker = self.broker
+        broker.publisher = self
+        try:
+            while n - pos >= 2:
+                first = buf[pos]
+                length = buf[pos + 1]
+                if length < 128:
+                    start = pos + 2
+                else:
+                    got = decode_varint(buf, pos + 1, n)
+                    if got is None:
+                        break
+                    length, start = got
+                    if length > max_size:
+                        raise MalformedPacket("packet too large", codec.PACKET_TOO_LARGE)
+                end = start + length
+                if end > n:
+                    break
+                if first & 0xF0 == 0x30 and self.state == CONNECTED:
+                    self._publish(first, buf, pos, start, end)
+                else:
+                    self._packet(first, buf[start:end])
+                pos = end
+                if self.state == CLOSED:
+                    return
+                if self.state == AUTHENTICATING:  # keep the rest until the CONNECT is decided
+                    break
+        except MalformedPacket as e:
+            self.protocol_failure(e)
+            return
+        finally:
+            broker.publisher = None
+        if pos < n:
+            rest = buf[pos:]
+            self._pending = [rest]
+            self._have = len(rest)
+            need = n - pos + 1
+            if len(rest) >= 2:
+                got = decode_varint(rest, 1, len(rest))
+                if got is not None:
+                    need = got[1] + got[0]
+            self._need = need
+        if self.blocked_by is not None and not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    # output ----------------------------------------------------------------
+    def push(self, data: bytes) -> None:
+        out = self.out
+        if not out:
+            self.broker.dirty(self)
+        out.append(data)
+
+    def close(self) -> None:
+        """Write what is queued, then close (no more callbacks for this session)."""
+        t = self.transport
+        if t is None:
+            return
+        if self.out:
+            t.write(b"".join(self.out))
+            self.out.clear()
+        t.close()
+
+    def send_disconnect(self, reason_code: int, reason: str | None = None) -> None:
+        if self.v5 and self.state in (CONNECTED, AUTHENTICATING):
+            props = {"reason_string": reason} if reason else {}
+            self.push(codec.encode(codec.Disconnect(reason_code, props), codec.MQTT5))
+
+    def drop(self, reason: str, reason_code: int = codec.UNSPECIFIED_ERROR, message: str | None = None,
+             will: bool = True) -> None:
+        """Server-side disconnect with an AWS disconnectReason (and a v5 DISCONNECT)."""
+        if self.state == CLOSED:
+            return
+        self.send_disconnect(reason_code, message)
+        self.disconnect_reason = reason
+        self.send_will = will
+        was = self.state
+        self.state = CLOSED
+        if was == CONNECTED:
+            self.broker.connection_ended(self)
+        self.close()
+
+    def protocol_failure(self, e: MalformedPacket) -> None:
+        if self.state == NEW:
+            self.state = CLOSED
+            self.close()
+            return
+        self.drop("CLIENT_ERROR", e.reason_code, str(e))
+
+    # packets -----------------------------------------------------------------
+    def _packet(self, first: int, body: bytes) -> None:
+        if self.state == NEW:
+            if first >> 4 != codec.CONNECT:
+                raise MalformedPacket("the first packet must be CONNECT", codec.PROTOCOL_ERROR)
+            self._connect(codec.decode(first, body, None))
+            return
+        packet = codec.decode(first, body, self.version)
+        t = packet.type
+        if t == codec.PUBACK:
+            self.broker.acked(self, packet.packet_id)
+        elif t == codec.SUBSCRIBE:
+            self.broker.subscribe(self, packet)
+        elif t == codec.UNSUBSCRIBE:
+            self.broker.unsubscribe(self, packet)
+        elif t == codec.PINGREQ:
+            self.push(b"\xd0\x00")
+        elif t == codec.DISCONNECT:
+            self._disconnect(packet)
+        elif t == codec.CONNECT:
+            raise MalformedPacket("second CONNECT", codec.PROTOCOL_ERROR)
+        elif t == codec.PUBLISH:  # only while authenticating is over, via _process
+            raise MalformedPacket("PUBLISH before CONNACK", codec.PROTOCOL_ERROR)
+        else:  # QoS 2 flow, AUTH, or server-to-client packets
+            raise MalformedPacket(f"unexpected {codec.PACKET_NAMES[t]}", codec.PROTOCOL_ERROR)
+
+    def _disconnect(self, packet: codec.Disconnect) -> None:
+        session = self.session
+        interval = packet.properties.get("session_expiry_interval")
+        if interval is not None and session is not None:
+            if session.expiry_interval == 0 and interval > 0:
+                raise MalformedPacket("session expiry raised from 0 at DISCONNECT", codec.PROTOCOL_ERROR)
+            session.expiry_interval = min(interval, self.broker.limits.session_expiry_max)
+        self.client_initiated = True
+        self.disconnect_reason = "CLIENT_INITIATED_DISCONNECT"
+        self.send_will = packet.reason_code == codec.DISCONNECT_WITH_WILL
+        self.state = CLOSED
+        self.broker.connection_ended(self)
+        self.close()
+
+    # CONNECT -------------------------------------------------------------
+    def refuse(self, reason_code: int, message: str | None = None) -> None:
+        if self.v5:
+            props = {"reason_string": message} if message else {}
+            self.push(codec.encode(codec.Connack(False, reason_code, props), codec.MQTT5))
+        else:
+            v3 = auth.Refusal(reason_code).v3_return_code
+            self.push(bytes((0x20, 2, 0, v3)))
+        self.state = CLOSED
+        self.close()
+
+    def _connect(self, c: codec.Connect) -> None:
+        if c.protocol_level not in (codec.MQTT311, codec.MQTT5):
+            self.push(bytes((0x20, 2, 0, codec.V3_BAD_VERSION)))
+            self.state = CLOSED
+            self.close()
+            return
+        self.version = c.protocol_level
+        self.v5 = self.version == codec.MQTT5
+        broker = self.broker
+        limits = broker.limits
+        client_id = c.client_id
+        assigned = None
+        if not client_id:
+            if not self.v5 and not c.clean_start:
+                return self.refuse(codec.CLIENT_IDENTIFIER_NOT_VALID, "An empty client id needs a clean session.")
+            client_id = assigned = "localiot-" + uuid.uuid4().hex
+        code = check_client_id(client_id, limits)
+        if code is not None:
+            return self.refuse(code, f"The client id is longer than {limits.client_id_max} bytes.")
+        if "authentication_method" in c.properties:
+            return self.refuse(codec.BAD_AUTHENTICATION_METHOD, "Enhanced authentication is not supported.")
+        if c.will is not None:
+            w = c.will
+            try:
+                validate_topic_name(w.topic, limits.topic_max_bytes, limits.topic_max_slashes)
+            except TopicError as e:
+                return self.refuse(codec.TOPIC_NAME_INVALID, str(e))
+            if len(w.payload) > limits.payload_max:
+                return self.refuse(codec.PACKET_TOO_LARGE, "The will payload is too large.")
+            if w.qos == 2:
+                if self.v5:
+                    return self.refuse(codec.QOS_NOT_SUPPORTED, "QoS 2 is not supported.")
+                w.qos = 1
+        info = auth.ConnectInfo(
+            client_id=client_id, username=c.username, password=c.password,
+            peer_certificate=self._peer_certificate(), listener=self.listener,
+            protocol_version=self.version, remote_address=self.remote, properties=c.properties,
+        )
+        try:
+            result = broker.authenticate(info)
+        except Exception:
+            broker.log.exception("authenticate failed for client %s", client_id)
+            return self.refuse(codec.SERVER_UNAVAILABLE)
+        if inspect.isawaitable(result):
+            self.state = AUTHENTICATING
+            self.reading_paused = True
+            self.transport.pause_reading()
+            task = broker.loop.create_task(_await(result))
+            task.add_done_callback(lambda t: self._authenticated(c, client_id, assigned, t))
+            return
+        self._accept(c, client_id, assigned, result)
+
+    def _authenticated(self, c, client_id, assigned, task) -> None:
+        if self.state == CLOSED or self.transport is None:
+            return
+        self.state = NEW
+        if task.exception() is not None:
+            self.broker.log.error("authenticate failed for client %s: %r", client_id, task.exception())
+            return self.refuse(codec.SERVER_UNAVAILABLE)
+        self._accept(c, client_id, assigned, task.result())
+        if self.state == CONNECTED:
+            self.reading_paused = False
+            self.transport.resume_reading()
+            if self._pending:
+                data = b"".join(self._pending)
+                self._pending = []
+                self._process(data)
+        self.broker.flush_soon()
+
+    def _peer_certificate(self) -> bytes | None:
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return None
+        try:
+            return ssl_object.getpeercert(binary_form=True)
+        except Exception:
+            return None
+
+    def _accept(self, c: codec.Connect, client_id: str, assigned: str | None, result) -> None:
+        broker = self.broker
+        limits = broker.limits
+        if not isinstance(result, auth.Identity):
+            refusal = result if isinstance(result, auth.Refusal) else auth.Refusal()
+            return self.refuse(refusal.reason_code, refusal.message)
+        identity = result
+        if not broker.authorize(identity, auth.CONNECT, auth.arn(identity, "client", client_id)):
+            return self.refuse(codec.NOT_AUTHORIZED, "Not authorized to connect with this client id.")
+        self.identity = identity
+        self.client_id = client_id
+        self.keep_alive = negotiate_keep_alive(c.keep_alive, limits)
+        expiry = negotiate_session_expiry(self.version, c.clean_start, c.properties, limits)
+        if c.will is not None:
+            self.will = Message.from_properties(c.will.topic, c.will.payload, c.will.qos, c.will.retain,
+                                                c.will.properties, broker.clock.now(), raw3=None)
+            self.will_delay = c.will.properties.get("will_delay_interval", 0)
+        if self.v5:
+            self.send_window = min(c.properties.get("receive_maximum", 65535), limits.receive_maximum)
+            self.max_out_packet = c.properties.get("maximum_packet_size")
+        session, present = broker.open_session(self, identity, client_id, c.clean_start, expiry)
+        props = {}
+        if self.v5:
+            requested = c.properties.get("session_expiry_interval", 0)
+            if requested != expiry:
+                props["session_expiry_interval"] = expiry
+            if assigned:
+                props["assigned_client_identifier"] = assigned
+            if self.keep_alive != c.keep_alive:
+                props["server_keep_alive"] = self.keep_alive
+            props.update(receive_maximum=limits.receive_maximum, maximum_qos=1, retain_available=1,
+                         topic_alias_maximum=limits.topic_alias_max, wildcard_subscription_available=1,
+                         subscription_identifier_available=0, shared_subscription_available=1)
+        self.push(codec.encode(codec.Connack(present, 0, props), self.version))
+        self.state = CONNECTED
+        broker.connected(self, session)
+
+    # PUBLISH (hot path) ----------------------------------------------------
+    def _publish(self, first: int, buf: bytes, pos: int, start: int, end: int) -> None:
+        qos = (first >> 1) & 3
+        if qos == 3 or (not qos and first & 8):
+            raise MalformedPacket("bad PUBLISH flags")
+        if start + 2 > end:
+            raise MalformedPacket("packet ends early")
+        p = start + 2 + ((buf[start] << 8) | buf[start + 1])
+        if p > end:
+            raise MalformedPacket("topic length exceeds the packet")
+        tb = buf[start + 2:p]
+        pid = 0
+        if qos:
+            if p + 2 > end:
+                raise MalformedPacket("packet ends early")
+            pid = (buf[p] << 8) | buf[p + 1]
+            if not pid:
+                raise MalformedPacket("packet identifier 0", codec.PROTOCOL_ERROR)
+            p += 2
+        props = None
+        raw = None
+        if self.v5:
+            if p < end and buf[p] == 0:
+                p += 1
+                if not qos and not first & 1 and tb:
+                    raw = buf[pos:end]
+            else:
+                r = _Reader(buf, p, end)
+                props = decode_properties(r, codec.PUBLISH)
+                p = r.pos
+                alias = props.get("topic_alias")
+                if alias is not None:
+                    if not 0 < alias <= self.broker.limits.topic_alias_max:
+                        self.drop("CLIENT_ERROR", codec.TOPIC_ALIAS_INVALID, "Topic alias out of range.")
+                        return
+                    if tb:
+                        self.aliases[alias] = tb
+                    else:
+                        tb = self.aliases.get(alias)
+                        if tb is None:
+                            raise MalformedPacket("unknown topic alias", codec.PROTOCOL_ERROR)
+                if "subscription_identifier" in props:
+                    raise MalformedPacket("subscription identifier in PUBLISH", codec.PROTOCOL_ERROR)
+        elif not qos and not first & 1:
+            raw = buf[pos:end]
+        if qos == 2:
+            if self.v5:
+                self.drop("CLIENT_ERROR", codec.QOS_NOT_SUPPORTED, "QoS 2 is not supported.")
+            else:
+                self.drop("CLIENT_ERROR")
+            return
+        if end - p > self.broker.limits.payload_max:
+            self.drop("CLIENT_ERROR", codec.PACKET_TOO_LARGE, "The payload exceeds 128 KB.")
+            return
+        checked = self.pub_cache.get(tb)
+        if checked is None:
+            checked = self._check_topic(tb)
+        topic, status = checked
+        retain = first & 1
+        if status or retain:
+            if not self._special_publish(topic, status, retain, qos, pid, buf[p:end], props):
+                return
+            if status == RESERVED:
+                return
+        broker = self.broker
+        msg = Message(topic, buf[p:end], qos, bool(retain), None, None, self.session, None)
+        if raw is not None:
+            if self.v5:
+                msg.raw5 = raw
+            else:
+                msg.raw3 = raw
+        if props is not None:
+            msg.props = {k: props[k] for k in ("payload_format_indicator", "content_type", "response_topic",
+                                               "correlation_data", "user_property") if k in props} or None
+            interval = props.get("message_expiry_interval")
+            if interval is not None:
+                msg.expires_at = broker.clock.now() + interval
+        if retain and not broker.retain(self.identity.account, self.identity.region, msg):
+            if qos:
+                self._puback(pid, codec.QUOTA_EXCEEDED)
+            return
+        broker.route(self.identity.account, self.identity.region, msg)
+        if qos:
+            self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
+
+    def _puback(self, pid: int, code: int) -> None:
+        if self.v5:
+            self.push(bytes((0x40, 3)) + pid.to_bytes(2, "big") + bytes((code,)))
+        else:
+            self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
+
+    def _check_topic(self, tb: bytes) -> tuple[str, int]:
+        topic = codec.decode_utf8(tb)
+        broker = self.broker
+        limits = broker.limits
+        if not topic:
+            raise MalformedPacket("empty topic name", codec.PROTOCOL_ERROR)
+        if "+" in topic or "#" in topic:
+            raise MalformedPacket("wildcard in a topic name", codec.TOPIC_NAME_INVALID)
+        try:
+            validate_topic_name(topic, limits.topic_max_bytes, limits.topic_max_slashes)
+            kind = auth.reserved_kind(topic)
+            if kind == "forbidden":
+                status = DENIED
+            elif not broker.authorize(self.identity, auth.PUBLISH, auth.arn(self.identity, "topic", topic)):
+                status = DENIED
+            else:
+                status = RESERVED if kind == "device" else OK
+        except TopicError:
+            status = INVALID
+        if len(self.pub_cache) >= _PUB_CACHE_MAX:
+            self.pub_cache.clear()
+        checked = self.pub_cache[tb] = (topic, status)
+        return checked
+
+    def _special_publish(self, topic, status, retain, qos, pid, payload, props) -> bool:
+        """Refusals, retain authorization and reserved topics. False: the publish stops here."""
+        if status == INVALID:
+            if self.v5 and qos:
+                self._puback(pid, codec.TOPIC_NAME_INVALID)
+            elif not self.v5:
+                self.drop("CLIENT_ERROR")
+            return False
+        if status == DENIED or (retain and not self.broker.authorize(
+                self.identity, auth.RETAIN_PUBLISH, auth.arn(self.identity, "topic", topic))):
+            if not self.v5:
+                self.drop("AUTH_ERROR")  # AWS disconnects a 3.1.1 client on an unauthorized publish
+            elif qos:
+                self._puback(pid, codec.NOT_AUTHORIZED)
+            return False
+        if status == RESERVED:
+            accepted = self.broker.reserved_publish(self, topic, payload, qos, props or {})
+            if not accepted:
+                if not self.v5:
+                    self.drop("AUTH_ERROR")
+                elif qos:
+                    self._puback(pid, codec.NOT_AUTHORIZED)
+            elif qos:
+                self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
+            return False
+        return True
+
+
+async def _await(awaitable):
+    return await awaitable

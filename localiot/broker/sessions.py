@@ -1,0 +1,212 @@
+"""Client sessions: the AWS IoT rules for client ids, keep-alive and expiry,
+in-flight QoS 1 bookkeeping, and the sessions' durable form in the store.
+
+A persistent session (MQTT 3.1.1 clean session 0, or MQTT 5 Session Expiry
+Interval > 0) is a "mqtt-session" document named by client id in its
+account/region, plus up to `queued_max` "mqtt-queued" documents holding the
+QoS 1 messages it has not received yet. A small "mqtt-session-ref" index in
+the broker's own scope lets a restarted broker find every session again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+
+from localiot.broker import codec
+from localiot.broker.codec import SubOptions
+from localiot.broker.message import Message
+
+SESSION_KIND = "mqtt-session"
+QUEUED_KIND = "mqtt-queued"
+REF_KIND = "mqtt-session-ref"
+BROKER_SCOPE = ("", "")  # the broker's own bookkeeping, outside every account
+
+
+@dataclass
+class Limits:
+    """AWS IoT Core message broker quotas (defaults as AWS documents them)."""
+
+    payload_max: int = 128 * 1024
+    topic_max_bytes: int = 256
+    topic_max_slashes: int = 7
+    client_id_max: int = 128
+    subscriptions_per_request: int = 8
+    subscriptions_per_connection: int = 50
+    keepalive_min: int = 30
+    keepalive_max: int = 1200
+    session_expiry_default: int = 3600  # persistent sessions (v3 clean session 0)
+    session_expiry_max: int = 3600  # configurable up to 7 days on AWS
+    queued_max: int = 100  # queued QoS 1 messages per persistent session
+    retained_topics_max: int = 500_000
+    topic_alias_max: int = 8
+    receive_maximum: int = 100  # in-flight QoS 1 messages towards one client
+    pending_max: int = 10_000  # QoS 1 messages waiting for a window slot on a live connection
+    sweep_interval: float = 1.0  # seconds between keep-alive / expiry checks
+
+    def __post_init__(self):
+        self.session_expiry_max = min(self.session_expiry_max, 7 * 24 * 3600)
+
+
+def check_client_id(client_id: str, limits: Limits) -> int | None:
+    """The MQTT 5 reason code refusing this client id, or None."""
+    if len(client_id.encode()) > limits.client_id_max:
+        return codec.CLIENT_IDENTIFIER_NOT_VALID
+    return None
+
+
+def negotiate_keep_alive(requested: int, limits: Limits) -> int:
+    """AWS: 0 means the maximum (1200 s); below 30 s is raised to 30; above 1200 s is lowered to 1200."""
+    if requested == 0:
+        return limits.keepalive_max
+    return max(limits.keepalive_min, min(requested, limits.keepalive_max))
+
+
+def negotiate_session_expiry(version: int, clean_start: bool, properties: dict, limits: Limits) -> int:
+    """Seconds the session outlives its connection (0: it ends with the connection)."""
+    if version == codec.MQTT5:
+        return min(properties.get("session_expiry_interval", 0), limits.session_expiry_max)
+    return 0 if clean_start else min(limits.session_expiry_default, limits.session_expiry_max)
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Session:
+    __slots__ = ("account", "region", "client_id", "expiry_interval", "subscriptions", "conn", "inflight",
+                 "pending", "_next_pid", "session_id", "expires_at", "will", "will_due", "queued",
+                 "receive_cache", "identity", "version", "stored")
+
+    def __init__(self, account: str, region: str, client_id: str, expiry_interval: int = 0,
+                 session_id: str | None = None):
+        self.account = account
+        self.region = region
+        self.client_id = client_id
+        self.expiry_interval = expiry_interval
+        self.subscriptions: dict[str, SubOptions] = {}
+        self.conn = None
+        self.inflight: dict[int, tuple[Message, bool]] = {}  # packet id -> (message, retain flag)
+        self.pending: deque = deque()  # (message, retain flag) waiting for a window slot
+        self._next_pid = 1
+        self.session_id = session_id or new_session_id()
+        self.expires_at: float | None = None  # while disconnected
+        self.will: Message | None = None  # a delayed will waiting for will_due
+        self.will_due: float | None = None
+        self.queued = 0  # messages waiting in the store
+        self.receive_cache: dict[str, bool] = {}
+        self.identity = None
+        self.version = codec.MQTT311
+        self.stored = False  # has a document in the store
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.account, self.region, self.client_id
+
+    @property
+    def persistent(self) -> bool:
+        return self.expiry_interval > 0
+
+    def next_packet_id(self) -> int:
+        pid = self._next_pid
+        inflight = self.inflight
+        while pid in inflight:
+            pid = pid % 65535 + 1
+        self._next_pid = pid % 65535 + 1
+        return pid
+
+    def to_doc(self, now: float) -> dict:
+        return {
+            "clientId": self.client_id,
+            "sessionIdentifier": self.session_id,
+            "expiryInterval": self.expiry_interval,
+            "subscriptions": {f: list(o) for f, o in self.subscriptions.items()},
+            "connected": self.conn is not None,
+            "expiresAt": self.expires_at,
+            "protocolVersion": self.version,
+            "updatedAt": now,
+        }
+
+    @classmethod
+    def from_doc(cls, account: str, region: str, doc: dict) -> "Session":
+        s = cls(account, region, doc["clientId"], doc["expiryInterval"], doc["sessionIdentifier"])
+        s.subscriptions = {f: SubOptions(*o) for f, o in doc.get("subscriptions", {}).items()}
+        s.expires_at = doc.get("expiresAt")
+        s.version = doc.get("protocolVersion", codec.MQTT311)
+        s.stored = True
+        if doc.get("connected") or s.expires_at is None:
+            # The broker stopped while the client was connected (or was killed):
+            # the session has been disconnected since its last update.
+            s.expires_at = doc.get("updatedAt", time.time()) + s.expiry_interval
+        return s
+
+
+# durable form ---------------------------------------------------------------
+def _ref_name(account: str, region: str, client_id: str) -> str:
+    return f"{account}/{region}/{client_id}"
+
+
+_last_seq = 0
+
+
+def _next_seq() -> int:
+    """Monotonic across restarts: nanoseconds since the epoch, strictly increasing."""
+    global _last_seq
+    _last_seq = max(time.time_ns(), _last_seq + 1)
+    return _last_seq
+
+
+def save_session(tx, session: Session, now: float) -> None:
+    tx.scope(session.account, session.region).put(SESSION_KIND, session.client_id, session.to_doc(now))
+    tx.scope(*BROKER_SCOPE).put(REF_KIND, _ref_name(*session.key),
+                                {"account": session.account, "region": session.region, "clientId": session.client_id})
+
+
+def delete_session(tx, session: Session) -> None:
+    scoped = tx.scope(session.account, session.region)
+    scoped.delete(SESSION_KIND, session.client_id)
+    for name, _ in scoped.find(QUEUED_KIND, "client", session.client_id):
+        scoped.delete(QUEUED_KIND, name)
+    tx.scope(*BROKER_SCOPE).delete(REF_KIND, _ref_name(*session.key))
+
+
+def queue_message(tx, session: Session, message: Message, qos: int, retain: bool = False,
+                  packet_id: int | None = None) -> None:
+    """Store a message for a disconnected session; `packet_id` marks one already sent (resent with DUP)."""
+    doc = message.to_doc()
+    doc["qos"] = qos
+    doc["retain"] = retain
+    if packet_id:
+        doc["packetId"] = packet_id
+    name = f"{_next_seq():020d}:{session.client_id}"
+    tx.scope(session.account, session.region).put(QUEUED_KIND, name, doc, index={"client": session.client_id})
+
+
+def take_queued(tx, session: Session) -> list[tuple[Message, int | None]]:
+    """The session's stored messages in order, removed from the store: [(message, packet id if resent)]."""
+    scoped = tx.scope(session.account, session.region)
+    out = []
+    for name, doc in scoped.find(QUEUED_KIND, "client", session.client_id):
+        scoped.delete(QUEUED_KIND, name)
+        out.append((Message.from_doc(doc), doc.get("packetId")))
+    return out
+
+
+def count_queued(tx, session: Session) -> int:
+    return tx.scope(session.account, session.region).count(QUEUED_KIND, "client", session.client_id)
+
+
+def load_sessions(tx) -> list[Session]:
+    """Every stored session, as disconnected sessions (the broker is just starting)."""
+    out = []
+    for _, ref in tx.scope(*BROKER_SCOPE).scan(REF_KIND):
+        scoped = tx.scope(ref["account"], ref["region"])
+        doc = scoped.get(SESSION_KIND, ref["clientId"])
+        if doc is None:
+            continue
+        session = Session.from_doc(ref["account"], ref["region"], doc)
+        session.queued = scoped.count(QUEUED_KIND, "client", session.client_id)
+        out.append(session)
+    return out

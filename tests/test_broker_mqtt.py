@@ -1,0 +1,866 @@
+"""The MQTT broker end to end: paho-mqtt 2.x clients (MQTT 3.1.1 and 5) and raw
+sockets against a Broker on a free port, on its own event loop thread, with a
+real SQLite store in a temporary data directory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import socket
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from localiot.broker import Broker, Identity, Limits, Refusal, codec
+from localiot.broker.codec import Connect, Parser, Publish, Subscribe, SubOptions, Will, encode
+from localiot.broker.retained import get_retained, list_retained
+from localiot.bus import Bus
+from localiot.clock import Clock
+from localiot.config import Config
+from localiot.runtime import Runtime
+from localiot.store import open_store
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+V3, V5 = mqtt.MQTTv311, mqtt.MQTTv5
+WAIT = 5.0
+
+
+class BrokerThread:
+    """A Broker with its store, clock and bus, on an event loop in a thread."""
+
+    def __init__(self, data_dir, **kw):
+        self.data_dir = data_dir
+        self.kw = kw
+        self.clock = Clock()
+        self.bus = Bus()
+        self.loop = None
+
+    def start(self) -> "BrokerThread":
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        config = Config.from_env(environ={}, data_dir=str(self.data_dir), default_account=ACCOUNT,
+                                 default_region=REGION)
+        self.runtime = Runtime(config, self.clock, self.bus)
+        self.store = open_store(str(self.data_dir / "localiot.db"))
+        self.broker = Broker(self.runtime, self.store, **self.kw)
+        self.port = self.run(self.broker.start_tcp("127.0.0.1", 0))
+        return self
+
+    def run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(WAIT)
+
+    def call(self, fn, *args, **kw):
+        async def go():
+            return fn(*args, **kw)
+        return self.run(go())
+
+    def stop(self) -> None:
+        self.run(self.broker.stop())
+        self.call(self.store.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(WAIT)
+        self.loop.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def make_broker(tmp_path):
+    started = []
+
+    def make(**kw):
+        b = BrokerThread(tmp_path, **kw).start()
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        if b.loop is not None and not b.loop.is_closed():
+            b.stop()
+
+
+@pytest.fixture
+def broker(make_broker):
+    return make_broker()
+
+
+class Client:
+    """A paho client that records what it gets, with waits instead of sleeps."""
+
+    def __init__(self, port, client_id="", version=V3, clean=True, will=None, keepalive=60, username=None,
+                 password=None, properties=None, connect=True):
+        kw = {"clean_session": clean} if version == V3 else {}
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version,
+                             reconnect_on_failure=False, **kw)
+        self.port, self.version, self.clean, self.keepalive = port, version, clean, keepalive
+        self.messages = queue.Queue()
+        self.connected = threading.Event()
+        self.disconnected = threading.Event()
+        self.acks: dict[int, threading.Event] = {}
+        self.results: dict[int, object] = {}
+        self.connack = None
+        self.disconnect_reason = None
+        self.c.on_connect = self._on_connect
+        self.c.on_disconnect = self._on_disconnect
+        self.c.on_message = lambda c, u, m: self.messages.put(m)
+        self.c.on_subscribe = self._on_ack
+        self.c.on_unsubscribe = self._on_ack
+        self.c.on_publish = self._on_publish
+        if will:
+            self.c.will_set(*will)
+        if username is not None:
+            self.c.username_pw_set(username, password)
+        self.properties = properties
+        if connect:
+            self.connect()
+
+    def _on_connect(self, c, u, flags, rc, props):
+        self.connack = (flags.session_present, rc.value, props)
+        self.connected.set()
+
+    def _on_disconnect(self, c, u, flags, rc, props):
+        self.disconnect_reason = rc.value
+        self.disconnected.set()
+
+    def _on_ack(self, c, u, mid, codes, props):
+        self.results[mid] = [code.value for code in codes]
+        self.acks.setdefault(mid, threading.Event()).set()
+
+    def _on_publish(self, c, u, mid, rc, props):
+        self.results[mid] = rc.value
+        self.acks.setdefault(mid, threading.Event()).set()
+
+    def connect(self, expect_ok=True):
+        kw = {}
+        if self.version == V5:
+            kw["clean_start"] = self.clean
+            kw["properties"] = self.properties
+        self.c.connect("127.0.0.1", self.port, keepalive=self.keepalive, **kw)
+        self.c.loop_start()
+        assert self.connected.wait(WAIT), "no CONNACK"
+        if expect_ok:
+            assert self.connack[1] == 0, f"refused: {self.connack[1]}"
+        return self.connack
+
+    def _wait(self, mid):
+        assert self.acks.setdefault(mid, threading.Event()).wait(WAIT), "no ack"
+        return self.results[mid]
+
+    def subscribe(self, topic, qos=1, **opts):
+        if self.version == V5:
+            rc, mid = self.c.subscribe(topic, options=mqtt.SubscribeOptions(qos=qos, **opts))
+        else:
+            rc, mid = self.c.subscribe(topic, qos)
+        return self._wait(mid)
+
+    def unsubscribe(self, *topics):
+        rc, mid = self.c.unsubscribe(list(topics))
+        return self._wait(mid)
+
+    def publish(self, topic, payload=b"", qos=0, retain=False, properties=None, wait=True):
+        info = self.c.publish(topic, payload, qos, retain, properties)
+        if qos and wait:
+            return self._wait(info.mid)
+        return info
+
+    def expect(self, timeout=WAIT):
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("no message arrived") from None
+
+    def expect_topic(self, topic, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.expect(max(0.01, deadline - time.monotonic()))
+            if m.topic == topic:
+                return m
+
+    def expect_none(self, timeout=0.3):
+        try:
+            m = self.messages.get(timeout=timeout)
+        except queue.Empty:
+            return
+        raise AssertionError(f"unexpected message on {m.topic}: {m.payload!r}")
+
+    def sync(self):
+        """A QoS 1 round trip: everything published before it has been routed."""
+        self.publish("sync/" + str(id(self)), b"", qos=1)
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+    def kill(self):
+        """Drop the TCP connection without DISCONNECT (abnormal end)."""
+        self.c.socket().shutdown(socket.SHUT_RDWR)
+        self.c.loop_stop()
+
+
+class Raw:
+    """A raw-socket MQTT client for what paho does not let a test do."""
+
+    def __init__(self, port, version=codec.MQTT311):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.parser = Parser(version)
+        self.version = version
+        self.packets = []
+
+    def send(self, packet_or_bytes):
+        raw = packet_or_bytes if isinstance(packet_or_bytes, bytes) else encode(packet_or_bytes, self.version)
+        self.sock.sendall(raw)
+
+    def connect(self, client_id, **kw):
+        self.send(Connect(client_id, self.version, **kw))
+        return self.recv()
+
+    def recv(self):
+        while not self.packets:
+            data = self.sock.recv(65536)
+            if not data:
+                return None
+            self.packets += self.parser.feed(data)
+        return self.packets.pop(0)
+
+    def closed(self):
+        """True once the broker closed the connection (after any packets it sent)."""
+        try:
+            while True:
+                if self.recv() is None:
+                    return True
+        except (ConnectionResetError, socket.timeout):
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+def wait_until(predicate, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+# basics ---------------------------------------------------------------------------
+@pytest.mark.parametrize("version", [V3, V5])
+def test_publish_subscribe_qos0_and_qos1(broker, version):
+    sub = Client(broker.port, "sub", version)
+    assert sub.subscribe("room/+/temp", qos=1) == [1]
+    assert sub.subscribe("room/#", qos=0) == [0]
+    pub = Client(broker.port, "pub", version)
+    pub.publish("room/1/temp", b"21.5", qos=0)
+    assert pub.publish("room/2/temp", b"22", qos=1) == 0
+    first, second = sub.expect(), sub.expect()
+    assert (first.topic, first.payload, first.qos) == ("room/1/temp", b"21.5", 0)
+    assert (second.topic, second.payload, second.qos) == ("room/2/temp", b"22", 1)  # highest QoS of both matches
+    sub.expect_none()
+    pub.publish("room/x", b"q0", qos=1)
+    m = sub.expect()
+    assert (m.topic, m.qos) == ("room/x", 0)
+    assert sub.unsubscribe("room/#") == ([0] if version == V5 else [])
+    pub.publish("room/y", b"", qos=1)
+    sub.expect_none()
+    sub.close()
+    pub.close()
+
+
+def test_cross_version_delivery(broker):
+    v3 = Client(broker.port, "v3", V3)
+    v5 = Client(broker.port, "v5", V5)
+    v3.subscribe("x/#")
+    v5.subscribe("x/#")
+    v5.publish("x/from5", b"a", qos=1, properties=_props(UserProperty=[("k", "v")]))
+    v3.publish("x/from3", b"b", qos=1)
+    assert {v3.expect().topic, v3.expect().topic} == {"x/from5", "x/from3"}
+    got = {m.topic: m for m in (v5.expect(), v5.expect())}
+    assert got["x/from5"].properties.UserProperty == [("k", "v")]
+    v3.close()
+    v5.close()
+
+
+def _props(packet=PacketTypes.PUBLISH, **values):
+    p = Properties(packet)
+    for k, v in values.items():
+        setattr(p, k, v)
+    return p
+
+
+# retained -------------------------------------------------------------------------
+@pytest.mark.parametrize("version", [V3, V5])
+def test_retained_delivery_and_deletion(broker, version):
+    pub = Client(broker.port, "pub", version)
+    pub.publish("cfg/a", b"A", qos=1, retain=True)
+    pub.publish("cfg/b", b"B", qos=0, retain=True)
+    sub = Client(broker.port, "sub", version)
+    sub.subscribe("cfg/+", qos=1)
+    got = {m.topic: m for m in (sub.expect(), sub.expect())}
+    assert got["cfg/a"].payload == b"A" and got["cfg/a"].retain and got["cfg/a"].qos == 1
+    assert got["cfg/b"].payload == b"B" and got["cfg/b"].qos == 0
+    pub.publish("cfg/a", b"A2", qos=1, retain=True)
+    live = sub.expect()
+    assert (live.payload, live.retain) == (b"A2", False)  # live delivery clears RETAIN
+    pub.publish("cfg/a", b"", qos=1, retain=True)  # an empty retained payload deletes
+    assert sub.expect().payload == b""
+    later = Client(broker.port, "later", version)
+    later.subscribe("cfg/#")
+    assert later.expect().topic == "cfg/b"
+    later.expect_none()
+    with broker.store.transaction(ACCOUNT, REGION) as tx:
+        assert broker.call(lambda: get_retained(tx, "cfg/a")) is None
+    for c in (pub, sub, later):
+        c.close()
+
+
+def test_retain_handling_and_retain_as_published_v5(broker):
+    pub = Client(broker.port, "pub", V5)
+    pub.publish("r/t", b"kept", qos=1, retain=True)
+    never = Client(broker.port, "never", V5)
+    never.subscribe("r/#", retainHandling=2)
+    never.expect_none(0.2)
+    new_only = Client(broker.port, "new-only", V5)
+    new_only.subscribe("r/#", retainHandling=1)
+    assert new_only.expect().payload == b"kept"
+    new_only.subscribe("r/#", retainHandling=1)  # not new: nothing again
+    new_only.expect_none(0.2)
+    rap = Client(broker.port, "rap", V5)
+    rap.subscribe("live/#", retainAsPublished=True)
+    pub.publish("live/x", b"1", qos=1, retain=True)
+    assert rap.expect().retain
+    for c in (pub, never, new_only, rap):
+        c.close()
+
+
+def test_retained_api_functions_and_http_publish(broker):
+    sub = Client(broker.port, "sub", V5)
+    sub.subscribe("api/#")
+    broker.call(broker.broker.publish, ACCOUNT, REGION, "api/one", b'{"x":1}', 1, True,
+                {"user_property": [("src", "http")]})
+    m = sub.expect()
+    assert (m.topic, m.payload, m.properties.UserProperty) == ("api/one", b'{"x":1}', [("src", "http")])
+    broker.call(broker.broker.publish, ACCOUNT, REGION, "api/two", b"22", 0, True)
+
+    def read():
+        with broker.store.transaction(ACCOUNT, REGION, write=False) as tx:
+            return get_retained(tx, "api/one"), list_retained(tx), list_retained(tx, after="api/one", limit=5)
+
+    one, listed, after = broker.call(read)
+    assert one["payload"] == b'{"x":1}' and one["qos"] == 1 and one["userProperties"] == [("src", "http")]
+    assert [r["topic"] for r in listed] == ["api/one", "api/two"]
+    assert listed[1]["payloadSize"] == 2 and listed[1]["qos"] == 0 and listed[1]["lastModifiedTime"] > 0
+    assert [r["topic"] for r in after] == ["api/two"]
+    sub.close()
+
+
+def test_retained_topic_quota(make_broker):
+    b = make_broker(limits=Limits(retained_topics_max=2))
+    pub = Client(b.port, "pub", V5)
+    assert pub.publish("q/1", b"1", qos=1, retain=True) == 0
+    assert pub.publish("q/2", b"2", qos=1, retain=True) == 0
+    assert pub.publish("q/3", b"3", qos=1, retain=True) == codec.QUOTA_EXCEEDED
+    assert pub.publish("q/1", b"1b", qos=1, retain=True) == 0  # replacing is fine
+    pub.close()
+
+
+# persistence across restarts --------------------------------------------------------
+@pytest.mark.parametrize("version", [V3, V5])
+def test_persistent_session_and_retained_survive_restart(make_broker, version):
+    b = make_broker()
+    props = _props(PacketTypes.CONNECT, SessionExpiryInterval=3600) if version == V5 else None
+    dev = Client(b.port, "dev", version, clean=False, properties=props)
+    assert dev.connack[0] is False
+    dev.subscribe("cmd/dev", qos=1)
+    dev.close()
+    pub = Client(b.port, "pub", version)
+    pub.publish("cmd/dev", b"while-offline", qos=1)
+    pub.publish("cmd/dev", b"qos0-not-kept", qos=0)
+    pub.publish("state/dev", b"retained", qos=1, retain=True)
+    pub.close()
+    b.restart()
+    dev = Client(b.port, "dev", version, clean=False, properties=props)
+    assert dev.connack[0] is True  # session present
+    m = dev.expect()
+    assert (m.topic, m.payload, m.qos) == ("cmd/dev", b"while-offline", 1)
+    dev.expect_none()
+    dev.subscribe("state/#")
+    assert dev.expect().payload == b"retained"
+    dev.close()
+    clean = Client(b.port, "dev", version, clean=True)  # a clean start ends the session
+    assert clean.connack[0] is False
+    clean.close()
+
+
+def test_session_queue_quota_and_expiry(make_broker):
+    b = make_broker(limits=Limits(queued_max=3))
+    dev = Client(b.port, "dev", V3, clean=False)
+    dev.subscribe("q", qos=1)
+    dev.close()
+    pub = Client(b.port, "pub", V3)
+    for i in range(5):
+        pub.publish("q", str(i).encode(), qos=1)
+    pub.close()
+    dev = Client(b.port, "dev", V3, clean=False)
+    assert [dev.expect().payload for _ in range(3)] == [b"0", b"1", b"2"]
+    dev.expect_none()
+    dev.close()
+    assert wait_until(lambda: not b.call(b.broker.is_connected, ACCOUNT, REGION, "dev"))
+    b.clock.advance(3601)  # default expiry: one hour after disconnecting
+    b.call(b.broker.sweep)
+    dev = Client(b.port, "dev", V3, clean=False)
+    assert dev.connack[0] is False
+    dev.close()
+
+
+def test_inflight_qos1_redelivered_with_dup(broker):
+    raw = Raw(broker.port)
+    assert raw.connect("dev", clean_start=False).reason_code == 0
+    raw.send(Subscribe(1, [("t", SubOptions(1))]))
+    assert raw.recv().reason_codes == [1]
+    pub = Client(broker.port, "pub", V3)
+    pub.publish("t", b"unacked", qos=1)
+    first = raw.recv()
+    assert (first.payload, first.dup, first.qos) == (b"unacked", False, 1)
+    raw.close()  # never acknowledged
+    assert wait_until(lambda: not broker.call(broker.broker.is_connected, ACCOUNT, REGION, "dev"))
+    again = Raw(broker.port)
+    ack = again.connect("dev", clean_start=False)
+    assert ack.session_present
+    resent = again.recv()
+    assert (resent.payload, resent.dup, resent.packet_id) == (b"unacked", True, first.packet_id)
+    again.send(codec.Ack(codec.PUBACK, resent.packet_id))
+    again.close()
+    pub.close()
+
+
+# connection rules --------------------------------------------------------------------
+@pytest.mark.parametrize("version", [V3, V5])
+def test_duplicate_client_id_takes_over(broker, version):
+    watcher = Client(broker.port, "watcher", V5)
+    watcher.subscribe("$aws/events/presence/#")
+    first = Client(broker.port, "dup", version, will=("wills/dup", b"gone", 1))
+    watcher.expect_topic("$aws/events/presence/connected/dup")
+    watcher.subscribe("wills/#")
+    second = Client(broker.port, "dup", version)
+    assert first.disconnected.wait(WAIT)
+    if version == V5:
+        assert first.disconnect_reason == codec.SESSION_TAKEN_OVER
+    event = json.loads(watcher.expect_topic("$aws/events/presence/disconnected/dup").payload)
+    assert event["disconnectReason"] == "DUPLICATE_CLIENTID"
+    assert event["clientInitiatedDisconnect"] is False
+    assert watcher.expect_topic("wills/dup").payload == b"gone"  # AWS sends the will on takeover
+    assert second.publish("x", b"", qos=1) == 0
+    for c in (watcher, second):
+        c.close()
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+def test_last_will_on_abnormal_disconnect_only(broker, version):
+    sub = Client(broker.port, "sub", version)
+    sub.subscribe("lwt/#")
+    a = Client(broker.port, "a", version, will=("lwt/a", b"a died", 1, False))
+    a.kill()
+    m = sub.expect()
+    assert (m.topic, m.payload) == ("lwt/a", b"a died")
+    b = Client(broker.port, "b", version, will=("lwt/b", b"b died", 1, False))
+    b.close()  # DISCONNECT: no will
+    sub.expect_none()
+    sub.close()
+
+
+def test_will_delay_and_session_end_v5(broker):
+    sub = Client(broker.port, "sub", V5)
+    sub.subscribe("lwt/#")
+    dev = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="dev", protocol=V5)
+    dev.will_set("lwt/dev", b"late", 1, properties=_props(PacketTypes.WILLMESSAGE, WillDelayInterval=30))
+    dev.connect("127.0.0.1", broker.port, properties=_props(PacketTypes.CONNECT, SessionExpiryInterval=300))
+    dev.loop_start()
+    assert wait_until(lambda: broker.call(broker.broker.is_connected, ACCOUNT, REGION, "dev"))
+    dev.socket().shutdown(socket.SHUT_RDWR)
+    dev.loop_stop()
+    assert wait_until(lambda: not broker.call(broker.broker.is_connected, ACCOUNT, REGION, "dev"))
+    broker.call(broker.broker.sweep)
+    sub.expect_none(0.2)
+    broker.clock.advance(31)
+    broker.call(broker.broker.sweep)
+    assert sub.expect().payload == b"late"
+    sub.close()
+
+
+def test_keep_alive_bounds_announced_v5(broker):
+    c = Client(broker.port, "k1", V5, keepalive=5)
+    assert c.connack[2].ServerKeepAlive == 30  # below 30 s is raised to 30
+    assert c.connack[2].MaximumQoS == 1 and c.connack[2].TopicAliasMaximum == 8
+    assert c.connack[2].RetainAvailable == 1 and c.connack[2].SharedSubscriptionAvailable == 1
+    c.close()
+    c = Client(broker.port, "k2", V5, keepalive=5000)
+    assert c.connack[2].ServerKeepAlive == 1200
+    c.close()
+
+
+def test_keep_alive_timeout(make_broker):
+    b = make_broker(limits=Limits(keepalive_min=1, sweep_interval=0.1))
+    watcher = Client(b.port, "watcher", V5)
+    watcher.subscribe("$aws/events/presence/disconnected/#")
+    watcher.subscribe("lwt/#")
+    raw = Raw(b.port)
+    assert raw.connect("sleepy", keep_alive=1, will=Will("lwt/sleepy", b"timeout")).reason_code == 0
+    assert raw.closed()  # after 1.5 x keep-alive without a packet
+    event = json.loads(watcher.expect_topic("$aws/events/presence/disconnected/sleepy").payload)
+    assert event["disconnectReason"] == "MQTT_KEEP_ALIVE_TIMEOUT"
+    assert watcher.expect_topic("lwt/sleepy").payload == b"timeout"
+    watcher.close()
+
+
+def test_client_id_rules(broker):
+    raw = Raw(broker.port)
+    assert raw.connect("", clean_start=True).reason_code == 0  # v3 empty id with a clean session
+    raw.close()
+    raw = Raw(broker.port)
+    assert raw.connect("", clean_start=False).reason_code == codec.V3_ID_REJECTED
+    raw.close()
+    raw = Raw(broker.port)
+    assert raw.connect("x" * 129).reason_code == codec.V3_ID_REJECTED
+    raw.close()
+    raw = Raw(broker.port, codec.MQTT5)
+    ack = raw.connect("")
+    assert ack.reason_code == 0 and ack.properties["assigned_client_identifier"].startswith("localiot-")
+    raw.close()
+    raw = Raw(broker.port, codec.MQTT5)
+    assert raw.connect("y" * 129).reason_code == codec.CLIENT_IDENTIFIER_NOT_VALID
+    raw.close()
+    raw = Raw(broker.port)
+    raw.send(b"\x10\x0c\x00\x04MQTT\x03\x02\x00\x3c\x00\x00")  # MQTT 3.1 level 3
+    assert raw.recv().reason_code == codec.V3_BAD_VERSION
+    raw.close()
+
+
+# QoS 2, limits, malformed ---------------------------------------------------------------
+def test_qos2_v3(broker):
+    c = Client(broker.port, "c", V3)
+    assert c.subscribe("q2/#", qos=2) == [1]  # granted QoS 1
+    c.publish("q2/x", b"two", qos=2, wait=False)
+    assert c.disconnected.wait(WAIT)  # a QoS 2 publish closes a 3.1.1 connection
+    c.c.loop_stop()
+
+
+def test_qos2_v5(broker):
+    c = Client(broker.port, "c", V5)
+    assert c.subscribe("q2/#", qos=2) == [1]
+    c.publish("q2/x", b"two", qos=2, wait=False)
+    assert c.disconnected.wait(WAIT)
+    assert c.disconnect_reason == codec.QOS_NOT_SUPPORTED
+    c.c.loop_stop()
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+def test_payload_limit(broker, version):
+    sub = Client(broker.port, "sub", version)
+    sub.subscribe("big")
+    c = Client(broker.port, "c", version)
+    c.publish("big", b"x" * (128 * 1024), qos=1)  # exactly 128 KB is fine
+    assert len(sub.expect().payload) == 128 * 1024
+    c.publish("big", b"x" * (128 * 1024 + 1), qos=1, wait=False)
+    assert c.disconnected.wait(WAIT)
+    if version == V5:
+        assert c.disconnect_reason == codec.PACKET_TOO_LARGE
+    sub.expect_none(0.2)
+    c.c.loop_stop()
+    sub.close()
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+def test_subscription_limits(broker, version):
+    failure = codec.QUOTA_EXCEEDED if version == V5 else 0x80
+    c = Client(broker.port, "c", version)
+    nine = [(f"t/{i}", 1) for i in range(9)]
+    rc, mid = c.c.subscribe(nine)
+    assert c._wait(mid) == [failure] * 9  # more than 8 filters in one SUBSCRIBE
+    for start in range(0, 48, 8):
+        rc, mid = c.c.subscribe([(f"s/{i}", 0) for i in range(start, start + 8)])
+        assert c._wait(mid) == [0] * 8
+    rc, mid = c.c.subscribe([("s/48", 0), ("s/49", 0), ("s/50", 0), ("s/0", 1)])
+    assert c._wait(mid) == [0, 0, failure, 1]  # 50 per connection; re-subscribing is not new
+    bad = codec.TOPIC_FILTER_INVALID if version == V5 else 0x80
+    rc, mid = c.c.subscribe([("a/b/c/d/e/f/g/h/i", 0)])
+    assert c._wait(mid) == [bad]
+    c.close()
+
+
+def test_malformed_packet_closes_v5_with_reason(broker):
+    raw = Raw(broker.port, codec.MQTT5)
+    assert raw.connect("m").reason_code == 0
+    raw.send(b"\x36\x04\x00\x01a\x00")  # PUBLISH with QoS 3
+    d = raw.recv()
+    assert d.type == codec.DISCONNECT and d.reason_code == codec.MALFORMED_PACKET
+    assert raw.closed()
+    raw = Raw(broker.port)
+    raw.send(b"\x30\x03\x00\x01a")  # PUBLISH before CONNECT
+    assert raw.closed()
+
+
+# MQTT 5 features -------------------------------------------------------------------------
+def test_shared_subscription_round_robin(broker):
+    members = [Client(broker.port, f"m{i}", version) for i, version in enumerate((V3, V5, V5))]
+    for m in members:
+        assert m.subscribe("$share/workers/jobs/#", qos=1) == [1]
+    other = Client(broker.port, "other", V5)
+    other.subscribe("jobs/#")
+    pub = Client(broker.port, "pub", V5)
+    for i in range(6):
+        pub.publish(f"jobs/{i}", str(i).encode(), qos=1)
+    counts = [sorted(int(m.expect().payload) for _ in range(2)) for m in members]
+    assert sorted(sum(counts, [])) == list(range(6))
+    for m in members:
+        m.expect_none(0.1)
+    assert len([other.expect() for _ in range(6)]) == 6
+    for c in members + [other, pub]:
+        c.close()
+
+
+def test_topic_alias(broker):
+    sub = Client(broker.port, "sub", V5)
+    sub.subscribe("alias/#")
+    pub = Client(broker.port, "pub", V5)
+    pub.publish("alias/long/topic", b"1", qos=1, properties=_props(TopicAlias=1))
+    pub.publish("", b"2", qos=1, properties=_props(TopicAlias=1))
+    assert [(m.topic, m.payload) for m in (sub.expect(), sub.expect())] == [
+        ("alias/long/topic", b"1"), ("alias/long/topic", b"2")]
+    pub.publish("alias/x", b"3", qos=1, properties=_props(TopicAlias=9), wait=False)  # over the maximum of 8
+    assert pub.disconnected.wait(WAIT)
+    assert pub.disconnect_reason == codec.TOPIC_ALIAS_INVALID
+    pub.c.loop_stop()
+    sub.close()
+
+
+def test_message_properties_forwarded(broker):
+    sub = Client(broker.port, "sub", V5)
+    sub.subscribe("req/#")
+    pub = Client(broker.port, "pub", V5)
+    props = _props(UserProperty=[("a", "1"), ("a", "2")], ResponseTopic="resp/x", CorrelationData=b"\x01id",
+                   PayloadFormatIndicator=1, ContentType="application/json", MessageExpiryInterval=60)
+    pub.publish("req/1", b"{}", qos=1, properties=props)
+    m = sub.expect()
+    p = m.properties
+    assert p.UserProperty == [("a", "1"), ("a", "2")]
+    assert (p.ResponseTopic, p.CorrelationData, p.PayloadFormatIndicator, p.ContentType) == (
+        "resp/x", b"\x01id", 1, "application/json")
+    assert 0 < p.MessageExpiryInterval <= 60
+    sub.close()
+    pub.close()
+
+
+def test_message_expiry_for_offline_session(broker):
+    props = _props(PacketTypes.CONNECT, SessionExpiryInterval=600)
+    dev = Client(broker.port, "dev", V5, clean=False, properties=props)
+    dev.subscribe("exp/#")
+    dev.close()
+    pub = Client(broker.port, "pub", V5)
+    pub.publish("exp/short", b"short", qos=1, properties=_props(MessageExpiryInterval=10))
+    pub.publish("exp/long", b"long", qos=1, properties=_props(MessageExpiryInterval=100))
+    pub.publish("exp/none", b"none", qos=1)
+    pub.close()
+    broker.clock.advance(30)
+    dev = Client(broker.port, "dev", V5, clean=False, properties=props)
+    got = [dev.expect(), dev.expect()]
+    assert [m.payload for m in got] == [b"long", b"none"]
+    assert 60 <= got[0].properties.MessageExpiryInterval <= 70  # what is left of it
+    dev.expect_none()
+    dev.close()
+
+
+def test_no_local_v5(broker):
+    c = Client(broker.port, "c", V5)
+    c.subscribe("echo/#", noLocal=True)
+    other = Client(broker.port, "other", V5)
+    c.publish("echo/mine", b"1", qos=1)
+    other.publish("echo/theirs", b"2", qos=1)
+    assert c.expect().topic == "echo/theirs"
+    c.expect_none(0.2)
+    c.close()
+    other.close()
+
+
+# reserved topics, lifecycle events, bus -----------------------------------------------------
+@pytest.mark.parametrize("topic", ["$aws/things/t1/shadow/update", "$aws/events/presence/connected/x", "$SYS/x"])
+def test_reserved_topics_refused_without_handler(broker, topic):
+    c5 = Client(broker.port, "c5", V5)
+    assert c5.publish(topic, b"{}", qos=1) == codec.NOT_AUTHORIZED
+    c5.close()
+    c3 = Client(broker.port, "c3", V3)
+    c3.publish(topic, b"{}", qos=1, wait=False)
+    assert c3.disconnected.wait(WAIT)  # AWS disconnects a 3.1.1 client
+    c3.c.loop_stop()
+
+
+def test_reserved_topic_handler(make_broker):
+    calls = []
+
+    def handler(identity, topic, payload, properties):
+        calls.append((identity.account, topic, payload))
+        return "/shadow/" in topic or topic.startswith("$aws/rules/")
+
+    b = make_broker(reserved_topic_handler=handler)
+    sub = Client(b.port, "sub", V5)
+    sub.subscribe("$aws/things/+/shadow/#")
+    sub.subscribe("$aws/rules/#")
+    dev = Client(b.port, "dev", V5)
+    assert dev.publish("$aws/things/t1/shadow/update", b'{"state":{}}', qos=1) == 0
+    assert sub.expect().topic == "$aws/things/t1/shadow/update"  # subscribers see shadow requests
+    assert dev.publish("$aws/rules/myRule/data", b"ingest", qos=1) == 0
+    sub.expect_none(0.2)  # Basic Ingest goes to the rule only
+    assert dev.publish("$aws/things/t1/jobs/get", b"{}", qos=1) == codec.NOT_AUTHORIZED  # handler refused
+    assert [c[1] for c in calls] == ["$aws/things/t1/shadow/update", "$aws/rules/myRule/data",
+                                     "$aws/things/t1/jobs/get"]
+    assert calls[0][0] == ACCOUNT
+    sub.close()
+    dev.close()
+
+
+def test_lifecycle_events(broker):
+    watcher = Client(broker.port, "watcher", V5)
+    watcher.subscribe("$aws/events/#")
+    hash_sub = Client(broker.port, "hash", V5)
+    hash_sub.subscribe("#")
+    dev = Client(broker.port, "dev-1", V3, username="alice")
+    connected = json.loads(watcher.expect_topic("$aws/events/presence/connected/dev-1").payload)
+    assert set(connected) == {"clientId", "timestamp", "eventType", "sessionIdentifier", "principalIdentifier",
+                              "ipAddress", "versionNumber"}
+    assert connected["clientId"] == "dev-1" and connected["eventType"] == "connected"
+    assert connected["principalIdentifier"] == "alice" and connected["ipAddress"] == "127.0.0.1"
+    assert abs(connected["timestamp"] / 1000 - time.time()) < 60
+    dev.subscribe("a/b")
+    dev.c.subscribe([("c/d", 0), ("e/#", 1)])
+    sub1 = json.loads(watcher.expect_topic("$aws/events/subscriptions/subscribed/dev-1").payload)
+    assert sub1["topics"] == ["a/b"] and sub1["eventType"] == "subscribed"
+    assert sub1["sessionIdentifier"] == connected["sessionIdentifier"]
+    sub2 = json.loads(watcher.expect_topic("$aws/events/subscriptions/subscribed/dev-1").payload)
+    assert sub2["topics"] == ["c/d", "e/#"]
+    dev.unsubscribe("a/b")
+    unsub = json.loads(watcher.expect_topic("$aws/events/subscriptions/unsubscribed/dev-1").payload)
+    assert unsub["topics"] == ["a/b"] and unsub["eventType"] == "unsubscribed"
+    dev.close()
+    gone = json.loads(watcher.expect_topic("$aws/events/presence/disconnected/dev-1").payload)
+    assert gone["clientInitiatedDisconnect"] is True
+    assert gone["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
+    assert gone["versionNumber"] == connected["versionNumber"]
+    dev = Client(broker.port, "dev-1", V3)
+    again = json.loads(watcher.expect_topic("$aws/events/presence/connected/dev-1").payload)
+    assert again["versionNumber"] > connected["versionNumber"]
+    dev.kill()
+    lost = json.loads(watcher.expect_topic("$aws/events/presence/disconnected/dev-1").payload)
+    assert (lost["disconnectReason"], lost["clientInitiatedDisconnect"]) == ("CONNECTION_LOST", False)
+    hash_sub.sync()
+    assert all(not m.topic.startswith("$") for m in list(hash_sub.messages.queue))  # '#' skips $ topics
+    watcher.close()
+    hash_sub.close()
+
+
+def test_bus_both_ways(broker):
+    seen = []
+    broker.call(broker.bus.subscribe, lambda a, r, t, p: seen.append((a, r, t, p)))
+    sub = Client(broker.port, "sub", V3)
+    sub.subscribe("$aws/events/thing/#")
+    broker.call(broker.bus.publish, ACCOUNT, REGION, "$aws/events/thing/t1/created", b'{"eventType":"THING_EVENT"}')
+    m = sub.expect()
+    assert (m.topic, m.payload) == ("$aws/events/thing/t1/created", b'{"eventType":"THING_EVENT"}')
+    broker.call(broker.bus.publish, "999999999999", REGION, "$aws/events/thing/t2/created", b"{}")
+    sub.expect_none(0.2)  # other accounts' events stay there
+    sub.publish("telemetry/1", b"42", qos=1)
+    assert (ACCOUNT, REGION, "telemetry/1", b"42") in seen
+
+
+# authentication and authorization -------------------------------------------------------------
+def _authn(info):
+    if info.username == "bad":
+        return Refusal(codec.BAD_USERNAME_OR_PASSWORD)
+    if info.username == "nobody":
+        return None
+    return Identity(ACCOUNT if info.username != "other" else "210987654321", REGION, principal=info.username or "")
+
+
+def _authz(identity, action, resource):
+    if action == "iot:Connect":
+        return not resource.endswith(":client/forbidden")
+    if action == "iot:Subscribe":
+        return "/secret" not in resource
+    if action == "iot:Publish":
+        return "/readonly/" not in resource
+    if action == "iot:RetainPublish":
+        return "/noretain" not in resource
+    if action == "iot:Receive":
+        return "/hidden" not in resource
+    return False
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+def test_connect_refusals(make_broker, version):
+    b = make_broker(authenticate=_authn, authorize=_authz)
+    cases = [("ok", "dev", 0, 0), ("bad", "dev", 4, codec.BAD_USERNAME_OR_PASSWORD),
+             ("nobody", "dev", 5, codec.NOT_AUTHORIZED), ("ok", "forbidden", 5, codec.NOT_AUTHORIZED)]
+    for username, client_id, v3_code, v5_code in cases:
+        c = Client(b.port, client_id, version, username=username, connect=False)
+        c.connect(expect_ok=False)
+        assert c.connack[1] == v5_code, (username, client_id)  # paho maps 3.1.1 return codes to reason codes
+        c.c.loop_stop()
+        c.c.disconnect()
+        raw = Raw(b.port, version)
+        ack = raw.connect(client_id, username=username)
+        assert ack.reason_code == (v3_code if version == V3 else v5_code)
+        if ack.reason_code:
+            assert raw.closed()
+        raw.close()
+
+
+@pytest.mark.parametrize("version", [V3, V5])
+def test_authorization_refusals(make_broker, version):
+    b = make_broker(authenticate=_authn, authorize=_authz)
+    c = Client(b.port, "c", version, username="u")
+    denied = codec.NOT_AUTHORIZED if version == V5 else 0x80
+    rc, mid = c.c.subscribe([("data/#", 1), ("x/secret", 1)])
+    assert c._wait(mid) == [1, denied]
+    other_account = Client(b.port, "c", version, username="other")  # same id, other account: no takeover
+    other_account.subscribe("data/#")
+    c.publish("data/hidden", b"no receive", qos=1)
+    c.publish("data/ok", b"yes", qos=1)
+    assert c.expect().topic == "data/ok"  # iot:Receive denied for data/hidden
+    other_account.expect_none(0.2)  # accounts do not see each other's messages
+    if version == V5:
+        assert c.publish("data/readonly/x", b"", qos=1) == codec.NOT_AUTHORIZED
+        assert c.publish("data/noretain", b"r", qos=1, retain=True) == codec.NOT_AUTHORIZED
+        assert c.publish("data/ok2", b"still connected", qos=1) == 0
+    else:
+        c.publish("data/readonly/x", b"", qos=1, wait=False)
+        assert c.disconnected.wait(WAIT)  # AWS disconnects a 3.1.1 client on an unauthorized publish
+    c.c.loop_stop()
+    other_account.close()
+
+
+def test_async_authenticate_holds_early_packets(make_broker):
+    async def authenticate(info):
+        await asyncio.sleep(0.05)  # a custom authorizer calling out
+        if info.password != b"token":
+            return Refusal(codec.NOT_AUTHORIZED, "bad token")
+        return Identity(ACCOUNT, REGION, principal="custom")
+
+    b = make_broker(authenticate=authenticate)
+    raw = Raw(b.port, codec.MQTT5)
+    # CONNECT and SUBSCRIBE in one write: the SUBSCRIBE waits for the authorizer
+    raw.send(encode(Connect("a", codec.MQTT5, username="u", password=b"token"), codec.MQTT5)
+             + encode(Subscribe(1, [("t", SubOptions(1))]), codec.MQTT5))
+    assert raw.recv().reason_code == 0
+    assert raw.recv().reason_codes == [1]
+    raw.close()
+    raw = Raw(b.port, codec.MQTT5)
+    ack = raw.connect("b", username="u", password=b"nope")
+    assert ack.reason_code == codec.NOT_AUTHORIZED and ack.properties["reason_string"] == "bad token"
+    assert raw.closed()
