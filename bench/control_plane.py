@@ -418,7 +418,7 @@ def start_moto(logdir: str) -> ServerProc:
 
 def start_localiot(logdir: str, data_dir: str | None, profile: str | None) -> ServerProc:
     store = ["--in-memory"] if data_dir is None else ["--data-dir", data_dir]
-    args = ["serve", "--port", "0", "--log-level", "WARNING", *store]
+    args = ["serve", "--port", "0", "--mqtt-tls-port", "0", "--mqtt-alpn-port", "0", "--log-level", "WARNING", *store]
     if profile:
         argv = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "localiot", *args]
     else:

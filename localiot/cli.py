@@ -23,6 +23,13 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--strict-signatures", action="store_true", default=None,
                        help="verify SigV4 signatures against --credentials (LOCALIOT_STRICT_SIGNATURES)")
     serve.add_argument("--credentials", help="AKID:SECRET[,AKID:SECRET] for strict mode (LOCALIOT_CREDENTIALS)")
+    serve.add_argument("--mqtt-tls-port", type=int, help="MQTT over TLS with client certificates (LOCALIOT_MQTT_TLS_PORT, default 8883)")
+    serve.add_argument("--mqtt-alpn-port", type=int,
+                       help="TLS port for ALPN x-amzn-mqtt-ca, WebSocket /mqtt and HTTPS publish (LOCALIOT_MQTT_ALPN_PORT, default 8443)")
+    serve.add_argument("--mqtt-plain", action="store_true", default=None,
+                       help="also serve plain MQTT without authentication, for development (LOCALIOT_MQTT_PLAIN)")
+    serve.add_argument("--mqtt-plain-port", type=int, help="plain MQTT port (LOCALIOT_MQTT_PLAIN_PORT, default 1883)")
+    serve.add_argument("--server-names", help="extra host names/IPs for the broker certificate (LOCALIOT_SERVER_NAMES)")
     serve.add_argument("--aws-endpoint-url", help="downstream AWS endpoint for Lambda, SQS ... (LOCALIOT_AWS_ENDPOINT_URL)")
     sub.add_parser("models-path", help="print the folder to put in AWS_DATA_PATH (Fleet Hub model for boto3/CLI)")
     args = parser.parse_args(argv)

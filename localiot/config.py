@@ -25,6 +25,13 @@ class Config:
     credentials: str = ""
     # Where Lambda, SQS, S3 ... are reached (moto's server, LocalStack, AWS).
     aws_endpoint_url: str = ""
+    # MQTT listeners (on loopback by default, like the API). 0 picks a free port.
+    mqtt_tls_port: int = 8883  # MQTT over TLS with client certificates
+    mqtt_alpn_port: int = 8443  # TLS: ALPN x-amzn-mqtt-ca, WebSocket /mqtt, HTTPS publish
+    mqtt_plain_port: int = 1883  # plain MQTT, only with mqtt_plain
+    mqtt_plain: bool = False
+    # Extra host names / IPs for the broker's server certificate (comma-separated).
+    server_names: str = ""
     # Seconds between runs of time-driven work (timeouts, rollouts ...); 0 runs
     # it only when the clock is moved through /_localiot/clock (deterministic tests).
     background_period: float = 1.0
@@ -44,6 +51,11 @@ class Config:
         "credentials": "LOCALIOT_CREDENTIALS",
         "aws_endpoint_url": "LOCALIOT_AWS_ENDPOINT_URL",
         "background_period": "LOCALIOT_BACKGROUND_PERIOD",
+        "mqtt_tls_port": "LOCALIOT_MQTT_TLS_PORT",
+        "mqtt_alpn_port": "LOCALIOT_MQTT_ALPN_PORT",
+        "mqtt_plain_port": "LOCALIOT_MQTT_PLAIN_PORT",
+        "mqtt_plain": "LOCALIOT_MQTT_PLAIN",
+        "server_names": "LOCALIOT_SERVER_NAMES",
         "downstream_access_key": "LOCALIOT_AWS_ACCESS_KEY_ID",
         "downstream_secret_key": "LOCALIOT_AWS_SECRET_ACCESS_KEY",
     }

@@ -20,6 +20,7 @@ class Runtime:
         # endpoint type -> "host:port" of the listener serving it, filled as
         # listeners start ("api", "iot:Data-ATS" ...); DescribeEndpoint reads it.
         self.listeners: dict[str, str] = {}
+        self.broker = None  # the MQTT broker, once the listeners started
         self._clients: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()
 

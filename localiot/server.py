@@ -90,6 +90,8 @@ class LocalIoT:
         if path == "/_localiot/reset" and request.method == "POST":
             self.store.reset()
             self.clock.reset()
+            if self.runtime.broker is not None:
+                self.runtime.broker.reset()
             return _json({"reset": True})
         if path == "/_localiot/ca.pem" and request.method == "GET":
             # The installation's root CA, so devices can trust the broker.
@@ -120,12 +122,18 @@ class LocalIoT:
         from localiot.services.rules.engine import start_rules_engine
 
         self.rules = start_rules_engine(self)
+        from localiot.listeners import start_listeners
+
+        self.broker = await start_listeners(self)
         self.background.start()
         log.info("localiot %s API on http://%s:%s (store %s)", __version__, self.config.host, self.port, self.store.path)
         return self.port
 
     async def stop(self) -> None:
         await self.background.stop()
+        from localiot.listeners import stop_listeners
+
+        await stop_listeners(self)
         from localiot.services.rules.engine import stop_rules_engine
 
         stop_rules_engine(self)

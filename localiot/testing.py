@@ -67,7 +67,8 @@ class ServerThread:
 def local_server(**overrides):
     """A server on a free loopback port with its own data directory (or in memory)."""
     with tempfile.TemporaryDirectory(prefix="localiot-") as data_dir:
-        settings = {"host": "127.0.0.1", "port": 0, "data_dir": data_dir, "log_level": "WARNING"}
+        settings = {"host": "127.0.0.1", "port": 0, "data_dir": data_dir, "log_level": "WARNING",
+                    "mqtt_tls_port": 0, "mqtt_alpn_port": 0, "mqtt_plain_port": 0}
         settings.update(overrides)
         server = ServerThread(Config.from_env(environ={}, **settings)).start()
         try:

@@ -22,7 +22,8 @@ BIN = Path(sys.executable).parent
 
 def start_cli(data_dir, *extra, env=None):
     process = subprocess.Popen(
-        [str(BIN / "localiot"), "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
+        [str(BIN / "localiot"), "serve", "--port", "0", "--mqtt-tls-port", "0", "--mqtt-alpn-port", "0",
+         "--mqtt-plain-port", "0", "--data-dir", str(data_dir), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
     )
     for line in process.stdout:

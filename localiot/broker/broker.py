@@ -88,6 +88,11 @@ class Broker:
         self._started = False
 
     # listeners -------------------------------------------------------------
+    def start(self) -> None:
+        """Join the bus and restore stored sessions; listeners call it too. Call on the loop."""
+        if not self._started:
+            self._begin()
+
     async def start_tcp(self, host: str, port: int, name: str = "tcp") -> int:
         return await self._listen(host, port, None, name)
 
