@@ -21,6 +21,9 @@ class Runtime:
         # listeners start ("api", "iot:Data-ATS" ...); DescribeEndpoint reads it.
         self.listeners: dict[str, str] = {}
         self.broker = None  # the MQTT broker, once the listeners started
+        # fn(service, operation, account, region) after every committed API call:
+        # the broker drops cached authorizations when security state changed.
+        self.commit_listeners: list = []
         self._clients: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()
 

@@ -63,6 +63,8 @@ class LocalIoT:
             output = handler(ctx, call.params)
         for topic, payload in ctx.events:
             self.bus.publish(call.account, call.region, topic, payload)
+        for listener in self.runtime.commit_listeners:
+            listener(service, name, call.account, call.region)
         return output
 
     # HTTP ----------------------------------------------------------------
