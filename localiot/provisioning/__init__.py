@@ -16,10 +16,10 @@ from localiot.provisioning.template import (
     ProvisioningPlan,
     TemplateError,
     ThingSpec,
-    evaluate,
     policy_name_for,
     validate_template,
 )
+from localiot.provisioning.evaluation import evaluate
 
 __all__ = [
     "CERTIFICATE",
