@@ -95,6 +95,7 @@ _DEVICE_RESERVED = re.compile(
     r"|rules/[^/]+/"
     r"|certificates/create"
     r"|provisioning-templates/"
+    r"|commands/(?:things|clients)/[^/]+/executions/[^/]+/response/"
     r")"
 )
 

@@ -577,6 +577,15 @@ class Broker:
     def reserved_publish(self, conn: Connection, topic: str, payload: bytes, qos: int, props: dict) -> bool:
         return self._reserved(conn.identity, topic, payload, props, qos)
 
+    def publish_reserved(self, identity, topic: str, payload: bytes, props: dict, qos: int = 0) -> bool:
+        """A publish on a reserved topic on behalf of `identity` (HTTP Publish): served by
+        the reserved-topic handler exactly as if the device had published it over MQTT."""
+        return self._reserved(identity, topic, payload, props, qos)
+
+    def deliver_to(self, session: Session, options, msg: Message) -> None:
+        """Deliver one message to one session only (replies meant for the requester)."""
+        self._deliver(session, options, msg)
+
     def _reserved(self, identity, topic: str, payload: bytes, props: dict, qos: int = 0) -> bool:
         handler = self.reserved_topic_handler
         if handler is None:

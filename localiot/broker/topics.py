@@ -25,6 +25,10 @@ def _slashes(topic: str) -> int:
     n = topic.count("/")
     if topic.startswith("$aws/rules/"):
         n -= min(n, 3)  # Basic Ingest: "$aws/rules/{rule}/" does not count
+    elif topic.startswith("$aws/"):
+        # AWS's own reserved topics are longer than the limit for user topics
+        # (named shadow replies, command responses have 8 slashes): not counted.
+        n = 0
     return n
 
 

@@ -2,8 +2,10 @@
 topics reach the same service functions the HTTP API calls.
 
 Each door module registers `door(prefix, fn)`; `fn(app, identity, topic,
-payload, properties) -> bool` says whether it accepted the publish. The
-broker calls `make_handler(app)`'s result for every reserved topic.
+payload, properties) -> bool` says whether it accepted the publish; doors
+whose prefix matches are tried in turn until one accepts. The broker calls
+`make_handler(app)`'s result for every reserved topic. `serve` runs a door's
+service call the way the HTTP API runs one.
 """
 
 from __future__ import annotations
@@ -29,8 +31,26 @@ def make_handler(app) -> Callable:
 
     def handle(identity, topic: str, payload: bytes, properties: dict) -> bool:
         for prefix, fn in _DOORS:
-            if topic.startswith(prefix):
-                return bool(fn(app, identity, topic, payload, properties))
+            if topic.startswith(prefix) and fn(app, identity, topic, payload, properties):
+                return True
         return False
 
     return handle
+
+
+def serve(app, identity, service_name: str, operation: str, fn: Callable):
+    """Run `fn(ctx)` as one call of the device's account and region: one
+    transaction, its events on the bus after the commit, then the commit
+    listeners, exactly as an HTTP call of `operation` would. Returns fn's result."""
+    from localiot.services.context import RequestContext
+
+    runtime = app.runtime
+    account, region = identity.account, identity.region
+    with app.store.transaction(account, region) as tx:
+        ctx = RequestContext(account, region, tx, runtime, service_name, operation)
+        result = fn(ctx)
+    for topic, payload in ctx.events:
+        runtime.bus.publish(account, region, topic, payload)
+    for listener in runtime.commit_listeners:
+        listener(service_name, operation, account, region)
+    return result

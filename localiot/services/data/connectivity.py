@@ -1,0 +1,124 @@
+"""GetThingConnectivityData (iot): is the thing's MQTT client connected, since
+when, and why did it last disconnect.
+
+As AWS documents, the client whose id is the thing's name counts. Whether it
+is connected now is the broker's answer; the time and the disconnect reason
+come from the last `$aws/events/presence/connected|disconnected/{clientId}`
+event the broker published for it. A `PresenceLog` hears those on the bus
+and keeps the last one per registered thing in the store (kind
+"thing-connectivity", named by thing, in the thing's account and region),
+written once per loop iteration, so the answer survives a restart and is
+gone with the thing's account state on reset. A record that disagrees with
+the broker (a server stopped without its clients disconnecting) is not
+shown: then the answer is the connection state alone, as AWS gives for a
+device never seen.
+
+Install the log when the broker starts: `install(runtime)` (idempotent; the
+first GetThingConnectivityData installs it too, hearing events from then on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from localiot.protocol.errors import not_found
+from localiot.services import hooks, operation
+from localiot.services.registry import things
+
+log = logging.getLogger("localiot.connectivity")
+
+KIND = "thing-connectivity"
+_PRESENCE = "$aws/events/presence/"
+# The model's disconnectReason values; a broker reason outside them is mapped.
+REASONS = ("AUTH_ERROR", "CLIENT_INITIATED_DISCONNECT", "CLIENT_ERROR", "CONNECTION_LOST", "DUPLICATE_CLIENTID",
+           "FORBIDDEN_ACCESS", "MQTT_KEEP_ALIVE_TIMEOUT", "SERVER_ERROR", "SERVER_INITIATED_DISCONNECT",
+           "THROTTLED", "WEBSOCKET_TTL_EXPIRATION", "CUSTOMAUTH_TTL_EXPIRATION", "UNKNOWN", "NONE")
+_REASON_MAP = {"API_INITIATED_DISCONNECT": "SERVER_INITIATED_DISCONNECT"}
+
+
+class PresenceLog:
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self.pending: dict[tuple[str, str, str], dict] = {}
+        self._scheduled = False
+        self.unsubscribe = runtime.bus.subscribe(self._on_bus)
+
+    def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
+        if not topic.startswith(_PRESENCE):
+            return
+        parts = topic.split("/", 4)
+        if len(parts) != 5 or parts[3] not in ("connected", "disconnected"):
+            return
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            return
+        self.pending[(account, region, parts[4])] = {
+            "connected": parts[3] == "connected",
+            "timestamp": body.get("timestamp"),
+            "disconnectReason": body.get("disconnectReason"),
+            "sessionIdentifier": body.get("sessionIdentifier"),
+        }
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (a test driving the bus by hand)
+                self.flush()
+
+    def flush(self) -> None:
+        """Store the pending records of registered things, in one transaction."""
+        self._scheduled = False
+        pending, self.pending = self.pending, {}
+        broker = self.runtime.broker
+        if not pending or broker is None:
+            return
+        try:
+            with broker.store.transaction("", "") as tx:
+                for (account, region, client_id), record in pending.items():
+                    scoped = tx.scope(account, region)
+                    if scoped.get(things.KIND, client_id) is not None:
+                        scoped.put(KIND, client_id, record)
+        except Exception:
+            log.exception("could not store %d connectivity records", len(pending))
+
+    def last(self, ctx, client_id: str) -> dict | None:
+        record = self.pending.get((ctx.account, ctx.region, client_id))
+        return record if record is not None else ctx.tx.get(KIND, client_id)
+
+
+def install(runtime) -> PresenceLog:
+    presence = getattr(runtime, "presence_log", None)
+    if presence is None:
+        presence = runtime.presence_log = PresenceLog(runtime)
+    return presence
+
+
+def connectivity(ctx, thing_name: str) -> dict:
+    broker = ctx.runtime.broker
+    connected = broker is not None and broker.is_connected(ctx.account, ctx.region, thing_name)
+    out = {"thingName": thing_name, "connected": connected}
+    record = install(ctx.runtime).last(ctx, thing_name)
+    if record is not None and record["connected"] == connected and record.get("timestamp") is not None:
+        out["timestamp"] = record["timestamp"] / 1000
+        if not connected and record.get("disconnectReason"):
+            reason = record["disconnectReason"]
+            out["disconnectReason"] = reason if reason in REASONS else _REASON_MAP.get(reason, "UNKNOWN")
+    return out
+
+
+def _forget(ctx, thing: dict) -> None:
+    ctx.tx.delete(KIND, thing["thingName"])  # a thing made again later starts unseen
+
+
+hooks.on(hooks.THING_DELETED, _forget)
+
+
+@operation("iot")
+def GetThingConnectivityData(ctx, req):
+    name = req["thingName"]
+    if ctx.tx.get(things.KIND, name) is None:
+        raise not_found(f"Thing {name} cannot be found.")
+    return connectivity(ctx, name)
