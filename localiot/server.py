@@ -88,7 +88,7 @@ class LocalIoT:
         if path == "/_localiot/health" and request.method == "GET":
             return _json({"status": "running", "version": __version__,
                           "services": {s.name: "available" for s in self.services},
-                          "store": self.store.path})
+                          "store": self.store.path, "listeners": dict(self.runtime.listeners)})
         if path == "/_localiot/reset" and request.method == "POST":
             self.store.reset()
             self.clock.reset()

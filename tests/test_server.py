@@ -48,6 +48,7 @@ def test_health_and_reset(localiot_server, iot):
     health = get_json(localiot_server.endpoint + "/_localiot/health")
     assert health["status"] == "running"
     assert set(health["services"]) >= {"iot", "iot-data", "iot-jobs-data", "iotfleethub", "iotsecuretunneling"}
+    assert health["listeners"]["api"] == localiot_server.endpoint.removeprefix("http://")
     iot.create_thing(thingName="t")
     assert get_json(localiot_server.endpoint + "/_localiot/reset", "POST", b"") == {"reset": True}
     assert iot.list_things()["things"] == []
