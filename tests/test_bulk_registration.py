@@ -79,7 +79,7 @@ def moto_endpoint():
 
 @pytest.fixture(scope="module")
 def _bulk_server(moto_endpoint):
-    with local_server(aws_endpoint_url=moto_endpoint) as server:
+    with local_server(aws_endpoint_url=moto_endpoint, background_period=0) as server:
         yield server
 
 

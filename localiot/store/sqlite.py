@@ -65,6 +65,30 @@ class SQLiteStore:
         else:
             self.db.execute("COMMIT")
 
+    # reads across every (account, region): for listeners that serve them all --
+    def scan_all_scopes(self, kind: str, where: dict | None = None) -> list[tuple[str, str, str, dict]]:
+        """(account, region, name, doc) of every `kind` document whose top-level
+        fields equal `where`'s values (None: absent or null)."""
+        sql = "SELECT account, region, name, doc FROM objects WHERE kind = ?"
+        args: list = [kind]
+        for field, value in (where or {}).items():
+            if not field.isidentifier():
+                raise ValueError(f"not a document field: {field!r}")
+            if value is None:
+                sql += f" AND json_extract(doc, '$.{field}') IS NULL"
+            else:
+                sql += f" AND json_extract(doc, '$.{field}') = ?"
+                args.append(value)
+        return [(a, r, n, _loads(d)) for a, r, n, d in self.db.execute(sql, args)]
+
+    def scopes_indexing(self, kind: str, key: str, value: str) -> list[tuple[str, str]]:
+        """The (account, region) scopes holding a `kind` document with index entry key=value."""
+        rows = self.db.execute(
+            "SELECT DISTINCT account, region FROM object_index WHERE kind = ? AND key = ? AND value = ?",
+            (kind, key, value),
+        )
+        return [tuple(row) for row in rows]
+
     def reset(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
         for table in TABLES:
