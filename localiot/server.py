@@ -94,6 +94,7 @@ class LocalIoT:
             self.clock.reset()
             if self.runtime.broker is not None:
                 self.runtime.broker.reset()
+            self.rules.forget()
             return _json({"reset": True})
         if path == "/_localiot/ca.pem" and request.method == "GET":
             # The installation's root CA, so devices can trust the broker.

@@ -33,9 +33,16 @@ TOKEN_INDEX = "token"
 URL_INDEX = "confirmationUrl"
 
 
+# Scopes whose rules changed since an engine last compiled them: engines trust
+# their in-memory compilation of every other scope, so a message costs no
+# store read (a rolled-back change only causes one needless recompilation).
+STALE: set[tuple[str, str]] = set()
+
+
 def changed(tx) -> None:
     """Tell every engine that this scope's rules or destinations changed."""
     tx.put(GENERATION_KIND, "current", {"token": new_id()})
+    STALE.add((tx.account, tx.region))
 
 
 def generation(tx) -> str | None:

@@ -317,7 +317,16 @@ class RulesEngine:
         return True
 
     # rules of a scope ---------------------------------------------------------------
+    def forget(self) -> None:
+        """Drop every compiled scope (the store was wiped under us)."""
+        self._scopes.clear()
+
     def scope(self, account: str, region: str) -> _Scope:
+        key = (account, region)
+        cached = self._scopes.get(key)
+        if cached is not None and key not in destinations.STALE:
+            return cached  # the hot path: no store read per message
+        destinations.STALE.discard(key)
         with self.store.transaction(account, region, write=False) as tx:
             current = destinations.generation(tx)
             cached = self._scopes.get((account, region))
