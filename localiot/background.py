@@ -2,7 +2,15 @@
 periodic tasks on the server's own loop: the store's one connection is used
 from that loop only, so nothing here runs on another thread while it touches
 the store. Each job is `fn(store, runtime)`, sync or async; a failing run is
-logged and retried on the next period."""
+logged and retried on the next period.
+
+A family registers its time-driven work where it defines it:
+
+    @periodic("jobs")
+    def tick(store, runtime): ...
+
+and `registered()` lists what every loaded family registered; nothing else
+lists them."""
 
 from __future__ import annotations
 
@@ -21,16 +29,24 @@ class Periodic:
     fn: Callable
 
 
-def default_jobs() -> list[Periodic]:
-    from localiot.services import jobs
-    from localiot.services.commands import executions
-    from localiot.services.registry import bulk_registration
+_REGISTERED: dict[str, Periodic] = {}
 
-    return [
-        Periodic("jobs", jobs.tick),
-        Periodic("command-timeouts", executions.tick),
-        Periodic("bulk-registration", bulk_registration.run_pending_tasks_async),
-    ]
+
+def periodic(name: str):
+    """Register `fn(store, runtime)` (sync or async) as time-driven work called `name`."""
+
+    def register(fn: Callable) -> Callable:
+        if name in _REGISTERED and _REGISTERED[name].fn is not fn:
+            raise RuntimeError(f"two periodic jobs named {name}")
+        _REGISTERED[name] = Periodic(name, fn)
+        return fn
+
+    return register
+
+
+def registered() -> list[Periodic]:
+    """Every job the loaded families registered (load them first: localiot.services.load_all)."""
+    return list(_REGISTERED.values())
 
 
 class Background:

@@ -86,7 +86,8 @@ from localiot.protocol.errors import ServiceError
 from localiot.protocol.sigv4 import account_for
 from localiot.provisioning import TemplateError, evaluate, validate_template
 from localiot.provisioning.apply import apply_plan
-from localiot.services.context import RequestContext
+from localiot.services import Affects
+from localiot.services.unit_of_work import unit_of_work
 from localiot.services.security import authorizers, ca_certificates, certificates, policies, provisioning_templates
 
 log = logging.getLogger("localiot.device_auth")
@@ -94,24 +95,6 @@ log = logging.getLogger("localiot.device_auth")
 CERTIFICATE, CUSTOM, SIGV4, OPEN = "certificate", "custom", "sigv4", "open"
 MAXIMUM_CONNECT_TIME = 0xA0  # MQTT 5 reason code
 SWEEP_SECONDS = 1.0
-
-# Operations after which rights may differ; the CA ones reach across accounts.
-SECURITY_OPS = frozenset({
-    "AttachPolicy", "DetachPolicy", "AttachPrincipalPolicy", "DetachPrincipalPolicy",
-    "CreatePolicyVersion", "SetDefaultPolicyVersion", "DeletePolicyVersion", "DeletePolicy",
-    "UpdateCertificate", "DeleteCertificate", "TransferCertificate", "AcceptCertificateTransfer",
-    "RejectCertificateTransfer", "CancelCertificateTransfer", "RegisterCertificate",
-    "RegisterCertificateWithoutCA", "UpdateCACertificate", "DeleteCACertificate",
-    "AttachThingPrincipal", "DetachThingPrincipal", "UpdateThing", "DeleteThing",
-    "AddThingToThingGroup", "RemoveThingFromThingGroup", "UpdateThingGroupsForThing", "DeleteThingGroup",
-    "CreateDynamicThingGroup", "UpdateDynamicThingGroup", "DeleteDynamicThingGroup", "RegisterThing",
-})
-STATUS_OPS = frozenset({
-    "UpdateCertificate", "DeleteCertificate", "TransferCertificate", "UpdateCACertificate", "DeleteCACertificate",
-})
-CROSS_ACCOUNT_OPS = frozenset({"UpdateCACertificate", "DeleteCACertificate"})
-# Operations that can add a trust anchor for the TLS listeners.
-TRUST_OPS = frozenset({"RegisterCACertificate", "RegisterCertificateWithoutCA"})
 
 _AWS_HOST = re.compile(r"\.iot\.([a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com(?::\d+)?$")
 _AUTHORIZER_NAME = "x-amz-customauthorizer-name"
@@ -524,21 +507,24 @@ class DeviceAuth:
         return bool(db is not None and db.in_transaction)
 
     # invalidation ----------------------------------------------------------------------
-    def on_commit(self, service: str, operation: str, account: str, region: str) -> None:
-        if operation in TRUST_OPS and self.on_trust_change is not None:
+    def on_commit(self, ctx) -> None:
+        """Commit listener: operations declare on their @operation decorator what they
+        may change for connected devices (localiot.services.Affects)."""
+        affects = ctx.affects
+        if Affects.TRUST_ANCHORS in affects and self.on_trust_change is not None:
             self.on_trust_change()
-        if service != "iot" or operation not in SECURITY_OPS:
+        if Affects.DEVICE_RIGHTS not in affects:
             return
-        if operation in CROSS_ACCOUNT_OPS:
+        if Affects.ALL_ACCOUNTS in affects:
             self._generation += 1
         else:
-            key = (account, region)
+            key = (ctx.account, ctx.region)
             self._scope_generations[key] = self._scope_generations.get(key, 0) + 1
         if self.broker is None:
             return
         self.broker.invalidate_authorization()
-        if operation in STATUS_OPS:
-            self.drop_unusable(None if operation in CROSS_ACCOUNT_OPS else (account, region))
+        if Affects.CERTIFICATE_STATUS in affects:
+            self.drop_unusable(None if Affects.ALL_ACCOUNTS in affects else (ctx.account, ctx.region))
 
     def drop_unusable(self, scope: tuple[str, str] | None = None) -> int:
         """Disconnect certificate clients (of `scope`, or all) whose certificate can no longer connect."""
@@ -615,8 +601,7 @@ class DeviceAuth:
         if not pki.is_within_validity(cert, now):
             return Refusal(codec.NOT_AUTHORIZED, "The certificate is outside its validity period.")
         try:
-            with self.store.transaction(account, region) as tx:
-                ctx = RequestContext(account, region, tx, self.runtime, "iot", "RegisterCertificate")
+            with unit_of_work(self.runtime, account, region, "iot", "RegisterCertificate") as ctx:
                 doc = ca_certificates.register_with_ca(ctx, cert, ca, certificates.PENDING_ACTIVATION)
                 stamp = int(now * 1000)
                 ctx.publish(f"$aws/events/certificates/registered/{ca['certificateId']}", {
@@ -631,7 +616,6 @@ class DeviceAuth:
             log.warning("just-in-time registration of certificate %s failed: %s", cert_id, e.message)
             return refused
         log.info("registered certificate %s just in time (CA %s, account %s)", cert_id, ca["certificateId"], account)
-        self._committed(ctx)
         config = ca.get("registrationConfig") or {}
         if config.get("templateBody") or config.get("templateName"):
             self._provision(account, region, cert, cert_id, config)
@@ -639,8 +623,8 @@ class DeviceAuth:
 
     def _provision(self, account: str, region: str, cert, cert_id: str, config: dict) -> None:
         try:
-            with self.store.transaction(account, region) as tx:
-                ctx = RequestContext(account, region, tx, self.runtime, "iot", "RegisterThing")
+            with unit_of_work(self.runtime, account, region, "iot", "RegisterThing") as ctx:
+                tx = ctx.tx
                 body = config.get("templateBody")
                 if not body:
                     template = tx.get(provisioning_templates.KIND, config["templateName"])
@@ -656,11 +640,3 @@ class DeviceAuth:
             log.warning("just-in-time provisioning of certificate %s failed: %s", cert_id, getattr(e, "message", e))
             return
         log.info("provisioned certificate %s just in time", cert_id)
-        self._committed(ctx)
-
-    def _committed(self, ctx: RequestContext) -> None:
-        """What the server does after an API call commits: events out, commit listeners told."""
-        for topic, payload in ctx.events:
-            self.runtime.bus.publish(ctx.account, ctx.region, topic, payload)
-        for listener in list(self.runtime.commit_listeners):
-            listener(ctx.service, ctx.operation, ctx.account, ctx.region)

@@ -17,12 +17,13 @@ class Runtime:
         self.config = config
         self.clock = clock
         self.bus = bus
+        self.store = None  # the store port (localiot.store), set by the process that opens it
         # endpoint type -> "host:port" of the listener serving it, filled as
         # listeners start ("api", "iot:Data-ATS" ...); DescribeEndpoint reads it.
         self.listeners: dict[str, str] = {}
         self.broker = None  # the MQTT broker, once the listeners started
-        # fn(service, operation, account, region) after every committed API call:
-        # the broker drops cached authorizations when security state changed.
+        # fn(ctx) after every committed unit of work (localiot.services.unit_of_work):
+        # the broker drops cached authorizations when device rights changed.
         self.commit_listeners: list = []
         self._clients: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.web_server import Server
 
 from localiot import __version__
-from localiot.background import Background, default_jobs
+from localiot.background import Background, registered
 from localiot.bus import Bus
 from localiot.clock import Clock
 from localiot.config import Config
@@ -20,7 +20,7 @@ from localiot.protocol.errors import ServiceError
 from localiot.protocol.models import load_services
 from localiot.runtime import Runtime
 from localiot.services import load_all
-from localiot.services.context import RequestContext
+from localiot.services.unit_of_work import unit_of_work
 from localiot.store import open_store
 
 log = logging.getLogger("localiot")
@@ -34,6 +34,7 @@ class LocalIoT:
         self.runtime = Runtime(self.config, self.clock, self.bus)
         db_path = ":memory:" if self.config.in_memory else os.path.join(self.config.data_dir, "localiot.db")
         self.store = open_store(db_path)
+        self.runtime.store = self.store
         self.handlers = load_all()
         self.services = load_services()
         self.engine = Engine(
@@ -44,7 +45,7 @@ class LocalIoT:
             secrets=self.config.credential_map(),
             strict=self.config.strict_signatures,
         )
-        self.background = Background(self.store, self.runtime, default_jobs(), self.config.background_period)
+        self.background = Background(self.store, self.runtime, registered(), self.config.background_period)
         self._runner: web.ServerRunner | None = None
         self.port: int | None = None
 
@@ -58,14 +59,8 @@ class LocalIoT:
                 f"localiot does not implement {service} {name} yet.",
                 status=501,
             )
-        with self.store.transaction(call.account, call.region) as tx:
-            ctx = RequestContext(call.account, call.region, tx, self.runtime, service, name)
-            output = handler(ctx, call.params)
-        for topic, payload in ctx.events:
-            self.bus.publish(call.account, call.region, topic, payload)
-        for listener in self.runtime.commit_listeners:
-            listener(service, name, call.account, call.region)
-        return output
+        with unit_of_work(self.runtime, call.account, call.region, service, name) as ctx:
+            return handler(ctx, call.params)
 
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:

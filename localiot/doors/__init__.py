@@ -14,6 +14,8 @@ import importlib
 import pkgutil
 from typing import Callable
 
+from localiot.services.unit_of_work import unit_of_work
+
 _DOORS: list[tuple[str, Callable]] = []
 
 
@@ -39,18 +41,7 @@ def make_handler(app) -> Callable:
 
 
 def serve(app, identity, service_name: str, operation: str, fn: Callable):
-    """Run `fn(ctx)` as one call of the device's account and region: one
-    transaction, its events on the bus after the commit, then the commit
-    listeners, exactly as an HTTP call of `operation` would. Returns fn's result."""
-    from localiot.services.context import RequestContext
-
-    runtime = app.runtime
-    account, region = identity.account, identity.region
-    with app.store.transaction(account, region) as tx:
-        ctx = RequestContext(account, region, tx, runtime, service_name, operation)
-        result = fn(ctx)
-    for topic, payload in ctx.events:
-        runtime.bus.publish(account, region, topic, payload)
-    for listener in runtime.commit_listeners:
-        listener(service_name, operation, account, region)
-    return result
+    """Run `fn(ctx)` as one unit of work of `operation` in the device's account
+    and region, exactly as an HTTP call of it would run. Returns fn's result."""
+    with unit_of_work(app.runtime, identity.account, identity.region, service_name, operation) as ctx:
+        return fn(ctx)

@@ -19,6 +19,8 @@ class RequestContext:
     service: str = "iot"
     operation: str = ""
     events: list[tuple[str, bytes]] = field(default_factory=list)
+    before_commit_hooks: list = field(default_factory=list)
+    after_commit_hooks: list = field(default_factory=list)
 
     @property
     def clock(self) -> Clock:
@@ -33,6 +35,22 @@ class RequestContext:
 
     def arn(self, resource: str, service: str = "iot") -> str:
         return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
+
+    @property
+    def affects(self):
+        """What the committed operation may have changed for connected devices
+        (declared on its @operation decorator)."""
+        from localiot.services import affects
+
+        return affects(self.service, self.operation)
+
+    def before_commit(self, fn) -> None:
+        """Run `fn()` at the end of the unit of work, inside its transaction."""
+        self.before_commit_hooks.append(fn)
+
+    def after_commit(self, fn) -> None:
+        """Run `fn()` once the unit of work committed (never if it rolled back)."""
+        self.after_commit_hooks.append(fn)
 
     def publish(self, topic: str, payload: dict) -> None:
         """Queue an event; it reaches the bus only if the call's transaction commits."""

@@ -51,12 +51,13 @@ import struct
 from datetime import UTC, datetime
 
 from localiot import cbor
+from localiot.background import periodic
 from localiot.protocol.errors import not_found
 from localiot.services import operation
 from localiot.services.commands import commands as cmds
 from localiot.services.commands.commands import conflict, validation
 from localiot.services.common import new_id, page_list
-from localiot.services.context import RequestContext
+from localiot.services.unit_of_work import unit_of_work
 
 KIND = "command-execution"
 TOKENS = "command-client-token"
@@ -587,19 +588,20 @@ def _sweep_due(tx, now: float) -> bool:
     return True
 
 
+@periodic("command-timeouts")
 def tick(store, runtime, now: float | None = None) -> int:
     """Time out overdue executions and finish due command deletions in every account
-    and region; run it every second. Events go to the bus after the commit.
-    Returns how many executions and commands changed."""
+    and region; run it every second. Each scope is one unit of work, so its events
+    go to the bus after its commit. Returns how many executions and commands changed."""
     now = runtime.clock.now() if now is None else now
     changed = 0
-    outbox: list[tuple[str, str, str, bytes]] = []
-    with store.transaction(*cmds.GLOBAL) as global_tx:
-        sweep = _sweep_due(global_tx, now)
-        for scope in global_tx.linked(cmds.SCOPES, "all"):
-            account, region = scope.split("/", 1)
-            tx = global_tx.scope(account, region)
-            ctx = RequestContext(account, region, tx, runtime, "iot", "CommandsTimer")
+    with unit_of_work(runtime, *cmds.GLOBAL, "iot", "CommandsTimer") as global_ctx:
+        sweep = _sweep_due(global_ctx.tx, now)
+        scopes = global_ctx.tx.linked(cmds.SCOPES, "all")
+    for scope in scopes:
+        account, region = scope.split("/", 1)
+        with unit_of_work(runtime, account, region, "iot", "CommandsTimer") as ctx:
+            tx = ctx.tx
             for _, execution in tx.find(KIND, "open", "1"):
                 if now >= execution["deadline"]:
                     time_out(ctx, execution, now)
@@ -610,7 +612,4 @@ def tick(store, runtime, now: float | None = None) -> int:
                     if now >= execution["timeToLive"]:
                         remove(tx, execution)
                         changed += 1
-            outbox.extend((account, region, topic, payload) for topic, payload in ctx.events)
-    for account, region, topic, payload in outbox:
-        runtime.bus.publish(account, region, topic, payload)
     return changed

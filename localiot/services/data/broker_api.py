@@ -52,12 +52,11 @@ def _limits(ctx) -> Limits:
 
 
 def _after_commit(ctx, fn) -> bool:
-    """Run `fn()` on the broker's loop once this call has returned (and so committed).
-    False when no broker runs."""
+    """Run `fn()` once this unit of work committed. False when no broker runs."""
     broker = ctx.runtime.broker
     if broker is None or broker.loop is None:
         return False
-    broker.loop.call_soon_threadsafe(fn)
+    ctx.after_commit(fn)
     return True
 
 

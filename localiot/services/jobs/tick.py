@@ -20,8 +20,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from localiot.background import periodic
 from localiot.services.context import RequestContext
 from localiot.services.jobs import executions, lifecycle, model, notify, rollout, targets
+from localiot.services.unit_of_work import unit_of_work
 from localiot.services.jobs.model import DELETION_IN_PROGRESS, EXEC, GLOBAL, JOB, SCOPES, Limits
 
 log = logging.getLogger("localiot.jobs")
@@ -39,6 +41,7 @@ class TickContext(RequestContext):
         return self.at
 
 
+@periodic("jobs")
 def tick(store, runtime, now: float | None = None) -> dict:
     """Do all due jobs work; returns counts of what happened (for logs and tests)."""
     at = runtime.clock.now() if now is None else now
@@ -57,8 +60,8 @@ def tick(store, runtime, now: float | None = None) -> dict:
 
 
 def _tick_scope(store, runtime, account: str, region: str, at: float) -> dict:
-    with store.transaction(account, region) as tx:
-        ctx = TickContext(account, region, tx, runtime, "iot", "tick", at=at)
+    with unit_of_work(runtime, account, region, "iot", "JobsTimer", context=TickContext, at=at) as ctx:
+        tx = ctx.tx
         found = {"timedOut": _time_out(ctx, at), "released": 0, "jobs": 0}
         for job_id, _ in tx.find(JOB, "active", "1"):
             job = model.load_job(ctx, job_id)
@@ -69,8 +72,6 @@ def _tick_scope(store, runtime, account: str, region: str, at: float) -> dict:
         notify.flush(ctx)
         if tx.count(JOB, "active", "1") == 0:
             tx.scope(*GLOBAL).delete(SCOPES, f"{account}|{region}")
-    for topic, payload in ctx.events:
-        runtime.bus.publish(account, region, topic, payload)
     return found
 
 

@@ -67,12 +67,13 @@ import re
 import time
 import uuid
 
+from localiot.background import periodic
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.provisioning import TemplateError, evaluate, validate_template
 from localiot.provisioning.apply import apply_plan
 from localiot.services import operation
 from localiot.services.common import new_id, page_list
-from localiot.services.context import RequestContext
+from localiot.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("localiot.bulk_registration")
 
@@ -287,6 +288,7 @@ def run_pending_tasks(store, runtime, *, max_lines: int | None = None) -> int:
     return done
 
 
+@periodic("bulk-registration")
 async def run_pending_tasks_async(store, runtime, *, max_lines: int | None = None) -> int:
     """As run_pending_tasks, on the server's event loop: the S3 calls run in a
     worker thread and the loop is given back between lines, so API calls (a
@@ -454,11 +456,10 @@ def _do_line(store, runtime, account, region, task_id, lease, template, offset, 
     if error is None and not isinstance(params, dict):
         error = ("InvalidRequestException", "The line is not a JSON object of template parameters")
     if error is None:
-        ctx = None
         try:
-            with store.transaction(account, region) as tx:
+            with unit_of_work(runtime, account, region, "iot", "RegisterThing") as ctx:
+                tx = ctx.tx
                 doc = _own(tx, task_id, lease)
-                ctx = RequestContext(account, region, tx, runtime, "iot", "RegisterThing")
                 try:
                     plan = evaluate(template, params, region=region, account=account)
                 except TemplateError as e:
@@ -476,8 +477,6 @@ def _do_line(store, runtime, account, region, task_id, lease, template, offset, 
             log.exception("bulk registration task %s: line %d failed", task_id, offset)
             error = ("InternalFailureException", f"{type(e).__name__}: {e}")
         else:
-            for topic, payload in ctx.events:
-                runtime.bus.publish(account, region, topic, payload)
             return
     with store.transaction(account, region) as tx:
         doc = _own(tx, task_id, lease)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
-from localiot.services import hooks, operation
+from localiot.services import Affects, hooks, operation
 from localiot.services.common import apply_tags, new_id, page, tags_to_dict
 from localiot.services.registry import events, things
 from localiot.services.registry.things import MEMBER_OF, check_version
@@ -265,7 +265,7 @@ def UpdateThingGroup(ctx, req):
     return {"version": doc["version"]}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def DeleteThingGroup(ctx, req):
     name = req["thingGroupName"]
     doc = ctx.tx.get(KIND, name)
@@ -371,21 +371,21 @@ def _membership_request(ctx, req) -> tuple[dict, dict]:
     return group, thing
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def AddThingToThingGroup(ctx, req):
     group, thing = _membership_request(ctx, req)
     _add(ctx, group, thing, bool(req.get("overrideDynamicGroups")))
     return {}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def RemoveThingFromThingGroup(ctx, req):
     group, thing = _membership_request(ctx, req)
     _remove(ctx, group, thing)
     return {}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def UpdateThingGroupsForThing(ctx, req):
     if not req.get("thingName"):
         raise invalid("thingName must be specified.")

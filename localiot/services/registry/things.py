@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
-from localiot.services import hooks, operation
+from localiot.services import Affects, hooks, operation
 from localiot.services.common import new_id, page
 from localiot.services.registry import events
 
@@ -134,7 +134,7 @@ def check_version(kind_label: str, name: str, current: int, expected: int | None
         )
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def UpdateThing(ctx, req):
     name = req["thingName"]
     thing = get(ctx, name)
@@ -173,7 +173,7 @@ def UpdateThing(ctx, req):
     return {}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def DeleteThing(ctx, req):
     name = req["thingName"]
     thing = ctx.tx.get(KIND, name)

@@ -122,12 +122,17 @@ def _challenge(ctx, doc: dict) -> None:
     doc["statusReason"] = f"Awaiting confirmation. A confirmation message is being sent to {doc['confirmationUrl']}."
     doc["lastUpdatedAt"] = ctx.now()
     _save(ctx.tx, doc)
-    _after_commit(ctx.runtime, _send_confirmation, ctx.account, ctx.region, doc["arn"], doc["token"],
+    _after_commit(ctx, _send_confirmation, ctx.account, ctx.region, doc["arn"], doc["token"],
                   doc["confirmationUrl"])
 
 
-def _after_commit(runtime, fn, *args) -> None:
-    """Run `fn(runtime, *args)` on the loop once the current API call returned (and so committed)."""
+def _after_commit(ctx, fn, *args) -> None:
+    """Once the unit of work committed (never if it rolled back), schedule
+    `fn(runtime, *args)` on the loop: it runs after the API call answered."""
+    ctx.after_commit(lambda: _soon(ctx.runtime, fn, *args))
+
+
+def _soon(runtime, fn, *args) -> None:
     engine = _engine(runtime)
     if engine is not None:
         engine.hold()  # counted from now, so wait_idle() covers it
@@ -279,7 +284,7 @@ def CreateTopicRuleDestination(ctx, req):
         "lastUpdatedAt": now,
     }
     _save(ctx.tx, doc)
-    _after_commit(ctx.runtime, _vpc_ready, ctx.account, ctx.region, doc["arn"])
+    _after_commit(ctx, _vpc_ready, ctx.account, ctx.region, doc["arn"])
     return {"topicRuleDestination": describe(doc)}
 
 

@@ -10,7 +10,7 @@ holding {"thingPrincipalType": EXCLUSIVE_THING | NON_EXCLUSIVE_THING}.
 from __future__ import annotations
 
 from localiot.protocol.errors import ServiceError, invalid
-from localiot.services import operation
+from localiot.services import Affects, operation
 from localiot.services.common import page
 from localiot.services.registry import things
 from localiot.services.registry.things import PRINCIPALS
@@ -57,25 +57,25 @@ def detach(ctx, policy_name: str, target: str) -> None:
     ctx.tx.unlink(POLICY_TARGET, policy_name, target)
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def AttachPolicy(ctx, req):
     attach(ctx, req["policyName"], req["target"])
     return {}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def DetachPolicy(ctx, req):
     detach(ctx, req["policyName"], req["target"])
     return {}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def AttachPrincipalPolicy(ctx, req):
     attach(ctx, req["policyName"], req["principal"])
     return {}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def DetachPrincipalPolicy(ctx, req):
     detach(ctx, req["policyName"], req["principal"])
     return {}
@@ -129,7 +129,7 @@ def _principal(ctx, principal: str) -> str:
     return canonical
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def AttachThingPrincipal(ctx, req):
     tx = ctx.tx
     thing_name = req["thingName"]
@@ -155,7 +155,7 @@ def AttachThingPrincipal(ctx, req):
     return {}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def DetachThingPrincipal(ctx, req):
     thing_name = req["thingName"]
     things.get(ctx, thing_name)

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 
 from localiot import pki
 from localiot.protocol.errors import ServiceError, invalid, not_found
-from localiot.services import operation
+from localiot.services import Affects, operation
 from localiot.services.common import apply_tags, new_id, tags_to_dict
 from localiot.services.security import certificates as certs
 from localiot.services.tagging import taggable
@@ -163,7 +163,7 @@ def _verify_possession(ctx, ca_cert, verification_pem: str, now: float) -> None:
     certs.check_current(verification, now, "The verification certificate")
 
 
-@operation("iot")
+@operation("iot", affects=Affects.TRUST_ANCHORS)
 def RegisterCACertificate(ctx, req):
     now = ctx.now()
     mode = req.get("certificateMode") or "DEFAULT"
@@ -255,7 +255,7 @@ def ListCACertificates(ctx, req):
     }
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS | Affects.CERTIFICATE_STATUS | Affects.ALL_ACCOUNTS)
 def UpdateCACertificate(ctx, req):
     doc = get(ctx, req["certificateId"])
     if req.get("removeAutoRegistration") and req.get("registrationConfig") is not None:
@@ -273,7 +273,7 @@ def UpdateCACertificate(ctx, req):
     return {}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS | Affects.CERTIFICATE_STATUS | Affects.ALL_ACCOUNTS)
 def DeleteCACertificate(ctx, req):
     doc = get(ctx, req["certificateId"])
     if doc["status"] == certs.ACTIVE:
@@ -294,7 +294,7 @@ def ListCertificatesByCA(ctx, req):
 
 
 # device certificates signed by a registered CA ----------------------------------------------
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def RegisterCertificate(ctx, req):
     now = ctx.now()
     cert = certs.load_registered_pem(req["certificatePem"])

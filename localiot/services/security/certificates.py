@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from localiot import pki
 from localiot.protocol.errors import ServiceError, invalid, not_found
-from localiot.services import operation
+from localiot.services import Affects, operation
 from localiot.services.common import apply_tags, decode_token, encode_token, new_id, page_list, tags_to_dict
 from localiot.services.tagging import taggable
 
@@ -341,7 +341,7 @@ def check_current(cert, now: float, what: str = "The certificate") -> None:
         raise ServiceError("CertificateValidationException", f"{what} has expired.")
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS | Affects.TRUST_ANCHORS)
 def RegisterCertificateWithoutCA(ctx, req):
     cert = load_registered_pem(req["certificatePem"])
     check_current(cert, ctx.now())
@@ -364,7 +364,7 @@ def ListCertificates(ctx, req):
     return list_certificates_page(ctx, "all", req)
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS | Affects.CERTIFICATE_STATUS)
 def UpdateCertificate(ctx, req):
     new_status = req["newStatus"]
     if new_status in INTERNAL_STATUSES:
@@ -385,7 +385,7 @@ def UpdateCertificate(ctx, req):
     return {}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS | Affects.CERTIFICATE_STATUS)
 def DeleteCertificate(ctx, req):
     doc = owned(ctx, req["certificateId"])
     cert_arn = doc["certificateArn"]
@@ -433,7 +433,7 @@ def _incoming(ctx, certificate_id: str, action: str) -> tuple[dict, object]:
     raise not_found(f"The certificate {cert_id} does not exist.")
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS | Affects.CERTIFICATE_STATUS)
 def TransferCertificate(ctx, req):
     doc = owned(ctx, req["certificateId"])
     cert_id, cert_arn, target = doc["certificateId"], doc["certificateArn"], req["targetAwsAccount"]
@@ -465,7 +465,7 @@ def TransferCertificate(ctx, req):
     return {"transferredCertificateArn": cert_arn}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def AcceptCertificateTransfer(ctx, req):
     doc, source = _incoming(ctx, req["certificateId"], "accept")
     cert_id, now = doc["certificateId"], ctx.now()
@@ -488,7 +488,7 @@ def AcceptCertificateTransfer(ctx, req):
     return {}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def RejectCertificateTransfer(ctx, req):
     doc, source = _incoming(ctx, req["certificateId"], "reject")
     cert_id = doc["certificateId"]
@@ -504,7 +504,7 @@ def RejectCertificateTransfer(ctx, req):
     return {}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def CancelCertificateTransfer(ctx, req):
     cert_id = normalize_id(req["certificateId"])
     doc = ctx.tx.get(KIND, cert_id)

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 from localiot.policy import PolicyError, Variables, certificate_variables, compile_policies, parse_policy
 from localiot.protocol.errors import ServiceError, invalid, not_found
-from localiot.services import operation
+from localiot.services import Affects, operation
 from localiot.services.common import apply_tags, page_list, tags_to_dict
 from localiot.services.registry.things import MEMBER_OF, PRINCIPALS
 from localiot.services.tagging import taggable
@@ -346,7 +346,7 @@ def live_targets(tx, name: str) -> list[str]:
     return live
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def DeletePolicy(ctx, req):
     name = req["policyName"]
     doc = get(ctx, name)
@@ -390,7 +390,7 @@ def _set_default(doc: dict, key: str, now: float) -> None:
     doc["lastModifiedDate"] = now
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def CreatePolicyVersion(ctx, req):
     name = req["policyName"]
     doc = get(ctx, name)
@@ -443,7 +443,7 @@ def ListPolicyVersions(ctx, req):
     ]}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def SetDefaultPolicyVersion(ctx, req):
     name = req["policyName"]
     doc = get(ctx, name)
@@ -454,7 +454,7 @@ def SetDefaultPolicyVersion(ctx, req):
     return {}
 
 
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def DeletePolicyVersion(ctx, req):
     name = req["policyName"]
     doc = get(ctx, name)

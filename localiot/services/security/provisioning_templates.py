@@ -16,7 +16,7 @@ import re
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.provisioning import TemplateError, evaluate, validate_template
 from localiot.provisioning.apply import apply_plan
-from localiot.services import operation
+from localiot.services import Affects, operation
 from localiot.services.common import apply_tags, page, tags_to_dict
 from localiot.services.tagging import taggable
 
@@ -271,7 +271,7 @@ def DeleteProvisioningTemplateVersion(ctx, req):
 
 
 # provisioning ----------------------------------------------------------------
-@operation("iot")
+@operation("iot", affects=Affects.DEVICE_RIGHTS)
 def RegisterThing(ctx, req):
     try:
         plan = evaluate(validate_template(req["templateBody"]), req.get("parameters") or {},

@@ -1,0 +1,65 @@
+"""One unit of work: the only place where work on the store is opened, run,
+committed and announced.
+
+    with unit_of_work(runtime, account, region, "iot", "CreateThing") as ctx:
+        output = handler(ctx, params)
+
+Inside: one store transaction bound to (account, region); `ctx.before_commit(fn)`
+callbacks run last inside it (an exception there undoes everything). After the
+commit, in this order: the events the work queued (`ctx.publish`) go to the
+bus, the commit listeners hear which operation committed (the broker drops
+cached grants when it changed device rights), and `ctx.after_commit(fn)`
+callbacks run. If the body raises, the transaction rolls back and nothing
+after it happens.
+
+The HTTP API, the MQTT doors, just-in-time registration and every time-driven
+job use this; nothing else opens a writing transaction on behalf of an
+operation.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Iterator
+
+from localiot.services.context import RequestContext
+
+log = logging.getLogger("localiot.unit_of_work")
+
+
+@contextmanager
+def unit_of_work(runtime, account: str, region: str, service: str = "iot", operation: str = "", *,
+                 write: bool = True, context=RequestContext, **context_fields) -> Iterator[RequestContext]:
+    """Run the body as one unit of work of `operation` in (account, region).
+
+    `context` is the RequestContext class to build (families with extra
+    per-run state subclass it); `context_fields` are passed to it."""
+    with runtime.store.transaction(account, region, write=write) as tx:
+        ctx = context(account, region, tx, runtime, service, operation, **context_fields)
+        yield ctx
+        for fn in ctx.before_commit_hooks:
+            fn()
+    committed(ctx)
+
+
+def committed(ctx: RequestContext) -> None:
+    """What follows a commit: events to the bus, commit listeners, after-commit callbacks."""
+    runtime = ctx.runtime
+    for topic, payload in ctx.events:
+        runtime.bus.publish(ctx.account, ctx.region, topic, payload)
+    for listener in list(runtime.commit_listeners):
+        try:
+            listener(ctx)
+        except Exception:  # the call committed: a listener's failure must not turn it into an error
+            log.exception("commit listener failed after %s %s", ctx.service, ctx.operation)
+    for fn in ctx.after_commit_hooks:
+        try:
+            fn()
+        except Exception:
+            log.exception("after-commit work failed after %s %s", ctx.service, ctx.operation)
+
+
+def read_only(runtime, account: str, region: str, service: str = "iot", operation: str = ""):
+    """A unit of work that only reads: no write lock, nothing to announce."""
+    return unit_of_work(runtime, account, region, service, operation, write=False)
