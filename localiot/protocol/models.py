@@ -64,3 +64,14 @@ def load_services() -> list[Service]:
         raw = loader.load_service_model(name, "service-2")
         services.append(Service(name, ServiceModel(raw, service_name=name)))
     return services
+
+
+def load_paginators(name: str) -> dict:
+    """operation -> paginator config from the service's paginators-1.json ({} when it has none)."""
+    from botocore.exceptions import DataNotFoundError
+
+    try:
+        raw = Loader(extra_search_paths=[str(MODELS_DIR)]).load_service_model(name, "paginators-1")
+    except DataNotFoundError:
+        return {}
+    return raw.get("pagination", {})

@@ -7,28 +7,19 @@ under "billingGroup", so adding a thing to another billing group moves it.
 
 from __future__ import annotations
 
-from localiot.protocol.errors import ServiceError, not_found
 from localiot.services import operation
-from localiot.services.common import apply_tags, new_id, page, tags_to_dict
+from localiot.services.common import Resource, check_version, new_id, page, resource_name, tags_to_dict
 from localiot.services.registry import things
-from localiot.services.registry.thing_groups import resource_name
-from localiot.services.registry.things import check_version
-from localiot.services.tagging import taggable
 
-KIND = "billinggroup"
-
-taggable("billinggroup", lambda tx, name: tx.get(KIND, name) is not None)
-
-
-def arn(ctx, name: str) -> str:
-    return ctx.arn(f"billinggroup/{name}")
-
-
-def get(ctx, name: str) -> dict:
-    doc = ctx.tx.get(KIND, name)
-    if doc is None:
-        raise not_found(f"Billing Group {name} cannot be found.")
-    return doc
+BILLING_GROUP = Resource(
+    "billinggroup", "billinggroup/{name}",
+    not_found="Billing Group {name} cannot be found.",
+    exists="Billing Group {name} already exists in current account with different properties",
+    id_field="billingGroupId", arn_field="billingGroupArn", taggable=True,
+)
+KIND = BILLING_GROUP.kind
+arn = BILLING_GROUP.arn
+get = BILLING_GROUP.get
 
 
 def _properties(given: dict | None) -> dict:
@@ -48,15 +39,10 @@ def _created(doc: dict) -> dict:
 def CreateBillingGroup(ctx, req):
     name = req["billingGroupName"]
     props = _properties(req.get("billingGroupProperties"))
-    existing = ctx.tx.get(KIND, name)
-    if existing is not None:
-        if existing["billingGroupProperties"] == props:
-            return _created(existing)
-        raise ServiceError(
-            "ResourceAlreadyExistsException",
-            f"Billing Group {name} already exists in current account with different properties",
-            resourceId=existing["billingGroupId"], resourceArn=existing["billingGroupArn"],
-        )
+    existing = BILLING_GROUP.find(ctx, name)
+    if existing is not None and existing["billingGroupProperties"] == props:
+        return _created(existing)
+    BILLING_GROUP.ensure_absent(ctx, name)
     doc = {
         "billingGroupName": name,
         "billingGroupId": new_id(),
@@ -65,8 +51,7 @@ def CreateBillingGroup(ctx, req):
         "billingGroupProperties": props,
         "creationDate": ctx.now(),
     }
-    ctx.tx.put(KIND, name, doc)
-    apply_tags(ctx, doc["billingGroupArn"], tags_to_dict(req.get("tags")))
+    BILLING_GROUP.create(ctx, name, doc, tags_to_dict(req.get("tags")))
     return _created(doc)
 
 
@@ -99,7 +84,7 @@ def UpdateBillingGroup(ctx, req):
 @operation("iot")
 def DeleteBillingGroup(ctx, req):
     name = req["billingGroupName"]
-    doc = ctx.tx.get(KIND, name)
+    doc = BILLING_GROUP.find(ctx, name)
     if doc is None:
         return {}  # like the other registry deletes: a missing billing group is not an error
     check_version("billing group", name, doc["version"], req.get("expectedVersion"))
@@ -107,8 +92,7 @@ def DeleteBillingGroup(ctx, req):
     for _, thing in ctx.tx.find(things.KIND, "billingGroup", name):
         thing["billingGroupName"] = None
         things.save(ctx, thing)
-    ctx.tx.delete(KIND, name)
-    ctx.tx.drop_tags(doc["billingGroupArn"])
+    BILLING_GROUP.delete(ctx, name)
     return {}
 
 

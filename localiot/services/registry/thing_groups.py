@@ -18,9 +18,9 @@ import uuid
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import Affects, hooks, operation
-from localiot.services.common import apply_tags, new_id, page, tags_to_dict
+from localiot.services.common import apply_tags, check_version, new_id, page, resource_name, tags_to_dict
 from localiot.services.registry import events, things
-from localiot.services.registry.things import MEMBER_OF, check_version
+from localiot.services.registry.things import MEMBER_OF
 from localiot.services.tagging import taggable
 
 KIND = "thinggroup"
@@ -51,26 +51,6 @@ def _static(ctx, name: str) -> dict:
     if doc.get("dynamic"):
         raise invalid(f"Thing group {name} is a dynamic thing group; this operation applies to static thing groups only.")
     return doc
-
-
-def resource_name(ctx, name: str | None, arn_value: str | None, resource_type: str, label: str) -> str:
-    """The resource name from a name or an ARN parameter (AWS accepts either)."""
-    if name:
-        if arn_value and arn_value != ctx.arn(f"{resource_type}/{name}"):
-            raise invalid(f"The {label} name {name} and ARN {arn_value} do not refer to the same {label}.")
-        return name
-    if not arn_value:
-        raise invalid(f"Either the {label} name or the {label} ARN must be specified.")
-    parts = arn_value.split(":", 5)
-    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "iot":
-        raise invalid(f"Invalid {label} ARN: {arn_value}")
-    _, _, _, region, account, resource = parts
-    kind, sep, resource_id = resource.partition("/")
-    if kind != resource_type or not sep or not resource_id:
-        raise invalid(f"Invalid {label} ARN: {arn_value}")
-    if region != ctx.region or account != ctx.account:
-        raise not_found(f"{label[0].upper()}{label[1:]} {arn_value} cannot be found.")
-    return resource_id
 
 
 def save(ctx, doc: dict) -> None:

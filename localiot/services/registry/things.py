@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import Affects, hooks, operation
-from localiot.services.common import new_id, page
+from localiot.services.common import check_version, new_id, page
 from localiot.services.registry import events
 
 KIND = "thing"
@@ -124,14 +124,6 @@ def DescribeThing(ctx, req):
         "version": thing["version"],
         "billingGroupName": thing.get("billingGroupName"),
     }
-
-
-def check_version(kind_label: str, name: str, current: int, expected: int | None) -> None:
-    if expected is not None and expected != current:
-        raise ServiceError(
-            "VersionConflictException",
-            f"The version for {kind_label} {name} does not match the expected version.",
-        )
 
 
 @operation("iot", affects=Affects.DEVICE_RIGHTS)
