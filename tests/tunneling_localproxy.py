@@ -48,7 +48,8 @@ class Frames:
 
 
 async def connect(endpoint: str, token: str | None, mode: str, version: int = 3, *, session,
-                  client_token: str | None = None, headers: dict | None = None, autoping: bool = True):
+                  client_token: str | None = None, headers: dict | None = None, autoping: bool = True,
+                  protocols: list[str] | None = None):
     """The WebSocket handshake a local proxy makes (aiohttp raises WSServerHandshakeError on refusal)."""
     url = endpoint.replace("http://", "ws://").replace("https://", "wss://") + f"/tunnel?local-proxy-mode={mode}"
     sent = dict(headers or {})
@@ -56,7 +57,7 @@ async def connect(endpoint: str, token: str | None, mode: str, version: int = 3,
         sent["access-token"] = token
     if client_token:
         sent["client-token"] = client_token
-    return await session.ws_connect(url, headers=sent, protocols=[PROTOCOL.format(version)], autoping=autoping,
+    return await session.ws_connect(url, headers=sent, protocols=[PROTOCOL.format(version)] if protocols is None else protocols, autoping=autoping,
                                     max_msg_size=0)
 
 

@@ -72,6 +72,9 @@ class Relay:
             access.left(self.runtime, admission)
             raise
         peer = Peer(ws, request.transport, hello.mode, handshake.version(ws.ws_protocol), admission, channel)
+        if not access.still_valid(self.runtime, admission):  # closed or rotated during the upgrade
+            await peer.close(1000, "Tunnel closed")
+            return ws
         key = (admission.account, admission.region, admission.tunnel_id)
         pipe = self.pipes.setdefault(key, Pipe())
         await self._attach(pipe, peer)

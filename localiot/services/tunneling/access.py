@@ -88,6 +88,8 @@ def admit(runtime, token: str, mode: str, client_token: str | None) -> Admission
             raise Refused(401, "The tunnel is closed")
         grant = doc["grants"][mode]
         if grant["used"]:
+            if grant["clientToken"] is None and state(doc, mode)["status"] == CONNECTED:
+                raise Refused(409, "A client is already connected with this access token")
             if grant["clientToken"] is None:
                 raise Refused(401, "The access token was already used; supply a client token to reconnect")
             if grant["clientToken"] != client_token:
@@ -115,8 +117,9 @@ def left(runtime, admission: Admission) -> None:
             save(ctx, doc)
 
 
-def services_of(runtime, admission: Admission) -> tuple[str, ...]:
-    """The tunnel's current service ids (a rotation may have changed them)."""
+def still_valid(runtime, admission: Admission) -> bool:
+    """Whether the tunnel is open and the admitted token not rotated (the relay asks
+    once the WebSocket is up, in case a close or rotation came in between)."""
     with read_only(runtime, admission.account, admission.region, SERVICE, "DescribeTunnel") as ctx:
         doc = TUNNEL.find(ctx, admission.tunnel_id)
-        return tuple(((doc or {}).get("destinationConfig") or {}).get("services", ()))
+        return doc is not None and doc["status"] == OPEN and doc["grants"][admission.mode]["hash"] == admission.grant
