@@ -61,7 +61,7 @@ async def closed_with(ws, timeout=5.0) -> int:
     while True:
         msg = await asyncio.wait_for(ws.receive(), timeout)
         if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
-            return ws.close_code
+            return msg.data if msg.type == aiohttp.WSMsgType.CLOSE else ws.close_code
 
 
 def state(tunnels, tunnel_id, side):

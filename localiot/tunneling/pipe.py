@@ -39,6 +39,7 @@ class Peer:
         self.with_service_ids: bool | None = None  # decided by its first stream message
         self._lock = asyncio.Lock()
         self.gone = False
+        self.closer: asyncio.Task | None = None  # a close started by another task (close, rotation ...)
 
     async def send(self, data: bytes, timeout: float) -> bool:
         """Send one WebSocket message; a peer that does not take it within `timeout`
@@ -59,6 +60,11 @@ class Peer:
         self.gone = True
         if self.transport is not None:
             self.transport.abort()
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close from outside the session's task; the session waits for it before it ends."""
+        if self.closer is None:
+            self.closer = asyncio.get_running_loop().create_task(self.close(code, reason))
 
     async def close(self, code: int, reason: str) -> None:
         self.gone = True

@@ -82,13 +82,15 @@ class Relay:
             await self._serve(pipe, peer)
         finally:
             await self._detach(key, pipe, peer)
+            if peer.closer is not None:  # let the closing handshake finish before the connection ends
+                await peer.closer
         return ws
 
     async def _attach(self, pipe: Pipe, peer: Peer) -> None:
         pipe.services = peer.admission.services
         old, pipe.peers[peer.mode] = pipe.peers[peer.mode], peer
         if old is not None:  # the same client reconnected: the old connection and its streams end
-            asyncio.get_running_loop().create_task(old.close(1000, "Replaced by a new connection"))
+            old.close_soon(1000, "Replaced by a new connection")
             other, resets = pipe.other(peer), pipe.reset_all()
             if other is not None and resets:
                 await other.send(resets, self.send_timeout)
@@ -161,4 +163,4 @@ class Relay:
         for mode in modes:
             peer = pipe.peers.get(mode)
             if peer is not None and not peer.gone:
-                asyncio.get_running_loop().create_task(peer.close(1000, REASONS.get(reason, reason)))
+                peer.close_soon(1000, REASONS.get(reason, reason))
