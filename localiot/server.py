@@ -69,6 +69,10 @@ class LocalIoT:
         path = request.rel_url.raw_path
         if path.startswith("/_localiot/"):
             return await self._admin(request, path)
+        if request.rel_url.path == "/tunnel" and request.method == "GET":  # the Secure Tunneling relay (ws://)
+            from localiot.tunneling import relay_for
+
+            return await relay_for(self.runtime).handle(request)
         body = await request.read()
         reply = self.engine.handle(
             request.method,

@@ -1,0 +1,137 @@
+"""Secure Tunneling relay benchmark: throughput and round-trip latency through
+localiot's relay against a direct TCP connection, measured in the same run.
+
+    .venv/bin/python bench/tunneling.py [--megabytes 100] [--streams 10] [--pings 2000]
+
+Starts `localiot serve --in-memory` as a subprocess (the relay at ws://.../tunnel
+on the API port), opens a tunnel with boto3, and runs in this process a TCP
+echo server, a destination and a source local proxy (tests/tunneling_localproxy.py,
+protocol 3, written from AWS's guides). Measured:
+
+- one stream: `--megabytes` MB written to the source's local port and echoed
+  back byte-exact (MB/s = bytes one way / time until the last byte returned);
+- N concurrent: `--streams` connections on one service (protocol 3 connections
+  multiplexed on one stream), `--megabytes`/N MB each;
+- 1-byte echo: `--pings` sequential round trips, p50/p99.
+
+The same three loads run directly against the echo server for the ratio.
+The local proxies are Python and share this process's core with the echo
+server, so the figures are a floor for the relay, not its ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import boto3
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+
+from tunneling_localproxy import LocalProxy, echo_server, round_trip  # noqa: E402
+
+
+def start_server(logdir: str):
+    exe = os.path.join(os.path.dirname(sys.executable), "localiot")
+    proc = subprocess.Popen([exe, "serve", "--port", "0", "--mqtt-tls-port", "0", "--mqtt-alpn-port", "0",
+                             "--in-memory", "--log-level", "WARNING"], stdout=subprocess.PIPE,
+                            stderr=open(os.path.join(logdir, "localiot.log"), "wb"), stdin=subprocess.DEVNULL)
+    for line in proc.stdout:
+        found = re.search(rb"localiot ready on (http://\S+)", line)
+        if found:
+            return proc, found.group(1).decode()
+    raise SystemExit(f"localiot did not start; see {logdir}/localiot.log")
+
+
+async def throughput(port: int, total: int, streams: int) -> float:
+    size = total // streams
+    payloads = [os.urandom(size) for _ in range(streams)]
+    started = time.perf_counter()
+    results = await asyncio.gather(*(round_trip(port, p, timeout=600) for p in payloads))
+    elapsed = time.perf_counter() - started
+    assert results == payloads, "bytes came back different"
+    return size * streams / elapsed / 1e6
+
+
+async def pings(port: int, count: int) -> tuple[float, float]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        writer.write(b"x")
+        await writer.drain()
+        assert await reader.readexactly(1) == b"x"
+        samples.append((time.perf_counter() - started) * 1e6)
+    writer.close()
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+async def measure(port: int, args) -> dict:
+    total = args.megabytes * 1_000_000
+    await throughput(port, 1_000_000, 1)  # warm-up
+    return {
+        "one stream MB/s": await throughput(port, total, 1),
+        f"{args.streams} concurrent MB/s": await throughput(port, total, args.streams),
+        "1-byte echo p50/p99 us": await pings(port, args.pings),
+    }
+
+
+async def run(endpoint: str, args) -> tuple[dict, dict]:
+    tunnels = boto3.client("iotsecuretunneling", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="bench", aws_secret_access_key="bench")
+    opened = await asyncio.to_thread(tunnels.open_tunnel, destinationConfig={"services": ["BENCH"]})
+    echo, echo_port = await echo_server()
+    destination = await LocalProxy(endpoint, opened["destinationAccessToken"], "destination",
+                                   {"BENCH": echo_port}).start()
+    source = await LocalProxy(endpoint, opened["sourceAccessToken"], "source", {"BENCH": 0}).start()
+    try:
+        direct = await measure(echo_port, args)
+        relayed = await measure(source.ports["BENCH"], args)
+    finally:
+        await source.stop()
+        await destination.stop()
+        echo.close()
+    return direct, relayed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--megabytes", type=int, default=100)
+    parser.add_argument("--streams", type=int, default=10)
+    parser.add_argument("--pings", type=int, default=2000)
+    args = parser.parse_args()
+    logdir = tempfile.mkdtemp(prefix="bench-tunneling-")
+    proc, endpoint = start_server(logdir)
+    try:
+        direct, relayed = asyncio.run(run(endpoint, args))
+        with open(f"/proc/{proc.pid}/stat") as stat:  # the relay's CPU seconds (Linux)
+            fields = stat.read().rsplit(")", 1)[1].split()
+        relay_cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        own = os.times()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(f"{'load':<24} {'direct TCP':>16} {'through relay':>16} {'relay/direct':>12}")
+    for key in direct:
+        d, r = direct[key], relayed[key]
+        if isinstance(d, tuple):
+            print(f"{key:<24} {d[0]:>7.0f}/{d[1]:<8.0f} {r[0]:>7.0f}/{r[1]:<8.0f} {r[0] / d[0]:>11.1f}x")
+        else:
+            print(f"{key:<24} {d:>16.1f} {r:>16.1f} {r / d:>11.2f}x")
+    print(f"CPU seconds: relay process {relay_cpu:.1f}, proxies + echo + load process {own.user + own.system:.1f}")
+    relayed_mb = (2 * (1_000_000 + 2 * args.megabytes * 1_000_000) + 2 * args.pings) / 1e6  # both directions
+    print(f"relay: {relayed_mb:.0f} MB carried, {relayed_mb / relay_cpu:.0f} MB per relay CPU-second "
+          "(server process start-up included)")
+
+
+if __name__ == "__main__":
+    main()

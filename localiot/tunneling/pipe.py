@@ -1,0 +1,136 @@
+"""One tunnel on the relay: its two sides (`Peer`s) and the streams between
+them, and the rules a frame from one side must pass before it reaches the
+other (from the V2/V3 protocol guides).
+
+A frame that breaks a rule the guide says the service enforces (type UNKNOWN,
+a client sending SESSION_RESET or SERVICE_IDS, a destination sending
+STREAM_START or CONNECTION_START, stream id 0, a service id the tunnel does
+not have, switching between messages with and without service ids, DATA for a
+service no stream was ever started on, a non-ignorable type its protocol
+version does not know) raises FrameError and the sender's WebSocket is closed.
+An ignorable unknown type is dropped. A stream started while the other side
+is absent is answered with STREAM_RESET (CONNECTION_RESET for a connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from localiot.services.tunneling.model import DESTINATION, SOURCE
+from localiot.tunneling import frames
+from localiot.tunneling.frames import (CONNECTION_RESET, CONNECTION_START, DATA, SERVICE_IDS, SESSION_RESET,
+                                       STREAM_RESET, STREAM_START, FrameError)
+
+KNOWN = {1: {DATA, STREAM_START, STREAM_RESET, SESSION_RESET},
+         2: {DATA, STREAM_START, STREAM_RESET, SESSION_RESET, SERVICE_IDS},
+         3: {DATA, STREAM_START, STREAM_RESET, SESSION_RESET, SERVICE_IDS, CONNECTION_START, CONNECTION_RESET}}
+SERVER_ONLY = {SESSION_RESET, SERVICE_IDS}
+STREAM_TYPES = {DATA, STREAM_START, STREAM_RESET, CONNECTION_START, CONNECTION_RESET}
+FORWARD, DROP = "forward", "drop"
+CLOSE_TIMEOUT = 2.0
+
+
+class Peer:
+    """One connected local proxy: its WebSocket, mode, protocol version and admission."""
+
+    def __init__(self, ws, transport, mode: str, version: int, admission, channel: str):
+        self.ws, self.transport, self.mode, self.version = ws, transport, mode, version
+        self.admission, self.channel = admission, channel
+        self.with_service_ids: bool | None = None  # decided by its first stream message
+        self._lock = asyncio.Lock()
+        self.gone = False
+        self.closer: asyncio.Task | None = None  # a close started by another task (close, rotation ...)
+
+    async def send(self, data: bytes, timeout: float) -> bool:
+        """Send one WebSocket message; a peer that does not take it within `timeout`
+        (it stopped reading) is cut off. False when it is gone."""
+        if self.gone:
+            return False
+        try:
+            async with self._lock:
+                await asyncio.wait_for(self.ws.send_bytes(data), timeout)
+            return True
+        except asyncio.TimeoutError:
+            self.abort()
+        except (ConnectionError, RuntimeError):
+            self.gone = True
+        return False
+
+    def abort(self) -> None:
+        self.gone = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close from outside the session's task; the session waits for it before it ends."""
+        if self.closer is None:
+            self.closer = asyncio.get_running_loop().create_task(self.close(code, reason))
+
+    async def close(self, code: int, reason: str) -> None:
+        self.gone = True
+        try:  # a client that stopped reading cannot take the close frame either
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT)
+        except Exception:
+            self.abort()
+
+
+class Pipe:
+    """A tunnel's sides and its active streams (service id -> stream id)."""
+
+    def __init__(self) -> None:
+        self.peers: dict[str, Peer | None] = {SOURCE: None, DESTINATION: None}
+        self.services: tuple[str, ...] = ()
+        self.streams: dict[str, int] = {}
+        self.started: set[str] = set()  # service ids some stream was ever started on
+
+    def other(self, peer: Peer) -> Peer | None:
+        other = self.peers[DESTINATION if peer.mode == SOURCE else SOURCE]
+        return other if other is not None and not other.gone else None
+
+    def check(self, peer: Peer, msg) -> str:
+        """FORWARD or DROP `msg` from `peer`, updating the streams; FrameError when it breaks a rule."""
+        kind = msg.type
+        if kind == 0:
+            raise FrameError("a tunnel frame must have a non-zero type")
+        if kind not in KNOWN[peer.version]:
+            if msg.ignorable:
+                return DROP
+            raise FrameError(f"message type {kind} is not part of protocol version {peer.version}")
+        if kind in SERVER_ONLY:
+            raise FrameError("clients may not send SESSION_RESET or SERVICE_IDS")
+        if kind in (STREAM_START, CONNECTION_START) and peer.mode == DESTINATION:
+            raise FrameError("a destination may not start streams or connections")
+        if msg.streamId == 0:
+            raise FrameError("stream messages need a non-zero stream id")
+        service = msg.serviceId
+        if service and service not in self.services:
+            raise FrameError(f"service id {service} is not one of the tunnel's services")
+        if peer.with_service_ids is None:
+            peer.with_service_ids = bool(service)
+        elif peer.with_service_ids != bool(service):
+            raise FrameError("messages with and without service ids may not be mixed")
+        if kind == STREAM_START:
+            self.streams[service] = msg.streamId
+            self.started.add(service)
+        elif service not in self.started:
+            raise FrameError("no stream was ever started for this service")
+        elif kind == STREAM_RESET and self.streams.get(service) == msg.streamId:
+            del self.streams[service]
+        return FORWARD
+
+    def refusal(self, msg) -> bytes | None:
+        """What the relay answers a start, or data, sent while the other side is absent."""
+        if msg.type in (STREAM_START, DATA):
+            self.streams.pop(msg.serviceId, None)
+            return frames.message(STREAM_RESET, msg.streamId, service_id=msg.serviceId)
+        if msg.type == CONNECTION_START:
+            return frames.message(CONNECTION_RESET, msg.streamId, service_id=msg.serviceId,
+                                  connection_id=msg.connectionId)
+        return None
+
+    def reset_all(self) -> bytes:
+        """STREAM_RESET for every active stream (its peer left or was replaced); they end."""
+        out = b"".join(frames.message(STREAM_RESET, stream, service_id=service)
+                       for service, stream in self.streams.items())
+        self.streams.clear()
+        return out

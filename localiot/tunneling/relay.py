@@ -1,0 +1,166 @@
+"""The relay: local proxies of one tunnel meet here and their frames pass
+between them (protocol guides V2/V3: aws.iot.securetunneling-1.0/2.0/3.0).
+
+`Relay.handle(request)` takes an aiohttp request for `GET /tunnel`, whatever
+carried it (the API port's plain HTTP, or a TLS listener), and returns the
+response: a refusal (4xx with a `channel-id` header) or the WebSocket after
+the session ended. One session:
+
+1. handshake checks (handshake.py), the token's admission (the tunnel family's
+   `access.admit`: marks the side CONNECTED), the 101 with the subprotocol;
+2. a newer connection with the same token and client token replaces an older
+   one (the other side gets STREAM_RESET for the active streams);
+3. SERVICE_IDS with the tunnel's services (protocol 2 and 3);
+4. frames from this side are checked (pipe.py) and passed to the other side
+   as they came, batched into WebSocket messages of at most 131076 bytes;
+5. when it ends, the other side gets STREAM_RESET for the active streams and
+   the side is DISCONNECTED.
+
+Back-pressure: a side's frames are read only as fast as the other side takes
+them (each forward awaits the other WebSocket's drain), so nothing queues
+without bound; a side that takes nothing for `send_timeout` seconds is cut
+off. Closing, expiring or rotating a tunnel's tokens closes the WebSockets
+they admitted (code 1000 with the reason); pings are answered with pongs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from aiohttp import WSMsgType, web
+
+from localiot.services.tunneling import access
+from localiot.services.tunneling.access import Refused
+from localiot.tunneling import frames, handshake
+from localiot.tunneling.frames import MAX_WS_MESSAGE, SERVICE_IDS, FrameError, FrameReader
+from localiot.tunneling.pipe import DROP, Peer, Pipe
+
+log = logging.getLogger("localiot.tunneling")
+
+REASONS = {"closed": "Tunnel closed", "expired": "Tunnel expired", "rotated": "Access token rotated"}
+
+
+def _refuse(refused: Refused, channel: str) -> web.Response:
+    return web.Response(status=refused.status, text=refused.message, headers={"channel-id": channel})
+
+
+class Relay:
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self.pipes: dict[tuple[str, str, str], Pipe] = {}
+        self.send_timeout = 30.0  # seconds a side may take nothing before it is cut off
+        access.listen(runtime, self.revoked)
+
+    # the session ---------------------------------------------------------------
+    async def handle(self, request) -> web.StreamResponse:
+        channel = uuid.uuid4().hex
+        ws = web.WebSocketResponse(protocols=handshake.PROTOCOLS, autoping=True, compress=False,
+                                   max_msg_size=MAX_WS_MESSAGE, timeout=2.0)
+        ws.headers["channel-id"] = channel
+        try:
+            hello = handshake.read(request)
+            if not ws.can_prepare(request).ok:
+                raise Refused(400, "Expected a WebSocket upgrade")
+            admission = access.admit(self.runtime, hello.token, hello.mode, hello.client_token)
+        except Refused as refused:
+            return _refuse(refused, channel)
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            access.left(self.runtime, admission)
+            raise
+        peer = Peer(ws, request.transport, hello.mode, handshake.version(ws.ws_protocol), admission, channel)
+        if not access.still_valid(self.runtime, admission):  # closed or rotated during the upgrade
+            await peer.close(1000, "Tunnel closed")
+            return ws
+        key = (admission.account, admission.region, admission.tunnel_id)
+        pipe = self.pipes.setdefault(key, Pipe())
+        await self._attach(pipe, peer)
+        try:
+            await self._serve(pipe, peer)
+        finally:
+            await self._detach(key, pipe, peer)
+            if peer.closer is not None:  # let the closing handshake finish before the connection ends
+                await peer.closer
+        return ws
+
+    async def _attach(self, pipe: Pipe, peer: Peer) -> None:
+        pipe.services = peer.admission.services
+        old, pipe.peers[peer.mode] = pipe.peers[peer.mode], peer
+        if old is not None:  # the same client reconnected: the old connection and its streams end
+            old.close_soon(1000, "Replaced by a new connection")
+            other, resets = pipe.other(peer), pipe.reset_all()
+            if other is not None and resets:
+                await other.send(resets, self.send_timeout)
+        if peer.version >= 2 and pipe.services:
+            await peer.send(frames.message(SERVICE_IDS, services=pipe.services), self.send_timeout)
+
+    async def _detach(self, key, pipe: Pipe, peer: Peer) -> None:
+        peer.gone = True
+        if pipe.peers[peer.mode] is not peer:
+            return  # replaced: the new connection took over
+        pipe.peers[peer.mode] = None
+        try:
+            other, resets = pipe.other(peer), pipe.reset_all()
+            if other is not None and resets:
+                await other.send(resets, self.send_timeout)
+        finally:
+            access.left(self.runtime, peer.admission)
+            if not any(pipe.peers.values()) and self.pipes.get(key) is pipe:
+                del self.pipes[key]
+
+    async def _serve(self, pipe: Pipe, peer: Peer) -> None:
+        reader = FrameReader()
+        while not peer.gone:
+            msg = await peer.ws.receive()
+            if msg.type == WSMsgType.BINARY:
+                error = await self._relay(pipe, peer, reader, msg.data)
+                if error is not None:
+                    log.info("tunnel %s: closing the %s (%s)", peer.admission.tunnel_id, peer.mode, error)
+                    await peer.close(error.code, str(error))
+                    return
+            elif msg.type == WSMsgType.TEXT:  # the protocol is binary only
+                await peer.close(1003, "Text frames are not part of the protocol")
+                return
+            elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                return
+
+    async def _relay(self, pipe: Pipe, peer: Peer, reader: FrameReader, data: bytes) -> FrameError | None:
+        """Check the frames in `data` and pass them on; the FrameError that ends the session, if any."""
+        batch, size, replies, error = [], 0, [], None
+        try:
+            for raw, msg in reader.feed(data):
+                if pipe.check(peer, msg) == DROP:
+                    continue
+                other = pipe.other(peer)
+                if other is None:
+                    reply = pipe.refusal(msg)
+                    if reply:
+                        replies.append(reply)
+                    continue
+                if size + len(raw) > MAX_WS_MESSAGE:
+                    await other.send(b"".join(batch), self.send_timeout)
+                    batch, size = [], 0
+                batch.append(raw)
+                size += len(raw)
+        except FrameError as failure:
+            error = failure
+        other = pipe.other(peer)
+        if batch and other is not None:
+            await other.send(b"".join(batch), self.send_timeout)
+        if replies:
+            await peer.send(b"".join(replies), self.send_timeout)
+        return error
+
+    # the tunnel's lifecycle ------------------------------------------------------
+    def revoked(self, account: str, region: str, tunnel_id: str, modes, reason: str) -> None:
+        """A committed close, expiry or rotation: close the connections those tokens admitted."""
+        pipe = self.pipes.get((account, region, tunnel_id))
+        if pipe is None:
+            return
+        for mode in modes:
+            peer = pipe.peers.get(mode)
+            if peer is not None and not peer.gone:
+                peer.close_soon(1000, REASONS.get(reason, reason))
