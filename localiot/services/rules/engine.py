@@ -39,6 +39,7 @@ from typing import Any
 
 from localiot.services.rules import destinations
 from localiot.services.rules.actions import ACTIONS, ActionError, Invocation, action_kind, load_all
+from localiot.topics import TopicTrie
 
 log = logging.getLogger("localiot.rules")
 
@@ -71,48 +72,6 @@ def stop_rules_engine(app) -> None:
         engine.close()
 
 
-# topic filters ------------------------------------------------------------------
-class FilterTrie:
-    """MQTT topic filters -> values; wildcards at the first level skip `$` topics."""
-
-    __slots__ = ("children", "hash_values", "values")
-
-    def __init__(self):
-        self.children: dict[str, FilterTrie] = {}
-        self.values: list = []
-        self.hash_values: list = []  # values of "<this level>/#"
-
-    def insert(self, topic_filter: str, value) -> None:
-        node = self
-        for level in topic_filter.split("/"):
-            if level == "#":
-                node.hash_values.append(value)
-                return
-            node = node.children.setdefault(level, FilterTrie())
-        node.values.append(value)
-
-    def match(self, topic: str) -> list:
-        out: list = []
-        levels = topic.split("/")
-        self._walk(levels, 0, out, topic.startswith("$"))
-        return out
-
-    def _walk(self, levels, i, out, dollar) -> None:
-        wild = not (dollar and i == 0)
-        if wild:
-            out.extend(self.hash_values)
-        if i == len(levels):
-            out.extend(self.values)
-            return
-        child = self.children.get(levels[i])
-        if child is not None:
-            child._walk(levels, i + 1, out, dollar)
-        if wild:
-            plus = self.children.get("+")
-            if plus is not None:
-                plus._walk(levels, i + 1, out, dollar)
-
-
 # compiled rules -----------------------------------------------------------------
 @dataclass(eq=False)
 class CompiledRule:
@@ -129,15 +88,14 @@ class CompiledRule:
 class _Scope:
     generation: str | None
     rules: dict  # name -> CompiledRule (enabled and disabled)
-    trie: FilterTrie
+    trie: TopicTrie  # FROM filter -> [CompiledRule] (enabled ones)
     enabled_urls: tuple
     cache: dict = field(default_factory=dict)
 
     def match(self, topic: str) -> list:
         hit = self.cache.get(topic)
         if hit is None:
-            hit = sorted((r for r in set(self.trie.match(topic)) if r.query.matches_topic(topic)),
-                         key=lambda r: r.name)
+            hit = sorted((r for rules in self.trie.match(topic) for r in rules), key=lambda r: r.name)
             if len(self.cache) >= _TOPIC_CACHE_MAX:
                 self.cache.clear()
             self.cache[topic] = hit
@@ -335,7 +293,7 @@ class RulesEngine:
             docs = tx.scan(RULE_KIND)
             urls = destinations.enabled_urls(tx)
         rules: dict[str, CompiledRule] = {}
-        trie = FilterTrie()
+        trie: TopicTrie[list[CompiledRule]] = TopicTrie()
         for _, doc in docs:
             try:
                 rule = compile_rule(doc)
@@ -344,7 +302,7 @@ class RulesEngine:
                 continue
             rules[rule.name] = rule
             if not rule.disabled and rule.query.topic_filter:
-                trie.insert(rule.query.topic_filter, rule)
+                trie.setdefault(rule.query.topic_filter, list).append(rule)
         scope = _Scope(current, rules, trie, urls)
         self._scopes[(account, region)] = scope
         return scope
