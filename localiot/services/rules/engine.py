@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localiot.services.rules import destinations
-from localiot.services.rules.actions import ACTIONS, ActionError, Invocation, action_kind, load_all
+from localiot.services.rules.action_types import load_all
+from localiot.services.rules.actions import ACTIONS, ActionError, Invocation, action_kind
 from localiot.topics import TopicTrie
 
 log = logging.getLogger("localiot.rules")

@@ -18,7 +18,7 @@ from localiot.protocol.errors import ServiceError, invalid
 from localiot.services import operation
 from localiot.services.common import apply_tags, page
 from localiot.services.rules import destinations
-from localiot.services.rules.actions import load_all as load_actions
+from localiot.services.rules.action_types import load_all as load_actions
 from localiot.services.rules.actions import validate_action
 from localiot.services.tagging import taggable
 
