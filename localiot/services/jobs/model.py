@@ -28,7 +28,7 @@ import json
 from localiot.protocol.errors import ServiceError, not_found
 from localiot.services import operation
 from localiot.services.jobs import schedule
-from localiot.services.jobs.limits import Limits
+from localiot.services.jobs.limits import Limits  # noqa: F401  (model.Limits, as the jobs modules read it)
 
 JOB = "job"
 EXEC = "jobexec"
