@@ -76,7 +76,6 @@ from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from localiot import pki
 from localiot.broker import codec
@@ -86,6 +85,7 @@ from localiot.protocol.errors import ServiceError
 from localiot.protocol.sigv4 import account_for
 from localiot.provisioning import TemplateError, evaluate, validate_template
 from localiot.provisioning.apply import apply_plan
+from localiot.provisioning.parameters import certificate_parameters
 from localiot.services import Affects
 from localiot.services.unit_of_work import unit_of_work
 from localiot.services.security import authorizers, ca_certificates, certificates, policies, provisioning_templates
@@ -182,32 +182,6 @@ def _query_pairs(text: str) -> list[tuple[str, str]]:
             key, _, value = part.partition("=")
             pairs.append((unquote(key), unquote(value)))
     return pairs
-
-
-def jitp_parameters(cert: x509.Certificate, certificate_id: str) -> dict[str, str]:
-    """AWS::IoT::Certificate::* values JITP takes from the certificate's subject."""
-    fields = {
-        "Country": NameOID.COUNTRY_NAME,
-        "Organization": NameOID.ORGANIZATION_NAME,
-        "OrganizationalUnit": NameOID.ORGANIZATIONAL_UNIT_NAME,
-        "DistinguishedNameQualifier": NameOID.DN_QUALIFIER,
-        "StateName": NameOID.STATE_OR_PROVINCE_NAME,
-        "CommonName": NameOID.COMMON_NAME,
-        "SerialNumber": NameOID.SERIAL_NUMBER,
-    }
-    out = {"AWS::IoT::Certificate::Id": certificate_id}
-    for name, oid in fields.items():
-        values = cert.subject.get_attributes_for_oid(oid)
-        if values:
-            out[f"AWS::IoT::Certificate::{name}"] = str(values[0].value)
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        first = next(iter(sans), None)
-        if first is not None:
-            out["AWS::IoT::Certificate::SubjectAlternativeName"] = str(getattr(first, "value", first))
-    except x509.ExtensionNotFound:
-        pass
-    return out
 
 
 # SigV4-presigned WebSocket URLs -----------------------------------------------------
@@ -631,7 +605,7 @@ class DeviceAuth:
                     if template is None or not template.get("enabled"):
                         raise TemplateError(f"the template {config['templateName']} is missing or disabled")
                     body = provisioning_templates.default_body(template)
-                plan = evaluate(validate_template(body), jitp_parameters(cert, cert_id), region=region, account=account)
+                plan = evaluate(validate_template(body), certificate_parameters(cert, cert_id), region=region, account=account)
                 apply_plan(ctx, plan, certificate_id=cert_id)
                 doc = certificates.by_id(tx, cert_id)
                 if doc is not None and doc["status"] == certificates.PENDING_ACTIVATION:
