@@ -66,14 +66,11 @@ call, so `trust_anchor_pems` and `_scopes_indexing` query SQLite directly.
 from __future__ import annotations
 
 import asyncio
-import calendar
 import hashlib
-import hmac
 import logging
 import re
-import time
 from functools import lru_cache
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from cryptography import x509
 
@@ -82,7 +79,7 @@ from localiot.broker import codec
 from localiot.broker.auth import ConnectInfo, Identity, Refusal
 from localiot.policy import PolicyError, Variables, compile_policies
 from localiot.protocol.errors import ServiceError
-from localiot.protocol.sigv4 import account_for
+from localiot.protocol import sigv4
 from localiot.provisioning import TemplateError, evaluate, validate_template
 from localiot.provisioning.apply import apply_plan
 from localiot.provisioning.parameters import certificate_parameters
@@ -99,7 +96,6 @@ SWEEP_SECONDS = 1.0
 _AWS_HOST = re.compile(r"\.iot\.([a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com(?::\d+)?$")
 _AUTHORIZER_NAME = "x-amz-customauthorizer-name"
 _AUTHORIZER_SIGNATURE = "x-amz-customauthorizer-signature"
-_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 class Door(str):
@@ -185,67 +181,15 @@ def _query_pairs(text: str) -> list[tuple[str, str]]:
 
 
 # SigV4-presigned WebSocket URLs -----------------------------------------------------
-def _sign(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
-
-
-def _signature(secret: str, date: str, region: str, service: str, string_to_sign: str) -> str:
-    key = _sign(_sign(_sign(_sign(("AWS4" + secret).encode(), date), region), service), "aws4_request")
-    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-
-
 def verify_presigned(method: str, raw_path: str, query: list[tuple[str, str]], headers, *, secrets: dict[str, str],
                      strict: bool, now: float, default_account: str) -> tuple[str, str, str]:
-    """(account, region, access key id) of a SigV4-presigned URL, as the AWS SDKs build
-    them for MQTT over WebSocket (service iotdevicegateway). In strict mode the
-    signature is checked with the configured secret, with or without the
-    X-Amz-Security-Token among the signed parameters (the SDKs differ), and the
-    URL must not have expired; otherwise only the credential scope is read.
-    Raises AuthFailure."""
-    params = dict(query)
-    credential = params.get("X-Amz-Credential", "").split("/")
-    if len(credential) != 5 or params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
-        raise AuthFailure(403, "The presigned URL lacks a valid X-Amz-Credential or X-Amz-Algorithm.")
-    access_key, date, region, service, _ = credential
-    account = account_for(access_key, default_account)
-    if not strict:
-        return account, region, access_key
-    secret = secrets.get(access_key)
-    if secret is None:
-        raise AuthFailure(403, "The security token included in the request is invalid.")
-    amz_date = params.get("X-Amz-Date", "")
-    signature = params.get("X-Amz-Signature", "")
+    """(account, region, access key id) of a SigV4-presigned WebSocket URL, checked by
+    botocore's signer (localiot.protocol.sigv4.verify_presigned). Raises AuthFailure."""
     try:
-        signed_at = calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
-    except ValueError:
-        raise AuthFailure(403, "X-Amz-Date is missing or malformed.")
-    expires = params.get("X-Amz-Expires")
-    if expires is not None and expires.isdigit() and now > signed_at + int(expires):
-        raise AuthFailure(403, "The presigned URL has expired.")
-    if signed_at > now + 900:
-        raise AuthFailure(403, "Signature not yet current.")
-    signed_headers = params.get("X-Amz-SignedHeaders", "host").split(";")
-    canonical_headers = "".join(
-        f"{name}:{' '.join((headers.get(name) or '').split())}\n" for name in signed_headers
-    )
-    scope = f"{date}/{region}/{service}/aws4_request"
-    variants = [[p for p in query if p[0] != "X-Amz-Signature"]]
-    if "X-Amz-Security-Token" in params:
-        variants.append([p for p in variants[0] if p[0] != "X-Amz-Security-Token"])
-    for pairs in variants:
-        canonical_query = "&".join(
-            f"{k}={v}" for k, v in sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in pairs)
-        )
-        for payload_hash in (_EMPTY_SHA256, "UNSIGNED-PAYLOAD"):
-            canonical = "\n".join([method, raw_path, canonical_query, canonical_headers,
-                                   ";".join(signed_headers), payload_hash])
-            to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-            if hmac.compare_digest(_signature(secret, date, region, service, to_sign), signature):
-                return account, region, access_key
-    raise AuthFailure(
-        403, "The request signature we calculated does not match the signature you provided. "
-             "Check your AWS Secret Access Key and signing method.",
-    )
+        return sigv4.verify_presigned(method, raw_path, query, headers, secrets=secrets, strict=strict, now=now,
+                                      default_account=default_account)
+    except ServiceError as e:
+        raise AuthFailure(e.status, e.message) from None
 
 
 # the broker's plug points ---------------------------------------------------------
