@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from conftest import make_client
-from localiot.services.security import certificates
+from localiot.services.security import certificate_providers, certificates
 
 ACCOUNT = "123456789012"
 OTHER = "111122223333"
@@ -690,7 +690,7 @@ def test_certificate_provider_lifecycle(iot, localiot_server):
     assert desc["certificateProviderArn"] == provider_arn
     assert desc["creationDate"] == desc["lastModifiedDate"]
     assert iot.list_tags_for_resource(resourceArn=provider_arn)["tags"] == [{"Key": "team", "Value": "pki"}]
-    found = store_call(localiot_server, lambda tx: certificates.certificate_provider_for(tx, "CreateCertificateFromCsr"))
+    found = store_call(localiot_server, lambda tx: certificate_providers.certificate_provider_for(tx, "CreateCertificateFromCsr"))
     assert found["certificateProviderName"] == "signer"
 
     localiot_server.clock.advance(3)
