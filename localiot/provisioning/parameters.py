@@ -17,8 +17,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from localiot import pki
-
-PREFIX = "AWS::IoT::Certificate::"
+from localiot.provisioning.grammar import CERTIFICATE_PARAMETER_PREFIX as PREFIX
 SUBJECT_FIELDS = {
     "Country": NameOID.COUNTRY_NAME,
     "Organization": NameOID.ORGANIZATION_NAME,
