@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import re
+import sys
 
 from localiot.config import Config
 
@@ -50,7 +53,36 @@ def main(argv: list[str] | None = None) -> None:
         run = uvloop.run
     except ImportError:  # uvloop is optional (Windows)
         run = asyncio.run
+    from localiot.datadir_lock import DataDirectoryInUse
+
     try:
         run(serve_forever(config))
     except KeyboardInterrupt:
         pass
+    except DataDirectoryInUse as error:
+        sys.exit(f"localiot: {error}")
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        sys.exit(f"localiot: {address_in_use(error, config)}")
+
+
+# port -> (flag, variable) of the listener that binds it, for the one-line answer
+_PORT_SETTINGS = (
+    ("port", "--port", "LOCALIOT_PORT"),
+    ("mqtt_tls_port", "--mqtt-tls-port", "LOCALIOT_MQTT_TLS_PORT"),
+    ("mqtt_alpn_port", "--mqtt-alpn-port", "LOCALIOT_MQTT_ALPN_PORT"),
+    ("mqtt_plain_port", "--mqtt-plain-port", "LOCALIOT_MQTT_PLAIN_PORT"),
+)
+
+
+def address_in_use(error: OSError, config: Config) -> str:
+    """One line naming the address that is taken and the setting that moves it."""
+    found = re.search(r"\('([^']*)', (\d+)", str(error))
+    host, port = (found.group(1), int(found.group(2))) if found else (config.host, None)
+    for field, flag, variable in _PORT_SETTINGS:
+        if port is not None and getattr(config, field) == port:
+            return (f"{host}:{port} is already in use; another server listens there. "
+                    f"Choose another port with {flag} or {variable} (0 picks a free one).")
+    where = f"{host}:{port}" if port is not None else "a listen address"
+    return f"{where} is already in use ({error.strerror}); see `localiot serve --help` for the port settings."

@@ -15,6 +15,7 @@ from localiot.background import Background, registered
 from localiot.bus import Bus
 from localiot.clock import Clock
 from localiot.config import Config
+from localiot.datadir_lock import DataDirectoryLock
 from localiot.protocol.engine import Call, Engine
 from localiot.protocol.errors import ServiceError
 from localiot.protocol.models import load_services
@@ -32,6 +33,7 @@ class LocalIoT:
         self.clock = Clock()
         self.bus = Bus()
         self.runtime = Runtime(self.config, self.clock, self.bus)
+        self._lock = None if self.config.in_memory else DataDirectoryLock(self.config.data_dir).acquire()
         db_path = ":memory:" if self.config.in_memory else os.path.join(self.config.data_dir, "localiot.db")
         self.store = open_store(db_path)
         self.runtime.store = self.store
@@ -139,6 +141,8 @@ class LocalIoT:
             await self._runner.cleanup()
             self._runner = None
         self.store.close()
+        if self._lock is not None:
+            self._lock.release()
 
     @property
     def endpoint(self) -> str:
@@ -157,3 +161,4 @@ async def serve_forever(config: Config) -> None:
         await asyncio.Event().wait()
     finally:
         await app.stop()
+        log.info("localiot stopped (store %s closed)", app.store.path)

@@ -11,13 +11,13 @@ The broker compiles the effective policies of a connection once and calls
 `is_allowed` / `evaluate` on CONNECT, PUBLISH, SUBSCRIBE and RECEIVE.
 """
 
+from localiot.policy.certificate_variables import certificate_variables
 from localiot.policy.document import PolicyDocument, PolicyError, Statement, parse_policy
 from localiot.policy.evaluator import (
     CompiledPolicySet,
     Decision,
     MatchedStatement,
     Variables,
-    certificate_variables,
     compile_policies,
     evaluate,
 )

@@ -9,7 +9,15 @@ from pathlib import Path
 from botocore.loaders import Loader
 from botocore.model import OperationModel, ServiceModel
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # ours, also for boto3 via AWS_DATA_PATH
+# botocore's models of the services localiot implements, copied from the botocore
+# release it was built against, so the engine does not change with the installed botocore.
+SERVICE_MODELS_DIR = Path(__file__).resolve().parent.parent / "service_models"
+
+
+def model_loader() -> Loader:
+    """A botocore Loader that sees only the models shipped inside localiot."""
+    return Loader(extra_search_paths=[str(SERVICE_MODELS_DIR), str(MODELS_DIR)], include_default_search_paths=False)
 
 # Order matters for unsigned requests: the first service whose routes match wins.
 SERVICE_NAMES = (
@@ -58,7 +66,7 @@ class Service:
 
 
 def load_services() -> list[Service]:
-    loader = Loader(extra_search_paths=[str(MODELS_DIR)])
+    loader = model_loader()
     services = []
     for name in SERVICE_NAMES:
         raw = loader.load_service_model(name, "service-2")
@@ -71,7 +79,7 @@ def load_paginators(name: str) -> dict:
     from botocore.exceptions import DataNotFoundError
 
     try:
-        raw = Loader(extra_search_paths=[str(MODELS_DIR)]).load_service_model(name, "paginators-1")
+        raw = model_loader().load_service_model(name, "paginators-1")
     except DataNotFoundError:
         return {}
     return raw.get("pagination", {})

@@ -120,6 +120,14 @@ def tags_to_list(tags: dict[str, str]) -> list[dict]:
 
 MAX_TAGS = 50
 
+# (arn service, resource type) -> exists(tx, resource id): what TagResource & co. accept
+TAGGABLE: dict[tuple[str, str], object] = {}
+
+
+def taggable(resource_type: str, exists, service: str = "iot") -> None:
+    """Make `resource_type` ARNs of `service` taggable; `exists(tx, resource id)` says whether one is there."""
+    TAGGABLE[(service, resource_type)] = exists
+
 
 def apply_tags(ctx, arn: str, tags: dict[str, str]) -> None:
     existing = ctx.tx.get_tags(arn)
@@ -189,8 +197,6 @@ class Resource:
 
     def __post_init__(self):
         if self.taggable:
-            from localiot.services.tagging import taggable
-
             resource_type = self.resource_type or self.arn_path.split("/", 1)[0]
             taggable(resource_type, lambda tx, name: tx.get(self.kind, name) is not None, service=self.arn_service)
 

@@ -8,18 +8,11 @@ other families call `tag`, `untag` and `list_tags` from their own handlers.
 
 from __future__ import annotations
 
-from typing import Callable
 
 from localiot.protocol.errors import invalid, not_found
 from localiot.services import operation
-from localiot.services.common import apply_tags, page, tags_to_dict, tags_to_list
-
-# (arn service, resource type) -> exists(tx, resource id)
-_TAGGABLE: dict[tuple[str, str], Callable] = {}
-
-
-def taggable(resource_type: str, exists: Callable, service: str = "iot") -> None:
-    _TAGGABLE[(service, resource_type)] = exists
+from localiot.services.common import TAGGABLE as _TAGGABLE
+from localiot.services.common import apply_tags, page, tags_to_dict, tags_to_list, taggable  # noqa: F401 (re-export)
 
 
 def _resolve(ctx, arn: str) -> None:
