@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from localiot.protocol.errors import invalid
+from localiot.services.iam import is_role_arn
 
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$")
 
 
@@ -183,7 +183,7 @@ def check_templates(value, where: str, sql_version: str | None) -> None:
 
 
 def check_role_arn(value: str, where: str) -> None:
-    if not ROLE_ARN.match(value or ""):
+    if not is_role_arn(value):
         raise invalid(f"{where}: {value} is not a valid IAM role ARN.")
 
 
