@@ -127,7 +127,9 @@ class LocalIoT:
 
         self.rules = start_rules_engine(self)
         from localiot.listeners import start_listeners
+        from localiot.services.defender import history
 
+        history.install(self.runtime)  # the audit's connection history hears the broker from its first client
         self.broker = await start_listeners(self)
         self.background.start()
         log.info("localiot %s API on http://%s:%s (store %s)", __version__, self.config.host, self.port, self.store.path)
