@@ -497,6 +497,20 @@ CASES = [
         update(b'{"state": {"desired": {"a": -Infinity}}}', error=INVALID_JSON),
     ),
     case(
+        "a lone UTF-16 surrogate is not text: the payload is invalid JSON",
+        update(b'{"state": {"desired": {"a": "\\ud800"}}}', error=INVALID_JSON),
+        update(b'{"state": {"reported": {"\\udfff": 1}}}', error=INVALID_JSON),
+        update(b'{"state": {"reported": {"emoji": "\\ud83d\\ude00"}}}',
+               accepted={"state": {"reported": {"emoji": "\U0001f600"}}, "metadata": {"reported": {"emoji": M}},
+                         "version": 1, "timestamp": T}),
+    ),
+    case(
+        "JSON nested past any limit is refused as too deep, not a failure",
+        update(b'{"state": {"desired": ' + b"[" * 60_000 + b"]" * 60_000 + b"}}", error=TOO_DEEP),
+        update(b'{"state": {"desired": ' + b'{"a":' * 5_000 + b"1" + b"}" * 5_000 + b"}}", error=TOO_DEEP),
+        get(error=NOT_FOUND),
+    ),
+    case(
         "a payload must be UTF-8",
         update(b'{"state": {"desired": {"a": "\xff"}}}',
                error=err(415, "Unsupported documented encoding; supported encoding is UTF-8")),

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from localiot.iotsql.errors import SqlEvaluationError
+from localiot.protocol import jsontext
 
 DECIMAL128 = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, Emax=999999, Emin=-999999,
                              traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
@@ -238,9 +239,14 @@ def parse_json_text(text: str, numbers: Numbers) -> tuple[bool, Any]:
     if not text.strip():
         return False, None
     try:
-        value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        # Nesting past jsontext.MAX_DEPTH makes the payload not JSON (binary to SQL).
+        value = jsontext.loads(text, surrogates=True, parse_float=Decimal, parse_constant=_reject_constant)
+    except ValueError:
         return False, None
+    if jsontext.may_hold_surrogate(text):
+        # Choice: a lone surrogate escape does not drop the message; it reads as
+        # U+FFFD, what a UTF-8 writer that cannot fail puts in its place.
+        value = jsontext.scrub(value)
     return True, numbers.normalize(value)
 
 

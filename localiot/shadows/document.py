@@ -25,6 +25,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from localiot.protocol import jsontext
+
 SECTIONS = ("desired", "reported")
 
 # Limits (AWS IoT Core quotas and the Device Shadow error messages).
@@ -108,9 +110,10 @@ def _loads(payload: bytes | str):
         except UnicodeDecodeError:
             raise ShadowError(415, BAD_ENCODING) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ShadowError(400, TOO_DEEP) from None
+        # Bounded nesting, and no lone surrogate (which no UTF-8 writer can store or send back).
+        return jsontext.loads(text, parse_constant=_reject_constant)
+    except jsontext.JsonRefused as refused:
+        raise ShadowError(400, TOO_DEEP if refused.too_deep else INVALID_JSON) from None
     except ValueError:
         raise ShadowError(400, INVALID_JSON) from None
 
