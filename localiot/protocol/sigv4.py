@@ -57,6 +57,16 @@ def read_scope(headers, query) -> Scope | None:
     return Scope(cred[0], cred[1], cred[2], cred[3], signed, sig, presigned)
 
 
+_REGION = re.compile(r"[a-zA-Z0-9-]{1,64}")
+
+
+def check_region(scope: Scope | None) -> None:
+    """The scope's region names every ARN the call makes: refuse one that is no
+    region name at all (non-UTF-8 bytes in the header arrive as surrogates)."""
+    if scope is not None and not _REGION.fullmatch(scope.region):
+        raise ServiceError("InvalidSignatureException", "Credential should be scoped to a valid region. ", status=403)
+
+
 def account_for(access_key: str, default_account: str) -> str:
     """A 12-digit access key id is the account id, as moto and LocalStack do."""
     return access_key if len(access_key) == 12 and access_key.isdigit() else default_account
