@@ -39,27 +39,35 @@ def checked_query(ctx, req, *, ready: bool = True):
     return index, config, node, compile_query(node, index, custom)
 
 
-def _stream(fetch, after):
-    cursor = after
+def _stream(fetch, after, first: int = CHUNK):
+    """Rows in key order, read in keyset chunks growing from `first` (a page's size) to CHUNK."""
+    cursor, size = after, max(1, min(first, CHUNK))
     while True:
-        rows = fetch(cursor, CHUNK)
+        rows = fetch(cursor, size)
         yield from rows
-        if len(rows) < CHUNK:
+        if len(rows) < size:
             return
-        cursor = rows[-1][0]
+        cursor, size = rows[-1][0], min(size * 4, CHUNK)
 
 
-def matching(tx, index: str, node, predicate, after: str | None = None):
-    """(name, indexed document) of every match after `after`, in name order."""
+def matching(tx, index: str, node, predicate, after: str | None = None, first: int = CHUNK):
+    """(name, indexed document) of every match after `after`, in name order
+    (`first`: how many the caller will likely take, to size the first read)."""
     kind = settings.THING_INDEX if index == fields.THINGS else settings.GROUP_INDEX
+    name_field = fields.DEFAULT_FIELD[index]
     plan = lookups(node)
-    if plan is not None and len(plan) <= MAX_LOOKUPS:
-        streams = [_stream(lambda cursor, limit, f=f, v=v, p=p: tx.find(kind, f, v, prefix=p, after=cursor,
-                                                                             limit=limit), after)
-                   for f, v, p in plan]
-        rows = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda row: row[0])
+    # Exact values read the (key, value, name) index in name order; a prefix of
+    # the name is a key range of the documents; any other prefix scans.
+    if plan is None or len(plan) > MAX_LOOKUPS or any(p and f != name_field for f, _, p in plan):
+        rows = _stream(lambda cursor, limit: tx.scan(kind, after=cursor, limit=limit), after, first)
     else:
-        rows = _stream(lambda cursor, limit: tx.scan(kind, after=cursor, limit=limit), after)
+        streams = [
+            _stream(lambda cursor, limit, v=v: tx.scan(kind, prefix=v, after=cursor, limit=limit), after, first)
+            if p else
+            _stream(lambda cursor, limit, f=f, v=v: tx.find(kind, f, v, after=cursor, limit=limit), after, first)
+            for f, v, p in plan
+        ]
+        rows = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda row: row[0])
     last = None
     for name, doc in rows:
         if name == last:
@@ -74,7 +82,7 @@ def SearchIndex(ctx, req):
     index, _, node, predicate = checked_query(ctx, req)
     limit = req.get("maxResults") or DEFAULT_RESULTS
     found = []
-    for row in matching(ctx.tx, index, node, predicate, decode_token(req.get("nextToken"))):
+    for row in matching(ctx.tx, index, node, predicate, decode_token(req.get("nextToken")), limit + 1):
         found.append(row)
         if len(found) > limit:
             break
