@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import sys
@@ -123,6 +124,7 @@ def main() -> None:
         print(f"\nindex lag after UpdateThingShadow (ms, includes one SearchIndex): "
               f"p50 {statistics.median(lags):.2f}  p99 {lags[int(len(lags) * 0.99) - 1]:.2f}")
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
