@@ -13,7 +13,7 @@ import inspect
 import uuid
 
 from localiot.broker import auth, codec
-from localiot.broker.codec import MalformedPacket, decode_properties, decode_varint, _Reader
+from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
 from localiot.broker.message import Message
 from localiot.broker.sessions import check_client_id, negotiate_keep_alive, negotiate_session_expiry
 from localiot.broker.topics import TopicError, validate_topic_name
@@ -367,49 +367,26 @@ class Connection(asyncio.Protocol):
 
     # PUBLISH (hot path) ----------------------------------------------------
     def _publish(self, first: int, buf: bytes, pos: int, start: int, end: int) -> None:
+        tb, pid, props, p = decode_publish(first, buf, start, end, self.v5)
         qos = (first >> 1) & 3
-        if qos == 3 or (not qos and first & 8):
-            raise MalformedPacket("bad PUBLISH flags")
-        if start + 2 > end:
-            raise MalformedPacket("packet ends early")
-        p = start + 2 + ((buf[start] << 8) | buf[start + 1])
-        if p > end:
-            raise MalformedPacket("topic length exceeds the packet")
-        tb = buf[start + 2:p]
-        pid = 0
-        if qos:
-            if p + 2 > end:
-                raise MalformedPacket("packet ends early")
-            pid = (buf[p] << 8) | buf[p + 1]
-            if not pid:
-                raise MalformedPacket("packet identifier 0", codec.PROTOCOL_ERROR)
-            p += 2
-        props = None
         raw = None
-        if self.v5:
-            if p < end and buf[p] == 0:
-                p += 1
-                if not qos and not first & 1 and tb:
-                    raw = buf[pos:end]
-            else:
-                r = _Reader(buf, p, end)
-                props = decode_properties(r, codec.PUBLISH)
-                p = r.pos
-                alias = props.get("topic_alias")
-                if alias is not None:
-                    if not 0 < alias <= self.broker.limits.topic_alias_max:
-                        self.drop("CLIENT_ERROR", codec.TOPIC_ALIAS_INVALID, "Topic alias out of range.")
-                        return
-                    if tb:
-                        self.aliases[alias] = tb
-                    else:
-                        tb = self.aliases.get(alias)
-                        if tb is None:
-                            raise MalformedPacket("unknown topic alias", codec.PROTOCOL_ERROR)
-                if "subscription_identifier" in props:
-                    raise MalformedPacket("subscription identifier in PUBLISH", codec.PROTOCOL_ERROR)
-        elif not qos and not first & 1:
-            raw = buf[pos:end]
+        if props is None:
+            if not qos and not first & 1 and (tb or not self.v5):
+                raw = buf[pos:end]  # forwarded as it came (v3), or reused for v5 subscribers
+        else:
+            alias = props.get("topic_alias")
+            if alias is not None:
+                if not 0 < alias <= self.broker.limits.topic_alias_max:
+                    self.drop("CLIENT_ERROR", codec.TOPIC_ALIAS_INVALID, "Topic alias out of range.")
+                    return
+                if tb:
+                    self.aliases[alias] = tb
+                else:
+                    tb = self.aliases.get(alias)
+                    if tb is None:
+                        raise MalformedPacket("unknown topic alias", codec.PROTOCOL_ERROR)
+            if "subscription_identifier" in props:
+                raise MalformedPacket("subscription identifier in PUBLISH", codec.PROTOCOL_ERROR)
         if qos == 2:
             if self.v5:
                 self.drop("CLIENT_ERROR", codec.QOS_NOT_SUPPORTED, "QoS 2 is not supported.")
