@@ -68,9 +68,10 @@ from localiot import pki
 from localiot.broker import Broker, auth as broker_auth
 from localiot.broker.connection import Connection
 from localiot.broker.retained import RetainedQuotaExceeded
-from localiot.broker.topics import TopicError, validate_topic_name
+from localiot.broker.admission import DENIED, INVALID, RESERVED
+from localiot.broker.topics import TopicError
 from localiot.device_auth import AuthFailure, DeviceAuth, Door, trust_anchor_pems, verify_presigned
-from localiot.doors import make_handler
+from localiot.doors import reserved_topics
 
 log = logging.getLogger("localiot.listeners")
 
@@ -88,7 +89,7 @@ async def start_listeners(app) -> Broker:
     config = app.config
     device_auth = DeviceAuth(app)
     broker = Broker(app.runtime, app.store, device_auth.authenticate, device_auth.authorize,
-                    reserved_topic_handler=make_handler(app))
+                    reserved_topics=reserved_topics(app))
     app.runtime.broker = broker
     # GetThingConnectivityData remembers presence events from the start.
     from localiot.services.data import connectivity
@@ -569,23 +570,18 @@ class DeviceListeners:
         limits = self.broker.limits
         if len(payload) > limits.payload_max:
             return _reply(413, "Payload too large.")
-        try:
-            validate_topic_name(topic, limits.topic_max_bytes, limits.topic_max_slashes)
-        except TopicError as e:
-            return _reply(400, str(e))
-        kind = broker_auth.reserved_kind(topic)
-        topic_arn = broker_auth.arn(identity, "topic", topic)
-        if kind == "forbidden" or not self.auth.authorize(identity, broker_auth.PUBLISH, topic_arn):
-            return _reply(403, "Forbidden")
-        if retain and not self.auth.authorize(identity, broker_auth.RETAIN_PUBLISH, topic_arn):
-            return _reply(403, "Forbidden")
         broker = self.broker
-        if kind == "device":  # shadows, jobs, basic ingest ...: served as if published over MQTT
-            if not broker.publish_reserved(identity, topic, payload, {}, qos):
+        decision = broker.admit(identity, topic, retain)
+        if decision.status == INVALID:
+            return _reply(400, decision.reason)
+        if decision.status == DENIED:
+            return _reply(403, "Forbidden")
+        if decision.status == RESERVED:  # shadows, jobs, basic ingest ...: served as if published over MQTT
+            if not broker.serve_reserved(identity, decision, payload, {}, qos):
                 return _reply(403, "Forbidden")
             return _reply(200, "OK")
         try:
-            broker.publish(identity.account, identity.region, topic, payload, qos, retain, source="https")
+            broker.publish(identity.account, identity.region, topic, payload, qos, decision.retain, source="https")
         except RetainedQuotaExceeded:
             return _reply(413, "The account's retained message quota is reached.")
         except TopicError as e:

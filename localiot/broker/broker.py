@@ -18,8 +18,10 @@ import logging
 import threading
 
 from localiot.broker import auth, codec
+from localiot.broker.admission import OK, RESERVED, Decision, admit
 from localiot.broker.connection import CONNECTED, CLOSED, Connection
 from localiot.broker.message import Message
+from localiot.broker.reserved import ReservedPublish, ReservedTopics
 from localiot.broker.retained import RetainedQuotaExceeded, matching, put_retained
 from localiot.broker.sessions import (
     BROKER_SCOPE, Limits, Session, delete_session, load_sessions, queue_message, save_session, take_queued,
@@ -55,8 +57,8 @@ class _Scope:
 
 
 class Broker:
-    def __init__(self, runtime, store, authenticate=None, authorize=None, *, reserved_topic_handler=None,
-                 limits: Limits | None = None):
+    def __init__(self, runtime, store, authenticate=None, authorize=None, *,
+                 reserved_topics: ReservedTopics | None = None, limits: Limits | None = None):
         self.runtime = runtime
         self.store = store
         self.clock = runtime.clock
@@ -66,8 +68,8 @@ class Broker:
         self.authenticate = authenticate or default_authn
         self._authorize = authorize or default_authz
         self._allow_all = bool(getattr(self._authorize, "allows_everything", False))
-        # reserved_topic_handler(identity, topic, payload, properties) -> bool (accepted)
-        self.reserved_topic_handler = reserved_topic_handler
+        # the `$` topics devices may publish to and the doors serving them (none: every `$` topic is refused)
+        self.reserved_topics = reserved_topics or ReservedTopics()
         self.max_packet = self.limits.payload_max + 65536 + 16
         self.log = log
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -76,13 +78,11 @@ class Broker:
         self.sessions: dict[tuple[str, str, str], Session] = {}
         self.offline: set[Session] = set()
         self.scopes: dict[tuple[str, str], _Scope] = {}
-        self.publisher: Connection | None = None  # the connection whose bytes are being processed
         self._servers: list[asyncio.AbstractServer] = []
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
         self._store_ops: list = []
         self._versions: dict[tuple[str, str, str], int] = {}
-        self._echo = None
         self._unsubscribe_bus = None
         self._sweeper: asyncio.Task | None = None
         self._started = False
@@ -114,7 +114,7 @@ class Broker:
         self._thread = threading.get_ident()
         self._started = True
         self._load_sessions()
-        self._unsubscribe_bus = self.bus.subscribe(self._on_bus)
+        self._unsubscribe_bus = self.bus.subscribe(self._on_bus, origin=self)
         self._sweeper = self.loop.create_task(self._sweep_forever())
 
     async def stop(self) -> None:
@@ -216,6 +216,12 @@ class Broker:
         except Exception:
             log.exception("authorize(%s, %s) failed", action, resource)
             return False
+
+    def admit(self, identity, topic: str, retain: bool = False, *, will: bool = False,
+              trusted: bool = False) -> Decision:
+        """The publish admission (localiot.broker.admission) with this broker's table, policies and limits."""
+        return admit(identity, topic, retain, reserved=self.reserved_topics, limits=self.limits, will=will,
+                     authorize=None if trusted or self._allow_all else self.authorize)
 
     def invalidate_authorization(self) -> None:
         """Forget cached publish/receive decisions (call when policies change)."""
@@ -349,14 +355,13 @@ class Broker:
         self.offline.add(session)
 
     def _publish_will(self, identity, will: Message) -> None:
-        topic = will.topic
-        kind = auth.reserved_kind(topic)
-        if kind == "forbidden" or not self.authorize(identity, auth.PUBLISH, auth.arn(identity, "topic", topic)):
+        decision = self.admit(identity, will.topic, will.retain, will=True)
+        if decision.status == RESERVED:
+            self.serve_reserved(identity, decision, will.payload, will.props or {})
             return
-        if kind == "device":
-            self._reserved(identity, topic, will.payload, will.props or {})
+        if decision.status != OK:
             return
-        if will.retain and self.authorize(identity, auth.RETAIN_PUBLISH, auth.arn(identity, "topic", topic)):
+        if decision.retain:
             self.retain(identity.account, identity.region, will)
         self.route(identity.account, identity.region, will)
 
@@ -470,11 +475,7 @@ class Broker:
                 if picked is not None:
                     deliver(picked[0], picked[1], msg)
         if to_bus:
-            self._echo = msg.payload
-            try:
-                self.bus.publish(account, region, msg.topic, msg.payload)
-            finally:
-                self._echo = None
+            self.bus.publish(account, region, msg.topic, msg.payload, origin=self)
 
     def _deliver(self, session: Session, opts, msg: Message) -> None:
         if opts[1] and msg.origin is session:  # No Local
@@ -504,7 +505,7 @@ class Broker:
                 return
         else:
             data = (msg.raw3 or msg.v3_qos0()) if not retain else msg.encode(False, 0, None, True, False, now)
-        if conn.paused_writing and not self._congested(conn):
+        if conn.paused_writing and not self._congested(conn, msg):
             return
         out = conn.out
         if not out:
@@ -516,9 +517,10 @@ class Broker:
                 t.write(b"".join(out))
             out.clear()
 
-    def _congested(self, conn: Connection) -> bool:
+    def _congested(self, conn: Connection, msg: Message) -> bool:
         """Back-pressure: the publisher feeding a stalled subscriber stops reading. False: drop this QoS 0."""
-        pub = self.publisher
+        origin = msg.origin
+        pub = origin.conn if origin is not None else None
         if pub is not None and pub is not conn and pub.blocked_by is None:
             pub.blocked_by = conn
             if conn.waiters is None:
@@ -542,7 +544,7 @@ class Broker:
         now = self.clock.now() if msg.expires_at is not None else 0.0
         data = msg.encode(conn.v5, 1, packet_id, retain, dup, now)
         if conn.paused_writing:
-            self._congested(conn)
+            self._congested(conn, msg)
         conn.push(data)
 
     def acked(self, conn: Connection, packet_id: int) -> None:
@@ -574,31 +576,27 @@ class Broker:
             return False
         return True
 
-    def reserved_publish(self, conn: Connection, topic: str, payload: bytes, qos: int, props: dict) -> bool:
-        return self._reserved(conn.identity, topic, payload, props, qos)
-
-    def publish_reserved(self, identity, topic: str, payload: bytes, props: dict, qos: int = 0) -> bool:
-        """A publish on a reserved topic on behalf of `identity` (HTTP Publish): served by
-        the reserved-topic handler exactly as if the device had published it over MQTT."""
-        return self._reserved(identity, topic, payload, props, qos)
-
     def deliver_to(self, session: Session, options, msg: Message) -> None:
         """Deliver one message to one session only (replies meant for the requester)."""
         self._deliver(session, options, msg)
 
-    def _reserved(self, identity, topic: str, payload: bytes, props: dict, qos: int = 0) -> bool:
-        handler = self.reserved_topic_handler
-        if handler is None:
-            return False  # nothing serves this reserved topic: refused like an unknown one
+    def serve_reserved(self, identity, decision: Decision, payload: bytes, properties: dict, qos: int = 0,
+                       connection: Connection | None = None) -> bool:
+        """Hand an admitted publish on a reserved topic to the route serving it, with the
+        connection that published it (None for a will or an HTTP publish). False: refused."""
+        route = decision.route
+        if route is None or route.serve is None:
+            return False  # reserved for devices, but nothing serves it yet: refused like an unknown topic
+        request = ReservedPublish(identity, decision.topic, payload, properties, qos, decision.parts, connection)
         try:
-            accepted = handler(identity, topic, payload, props)
+            accepted = route.serve(request)
         except Exception:
-            log.exception("reserved topic handler failed for %s", topic)
+            log.exception("the door of %s failed", decision.topic)
             return False
         if not accepted:
             return False
-        if not auth.is_basic_ingest(topic):  # Basic Ingest reaches its rule only
-            msg = Message.from_properties(topic, payload, qos, False, props, self.clock.now())
+        if route.forward:  # subscribers see the request too (not Basic Ingest's)
+            msg = Message.from_properties(decision.topic, payload, qos, False, properties, self.clock.now())
             self.route(identity.account, identity.region, msg)
         return True
 
@@ -624,8 +622,7 @@ class Broker:
         self.flush_soon()
 
     def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
-        if payload is self._echo:
-            return  # our own message coming back
+        # (the bus does not hand the broker its own messages back: they carry it as their origin)
         try:
             self.publish(account, region, topic, payload, 1, source="bus")
         except (TopicError, ValueError):

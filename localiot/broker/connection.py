@@ -13,15 +13,14 @@ import inspect
 import uuid
 
 from localiot.broker import auth, codec
+from localiot.broker.admission import INVALID, RESERVED, Decision
 from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
 from localiot.broker.message import Message
 from localiot.broker.sessions import check_client_id, negotiate_keep_alive, negotiate_session_expiry
 from localiot.broker.topics import TopicError, validate_topic_name
 
 NEW, AUTHENTICATING, CONNECTED, CLOSED = 0, 1, 2, 3
-# per-topic publish checks, cached per connection
-OK, RESERVED, DENIED, INVALID = 0, 1, 2, 3
-_PUB_CACHE_MAX = 1024
+_PUB_CACHE_MAX = 1024  # admission decisions cached per connection, by topic bytes
 
 
 class Connection(asyncio.Protocol):
@@ -44,7 +43,7 @@ class Connection(asyncio.Protocol):
         self.aliases: dict[int, bytes] = {}
         self.max_out_packet: int | None = None
         self.send_window = broker.limits.receive_maximum
-        self.pub_cache: dict[bytes, tuple[str, int]] = {}
+        self.pub_cache: dict[bytes, Decision] = {}
         self.paused_writing = False
         self.reading_paused = False
         self.blocked_by = None  # a congested subscriber this publisher waits for
@@ -110,8 +109,6 @@ class Connection(asyncio.Protocol):
         pos = 0
         n = len(buf)
         max_size = self.broker.max_packet
-        broker = self.broker
-        broker.publisher = self
         try:
             while n - pos >= 2:
                 first = buf[pos]
@@ -140,8 +137,6 @@ class Connection(asyncio.Protocol):
         except MalformedPacket as e:
             self.protocol_failure(e)
             return
-        finally:
-            broker.publisher = None
         if pos < n:
             rest = buf[pos:]
             self._pending = [rest]
@@ -396,16 +391,17 @@ class Connection(asyncio.Protocol):
         if end - p > self.broker.limits.payload_max:
             self.drop("CLIENT_ERROR", codec.PACKET_TOO_LARGE, "The payload exceeds 128 KB.")
             return
-        checked = self.pub_cache.get(tb)
-        if checked is None:
-            checked = self._check_topic(tb)
-        topic, status = checked
+        decision = self.pub_cache.get(tb)
+        if decision is None:
+            decision = self._admit(tb)
         retain = first & 1
-        if status or retain:
-            if not self._special_publish(topic, status, retain, qos, pid, buf[p:end], props):
+        if decision.status or retain:
+            if retain:  # iot:RetainPublish too: asked per message, never cached
+                decision = self.broker.admit(self.identity, decision.topic, True)
+            if decision.status:
+                self._special_publish(decision, qos, pid, buf[p:end], props)
                 return
-            if status == RESERVED:
-                return
+        topic = decision.topic
         broker = self.broker
         msg = Message(topic, buf[p:end], qos, bool(retain), None, None, self.session, None)
         if raw is not None:
@@ -433,56 +429,38 @@ class Connection(asyncio.Protocol):
         else:
             self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
 
-    def _check_topic(self, tb: bytes) -> tuple[str, int]:
+    def _admit(self, tb: bytes) -> Decision:
+        """The broker's admission of a topic for this connection, cached by the topic's bytes."""
         topic = codec.decode_utf8(tb)
-        broker = self.broker
-        limits = broker.limits
         if not topic:
             raise MalformedPacket("empty topic name", codec.PROTOCOL_ERROR)
         if "+" in topic or "#" in topic:
             raise MalformedPacket("wildcard in a topic name", codec.TOPIC_NAME_INVALID)
-        try:
-            validate_topic_name(topic, limits.topic_max_bytes, limits.topic_max_slashes)
-            kind = auth.reserved_kind(topic)
-            if kind == "forbidden":
-                status = DENIED
-            elif not broker.authorize(self.identity, auth.PUBLISH, auth.arn(self.identity, "topic", topic)):
-                status = DENIED
-            else:
-                status = RESERVED if kind == "device" else OK
-        except TopicError:
-            status = INVALID
+        decision = self.broker.admit(self.identity, topic)
         if len(self.pub_cache) >= _PUB_CACHE_MAX:
             self.pub_cache.clear()
-        checked = self.pub_cache[tb] = (topic, status)
-        return checked
+        self.pub_cache[tb] = decision
+        return decision
 
-    def _special_publish(self, topic, status, retain, qos, pid, payload, props) -> bool:
-        """Refusals, retain authorization and reserved topics. False: the publish stops here."""
+    def _special_publish(self, decision: Decision, qos: int, pid: int, payload: bytes, props) -> None:
+        """A publish the admission did not simply accept: refused, or served by a door."""
+        status = decision.status
         if status == INVALID:
             if self.v5 and qos:
                 self._puback(pid, codec.TOPIC_NAME_INVALID)
             elif not self.v5:
                 self.drop("CLIENT_ERROR")
-            return False
-        if status == DENIED or (retain and not self.broker.authorize(
-                self.identity, auth.RETAIN_PUBLISH, auth.arn(self.identity, "topic", topic))):
-            if not self.v5:
-                self.drop("AUTH_ERROR")  # AWS disconnects a 3.1.1 client on an unauthorized publish
-            elif qos:
-                self._puback(pid, codec.NOT_AUTHORIZED)
-            return False
-        if status == RESERVED:
-            accepted = self.broker.reserved_publish(self, topic, payload, qos, props or {})
-            if not accepted:
-                if not self.v5:
-                    self.drop("AUTH_ERROR")
-                elif qos:
-                    self._puback(pid, codec.NOT_AUTHORIZED)
-            elif qos:
+            return
+        if status == RESERVED and self.broker.serve_reserved(self.identity, decision, payload, props or {}, qos,
+                                                             connection=self):
+            if qos:
                 self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
-            return False
-        return True
+            return
+        # denied, or refused by the door
+        if not self.v5:
+            self.drop("AUTH_ERROR")  # AWS disconnects a 3.1.1 client on an unauthorized publish
+        elif qos:
+            self._puback(pid, codec.NOT_AUTHORIZED)
 
 
 async def _await(awaitable):
