@@ -1,36 +1,37 @@
-"""The Broker: listeners, sessions, routing, retained messages, wills and
-AWS IoT lifecycle events, on the server's event loop.
+"""The Broker: listeners, sessions, routing and delivery, wills, on the
+server's event loop.
 
     broker = Broker(app.runtime, app.store)            # allow-all, default account
     port = await broker.start_tcp("127.0.0.1", 1883)
-    broker.publish(account, region, "a/b", b"{}")      # HTTP Publish, service events
+    broker.publish(account, region, "a/b", b"{}")      # services (rules republish)
+    decision = broker.admit(identity, topic, retain)   # a device's publish (admission.py)
 
 Every message also goes to the in-process bus (rules engine, Defender), and
 events that services put on the bus reach MQTT subscribers of the same
-account and region.
+account and region. Store transactions are `persistence`'s, subscriptions
+`subscriptions`', lifecycle events `lifecycle`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 
 from localiot.broker import auth, codec
 from localiot.broker.admission import OK, RESERVED, Decision, admit
 from localiot.broker.connection import CONNECTED, CLOSED, Connection
+from localiot.broker.lifecycle import LifecycleEvents
 from localiot.broker.message import Message
 from localiot.broker.reserved import ReservedPublish, ReservedTopics
-from localiot.broker.retained import RetainedQuotaExceeded, matching, put_retained
-from localiot.broker.sessions import (
-    BROKER_SCOPE, Limits, Session, delete_session, load_sessions, queue_message, save_session, take_queued,
-)
-from localiot.broker.topics import SubscriptionTrie, TopicError, validate_topic_filter, validate_topic_name
+from localiot.broker.persistence import BrokerStore
+from localiot.broker.retained import RetainedQuotaExceeded
+from localiot.broker.sessions import Limits, Session
+from localiot.broker.subscriptions import Scope
+from localiot.broker.topics import TopicError, validate_topic_name
 
 log = logging.getLogger("localiot.broker")
 
-_ROUTE_CACHE_MAX = 10_000
 _QOS0_DROP_BUFFER = 64 * 1024 * 1024  # a stalled subscriber stops getting QoS 0 past this backlog
 # One loop iteration can read megabytes from many publishers (libuv reads a
 # socket up to 32 times per wake-up): write a connection's batch early once it
@@ -38,29 +39,13 @@ _QOS0_DROP_BUFFER = 64 * 1024 * 1024  # a stalled subscriber stops getting QoS 0
 _OUT_BATCH_MAX = 1024
 
 
-class _Scope:
-    """One account/region: its subscriptions and a cache of topic -> matches."""
-
-    __slots__ = ("trie", "cache")
-
-    def __init__(self):
-        self.trie = SubscriptionTrie()
-        self.cache: dict[str, tuple] = {}
-
-    def lookup(self, topic: str) -> tuple:
-        subs, groups = self.trie.match(topic)
-        hit = (tuple(subs.items()), tuple(groups))
-        if len(self.cache) >= _ROUTE_CACHE_MAX:
-            self.cache.clear()
-        self.cache[topic] = hit
-        return hit
-
-
 class Broker:
     def __init__(self, runtime, store, authenticate=None, authorize=None, *,
                  reserved_topics: ReservedTopics | None = None, limits: Limits | None = None):
         self.runtime = runtime
         self.store = store
+        self.persistence = BrokerStore(store, runtime.clock)
+        self.lifecycle = LifecycleEvents(runtime.clock, self.route)
         self.clock = runtime.clock
         self.bus = runtime.bus
         self.limits = limits or Limits()
@@ -77,12 +62,10 @@ class Broker:
         self.connections: set[Connection] = set()
         self.sessions: dict[tuple[str, str, str], Session] = {}
         self.offline: set[Session] = set()
-        self.scopes: dict[tuple[str, str], _Scope] = {}
+        self.scopes: dict[tuple[str, str], Scope] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
-        self._store_ops: list = []
-        self._versions: dict[tuple[str, str, str], int] = {}
         self._unsubscribe_bus = None
         self._sweeper: asyncio.Task | None = None
         self._started = False
@@ -126,7 +109,7 @@ class Broker:
             else:
                 conn.state = CLOSED
                 conn.close()
-        self._commit_store_ops()
+        self.persistence.commit()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -146,27 +129,15 @@ class Broker:
         self.sessions.clear()
         self.offline.clear()
         self.scopes.clear()
-        self._store_ops.clear()
+        self.persistence.forget()
 
     def _load_sessions(self) -> None:
-        with self.store.transaction(*BROKER_SCOPE, write=False) as tx:
-            stored = load_sessions(tx)
-        now = self.clock.now()
-        expired = [s for s in stored if s.expires_at is not None and s.expires_at <= now]
-        if expired:
-            with self.store.transaction(*BROKER_SCOPE) as tx:
-                for s in expired:
-                    delete_session(tx, s)
-        for s in stored:
-            if s in expired:
-                continue
+        for s in self.persistence.restore():
             self.sessions[s.key] = s
             self.offline.add(s)
-            scope = self._scope(s.account, s.region)
+            scope = self.scope(s.account, s.region)
             for topic_filter, options in s.subscriptions.items():
                 scope.trie.add(topic_filter, s, options)
-        if stored:
-            log.info("restored %d MQTT sessions (%d expired)", len(stored) - len(expired), len(expired))
 
     # output batching -----------------------------------------------------------
     def dirty(self, conn: Connection) -> None:
@@ -182,8 +153,8 @@ class Broker:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._store_ops:
-            self._commit_store_ops()  # durable before any PUBACK leaves
+        if self.persistence.pending:
+            self.persistence.commit()  # durable before any PUBACK leaves
         dirty = self._dirty
         if not dirty:
             return
@@ -195,17 +166,6 @@ class Broker:
                 if t is not None:
                     t.write(out[0] if len(out) == 1 else b"".join(out))
                 out.clear()
-
-    def _commit_store_ops(self) -> None:
-        ops, self._store_ops = self._store_ops, []
-        if not ops:
-            return
-        try:
-            with self.store.transaction(*BROKER_SCOPE) as tx:
-                for op in ops:
-                    op(tx)
-        except Exception:
-            log.exception("could not store %d queued MQTT messages", len(ops))
 
     # authorization ---------------------------------------------------------------
     def authorize(self, identity, action: str, resource: str) -> bool:
@@ -230,7 +190,7 @@ class Broker:
         for session in self.sessions.values():
             session.receive_cache.clear()
 
-    def _can_receive(self, session: Session, topic: str) -> bool:
+    def can_receive(self, session: Session, topic: str) -> bool:
         cache = session.receive_cache
         ok = cache.get(topic)
         if ok is None:
@@ -244,10 +204,10 @@ class Broker:
         return ok
 
     # sessions ---------------------------------------------------------------------
-    def _scope(self, account: str, region: str) -> _Scope:
+    def scope(self, account: str, region: str) -> Scope:
         scope = self.scopes.get((account, region))
         if scope is None:
-            scope = self.scopes[(account, region)] = _Scope()
+            scope = self.scopes[(account, region)] = Scope()
         return scope
 
     def open_session(self, conn: Connection, identity, client_id: str, clean_start: bool,
@@ -275,19 +235,8 @@ class Broker:
         session.receive_cache.clear()
         conn.session = session
         if session.persistent or session.stored:
-            self._save(session)
+            self.persistence.save(session)
         return session, present
-
-    def _save(self, session: Session) -> None:
-        now = self.clock.now()
-        with self.store.transaction(*BROKER_SCOPE) as tx:
-            if session.persistent:
-                save_session(tx, session, now)
-                session.stored = True
-            elif session.stored:
-                delete_session(tx, session)
-                session.stored = False
-                session.queued = 0
 
     def _discard(self, session: Session) -> None:
         scope = self.scopes.get((session.account, session.region))
@@ -298,31 +247,24 @@ class Broker:
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
         self.offline.discard(session)
-        if session.stored:
-            self._commit_store_ops()
-            with self.store.transaction(*BROKER_SCOPE) as tx:
-                delete_session(tx, session)
-            session.stored = False
+        self.persistence.delete(session)
 
     def connected(self, conn: Connection, session: Session) -> None:
-        self._lifecycle_presence(conn, session, "connected")
+        self.lifecycle.presence(conn, session, "connected")
         if session.queued:
-            self._commit_store_ops()
-            with self.store.transaction(*BROKER_SCOPE) as tx:
-                queued = take_queued(tx, session)
-            session.queued = 0
+            queued = self.persistence.take_queued(session)
             now = self.clock.now()
             for msg, packet_id in queued:
-                if msg.expired(now) or not self._can_receive(session, msg.topic):
+                if msg.expired(now) or not self.can_receive(session, msg.topic):
                     continue
-                self._send_qos1(session, conn, msg, msg.retain, packet_id)
+                self.send_qos1(session, conn, msg, msg.retain, packet_id)
 
     def connection_ended(self, conn: Connection) -> None:
         session = conn.session
         if session is None:
             return
         conn.session = None
-        self._lifecycle_presence(conn, session, "disconnected")
+        self.lifecycle.presence(conn, session, "disconnected")
         if conn.will is not None and conn.send_will:
             if conn.will_delay and session.persistent:
                 session.will = conn.will
@@ -337,21 +279,12 @@ class Broker:
         if not session.persistent:
             self._discard(session)
             return
-        now = self.clock.now()
-        session.expires_at = now + session.expiry_interval
+        session.expires_at = self.clock.now() + session.expiry_interval
         inflight = list(session.inflight.items())
         pending = list(session.pending)
         session.inflight.clear()
         session.pending.clear()
-        session.queued += len(inflight) + len(pending)
-        self._commit_store_ops()
-        with self.store.transaction(*BROKER_SCOPE) as tx:
-            for pid, (msg, retain) in inflight:
-                queue_message(tx, session, msg, 1, retain, pid)
-            for msg, retain in pending:
-                queue_message(tx, session, msg, 1, retain)
-            save_session(tx, session, now)
-        session.stored = True
+        self.persistence.park(session, inflight, pending)
         self.offline.add(session)
 
     def _publish_will(self, identity, will: Message) -> None:
@@ -380,85 +313,6 @@ class Broker:
         session = self.sessions.get((account, region, client_id))
         return session is not None and session.conn is not None
 
-    # subscriptions ---------------------------------------------------------------
-    def subscribe(self, conn: Connection, packet: codec.Subscribe) -> None:
-        session, identity, limits, v5 = conn.session, conn.identity, self.limits, conn.v5
-        if "subscription_identifier" in packet.properties:
-            conn.drop("CLIENT_ERROR", codec.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
-                      "Subscription identifiers are not supported.")
-            return
-        scope = self._scope(identity.account, identity.region)
-        too_many = len(packet.subscriptions) > limits.subscriptions_per_request
-        codes, granted, retained_for = [], [], []
-        for topic_filter, opts in packet.subscriptions:
-            if too_many:
-                codes.append(codec.QUOTA_EXCEEDED if v5 else codec.V3_SUBACK_FAILURE)
-                continue
-            try:
-                group, _ = validate_topic_filter(topic_filter, limits.topic_max_bytes, limits.topic_max_slashes)
-            except TopicError:
-                codes.append(codec.TOPIC_FILTER_INVALID if v5 else codec.V3_SUBACK_FAILURE)
-                continue
-            if group is not None and opts.no_local:
-                conn.drop("CLIENT_ERROR", codec.PROTOCOL_ERROR, "No Local on a shared subscription.")
-                return
-            if not self.authorize(identity, auth.SUBSCRIBE, auth.arn(identity, "topicfilter", topic_filter)):
-                codes.append(codec.NOT_AUTHORIZED if v5 else codec.V3_SUBACK_FAILURE)
-                continue
-            existed = topic_filter in session.subscriptions
-            if not existed and len(session.subscriptions) >= limits.subscriptions_per_connection:
-                codes.append(codec.QUOTA_EXCEEDED if v5 else codec.V3_SUBACK_FAILURE)
-                continue
-            if opts.qos > 1:  # AWS IoT grants QoS 1 for a QoS 2 request
-                opts = opts._replace(qos=1)
-            session.subscriptions[topic_filter] = opts
-            scope.trie.add(topic_filter, session, opts)
-            codes.append(opts.qos)
-            granted.append(topic_filter)
-            if group is None and (opts.retain_handling == 0 or (opts.retain_handling == 1 and not existed)):
-                retained_for.append((topic_filter, opts))
-        if granted:
-            scope.cache.clear()
-            if session.persistent:
-                self._save(session)
-        conn.push(codec.encode(codec.Suback(packet.packet_id, codes), conn.version))
-        if retained_for:
-            self._send_retained(session, conn, retained_for)
-        if granted:
-            self._lifecycle_subscription(conn, session, "subscribed", granted)
-
-    def _send_retained(self, session: Session, conn: Connection, filters) -> None:
-        now = self.clock.now()
-        with self.store.transaction(session.account, session.region, write=False) as tx:
-            found = [(opts, msg) for topic_filter, opts in filters for msg in matching(tx, topic_filter, now)]
-        for opts, msg in found:
-            if not self._can_receive(session, msg.topic):
-                continue
-            qos = min(msg.qos, opts.qos)
-            if qos:
-                self._send_qos1(session, conn, msg, True)
-            else:
-                conn.push(msg.encode(conn.v5, 0, None, True, False, now))
-
-    def unsubscribe(self, conn: Connection, packet: codec.Unsubscribe) -> None:
-        session = conn.session
-        scope = self._scope(session.account, session.region)
-        codes, removed = [], []
-        for topic_filter in packet.filters:
-            if session.subscriptions.pop(topic_filter, None) is not None:
-                scope.trie.remove(topic_filter, session)
-                codes.append(codec.SUCCESS)
-                removed.append(topic_filter)
-            else:
-                codes.append(codec.NO_SUBSCRIPTION_EXISTED)
-        if removed:
-            scope.cache.clear()
-            if session.persistent:
-                self._save(session)
-        conn.push(codec.encode(codec.Unsuback(packet.packet_id, codes), conn.version))
-        if removed:
-            self._lifecycle_subscription(conn, session, "unsubscribed", removed)
-
     # routing ---------------------------------------------------------------------
     def route(self, account: str, region: str, msg: Message, to_bus: bool = True) -> None:
         scope = self.scopes.get((account, region))
@@ -480,7 +334,7 @@ class Broker:
     def _deliver(self, session: Session, opts, msg: Message) -> None:
         if opts[1] and msg.origin is session:  # No Local
             return
-        if not self._allow_all and not self._can_receive(session, msg.topic):
+        if not self._allow_all and not self.can_receive(session, msg.topic):
             return
         qos = msg.qos if msg.qos < opts[0] else opts[0]
         retain = msg.retain and opts[2]  # Retain As Published
@@ -497,7 +351,7 @@ class Broker:
             if now >= msg.expires_at:
                 return
         if qos:
-            self._send_qos1(session, conn, msg, retain)
+            self.send_qos1(session, conn, msg, retain)
             return
         if conn.v5:
             data = msg.v5_qos0(now) if not retain else msg.encode(True, 0, None, True, False, now)
@@ -529,7 +383,7 @@ class Broker:
         t = conn.transport
         return t is not None and t.get_write_buffer_size() < _QOS0_DROP_BUFFER
 
-    def _send_qos1(self, session: Session, conn: Connection, msg: Message, retain: bool,
+    def send_qos1(self, session: Session, conn: Connection, msg: Message, retain: bool,
                    packet_id: int | None = None) -> None:
         inflight = session.inflight
         if len(inflight) >= conn.send_window:
@@ -556,20 +410,18 @@ class Broker:
         while pending and len(session.inflight) < conn.send_window:
             msg, retain = pending.popleft()
             if not msg.expired(now):
-                self._send_qos1(session, conn, msg, retain)
+                self.send_qos1(session, conn, msg, retain)
 
     def _enqueue(self, session: Session, msg: Message, retain: bool) -> None:
         if session.queued >= self.limits.queued_max:
             return  # AWS drops messages past the queued-messages quota
-        session.queued += 1
-        self._store_ops.append(lambda tx: queue_message(tx, session, msg, 1, retain))
+        self.persistence.queue(session, msg, retain)
         self.flush_soon()
 
     def retain(self, account: str, region: str, msg: Message, quiet: bool = True) -> bool:
         """Store or delete a topic's retained message; False if the account's quota is reached."""
         try:
-            with self.store.transaction(account, region) as tx:
-                put_retained(tx, msg, self.clock.now(), self.limits.retained_topics_max)
+            self.persistence.retain(account, region, msg, self.limits.retained_topics_max)
         except RetainedQuotaExceeded:
             if not quiet:
                 raise
@@ -627,50 +479,6 @@ class Broker:
             self.publish(account, region, topic, payload, 1, source="bus")
         except (TopicError, ValueError):
             log.warning("bus event on an invalid topic %r not delivered over MQTT", topic)
-
-    # lifecycle events ---------------------------------------------------------------
-    def _lifecycle(self, account: str, region: str, topic: str, body: dict) -> None:
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        self.route(account, region, Message(topic, payload, 1))
-
-    def _lifecycle_presence(self, conn: Connection, session: Session, event: str) -> None:
-        client_id = session.client_id
-        if "#" in client_id or "+" in client_id:
-            return  # AWS: such client ids get no lifecycle events
-        key = session.key
-        if event == "connected":
-            self._versions[key] = version = self._versions.get(key, -1) + 1
-        else:
-            version = self._versions.get(key, 0)
-        body = {
-            "clientId": client_id,
-            "timestamp": int(self.clock.now() * 1000),
-            "eventType": event,
-            "sessionIdentifier": session.session_id,
-            "principalIdentifier": conn.identity.principal,
-        }
-        if event == "disconnected":
-            body["clientInitiatedDisconnect"] = conn.client_initiated
-            body["disconnectReason"] = conn.disconnect_reason
-        body["ipAddress"] = conn.remote
-        body["versionNumber"] = version
-        if conn.identity.thing_name and conn.identity.attributes.get("exclusiveThing"):
-            body["thingName"] = conn.identity.thing_name
-        self._lifecycle(session.account, session.region, f"$aws/events/presence/{event}/{client_id}", body)
-
-    def _lifecycle_subscription(self, conn: Connection, session: Session, event: str, topics: list[str]) -> None:
-        client_id = session.client_id
-        if "#" in client_id or "+" in client_id:
-            return
-        body = {
-            "clientId": client_id,
-            "timestamp": int(self.clock.now() * 1000),
-            "eventType": event,
-            "sessionIdentifier": session.session_id,
-            "principalIdentifier": conn.identity.principal,
-            "topics": topics,
-        }
-        self._lifecycle(session.account, session.region, f"$aws/events/subscriptions/{event}/{client_id}", body)
 
     # timers ---------------------------------------------------------------------
     async def _sweep_forever(self) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import uuid
 
-from localiot.broker import auth, codec
+from localiot.broker import auth, codec, subscriptions
 from localiot.broker.admission import INVALID, RESERVED, Decision
 from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
 from localiot.broker.message import Message
@@ -206,9 +206,9 @@ class Connection(asyncio.Protocol):
         if t == codec.PUBACK:
             self.broker.acked(self, packet.packet_id)
         elif t == codec.SUBSCRIBE:
-            self.broker.subscribe(self, packet)
+            subscriptions.subscribe(self.broker, self, packet)
         elif t == codec.UNSUBSCRIBE:
-            self.broker.unsubscribe(self, packet)
+            subscriptions.unsubscribe(self.broker, self, packet)
         elif t == codec.PINGREQ:
             self.push(b"\xd0\x00")
         elif t == codec.DISCONNECT:

@@ -4,7 +4,7 @@ binary data, a bounds-checked reader, and MQTT 5 properties."""
 from __future__ import annotations
 
 from localiot.broker.codec.constants import (
-    BINARY, BYTE, FOUR, MAX_REMAINING_LENGTH, PACKET_NAMES, PAIR, PROPERTIES, PROPERTY_IDS, REPEATABLE, TWO,
+    BINARY, BYTE, FOUR, MAX_REMAINING_LENGTH, PACKET_NAMES, PROPERTIES, PROPERTY_IDS, REPEATABLE, TWO,
     UTF8, VARINT, BOOLEAN_PROPERTIES, NONZERO_PROPERTIES, MalformedPacket, protocol_error,
 )
 
