@@ -109,9 +109,9 @@ def certificates_door(app, publish: ReservedPublish) -> bool:
             answer = _guarded(serve, app, identity, "iot", "CreateCertificateFromCsr",
                               lambda ctx: _create_from_csr(ctx, identity, csr))
     except Rejected as rejection:
-        _reply(app, conn, f"{topic}/rejected", rejection.document(), fmt)
+        _reply(conn, f"{topic}/rejected", rejection.document(), fmt)
     else:
-        _reply(app, conn, f"{topic}/accepted", answer, fmt)
+        _reply(conn, f"{topic}/accepted", answer, fmt)
     return True
 
 
@@ -126,7 +126,7 @@ def provision_door(app, publish: ReservedPublish) -> bool:
         template, certificate = _guarded(_read, app, identity,
                                          lambda ctx: _claim(ctx, identity, template_name, token))
     except Rejected as rejection:
-        _reply(app, conn, f"{topic}/rejected", rejection.document(), fmt)
+        _reply(conn, f"{topic}/rejected", rejection.document(), fmt)
         return True
     if template.get("preProvisioningHook"):
         task = asyncio.get_running_loop().create_task(
@@ -233,9 +233,9 @@ def _provision(app, identity, conn, topic, fmt, template_name, token, parameters
         answer = _guarded(serve, app, identity, "iot", "RegisterThing",
                           lambda ctx: _register(ctx, identity, template_name, token, parameters))
     except Rejected as rejection:
-        _reply(app, conn, f"{topic}/rejected", rejection.document(), fmt)
+        _reply(conn, f"{topic}/rejected", rejection.document(), fmt)
     else:
-        _reply(app, conn, f"{topic}/accepted", answer, fmt)
+        _reply(conn, f"{topic}/accepted", answer, fmt)
 
 
 async def _provision_after_hook(app, identity, conn, topic, fmt, template, certificate, token, parameters):
@@ -252,7 +252,7 @@ async def _provision_after_hook(app, identity, conn, topic, fmt, template, certi
         allowed, overrides = False, {}
     if not allowed:
         rejection = Rejected(403, "AccessDenied", "Provisioning was refused by the pre-provisioning hook.")
-        _reply(app, conn, f"{topic}/rejected", rejection.document(), fmt)
+        _reply(conn, f"{topic}/rejected", rejection.document(), fmt)
         return
     _provision(app, identity, conn, topic, fmt, template["templateName"], token, {**parameters, **overrides})
 
@@ -288,11 +288,10 @@ def _decode(payload: bytes, fmt: str) -> dict:
     return request
 
 
-def _reply(app, conn, topic: str, body: dict, fmt: str) -> None:
+def _reply(conn, topic: str, body: dict, fmt: str) -> None:
     """Deliver to the requesting connection only, through its subscriptions matching `topic`."""
-    broker = app.runtime.broker
-    session = conn.session
-    if broker is None or session is None or conn.state != CONNECTED:
+    broker, session = conn.broker, conn.session
+    if session is None or conn.state != CONNECTED:
         return
     best = None
     for topic_filter, options in session.subscriptions.items():

@@ -532,17 +532,14 @@ def _apply(ctx, execution: dict, update: dict, now: float) -> None:
 
 def update_from_device(ctx, device_type: str, device_id: str, execution_id: str, payload_bytes: bytes, fmt: str,
                        *, publish: bool = True) -> tuple[str, dict]:
-    """A device's UpdateCommandExecution, as it answers on
-    `$aws/commands/{device_type}/{device_id}/executions/{execution_id}/response/{fmt}`
-    (the door, localiot.doors.commands, parses the topic).
+    """A device's UpdateCommandExecution on `$aws/commands/{device_type: things|clients}/
+    {device_id}/executions/{execution_id}/response/{fmt}` (topic parsed by localiot.doors.commands).
 
-    `device_type` is "things" or "clients". Returns (reply topic, reply
-    document): `.../response/accepted/{fmt}` with {"executionId"} or
-    `.../response/rejected/{fmt}` with {"error", "errorMessage",
-    "executionId"}. With `publish` the reply is also queued on ctx.events (in
-    `fmt`), so it goes out when the caller's transaction commits; a rejected
-    update has changed nothing.
-    """
+    Returns (reply topic, reply document): `.../response/accepted/{fmt}` with
+    {"executionId"} or `.../response/rejected/{fmt}` with {"error",
+    "errorMessage", "executionId"}. With `publish` the reply is also queued on
+    ctx.events (in `fmt`), to go out when the caller's transaction commits; a
+    rejected update has changed nothing."""
     base = f"$aws/commands/{device_type}/{device_id}/executions/{execution_id}"
     reply_fmt = fmt if fmt in ("json", "cbor") else "json"
     try:
