@@ -28,7 +28,7 @@ class Bus:
         self._subscribers.append(entry)
         return lambda: self._subscribers.remove(entry)
 
-    def publish(self, account: str, region: str, topic: str, payload: bytes, *, origin: object = None) -> None:
+    def publish(self, account: str, region: str, topic: str, payload: bytes, origin: object = None) -> None:
         for fn, own in list(self._subscribers):
             if own is not None and own is origin:
                 continue  # the subscriber's own message

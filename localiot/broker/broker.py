@@ -329,7 +329,7 @@ class Broker:
                 if picked is not None:
                     deliver(picked[0], picked[1], msg)
         if to_bus:
-            self.bus.publish(account, region, msg.topic, msg.payload, origin=self)
+            self.bus.publish(account, region, msg.topic, msg.payload, self)  # origin: not handed back to us
 
     def _deliver(self, session: Session, opts, msg: Message) -> None:
         if opts[1] and msg.origin is session:  # No Local

@@ -362,16 +362,18 @@ class Connection(asyncio.Protocol):
 
     # PUBLISH (hot path) ----------------------------------------------------
     def _publish(self, first: int, buf: bytes, pos: int, start: int, end: int) -> None:
-        tb, pid, props, p = decode_publish(first, buf, start, end, self.v5)
+        v5 = self.v5
+        tb, pid, props, p = decode_publish(first, buf, start, end, v5)
         qos = (first >> 1) & 3
+        broker = self.broker
         raw = None
         if props is None:
-            if not qos and not first & 1 and (tb or not self.v5):
+            if not qos and not first & 1 and (tb or not v5):
                 raw = buf[pos:end]  # forwarded as it came (v3), or reused for v5 subscribers
         else:
             alias = props.get("topic_alias")
             if alias is not None:
-                if not 0 < alias <= self.broker.limits.topic_alias_max:
+                if not 0 < alias <= broker.limits.topic_alias_max:
                     self.drop("CLIENT_ERROR", codec.TOPIC_ALIAS_INVALID, "Topic alias out of range.")
                     return
                 if tb:
@@ -383,12 +385,12 @@ class Connection(asyncio.Protocol):
             if "subscription_identifier" in props:
                 raise MalformedPacket("subscription identifier in PUBLISH", codec.PROTOCOL_ERROR)
         if qos == 2:
-            if self.v5:
+            if v5:
                 self.drop("CLIENT_ERROR", codec.QOS_NOT_SUPPORTED, "QoS 2 is not supported.")
             else:
                 self.drop("CLIENT_ERROR")
             return
-        if end - p > self.broker.limits.payload_max:
+        if end - p > broker.limits.payload_max:
             self.drop("CLIENT_ERROR", codec.PACKET_TOO_LARGE, "The payload exceeds 128 KB.")
             return
         decision = self.pub_cache.get(tb)
@@ -397,15 +399,13 @@ class Connection(asyncio.Protocol):
         retain = first & 1
         if decision.status or retain:
             if retain:  # iot:RetainPublish too: asked per message, never cached
-                decision = self.broker.admit(self.identity, decision.topic, True)
+                decision = broker.admit(self.identity, decision.topic, True)
             if decision.status:
                 self._special_publish(decision, qos, pid, buf[p:end], props)
                 return
-        topic = decision.topic
-        broker = self.broker
-        msg = Message(topic, buf[p:end], qos, bool(retain), None, None, self.session, None)
+        msg = Message(decision.topic, buf[p:end], qos, bool(retain), None, None, self.session, None)
         if raw is not None:
-            if self.v5:
+            if v5:
                 msg.raw5 = raw
             else:
                 msg.raw3 = raw
@@ -415,11 +415,12 @@ class Connection(asyncio.Protocol):
             interval = props.get("message_expiry_interval")
             if interval is not None:
                 msg.expires_at = broker.clock.now() + interval
-        if retain and not broker.retain(self.identity.account, self.identity.region, msg):
+        identity = self.identity
+        if retain and not broker.retain(identity.account, identity.region, msg):
             if qos:
                 self._puback(pid, codec.QUOTA_EXCEEDED)
             return
-        broker.route(self.identity.account, self.identity.region, msg)
+        broker.route(identity.account, identity.region, msg)
         if qos:
             self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
 
