@@ -4,7 +4,6 @@ surviving a restart."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 

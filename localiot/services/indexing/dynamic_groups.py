@@ -16,7 +16,7 @@ from localiot.indexing import fields
 from localiot.protocol.errors import ServiceError, invalid
 from localiot.services import Affects, hooks, operation
 from localiot.services.common import apply_tags, check_version, new_id, tags_to_dict
-from localiot.services.indexing import maintain, settings
+from localiot.services.indexing import maintain
 from localiot.services.indexing.search import checked_query, matching
 from localiot.services.registry import thing_groups
 from localiot.services.registry.things import KIND as THING, MEMBER_OF
