@@ -10,7 +10,7 @@ import uuid
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from conftest import make_client
+
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,10 +23,9 @@ from localiot.services.registry.bulk_registration import (
     run_pending_tasks,
     run_pending_tasks_async,
 )
+from localiot.testing import ACCOUNT, REGION, error_of, make_client
 from localiot.testing import local_server
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/BulkRegistration"
 POLICY_TEXT = json.dumps({
     "Version": "2012-10-17",
@@ -153,10 +152,6 @@ def report_lines(iot, task_id, report_type):
     for url in report_links(iot, task_id, report_type)["resourceLinks"]:
         lines += fetch(url)
     return lines
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def thing_arn(name):

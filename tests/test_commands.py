@@ -6,21 +6,18 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import urllib.request
 from datetime import UTC, datetime
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import make_client
 
 from localiot.broker import Identity
 from localiot.broker.reserved import ReservedPublish
 from localiot.services.commands import executions
 from localiot.services.commands.executions import cbor_dumps, cbor_loads
 from localiot.services.context import RequestContext
+from localiot.testing import ACCOUNT, REGION, advance, error_code, make_client
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 HOUR = 3600
 
 
@@ -58,20 +55,6 @@ def jobs(localiot_server):
     return make_client(localiot_server, "iot-jobs-data")
 
 
-def advance(server, seconds: float) -> float:
-    """Move the server's clock without running background work (tests call tick)."""
-    return server.clock.advance(seconds)
-
-
-def advance_over_http(server, seconds: float) -> float:
-    """Move the clock as a user would: the server runs its background work before answering."""
-    request = urllib.request.Request(server.endpoint + "/_localiot/clock", method="POST",
-                                     data=json.dumps({"advance": seconds}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)["now"]
-
-
 def as_device(server, fn, *args, account=ACCOUNT, region=REGION, **kwargs):
     """Run fn(ctx, ...) on the server thread in one transaction, as the MQTT door will."""
     app = server.app
@@ -95,11 +78,6 @@ def respond(server, thing, execution_id, document, fmt="json", **kwargs):
 def tick(server, now=None):
     app = server.app
     return server.call(executions.tick, app.store, app.runtime, now)
-
-
-def error_of(excinfo) -> tuple[str, str]:
-    error = excinfo.value.response["Error"]
-    return error["Code"], error.get("Message", "")
 
 
 def command_arn(command_id: str, region: str = REGION) -> str:
@@ -178,14 +156,14 @@ def test_create_fleetwise_command_needs_a_role(iot):
     assert got["namespace"] == "AWS-IoT-FleetWise" and got["roleArn"] == role
     with pytest.raises(ClientError) as excinfo:
         iot.create_command(commandId="fw2", namespace="AWS-IoT-FleetWise")
-    assert error_of(excinfo)[0] == "ValidationException"
+    assert error_code(excinfo) == "ValidationException"
 
 
 def test_create_existing_command_is_a_conflict(iot):
     static(iot)
     with pytest.raises(ClientError) as excinfo:
         static(iot)
-    assert error_of(excinfo)[0] == "ConflictException"
+    assert error_code(excinfo) == "ConflictException"
     assert excinfo.value.response["resourceId"] == "light"
     assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
 
@@ -242,7 +220,7 @@ T_PARAM = [{"name": "t", "type": "INTEGER"}]
 def test_create_command_validation(iot, kwargs):
     with pytest.raises(ClientError) as excinfo:
         iot.create_command(commandId="bad", **kwargs)
-    assert error_of(excinfo)[0] == "ValidationException"
+    assert error_code(excinfo) == "ValidationException"
     assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     with pytest.raises(ClientError):
         iot.get_command(commandId="bad")
@@ -251,13 +229,13 @@ def test_create_command_validation(iot, kwargs):
 def test_get_missing_command(iot):
     with pytest.raises(ClientError) as excinfo:
         iot.get_command(commandId="nope")
-    assert error_of(excinfo)[0] == "ResourceNotFoundException"
+    assert error_code(excinfo) == "ResourceNotFoundException"
 
 
 def test_update_display_name_description_and_deprecation(iot, localiot_server):
     static(iot, displayName="Light")
     created = iot.get_command(commandId="light")["createdAt"]
-    advance(localiot_server, 5)
+    localiot_server.clock.advance(5)
     out = iot.update_command(commandId="light", displayName="Lamp", description="new")
     assert (out["commandId"], out["displayName"], out["description"], out["deprecated"]) == ("light", "Lamp", "new", False)
     assert out["lastUpdatedAt"] > created
@@ -269,7 +247,7 @@ def test_update_display_name_description_and_deprecation(iot, localiot_server):
     # A deprecated command can't be edited, unless restored in the same call.
     with pytest.raises(ClientError) as excinfo:
         iot.update_command(commandId="light", displayName="Other")
-    assert error_of(excinfo)[0] == "ConflictException"
+    assert error_code(excinfo) == "ConflictException"
     out = iot.update_command(commandId="light", deprecated=False, displayName="Other")
     assert (out["deprecated"], out["displayName"]) == (False, "Other")
 
@@ -277,7 +255,7 @@ def test_update_display_name_description_and_deprecation(iot, localiot_server):
 def test_update_missing_command(iot):
     with pytest.raises(ClientError) as excinfo:
         iot.update_command(commandId="nope", displayName="x")
-    assert error_of(excinfo)[0] == "ResourceNotFoundException"
+    assert error_code(excinfo) == "ResourceNotFoundException"
 
 
 def test_delete_available_command_is_pending_for_twelve_hours(iot, localiot_server):
@@ -293,20 +271,20 @@ def test_delete_available_command_is_pending_for_twelve_hours(iot, localiot_serv
     for call in (lambda: iot.update_command(commandId="light", displayName="x"), lambda: static(iot)):
         with pytest.raises(ClientError) as excinfo:
             call()
-        assert error_of(excinfo)[0] == "ConflictException"
-    advance(localiot_server, 12 * HOUR - 60)
+        assert error_code(excinfo) == "ConflictException"
+    localiot_server.clock.advance(12 * HOUR - 60)
     assert iot.get_command(commandId="light")["pendingDeletion"] is True
-    advance(localiot_server, 61)
+    localiot_server.clock.advance(61)
     with pytest.raises(ClientError) as excinfo:
         iot.get_command(commandId="light")
-    assert error_of(excinfo)[0] == "ResourceNotFoundException"
+    assert error_code(excinfo) == "ResourceNotFoundException"
     static(iot)  # the id is free again
 
 
 def test_delete_command_deprecated_for_twelve_hours_goes_at_once(iot, localiot_server):
     static(iot, tags=[{"Key": "k", "Value": "v"}])
     iot.update_command(commandId="light", deprecated=True)
-    advance(localiot_server, 12 * HOUR)
+    localiot_server.clock.advance(12 * HOUR)
     out = iot.delete_command(commandId="light")
     assert out["statusCode"] == 204
     assert out["ResponseMetadata"]["HTTPStatusCode"] == 204
@@ -314,15 +292,15 @@ def test_delete_command_deprecated_for_twelve_hours_goes_at_once(iot, localiot_s
         iot.get_command(commandId="light")
     with pytest.raises(ClientError) as excinfo:
         iot.list_tags_for_resource(resourceArn=command_arn("light"))
-    assert error_of(excinfo)[0] == "ResourceNotFoundException"
+    assert error_code(excinfo) == "ResourceNotFoundException"
 
 
 def test_delete_recently_deprecated_command_waits_from_deprecation(iot, localiot_server):
     static(iot)
     iot.update_command(commandId="light", deprecated=True)
-    advance(localiot_server, 4 * HOUR)
+    localiot_server.clock.advance(4 * HOUR)
     assert iot.delete_command(commandId="light")["statusCode"] == 202
-    advance(localiot_server, 8 * HOUR + 1)  # 12 hours after the deprecation
+    localiot_server.clock.advance(8 * HOUR + 1)  # 12 hours after the deprecation
     with pytest.raises(ClientError):
         iot.get_command(commandId="light")
 
@@ -335,7 +313,7 @@ def test_tick_finishes_pending_deletions(iot, localiot_server):
     static(iot)
     iot.delete_command(commandId="light")
     assert tick(localiot_server) == 0
-    now = advance(localiot_server, 12 * HOUR + 1)
+    now = localiot_server.clock.advance(12 * HOUR + 1)
     assert tick(localiot_server, now) == 1
     with pytest.raises(ClientError):
         iot.get_command(commandId="light")
@@ -344,7 +322,7 @@ def test_tick_finishes_pending_deletions(iot, localiot_server):
 def test_list_commands_sorts_pages_and_filters(iot, localiot_server):
     for i in range(5):
         static(iot, command_id=f"c{i}", displayName=f"C{i}")
-        advance(localiot_server, 1)
+        localiot_server.clock.advance(1)
     dynamic(iot)
     iot.create_command(commandId="fw", namespace="AWS-IoT-FleetWise", roleArn="arn:aws:iam::123456789012:role/r")
 
@@ -492,7 +470,7 @@ def test_value_conditions_are_checked_at_start(iot, jobs, thing, parameters, ok)
     else:
         with pytest.raises(ClientError) as excinfo:
             start(jobs, "setTemp", **extra)
-        assert error_of(excinfo)[0] == "ValidationException"
+        assert error_code(excinfo) == "ValidationException"
 
 
 @pytest.mark.parametrize("condition, value, ok", [
@@ -510,7 +488,7 @@ def test_string_conditions(iot, jobs, thing, condition, value, ok):
     else:
         with pytest.raises(ClientError) as excinfo:
             start(jobs, "setTemp", parameters={"p": value})
-        assert error_of(excinfo)[0] == "ValidationException"
+        assert error_code(excinfo) == "ValidationException"
 
 
 @pytest.mark.parametrize("kind, condition, value, ok", [
@@ -532,14 +510,14 @@ def test_numeric_conditions(iot, jobs, thing, kind, condition, value, ok):
     else:
         with pytest.raises(ClientError) as excinfo:
             start(jobs, "setTemp", parameters={"p": value})
-        assert error_of(excinfo)[0] == "ValidationException"
+        assert error_code(excinfo) == "ValidationException"
 
 
 def test_parameter_without_value_or_default_is_required(iot, jobs, thing):
     dynamic(iot, parameters=[{"name": "temperature", "type": "INTEGER"}])
     with pytest.raises(ClientError) as excinfo:
         start(jobs, "setTemp")
-    assert error_of(excinfo)[0] == "ValidationException"
+    assert error_code(excinfo) == "ValidationException"
 
 
 def test_start_errors(iot, jobs, thing):
@@ -558,7 +536,7 @@ def test_start_errors(iot, jobs, thing):
     for kwargs, code, status in cases:
         with pytest.raises(ClientError) as excinfo:
             jobs.start_command_execution(**kwargs)
-        assert error_of(excinfo)[0] == code, kwargs
+        assert error_code(excinfo) == code, kwargs
         assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
     assert iot.list_command_executions()["commandExecutions"] == []
 
@@ -568,7 +546,7 @@ def test_deprecated_command_cannot_start_until_restored(iot, jobs, thing):
     iot.update_command(commandId="light", deprecated=True)
     with pytest.raises(ClientError) as excinfo:
         start(jobs)
-    assert error_of(excinfo)[0] == "ConflictException"
+    assert error_code(excinfo) == "ConflictException"
     assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
     iot.update_command(commandId="light", deprecated=False)
     assert start(jobs)
@@ -579,7 +557,7 @@ def test_pending_deletion_command_cannot_start(iot, jobs, thing):
     iot.delete_command(commandId="light")
     with pytest.raises(ClientError) as excinfo:
         start(jobs)
-    assert error_of(excinfo)[0] == "ConflictException"
+    assert error_code(excinfo) == "ConflictException"
 
 
 def test_client_token_makes_start_idempotent(iot, jobs, thing, bus):
@@ -591,7 +569,7 @@ def test_client_token_makes_start_idempotent(iot, jobs, thing, bus):
     assert len([t for t in bus.topics() if "/request/" in t]) == 1  # delivered once
     with pytest.raises(ClientError) as excinfo:
         start(jobs, clientToken="token-1", executionTimeoutSeconds=30)
-    assert error_of(excinfo)[0] == "ConflictException"
+    assert error_code(excinfo) == "ConflictException"
     assert start(jobs, clientToken="token-2", executionTimeoutSeconds=60) != first
     assert len(iot.list_command_executions()["commandExecutions"]) == 2
 
@@ -604,7 +582,7 @@ def test_get_command_execution_needs_its_target(iot, jobs, thing):
                    {"executionId": "00000000-0000-0000-0000-000000000000", "targetArn": thing_arn("lamp")}):
         with pytest.raises(ClientError) as excinfo:
             iot.get_command_execution(**kwargs)
-        assert error_of(excinfo)[0] == "ResourceNotFoundException"
+        assert error_code(excinfo) == "ResourceNotFoundException"
 
 
 # the device's response topic --------------------------------------------------------
@@ -614,7 +592,7 @@ def test_device_reports_progress_then_success(iot, jobs, thing, bus, localiot_se
     bus.take()
     base = f"$aws/commands/things/lamp/executions/{execution_id}"
 
-    advance(localiot_server, 2)
+    localiot_server.clock.advance(2)
     topic, reply = respond(localiot_server, "lamp", execution_id,
                            {"status": "IN_PROGRESS", "statusReason": {"reasonCode": "WARMING_UP"}})
     assert (topic, reply) == (f"{base}/response/accepted/json", {"executionId": execution_id})
@@ -630,7 +608,7 @@ def test_device_reports_progress_then_success(iot, jobs, thing, bus, localiot_se
     # IN_PROGRESS may be reported again.
     assert respond(localiot_server, "lamp", execution_id, {"status": "IN_PROGRESS"})[0].endswith("/accepted/json")
 
-    advance(localiot_server, 2)
+    localiot_server.clock.advance(2)
     topic, _ = respond(localiot_server, "lamp", execution_id, {
         "status": "SUCCEEDED",
         "result": {"brightness": {"s": "80%"}, "on": {"b": True}, "raw": {"bin": base64.b64encode(b"\x01").decode()}},
@@ -768,9 +746,9 @@ def test_tick_times_executions_out(iot, jobs, thing, bus, localiot_server):
     slow = start(jobs, executionTimeoutSeconds=60)
     created = iot.get_command_execution(executionId=quick, targetArn=thing_arn("lamp"))["createdAt"]
     bus.take()
-    now = advance(localiot_server, 4)
+    now = localiot_server.clock.advance(4)
     assert tick(localiot_server, now) == 0
-    now = advance(localiot_server, 2)
+    now = localiot_server.clock.advance(2)
     assert tick(localiot_server, now) == 1
     messages = bus.take()
     assert [t for t, _ in messages] == ["$aws/events/commandExecution/light/TIMED_OUT"]
@@ -788,13 +766,13 @@ def test_tick_times_executions_out(iot, jobs, thing, bus, localiot_server):
 def test_a_cloud_timeout_is_not_terminal(iot, jobs, thing, localiot_server):
     static(iot)
     execution_id = start(jobs, executionTimeoutSeconds=5)
-    tick(localiot_server, advance(localiot_server, 6))
+    tick(localiot_server, localiot_server.clock.advance(6))
     # The device may not go back to IN_PROGRESS, but may still finish.
     _, reply = respond(localiot_server, "lamp", execution_id, {"status": "IN_PROGRESS"})
     assert reply["error"] == "InvalidStateTransition"
     with pytest.raises(ClientError) as excinfo:  # not terminal: can't be deleted
         iot.delete_command_execution(executionId=execution_id, targetArn=thing_arn("lamp"))
-    assert error_of(excinfo)[0] == "ConflictException"
+    assert error_code(excinfo) == "ConflictException"
     topic, _ = respond(localiot_server, "lamp", execution_id, {"status": "SUCCEEDED"})
     assert topic.endswith("/accepted/json")
     got = iot.get_command_execution(executionId=execution_id, targetArn=thing_arn("lamp"))
@@ -804,7 +782,7 @@ def test_a_cloud_timeout_is_not_terminal(iot, jobs, thing, localiot_server):
 def test_a_timeout_reported_by_the_device_is_terminal(iot, jobs, thing, localiot_server):
     static(iot)
     execution_id = start(jobs, executionTimeoutSeconds=5)
-    tick(localiot_server, advance(localiot_server, 6))
+    tick(localiot_server, localiot_server.clock.advance(6))
     respond(localiot_server, "lamp", execution_id,
             {"status": "TIMED_OUT", "statusReason": {"reasonCode": "MOTOR_STALLED"}})
     got = iot.get_command_execution(executionId=execution_id, targetArn=thing_arn("lamp"))
@@ -818,7 +796,7 @@ def test_moving_the_clock_over_http_runs_the_timeout_tick(iot, jobs, thing, bus,
     static(iot)
     execution_id = start(jobs, executionTimeoutSeconds=5)
     bus.take()
-    advance_over_http(localiot_server, 6)
+    advance(localiot_server, 6)
     # the tick ran inside the clock call: the event is out before anyone reads the execution
     assert bus.topics() == ["$aws/events/commandExecution/light/TIMED_OUT"]
     assert tick(localiot_server) == 0
@@ -828,7 +806,7 @@ def test_moving_the_clock_over_http_runs_the_timeout_tick(iot, jobs, thing, bus,
 def test_reads_apply_an_overdue_timeout_without_the_timer(iot, jobs, thing, bus, localiot_server):
     static(iot)
     execution_id = start(jobs)
-    advance(localiot_server, 11)
+    localiot_server.clock.advance(11)
     bus.take()
     assert iot.get_command_execution(executionId=execution_id, targetArn=thing_arn("lamp"))["status"] == "TIMED_OUT"
     assert bus.topics() == ["$aws/events/commandExecution/light/TIMED_OUT"]
@@ -855,7 +833,7 @@ def test_executions_expire_after_their_time_to_live(iot, jobs, thing, localiot_s
     static(iot)
     execution_id = start(jobs)
     respond(localiot_server, "lamp", execution_id, {"status": "SUCCEEDED"})
-    advance(localiot_server, 184 * 24 * HOUR)
+    localiot_server.clock.advance(184 * 24 * HOUR)
     with pytest.raises(ClientError):
         iot.get_command_execution(executionId=execution_id, targetArn=thing_arn("lamp"))
     assert iot.list_command_executions()["commandExecutions"] == []
@@ -878,11 +856,11 @@ def test_list_command_executions_filters_sorts_and_pages(iot, jobs, thing, local
     dynamic(iot)
     iot.create_thing(thingName="fan")
     first = start(jobs, executionTimeoutSeconds=HOUR)
-    advance(localiot_server, 120)
+    localiot_server.clock.advance(120)
     second = start(jobs, "setTemp", executionTimeoutSeconds=HOUR)
-    advance(localiot_server, 120)
+    localiot_server.clock.advance(120)
     third = start(jobs, target=thing_arn("fan"), executionTimeoutSeconds=HOUR)
-    advance(localiot_server, 120)
+    localiot_server.clock.advance(120)
     respond(localiot_server, "lamp", first, {"status": "SUCCEEDED"})
 
     listed = iot.list_command_executions()["commandExecutions"]
@@ -924,7 +902,7 @@ def test_list_command_executions_filters_sorts_and_pages(iot, jobs, thing, local
 def test_list_command_executions_errors(iot, kwargs, code):
     with pytest.raises(ClientError) as excinfo:
         iot.list_command_executions(**kwargs)
-    assert error_of(excinfo)[0] == code
+    assert error_code(excinfo) == code
 
 
 def test_delete_command_execution(iot, jobs, thing, localiot_server):
@@ -932,13 +910,13 @@ def test_delete_command_execution(iot, jobs, thing, localiot_server):
     execution_id = start(jobs, clientToken="once")
     with pytest.raises(ClientError) as excinfo:
         iot.delete_command_execution(executionId=execution_id, targetArn=thing_arn("lamp"))
-    assert error_of(excinfo)[0] == "ConflictException"
+    assert error_code(excinfo) == "ConflictException"
     assert excinfo.value.response["resourceId"] == execution_id
     respond(localiot_server, "lamp", execution_id, {"status": "REJECTED"})
     iot.delete_command_execution(executionId=execution_id, targetArn=thing_arn("lamp"))
     with pytest.raises(ClientError) as excinfo:
         iot.get_command_execution(executionId=execution_id, targetArn=thing_arn("lamp"))
-    assert error_of(excinfo)[0] == "ResourceNotFoundException"
+    assert error_code(excinfo) == "ResourceNotFoundException"
     # Deleting again, or a missing one, is a no-op.
     iot.delete_command_execution(executionId=execution_id, targetArn=thing_arn("lamp"))
     # The client token is free again once its execution is gone.
@@ -950,7 +928,7 @@ def test_executions_outlive_their_command(iot, jobs, thing, localiot_server):
     execution_id = start(jobs, executionTimeoutSeconds=HOUR)
     iot.delete_command(commandId="light")
     respond(localiot_server, "lamp", execution_id, {"status": "SUCCEEDED"})
-    advance(localiot_server, 12 * HOUR + 1)
+    localiot_server.clock.advance(12 * HOUR + 1)
     got = iot.get_command_execution(executionId=execution_id, targetArn=thing_arn("lamp"))
     assert got["status"] == "SUCCEEDED"
     listed = iot.list_command_executions(commandArn=command_arn("light"))["commandExecutions"]

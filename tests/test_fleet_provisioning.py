@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import make_client
+from localiot.testing import make_client
 from localiot import cbor
 from localiot.provisioning.parameters import certificate_parameters
 from localiot.testing import local_server

@@ -17,7 +17,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from conftest import make_client
+from localiot.testing import make_client
 from localiot.services.data import connectivity
 from localiot.testing import local_server
 

@@ -14,7 +14,7 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 
-from conftest import make_client
+from localiot.testing import make_client
 from localiot.broker import Identity
 from localiot.testing import local_server
 

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import make_client
+from localiot.testing import make_client
 from localiot.testing import local_server
 
 V3, V5 = mqtt.MQTTv311, mqtt.MQTTv5

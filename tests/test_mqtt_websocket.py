@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from test_mqtt_tls import NOT_AUTHORIZED, V3, V5, WAIT, alpn_port, ca_file, device_pool
+
 from localiot.testing import local_server
 
 ACCOUNT, OTHER_ACCOUNT, REGION = "123456789012", "111122223333", "us-east-1"

@@ -14,23 +14,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from localiot.services.security.provisioning_templates import run_pre_provisioning_hook
+from localiot.testing import ACCOUNT, REGION, error_message, error_of
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/Provisioning"
 HOOK = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:pre-provision"
 POLICY_TEXT = json.dumps({
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": ["iot:Publish"], "Resource": [f"arn:aws:iot:{REGION}:{ACCOUNT}:topic/foo/bar"]}],
 })
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def message_of(excinfo):
-    return excinfo.value.response["Error"]["Message"]
 
 
 def template_arn(name):
@@ -177,7 +168,7 @@ def test_invalid_template_body(iot, body, fragment):
     with pytest.raises(ClientError) as info:
         create(iot, templateBody=body)
     assert error_of(info) == ("InvalidRequestException", 400)
-    assert fragment in message_of(info)
+    assert fragment in error_message(info)
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
         iot.describe_provisioning_template(templateName="tpl")
 
@@ -189,7 +180,7 @@ def test_model_constraints_and_role_arn(iot):
     with pytest.raises(ClientError) as info:
         create(iot, provisioningRoleArn="arn:aws:s3:::bucket/whatever")
     assert error_of(info) == ("InvalidRequestException", 400)
-    assert "IAM role" in message_of(info)
+    assert "IAM role" in error_message(info)
 
 
 def test_pre_provisioning_hook_only_for_fleet_provisioning(iot):
@@ -404,14 +395,14 @@ def test_register_thing_missing_parameter(iot, localiot_server):
     with pytest.raises(ClientError) as info:
         iot.register_thing(templateBody=BODY, parameters=p)
     assert error_of(info) == ("InvalidRequestException", 400)
-    assert "'SerialNumber'" in message_of(info)
+    assert "'SerialNumber'" in error_message(info)
 
 
 def test_register_thing_invalid_body(iot):
     with pytest.raises(ClientError) as info:
         iot.register_thing(templateBody='{"Resources": {"x": {"Type": "AWS::IoT::Gizmo"}}}')
     assert error_of(info) == ("InvalidRequestException", 400)
-    assert "AWS::IoT::Gizmo" in message_of(info)
+    assert "AWS::IoT::Gizmo" in error_message(info)
 
 
 def test_register_thing_unknown_certificate_rolls_back(iot):
@@ -420,7 +411,7 @@ def test_register_thing_unknown_certificate_rolls_back(iot):
             "ThingName": "bulb-1", "SerialNumber": "1", "AWS::IoT::Certificate::Id": "ab" * 32,
         })
     assert error_of(info) == ("ResourceRegistrationFailureException", 400)
-    assert "ab" * 32 in message_of(info)
+    assert "ab" * 32 in error_message(info)
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
         iot.describe_thing(thingName="bulb-1")
 
@@ -431,7 +422,7 @@ def test_register_thing_failure_after_thing_creation_rolls_back(iot, localiot_se
     with pytest.raises(ClientError) as info:
         iot.register_thing(templateBody=body, parameters=params(cert))
     assert error_of(info) == ("ResourceRegistrationFailureException", 400)
-    assert "NoSuchPolicy" in message_of(info)
+    assert "NoSuchPolicy" in error_message(info)
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
         iot.describe_thing(thingName="bulb-1")
     assert in_store(localiot_server, lambda tx: tx.get("cert", cert["certificateId"])["status"]) == "INACTIVE"
@@ -462,7 +453,7 @@ def test_register_thing_certificate_status_inactive_and_revoked(iot, localiot_se
     with pytest.raises(ClientError) as info:
         iot.register_thing(templateBody=BODY, parameters=params(revoked, name="bulb-2"))
     assert error_of(info) == ("ResourceRegistrationFailureException", 400)
-    assert "REVOKED" in message_of(info)
+    assert "REVOKED" in error_message(info)
 
 
 def test_register_thing_certificate_status_override_do_nothing(iot, localiot_server):
@@ -501,7 +492,7 @@ def test_register_thing_overrides_on_existing_thing(iot, localiot_server):
     with pytest.raises(ClientError) as info:
         iot.register_thing(templateBody=fail, parameters=params(cert, serial="44"))
     assert error_of(info) == ("ResourceRegistrationFailureException", 400)
-    assert "AttributePayload" in message_of(info)
+    assert "AttributePayload" in error_message(info)
     iot.register_thing(templateBody=fail, parameters=params(cert, serial="43"))  # nothing differs: fine
 
 
@@ -510,7 +501,7 @@ def test_register_thing_unknown_thing_type(iot, localiot_server):
     with pytest.raises(ClientError) as info:
         iot.register_thing(templateBody=fleet_template(thing_extra={"ThingTypeName": "nope"}), parameters=params(cert))
     assert error_of(info) == ("ResourceRegistrationFailureException", 400)
-    assert "nope" in message_of(info)
+    assert "nope" in error_message(info)
 
 
 def test_register_thing_bad_thing_name_is_checked_against_the_model(iot, localiot_server):
@@ -518,7 +509,7 @@ def test_register_thing_bad_thing_name_is_checked_against_the_model(iot, localio
     with pytest.raises(ClientError) as info:
         iot.register_thing(templateBody=BODY, parameters=params(cert, name="no spaces allowed"))
     assert error_of(info) == ("ResourceRegistrationFailureException", 400)
-    assert "thingName" in message_of(info)
+    assert "thingName" in error_message(info)
 
 
 def test_register_thing_groups_and_billing_group(iot, localiot_server):
@@ -527,12 +518,12 @@ def test_register_thing_groups_and_billing_group(iot, localiot_server):
     with pytest.raises(ClientError) as info:
         iot.register_thing(templateBody=body, parameters=params(cert))
     assert error_of(info) == ("ResourceRegistrationFailureException", 400)
-    assert "billing" in message_of(info).lower()
+    assert "billing" in error_message(info).lower()
     iot.create_billing_group(billingGroupName="billing")
     iot.create_thing_group(thingGroupName="lights")
     with pytest.raises(ClientError) as info:
         iot.register_thing(templateBody=body, parameters=params(cert))
-    assert "WA" in message_of(info)  # the default Location's group does not exist yet
+    assert "WA" in error_message(info)  # the default Location's group does not exist yet
     iot.create_thing_group(thingGroupName="WA")
     iot.register_thing(templateBody=body, parameters=params(cert))
     groups = iot.list_thing_groups_for_thing(thingName="bulb-1")["thingGroups"]
@@ -569,7 +560,7 @@ def test_register_thing_registers_a_certificate_signed_by_a_registered_ca(iot, l
     with pytest.raises(ClientError) as info:
         iot.register_thing(templateBody=PEM_BODY, parameters={"Pem": pem})
     assert error_of(info) == ("ResourceRegistrationFailureException", 400)
-    assert "CA" in message_of(info)
+    assert "CA" in error_message(info)
     ca_id = iot.register_ca_certificate(caCertificate=ca_pem, certificateMode="SNI_ONLY", setAsActive=True)["certificateId"]
 
     out = iot.register_thing(templateBody=PEM_BODY, parameters={"Pem": pem, "CaPem": ca_pem})
@@ -635,7 +626,7 @@ def test_register_thing_keeps_an_exclusive_attachment_and_refuses_a_second_thing
     with pytest.raises(ClientError) as info:
         iot.register_thing(templateBody=BODY, parameters=params(cert, name="intruder"))
     assert error_of(info) == ("ResourceRegistrationFailureException", 400)
-    assert "exclusive" in message_of(info)
+    assert "exclusive" in error_message(info)
 
 
 def test_template_used_by_a_ca_cannot_be_deleted(iot):

@@ -9,7 +9,7 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 
-from conftest import make_client
+from localiot.testing import make_client
 from localiot.testing import local_server
 
 ROLE = "arn:aws:iam::123456789012:role/iot-rules"

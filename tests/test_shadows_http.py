@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from conftest import make_client
+from localiot.testing import make_client
 from shadow_cases import CASES, Outcome, T, run_case
 
 ERROR_TYPES = {400: "InvalidRequestException", 404: "ResourceNotFoundException", 409: "ConflictException",
