@@ -2,12 +2,11 @@
 
 import re
 
-import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from localiot.testing import ACCOUNT, advance, error_of
+from localiot.testing import ACCOUNT, advance, error_of, make_client
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/iot-credentials"
 OTHER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/path/other-role"
@@ -16,9 +15,7 @@ OTHER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/path/other-role"
 @pytest.fixture
 def raw_iot(localiot_server):
     """A client that skips botocore's own parameter checks, to reach the server's."""
-    return boto3.client("iot", endpoint_url=localiot_server.endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing",
-                        config=BotoConfig(parameter_validation=False))
+    return make_client(localiot_server, config=BotoConfig(parameter_validation=False))
 
 
 def test_create_and_describe(iot):
