@@ -20,7 +20,7 @@ from localiot.services.registry.bulk_registration import (
     run_pending_tasks,
     run_pending_tasks_async,
 )
-from localiot.testing import ACCOUNT, REGION, error_of, make_client
+from localiot.testing import ACCOUNT, NOT_AUTHORIZED, REGION, advance, error_of, make_client
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/BulkRegistration"
 POLICY_TEXT = json.dumps({
@@ -233,6 +233,44 @@ def test_async_runner_on_the_server_loop(iot, s3, bucket, localiot_server):
     task = describe(iot, task_id)
     assert (task["status"], task["successCount"]) == ("Completed", 3)
     assert [r["referenceId"] for r in report_lines(iot, task_id, "RESULTS")] == ["0", "1", "2"]
+
+
+# connected devices ----------------------------------------------------------------
+POLICY_FOR_EXISTING = json.dumps({
+    "Parameters": {"ThingName": {"Type": "String"}, "CertificateId": {"Type": "String"}},
+    "Resources": {
+        "thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": {"Ref": "ThingName"}}},
+        "certificate": {"Type": "AWS::IoT::Certificate",
+                        "Properties": {"CertificateId": {"Ref": "CertificateId"}, "Status": "ACTIVE"}},
+        "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "BulkPublish", "PolicyDocument": json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "iot:Publish",
+                           "Resource": f"arn:aws:iot:{REGION}:{ACCOUNT}:topic/bulk/*"}]})}},
+    },
+})
+
+
+def test_a_connected_device_gets_the_policy_a_task_attaches_without_reconnecting(iot, s3, bucket, localiot_server,
+                                                                               devices):
+    """Each line's RegisterThing runs the commit listeners, as the API's does: the broker
+    drops the cached grants of a device whose certificate got a policy."""
+    connect_only = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect",
+                                                            "Resource": "*"}]}
+    device = devices.tls("bulk-lamp", policy=connect_only)
+    assert device.publish("bulk/lamp", b"on") == NOT_AUTHORIZED  # the grants are now cached
+
+    key = upload(s3, bucket, [{"ThingName": "bulk-lamp", "CertificateId": device.cert.id}])
+    task_id = start(iot, bucket, key, POLICY_FOR_EXISTING)
+    advance(localiot_server, 1)  # the server's time-driven work runs the task
+    task = describe(iot, task_id)
+    assert (task["status"], task["successCount"], task["failureCount"]) == ("Completed", 1, 0)
+    policies = iot.list_attached_policies(target=device.cert.arn)["policies"]
+    assert sorted(p["policyName"] for p in policies) == ["BulkPublish", device.cert.policy_name]
+    assert iot.list_thing_principals(thingName="bulk-lamp")["principals"] == [device.cert.arn]
+
+    assert device.publish("bulk/lamp", b"on") == 0  # same connection, fresh grants
+    assert device.publish("elsewhere/lamp", b"on") == NOT_AUTHORIZED
+    assert not device.closed.is_set()
 
 
 # progress, stopping, resuming ------------------------------------------------------

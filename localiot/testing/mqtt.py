@@ -36,7 +36,8 @@ class Cert:
         self.key_file = Path(folder) / f"{name}.key.pem"
         self.cert_file.write_text(cert_pem)
         self.key_file.write_text(key_pem)
-        self.pem, self.arn, self.id = cert_pem, arn, cert_id
+        self.name, self.pem, self.arn, self.id = name, cert_pem, arn, cert_id
+        self.policy_name: str | None = None  # the policy new_certificate attached
 
 
 def new_certificate(iot, folder: Path, name: str = "device", active: bool = True, policy: dict | None = None) -> Cert:
@@ -48,6 +49,7 @@ def new_certificate(iot, folder: Path, name: str = "device", active: bool = True
         policy_name = f"{name}-policy"
         iot.create_policy(policyName=policy_name, policyDocument=json.dumps(policy))
         iot.attach_policy(policyName=policy_name, target=cert.arn)
+        cert.policy_name = policy_name
     return cert
 
 
