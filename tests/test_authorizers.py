@@ -10,7 +10,6 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
@@ -554,9 +553,8 @@ def test_invoke_authorizer_unreachable_lambda():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    client = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing",
-                          config=BotoConfig(retries={"max_attempts": 0}, connect_timeout=2))
+    client = make_client(f"http://127.0.0.1:{port}", "lambda",
+                         config=BotoConfig(retries={"max_attempts": 0}, connect_timeout=2))
     with pytest.raises(authorizers.ServiceError) as info:
         authorizers.invoke_authorizer(_Runtime(client), "us-east-1", {"authorizerFunctionArn": FUNCTION},
                                       authorizers.build_event(token="t"))
