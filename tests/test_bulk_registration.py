@@ -64,13 +64,13 @@ WITH_CERTIFICATE = json.dumps({
 
 # fixtures ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def localiot_settings(moto_endpoint):
-    return {"aws_endpoint_url": moto_endpoint}
+def localiot_settings(localiot_moto):
+    return {"aws_endpoint_url": localiot_moto}
 
 
 @pytest.fixture
-def s3(moto_endpoint):
-    return make_client(moto_endpoint, "s3")
+def s3(localiot_moto):
+    return make_client(localiot_moto, "s3")
 
 
 @pytest.fixture

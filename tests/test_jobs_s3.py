@@ -15,12 +15,12 @@ DOC = {"operation": "update", "url": "${aws:iot:s3-presigned-url:https://s3.amaz
 
 
 @pytest.fixture(scope="module")
-def localiot_settings(moto_endpoint):
-    s3 = make_client(moto_endpoint, "s3")
+def localiot_settings(localiot_moto):
+    s3 = make_client(localiot_moto, "s3")
     s3.create_bucket(Bucket="fw-bucket")
     s3.put_object(Bucket="fw-bucket", Key="jobs/update.json", Body=json.dumps(DOC).encode())
     s3.put_object(Bucket="fw-bucket", Key="images/fw.bin", Body=FIRMWARE)
-    return {"aws_endpoint_url": moto_endpoint, "downstream_access_key": "testing",
+    return {"aws_endpoint_url": localiot_moto, "downstream_access_key": "testing",
             "downstream_secret_key": "testing"}
 
 

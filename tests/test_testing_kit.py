@@ -73,9 +73,9 @@ def test_a_tls_device_with_a_fresh_certificate_and_policy(localiot_server, iot):
     assert not device.cert.key_file.exists()  # the key's folder went with the device
 
 
-def test_the_devices_fixture_makes_tls_and_plain_devices(devices):
-    tls = devices.tls(policy=ALLOW_ALL)
-    plain = devices.plain()
+def test_the_devices_fixture_makes_tls_and_plain_devices(localiot_devices):
+    tls = localiot_devices.tls(policy=ALLOW_ALL)
+    plain = localiot_devices.plain()  # this project's localiot_defaults (conftest.py) add mqtt_plain
     assert tls.subscribe("both/+") == [1]
     plain.publish("both/plain", b"from plain MQTT")  # the plain listener's clients are the default account's
     assert tls.expect("both/plain").payload == b"from plain MQTT"

@@ -13,9 +13,10 @@ clock, and botocore errors in a form tests can compare.
         advance(server, 3600)                   # an hour later, timers have run
         device.close()
 
-In pytest, `pytest_plugins = ["localiot.testing"]` gives the fixtures
-`localiot_server`, `localiot_settings`, `localiot_servers`, `iot`, `devices`
-and `moto_endpoint` (see localiot.testing.plugin).
+In pytest (the kit registers itself as a plugin when localiot is installed)
+the fixtures are `localiot_server`, `localiot_settings`, `localiot_defaults`,
+`localiot_servers`, `localiot_devices` and `localiot_moto` (see
+localiot.testing.plugin).
 
 paho-mqtt (devices), moto (moto_server) and pytest (the fixtures) are imported
 only when used.
@@ -39,5 +40,5 @@ try:
 except ImportError:  # the kit works without pytest too
     pass
 else:
-    from localiot.testing.plugin import (devices, iot, localiot_server, localiot_servers,  # noqa: F401
-                                         localiot_settings, moto_endpoint)
+    from localiot.testing.plugin import (localiot_defaults, localiot_devices, localiot_moto,  # noqa: F401
+                                         localiot_server, localiot_servers, localiot_settings)
