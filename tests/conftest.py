@@ -1,24 +1,29 @@
 import os
 
-import boto3
 import pytest
 
+from localiot.testing import make_client
+
+# The kit (localiot/testing/): localiot_server, localiot_settings, localiot_devices, localiot_moto ...
 pytest_plugins = ["localiot.testing"]
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
 
-def make_client(server, service="iot", region="us-east-1", access_key="testing"):
-    return boto3.client(
-        service,
-        endpoint_url=server.endpoint,
-        region_name=region,
-        aws_access_key_id=access_key,
-        aws_secret_access_key="testing",
-    )
+@pytest.fixture(scope="session")
+def localiot_defaults():
+    """The kit's defaults, and plain MQTT on a free loopback port for the tests
+    about topics rather than TLS (devices.plain(...))."""
+    return {"background_period": 0, "mqtt_plain": True}
 
 
 @pytest.fixture
 def iot(localiot_server):
     return make_client(localiot_server)
+
+
+@pytest.fixture
+def devices(localiot_devices):
+    """MQTT devices (localiot.testing.DevicePool), closed after the test."""
+    return localiot_devices

@@ -6,11 +6,10 @@ index is built from the store), the rest is written after (the index follows).""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 
-import paho.mqtt.client as mqtt
+from localiot.testing import plain_device
 
 WAIT = 5
 S1, S2, S3, S4, S5 = (f"sensor-0{i}" for i in range(1, 6))
@@ -67,24 +66,8 @@ def eventually(fn, timeout=WAIT):
         time.sleep(0.01)
 
 
-def connect(server, client_id):
-    host, port = server.app.runtime.listeners["mqtt-plain"].rsplit(":", 1)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, reconnect_on_failure=False)
-    connected = threading.Event()
-    client.on_connect = lambda *args: connected.set()
-    client.connect(host, int(port))
-    client.loop_start()
-    assert connected.wait(WAIT)
-    return client
-
-
-def disconnect(client):
-    client.disconnect()
-    client.loop_stop()
-
-
 def seed(server, iot, data):
-    """Build the fleet; returns the connected paho clients (close them at the end)."""
+    """Build the fleet; returns the connected devices (close them at the end)."""
     for thing_type in ("sensor", "gateway"):
         iot.create_thing_type(thingTypeName=thing_type)
     for group in ("building5", "building6"):
@@ -100,9 +83,9 @@ def seed(server, iot, data):
             _create(iot, name)
     for thing, shadow, state in SHADOWS[4:]:
         _shadow(data, thing, shadow, state)
-    clients = {name: connect(server, name) for name in CONNECTED}
+    clients = {name: plain_device(server, name) for name in CONNECTED}
     eventually(lambda: _connected_count(iot) == 3)
-    disconnect(clients.pop(S2))
+    clients.pop(S2).close()
     eventually(lambda: _connected_count(iot) == 2)
     return clients
 

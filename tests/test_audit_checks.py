@@ -12,19 +12,16 @@ import datetime as dt
 import json
 import time
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
-from moto.server import ThreadedMotoServer
 
-from localiot.testing import local_server
+from localiot.testing import ACCOUNT, REGION, error_of, make_client
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
-ROLE = "arn:aws:iam::123456789012:role/audit"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/audit"
 UTC = dt.timezone.utc
 ALL_CHECKS = [
     "AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK", "CA_CERTIFICATE_EXPIRING_CHECK",
@@ -38,10 +35,6 @@ ALL_CHECKS = [
 
 
 # helpers --------------------------------------------------------------------------
-def code(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
 def pem(cert) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
@@ -127,14 +120,14 @@ def test_configuration_lists_every_check_and_validates(iot):
     with pytest.raises(ClientError) as e:  # the first call must enable a check
         iot.update_account_audit_configuration(roleArn=ROLE, auditCheckConfigurations={
             "LOGGING_DISABLED_CHECK": {"enabled": False}})
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     with pytest.raises(ClientError) as e:
         configure(iot, "NO_SUCH_CHECK")
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     with pytest.raises(ClientError) as e:
         iot.update_account_audit_configuration(roleArn="arn:aws:iam::123456789012:user/not-a-role",
                                                auditCheckConfigurations={"LOGGING_DISABLED_CHECK": {"enabled": True}})
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     assert iot.describe_account_audit_configuration().get("roleArn") is None  # nothing changed
     configure(iot, "LOGGING_DISABLED_CHECK", auditNotificationTargetConfigurations={"SNS": {
         "enabled": True, "roleArn": ROLE, "targetArn": "arn:aws:sns:us-east-1:123456789012:audits"}})
@@ -143,7 +136,7 @@ def test_configuration_lists_every_check_and_validates(iot):
     with pytest.raises(ClientError) as e:
         iot.update_account_audit_configuration(auditCheckConfigurations={"DEVICE_CERTIFICATE_AGE_CHECK": {
             "enabled": True, "configuration": {"CERT_AGE_THRESHOLD_IN_DAYS": "5"}}})
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     described = iot.describe_account_audit_configuration()
     assert described["roleArn"] == ROLE
     assert described["auditNotificationTargetConfigurations"]["SNS"]["targetArn"].endswith(":audits")
@@ -156,16 +149,16 @@ def test_configuration_lists_every_check_and_validates(iot):
 def test_delete_configuration_and_scheduled_audits(iot):
     with pytest.raises(ClientError) as e:
         iot.delete_account_audit_configuration()
-    assert code(e) == ("ResourceNotFoundException", 404)
+    assert error_of(e) == ("ResourceNotFoundException", 404)
     configure(iot, "LOGGING_DISABLED_CHECK")
     iot.create_scheduled_audit(scheduledAuditName="daily", frequency="DAILY",
                                targetCheckNames=["LOGGING_DISABLED_CHECK"])
     with pytest.raises(ClientError) as e:  # a check a scheduled audit uses cannot be disabled
         iot.update_account_audit_configuration(auditCheckConfigurations={"LOGGING_DISABLED_CHECK": {"enabled": False}})
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     with pytest.raises(ClientError) as e:
         iot.delete_account_audit_configuration()
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     iot.delete_account_audit_configuration(deleteScheduledAudits=True)
     assert iot.list_scheduled_audits()["scheduledAudits"] == []
     assert not any(c["enabled"] for c in iot.describe_account_audit_configuration()["auditCheckConfigurations"].values())
@@ -177,10 +170,10 @@ def test_task_needs_enabled_known_checks(iot):
     for names in (["CA_CERTIFICATE_EXPIRING_CHECK"], ["NOPE_CHECK"]):
         with pytest.raises(ClientError) as e:
             iot.start_on_demand_audit_task(targetCheckNames=names)
-        assert code(e) == ("InvalidRequestException", 400)
+        assert error_of(e) == ("InvalidRequestException", 400)
     with pytest.raises(ClientError) as e:
         iot.describe_audit_task(taskId="0" * 32)
-    assert code(e) == ("ResourceNotFoundException", 404)
+    assert error_of(e) == ("ResourceNotFoundException", 404)
 
 
 def test_logging_check_statistics_list_and_cancel(iot, localiot_server):
@@ -212,7 +205,7 @@ def test_logging_check_statistics_list_and_cancel(iot, localiot_server):
     assert len(page["tasks"]) == 1 and page["nextToken"]
     with pytest.raises(ClientError) as e:  # a completed task cannot be canceled
         iot.cancel_audit_task(taskId=first)
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
 
     # a task canceled before its run records nothing
     from localiot.services.defender import audits
@@ -337,27 +330,16 @@ def test_certificate_checks(iot, localiot_server):
 
 
 # role aliases and Cognito roles, with IAM and Cognito at moto's server ------------------------
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+@pytest.fixture
+def downstream_server(localiot_servers, localiot_moto):
+    """A server whose downstream AWS (IAM, Cognito, SNS ...) is moto's."""
+    return localiot_servers.get(aws_endpoint_url=localiot_moto, downstream_access_key="testing",
+                                downstream_secret_key="testing")
 
 
-@pytest.fixture(scope="module")
-def downstream_server(moto_url):
-    with local_server(aws_endpoint_url=moto_url, downstream_access_key="testing",
-                      downstream_secret_key="testing", background_period=0) as srv:
-        yield srv
-
-
-def test_role_alias_checks_read_iam(downstream_server, moto_url):
-    downstream_server.reset()
-    kw = dict(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
-    iot = boto3.client("iot", endpoint_url=downstream_server.endpoint, **kw)
-    iam = boto3.client("iam", endpoint_url=moto_url, **kw)
+def test_role_alias_checks_read_iam(downstream_server, localiot_moto):
+    iot = make_client(downstream_server)
+    iam = make_client(localiot_moto, "iam")
     trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                                 "Principal": {"Service": "credentials.iot.amazonaws.com"}}]})
     for role in ("admin-role", "scoped-role"):

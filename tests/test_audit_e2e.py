@@ -11,35 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-import urllib.request
 
-import pytest
-
-from test_audit_checks import ACCOUNT, CA, audit, configure, findings_of, register_ca, wait_task
-from test_mqtt_tls import address, ca_file, device_pool, new_certificate
+from localiot.testing import ACCOUNT, address, ca_file, move_clock, new_certificate
+from test_audit_checks import CA, audit, configure, findings_of, register_ca, wait_task
 
 CHECKS = ["IOT_POLICY_OVERLY_PERMISSIVE_CHECK", "DEVICE_CERTIFICATE_EXPIRING_CHECK",
           "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK", "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK",
           "DEVICE_CERTIFICATE_SHARED_CHECK", "CONFLICTING_CLIENT_IDS_CHECK"]
-ROLE = "arn:aws:iam::123456789012:role/mitigation"
-
-
-def clock(server, **body) -> float:
-    request = urllib.request.Request(server.endpoint + "/_localiot/clock", method="POST",
-                                     data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)["now"]
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/mitigation"
 
 
 def identify(f) -> tuple:
     ident = f["nonCompliantResource"]["resourceIdentifier"]
     return f["checkName"], json.dumps(ident, sort_keys=True), f["reasonForNonComplianceCode"]
-
-
-@pytest.fixture
-def devices():
-    with device_pool() as make:
-        yield make
 
 
 def test_audit_finds_mitigates_suppresses_and_schedules(iot, localiot_server, tmp_path, devices):
@@ -107,7 +91,7 @@ def test_audit_finds_mitigates_suppresses_and_schedules(iot, localiot_server, tm
     assert devices(port, "sensor-3", ca=ca, cert=shared).connect() != 0  # it stays out
 
     # a suppression hides the expiring certificate's finding until it expires on the clock
-    now = clock(server)
+    now = move_clock(server)["now"]
     iot.create_audit_suppression(checkName="DEVICE_CERTIFICATE_EXPIRING_CHECK",
                                  resourceIdentifier={"deviceCertificateId": expiring},
                                  expirationDate=dt.datetime.fromtimestamp(now + 86400, dt.timezone.utc))
@@ -118,30 +102,30 @@ def test_audit_finds_mitigates_suppresses_and_schedules(iot, localiot_server, tm
         "nonCompliantResourcesCount": 1, "suppressedNonCompliantResourcesCount": 1}
     assert [f["isSuppressed"] for f in findings_of(iot, taskId=suppressed_task)] == [True]
     assert findings_of(iot, taskId=suppressed_task, listSuppressedFindings=False) == []
-    clock(server, advance=2 * 86400)
+    move_clock(server, advance=2 * 86400)
     assert iot.list_audit_suppressions()["suppressions"] == []
     later, task = audit(iot, "DEVICE_CERTIFICATE_EXPIRING_CHECK")
     assert [f["isSuppressed"] for f in findings_of(iot, taskId=later)] == [False]
     assert task["auditDetails"]["DEVICE_CERTIFICATE_EXPIRING_CHECK"]["checkRunStatus"] == "COMPLETED_NON_COMPLIANT"
 
     # a weekly scheduled audit runs when the clock passes its day (00:00 UTC)
-    now = clock(server)
+    now = move_clock(server)["now"]
     day = (dt.datetime.fromtimestamp(now, dt.timezone.utc) + dt.timedelta(days=3)).strftime("%a").upper()
     iot.create_scheduled_audit(scheduledAuditName="weekly", frequency="WEEKLY", dayOfWeek=day,
                                targetCheckNames=["DEVICE_CERTIFICATE_EXPIRING_CHECK"])
     window = dict(startTime=dt.datetime.fromtimestamp(now - 60, dt.timezone.utc),
                   endTime=dt.datetime.fromtimestamp(now + 30 * 86400, dt.timezone.utc),
                   taskType="SCHEDULED_AUDIT_TASK")
-    clock(server, advance=2 * 86400)
+    move_clock(server, advance=2 * 86400)
     assert iot.list_audit_tasks(**window)["tasks"] == []
-    clock(server, advance=2 * 86400)
+    move_clock(server, advance=2 * 86400)
     [scheduled] = iot.list_audit_tasks(**window)["tasks"]
     task = wait_task(iot, scheduled["taskId"])
     assert task["taskStatus"] == "COMPLETED" and task["scheduledAuditName"] == "weekly"
     assert {f["nonCompliantResource"]["resourceIdentifier"]["deviceCertificateId"]
             for f in findings_of(iot, taskId=scheduled["taskId"])} == {expiring}
-    clock(server, advance=86400)  # the next run is a week later, not the next day
+    move_clock(server, advance=86400)  # the next run is a week later, not the next day
     assert len(iot.list_audit_tasks(**window)["tasks"]) == 1
-    clock(server, advance=7 * 86400)
+    move_clock(server, advance=7 * 86400)
     assert len(iot.list_audit_tasks(**window)["tasks"]) == 2
     assert ACCOUNT in iot.describe_scheduled_audit(scheduledAuditName="weekly")["scheduledAuditArn"]

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from test_audit_checks import ACCOUNT, REGION, audit, code, configure, downstream_server, findings_of, moto_url  # noqa: F401
+from localiot.testing import ACCOUNT, REGION, advance, error_of, make_client
+from test_audit_checks import audit, configure, downstream_server, findings_of  # noqa: F401 (a fixture)
 
-ROLE = "arn:aws:iam::123456789012:role/mitigation"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/mitigation"
 
 
 def wait_mitigation(iot, task_id, timeout=10.0) -> dict:
@@ -47,15 +46,15 @@ def test_mitigation_action_crud_and_bad_parameters(iot):
     for name, params in bad:
         with pytest.raises(ClientError) as e:
             iot.create_mitigation_action(actionName=name, roleArn=ROLE, actionParams=params)
-        assert code(e) == ("InvalidRequestException", 400), name
+        assert error_of(e) == ("InvalidRequestException", 400), name
     with pytest.raises(ClientError) as e:
         iot.create_mitigation_action(actionName="quarantine", roleArn=ROLE, actionParams={
             "updateDeviceCertificateParams": {"action": "DEACTIVATE"}})
-    assert code(e) == ("ResourceAlreadyExistsException", 409)
+    assert error_of(e) == ("ResourceAlreadyExistsException", 409)
     with pytest.raises(ClientError) as e:  # the type does not change
         iot.update_mitigation_action(actionName="quarantine", actionParams={
             "updateDeviceCertificateParams": {"action": "DEACTIVATE"}})
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     iot.create_mitigation_action(actionName="deactivate", roleArn=ROLE, actionParams={
         "updateDeviceCertificateParams": {"action": "DEACTIVATE"}})
     assert [a["actionName"] for a in iot.list_mitigation_actions()["actionIdentifiers"]] == ["deactivate", "quarantine"]
@@ -67,10 +66,10 @@ def test_mitigation_action_crud_and_bad_parameters(iot):
     iot.delete_mitigation_action(actionName="deactivate")
     with pytest.raises(ClientError) as e:
         iot.describe_mitigation_action(actionName="deactivate")
-    assert code(e) == ("ResourceNotFoundException", 404)
+    assert error_of(e) == ("ResourceNotFoundException", 404)
 
 
-def test_mitigation_tasks_change_logging_policies_and_groups(iot):
+def test_mitigation_tasks_change_logging_policies_and_groups(iot, localiot_server):
     iot.create_policy(policyName="wide", policyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "iot:Publish", "Resource": "*"}]}))
     made = iot.create_keys_and_certificate(setAsActive=True)
@@ -91,11 +90,11 @@ def test_mitigation_tasks_change_logging_policies_and_groups(iot):
     with pytest.raises(ClientError) as e:  # an action that does not apply to the check
         iot.start_audit_mitigation_actions_task(taskId="t0", target={"auditTaskId": task_id},
                                                 auditCheckToActionsMapping={"LOGGING_DISABLED_CHECK": ["blank"]})
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     with pytest.raises(ClientError) as e:  # findings of another account (or none) are not found
         iot.start_audit_mitigation_actions_task(taskId="t0", target={"findingIds": ["not-a-finding-here"]},
                                                 auditCheckToActionsMapping={"LOGGING_DISABLED_CHECK": ["logging"]})
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     iot.start_audit_mitigation_actions_task(
         taskId="t1", target={"auditTaskId": task_id},
         auditCheckToActionsMapping={"LOGGING_DISABLED_CHECK": ["logging"],
@@ -103,7 +102,7 @@ def test_mitigation_tasks_change_logging_policies_and_groups(iot):
     with pytest.raises(ClientError) as e:
         iot.start_audit_mitigation_actions_task(taskId="t1", target={"auditTaskId": task_id},
                                                 auditCheckToActionsMapping={"LOGGING_DISABLED_CHECK": ["logging"]})
-    assert code(e) == ("TaskAlreadyExistsException", 400)
+    assert error_of(e) == ("TaskAlreadyExistsException", 400)
     task = wait_mitigation(iot, "t1")
     assert task["taskStatus"] == "COMPLETED"
     assert {c: s["succeededFindingsCount"] for c, s in task["taskStatistics"].items()} == {
@@ -113,9 +112,7 @@ def test_mitigation_tasks_change_logging_policies_and_groups(iot):
     policy = iot.get_policy(policyName="wide")
     assert policy["defaultVersionId"] == "2" and json.loads(policy["policyDocument"])["Statement"][0]["Effect"] == "Deny"
     # a month later the certificate is past the age threshold; its thing goes to quarantine
-    request = urllib.request.Request(iot.meta.endpoint_url + "/_localiot/clock", method="POST",
-                                     data=json.dumps({"advance": 31 * 86400}).encode())
-    urllib.request.urlopen(request).read()
+    advance(localiot_server, 31 * 86400)
     age_task, _ = audit(iot, "DEVICE_CERTIFICATE_AGE_CHECK")
     [finding] = findings_of(iot, taskId=age_task)
     iot.start_audit_mitigation_actions_task(taskId="t2", target={"findingIds": [finding["findingId"]]},
@@ -127,15 +124,13 @@ def test_mitigation_tasks_change_logging_policies_and_groups(iot):
     assert [t["taskId"] for t in listed] == ["t2"]
     with pytest.raises(ClientError) as e:
         iot.cancel_audit_mitigation_actions_task(taskId="t2")
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
 
 
-def test_publish_finding_to_sns_at_moto(downstream_server, moto_url):  # noqa: F811
-    downstream_server.reset()
-    kw = dict(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
-    iot = boto3.client("iot", endpoint_url=downstream_server.endpoint, **kw)
-    sns = boto3.client("sns", endpoint_url=moto_url, **kw)
-    sqs = boto3.client("sqs", endpoint_url=moto_url, **kw)
+def test_publish_finding_to_sns_at_moto(downstream_server, localiot_moto):  # noqa: F811
+    iot = make_client(downstream_server)
+    sns = make_client(localiot_moto, "sns")
+    sqs = make_client(localiot_moto, "sqs")
     topic = sns.create_topic(Name="findings")["TopicArn"]
     queue = sqs.create_queue(QueueName="findings")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -157,16 +152,16 @@ def test_suppressions_crud(iot):
     ident = {"deviceCertificateId": "a" * 64}
     with pytest.raises(ClientError) as e:  # neither an expiration nor indefinitely
         iot.create_audit_suppression(checkName="DEVICE_CERTIFICATE_EXPIRING_CHECK", resourceIdentifier=ident)
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     with pytest.raises(ClientError) as e:
         iot.create_audit_suppression(checkName="NOT_A_CHECK", resourceIdentifier=ident, suppressIndefinitely=True)
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     iot.create_audit_suppression(checkName="DEVICE_CERTIFICATE_EXPIRING_CHECK", resourceIdentifier=ident,
                                  suppressIndefinitely=True, description="lab device")
     with pytest.raises(ClientError) as e:
         iot.create_audit_suppression(checkName="DEVICE_CERTIFICATE_EXPIRING_CHECK", resourceIdentifier=ident,
                                      suppressIndefinitely=True)
-    assert code(e) == ("ResourceAlreadyExistsException", 409)
+    assert error_of(e) == ("ResourceAlreadyExistsException", 409)
     got = iot.describe_audit_suppression(checkName="DEVICE_CERTIFICATE_EXPIRING_CHECK", resourceIdentifier=ident)
     assert (got["suppressIndefinitely"], got["description"]) == (True, "lab device")
     iot.update_audit_suppression(checkName="DEVICE_CERTIFICATE_EXPIRING_CHECK", resourceIdentifier=ident,
@@ -179,4 +174,4 @@ def test_suppressions_crud(iot):
     iot.delete_audit_suppression(checkName="LOGGING_DISABLED_CHECK", resourceIdentifier={"account": ACCOUNT})
     with pytest.raises(ClientError) as e:
         iot.describe_audit_suppression(checkName="LOGGING_DISABLED_CHECK", resourceIdentifier={"account": ACCOUNT})
-    assert code(e) == ("ResourceNotFoundException", 404)
+    assert error_of(e) == ("ResourceNotFoundException", 404)

@@ -10,7 +10,6 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
@@ -18,9 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from localiot.services.security import authorizers
-from localiot.testing import local_server
+from localiot.testing import ACCOUNT, advance, error_of, make_client
 
-ACCOUNT = "123456789012"
 FUNCTION = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:auth"
 OTHER_FUNCTION = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:auth2"
 
@@ -41,18 +39,6 @@ EC_PEM = _public_pem(ec.generate_private_key(ec.SECP256R1()))
 
 def sign(token: str, key=KEY) -> str:
     return base64.b64encode(key.sign(token.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def advance_clock(server, seconds):
-    request = urllib.request.Request(server.endpoint + "/_localiot/clock", method="POST",
-                                     data=json.dumps({"advance": seconds}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
 
 
 def create(iot, name="auth", **kw):
@@ -153,7 +139,7 @@ def test_describe_missing(iot):
 def test_update(localiot_server, iot):
     create(iot, "auth")
     created = iot.describe_authorizer(authorizerName="auth")["authorizerDescription"]
-    advance_clock(localiot_server, 60)
+    advance(localiot_server, 60)
     out = iot.update_authorizer(authorizerName="auth", authorizerFunctionArn=OTHER_FUNCTION, status="INACTIVE",
                                 tokenKeyName="other", tokenSigningPublicKeys={"a": PEM, "b": OTHER_PEM},
                                 enableCachingForHttp=True)
@@ -349,7 +335,7 @@ ALLOW = {
 
 
 @pytest.fixture(scope="module")
-def fake_lambda():
+def lambda_endpoint():
     fake = FakeLambda()
     fake.thread.start()
     yield fake
@@ -358,25 +344,22 @@ def fake_lambda():
 
 
 @pytest.fixture(scope="module")
-def lambda_server(fake_lambda):
-    with local_server(aws_endpoint_url=fake_lambda.url) as server:
-        yield server
+def localiot_settings(lambda_endpoint):
+    return {"aws_endpoint_url": lambda_endpoint.url}
 
 
 @pytest.fixture
-def liot(lambda_server, fake_lambda):
-    lambda_server.reset()
-    fake_lambda.invocations.clear()
-    fake_lambda.behaviour.clear()
-    return boto3.client("iot", endpoint_url=lambda_server.endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+def fake_lambda(lambda_endpoint):
+    lambda_endpoint.invocations.clear()
+    lambda_endpoint.behaviour.clear()
+    return lambda_endpoint
 
 
-def test_invoke_with_valid_signature(liot, fake_lambda):
-    create(liot, "auth", tokenSigningPublicKeys={"old": OTHER_PEM, "new": PEM})
+def test_invoke_with_valid_signature(iot, fake_lambda):
+    create(iot, "auth", tokenSigningPublicKeys={"old": OTHER_PEM, "new": PEM})
     fake_lambda.returns(FUNCTION, ALLOW)
     token = "allow-me"
-    out = liot.test_invoke_authorizer(
+    out = iot.test_invoke_authorizer(
         authorizerName="auth", token=token, tokenSignature=sign(token),
         httpContext={"headers": {"token": token, "x-amz-customauthorizer-name": "auth"}, "queryString": "?a=1"},
         mqttContext={"username": "user", "password": b"s3cret", "clientId": "client-1"},
@@ -405,33 +388,33 @@ def test_invoke_with_valid_signature(liot, fake_lambda):
     ("original", sign("original", OTHER_KEY)),
     ("original", base64.b64encode(b"not a signature").decode()),
 ])
-def test_bad_signature_is_refused_before_lambda(liot, fake_lambda, token, signature):
-    create(liot, "auth")
+def test_bad_signature_is_refused_before_lambda(iot, fake_lambda, token, signature):
+    create(iot, "auth")
     fake_lambda.returns(FUNCTION, ALLOW)
     with pytest.raises(ClientError) as info:
-        liot.test_invoke_authorizer(authorizerName="auth", token=token, tokenSignature=signature)
+        iot.test_invoke_authorizer(authorizerName="auth", token=token, tokenSignature=signature)
     assert error_of(info) == ("InvalidRequestException", 400)
     assert "signature" in info.value.response["Error"]["Message"]
     assert fake_lambda.invocations == []
 
 
-def test_signing_enabled_needs_token_and_signature(liot, fake_lambda):
-    create(liot, "auth")
+def test_signing_enabled_needs_token_and_signature(iot, fake_lambda):
+    create(iot, "auth")
     fake_lambda.returns(FUNCTION, ALLOW)
     with pytest.raises(ClientError) as info:
-        liot.test_invoke_authorizer(authorizerName="auth", token="t")
+        iot.test_invoke_authorizer(authorizerName="auth", token="t")
     assert error_of(info) == ("InvalidRequestException", 400)
     with pytest.raises(ClientError) as info:
-        liot.test_invoke_authorizer(authorizerName="auth", mqttContext={"username": "u"})
+        iot.test_invoke_authorizer(authorizerName="auth", mqttContext={"username": "u"})
     assert error_of(info) == ("InvalidRequestException", 400)
     assert fake_lambda.invocations == []
 
 
-def test_signing_disabled_passes_mqtt_credentials(liot, fake_lambda):
-    create(liot, "auth", signingDisabled=True)
+def test_signing_disabled_passes_mqtt_credentials(iot, fake_lambda):
+    create(iot, "auth", signingDisabled=True)
     fake_lambda.returns(FUNCTION, {**ALLOW, "policyDocuments": [
         {"Version": "2012-10-17", "Statement": [{"Action": "iot:Publish", "Effect": "Allow", "Resource": "*"}]}]})
-    out = liot.test_invoke_authorizer(authorizerName="auth",
+    out = iot.test_invoke_authorizer(authorizerName="auth",
                                       mqttContext={"username": "user?x-amz-customauthorizer-name=auth",
                                                    "password": b"\x00\x01pw"})
     # Policy objects from the function come back as JSON strings.
@@ -445,10 +428,10 @@ def test_signing_disabled_passes_mqtt_credentials(liot, fake_lambda):
                                               "password": base64.b64encode(b"\x00\x01pw").decode()}}
 
 
-def test_denied(liot, fake_lambda):
-    create(liot, "auth", signingDisabled=True)
+def test_denied(iot, fake_lambda):
+    create(iot, "auth", signingDisabled=True)
     fake_lambda.returns(FUNCTION, {"isAuthenticated": False})
-    out = liot.test_invoke_authorizer(authorizerName="auth", token="nope")
+    out = iot.test_invoke_authorizer(authorizerName="auth", token="nope")
     assert out["isAuthenticated"] is False
     assert "principalId" not in out
     assert "policyDocuments" not in out
@@ -457,10 +440,10 @@ def test_denied(liot, fake_lambda):
     assert event["token"] == "nope" and event["protocols"] == []
 
 
-def test_disconnect_defaults_to_a_day(liot, fake_lambda):
-    create(liot, "auth", signingDisabled=True)
+def test_disconnect_defaults_to_a_day(iot, fake_lambda):
+    create(iot, "auth", signingDisabled=True)
     fake_lambda.returns(FUNCTION, {"isAuthenticated": True, "principalId": "p1", "policyDocuments": []})
-    out = liot.test_invoke_authorizer(authorizerName="auth", token="t")
+    out = iot.test_invoke_authorizer(authorizerName="auth", token="t")
     assert out["disconnectAfterInSeconds"] == 86400
     assert out["policyDocuments"] == []
     assert "refreshAfterInSeconds" not in out
@@ -490,46 +473,46 @@ def test_disconnect_defaults_to_a_day(liot, fake_lambda):
     (b"not json", "not JSON"),
     (b"", "JSON object"),
 ])
-def test_malformed_lambda_responses(liot, fake_lambda, answer, fragment):
-    create(liot, "auth", signingDisabled=True)
+def test_malformed_lambda_responses(iot, fake_lambda, answer, fragment):
+    create(iot, "auth", signingDisabled=True)
     fake_lambda.returns(FUNCTION, answer)
     with pytest.raises(ClientError) as info:
-        liot.test_invoke_authorizer(authorizerName="auth", token="t")
+        iot.test_invoke_authorizer(authorizerName="auth", token="t")
     assert error_of(info) == ("InvalidResponseException", 400)
     assert fragment in info.value.response["Error"]["Message"]
     assert len(fake_lambda.invocations) == 1
 
 
-def test_function_error(liot, fake_lambda):
-    create(liot, "auth", signingDisabled=True)
+def test_function_error(iot, fake_lambda):
+    create(iot, "auth", signingDisabled=True)
     fake_lambda.fails(FUNCTION, "kaboom")
     with pytest.raises(ClientError) as info:
-        liot.test_invoke_authorizer(authorizerName="auth", token="t")
+        iot.test_invoke_authorizer(authorizerName="auth", token="t")
     assert error_of(info) == ("InvalidResponseException", 400)
     assert "Unhandled" in info.value.response["Error"]["Message"]
     assert "kaboom" in info.value.response["Error"]["Message"]
 
 
-def test_missing_function(liot, fake_lambda):
-    create(liot, "auth", signingDisabled=True)
+def test_missing_function(iot, fake_lambda):
+    create(iot, "auth", signingDisabled=True)
     with pytest.raises(ClientError) as info:
-        liot.test_invoke_authorizer(authorizerName="auth", token="t")
+        iot.test_invoke_authorizer(authorizerName="auth", token="t")
     assert error_of(info) == ("InvalidRequestException", 400)
     assert "does not exist" in info.value.response["Error"]["Message"]
     assert [name for name, _ in fake_lambda.invocations] == [FUNCTION]
 
 
-def test_invoke_uses_updated_function(liot, fake_lambda):
-    create(liot, "auth", signingDisabled=True)
+def test_invoke_uses_updated_function(iot, fake_lambda):
+    create(iot, "auth", signingDisabled=True)
     fake_lambda.returns(OTHER_FUNCTION, {**ALLOW, "principalId": "other"})
-    liot.update_authorizer(authorizerName="auth", authorizerFunctionArn=OTHER_FUNCTION)
-    assert liot.test_invoke_authorizer(authorizerName="auth", token="t")["principalId"] == "other"
+    iot.update_authorizer(authorizerName="auth", authorizerFunctionArn=OTHER_FUNCTION)
+    assert iot.test_invoke_authorizer(authorizerName="auth", token="t")["principalId"] == "other"
     assert [name for name, _ in fake_lambda.invocations] == [OTHER_FUNCTION]
 
 
-def test_invoke_missing_authorizer(liot):
+def test_invoke_missing_authorizer(iot):
     with pytest.raises(ClientError) as info:
-        liot.test_invoke_authorizer(authorizerName="ghost", token="t")
+        iot.test_invoke_authorizer(authorizerName="ghost", token="t")
     assert error_of(info) == ("ResourceNotFoundException", 404)
 
 
@@ -547,8 +530,7 @@ def test_invoke_authorizer_direct(fake_lambda):
     fake_lambda.behaviour.clear()
     fake_lambda.invocations.clear()
     fake_lambda.returns(FUNCTION, ALLOW)
-    client = boto3.client("lambda", endpoint_url=fake_lambda.url, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = make_client(fake_lambda.url, "lambda")
     event = authorizers.build_event(token="t", signature_verified=True,
                                     mqtt={"username": "u", "password": "pw", "clientId": "c"},
                                     connection_id="conn-1")
@@ -571,9 +553,8 @@ def test_invoke_authorizer_unreachable_lambda():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    client = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing",
-                          config=BotoConfig(retries={"max_attempts": 0}, connect_timeout=2))
+    client = make_client(f"http://127.0.0.1:{port}", "lambda",
+                         config=BotoConfig(retries={"max_attempts": 0}, connect_timeout=2))
     with pytest.raises(authorizers.ServiceError) as info:
         authorizers.invoke_authorizer(_Runtime(client), "us-east-1", {"authorizerFunctionArn": FUNCTION},
                                       authorizers.build_event(token="t"))

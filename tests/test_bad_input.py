@@ -10,16 +10,12 @@ import base64
 import http.client
 import json
 import logging
-import queue
 import socket
-import uuid
 
-import paho.mqtt.client as mqtt
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_client
-from localiot.testing import local_server
+from localiot.testing import ACCOUNT, error_of, make_client
 
 DEEP_ARRAY = b"[" * 100_000 + b"]" * 100_000
 DEEP_OBJECT = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
@@ -76,10 +72,6 @@ def raw_exchange(server, data: bytes) -> tuple[int, dict, dict]:
     lines = head.decode("latin-1").split("\r\n")
     headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     return int(lines[0].split()[1]), headers, json.loads(body)
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 @pytest.mark.parametrize("body", [DEEP_ARRAY, DEEP_OBJECT], ids=["array-100000", "object-5000"])
@@ -182,42 +174,22 @@ def test_requests_aiohttp_refuses_answer_in_json_without_a_traceback(localiot_se
     assert len(refused) == 3 and all(m.startswith("refused a") for m in refused), refused
 
 
-@pytest.fixture(scope="module")
-def mqtt_server():
-    with local_server(mqtt_plain=True, background_period=0) as running:
-        yield running
-
-
-def test_a_published_lone_surrogate_does_not_drop_the_message(mqtt_server):
-    iot = make_client(mqtt_server)
+def test_a_published_lone_surrogate_does_not_drop_the_message(iot, devices):
     iot.create_topic_rule(ruleName="echo", topicRulePayload={
         "sql": "SELECT *, 'ok' AS seen FROM 'in/text'", "awsIotSqlVersion": "2016-03-23", "ruleDisabled": False,
-        "actions": [{"republish": {"roleArn": "arn:aws:iam::123456789012:role/r", "topic": "out/text", "qos": 1}}]})
-    host, port = mqtt_server.app.runtime.listeners["mqtt-plain"].rsplit(":", 1)
-    received: queue.Queue = queue.Queue()
-    subscribed: queue.Queue = queue.Queue()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"c-{uuid.uuid4().hex[:8]}")
-    client.on_message = lambda c, u, m: received.put(m)
-    client.on_subscribe = lambda *args: subscribed.put(True)
-    client.connect(host, int(port))
-    client.loop_start()
-    try:
-        client.subscribe("out/text", 1)
-        subscribed.get(timeout=5)
-        client.publish("in/text", b'{"name": "a\\ud800b", "\\udc00": 1, "ok": "\\ud83d\\ude00"}', qos=1) \
-            .wait_for_publish(5)
-        message = received.get(timeout=10)
-        assert json.loads(message.payload) == {"name": "a\ufffdb", "\ufffd": 1, "ok": "\U0001f600", "seen": "ok"}
-    finally:
-        client.loop_stop()
-        client.disconnect()
+        "actions": [{"republish": {"roleArn": f"arn:aws:iam::{ACCOUNT}:role/r", "topic": "out/text", "qos": 1}}]})
+    client = devices.plain()
+    client.subscribe("out/text")
+    client.publish("in/text", b'{"name": "a\\ud800b", "\\udc00": 1, "ok": "\\ud83d\\ude00"}')
+    message = client.expect(timeout=10)
+    assert json.loads(message.payload) == {"name": "a\ufffdb", "\ufffd": 1, "ok": "\U0001f600", "seen": "ok"}
 
 
 def test_a_deeply_nested_template_body_is_a_validation_error_not_a_500(iot):
     deep = "[" * 5000 + "]" * 5000
     for call in (lambda: iot.register_thing(templateBody=deep),
                  lambda: iot.create_provisioning_template(templateName="deep", templateBody=deep,
-                                                          provisioningRoleArn="arn:aws:iam::123456789012:role/r")):
+                                                          provisioningRoleArn=f"arn:aws:iam::{ACCOUNT}:role/r")):
         with pytest.raises(ClientError) as info:
             call()
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400

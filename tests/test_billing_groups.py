@@ -6,11 +6,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-ACCOUNT = "123456789012"
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
+from localiot.testing import ACCOUNT, error_of
 
 
 def billing_arn(name):

@@ -10,8 +10,7 @@ from localiot.broker.admission import DENIED, INVALID, OK, RESERVED, admit
 from localiot.broker.reserved import ReservedTopics, Route, TopicTemplate
 from localiot.bus import Bus
 from localiot.doors import UNSERVED
-
-ACCOUNT, REGION = "123456789012", "us-east-1"
+from localiot.testing import ACCOUNT, REGION
 
 
 # templates ----------------------------------------------------------------------------

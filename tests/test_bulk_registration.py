@@ -7,26 +7,21 @@ import time
 import urllib.request
 import uuid
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from conftest import make_client
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from moto.server import ThreadedMotoServer
 
 from localiot.services.registry import bulk_registration
 from localiot.services.registry.bulk_registration import (
     run_pending_tasks,
     run_pending_tasks_async,
 )
-from localiot.testing import local_server
+from localiot.testing import ACCOUNT, NOT_AUTHORIZED, REGION, advance, error_of, make_client
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/BulkRegistration"
 POLICY_TEXT = json.dumps({
     "Version": "2012-10-17",
@@ -69,35 +64,13 @@ WITH_CERTIFICATE = json.dumps({
 
 # fixtures ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def moto_endpoint():
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    yield f"http://{host}:{port}"
-    moto.stop()
-
-
-@pytest.fixture(scope="module")
-def _bulk_server(moto_endpoint):
-    with local_server(aws_endpoint_url=moto_endpoint, background_period=0) as server:
-        yield server
+def localiot_settings(localiot_moto):
+    return {"aws_endpoint_url": localiot_moto}
 
 
 @pytest.fixture
-def server(_bulk_server):
-    _bulk_server.reset()
-    return _bulk_server
-
-
-@pytest.fixture
-def iot(server):
-    return make_client(server)
-
-
-@pytest.fixture
-def s3(moto_endpoint):
-    return boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+def s3(localiot_moto):
+    return make_client(localiot_moto, "s3")
 
 
 @pytest.fixture
@@ -155,16 +128,12 @@ def report_lines(iot, task_id, report_type):
     return lines
 
 
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
 def thing_arn(name):
     return f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/{name}"
 
 
 # the whole flow -------------------------------------------------------------------
-def test_bulk_registration_end_to_end(iot, s3, bucket, server):
+def test_bulk_registration_end_to_end(iot, s3, bucket, localiot_server):
     key = upload(s3, bucket, [
         {"ThingName": "dev-1", "SerialNumber": "001", "CSR": make_csr("dev-1")},  # 0
         "",  # 1: blank lines are skipped
@@ -185,13 +154,13 @@ def test_bulk_registration_end_to_end(iot, s3, bucket, server):
     assert task["creationDate"] == task["lastModifiedDate"]
     assert report_links(iot, task_id, "RESULTS")["resourceLinks"] == []
 
-    assert run(server) == 6
+    assert run(localiot_server) == 6
     task = describe(iot, task_id)
     assert task["status"] == "Completed"
     assert (task["successCount"], task["failureCount"], task["percentageProgress"]) == (2, 4, 100)
     assert "message" not in task
     assert task["lastModifiedDate"] >= task["creationDate"]
-    assert run(server) == 0  # nothing left to do
+    assert run(localiot_server) == 0  # nothing left to do
 
     # the things, with their certificates and the policy attached
     assert sorted(t["thingName"] for t in iot.list_things()["things"]) == ["dev-1", "dev-2"]
@@ -228,11 +197,11 @@ def test_bulk_registration_end_to_end(iot, s3, bucket, server):
     assert len(obj["Body"].read().decode().splitlines()) == 4
 
 
-def test_task_without_certificate_and_existing_thing(iot, s3, bucket, server):
+def test_task_without_certificate_and_existing_thing(iot, s3, bucket, localiot_server):
     iot.create_thing(thingName="dev-0", attributePayload={"attributes": {"serial": "old"}})
     key = upload(s3, bucket, [{"ThingName": "dev-0", "SerialNumber": "new"}, {"ThingName": "dev-1"}])
     task_id = start(iot, bucket, key)
-    run(server)
+    run(localiot_server)
     task = describe(iot, task_id)
     assert (task["status"], task["successCount"], task["failureCount"]) == ("Completed", 2, 0)
     # an existing thing keeps its attributes unless the template's OverrideSettings say otherwise
@@ -246,33 +215,71 @@ def test_task_without_certificate_and_existing_thing(iot, s3, bucket, server):
     assert report_links(iot, task_id, "ERRORS")["resourceLinks"] == []
 
 
-def test_empty_input_file_completes(iot, s3, bucket, server):
+def test_empty_input_file_completes(iot, s3, bucket, localiot_server):
     key = upload(s3, bucket, ["", "  "])
     task_id = start(iot, bucket, key)
-    assert run(server) == 0
+    assert run(localiot_server) == 0
     task = describe(iot, task_id)
     assert (task["status"], task["successCount"], task["failureCount"], task["percentageProgress"]) == (
         "Completed", 0, 0, 100)
     assert report_links(iot, task_id, "RESULTS")["resourceLinks"] == []
 
 
-def test_async_runner_on_the_server_loop(iot, s3, bucket, server):
+def test_async_runner_on_the_server_loop(iot, s3, bucket, localiot_server):
     key = upload(s3, bucket, [{"ThingName": f"dev-{i}"} for i in range(3)])
     task_id = start(iot, bucket, key)
-    coroutine = run_pending_tasks_async(server.app.store, server.app.runtime)
-    assert asyncio.run_coroutine_threadsafe(coroutine, server.loop).result(30) == 3
+    coroutine = run_pending_tasks_async(localiot_server.app.store, localiot_server.app.runtime)
+    assert asyncio.run_coroutine_threadsafe(coroutine, localiot_server.loop).result(30) == 3
     task = describe(iot, task_id)
     assert (task["status"], task["successCount"]) == ("Completed", 3)
     assert [r["referenceId"] for r in report_lines(iot, task_id, "RESULTS")] == ["0", "1", "2"]
 
 
+# connected devices ----------------------------------------------------------------
+POLICY_FOR_EXISTING = json.dumps({
+    "Parameters": {"ThingName": {"Type": "String"}, "CertificateId": {"Type": "String"}},
+    "Resources": {
+        "thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": {"Ref": "ThingName"}}},
+        "certificate": {"Type": "AWS::IoT::Certificate",
+                        "Properties": {"CertificateId": {"Ref": "CertificateId"}, "Status": "ACTIVE"}},
+        "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "BulkPublish", "PolicyDocument": json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "iot:Publish",
+                           "Resource": f"arn:aws:iot:{REGION}:{ACCOUNT}:topic/bulk/*"}]})}},
+    },
+})
+
+
+def test_a_connected_device_gets_the_policy_a_task_attaches_without_reconnecting(iot, s3, bucket, localiot_server,
+                                                                               devices):
+    """Each line's RegisterThing runs the commit listeners, as the API's does: the broker
+    drops the cached grants of a device whose certificate got a policy."""
+    connect_only = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect",
+                                                            "Resource": "*"}]}
+    device = devices.tls("bulk-lamp", policy=connect_only)
+    assert device.publish("bulk/lamp", b"on") == NOT_AUTHORIZED  # the grants are now cached
+
+    key = upload(s3, bucket, [{"ThingName": "bulk-lamp", "CertificateId": device.cert.id}])
+    task_id = start(iot, bucket, key, POLICY_FOR_EXISTING)
+    advance(localiot_server, 1)  # the server's time-driven work runs the task
+    task = describe(iot, task_id)
+    assert (task["status"], task["successCount"], task["failureCount"]) == ("Completed", 1, 0)
+    policies = iot.list_attached_policies(target=device.cert.arn)["policies"]
+    assert sorted(p["policyName"] for p in policies) == ["BulkPublish", device.cert.policy_name]
+    assert iot.list_thing_principals(thingName="bulk-lamp")["principals"] == [device.cert.arn]
+
+    assert device.publish("bulk/lamp", b"on") == 0  # same connection, fresh grants
+    assert device.publish("elsewhere/lamp", b"on") == NOT_AUTHORIZED
+    assert not device.closed.is_set()
+
+
 # progress, stopping, resuming ------------------------------------------------------
-def test_stop_while_the_async_runner_works(iot, s3, bucket, server):
+def test_stop_while_the_async_runner_works(iot, s3, bucket, localiot_server):
     """API calls go on between lines; a stop lands between two lines and the books still balance."""
     key = upload(s3, bucket, [{"ThingName": f"dev-{i:03d}"} for i in range(150)])
     task_id = start(iot, bucket, key)
     future = asyncio.run_coroutine_threadsafe(
-        run_pending_tasks_async(server.app.store, server.app.runtime), server.loop)
+        run_pending_tasks_async(localiot_server.app.store, localiot_server.app.runtime), localiot_server.loop)
     deadline = time.monotonic() + 20
     while describe(iot, task_id)["successCount"] == 0:
         assert time.monotonic() < deadline, "the runner made no progress"
@@ -289,10 +296,10 @@ def test_stop_while_the_async_runner_works(iot, s3, bucket, server):
     assert len(things) == task["successCount"] == done == len(report_lines(iot, task_id, "RESULTS"))
 
 
-def test_stop_cancels_between_lines(iot, s3, bucket, server):
+def test_stop_cancels_between_lines(iot, s3, bucket, localiot_server):
     key = upload(s3, bucket, [{"ThingName": f"dev-{i}"} for i in range(4)] + ["oops"])
     task_id = start(iot, bucket, key)
-    assert run(server, max_lines=2) == 2
+    assert run(localiot_server, max_lines=2) == 2
     task = describe(iot, task_id)
     assert (task["status"], task["successCount"], task["failureCount"], task["percentageProgress"]) == (
         "InProgress", 2, 0, 40)
@@ -302,7 +309,7 @@ def test_stop_cancels_between_lines(iot, s3, bucket, server):
     assert iot.list_thing_registration_tasks(status="Cancelling")["taskIds"] == [task_id]
     iot.stop_thing_registration_task(taskId=task_id)  # again while cancelling: fine
 
-    assert run(server) == 0
+    assert run(localiot_server) == 0
     task = describe(iot, task_id)
     assert (task["status"], task["successCount"], task["failureCount"], task["percentageProgress"]) == (
         "Cancelled", 2, 0, 40)
@@ -315,22 +322,22 @@ def test_stop_cancels_between_lines(iot, s3, bucket, server):
     assert error_of(e) == ("InvalidRequestException", 400)
 
 
-def test_stop_before_any_line_cancels_at_once(iot, s3, bucket, server):
+def test_stop_before_any_line_cancels_at_once(iot, s3, bucket, localiot_server):
     key = upload(s3, bucket, [{"ThingName": "dev-0"}])
     task_id = start(iot, bucket, key)
     iot.stop_thing_registration_task(taskId=task_id)
     assert describe(iot, task_id)["status"] == "Cancelled"
-    assert run(server) == 0
+    assert run(localiot_server) == 0
     assert describe(iot, task_id)["status"] == "Cancelled"
     assert iot.list_things()["things"] == []
 
 
-def test_a_budgeted_runner_resumes_where_it_stopped(iot, s3, bucket, server):
+def test_a_budgeted_runner_resumes_where_it_stopped(iot, s3, bucket, localiot_server):
     key = upload(s3, bucket, [{"ThingName": "dev-0"}, "", "bad", {"ThingName": "dev-3"}, {"ThingName": "dev-4"}])
     task_id = start(iot, bucket, key)
     progress = []
     while describe(iot, task_id)["status"] == "InProgress":
-        assert run(server, max_lines=1) <= 1
+        assert run(localiot_server, max_lines=1) <= 1
         progress.append(describe(iot, task_id)["percentageProgress"])
     assert progress == [25, 50, 75, 100]
     task = describe(iot, task_id)
@@ -339,9 +346,9 @@ def test_a_budgeted_runner_resumes_where_it_stopped(iot, s3, bucket, server):
     assert [r["referenceId"] for r in report_lines(iot, task_id, "ERRORS")] == ["2"]
 
 
-def test_tasks_run_oldest_first_and_a_leftover_lease_is_taken(iot, s3, bucket, server):
+def test_tasks_run_oldest_first_and_a_leftover_lease_is_taken(iot, s3, bucket, localiot_server):
     first = start(iot, bucket, upload(s3, bucket, [{"ThingName": "a"}], key="a.json"))
-    server.clock.advance(1)
+    localiot_server.clock.advance(1)
     second = start(iot, bucket, upload(s3, bucket, [{"ThingName": "b"}], key="b.json"))
 
     def lease_of_a_stopped_process(store):
@@ -350,15 +357,15 @@ def test_tasks_run_oldest_first_and_a_leftover_lease_is_taken(iot, s3, bucket, s
             doc["lease"], doc["leaseUntil"] = "another-process:1", 9e18
             tx.put(bulk_registration.KIND, first, doc)
 
-    server.call(lease_of_a_stopped_process, server.app.store)
-    assert run(server, max_lines=1) == 1
+    localiot_server.call(lease_of_a_stopped_process, localiot_server.app.store)
+    assert run(localiot_server, max_lines=1) == 1
     assert describe(iot, first)["status"] == "Completed"
     assert describe(iot, second)["status"] == "InProgress"
-    assert run(server) == 1
+    assert run(localiot_server) == 1
     assert describe(iot, second)["status"] == "Completed"
 
 
-def test_a_task_leased_by_a_live_runner_is_left_alone(iot, s3, bucket, server):
+def test_a_task_leased_by_a_live_runner_is_left_alone(iot, s3, bucket, localiot_server):
     task_id = start(iot, bucket, upload(s3, bucket, [{"ThingName": "a"}]))
 
     def leased(store):
@@ -367,8 +374,8 @@ def test_a_task_leased_by_a_live_runner_is_left_alone(iot, s3, bucket, server):
             doc["lease"], doc["leaseUntil"] = f"{bulk_registration.PROCESS_ID}:other", 9e18
             tx.put(bulk_registration.KIND, task_id, doc)
 
-    server.call(leased, server.app.store)
-    assert run(server) == 0
+    localiot_server.call(leased, localiot_server.app.store)
+    assert run(localiot_server) == 0
     assert describe(iot, task_id)["status"] == "InProgress"
     # a runner is on it, so stopping winds it down rather than cancelling at once
     iot.stop_thing_registration_task(taskId=task_id)
@@ -404,10 +411,10 @@ def test_unknown_task(iot):
         assert error_of(e) == ("ResourceNotFoundException", 404)
 
 
-def test_missing_input_fails_the_task(iot, s3, bucket, server):
+def test_missing_input_fails_the_task(iot, s3, bucket, localiot_server):
     no_key = start(iot, bucket, "nothing/here.json")
     no_bucket = start(iot, "no-such-bucket-" + uuid.uuid4().hex[:8], "devices.json")
-    run(server)
+    run(localiot_server)
     task = describe(iot, no_key)
     assert (task["status"], task["successCount"], task["failureCount"], task["percentageProgress"]) == (
         "Failed", 0, 0, 0)
@@ -419,10 +426,10 @@ def test_missing_input_fails_the_task(iot, s3, bucket, server):
     assert error_of(e) == ("InvalidRequestException", 400)
 
 
-def test_input_that_is_not_text_fails_the_task(iot, s3, bucket, server):
+def test_input_that_is_not_text_fails_the_task(iot, s3, bucket, localiot_server):
     s3.put_object(Bucket=bucket, Key="binary", Body=b"\xff\xfe\x00garbage")
     task_id = start(iot, bucket, "binary")
-    run(server)
+    run(localiot_server)
     task = describe(iot, task_id)
     assert task["status"] == "Failed" and "UTF-8" in task["message"]
 
@@ -435,13 +442,13 @@ def test_report_type_is_checked(iot, s3, bucket):
 
 
 # pagination -------------------------------------------------------------------------
-def test_list_tasks_newest_first_with_status_filter_and_pages(iot, s3, bucket, server):
+def test_list_tasks_newest_first_with_status_filter_and_pages(iot, s3, bucket, localiot_server):
     good = upload(s3, bucket, [{"ThingName": "t"}])
     created = []
     for i in range(5):
         created.append(start(iot, bucket, good if i % 2 == 0 else f"missing-{i}.json"))
-        server.clock.advance(1)
-    run(server)
+        localiot_server.clock.advance(1)
+    run(localiot_server)
     created.append(start(iot, bucket, good))  # still in progress
     newest_first = list(reversed(created))
 
@@ -462,11 +469,11 @@ def test_list_tasks_newest_first_with_status_filter_and_pages(iot, s3, bucket, s
     assert iot.list_thing_registration_tasks(status="Cancelled")["taskIds"] == []
 
 
-def test_reports_are_split_into_objects_and_paged(iot, s3, bucket, server, monkeypatch):
+def test_reports_are_split_into_objects_and_paged(iot, s3, bucket, localiot_server, monkeypatch):
     monkeypatch.setattr(bulk_registration, "REPORT_LINES_PER_OBJECT", 2)
     lines = [{"ThingName": f"dev-{i}"} for i in range(5)] + ["bad"] * 3
     task_id = start(iot, bucket, upload(s3, bucket, lines))
-    run(server)
+    run(localiot_server)
     assert describe(iot, task_id)["status"] == "Completed"
 
     first = report_links(iot, task_id, "RESULTS", maxResults=2)

@@ -13,19 +13,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from conftest import make_client
 from localiot.services.security import ca_certificates, certificates
+from localiot.testing import ACCOUNT, REGION, error_of, make_client
 
-ACCOUNT = "123456789012"
 OTHER = "111122223333"
-REGION = "us-east-1"
 UTC = dt.timezone.utc
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/jitp"
-
-
-def error_of(info):
-    response = info.value.response
-    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def pem(cert) -> str:

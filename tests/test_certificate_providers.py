@@ -5,7 +5,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from localiot.services.security import certificate_providers
-from test_certificates import ACCOUNT, REGION, error_of, store_call
+from localiot.testing import ACCOUNT, REGION, error_of
+from test_certificates import store_call
 
 
 LAMBDA = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:sign-csr"

@@ -4,10 +4,10 @@ preconditions, accept, reject, cancel, ListOutgoingCertificates."""
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_client
 from localiot.services.security import certificates
+from localiot.testing import ACCOUNT, REGION, error_of, make_client
 # ec_key and other are fixtures
-from test_certificates import ACCOUNT, OTHER, REGION, THIRD, attach, ec_key, error_of, new_cert, other, store_call  # noqa: F401
+from test_certificates import OTHER, THIRD, attach, ec_key, new_cert, other, store_call  # noqa: F401
 
 
 def test_transfer_preconditions(iot, other, localiot_server, ec_key):

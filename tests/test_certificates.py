@@ -15,20 +15,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from conftest import make_client
 from localiot.services.security import certificates
+from localiot.testing import ACCOUNT, REGION, error_of, make_client
 
-ACCOUNT = "123456789012"
 OTHER = "111122223333"
 THIRD = "444455556666"
-REGION = "us-east-1"
 MARKER = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 UTC = dt.timezone.utc
-
-
-def error_of(info):
-    response = info.value.response
-    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def root_ca(server) -> x509.Certificate:

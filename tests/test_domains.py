@@ -1,29 +1,16 @@
 """Domain configurations: AWS- and customer-managed, authorizer config, status,
 delete only when disabled, list with serviceType and markers, tags."""
 
-import json
 import re
-import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
 
-ACCOUNT = "123456789012"
+from localiot.testing import ACCOUNT, advance, error_of
+
 CERT = f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/11111111-2222-3333-4444-555555555555"
 VALIDATION = f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/66666666-7777-8888-9999-000000000000"
 FUNCTION = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:auth"
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def advance_clock(server, seconds):
-    request = urllib.request.Request(server.endpoint + "/_localiot/clock", method="POST",
-                                     data=json.dumps({"advance": seconds}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
 
 
 def authorizer(iot, name="auth"):
@@ -133,7 +120,7 @@ def test_update(localiot_server, iot):
     arn = iot.create_domain_configuration(domainConfigurationName="d",
                                           authorizerConfig={"defaultAuthorizerName": "one"})["domainConfigurationArn"]
     created = iot.describe_domain_configuration(domainConfigurationName="d")
-    advance_clock(localiot_server, 30)
+    advance(localiot_server, 30)
     out = iot.update_domain_configuration(domainConfigurationName="d",
                                           authorizerConfig={"defaultAuthorizerName": "two",
                                                             "allowAuthorizerOverride": False},

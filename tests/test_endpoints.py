@@ -3,19 +3,14 @@
 import socket
 from types import SimpleNamespace
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from localiot.config import Config
 from localiot.services.security import endpoints
-from localiot.testing import local_server
+from localiot.testing import error_of, make_client
 
 TYPES = ["iot:Data", "iot:Data-ATS", "iot:CredentialProvider", "iot:Jobs"]
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def free_port() -> int:
@@ -25,31 +20,29 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def fixed_server():
-    port = free_port()
-    with local_server(port=port) as server:
-        server.port_asked = port
-        yield server
+def fixed_port() -> int:
+    return free_port()
 
 
 @pytest.fixture
-def fixed(fixed_server):
-    fixed_server.app.runtime.__dict__.pop("listeners", None)
-    yield fixed_server, boto3.client("iot", endpoint_url=fixed_server.endpoint, region_name="us-east-1",
-                                     aws_access_key_id="testing", aws_secret_access_key="testing")
-    fixed_server.app.runtime.__dict__.pop("listeners", None)
+def fixed(localiot_servers, fixed_port):
+    """A server on a port asked for (not a free one found by the server)."""
+    server = localiot_servers.get(port=fixed_port)
+    server.app.runtime.__dict__.pop("listeners", None)
+    yield server, make_client(server)
+    server.app.runtime.__dict__.pop("listeners", None)
 
 
-def test_every_type_falls_back_to_the_api_listener(fixed):
+def test_every_type_falls_back_to_the_api_listener(fixed, fixed_port):
     server, iot = fixed
-    expected = f"127.0.0.1:{server.port_asked}"
+    expected = f"127.0.0.1:{fixed_port}"
     assert server.endpoint == f"http://{expected}"
     for endpoint_type in TYPES:
         assert iot.describe_endpoint(endpointType=endpoint_type)["endpointAddress"] == expected
     assert iot.describe_endpoint()["endpointAddress"] == expected
 
 
-def test_listeners_registered_by_other_parts(fixed):
+def test_listeners_registered_by_other_parts(fixed, fixed_port):
     server, iot = fixed
     server.app.runtime.listeners = {"iot:Data-ATS": "127.0.0.1:8883", "iot:CredentialProvider": "127.0.0.1:8443"}
     assert iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"] == "127.0.0.1:8883"
@@ -57,7 +50,7 @@ def test_listeners_registered_by_other_parts(fixed):
     assert iot.describe_endpoint(endpointType="iot:Data")["endpointAddress"] == "127.0.0.1:8883"
     assert iot.describe_endpoint()["endpointAddress"] == "127.0.0.1:8883"
     assert iot.describe_endpoint(endpointType="iot:CredentialProvider")["endpointAddress"] == "127.0.0.1:8443"
-    assert iot.describe_endpoint(endpointType="iot:Jobs")["endpointAddress"] == f"127.0.0.1:{server.port_asked}"
+    assert iot.describe_endpoint(endpointType="iot:Jobs")["endpointAddress"] == f"127.0.0.1:{fixed_port}"
     server.app.runtime.listeners["api"] = "127.0.0.1:1234"
     server.app.runtime.listeners["iot:Data"] = "127.0.0.1:9999"
     assert iot.describe_endpoint(endpointType="iot:Jobs")["endpointAddress"] == "127.0.0.1:1234"

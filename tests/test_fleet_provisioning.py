@@ -16,22 +16,18 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
-import paho.mqtt.client as mqtt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import make_client
 from localiot import cbor
 from localiot.provisioning.parameters import certificate_parameters
-from localiot.testing import local_server
+from localiot.testing import ACCOUNT, REGION, WAIT, Device, make_client
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/provisioning"
 HOOK = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:pre-provision"
-WAIT = 5
 DEVICE_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]})
 TEMPLATE = json.dumps({
@@ -86,59 +82,36 @@ class LambdaEndpoint:
 
 
 @pytest.fixture(scope="module")
-def hook():
+def hook_endpoint():
     endpoint = LambdaEndpoint()
     yield endpoint
     endpoint.close()
 
 
 @pytest.fixture(scope="module")
-def server(hook):
-    with local_server(mqtt_plain=True, background_period=0, aws_endpoint_url=hook.url) as running:
-        yield running
+def localiot_settings(hook_endpoint):
+    return {"aws_endpoint_url": hook_endpoint.url}
+
+
+@pytest.fixture(autouse=True)
+def hook(hook_endpoint):
+    hook_endpoint.calls.clear()
+    hook_endpoint.answer = {"allowProvisioning": True}
+    return hook_endpoint
 
 
 @pytest.fixture
-def fresh(server, hook):
-    server.reset()
-    hook.calls.clear()
-    hook.answer = {"allowProvisioning": True}
-    return server
+def iot(iot):
+    iot.create_provisioning_template(templateName="FleetTemplate", templateBody=TEMPLATE,
+                                     provisioningRoleArn=ROLE, enabled=True)
+    return iot
 
 
-@pytest.fixture
-def iot(fresh):
-    client = make_client(fresh)
-    client.create_provisioning_template(templateName="FleetTemplate", templateBody=TEMPLATE,
-                                        provisioningRoleArn=ROLE, enabled=True)
-    return client
+class ClaimDevice(Device):
+    """A device with a claim (the plain listener's user name is its principal) speaking
+    JSON or CBOR on the provisioning topics."""
 
-
-class Device:
-    """A paho device speaking JSON or CBOR on the provisioning topics."""
-
-    def __init__(self, server, fmt="json", username="claim"):
-        host, port = server.app.runtime.listeners["mqtt-plain"].rsplit(":", 1)
-        self.fmt = fmt
-        self.client_id = f"claim-{uuid.uuid4().hex[:8]}"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                  reconnect_on_failure=False)
-        self.client.username_pw_set(username)  # the plain listener's principal
-        self.messages: queue.Queue = queue.Queue()
-        self.connected = threading.Event()
-        self.acks: dict[int, threading.Event] = {}
-        self.client.on_message = lambda c, u, m: self.messages.put(m)
-        self.client.on_connect = lambda *args: self.connected.set()
-        self.client.on_subscribe = lambda c, u, mid, *rest: self.acks.setdefault(mid, threading.Event()).set()
-        self.client.on_publish = lambda c, u, mid, *rest: self.acks.setdefault(mid, threading.Event()).set()
-        self.client.connect(host, int(port))
-        self.client.loop_start()
-        assert self.connected.wait(WAIT)
-
-    def subscribe(self, *topics):
-        for topic in topics:
-            _, mid = self.client.subscribe(topic, 1)
-            assert self.acks.setdefault(mid, threading.Event()).wait(WAIT)
+    fmt = "json"
 
     def encode(self, body) -> bytes:
         return cbor.dumps(body) if self.fmt == "cbor" else json.dumps(body).encode()
@@ -146,10 +119,9 @@ class Device:
     def call(self, topic: str, body=None, raw: bytes | None = None) -> tuple[str, dict]:
         """Publish a request on `topic`; the (accepted|rejected, answer) that comes back."""
         self.subscribe(f"{topic}/accepted", f"{topic}/rejected")
-        info = self.client.publish(topic, raw if raw is not None else self.encode(body or {}), 1)
-        assert self.acks.setdefault(info.mid, threading.Event()).wait(WAIT)
+        self.publish(topic, raw if raw is not None else self.encode(body or {}))
         while True:
-            message = self.messages.get(timeout=WAIT)
+            message = self.expect()
             if message.topic in (f"{topic}/accepted", f"{topic}/rejected"):
                 decoded = cbor.loads(message.payload) if self.fmt == "cbor" else json.loads(message.payload)
                 return message.topic.rsplit("/", 1)[1], decoded
@@ -165,23 +137,15 @@ class Device:
             body["parameters"] = parameters
         return self.call(f"$aws/provisioning-templates/{template}/provision/{self.fmt}", body)
 
-    def close(self):
-        self.client.disconnect()
-        self.client.loop_stop()
-
 
 @pytest.fixture
-def devices(fresh):
-    made = []
-
-    def make(**kw):
-        device = Device(fresh, **kw)
-        made.append(device)
+def devices(devices):
+    def make(fmt="json", username="claim"):
+        device = devices.plain(f"claim-{uuid.uuid4().hex[:8]}", username=username, cls=ClaimDevice)
+        device.fmt = fmt
         return device
 
-    yield make
-    for device in made:
-        device.close()
+    return make
 
 
 def assert_provisioned(iot, thing_name: str, certificate_id: str, serial: str):
@@ -240,8 +204,8 @@ def test_create_from_csr_and_register_thing_in_cbor(iot, devices):
     assert (outcome, error["errorCode"]) == ("rejected", "InvalidPayload")
 
 
-def test_certificate_parameters_reach_the_template(devices, fresh):
-    iot = make_client(fresh)
+def test_certificate_parameters_reach_the_template(devices, localiot_server):
+    iot = make_client(localiot_server)
     iot.create_provisioning_template(templateName="ByCert", provisioningRoleArn=ROLE, enabled=True,
                                      templateBody=json.dumps({
                                          "Resources": {"thing": {"Type": "AWS::IoT::Thing", "Properties": {
@@ -279,7 +243,7 @@ def test_certificate_parameters_include_the_subject_alternative_name():
     }
 
 
-def test_answers_go_only_to_the_connection_that_asked(iot, devices, fresh):
+def test_answers_go_only_to_the_connection_that_asked(iot, devices, localiot_server):
     """The door gets the publishing connection from the broker: another device subscribed
     to the same reply topics hears nothing, and a publish with no connection behind it
     (iot-data Publish) is refused."""
@@ -289,7 +253,7 @@ def test_answers_go_only_to_the_connection_that_asked(iot, devices, fresh):
     assert created["certificateId"] and created["privateKey"]
     with pytest.raises(queue.Empty):
         listening.messages.get(timeout=0.3)
-    data = make_client(fresh, "iot-data")
+    data = make_client(localiot_server, "iot-data")
     data.publish(topic="$aws/certificates/create/json", payload=b"{}")  # accepted by the API, refused by the door
     with pytest.raises(queue.Empty):
         listening.messages.get(timeout=0.3)
@@ -298,7 +262,7 @@ def test_answers_go_only_to_the_connection_that_asked(iot, devices, fresh):
 
 
 # rejections ------------------------------------------------------------------------------
-def test_rejected_requests(iot, devices, fresh):
+def test_rejected_requests(iot, devices, localiot_server):
     device = devices()
     token = device.create_keys()["certificateOwnershipToken"]
 
@@ -326,12 +290,12 @@ def test_rejected_requests(iot, devices, fresh):
     assert iot.list_things()["things"] == []  # nothing was provisioned by the refused requests
 
     iot.update_provisioning_template(templateName="FleetTemplate", enabled=True)
-    fresh.clock.advance(3601)  # the token lives one hour
+    localiot_server.clock.advance(3601)  # the token lives one hour
     outcome, error = device.provision("FleetTemplate", token, {"SerialNumber": "1"})
     assert (outcome, error["errorCode"]) == ("rejected", "InvalidCertificateOwnershipToken")
 
 
-def test_a_jitp_template_cannot_provision_by_claim(iot, devices, fresh):
+def test_a_jitp_template_cannot_provision_by_claim(iot, devices, localiot_server):
     iot.create_provisioning_template(templateName="Jitp", templateBody=TEMPLATE, provisioningRoleArn=ROLE,
                                      enabled=True, type="JITP")
     device = devices()
@@ -373,11 +337,11 @@ def test_the_hook_can_refuse(iot, devices, hook):
 
 
 # the AWS IoT Device SDK v2 -----------------------------------------------------------------------
-def test_device_sdk_identity_client(iot, fresh):
+def test_device_sdk_identity_client(iot, localiot_server):
     awscrt_mqtt = importlib.import_module("awscrt.mqtt")
     iotidentity = importlib.import_module("awsiot.iotidentity")
-    host, port = fresh.app.runtime.listeners["mqtt-plain"].rsplit(":", 1)
-    connection = awscrt_mqtt.Connection(client=awscrt_mqtt.Client(None, None), host_name=host, port=int(port),
+    host, port = localiot_server.listener("mqtt-plain")
+    connection = awscrt_mqtt.Connection(client=awscrt_mqtt.Client(None, None), host_name=host, port=port,
                                         client_id=f"sdk-{uuid.uuid4().hex[:8]}", clean_session=True,
                                         keep_alive_secs=30)
     connection.connect().result(WAIT)

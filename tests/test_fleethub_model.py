@@ -16,7 +16,7 @@ from botocore.exceptions import ParamValidationError
 from botocore.serialize import create_serializer
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "localiot" / "models"
-OPERATIONS_TSV = Path(__file__).resolve().parents[2] / "shared" / "spec" / "operations.tsv"
+OPERATIONS_TSV = Path(__file__).resolve().parent / "data" / "operations.tsv"
 
 APP_ID = "0123abcd-4567-89ef-0123-456789abcdef"
 ROLE_ARN = "arn:aws:iam::123456789012:role/AWSIotFleetHub_abc123"

@@ -9,9 +9,8 @@ import math
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_client
-from indexing_fleet import SHADOWS, THINGS, disconnect, seed
-from localiot.testing import local_server
+from indexing_fleet import SHADOWS, THINGS, seed
+from localiot.testing import local_server, make_client
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +20,7 @@ def fleet():
         clients = seed(server, iot, make_client(server, "iot-data"))
         yield iot
         for client in clients.values():
-            disconnect(client)
+            client.close()
 
 
 def reported(field):

@@ -10,13 +10,8 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_client
-from indexing_fleet import connect, disconnect, eventually
-from localiot.testing import local_server
-
-
-def code(info):
-    return info.value.response["Error"]["Code"]
+from indexing_fleet import eventually
+from localiot.testing import error_code, local_server, make_client
 
 
 def names(iot, query):
@@ -31,7 +26,7 @@ def test_configuration_round_trip_and_indices(localiot_server):
     assert iot.list_indices()["indexNames"] == []
     with pytest.raises(ClientError) as info:
         iot.describe_index(indexName="AWS_Things")
-    assert code(info) == "ResourceNotFoundException"
+    assert error_code(info) == "ResourceNotFoundException"
 
     iot.update_indexing_configuration(
         thingIndexingConfiguration={
@@ -68,7 +63,7 @@ def test_bad_configurations_are_refused_and_change_nothing(localiot_server, conf
     iot = make_client(localiot_server)
     with pytest.raises(ClientError) as info:
         iot.update_indexing_configuration(thingIndexingConfiguration=config)
-    assert code(info) == "InvalidRequestException"
+    assert error_code(info) == "InvalidRequestException"
     assert iot.get_indexing_configuration()["thingIndexingConfiguration"]["thingIndexingMode"] == "OFF"
 
 
@@ -108,25 +103,23 @@ def test_the_index_follows_every_kind_of_change_at_once(localiot_server):
     iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "OFF"})
     with pytest.raises(ClientError) as info:
         iot.search_index(queryString="thingName:*")
-    assert code(info) == "ResourceNotFoundException"
+    assert error_code(info) == "ResourceNotFoundException"
     iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})
     assert names(iot, "thingName:*") == ["m2"]
 
 
-def test_connectivity_follows_real_mqtt_connections():
-    with local_server(mqtt_plain=True, background_period=0) as server:
-        iot = make_client(server)
-        iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY",
-                                                                      "thingConnectivityIndexingMode": "STATUS"})
-        iot.create_thing(thingName="dev1")
-        assert names(iot, "connectivity.connected:false") == ["dev1"]
-        client = connect(server, "dev1")
-        start = time.monotonic()
-        assert eventually(lambda: names(iot, "connectivity.connected:true") == ["dev1"])
-        lag = time.monotonic() - start
-        assert lag < 1.0
-        disconnect(client)
-        assert eventually(lambda: names(iot, "connectivity.disconnectReason:CLIENT_INITIATED_DISCONNECT") == ["dev1"])
+def test_connectivity_follows_real_mqtt_connections(localiot_server, iot, devices):
+    iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY",
+                                                                  "thingConnectivityIndexingMode": "STATUS"})
+    iot.create_thing(thingName="dev1")
+    assert names(iot, "connectivity.connected:false") == ["dev1"]
+    client = devices.plain("dev1")
+    start = time.monotonic()
+    assert eventually(lambda: names(iot, "connectivity.connected:true") == ["dev1"])
+    lag = time.monotonic() - start
+    assert lag < 1.0
+    client.close()
+    assert eventually(lambda: names(iot, "connectivity.disconnectReason:CLIENT_INITIATED_DISCONNECT") == ["dev1"])
 
 
 def test_building_over_an_existing_fleet_and_surviving_a_restart():

@@ -9,9 +9,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_client
-
-ACCOUNT = "123456789012"
+from localiot.testing import error_code, make_client
 
 
 @pytest.fixture
@@ -34,10 +32,6 @@ def report(data, thing, **reported):
 
 def members(iot, group):
     return sorted(t for t in iot.list_things_in_thing_group(thingGroupName=group)["things"])
-
-
-def code(info):
-    return info.value.response["Error"]["Code"]
 
 
 def test_membership_follows_shadows_and_a_continuous_job_reaches_new_members(iot, data):
@@ -85,7 +79,7 @@ def test_registry_changes_and_query_updates(iot):
     assert version == 2 and members(iot, "north") == ["a3"]
     with pytest.raises(ClientError) as info:
         iot.update_dynamic_thing_group(thingGroupName="north", thingGroupProperties={}, expectedVersion=1)
-    assert code(info) == "VersionConflictException"
+    assert error_code(info) == "VersionConflictException"
 
 
 def test_static_operations_refuse_dynamic_groups_and_bad_input_changes_nothing(iot):
@@ -99,21 +93,21 @@ def test_static_operations_refuse_dynamic_groups_and_bad_input_changes_nothing(i
                  lambda: iot.delete_dynamic_thing_group(thingGroupName="static")):
         with pytest.raises(ClientError) as info:
             call()
-        assert code(info) == "InvalidRequestException"
+        assert error_code(info) == "InvalidRequestException"
     with pytest.raises(ClientError) as info:
         iot.create_dynamic_thing_group(thingGroupName="bad", queryString="thingName:(t")
-    assert code(info) == "InvalidQueryException"
+    assert error_code(info) == "InvalidQueryException"
     with pytest.raises(ClientError) as info:
         iot.create_dynamic_thing_group(thingGroupName="dyn", queryString="thingName:x")
-    assert code(info) == "ResourceAlreadyExistsException"
+    assert error_code(info) == "ResourceAlreadyExistsException"
     with pytest.raises(ClientError) as info:
         iot.update_dynamic_thing_group(thingGroupName="dyn", thingGroupProperties={}, queryString="nope:1")
-    assert code(info) == "InvalidQueryException"
+    assert error_code(info) == "InvalidQueryException"
     assert members(iot, "dyn") == ["t1"]
     assert "bad" not in [g["groupName"] for g in iot.list_thing_groups()["thingGroups"]]
     with pytest.raises(ClientError) as info:
         iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "OFF"})
-    assert code(info) == "InvalidRequestException"
+    assert error_code(info) == "InvalidRequestException"
 
     iot.delete_dynamic_thing_group(thingGroupName="dyn")
     assert iot.list_thing_groups_for_thing(thingName="t1")["thingGroups"] == []
@@ -124,4 +118,4 @@ def test_a_dynamic_group_needs_indexing(localiot_server):
     iot = make_client(localiot_server)
     with pytest.raises(ClientError) as info:
         iot.create_dynamic_thing_group(thingGroupName="g", queryString="thingName:*")
-    assert code(info) == "ResourceNotFoundException"
+    assert error_code(info) == "ResourceNotFoundException"

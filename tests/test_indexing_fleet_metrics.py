@@ -6,50 +6,26 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-import boto3
 import pytest
-import requests
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
-from conftest import make_client
-from localiot.testing import local_server
+from localiot.testing import ACCOUNT, REGION, error_code, make_client, move_clock
 
 T = 1_700_000_000
 
 
 @pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def server(moto_url):
-    with local_server(aws_endpoint_url=moto_url, downstream_access_key="testing", downstream_secret_key="testing",
-                      background_period=0) as srv:
-        yield srv
+def localiot_settings(localiot_moto):
+    return {"aws_endpoint_url": localiot_moto, "downstream_access_key": "testing", "downstream_secret_key": "testing"}
 
 
 @pytest.fixture
-def iot(server):
-    server.reset()
-    client = make_client(server)
+def iot(localiot_server):
+    client = make_client(localiot_server)
     client.update_indexing_configuration(thingIndexingConfiguration={
         "thingIndexingMode": "REGISTRY_AND_SHADOW",
         "customFields": [{"name": "shadow.reported.temp", "type": "Number"}]})
     return client
-
-
-def clock(server, **body):
-    requests.post(f"{server.endpoint}/_localiot/clock", json=body, timeout=30).raise_for_status()
-
-
-def code(info):
-    return info.value.response["Error"]["Code"]
 
 
 def test_fleet_metric_crud_and_errors(iot):
@@ -57,7 +33,7 @@ def test_fleet_metric_crud_and_errors(iot):
                                    aggregationType={"name": "Statistics", "values": ["count"]},
                                    aggregationField="shadow.reported.temp", description="hot things",
                                    tags=[{"Key": "team", "Value": "ops"}])
-    assert made["metricArn"] == "arn:aws:iot:us-east-1:123456789012:fleetmetric/hot"
+    assert made["metricArn"] == f"arn:aws:iot:{REGION}:{ACCOUNT}:fleetmetric/hot"
     got = iot.describe_fleet_metric(metricName="hot")
     assert got["queryString"] == "shadow.reported.temp>30" and got["version"] == 1 and got["period"] == 60
     assert got["indexName"] == "AWS_Things" and got["description"] == "hot things"
@@ -80,35 +56,34 @@ def test_fleet_metric_crud_and_errors(iot):
         kw.update(change)
         with pytest.raises(ClientError) as info:
             iot.create_fleet_metric(**kw)
-        assert code(info) == error, change
+        assert error_code(info) == error, change
     assert [m["metricName"] for m in iot.list_fleet_metrics()["fleetMetrics"]] == ["hot"]
     with pytest.raises(ClientError) as info:
         iot.update_fleet_metric(metricName="hot", indexName="AWS_Things", expectedVersion=1)
-    assert code(info) == "VersionConflictException"
+    assert error_code(info) == "VersionConflictException"
     iot.delete_fleet_metric(metricName="hot")
     with pytest.raises(ClientError) as info:
         iot.describe_fleet_metric(metricName="hot")
-    assert code(info) == "ResourceNotFoundException"
+    assert error_code(info) == "ResourceNotFoundException"
 
 
-def test_data_points_reach_cloudwatch_each_period(server, iot, moto_url):
-    data = make_client(server, "iot-data")
+def test_data_points_reach_cloudwatch_each_period(localiot_server, iot, localiot_moto):
+    data = make_client(localiot_server, "iot-data")
     temps = {"a": 10, "b": 35, "c": 40}
     for name, temp in temps.items():
         iot.create_thing(thingName=name)
         data.update_thing_shadow(thingName=name, payload=json.dumps({"state": {"reported": {"temp": temp}}}).encode())
-    clock(server, set=T)
+    move_clock(localiot_server, set=T)
     iot.create_fleet_metric(metricName="temps", queryString="thingName:*", period=60,
                             aggregationType={"name": "Statistics", "values": ["average"]},
                             aggregationField="shadow.reported.temp")
     iot.create_fleet_metric(metricName="p50", queryString="thingName:*", period=60,
                             aggregationType={"name": "Percentiles", "values": ["50"]},
                             aggregationField="shadow.reported.temp")
-    clock(server, advance=30)  # not due yet
-    cw = boto3.client("cloudwatch", endpoint_url=moto_url, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    move_clock(localiot_server, advance=30)  # not due yet
+    cw = make_client(localiot_moto, "cloudwatch")
     assert cw.list_metrics(Namespace="IoTFleetMetrics")["Metrics"] == []
-    clock(server, advance=31)
+    move_clock(localiot_server, advance=31)
     names = {m["MetricName"] for m in cw.list_metrics(Namespace="IoTFleetMetrics")["Metrics"]}
     assert names == {"temps", "p50"}
     start = datetime.fromtimestamp(T - 600, timezone.utc)
@@ -124,7 +99,7 @@ def test_data_points_reach_cloudwatch_each_period(server, iot, moto_url):
     assert [p["Maximum"] for p in median] == [35]
     # the next period sees the fleet as it is then
     data.update_thing_shadow(thingName="a", payload=b'{"state":{"reported":{"temp":100}}}')
-    clock(server, advance=60)
+    move_clock(localiot_server, advance=60)
     stats = cw.get_metric_statistics(Namespace="IoTFleetMetrics", MetricName="temps", StartTime=start,
                                      EndTime=start + timedelta(hours=1), Period=3600,
                                      Statistics=["SampleCount", "Maximum"])["Datapoints"]

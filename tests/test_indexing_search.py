@@ -9,9 +9,8 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_client
-from indexing_fleet import ALL, C1, C2, GA, GB, S1, S2, S3, S4, S5, disconnect, search_all, seed
-from localiot.testing import local_server
+from indexing_fleet import ALL, C1, C2, GA, GB, S1, S2, S3, S4, S5, search_all, seed
+from localiot.testing import local_server, make_client
 
 SENSORS = {S1, S2, S3, S4, S5}
 
@@ -177,7 +176,7 @@ def fleet(server):
     clients = seed(server, iot, data)
     yield iot
     for client in clients.values():
-        disconnect(client)
+        client.close()
 
 
 def test_the_table_has_enough_cases():

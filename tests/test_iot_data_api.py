@@ -6,113 +6,20 @@ from __future__ import annotations
 
 import base64
 import json
-import queue
-import threading
 import time
-import uuid
 
-import boto3
-import paho.mqtt.client as mqtt
 import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from conftest import make_client
-from localiot.services.data import connectivity
-from localiot.testing import local_server
+from localiot.testing import V5, WAIT, error_code, make_client
 
-V3, V5 = mqtt.MQTTv311, mqtt.MQTTv5
 T = 1_700_000_000
-WAIT = 5
-
-
-@pytest.fixture(scope="module")
-def server():
-    with local_server(mqtt_plain=True, background_period=0) as running:
-        # The listeners should install the presence log when the broker starts;
-        # installing it here too is harmless (idempotent).
-        running.call(connectivity.install, running.app.runtime)
-        yield running
 
 
 @pytest.fixture
-def fresh(server):
-    server.reset()
-    return server
-
-
-@pytest.fixture
-def data(fresh):
-    return boto3.client("iot-data", endpoint_url=fresh.endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing",
-                        config=BotoConfig(retries={"max_attempts": 1}))
-
-
-@pytest.fixture
-def iot(fresh):
-    return make_client(fresh)
-
-
-class Device:
-    """A paho client that records what it receives, with waits instead of sleeps."""
-
-    def __init__(self, server, client_id=None, version=V3, clean=True, will=None):
-        host, port = server.app.runtime.listeners["mqtt-plain"].rsplit(":", 1)
-        kw = {"clean_session": clean} if version == V3 else {}
-        self.client_id = client_id or f"d-{uuid.uuid4().hex[:8]}"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=version,
-                                  reconnect_on_failure=False, **kw)
-        self.messages: queue.Queue = queue.Queue()
-        self.connected, self.disconnected = threading.Event(), threading.Event()
-        self.session_present = None
-        self._acks: dict[int, threading.Event] = {}
-        self.client.on_message = lambda c, u, m: self.messages.put(m)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = lambda *args: self.disconnected.set()
-        self.client.on_subscribe = lambda c, u, mid, codes, props: self._acks.setdefault(mid, threading.Event()).set()
-        if will:
-            self.client.will_set(*will)
-        self.client.connect(host, int(port))
-        self.client.loop_start()
-        assert self.connected.wait(WAIT)
-
-    def _on_connect(self, c, u, flags, rc, props):
-        self.session_present = flags.session_present
-        self.connected.set()
-
-    def subscribe(self, *topics, qos=1):
-        for topic in topics:
-            _, mid = self.client.subscribe(topic, qos)
-            assert self._acks.setdefault(mid, threading.Event()).wait(WAIT)
-
-    def next(self, timeout=WAIT):
-        return self.messages.get(timeout=timeout)
-
-    def nothing(self, timeout=0.3):
-        with pytest.raises(queue.Empty):
-            self.messages.get(timeout=timeout)
-
-    def close(self):
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@pytest.fixture
-def devices(fresh):
-    made = []
-
-    def make(**kw):
-        device = Device(fresh, **kw)
-        made.append(device)
-        return device
-
-    yield make
-    for device in made:
-        device.close()
-
-
-def error_code(info) -> str:
-    return info.value.response["Error"]["Code"]
+def data(localiot_server):
+    return make_client(localiot_server, "iot-data", config=BotoConfig(retries={"max_attempts": 1}))
 
 
 def near(seconds: float, expected: float) -> bool:
@@ -131,14 +38,14 @@ def eventually(fn, timeout=WAIT):
 
 # Publish -------------------------------------------------------------------------------
 def test_publish_reaches_a_v5_subscriber_with_its_properties(data, devices):
-    listener = devices(version=V5)
+    listener = devices.plain(version=V5)
     listener.subscribe("fleet/+/cmd")
     data.publish(topic="fleet/d1/cmd", qos=1, payload=b'{"go":true}',
                  userProperties=json.dumps([{"deviceName": "alpha"}, {"deviceCnt": "45"}]),
                  payloadFormatIndicator="UTF8_DATA", contentType="application/json",
                  responseTopic="fleet/d1/reply", correlationData=base64.b64encode(b"req-7").decode(),
                  messageExpiry=120)
-    message = listener.next()
+    message = listener.expect()
     assert (message.topic, message.payload, message.qos, message.retain) == ("fleet/d1/cmd", b'{"go":true}', 1, 0)
     props = message.properties
     assert props.UserProperty == [("deviceName", "alpha"), ("deviceCnt", "45")]
@@ -149,14 +56,14 @@ def test_publish_reaches_a_v5_subscriber_with_its_properties(data, devices):
     assert 0 < props.MessageExpiryInterval <= 120
 
 
-def test_publish_defaults_to_qos0_and_reaches_v311_and_the_bus(data, devices, fresh):
+def test_publish_defaults_to_qos0_and_reaches_v311_and_the_bus(data, devices, localiot_server):
     heard = []
-    unsubscribe = fresh.app.bus.subscribe(lambda a, r, topic, payload: heard.append((a, r, topic, payload)))
+    unsubscribe = localiot_server.app.bus.subscribe(lambda a, r, topic, payload: heard.append((a, r, topic, payload)))
     try:
-        listener = devices()
+        listener = devices.plain()
         listener.subscribe("plain/#")
         data.publish(topic="plain/a", payload=b"hello")
-        message = listener.next()
+        message = listener.expect()
         assert (message.topic, message.payload, message.qos) == ("plain/a", b"hello", 0)
         assert ("123456789012", "us-east-1", "plain/a", b"hello") in heard  # rules engine, Defender
     finally:
@@ -201,11 +108,11 @@ def test_publish_follows_the_doors_reserved_topics(data):
 
 
 def test_publish_to_a_shadow_topic_goes_through_the_shadow_door(data, devices):
-    listener = devices()
+    listener = devices.plain()
     listener.subscribe("$aws/things/lamp/shadow/update/accepted", "$aws/things/lamp/shadow/update/delta")
     data.publish(topic="$aws/things/lamp/shadow/update", qos=1,
                  payload=json.dumps({"state": {"desired": {"on": True}}}).encode())
-    accepted, delta = listener.next(), listener.next()
+    accepted, delta = listener.expect(), listener.expect()
     assert accepted.topic.endswith("/update/accepted") and json.loads(accepted.payload)["version"] == 1
     assert delta.topic.endswith("/update/delta") and json.loads(delta.payload)["state"] == {"on": True}
     shadow = json.loads(data.get_thing_shadow(thingName="lamp")["payload"].read())
@@ -213,8 +120,8 @@ def test_publish_to_a_shadow_topic_goes_through_the_shadow_door(data, devices):
 
 
 # retained messages ---------------------------------------------------------------------
-def test_retained_messages_get_list_and_delete(data, devices, fresh):
-    fresh.clock.set(T)
+def test_retained_messages_get_list_and_delete(data, devices, localiot_server):
+    localiot_server.clock.set(T)
     data.publish(topic="ret/a", payload=b"A", qos=1, retain=True,
                  userProperties=json.dumps([{"k": "v"}, {"k": "w"}]))
     data.publish(topic="ret/b", payload=b"BB", retain=True)
@@ -235,9 +142,9 @@ def test_retained_messages_get_list_and_delete(data, devices, fresh):
     second = data.list_retained_messages(maxResults=2, nextToken=first["nextToken"])
     assert [t["topic"] for t in second["retainedTopics"]] == ["ret/c"] and "nextToken" not in second
 
-    late = devices()
+    late = devices.plain()
     late.subscribe("ret/#")
-    received = {m.topic: (m.payload, m.retain) for m in (late.next(), late.next(), late.next())}
+    received = {m.topic: (m.payload, m.retain) for m in (late.expect(), late.expect(), late.expect())}
     assert received == {"ret/a": (b"A", 1), "ret/b": (b"BB", 1), "ret/c": (b"CCC", 1)}
 
     data.publish(topic="ret/b", payload=b"", retain=True)  # an empty retained payload deletes
@@ -253,12 +160,12 @@ def test_retained_messages_get_list_and_delete(data, devices, fresh):
     assert error_code(info) == "InvalidRequestException"
 
 
-def test_an_expired_retained_message_is_gone(data, fresh):
-    fresh.clock.set(T)
+def test_an_expired_retained_message_is_gone(data, localiot_server):
+    localiot_server.clock.set(T)
     for name in ("a", "b", "c", "d"):
         expiry = {"messageExpiry": 10} if name in "bc" else {}
         data.publish(topic=f"exp/{name}", payload=b"x", retain=True, **expiry)
-    fresh.clock.set(T + 11)
+    localiot_server.clock.set(T + 11)
     with pytest.raises(ClientError):
         data.get_retained_message(topic="exp/b")
     page = data.list_retained_messages(maxResults=1)
@@ -271,30 +178,30 @@ def test_an_expired_retained_message_is_gone(data, fresh):
 
 # connections ---------------------------------------------------------------------------
 def test_delete_connection_sends_the_will_and_keeps_the_session(data, devices):
-    watcher = devices()
+    watcher = devices.plain()
     watcher.subscribe("wills/#")
-    device = devices(client_id="dc-keep", clean=False, will=("wills/dc-keep", b"gone", 1))
+    device = devices.plain(client_id="dc-keep", clean=False, will=("wills/dc-keep", b"gone", 1))
     device.subscribe("keep/me")
     data.delete_connection(clientId="dc-keep")
-    assert device.disconnected.wait(WAIT)
-    will = watcher.next()
+    assert device.closed.wait(WAIT)
+    will = watcher.expect()
     assert (will.topic, will.payload) == ("wills/dc-keep", b"gone")
     with pytest.raises(ClientError) as info:
         data.delete_connection(clientId="dc-keep")
     assert error_code(info) == "ResourceNotFoundException"
-    again = devices(client_id="dc-keep", clean=False)
+    again = devices.plain(client_id="dc-keep", clean=False)
     assert again.session_present is True
 
 
 def test_delete_connection_can_clean_the_session_and_prevent_the_will(data, devices):
-    watcher = devices()
+    watcher = devices.plain()
     watcher.subscribe("wills/#")
-    device = devices(client_id="dc-clean", clean=False, will=("wills/dc-clean", b"gone", 1))
+    device = devices.plain(client_id="dc-clean", clean=False, will=("wills/dc-clean", b"gone", 1))
     device.subscribe("keep/me")
     data.delete_connection(clientId="dc-clean", cleanSession=True, preventWillMessage=True)
-    assert device.disconnected.wait(WAIT)
-    watcher.nothing()
-    again = devices(client_id="dc-clean", clean=False)
+    assert device.closed.wait(WAIT)
+    watcher.expect_none()
+    again = devices.plain(client_id="dc-clean", clean=False)
     assert again.session_present is False
     with pytest.raises(ClientError) as info:
         data.delete_connection(clientId="$bad")
@@ -302,27 +209,27 @@ def test_delete_connection_can_clean_the_session_and_prevent_the_will(data, devi
 
 
 # GetThingConnectivityData ---------------------------------------------------------------
-def test_thing_connectivity_follows_the_things_client(iot, devices, data, fresh):
+def test_thing_connectivity_follows_the_things_client(iot, devices, data, localiot_server):
     iot.create_thing(thingName="sensor-1")
     assert iot.get_thing_connectivity_data(thingName="sensor-1")["connected"] is False
     never = iot.get_thing_connectivity_data(thingName="sensor-1")
     assert "timestamp" not in never and "disconnectReason" not in never
 
-    fresh.clock.set(T)
-    device = devices(client_id="sensor-1")
+    localiot_server.clock.set(T)
+    device = devices.plain(client_id="sensor-1")
     now = eventually(lambda: iot.get_thing_connectivity_data(thingName="sensor-1").get("timestamp"))
     got = iot.get_thing_connectivity_data(thingName="sensor-1")
     assert got["connected"] is True and near(now.timestamp(), T) and "disconnectReason" not in got
 
-    fresh.clock.set(T + 60)
+    localiot_server.clock.set(T + 60)
     device.close()
     got = eventually(lambda: (lambda g: g if not g["connected"] else None)(
         iot.get_thing_connectivity_data(thingName="sensor-1")))
     assert got["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT" and near(got["timestamp"].timestamp(), T + 60)
 
-    devices(client_id="sensor-1")
+    devices.plain(client_id="sensor-1")
     assert eventually(lambda: iot.get_thing_connectivity_data(thingName="sensor-1")["connected"])
-    fresh.clock.set(T + 120)
+    localiot_server.clock.set(T + 120)
     data.delete_connection(clientId="sensor-1")
     got = eventually(lambda: (lambda g: g if not g["connected"] else None)(
         iot.get_thing_connectivity_data(thingName="sensor-1")))
@@ -330,7 +237,7 @@ def test_thing_connectivity_follows_the_things_client(iot, devices, data, fresh)
 
 
 def test_thing_connectivity_needs_a_registered_thing(iot, devices):
-    devices(client_id="unregistered")
+    devices.plain(client_id="unregistered")
     with pytest.raises(ClientError) as info:
         iot.get_thing_connectivity_data(thingName="unregistered")
     assert error_code(info) == "ResourceNotFoundException"

@@ -9,23 +9,15 @@ import hashlib
 import json
 import uuid
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from test_mqtt_tls import ALLOW_ALL, NOT_AUTHORIZED, Cert, address, ca_file, device_pool, new_certificate
+from localiot.testing import ACCOUNT, ALLOW_ALL, NOT_AUTHORIZED, Cert, address, ca_file
 
-ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/JITPRole"
 UTC = dt.timezone.utc
-
-
-@pytest.fixture
-def devices():
-    with device_pool() as make:
-        yield make
 
 
 class CustomerCA:
@@ -92,10 +84,8 @@ def register_ca(iot, ca: CustomerCA, **kw) -> str:
     return out["certificateId"]
 
 
-def _watch_registrations(localiot_server, iot, tmp_path, devices, ca_id):
-    watcher_cert = new_certificate(iot, tmp_path, "watcher", policy=ALLOW_ALL)
-    _, port = address(iot)
-    watcher = devices(port, "watcher", ca=ca_file(localiot_server, tmp_path), cert=watcher_cert).connect_ok()
+def _watch_registrations(devices, ca_id):
+    watcher = devices.tls("watcher")
     assert watcher.subscribe(f"$aws/events/certificates/registered/{ca_id}") == [1]
     return watcher
 
@@ -103,7 +93,7 @@ def _watch_registrations(localiot_server, iot, tmp_path, devices, ca_id):
 def test_jitr_registers_pending_activation_and_publishes_the_event(localiot_server, iot, tmp_path, devices):
     customer = CustomerCA()
     ca_id = register_ca(iot, customer, setAsActive=True, allowAutoRegistration=True)
-    watcher = _watch_registrations(localiot_server, iot, tmp_path, devices, ca_id)
+    watcher = _watch_registrations(devices, ca_id)
     _, port = address(iot)
     ca = ca_file(localiot_server, tmp_path)
     device = customer.issue(tmp_path, "jitr", "jitr-device", chain=True)
@@ -199,7 +189,7 @@ def test_jitp_with_a_template_body(localiot_server, iot, tmp_path, devices):
     customer = CustomerCA()
     ca_id = register_ca(iot, customer, setAsActive=True, allowAutoRegistration=True,
                         registrationConfig={"templateBody": json.dumps(JITP_TEMPLATE), "roleArn": ROLE})
-    watcher = _watch_registrations(localiot_server, iot, tmp_path, devices, ca_id)
+    watcher = _watch_registrations(devices, ca_id)
     _check_provisioned(localiot_server, iot, tmp_path, devices, customer, "jitp-sensor-1")
     assert json.loads(watcher.expect().payload)["caCertificateId"] == ca_id
 

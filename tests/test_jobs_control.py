@@ -7,10 +7,9 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_client
 from localiot.services.jobs import model, tick
+from localiot.testing import ACCOUNT, error_of, make_client
 
-ACCOUNT = "123456789012"
 DOC = json.dumps({"operation": "update", "version": "2.0"})
 
 
@@ -20,10 +19,6 @@ def thing_arn(name):
 
 def group_arn(name):
     return f"arn:aws:iot:us-east-1:{ACCOUNT}:thinggroup/{name}"
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def things(iot, *names, group=None):

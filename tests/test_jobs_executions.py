@@ -7,18 +7,14 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_client
+from localiot.testing import ACCOUNT, error_of, make_client
 
-ACCOUNT = "123456789012"
+
 DOC = json.dumps({"operation": "test"})
 
 
 def thing_arn(name):
     return f"arn:aws:iot:us-east-1:{ACCOUNT}:thing/{name}"
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def things(iot, *names):

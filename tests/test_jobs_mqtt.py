@@ -9,8 +9,8 @@ import pytest
 
 from localiot.services.context import RequestContext
 from localiot.doors import jobs as jobs_door
+from localiot.testing import ACCOUNT
 
-ACCOUNT = "123456789012"
 DOC = {"operation": "update", "version": 2}
 
 

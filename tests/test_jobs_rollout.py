@@ -3,17 +3,15 @@ scheduling and maintenance windows, continuous jobs. Time moves through
 POST /_localiot/clock and the jobs timer runs on the server thread."""
 
 import json
-import urllib.request
 from datetime import datetime, timezone
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_client
 from localiot.services.context import RequestContext
 from localiot.services.jobs import on_thing_added_to_group, on_thing_deleted, tick
+from localiot.testing import ACCOUNT, advance, error_of, make_client
 
-ACCOUNT = "123456789012"
 DOC = json.dumps({"operation": "test"})
 
 
@@ -23,18 +21,6 @@ def thing_arn(name):
 
 def group_arn(name):
     return f"arn:aws:iot:us-east-1:{ACCOUNT}:thinggroup/{name}"
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def advance(server, seconds):
-    request = urllib.request.Request(server.endpoint + "/_localiot/clock", method="POST",
-                                     data=json.dumps({"advance": seconds}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)["now"]
 
 
 def run_tick(server):

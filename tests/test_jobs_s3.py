@@ -5,52 +5,29 @@ import json
 import urllib.parse
 import urllib.request
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
-from localiot.testing import local_server
+from localiot.testing import ACCOUNT, error_of, make_client
 
-ACCOUNT = "123456789012"
 FIRMWARE = b"\x7fELF firmware 2.0"
 DOC = {"operation": "update", "url": "${aws:iot:s3-presigned-url:https://s3.amazonaws.com/fw-bucket/images/fw.bin}"}
 
 
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
 @pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+def localiot_settings(localiot_moto):
+    s3 = make_client(localiot_moto, "s3")
     s3.create_bucket(Bucket="fw-bucket")
     s3.put_object(Bucket="fw-bucket", Key="jobs/update.json", Body=json.dumps(DOC).encode())
     s3.put_object(Bucket="fw-bucket", Key="images/fw.bin", Body=FIRMWARE)
-    yield url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def server(moto_url):
-    with local_server(aws_endpoint_url=moto_url, downstream_access_key="testing",
-                      downstream_secret_key="testing") as srv:
-        yield srv
+    return {"aws_endpoint_url": localiot_moto, "downstream_access_key": "testing",
+            "downstream_secret_key": "testing"}
 
 
 @pytest.fixture
-def clients(server):
-    server.reset()
-    kwargs = dict(endpoint_url=server.endpoint, region_name="us-east-1",
-                  aws_access_key_id="testing", aws_secret_access_key="testing")
-    iot = boto3.client("iot", **kwargs)
+def clients(localiot_server, iot):
     iot.create_thing(thingName="dev")
-    return iot, boto3.client("iot-jobs-data", **kwargs)
+    return iot, make_client(localiot_server, "iot-jobs-data")
 
 
 TARGET = [f"arn:aws:iot:us-east-1:{ACCOUNT}:thing/dev"]

@@ -5,17 +5,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from localiot.services.logging_options import levels
+from localiot.testing import ACCOUNT, REGION, error_of
 
-ROLE = "arn:aws:iam::123456789012:role/iot-logging"
-
-
-def code(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/iot-logging"
 
 
 def level_for(server, **kwargs):
     def read():
-        with server.app.store.transaction("123456789012", "us-east-1", write=False) as tx:
+        with server.app.store.transaction(ACCOUNT, REGION, write=False) as tx:
             return levels.level_for(tx, **kwargs)
     return server.call(read)
 
@@ -31,7 +28,7 @@ def test_v1_bad_role_changes_nothing(iot):
     iot.set_logging_options(loggingOptionsPayload={"roleArn": ROLE, "logLevel": "INFO"})
     with pytest.raises(ClientError) as e:
         iot.set_logging_options(loggingOptionsPayload={"roleArn": "not-an-arn", "logLevel": "DEBUG"})
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     assert iot.get_logging_options()["logLevel"] == "INFO"
 
 
@@ -39,10 +36,10 @@ def test_v2_not_configured(iot):
     for call in (iot.get_v2_logging_options, iot.list_v2_logging_levels):
         with pytest.raises(ClientError) as e:
             call()
-        assert code(e) == ("NotConfiguredException", 404)
+        assert error_of(e) == ("NotConfiguredException", 404)
     with pytest.raises(ClientError) as e:
         iot.set_v2_logging_level(logTarget={"targetType": "CLIENT_ID", "targetName": "c1"}, logLevel="DEBUG")
-    assert code(e) == ("NotConfiguredException", 404)
+    assert error_of(e) == ("NotConfiguredException", 404)
 
 
 def test_v2_options_round_trip(iot):
@@ -57,17 +54,17 @@ def test_v2_options_round_trip(iot):
 def test_v2_bad_input(iot):
     with pytest.raises(ClientError) as e:
         iot.set_v2_logging_options(roleArn=ROLE, defaultLogLevel="LOUD")
-    assert code(e)[1] == 400
+    assert error_of(e)[1] == 400
     iot.set_v2_logging_options(roleArn=ROLE, defaultLogLevel="ERROR")
     with pytest.raises(ClientError) as e:
         iot.set_v2_logging_level(logTarget={"targetType": "DEFAULT", "targetName": "x"}, logLevel="DEBUG")
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     with pytest.raises(ClientError) as e:
         iot.set_v2_logging_level(logTarget={"targetType": "THING_GROUP", "targetName": "missing"}, logLevel="DEBUG")
-    assert code(e) == ("InvalidRequestException", 400)
+    assert error_of(e) == ("InvalidRequestException", 400)
     with pytest.raises(ClientError) as e:
         iot.set_v2_logging_level(logTarget={"targetType": "GALAXY", "targetName": "x"}, logLevel="DEBUG")
-    assert code(e)[1] == 400
+    assert error_of(e)[1] == 400
     assert iot.list_v2_logging_levels()["logTargetConfigurations"] == []
 
 

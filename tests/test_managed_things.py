@@ -2,13 +2,10 @@
 client: Get, List (filters, pagination), Update, Delete, capabilities,
 metadata, state, connectivity, tags, and the operations left unimplemented."""
 
-import json
-import urllib.request
-
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_client
+from localiot.testing import advance, error_of, make_client
 
 BASE = {"Role": "DEVICE", "AuthenticationMaterial": "QR-0001", "AuthenticationMaterialType": "ZIGBEE_QR_BAR_CODE"}
 REPORT = {"version": "1.0.0", "endpoints": [{
@@ -20,16 +17,6 @@ REPORT = {"version": "1.0.0", "endpoints": [{
 @pytest.fixture
 def mi(localiot_server):
     return make_client(localiot_server, "iot-managed-integrations")
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def advance(server, seconds):
-    request = urllib.request.Request(server.endpoint + "/_localiot/clock", method="POST",
-                                     data=json.dumps({"advance": seconds}).encode())
-    urllib.request.urlopen(request).read()
 
 
 def test_get_update_round_trip(mi, localiot_server):

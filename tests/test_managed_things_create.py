@@ -12,7 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import mi_spec
-from conftest import make_client
+from localiot.testing import error_of, make_client
 
 FIELDS = mi_spec.request_fields()
 BASE = {"Role": "DEVICE", "AuthenticationMaterial": "QR-0001", "AuthenticationMaterialType": "ZWAVE_QR_BAR_CODE"}
@@ -86,13 +86,8 @@ def mi(localiot_server):
 @pytest.fixture
 def raw(localiot_server):
     """A client that sends what it is given: the server's own validation answers."""
-    return boto3.client("iot-managed-integrations", endpoint_url=localiot_server.endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing",
-                        config=Config(parameter_validation=False, retries={"max_attempts": 1}))
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
+    return make_client(localiot_server, "iot-managed-integrations",
+                       config=Config(parameter_validation=False, retries={"max_attempts": 1}))
 
 
 def count(mi):

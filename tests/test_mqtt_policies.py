@@ -9,18 +9,12 @@ import json
 
 import pytest
 
-from test_mqtt_tls import NOT_AUTHORIZED, V3, V5, address, ca_file, device_pool, new_certificate
+from localiot.testing import ACCOUNT, NOT_AUTHORIZED, REGION, V3, V5, address, ca_file, new_certificate
 
-TOPIC = "arn:aws:iot:us-east-1:123456789012:topic"
-FILTER = "arn:aws:iot:us-east-1:123456789012:topicfilter"
-CLIENT = "arn:aws:iot:us-east-1:123456789012:client"
+TOPIC = f"arn:aws:iot:{REGION}:{ACCOUNT}:topic"
+FILTER = f"arn:aws:iot:{REGION}:{ACCOUNT}:topicfilter"
+CLIENT = f"arn:aws:iot:{REGION}:{ACCOUNT}:client"
 V3_SUBACK_FAILURE = 0x80
-
-
-@pytest.fixture
-def devices():
-    with device_pool() as make:
-        yield make
 
 
 def policy(*statements) -> dict:

@@ -3,7 +3,7 @@
 listeners, certificate status and CA rules, revocation, ALPN x-amzn-mqtt-ca,
 HTTPS publish, the server certificate, and `localiot serve` on uvloop.
 
-The helpers here (Device, Cert, ...) are shared by the other MQTT test modules."""
+The devices and certificates come from the test kit (localiot/testing)."""
 
 from __future__ import annotations
 
@@ -15,75 +15,25 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
-import paho.mqtt.client as mqtt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import make_client
-from localiot.testing import local_server
+from localiot.testing import (ALLOW_ALL, NOT_AUTHORIZED, V3, V5, WAIT, Cert, Device, address, alpn_port, ca_file,
+                              local_server, make_client, new_certificate)
 
-V3, V5 = mqtt.MQTTv311, mqtt.MQTTv5
-WAIT = 5.0
-NOT_AUTHORIZED = 0x87
-ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}
 BIN = Path(sys.executable).parent
 
 
-# helpers shared by the MQTT test modules ------------------------------------------
-class Cert:
-    """A device certificate and its key as files, as a device keeps them."""
-
-    def __init__(self, folder: Path, name: str, cert_pem: str, key_pem: str, arn: str | None = None,
-                 cert_id: str | None = None):
-        self.cert_file = folder / f"{name}.cert.pem"
-        self.key_file = folder / f"{name}.key.pem"
-        self.cert_file.write_text(cert_pem)
-        self.key_file.write_text(key_pem)
-        self.pem, self.arn, self.id = cert_pem, arn, cert_id
-
-
-def new_certificate(iot, folder: Path, name: str = "device", active: bool = True, policy: dict | None = None) -> Cert:
-    """CreateKeysAndCertificate, optionally with a policy attached."""
-    made = iot.create_keys_and_certificate(setAsActive=active)
-    cert = Cert(folder, name, made["certificatePem"], made["keyPair"]["PrivateKey"], made["certificateArn"],
-                made["certificateId"])
-    if policy is not None:
-        policy_name = f"{name}-policy"
-        iot.create_policy(policyName=policy_name, policyDocument=json.dumps(policy))
-        iot.attach_policy(policyName=policy_name, target=cert.arn)
-    return cert
-
-
-def ca_file(server, folder: Path) -> str:
-    """The installation CA, as a device downloads it."""
-    path = folder / "root-ca.pem"
-    if not path.exists():
-        with urllib.request.urlopen(server.endpoint + "/_localiot/ca.pem") as response:
-            path.write_bytes(response.read())
-    return str(path)
-
-
-def address(iot, endpoint_type="iot:Data-ATS") -> tuple[str, int]:
-    host, port = iot.describe_endpoint(endpointType=endpoint_type)["endpointAddress"].rsplit(":", 1)
-    return host, int(port)
-
-
-def alpn_port(server) -> int:
-    return int(server.app.runtime.listeners["mqtt-alpn"].rsplit(":", 1)[1])
-
-
+# helpers ----------------------------------------------------------------------------
 def self_signed(folder: Path, name: str, cn: str = "self-signed device") -> Cert:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -94,145 +44,6 @@ def self_signed(folder: Path, name: str, cn: str = "self-signed device") -> Cert
     return Cert(folder, name, cert.public_bytes(serialization.Encoding.PEM).decode(),
                 key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()).decode())
-
-
-class Device:
-    """A paho client over TLS (or WebSocket over TLS) that records what it gets; waits, never sleeps."""
-
-    def __init__(self, port: int, client_id: str, *, ca: str, cert: Cert | None = None, version=V5,
-                 host: str = "127.0.0.1", alpn: list[str] | None = None, transport: str = "tcp",
-                 ws_path: str = "/mqtt", ws_headers: dict | None = None, username: str | None = None,
-                 password: str | None = None, clean: bool = True, server_hostname: str | None = None):
-        kw = {"clean_session": clean} if version == V3 else {}
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version,
-                             transport=transport, reconnect_on_failure=False, **kw)
-        context = ssl.create_default_context(cafile=ca)
-        if cert is not None:
-            context.load_cert_chain(str(cert.cert_file), str(cert.key_file))
-        if alpn:
-            context.set_alpn_protocols(alpn)
-        self.c.tls_set_context(context)
-        if transport == "websockets":
-            self.c.ws_set_options(path=ws_path, headers=ws_headers)
-        if username is not None:
-            self.c.username_pw_set(username, password)
-        self.host, self.port, self.version, self.clean = host, port, version, clean
-        self.messages: queue.Queue = queue.Queue()
-        self.connected = threading.Event()
-        self.closed = threading.Event()
-        self.connack = None
-        self.disconnect_reason = None
-        self.acks: dict[int, threading.Event] = {}
-        self.results: dict[int, object] = {}
-        self.c.on_connect = self._on_connect
-        self.c.on_disconnect = self._on_disconnect
-        self.c.on_message = lambda c, u, m: self.messages.put(m)
-        self.c.on_subscribe = self._on_ack
-        self.c.on_publish = self._on_publish
-        if os.environ.get("LOCALIOT_TEST_PAHO_LOG"):  # paho's packet log, when debugging a test
-            self.c.enable_logger()
-
-    def _on_connect(self, c, u, flags, rc, props):
-        self.connack = rc.value
-        self.connected.set()
-
-    def _on_disconnect(self, c, u, flags, rc, props):
-        self.disconnect_reason = rc.value
-        self.closed.set()
-
-    def _on_ack(self, c, u, mid, codes, props):
-        self.results[mid] = [code.value for code in codes]
-        self.acks.setdefault(mid, threading.Event()).set()
-
-    def _on_publish(self, c, u, mid, rc, props):
-        self.results[mid] = rc.value
-        self.acks.setdefault(mid, threading.Event()).set()
-
-    def connect(self) -> int | None:
-        """The CONNACK's reason code (0: accepted), or None when the connection ended without one."""
-        kw = {"clean_start": self.clean} if self.version == V5 else {}
-        try:
-            self.c.connect(self.host, self.port, keepalive=60, **kw)
-        except (OSError, ssl.SSLError, mqtt.WebsocketConnectionError):
-            return None
-        self.c.loop_start()
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            if self.connected.is_set():
-                return self.connack
-            if self.closed.is_set():
-                return None
-            time.sleep(0.01)
-        raise AssertionError("neither a CONNACK nor a closed connection")
-
-    def connect_ok(self) -> "Device":
-        code = self.connect()
-        assert code == 0, f"connection refused: {code}"
-        return self
-
-    def _wait(self, mid):
-        assert self.acks.setdefault(mid, threading.Event()).wait(WAIT), "no ack"
-        return self.results[mid]
-
-    def subscribe(self, topic: str, qos: int = 1):
-        rc, mid = self.c.subscribe(topic, qos)
-        return self._wait(mid)
-
-    def publish(self, topic: str, payload=b"", qos: int = 1, retain: bool = False):
-        info = self.c.publish(topic, payload, qos, retain)
-        if qos:
-            return self._wait(info.mid)
-        return info
-
-    def expect(self, topic: str | None = None, timeout: float = WAIT):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                m = self.messages.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no message on {topic or 'any topic'}") from None
-            if topic is None or m.topic == topic:
-                return m
-
-    def expect_none(self, timeout: float = 0.3):
-        try:
-            m = self.messages.get(timeout=timeout)
-        except queue.Empty:
-            return
-        raise AssertionError(f"unexpected message on {m.topic}: {m.payload!r}")
-
-    def wait_closed(self, timeout: float = WAIT) -> bool:
-        return self.closed.wait(timeout)
-
-    def close(self):
-        self.c.disconnect()
-        self.c.loop_stop()
-
-
-@contextmanager
-def device_pool():
-    """make(...) -> Device; every device made is closed at the end."""
-    made = []
-
-    def make(*args, **kw):
-        device = Device(*args, **kw)
-        made.append(device)
-        return device
-
-    try:
-        yield make
-    finally:
-        for device in made:
-            try:
-                device.close()
-            except Exception:
-                pass
-
-
-@pytest.fixture
-def devices():
-    with device_pool() as make:
-        yield make
 
 
 # tests ----------------------------------------------------------------------------
@@ -343,7 +154,7 @@ def test_alpn_x_amzn_mqtt_ca_on_the_alpn_port(localiot_server, iot, tmp_path, de
     port = alpn_port(localiot_server)
     ca = ca_file(localiot_server, tmp_path)
     device = devices(port, "alpn-device", ca=ca, cert=cert, version=version, alpn=["x-amzn-mqtt-ca"]).connect_ok()
-    assert device.c.socket().selected_alpn_protocol() == "x-amzn-mqtt-ca"
+    assert device.client.socket().selected_alpn_protocol() == "x-amzn-mqtt-ca"
     device.subscribe("alpn/t")
     device.publish("alpn/t", b"over 443-style")
     assert device.expect("alpn/t").payload == b"over 443-style"
@@ -399,8 +210,7 @@ def test_https_publish_with_a_client_certificate(localiot_server, iot, tmp_path,
     assert status == 403  # the policy does not allow it
     owner = new_certificate(iot, tmp_path, "owner", policy=ALLOW_ALL)
     assert _https_publish(https, ca, owner, "$aws/things/http-thing/shadow/update", shadow)[0] == 200
-    data = boto3.client("iot-data", endpoint_url=localiot_server.endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    data = make_client(localiot_server, "iot-data")
     document = json.load(data.get_thing_shadow(thingName="http-thing")["payload"])
     assert document["state"]["reported"] == {"on": True}
     # Without a certificate it is the iot-data API (SigV4), on the same port.
@@ -425,7 +235,7 @@ def test_server_certificate_names_and_cache(tmp_path):
     with local_server(data_dir=str(data_dir), server_names="iot.example.test,10.1.2.3") as server:
         names, ips, first = sans(server)
         assert {"localhost", "iot.example.test"} <= names and {"127.0.0.1", "10.1.2.3"} <= ips
-        port = int(server.app.runtime.listeners["iot:Data-ATS"].rsplit(":", 1)[1])
+        _, port = server.listener("iot:Data-ATS")
         context = ssl.create_default_context(cafile=ca_file(server, tmp_path))
         # Any SNI is accepted; the certificate verifies for its names.
         with socket.create_connection(("127.0.0.1", port)) as raw:

@@ -12,7 +12,6 @@ import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import boto3
 import pytest
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
@@ -20,18 +19,12 @@ from botocore.credentials import Credentials
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from test_mqtt_tls import NOT_AUTHORIZED, V3, V5, WAIT, alpn_port, ca_file, device_pool
-from localiot.testing import local_server
+from localiot.testing import (ACCOUNT, NOT_AUTHORIZED, REGION, V3, V5, WAIT, alpn_port, ca_file, make_client,
+                              move_clock)
 
-ACCOUNT, OTHER_ACCOUNT, REGION = "123456789012", "111122223333", "us-east-1"
+OTHER_ACCOUNT = "111122223333"
 FUNCTION = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:device-authorizer"
 STRICT_KEY, STRICT_SECRET = "AKIDSTRICTEXAMPLE", "strict-secret"
-
-
-@pytest.fixture
-def devices():
-    with device_pool() as make:
-        yield make
 
 
 def presigned_path(port: int, access_key: str, secret: str, *, region: str = REGION, token: str | None = None,
@@ -69,11 +62,10 @@ def test_websocket_without_credentials_is_refused(localiot_server, tmp_path, dev
     assert ws_device(devices, localiot_server, tmp_path, "anonymous").connect() == NOT_AUTHORIZED
 
 
-@pytest.fixture(scope="module")
-def strict_server():
+@pytest.fixture
+def strict_server(localiot_servers):
     credentials = f"{STRICT_KEY}:{STRICT_SECRET},{OTHER_ACCOUNT}:other-secret"
-    with local_server(strict_signatures=True, credentials=credentials, background_period=0) as server:
-        yield server
+    return localiot_servers.get(strict_signatures=True, credentials=credentials)
 
 
 @pytest.mark.parametrize("token,after", [(None, False), ("session-token/with+chars=", False),
@@ -91,17 +83,11 @@ def test_strict_mode_verifies_the_signature(strict_server, tmp_path, devices, to
 
 def test_strict_mode_refuses_an_expired_url(strict_server, tmp_path, devices):
     path = presigned_path(alpn_port(strict_server), STRICT_KEY, STRICT_SECRET)
-    clock = strict_server.endpoint + "/_localiot/clock"
-
-    def move(body):
-        request = urllib.request.Request(clock, data=json.dumps(body).encode(), method="POST")
-        urllib.request.urlopen(request).close()
-
-    move({"advance": 600})  # past X-Amz-Expires=300
+    move_clock(strict_server, advance=600)  # past X-Amz-Expires=300
     try:
         assert ws_device(devices, strict_server, tmp_path, "late", path).connect() is None
     finally:
-        move({"reset": True})
+        move_clock(strict_server, reset=True)
     ws_device(devices, strict_server, tmp_path, "in-time", path).connect_ok()
 
 
@@ -164,31 +150,35 @@ class _LambdaHandler(BaseHTTPRequestHandler):
         pass
 
 
+AUTHORIZER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 @pytest.fixture(scope="module")
-def authorizer_server():
-    """A localiot whose Lambda calls reach FakeLambda, with two authorizers: "signed"
-    (token signatures checked) and "open" (signing disabled)."""
+def fake_lambda():
     fake = FakeLambda()
     thread = threading.Thread(target=fake.serve_forever, daemon=True)
     thread.start()
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    try:
-        with local_server(aws_endpoint_url=f"http://127.0.0.1:{fake.server_address[1]}", background_period=0) as server:
-            iot = boto3.client("iot", endpoint_url=server.endpoint, region_name=REGION,
-                               aws_access_key_id="testing", aws_secret_access_key="testing")
-            iot.create_authorizer(authorizerName="signed", authorizerFunctionArn=FUNCTION, tokenKeyName="token",
-                                  tokenSigningPublicKeys={"key1": public}, status="ACTIVE")
-            iot.create_authorizer(authorizerName="open", authorizerFunctionArn=FUNCTION, status="ACTIVE",
-                                  signingDisabled=True)
-            server.fake = fake
-            server.iot = iot
-            server.sign = lambda token: base64.b64encode(
-                key.sign(token.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
-            yield server
-    finally:
-        fake.shutdown()
+    yield fake
+    fake.shutdown()
+
+
+@pytest.fixture
+def authorizer_server(localiot_servers, fake_lambda):
+    """A localiot whose Lambda calls reach FakeLambda, with two authorizers: "signed"
+    (token signatures checked) and "open" (signing disabled)."""
+    server = localiot_servers.get(aws_endpoint_url=f"http://127.0.0.1:{fake_lambda.server_address[1]}")
+    public = AUTHORIZER_KEY.public_key().public_bytes(serialization.Encoding.PEM,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    iot = make_client(server)
+    iot.create_authorizer(authorizerName="signed", authorizerFunctionArn=FUNCTION, tokenKeyName="token",
+                          tokenSigningPublicKeys={"key1": public}, status="ACTIVE")
+    iot.create_authorizer(authorizerName="open", authorizerFunctionArn=FUNCTION, status="ACTIVE",
+                          signingDisabled=True)
+    server.fake = fake_lambda
+    server.iot = iot
+    server.sign = lambda token: base64.b64encode(
+        AUTHORIZER_KEY.sign(token.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
+    return server
 
 
 def _last_event(server) -> dict:
@@ -257,21 +247,15 @@ def test_custom_authorizer_over_mqtt_with_alpn_mqtt(authorizer_server, tmp_path,
 def test_default_authorizer_and_disconnect_after(authorizer_server, tmp_path, devices):
     server = authorizer_server
     server.iot.set_default_authorizer(authorizerName="open")
-    clock = server.endpoint + "/_localiot/clock"
-
-    def move(body):
-        request = urllib.request.Request(clock, data=json.dumps(body).encode(), method="POST")
-        urllib.request.urlopen(request).close()
-
     try:
         device = devices(alpn_port(server), "by-default", ca=ca_file(server, tmp_path), alpn=["mqtt"],
                          username="plain-user", password="allow").connect_ok()
         assert device.publish("custom/d", b"x") == 0
-        move({"advance": 301})  # past disconnectAfterInSeconds
+        move_clock(server, advance=301)  # past disconnectAfterInSeconds
         assert device.wait_closed(WAIT)
         assert device.disconnect_reason == 0xA0  # Maximum connect time
     finally:
-        move({"reset": True})
+        move_clock(server, reset=True)
         server.iot.clear_default_authorizer()
 
 

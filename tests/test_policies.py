@@ -10,7 +10,8 @@ from functools import lru_cache
 import pytest
 from botocore.exceptions import ClientError
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
+from localiot.testing import ACCOUNT, REGION, error_message, error_of
+
 COGNITO_ID = "us-east-1:1234abcd-12ab-34cd-56ef-1234567890ab"
 MARKER = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 
@@ -23,14 +24,6 @@ def doc(*statements, version="2012-10-17"):
 
 def allow(action="iot:Publish", resource="*"):
     return {"Effect": "Allow", "Action": action, "Resource": resource}
-
-
-def error_of(info):
-    return info.value.response["Error"]["Code"], info.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def message_of(info):
-    return info.value.response["Error"]["Message"]
 
 
 @lru_cache(maxsize=None)
@@ -126,7 +119,7 @@ def test_malformed_policy(iot, text, fragment):
     with pytest.raises(ClientError) as info:
         iot.create_policy(policyName="bad", policyDocument=text)
     assert error_of(info) == ("MalformedPolicyException", 400)
-    assert fragment in message_of(info)
+    assert fragment in error_message(info)
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
         iot.get_policy(policyName="bad")
 
@@ -142,7 +135,7 @@ def test_policy_size_limit_excludes_whitespace(iot):
     with pytest.raises(ClientError) as info:
         iot.create_policy(policyName="over", policyDocument=sized(2049))
     assert error_of(info) == ("MalformedPolicyException", 400)
-    assert "2048" in message_of(info)
+    assert "2048" in error_message(info)
     spaced = json.dumps(json.loads(exactly), indent=8)  # far more than 2048 characters with whitespace
     assert len(spaced) > 2048
     iot.create_policy(policyName="spaced", policyDocument=spaced)
@@ -199,7 +192,7 @@ def test_delete_attached_policy_conflicts(iot, cert):
     with pytest.raises(ClientError) as info:
         iot.delete_policy(policyName="p")
     assert error_of(info) == ("DeleteConflictException", 409)
-    assert "attached" in message_of(info)
+    assert "attached" in error_message(info)
     iot.detach_policy(policyName="p", target=cert)
     iot.delete_policy(policyName="p")
 
@@ -498,7 +491,7 @@ def test_exclusive_thing_principal(iot, cert):
     with pytest.raises(ClientError) as info:
         iot.attach_thing_principal(thingName="t2", principal=cert)
     assert error_of(info) == ("InvalidRequestException", 400)
-    assert "exclusively" in message_of(info)
+    assert "exclusively" in error_message(info)
     with pytest.raises(ClientError) as info:
         iot.attach_thing_principal(thingName="t2", principal=cert, thingPrincipalType="EXCLUSIVE_THING")
     assert error_of(info) == ("InvalidRequestException", 400)

@@ -21,8 +21,8 @@ from functools import lru_cache
 import pytest
 
 from localiot.policy import Variables, certificate_variables, compile_policies, evaluate
+from localiot.testing import ACCOUNT, REGION
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
 PREFIX = f"arn:aws:iot:{REGION}:{ACCOUNT}:"
 COGNITO_ID = "us-east-1:1234abcd-12ab-34cd-56ef-1234567890ab"
 CN = "dev-cn-1"

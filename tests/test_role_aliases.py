@@ -1,37 +1,21 @@
 """Role aliases: create, describe, update, delete, list with markers and order."""
 
-import json
 import re
-import urllib.request
 
-import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-ACCOUNT = "123456789012"
+from localiot.testing import ACCOUNT, advance, error_of, make_client
+
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/iot-credentials"
 OTHER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/path/other-role"
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def advance_clock(server, seconds):
-    request = urllib.request.Request(server.endpoint + "/_localiot/clock", method="POST",
-                                     data=json.dumps({"advance": seconds}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
 
 
 @pytest.fixture
 def raw_iot(localiot_server):
     """A client that skips botocore's own parameter checks, to reach the server's."""
-    return boto3.client("iot", endpoint_url=localiot_server.endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing",
-                        config=BotoConfig(parameter_validation=False))
+    return make_client(localiot_server, config=BotoConfig(parameter_validation=False))
 
 
 def test_create_and_describe(iot):
@@ -96,7 +80,7 @@ def test_describe_missing(iot):
 def test_update(localiot_server, iot):
     iot.create_role_alias(roleAlias="creds", roleArn=ROLE)
     before = iot.describe_role_alias(roleAlias="creds")["roleAliasDescription"]
-    advance_clock(localiot_server, 120)
+    advance(localiot_server, 120)
     out = iot.update_role_alias(roleAlias="creds", roleArn=OTHER_ROLE, credentialDurationSeconds=7200)
     assert out["roleAlias"] == "creds" and out["roleAliasArn"] == before["roleAliasArn"]
     after = iot.describe_role_alias(roleAlias="creds")["roleAliasDescription"]

@@ -7,7 +7,8 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-ACCOUNT = "123456789012"
+from localiot.testing import ACCOUNT
+
 TEMPLATE = json.dumps({"Resources": {"thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": "t"}}}})
 
 GOOD = [

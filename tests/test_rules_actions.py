@@ -9,15 +9,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
-from localiot.services.rules.engine import start_rules_engine
-from localiot.testing import local_server
+from localiot.testing import ACCOUNT, REGION, make_client
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
-ROLE = "arn:aws:iam::123456789012:role/iot-rules"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/iot-rules"
 
 
 class Recorder:
@@ -63,34 +59,21 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def server(moto_url):
-    with local_server(aws_endpoint_url=moto_url, downstream_access_key="testing",
-                      downstream_secret_key="testing") as srv:
-        srv.engine = srv.call(start_rules_engine, srv.app)
-        yield srv
+def localiot_settings(localiot_moto):
+    return {"aws_endpoint_url": localiot_moto, "downstream_access_key": "testing",
+            "downstream_secret_key": "testing"}
 
 
 @pytest.fixture
-def iot(server):
-    server.reset()
-    server.engine.wait_idle(10)
-    return boto3.client("iot", endpoint_url=server.endpoint, region_name=REGION)
+def iot(localiot_server):
+    localiot_server.app.rules.wait_idle(10)
+    return make_client(localiot_server)
 
 
 @pytest.fixture
-def aws(moto_url):
+def aws(localiot_moto):
     def client(service):
-        return boto3.client(service, endpoint_url=moto_url, region_name=REGION,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return make_client(localiot_moto, service)
 
     return client
 
@@ -120,17 +103,17 @@ class Bus:
 
 
 @pytest.fixture
-def bus(server):
-    watcher = Bus(server)
+def bus(localiot_server):
+    watcher = Bus(localiot_server)
     yield watcher
-    server.call(watcher.close)
+    localiot_server.call(watcher.close)
 
 
 def publish(server, topic: str, payload, wait: bool = True):
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     server.call(server.app.bus.publish, ACCOUNT, REGION, topic, data)
     if wait:
-        assert server.engine.wait_idle(20)
+        assert server.app.rules.wait_idle(20)
 
 
 def rule(iot, name, sql, actions, **extra):
@@ -142,78 +125,78 @@ def republish_to(topic):
 
 
 # republish -----------------------------------------------------------------------
-def test_republish_with_substitution(server, iot, bus):
+def test_republish_with_substitution(localiot_server, iot, bus):
     rule(iot, "hot", "SELECT temp, topic(2) AS device FROM 'sensors/+/temp' WHERE temp > 30",
          [republish_to("alerts/${topic(2)}")])
-    publish(server, "sensors/dev1/temp", {"temp": 42})
-    publish(server, "sensors/dev2/temp", {"temp": 10})
+    publish(localiot_server, "sensors/dev1/temp", {"temp": 42})
+    publish(localiot_server, "sensors/dev2/temp", {"temp": 10})
     assert bus.on("alerts/") == [("alerts/dev1", {"temp": 42, "device": "dev1"})]
 
 
-def test_republish_chains_into_other_rules(server, iot, bus):
+def test_republish_chains_into_other_rules(localiot_server, iot, bus):
     rule(iot, "first", "SELECT * FROM 'a/in'", [republish_to("b/in")])
     rule(iot, "second", "SELECT *, 'second' AS via FROM 'b/in'", [republish_to("c/out")])
-    publish(server, "a/in", {"n": 1})
+    publish(localiot_server, "a/in", {"n": 1})
     assert bus.on("c/out") == [("c/out", {"n": 1, "via": "second"})]
 
 
-def test_disabled_rules_do_not_fire(server, iot, bus):
+def test_disabled_rules_do_not_fire(localiot_server, iot, bus):
     rule(iot, "sleepy", "SELECT * FROM 'd/in'", [republish_to("d/out")], ruleDisabled=True)
-    publish(server, "d/in", {"n": 1})
+    publish(localiot_server, "d/in", {"n": 1})
     assert bus.on("d/out") == []
     iot.enable_topic_rule(ruleName="sleepy")
-    publish(server, "d/in", {"n": 2})
+    publish(localiot_server, "d/in", {"n": 2})
     assert bus.on("d/out") == [("d/out", {"n": 2})]
     iot.disable_topic_rule(ruleName="sleepy")
-    publish(server, "d/in", {"n": 3})
+    publish(localiot_server, "d/in", {"n": 3})
     assert len(bus.on("d/out")) == 1
 
 
-def test_replaced_and_deleted_rules_take_effect(server, iot, bus):
+def test_replaced_and_deleted_rules_take_effect(localiot_server, iot, bus):
     rule(iot, "changing", "SELECT * FROM 'e/in'", [republish_to("e/one")])
-    publish(server, "e/in", {"n": 1})
+    publish(localiot_server, "e/in", {"n": 1})
     iot.replace_topic_rule(ruleName="changing", topicRulePayload={"sql": "SELECT * FROM 'e/in'",
                                                                  "actions": [republish_to("e/two")]})
-    publish(server, "e/in", {"n": 2})
+    publish(localiot_server, "e/in", {"n": 2})
     iot.delete_topic_rule(ruleName="changing")
-    publish(server, "e/in", {"n": 3})
+    publish(localiot_server, "e/in", {"n": 3})
     assert [t for t, _ in bus.on("e/")] == ["e/in", "e/one", "e/in", "e/two", "e/in"]
 
 
-def test_basic_ingest_reaches_only_the_named_rule(server, iot, bus):
+def test_basic_ingest_reaches_only_the_named_rule(localiot_server, iot, bus):
     rule(iot, "ingest_a", "SELECT *, topic() AS seen FROM 'factory/#'", [republish_to("out/a")])
     rule(iot, "ingest_b", "SELECT *, topic() AS seen FROM 'factory/#'", [republish_to("out/b")])
-    publish(server, "$aws/rules/ingest_a/factory/line1", {"v": 1})
+    publish(localiot_server, "$aws/rules/ingest_a/factory/line1", {"v": 1})
     assert bus.on("out/") == [("out/a", {"v": 1, "seen": "factory/line1"})]
-    publish(server, "$aws/rules/missing/factory/line1", {"v": 2})
+    publish(localiot_server, "$aws/rules/missing/factory/line1", {"v": 2})
     iot.disable_topic_rule(ruleName="ingest_b")
-    publish(server, "$aws/rules/ingest_b/factory/line1", {"v": 3})
+    publish(localiot_server, "$aws/rules/ingest_b/factory/line1", {"v": 3})
     assert len(bus.on("out/")) == 1
 
 
-def test_wildcards_do_not_match_reserved_topics(server, iot, bus):
+def test_wildcards_do_not_match_reserved_topics(localiot_server, iot, bus):
     rule(iot, "everything", "SELECT * FROM '#' WHERE topic() <> 'seen'", [republish_to("seen")])
-    publish(server, "$aws/things/t/shadow/update", {"state": {}})
+    publish(localiot_server, "$aws/things/t/shadow/update", {"state": {}})
     assert bus.on("seen") == []
-    publish(server, "plain/topic", {"x": 1})
+    publish(localiot_server, "plain/topic", {"x": 1})
     assert bus.on("seen") == [("seen", {"x": 1})]
 
 
 # http ------------------------------------------------------------------------------
-def test_http_action_only_after_confirmation(server, iot, bus):
+def test_http_action_only_after_confirmation(localiot_server, iot, bus):
     recorder = Recorder()
     try:
         action = {"http": {"url": recorder.url + "/ingest/${topic(2)}", "confirmationUrl": recorder.url + "/ingest",
                            "headers": [{"key": "x-device", "value": "${topic(2)}"}]}}
         rule(iot, "to_http", "SELECT * FROM 'web/+'", [action], errorAction=republish_to("errors/http"))
         confirmation = json.loads(recorder.wait_for(1)[0]["body"])
-        publish(server, "web/dev1", {"n": 1})
+        publish(localiot_server, "web/dev1", {"n": 1})
         assert recorder.paths() == ["/ingest"]  # only the confirmation: the destination isn't enabled
         errors = bus.on("errors/http")
         assert errors and errors[0][1]["failures"][0]["failedAction"] == "HttpAction"
 
         iot.confirm_topic_rule_destination(confirmationToken=confirmation["confirmationToken"])
-        publish(server, "web/dev2", {"n": 2})
+        publish(localiot_server, "web/dev2", {"n": 2})
         requests = recorder.wait_for(2)
         assert requests[1]["path"] == "/ingest/dev2"
         assert json.loads(requests[1]["body"]) == {"n": 2}
@@ -222,22 +205,22 @@ def test_http_action_only_after_confirmation(server, iot, bus):
         assert headers["content-type"] == "application/json"
 
         iot.update_topic_rule_destination(arn=confirmation["arn"], status="DISABLED")
-        publish(server, "web/dev3", {"n": 3})
+        publish(localiot_server, "web/dev3", {"n": 3})
         assert len(recorder.paths()) == 2
     finally:
         recorder.close()
 
 
-def test_a_destination_confirmed_from_another_region_enables_its_actions(server, iot, bus):
+def test_a_destination_confirmed_from_another_region_enables_its_actions(localiot_server, iot, bus):
     recorder = Recorder()
     try:
         action = {"http": {"url": recorder.url + "/in", "confirmationUrl": recorder.url + "/in"}}
         rule(iot, "far", "SELECT * FROM 'far/+'", [action])
         token = json.loads(recorder.wait_for(1)[0]["body"])["confirmationToken"]
-        publish(server, "far/a", {"n": 1})  # compiled while the destination waits for confirmation
-        west = boto3.client("iot", endpoint_url=server.endpoint, region_name="eu-west-1")
+        publish(localiot_server, "far/a", {"n": 1})  # compiled while the destination waits for confirmation
+        west = make_client(localiot_server, region="eu-west-1")
         west.confirm_topic_rule_destination(confirmationToken=token)  # the token's scope is us-east-1
-        publish(server, "far/b", {"n": 2})
+        publish(localiot_server, "far/b", {"n": 2})
         requests = recorder.wait_for(2)
         assert recorder.paths() == ["/in", "/in"]
         assert json.loads(requests[1]["body"]) == {"n": 2}
@@ -246,13 +229,13 @@ def test_a_destination_confirmed_from_another_region_enables_its_actions(server,
 
 
 # compiled scopes -----------------------------------------------------------------------------
-def test_rules_stay_compiled_until_a_change_commits(server, iot, bus):
-    engine = server.engine
+def test_rules_stay_compiled_until_a_change_commits(localiot_server, iot, bus):
+    engine = localiot_server.app.rules
     rule(iot, "steady", "SELECT * FROM 'steady/in'", [republish_to("steady/out")])
-    publish(server, "steady/in", {"n": 0})
+    publish(localiot_server, "steady/in", {"n": 0})
     compiled = engine.stats["compilations"]
     for n in range(1, 21):
-        publish(server, "steady/in", {"n": n}, wait=False)
+        publish(localiot_server, "steady/in", {"n": n}, wait=False)
     assert engine.wait_idle(20)
     assert engine.stats["compilations"] == compiled  # no store read per message
     assert len(bus.on("steady/out")) == 21
@@ -260,19 +243,19 @@ def test_rules_stay_compiled_until_a_change_commits(server, iot, bus):
     with pytest.raises(iot.exceptions.InvalidRequestException):
         iot.create_topic_rule(ruleName="undone", tags="aws:x=1", topicRulePayload={
             "sql": "SELECT * FROM 'steady/in'", "actions": [republish_to("undone/out")]})
-    publish(server, "steady/in", {"n": 21})
+    publish(localiot_server, "steady/in", {"n": 21})
     assert engine.stats["compilations"] == compiled
     assert bus.on("undone/out") == []
     # a committed one recompiles the scope once
     iot.disable_topic_rule(ruleName="steady")
-    publish(server, "steady/in", {"n": 22})
-    publish(server, "steady/in", {"n": 23})
+    publish(localiot_server, "steady/in", {"n": 22})
+    publish(localiot_server, "steady/in", {"n": 23})
     assert engine.stats["compilations"] == compiled + 1
     assert len(bus.on("steady/out")) == 22
 
 
 # moto-backed actions -----------------------------------------------------------------------
-def test_sqs_action(server, iot, aws):
+def test_sqs_action(localiot_server, iot, aws):
     sqs = aws("sqs")
     plain = sqs.create_queue(QueueName="rules-plain")["QueueUrl"]
     encoded = sqs.create_queue(QueueName="rules-b64")["QueueUrl"]
@@ -280,14 +263,14 @@ def test_sqs_action(server, iot, aws):
         {"sqs": {"queueUrl": plain, "roleArn": ROLE}},
         {"sqs": {"queueUrl": encoded, "roleArn": ROLE, "useBase64": True}},
     ])
-    publish(server, "q/in", {"hello": "sqs"})
+    publish(localiot_server, "q/in", {"hello": "sqs"})
     body = sqs.receive_message(QueueUrl=plain, WaitTimeSeconds=1)["Messages"][0]["Body"]
     assert json.loads(body) == {"hello": "sqs"}
     body = sqs.receive_message(QueueUrl=encoded, WaitTimeSeconds=1)["Messages"][0]["Body"]
     assert json.loads(base64.b64decode(body)) == {"hello": "sqs"}
 
 
-def test_dynamodb_actions(server, iot, aws):
+def test_dynamodb_actions(localiot_server, iot, aws):
     ddb = aws("dynamodb")
     ddb.create_table(TableName="readings", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"},
                                                       {"AttributeName": "ts", "KeyType": "RANGE"}],
@@ -303,7 +286,7 @@ def test_dynamodb_actions(server, iot, aws):
                       "payloadField": "data", "roleArn": ROLE}},
         {"dynamoDBv2": {"putItem": {"tableName": "devices"}, "roleArn": ROLE}},
     ])
-    publish(server, "ddb/dev7", {"id": "dev7", "ts": 1700, "temp": 21.5, "ok": True})
+    publish(localiot_server, "ddb/dev7", {"id": "dev7", "ts": 1700, "temp": 21.5, "ok": True})
     item = ddb.get_item(TableName="readings", Key={"id": {"S": "dev7"}, "ts": {"N": "1700"}})["Item"]
     assert item["data"]["M"]["temp"] == {"N": "21.5"}
     assert item["data"]["M"]["ok"] == {"BOOL": True}
@@ -311,7 +294,7 @@ def test_dynamodb_actions(server, iot, aws):
     assert item == {"id": {"S": "dev7"}, "ts": {"N": "1700"}, "temp": {"N": "21.5"}, "ok": {"BOOL": True}}
 
 
-def test_s3_sns_kinesis_and_cloudwatch_actions(server, iot, aws):
+def test_s3_sns_kinesis_and_cloudwatch_actions(localiot_server, iot, aws):
     s3, sns, sqs, kinesis, cloudwatch = aws("s3"), aws("sns"), aws("sqs"), aws("kinesis"), aws("cloudwatch")
     s3.create_bucket(Bucket="rules-bucket")
     topic_arn = sns.create_topic(Name="rules-topic")["TopicArn"]
@@ -326,7 +309,7 @@ def test_s3_sns_kinesis_and_cloudwatch_actions(server, iot, aws):
         {"cloudwatchMetric": {"metricNamespace": "Rules", "metricName": "temp", "metricUnit": "None",
                               "metricValue": "${temp}", "roleArn": ROLE}},
     ])
-    publish(server, "many/dev9", {"temp": 19})
+    publish(localiot_server, "many/dev9", {"temp": 19})
     obj = s3.get_object(Bucket="rules-bucket", Key="dev9/reading.json")["Body"].read()
     assert json.loads(obj) == {"temp": 19}
     body = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"][0]["Body"]
@@ -341,14 +324,14 @@ def test_s3_sns_kinesis_and_cloudwatch_actions(server, iot, aws):
 
 
 # failures --------------------------------------------------------------------------------
-def test_failing_action_triggers_the_error_action(server, iot, bus, aws):
+def test_failing_action_triggers_the_error_action(localiot_server, iot, bus, aws):
     good = aws("sqs").create_queue(QueueName="still-works")["QueueUrl"]
     missing = good.rsplit("/", 1)[0] + "/no-such-queue"
     rule(iot, "fails", "SELECT * FROM 'f/in'", [
         {"sqs": {"queueUrl": missing, "roleArn": ROLE}},
         {"sqs": {"queueUrl": good, "roleArn": ROLE}},
     ], errorAction=republish_to("errors/rules"))
-    publish(server, "f/in", {"n": 1})
+    publish(localiot_server, "f/in", {"n": 1})
     errors = bus.on("errors/rules")
     assert len(errors) == 1
     doc = errors[0][1]
@@ -365,13 +348,13 @@ def test_failing_action_triggers_the_error_action(server, iot, bus, aws):
     assert aws("sqs").receive_message(QueueUrl=good, WaitTimeSeconds=1)["Messages"]  # the other action still ran
 
 
-def test_one_error_message_per_rule_and_message(server, iot, bus):
+def test_one_error_message_per_rule_and_message(localiot_server, iot, bus):
     rule(iot, "two_failures", "SELECT * FROM 'g/in'", [
         {"dynamoDBv2": {"putItem": {"tableName": "no-such-table"}, "roleArn": ROLE}},
         {"kafka": {"destinationArn": _vpc_destination(iot), "topic": "t",
                    "clientProperties": {"bootstrap.servers": "kafka:9092"}}},
     ], errorAction=republish_to("errors/two"))
-    publish(server, "g/in", {"n": 1})
+    publish(localiot_server, "g/in", {"n": 1})
     errors = bus.on("errors/two")
     assert len(errors) == 1
     failures = {f["failedAction"]: f for f in errors[0][1]["failures"]}
@@ -386,15 +369,15 @@ def _vpc_destination(iot):
     return dest["arn"]
 
 
-def test_failures_without_error_action_are_only_logged(server, iot, bus, caplog):
+def test_failures_without_error_action_are_only_logged(localiot_server, iot, bus, caplog):
     rule(iot, "quiet", "SELECT * FROM 'h/in'", [{"sqs": {"queueUrl": "http://127.0.0.1:9/nothing",
                                                          "roleArn": ROLE}}])
     with caplog.at_level("WARNING", logger="localiot.rules"):
-        publish(server, "h/in", {"n": 1})
+        publish(localiot_server, "h/in", {"n": 1})
     assert any("quiet" in r.getMessage() for r in caplog.records)
 
 
-def test_actions_do_not_block_the_loop(server, iot):
+def test_actions_do_not_block_the_loop(localiot_server, iot):
     """A slow HTTP endpoint keeps the API answering."""
     release = threading.Event()
 
@@ -416,17 +399,17 @@ def test_actions_do_not_block_the_loop(server, iot):
         dest = iot.create_topic_rule_destination(destinationConfiguration={"httpUrlConfiguration": {
             "confirmationUrl": url}})["topicRuleDestination"]
         release.set()
-        assert server.engine.wait_idle(20)
+        assert localiot_server.app.rules.wait_idle(20)
         release.clear()
         iot.update_topic_rule_destination(arn=dest["arn"], status="ENABLED")
         rule(iot, "slow", "SELECT * FROM 'slow/in'", [{"http": {"url": url}}])
-        publish(server, "slow/in", {"n": 1}, wait=False)
+        publish(localiot_server, "slow/in", {"n": 1}, wait=False)
         started = time.monotonic()
         iot.list_topic_rules()
         assert time.monotonic() - started < 2
-        assert server.engine.pending > 0
+        assert localiot_server.app.rules.pending > 0
         release.set()
-        assert server.engine.wait_idle(20)
+        assert localiot_server.app.rules.wait_idle(20)
     finally:
         release.set()
         slow.shutdown()
@@ -434,18 +417,18 @@ def test_actions_do_not_block_the_loop(server, iot):
 
 
 # MQTT 5 headers, SQL functions that call out ---------------------------------------------
-def test_republish_headers_reach_the_publisher(server, iot):
+def test_republish_headers_reach_the_publisher(localiot_server, iot):
     seen = []
-    server.engine.publisher = lambda *args: seen.append(args)
+    localiot_server.app.rules.publisher = lambda *args: seen.append(args)
     try:
         rule(iot, "headers", "SELECT * FROM 'hdr/+'", [{"republish": {
             "topic": "hdr_out/${topic(2)}", "roleArn": ROLE, "qos": 1, "headers": {
                 "payloadFormatIndicator": "UTF8_DATA", "contentType": "application/${kind}",
                 "responseTopic": "reply/${topic(2)}", "correlationData": "YWJj", "messageExpiry": "${ttl}",
                 "userProperties": [{"key": "device", "value": "${topic(2)}"}]}}}])
-        publish(server, "hdr/dev5", {"kind": "json", "ttl": 30})
+        publish(localiot_server, "hdr/dev5", {"kind": "json", "ttl": 30})
     finally:
-        server.engine.publisher = None
+        localiot_server.app.rules.publisher = None
     assert len(seen) == 1
     account, region, topic, payload, qos, props = seen[0]
     assert (account, region, topic, qos) == (ACCOUNT, REGION, "hdr_out/dev5", 1)
@@ -455,53 +438,53 @@ def test_republish_headers_reach_the_publisher(server, iot):
                      "user_property": [("device", "dev5")]}
 
 
-def test_get_thing_shadow_in_sql(server, iot, bus):
-    data = boto3.client("iot-data", endpoint_url=server.endpoint, region_name=REGION)
+def test_get_thing_shadow_in_sql(localiot_server, iot, bus):
+    data = make_client(localiot_server, "iot-data")
     iot.create_thing(thingName="lamp")
     data.update_thing_shadow(thingName="lamp", payload=json.dumps({"state": {"reported": {"color": "red"}}}))
     rule(iot, "shadowy", "SELECT get_thing_shadow(topic(2), '" + ROLE + "').state.reported.color AS color "
          "FROM 'shadow_in/+'", [republish_to("shadow_out")], awsIotSqlVersion="2016-03-23")
-    publish(server, "shadow_in/lamp", {})
+    publish(localiot_server, "shadow_in/lamp", {})
     assert bus.on("shadow_out") == [("shadow_out", {"color": "red"})]
 
 
-def test_sql_calling_out_runs_off_the_loop(server, iot, bus, aws):
+def test_sql_calling_out_runs_off_the_loop(localiot_server, iot, bus, aws):
     ddb = aws("dynamodb")
     ddb.create_table(TableName="settings", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                      BillingMode="PAY_PER_REQUEST")
     ddb.put_item(TableName="settings", Item={"id": {"S": "lamp"}, "limit": {"N": "25"}})
     iot.create_thing(thingName="lamp")
-    boto3.client("iot-data", endpoint_url=server.endpoint, region_name=REGION).update_thing_shadow(
+    make_client(localiot_server, "iot-data").update_thing_shadow(
         thingName="lamp", payload=json.dumps({"state": {"reported": {"on": True}}}))
     sql = ("SELECT get_dynamodb('settings', 'id', topic(2), '" + ROLE + "').limit AS limit, "
            "get_thing_shadow(topic(2), '" + ROLE + "').state.reported.on AS on FROM 'calls/+'")
     rule(iot, "calls_out", sql, [republish_to("calls_out")], awsIotSqlVersion="2016-03-23")
-    publish(server, "calls/lamp", {})
+    publish(localiot_server, "calls/lamp", {})
     assert bus.on("calls_out") == [("calls_out", {"limit": 25, "on": True})]
 
 
-def test_sql_failures_are_logged_not_error_actions(server, iot, bus, caplog):
+def test_sql_failures_are_logged_not_error_actions(localiot_server, iot, bus, caplog):
     sql = "SELECT aws_lambda('arn:aws:lambda:us-east-1:123456789012:function:missing', *) AS r FROM 'lam/in'"
     rule(iot, "bad_lambda", sql, [republish_to("lam/out")], awsIotSqlVersion="2016-03-23",
          errorAction=republish_to("lam/errors"))
     with caplog.at_level("WARNING", logger="localiot.rules"):
-        publish(server, "lam/in", {"n": 1})
+        publish(localiot_server, "lam/in", {"n": 1})
     assert bus.on("lam/") == [("lam/in", {"n": 1})]
     assert any("bad_lambda" in r.getMessage() and "SQL" in r.getMessage() for r in caplog.records)
 
 
-def test_substitution_failure_is_an_action_failure(server, iot, bus):
+def test_substitution_failure_is_an_action_failure(localiot_server, iot, bus):
     rule(iot, "bad_number", "SELECT * FROM 'num/in'", [
         {"cloudwatchMetric": {"metricNamespace": "Rules", "metricName": "m", "metricUnit": "None",
                               "metricValue": "${reading}", "roleArn": ROLE}}], errorAction=republish_to("num/errors"))
-    publish(server, "num/in", {"reading": "not a number"})
+    publish(localiot_server, "num/in", {"reading": "not a number"})
     errors = bus.on("num/errors")
     assert len(errors) == 1
     assert errors[0][1]["failures"][0]["failedAction"] == "CloudwatchMetricAction"
 
 
-def test_logs_firehose_timestream_and_step_functions(server, iot, aws, bus):
+def test_logs_firehose_timestream_and_step_functions(localiot_server, iot, aws, bus):
     logs, firehose, s3 = aws("logs"), aws("firehose"), aws("s3")
     logs.create_log_group(logGroupName="rules-logs")
     s3.create_bucket(Bucket="firehose-out")
@@ -521,7 +504,7 @@ def test_logs_firehose_timestream_and_step_functions(server, iot, aws, bus):
                         "dimensions": [{"name": "device", "value": "${topic(2)}"}]}},
         {"stepFunctions": {"stateMachineName": "rules-machine", "executionNamePrefix": "iot-", "roleArn": ROLE}},
     ], errorAction=republish_to("store/errors"))
-    publish(server, "store/dev3", {"temp": 20.5, "on": True})
+    publish(localiot_server, "store/dev3", {"temp": 20.5, "on": True})
     assert bus.on("store/errors") == []  # firehose and timestream accepted the records
     events = logs.get_log_events(logGroupName="rules-logs", logStreamName="stores")["events"]
     assert [json.loads(e["message"]) for e in events] == [{"temp": 20.5, "on": True}]
@@ -531,7 +514,7 @@ def test_logs_firehose_timestream_and_step_functions(server, iot, aws, bus):
     assert json.loads(described["input"]) == {"temp": 20.5, "on": True}
 
 
-def test_http_sigv4_and_search_documents(server, iot, bus):
+def test_http_sigv4_and_search_documents(localiot_server, iot, bus):
     recorder = Recorder()
     try:
         dest = iot.create_topic_rule_destination(destinationConfiguration={"httpUrlConfiguration": {
@@ -546,7 +529,7 @@ def test_http_sigv4_and_search_documents(server, iot, bus):
             {"elasticsearch": {"endpoint": recorder.url, "index": "old", "type": "reading", "id": "${topic(2)}",
                                "roleArn": ROLE}},
         ], errorAction=republish_to("sig/errors"))
-        publish(server, "sig/dev4", {"v": 4})
+        publish(localiot_server, "sig/dev4", {"v": 4})
         assert bus.on("sig/errors") == []
         requests = {(r["method"], r["path"]): r for r in recorder.wait_for(4)[1:]}
         assert set(requests) == {("POST", "/api/in"), ("PUT", "/readings/_doc/dev4"), ("PUT", "/old/reading/dev4")}

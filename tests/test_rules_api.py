@@ -9,12 +9,11 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from localiot.services.rules.engine import start_rules_engine
+from localiot.testing import client_error, error_code, make_client
 
 ROLE = "arn:aws:iam::123456789012:role/iot-rules"
 SQL = "SELECT * FROM 'sensors/+/temp'"
@@ -77,16 +76,6 @@ def _payload(**extra):
     return payload
 
 
-def _error(call, *args, **kwargs) -> ClientError:
-    with pytest.raises(ClientError) as info:
-        call(*args, **kwargs)
-    return info.value
-
-
-def _code(error: ClientError) -> str:
-    return error.response["Error"]["Code"]
-
-
 # rules ---------------------------------------------------------------------------
 def test_create_and_get_rule(iot, engine):
     error_action = {"republish": {"topic": "errors", "roleArn": ROLE}}
@@ -111,27 +100,27 @@ def test_sql_version_kept(iot, engine):
 
 def test_create_twice_is_refused(iot, engine):
     iot.create_topic_rule(ruleName="dup", topicRulePayload=_payload())
-    error = _error(iot.create_topic_rule, ruleName="dup", topicRulePayload=_payload())
-    assert _code(error) == "ResourceAlreadyExistsException"
+    error = client_error(iot.create_topic_rule, ruleName="dup", topicRulePayload=_payload())
+    assert error_code(error) == "ResourceAlreadyExistsException"
     assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 409
 
 
 def test_rule_name_pattern(iot, engine):
-    error = _error(iot.create_topic_rule, ruleName="bad-name", topicRulePayload=_payload())
-    assert _code(error) == "InvalidRequestException"
+    error = client_error(iot.create_topic_rule, ruleName="bad-name", topicRulePayload=_payload())
+    assert error_code(error) == "InvalidRequestException"
 
 
 def test_bad_sql_is_a_parse_error(iot, engine):
-    error = _error(iot.create_topic_rule, ruleName="bad_sql", topicRulePayload=_payload(sql="SELEC * FRM 'a'"))
-    assert _code(error) == "SqlParseException"
+    error = client_error(iot.create_topic_rule, ruleName="bad_sql", topicRulePayload=_payload(sql="SELEC * FRM 'a'"))
+    assert error_code(error) == "SqlParseException"
     assert error.response["Error"]["Message"]
     assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    assert _code(_error(iot.get_topic_rule, ruleName="bad_sql")) == "UnauthorizedException"
+    assert error_code(client_error(iot.get_topic_rule, ruleName="bad_sql")) == "UnauthorizedException"
 
 
 def test_unknown_sql_version(iot, engine):
-    error = _error(iot.create_topic_rule, ruleName="r", topicRulePayload=_payload(awsIotSqlVersion="2020-01-01"))
-    assert _code(error) == "InvalidRequestException"
+    error = client_error(iot.create_topic_rule, ruleName="r", topicRulePayload=_payload(awsIotSqlVersion="2020-01-01"))
+    assert error_code(error) == "InvalidRequestException"
 
 
 @pytest.mark.parametrize("action", [
@@ -164,24 +153,23 @@ def test_unknown_sql_version(iot, engine):
     {"s3": {"bucketName": "b", "key": "${nosuchfunction()}", "roleArn": ROLE}},
 ])
 def test_invalid_actions(iot, engine, action):
-    error = _error(iot.create_topic_rule, ruleName="bad_action", topicRulePayload=_payload(actions=[action]))
-    assert _code(error) == "InvalidRequestException", error.response["Error"]["Message"]
+    error = client_error(iot.create_topic_rule, ruleName="bad_action", topicRulePayload=_payload(actions=[action]))
+    assert error_code(error) == "InvalidRequestException", error.response["Error"]["Message"]
 
 
 def test_invalid_error_action(iot, engine):
-    error = _error(iot.create_topic_rule, ruleName="bad_error", topicRulePayload=_payload(
-        errorAction={"sqs": {"queueUrl": "https://q", "roleArn": "arn:aws:iam::1:user/x"}}))
-    assert _code(error) == "InvalidRequestException"
+    error = client_error(iot.create_topic_rule, ruleName="bad_error", topicRulePayload=_payload(
+              errorAction={"sqs": {"queueUrl": "https://q", "roleArn": "arn:aws:iam::1:user/x"}}))
+    assert error_code(error) == "InvalidRequestException"
 
 
 def test_missing_required_fields_are_checked_by_the_server(localiot_server, engine):
-    client = boto3.client("iot", endpoint_url=localiot_server.endpoint, region_name="us-east-1",
-                          config=Config(parameter_validation=False))
-    error = _error(client.create_topic_rule, ruleName="missing",
-                   topicRulePayload={"sql": SQL, "actions": [{"sqs": {"roleArn": ROLE}}]})
-    assert _code(error) == "InvalidRequestException"
-    error = _error(client.create_topic_rule, ruleName="missing", topicRulePayload={"sql": SQL})
-    assert _code(error) == "InvalidRequestException"
+    client = make_client(localiot_server, config=Config(parameter_validation=False))
+    error = client_error(client.create_topic_rule, ruleName="missing",
+                         topicRulePayload={"sql": SQL, "actions": [{"sqs": {"roleArn": ROLE}}]})
+    assert error_code(error) == "InvalidRequestException"
+    error = client_error(client.create_topic_rule, ruleName="missing", topicRulePayload={"sql": SQL})
+    assert error_code(error) == "InvalidRequestException"
 
 
 def test_every_action_type_is_accepted(iot, engine):
@@ -233,11 +221,11 @@ def test_every_action_type_is_accepted(iot, engine):
 
 def test_missing_rule_is_unauthorized(iot, engine):
     for call in (iot.get_topic_rule, iot.delete_topic_rule, iot.enable_topic_rule, iot.disable_topic_rule):
-        error = _error(call, ruleName="ghost")
-        assert _code(error) == "UnauthorizedException"
+        error = client_error(call, ruleName="ghost")
+        assert error_code(error) == "UnauthorizedException"
         assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 401
-    error = _error(iot.replace_topic_rule, ruleName="ghost", topicRulePayload=_payload())
-    assert _code(error) == "UnauthorizedException"
+    error = client_error(iot.replace_topic_rule, ruleName="ghost", topicRulePayload=_payload())
+    assert error_code(error) == "UnauthorizedException"
 
 
 def test_replace_rule(iot, engine):
@@ -256,8 +244,8 @@ def test_replace_rule(iot, engine):
     assert after["createdAt"] == before["createdAt"]
     listed = iot.list_topic_rules(topic="other/#")["rules"]
     assert [r["ruleName"] for r in listed] == ["repl"]
-    error = _error(iot.replace_topic_rule, ruleName="repl", topicRulePayload=_payload(sql="SELECT FROM"))
-    assert _code(error) == "SqlParseException"
+    error = client_error(iot.replace_topic_rule, ruleName="repl", topicRulePayload=_payload(sql="SELECT FROM"))
+    assert error_code(error) == "SqlParseException"
     assert iot.get_topic_rule(ruleName="repl")["rule"]["sql"] == "SELECT temp FROM 'other/#'"
 
 
@@ -277,8 +265,8 @@ def test_delete_rule(iot, engine):
     iot.create_topic_rule(ruleName="gone", topicRulePayload=_payload(), tags="a=1")
     arn = iot.get_topic_rule(ruleName="gone")["ruleArn"]
     iot.delete_topic_rule(ruleName="gone")
-    assert _code(_error(iot.get_topic_rule, ruleName="gone")) == "UnauthorizedException"
-    assert _code(_error(iot.delete_topic_rule, ruleName="gone")) == "UnauthorizedException"
+    assert error_code(client_error(iot.get_topic_rule, ruleName="gone")) == "UnauthorizedException"
+    assert error_code(client_error(iot.delete_topic_rule, ruleName="gone")) == "UnauthorizedException"
     iot.create_topic_rule(ruleName="gone", topicRulePayload=_payload())
     assert iot.list_tags_for_resource(resourceArn=arn)["tags"] == []
 
@@ -311,7 +299,7 @@ def test_list_rules_fields_filters_and_pages(iot, engine):
     paginated = [r["ruleName"] for p in iot.get_paginator("list_topic_rules").paginate(PaginationConfig={"PageSize": 2})
                  for r in p["rules"]]
     assert paginated == names
-    assert _code(_error(iot.list_topic_rules, nextToken="garbage!")) == "InvalidRequestException"
+    assert error_code(client_error(iot.list_topic_rules, nextToken="garbage!")) == "InvalidRequestException"
 
 
 def test_tags(iot, engine):
@@ -355,8 +343,8 @@ def test_http_destination_confirmation_flow(iot, engine, recorder):
     got = iot.get_topic_rule_destination(arn=dest["arn"])["topicRuleDestination"]
     assert got["status"] == "ENABLED"
     assert got["lastUpdatedAt"] >= got["createdAt"]
-    error = _error(iot.confirm_topic_rule_destination, confirmationToken=body["confirmationToken"])
-    assert _code(error) == "InvalidRequestException"
+    error = client_error(iot.confirm_topic_rule_destination, confirmationToken=body["confirmationToken"])
+    assert error_code(error) == "InvalidRequestException"
 
     iot.update_topic_rule_destination(arn=dest["arn"], status="DISABLED")
     assert iot.get_topic_rule_destination(arn=dest["arn"])["topicRuleDestination"]["status"] == "DISABLED"
@@ -378,7 +366,7 @@ def test_rechallenge_sends_a_new_token(iot, engine, recorder):
     iot.update_topic_rule_destination(arn=dest["arn"], status="IN_PROGRESS")
     second = json.loads(recorder.wait_for(2)[1]["body"])["confirmationToken"]
     assert second != first
-    assert _code(_error(iot.confirm_topic_rule_destination, confirmationToken=first)) == "InvalidRequestException"
+    assert error_code(client_error(iot.confirm_topic_rule_destination, confirmationToken=first)) == "InvalidRequestException"
     iot.confirm_topic_rule_destination(confirmationToken=second)
     assert iot.get_topic_rule_destination(arn=dest["arn"])["topicRuleDestination"]["status"] == "ENABLED"
 
@@ -398,22 +386,22 @@ def test_unreachable_confirmation_url_goes_to_error(iot, engine, localiot_server
     got = iot.get_topic_rule_destination(arn=dest["arn"])["topicRuleDestination"]
     assert got["status"] == "ERROR"
     assert "could not be delivered" in got["statusReason"]
-    error = _error(iot.update_topic_rule_destination, arn=dest["arn"], status="ENABLED")
-    assert _code(error) == "InvalidRequestException"
+    error = client_error(iot.update_topic_rule_destination, arn=dest["arn"], status="ENABLED")
+    assert error_code(error) == "InvalidRequestException"
     iot.update_topic_rule_destination(arn=dest["arn"], status="IN_PROGRESS")  # a new challenge
 
 
 def test_destination_errors(iot, engine, recorder):
     _destination(iot, recorder.url + "/dup")
-    assert _code(_error(_destination, iot, recorder.url + "/dup")) == "ResourceAlreadyExistsException"
-    assert _code(_error(_destination, iot, "ftp://example.com")) == "InvalidRequestException"
-    error = _error(iot.create_topic_rule_destination, destinationConfiguration={})
-    assert _code(error) == "InvalidRequestException"
+    assert error_code(client_error(_destination, iot, recorder.url + "/dup")) == "ResourceAlreadyExistsException"
+    assert error_code(client_error(_destination, iot, "ftp://example.com")) == "InvalidRequestException"
+    error = client_error(iot.create_topic_rule_destination, destinationConfiguration={})
+    assert error_code(error) == "InvalidRequestException"
     missing = "arn:aws:iot:us-east-1:123456789012:ruledestination/http/00000000-0000-0000-0000-000000000000"
-    assert _code(_error(iot.get_topic_rule_destination, arn=missing)) == "InvalidRequestException"
-    assert _code(_error(iot.delete_topic_rule_destination, arn=missing)) == "InvalidRequestException"
-    assert _code(_error(iot.update_topic_rule_destination, arn=missing, status="ENABLED")) == "InvalidRequestException"
-    assert _code(_error(iot.confirm_topic_rule_destination, confirmationToken="nope")) == "InvalidRequestException"
+    assert error_code(client_error(iot.get_topic_rule_destination, arn=missing)) == "InvalidRequestException"
+    assert error_code(client_error(iot.delete_topic_rule_destination, arn=missing)) == "InvalidRequestException"
+    assert error_code(client_error(iot.update_topic_rule_destination, arn=missing, status="ENABLED")) == "InvalidRequestException"
+    assert error_code(client_error(iot.confirm_topic_rule_destination, confirmationToken="nope")) == "InvalidRequestException"
 
 
 def test_list_and_delete_destinations(iot, engine, recorder):
@@ -431,7 +419,7 @@ def test_list_and_delete_destinations(iot, engine, recorder):
             break
     assert sorted(seen) == sorted(arns)
     iot.delete_topic_rule_destination(arn=arns[0])
-    assert _code(_error(iot.get_topic_rule_destination, arn=arns[0])) == "InvalidRequestException"
+    assert error_code(client_error(iot.get_topic_rule_destination, arn=arns[0])) == "InvalidRequestException"
     assert len(iot.list_topic_rule_destinations()["destinationSummaries"]) == 4
 
 
@@ -451,15 +439,15 @@ def test_vpc_destination(iot, engine):
     kafka = {"kafka": {"destinationArn": dest["arn"], "topic": "t",
                        "clientProperties": {"bootstrap.servers": "b:9092"}}}
     iot.create_topic_rule(ruleName="to_kafka", topicRulePayload=_payload(actions=[kafka]))
-    error = _error(iot.delete_topic_rule_destination, arn=dest["arn"])
-    assert _code(error) == "InvalidRequestException"
+    error = client_error(iot.delete_topic_rule_destination, arn=dest["arn"])
+    assert error_code(error) == "InvalidRequestException"
     iot.delete_topic_rule(ruleName="to_kafka")
     iot.update_topic_rule_destination(arn=dest["arn"], status="DISABLED")
     iot.delete_topic_rule_destination(arn=dest["arn"])
 
-    error = _error(iot.create_topic_rule_destination, destinationConfiguration={"vpcConfiguration": {
-        **config, "roleArn": "arn:aws:iam::123456789012:user/x"}})
-    assert _code(error) == "InvalidRequestException"
+    error = client_error(iot.create_topic_rule_destination, destinationConfiguration={"vpcConfiguration": {
+              **config, "roleArn": "arn:aws:iam::123456789012:user/x"}})
+    assert error_code(error) == "InvalidRequestException"
 
 
 def test_http_action_creates_its_destination(iot, engine, recorder):
@@ -475,8 +463,8 @@ def test_http_action_creates_its_destination(iot, engine, recorder):
 
 
 def test_destinations_are_scoped_by_region(localiot_server, engine, recorder):
-    east = boto3.client("iot", endpoint_url=localiot_server.endpoint, region_name="us-east-1")
-    west = boto3.client("iot", endpoint_url=localiot_server.endpoint, region_name="eu-west-1")
+    east = make_client(localiot_server)
+    west = make_client(localiot_server, region="eu-west-1")
     dest = _destination(west, recorder.url)
     assert dest["arn"].startswith("arn:aws:iot:eu-west-1:")
     assert east.list_topic_rule_destinations()["destinationSummaries"] == []

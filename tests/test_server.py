@@ -10,11 +10,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from localiot.testing import local_server
+from localiot.testing import local_server, make_client
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -30,12 +29,6 @@ def start_cli(data_dir, *extra, env=None):
         if line.startswith("localiot ready on "):
             return process, line.split()[-1]
     raise AssertionError(f"server did not start: {process.wait()}")
-
-
-def client(endpoint, service="iot", **kw):
-    kw.setdefault("aws_access_key_id", "testing")
-    kw.setdefault("aws_secret_access_key", "testing")
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", **kw)
 
 
 def get_json(url, method="GET", body=None):
@@ -62,17 +55,17 @@ def test_clock_moves(localiot_server):
 
 def test_strict_signatures():
     with local_server(strict_signatures=True, credentials="AKIAGOOD:goodsecret,111122223333:other") as server:
-        good = client(server.endpoint, aws_access_key_id="AKIAGOOD", aws_secret_access_key="goodsecret")
+        good = make_client(server.endpoint, access_key="AKIAGOOD", secret_key="goodsecret")
         good.create_thing(thingName="signed")
         assert good.describe_thing(thingName="signed")["thingArn"].endswith(":123456789012:thing/signed")
-        account = client(server.endpoint, aws_access_key_id="111122223333", aws_secret_access_key="other")
+        account = make_client(server.endpoint, access_key="111122223333", secret_key="other")
         assert account.create_thing(thingName="x")["thingArn"] == "arn:aws:iot:us-east-1:111122223333:thing/x"
         with pytest.raises(ClientError) as info:
-            client(server.endpoint, aws_access_key_id="AKIAGOOD", aws_secret_access_key="wrong").list_things()
+            make_client(server.endpoint, access_key="AKIAGOOD", secret_key="wrong").list_things()
         assert info.value.response["Error"]["Code"] == "InvalidSignatureException"
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
         with pytest.raises(ClientError) as info:
-            client(server.endpoint, aws_access_key_id="AKIAUNKNOWN", aws_secret_access_key="x").list_things()
+            make_client(server.endpoint, access_key="AKIAUNKNOWN", secret_key="x").list_things()
         assert info.value.response["Error"]["Code"] == "UnrecognizedClientException"
         with pytest.raises(urllib.error.HTTPError) as raw:
             urllib.request.urlopen(server.endpoint + "/things")
@@ -81,14 +74,14 @@ def test_strict_signatures():
 
 
 def test_any_signature_accepted_by_default(localiot_server):
-    anyone = client(localiot_server.endpoint, aws_access_key_id="whatever", aws_secret_access_key="nothing")
+    anyone = make_client(localiot_server.endpoint, access_key="whatever", secret_key="nothing")
     assert anyone.list_things()["things"] == []
 
 
 def test_sigkill_loses_nothing_acknowledged(tmp_path):
     process, endpoint = start_cli(tmp_path)
     try:
-        iot = client(endpoint)
+        iot = make_client(endpoint)
         iot.create_thing_type(thingTypeName="sensor")
         for i in range(50):
             iot.create_thing(thingName=f"t{i}", thingTypeName="sensor",
@@ -100,7 +93,7 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path):
         process.wait()
     process, endpoint = start_cli(tmp_path)
     try:
-        iot = client(endpoint)
+        iot = make_client(endpoint)
         names = [t["thingName"] for p in iot.get_paginator("list_things").paginate() for t in p["things"]]
         assert sorted(names) == sorted(f"t{i}" for i in range(50))
         seven = iot.describe_thing(thingName="t7")
@@ -115,7 +108,7 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path):
 def test_in_memory_mode_keeps_nothing(tmp_path):
     process, endpoint = start_cli(tmp_path, "--in-memory")
     try:
-        client(endpoint).create_thing(thingName="t")
+        make_client(endpoint).create_thing(thingName="t")
     finally:
         process.terminate()
         process.wait()
@@ -125,7 +118,7 @@ def test_in_memory_mode_keeps_nothing(tmp_path):
 def test_environment_variables_configure_the_server(tmp_path):
     process, endpoint = start_cli(tmp_path, env={"LOCALIOT_DEFAULT_ACCOUNT": "444455556666"})
     try:
-        assert client(endpoint).create_thing(thingName="t")["thingArn"] == \
+        assert make_client(endpoint).create_thing(thingName="t")["thingArn"] == \
             "arn:aws:iot:us-east-1:444455556666:thing/t"
     finally:
         process.terminate()

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import threading
 
-import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from conftest import make_client
+from localiot.testing import make_client
 from shadow_cases import CASES, Outcome, T, run_case
 
 ERROR_TYPES = {400: "InvalidRequestException", 404: "ResourceNotFoundException", 409: "ConflictException",
@@ -46,9 +45,7 @@ def recorder(localiot_server):
 @pytest.fixture
 def data(localiot_server):
     # No retries: a 5xx must fail the test at once, not after four more tries.
-    return boto3.client("iot-data", endpoint_url=localiot_server.endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing",
-                        config=BotoConfig(retries={"max_attempts": 1}))
+    return make_client(localiot_server, "iot-data", config=BotoConfig(retries={"max_attempts": 1}))
 
 
 class HttpDoor:

@@ -1,18 +1,9 @@
 """Thing types: create, describe, list, update, deprecate, delete after five minutes."""
 
-import json
-import urllib.request
-
 import pytest
 from botocore.exceptions import ClientError
 
-
-def advance_clock(server, seconds):
-    request = urllib.request.Request(server.endpoint + "/_localiot/clock", method="POST",
-                                     data=json.dumps({"advance": seconds}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
+from localiot.testing import advance
 
 
 def test_create_describe_list(iot):
@@ -67,7 +58,7 @@ def test_delete_requires_deprecation_five_minutes_and_no_things(localiot_server,
     assert meta["deprecated"] is True and "deprecationDate" in meta
     with pytest.raises(ClientError):
         iot.delete_thing_type(thingTypeName="old")  # not five minutes yet
-    advance_clock(localiot_server, 301)
+    advance(localiot_server, 301)
     with pytest.raises(ClientError):
         iot.delete_thing_type(thingTypeName="old")  # a thing still uses it
     iot.update_thing(thingName="t", removeThingType=True)

@@ -3,11 +3,7 @@
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_client
-
-
-def error_of(excinfo):
-    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
+from localiot.testing import error_of, make_client
 
 
 def test_create_describe_thing(iot):

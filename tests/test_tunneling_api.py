@@ -6,13 +6,10 @@ mutual TLS under its policy."""
 from __future__ import annotations
 
 import json
-import urllib.request
 
-import botocore.exceptions
 import pytest
 
-from conftest import make_client
-from test_mqtt_tls import address, ca_file, device_pool, new_certificate
+from localiot.testing import ACCOUNT, REGION, advance, error_code, make_client
 
 
 @pytest.fixture
@@ -20,25 +17,11 @@ def tunnels(localiot_server):
     return make_client(localiot_server, "iotsecuretunneling")
 
 
-def error_code(call, *args, **kwargs) -> str:
-    with pytest.raises(botocore.exceptions.ClientError) as info:
-        call(*args, **kwargs)
-    return info.value.response["Error"]["Code"]
-
-
-def advance(server, seconds: float) -> None:
-    """Move the clock as a user would: time-driven work runs before the answer."""
-    request = urllib.request.Request(server.endpoint + "/_localiot/clock", method="POST",
-                                     data=json.dumps({"advance": seconds}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request).read()
-
-
 def test_open_and_describe(tunnels):
     opened = tunnels.open_tunnel(description="ssh to pump", destinationConfig={"thingName": "pump-1",
                                  "services": ["SSH"]}, timeoutConfig={"maxLifetimeTimeoutMinutes": 30},
                                  tags=[{"key": "team", "value": "ops"}])
-    assert opened["tunnelArn"] == f"arn:aws:iot:us-east-1:123456789012:tunnel/{opened['tunnelId']}"
+    assert opened["tunnelArn"] == f"arn:aws:iot:{REGION}:{ACCOUNT}:tunnel/{opened['tunnelId']}"
     assert opened["sourceAccessToken"] != opened["destinationAccessToken"]
     tunnel = tunnels.describe_tunnel(tunnelId=opened["tunnelId"])["tunnel"]
     assert tunnel["status"] == "OPEN"
@@ -128,7 +111,7 @@ def test_tags(tunnels):
     missing = arn.rsplit("/", 1)[0] + "/nope"
     assert error_code(tunnels.tag_resource, resourceArn=missing, tags=[{"key": "x", "value": "y"}]) \
         == "ResourceNotFoundException"
-    assert error_code(tunnels.list_tags_for_resource, resourceArn="arn:aws:iot:us-east-1:123456789012:thing/x") \
+    assert error_code(tunnels.list_tags_for_resource, resourceArn=f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/x") \
         == "ResourceNotFoundException"
     assert error_code(tunnels.tag_resource, resourceArn=arn, tags=[{"key": "aws:x", "value": "y"}]) \
         == "InvalidRequestException"
@@ -146,29 +129,26 @@ def test_tunnels_expire_on_the_clock(localiot_server, tunnels):
     assert tunnels.describe_tunnel(tunnelId=long)["tunnel"]["status"] == "CLOSED"
 
 
-def test_notify_reaches_the_destination_thing_under_its_policy(localiot_server, iot, tunnels, tmp_path):
+def test_notify_reaches_the_destination_thing_under_its_policy(tunnels, devices):
     thing = "pump-7"
     notify = f"$aws/things/{thing}/tunnels/notify"
     policy = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
         {"Effect": "Allow", "Action": "iot:Subscribe",
-         "Resource": f"arn:aws:iot:us-east-1:123456789012:topicfilter/$aws/things/{thing}/tunnels/notify"},
+         "Resource": f"arn:aws:iot:{REGION}:{ACCOUNT}:topicfilter/$aws/things/{thing}/tunnels/notify"},
         {"Effect": "Allow", "Action": "iot:Receive",
-         "Resource": f"arn:aws:iot:us-east-1:123456789012:topic/$aws/things/{thing}/tunnels/notify"}]}
-    cert = new_certificate(iot, tmp_path, "pump", policy=policy)
-    _, port = address(iot)
-    with device_pool() as make:
-        device = make(port, thing, ca=ca_file(localiot_server, tmp_path), cert=cert).connect_ok()
-        assert device.subscribe(notify) == [1]
-        denied = "$aws/things/other/tunnels/notify"
-        assert device.subscribe(denied)[0] >= 0x80
-        opened = tunnels.open_tunnel(destinationConfig={"thingName": thing, "services": ["SSH", "HTTP"]})
-        message = json.loads(device.expect(notify).payload)
-        assert message == {"clientAccessToken": opened["destinationAccessToken"], "clientMode": "destination",
-                           "region": "us-east-1", "services": ["SSH", "HTTP"]}
-        rotated = tunnels.rotate_tunnel_access_token(tunnelId=opened["tunnelId"], clientMode="DESTINATION")
-        assert json.loads(device.expect(notify).payload)["clientAccessToken"] == rotated["destinationAccessToken"]
-        tunnels.rotate_tunnel_access_token(tunnelId=opened["tunnelId"], clientMode="SOURCE")
-        tunnels.open_tunnel(destinationConfig={"thingName": "other", "services": ["SSH"]})
-        tunnels.open_tunnel()
-        device.expect_none()
+         "Resource": f"arn:aws:iot:{REGION}:{ACCOUNT}:topic/$aws/things/{thing}/tunnels/notify"}]}
+    device = devices.tls(thing, policy=policy)
+    assert device.subscribe(notify) == [1]
+    denied = "$aws/things/other/tunnels/notify"
+    assert device.subscribe(denied)[0] >= 0x80
+    opened = tunnels.open_tunnel(destinationConfig={"thingName": thing, "services": ["SSH", "HTTP"]})
+    message = json.loads(device.expect(notify).payload)
+    assert message == {"clientAccessToken": opened["destinationAccessToken"], "clientMode": "destination",
+                       "region": "us-east-1", "services": ["SSH", "HTTP"]}
+    rotated = tunnels.rotate_tunnel_access_token(tunnelId=opened["tunnelId"], clientMode="DESTINATION")
+    assert json.loads(device.expect(notify).payload)["clientAccessToken"] == rotated["destinationAccessToken"]
+    tunnels.rotate_tunnel_access_token(tunnelId=opened["tunnelId"], clientMode="SOURCE")
+    tunnels.open_tunnel(destinationConfig={"thingName": "other", "services": ["SSH"]})
+    tunnels.open_tunnel()
+    device.expect_none()

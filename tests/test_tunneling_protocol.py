@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import socket
 import urllib.error
@@ -17,7 +16,7 @@ import uuid
 import aiohttp
 import pytest
 
-from conftest import make_client
+from localiot.testing import advance, make_client
 from tunneling_localproxy import T, Frames, connect, frame
 
 CLIENT_TOKEN = str(uuid.uuid4())
@@ -248,12 +247,8 @@ def test_close_disconnects_both(localiot_server, tunnels):
 def test_expiry_disconnects_both(localiot_server, tunnels):
     opened = open_tunnel(tunnels, minutes=5)
 
-    def expire():
-        request = urllib.request.Request(localiot_server.endpoint + "/_localiot/clock", method="POST",
-                                         data=json.dumps({"advance": 301}).encode())
-        urllib.request.urlopen(request).read()
-
-    lifecycle(localiot_server, tunnels, opened, expire, {"source": True, "destination": True})
+    lifecycle(localiot_server, tunnels, opened, lambda: advance(localiot_server, 301),
+              {"source": True, "destination": True})
     assert tunnels.describe_tunnel(tunnelId=opened["tunnelId"])["tunnel"]["status"] == "CLOSED"
 
 

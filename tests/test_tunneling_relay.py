@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from conftest import make_client
+from localiot.testing import make_client
 from tunneling_localproxy import LocalProxy, echo_server, round_trip
 
 
