@@ -68,7 +68,7 @@ from localiot import pki
 from localiot.broker import Broker, auth as broker_auth
 from localiot.broker.connection import Connection
 from localiot.broker.retained import RetainedQuotaExceeded
-from localiot.broker.topics import TopicError, validate_topic_name
+from localiot.topics import TopicError, validate_topic_name
 from localiot.device_auth import AuthFailure, DeviceAuth, Door, trust_anchor_pems, verify_presigned
 from localiot.doors import make_handler
 

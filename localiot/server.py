@@ -8,7 +8,6 @@ import logging
 import os
 
 from aiohttp import web
-from aiohttp.web_server import Server
 
 from localiot import __version__
 from localiot.background import Background, registered
@@ -18,6 +17,7 @@ from localiot.config import Config
 from localiot.datadir_lock import DataDirectoryLock
 from localiot.protocol.engine import Call, Engine
 from localiot.protocol.errors import ServiceError
+from localiot.protocol.http import ApiServer
 from localiot.protocol.models import load_services
 from localiot.runtime import Runtime
 from localiot.services import load_all
@@ -116,7 +116,7 @@ class LocalIoT:
         return _json({"message": f"unknown admin route {request.method} {path}"}, status=404)
 
     async def start(self) -> int:
-        server = Server(self._http, access_log=None)
+        server = ApiServer(self._http, self.engine.refusal, access_log=None)
         self._runner = web.ServerRunner(server, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)
@@ -127,7 +127,9 @@ class LocalIoT:
 
         self.rules = start_rules_engine(self)
         from localiot.listeners import start_listeners
+        from localiot.services.defender import history
 
+        history.install(self.runtime)  # the audit's connection history hears the broker from its first client
         self.broker = await start_listeners(self)
         self.background.start()
         log.info("localiot %s API on http://%s:%s (store %s)", __version__, self.config.host, self.port, self.store.path)

@@ -20,81 +20,11 @@ An expectation left out of a step is not checked.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Protocol
-
-T = 1_700_000_000
-THING = "dev"
-
-
-def ts(offset: int = 0) -> dict:
-    return {"timestamp": T + offset}
-
-
-M = ts(0)
-
-_UNSET = object()
-
-
-def update(payload, accepted=_UNSET, delta=_UNSET, documents=_UNSET, error=None, shadow=_UNSET) -> dict:
-    step = {"op": "update", "payload": payload}
-    for key, value in (("accepted", accepted), ("delta", delta), ("documents", documents), ("shadow", shadow)):
-        if value is not _UNSET:
-            step[key] = value
-    if error is not None:
-        step["error"] = error
-    return step
-
-
-def get(reply=None, error=None, shadow=_UNSET) -> dict:
-    step = {"op": "get"}
-    if reply is not None:
-        step["reply"] = reply
-    if error is not None:
-        step["error"] = error
-    if shadow is not _UNSET:
-        step["shadow"] = shadow
-    return step
-
-
-def delete(reply=None, error=None, shadow=_UNSET) -> dict:
-    step = get(reply, error, shadow)
-    step["op"] = "delete"
-    return step
-
-
-def advance(seconds: int) -> dict:
-    return {"op": "advance", "seconds": seconds}
-
-
-def err(code: int, message: str, client_token: str | None = None) -> dict:
-    doc = {"code": code, "message": message}
-    if client_token is not None:
-        doc["clientToken"] = client_token
-    return doc
-
-
-def desired(values: dict, **extra) -> dict:
-    return {"state": {"desired": values}, **extra}
-
-
-def reported(values: dict, **extra) -> dict:
-    return {"state": {"reported": values}, **extra}
-
-
-def case(name: str, *steps, shadow: str | None = None) -> dict:
-    return {"name": name, "shadow": shadow, "steps": list(steps)}
-
-
-INVALID_JSON = err(400, "Payload contains invalid json")
-MISSING_STATE = err(400, "Missing required node: state")
-INVALID_NODE = err(400, "State contains an invalid node")
-INVALID_VERSION = err(400, "Invalid version")
-INVALID_TOKEN = err(400, "Invalid clientToken")
-TOO_DEEP = err(400, "JSON contains too many levels of nesting; maximum is 6")
-TOO_LARGE = err(413, "The payload exceeds the maximum size allowed")
-NOT_FOUND = err(404, f"No shadow exists with name: '{THING}'")
+from shadow_cases_requests import REQUEST_CASES
+from shadow_steps import (  # noqa: F401 - THING, Outcome and run_case: the doors import them from here
+    INVALID_NODE, INVALID_TOKEN, INVALID_VERSION, M, NOT_FOUND, THING, T, Outcome, advance, case, desired, err, get,
+    reported, run_case, ts, update,
+)
 
 CASES = [
     # --- creation, merge, delta --------------------------------------------
@@ -203,11 +133,11 @@ CASES = [
         get({"state": {}, "metadata": {}, "version": 2, "timestamp": T}),
     ),
     case(
-        "a nested null removes the objects it leaves empty",
+        "a nested null deletes its key only: the object it empties stays, as {}",
         update(desired({"a": {"b": {"c": 1}}, "x": 1})),
         update(desired({"a": {"b": {"c": None}}})),
-        get({"state": {"desired": {"x": 1}, "delta": {"x": 1}}, "metadata": {"desired": {"x": M}}, "version": 2,
-             "timestamp": T}),
+        get({"state": {"desired": {"a": {"b": {}}, "x": 1}, "delta": {"a": {"b": {}}, "x": 1}},
+             "metadata": {"desired": {"a": {"b": {}}, "x": M}}, "version": 2, "timestamp": T}),
     ),
     case(
         "a nested null keeps its siblings",
@@ -269,11 +199,64 @@ CASES = [
         get({"state": {"desired": {"a": 1}, "delta": {"a": 1}}, "metadata": {"desired": {"a": M}}, "version": 2,
              "timestamp": T}),
     ),
+    # --- an explicit {} is a value (issue 11 item 12) ------------------------------
     case(
-        "an empty object replacing a value leaves nothing there",
+        "an empty object replaces a value",
         update(reported({"a": 1, "b": 1})),
         update(reported({"a": {}})),
-        get({"state": {"reported": {"b": 1}}, "metadata": {"reported": {"b": M}}, "version": 2, "timestamp": T}),
+        get({"state": {"reported": {"a": {}, "b": 1}}, "metadata": {"reported": {"a": {}, "b": M}}, "version": 2,
+             "timestamp": T}),
+    ),
+    case(
+        "an explicit {} is stored, returned by GET and part of the delta",
+        update(desired({"a": 1, "b": {"c": 3}, "d": {}}),
+               accepted={"state": {"desired": {"a": 1, "b": {"c": 3}, "d": {}}},
+                         "metadata": {"desired": {"a": M, "b": {"c": M}, "d": {}}}, "version": 1, "timestamp": T},
+               delta={"version": 1, "timestamp": T, "state": {"a": 1, "b": {"c": 3}, "d": {}},
+                      "metadata": {"a": M, "b": {"c": M}, "d": {}}},
+               documents={"previous": None,
+                          "current": {"state": {"desired": {"a": 1, "b": {"c": 3}, "d": {}}},
+                                      "metadata": {"desired": {"a": M, "b": {"c": M}, "d": {}}}, "version": 1},
+                          "timestamp": T}),
+        get({"state": {"desired": {"a": 1, "b": {"c": 3}, "d": {}}, "delta": {"a": 1, "b": {"c": 3}, "d": {}}},
+             "metadata": {"desired": {"a": M, "b": {"c": M}, "d": {}}}, "version": 1, "timestamp": T}),
+        advance(5),
+        update(desired({"b": {"c": {}}}),
+               accepted={"state": {"desired": {"b": {"c": {}}}}, "metadata": {"desired": {"b": {"c": {}}}},
+                         "version": 2, "timestamp": T + 5}),
+        get({"state": {"desired": {"a": 1, "b": {"c": {}}, "d": {}}, "delta": {"a": 1, "b": {"c": {}}, "d": {}}},
+             "metadata": {"desired": {"a": M, "b": {"c": {}}, "d": {}}}, "version": 2, "timestamp": T + 5}),
+    ),
+    case(
+        "merging {} into an object leaves it unchanged",
+        update(reported({"cfg": {"mode": "eco"}, "n": 1})),
+        advance(3),
+        update(reported({"cfg": {}}),
+               accepted={"state": {"reported": {"cfg": {}}}, "metadata": {"reported": {"cfg": {}}}, "version": 2,
+                         "timestamp": T + 3}),
+        get({"state": {"reported": {"cfg": {"mode": "eco"}, "n": 1}},
+             "metadata": {"reported": {"cfg": {"mode": M}, "n": M}}, "version": 2, "timestamp": T + 3}),
+    ),
+    case(
+        "{} desired and {} reported agree: no delta",
+        update({"state": {"desired": {"d": {}}, "reported": {"d": {}, "x": 1}}}, delta=None),
+        get({"state": {"desired": {"d": {}}, "reported": {"d": {}, "x": 1}},
+             "metadata": {"desired": {"d": {}}, "reported": {"d": {}, "x": M}}, "version": 1, "timestamp": T}),
+    ),
+    case(
+        "an empty top-level section is still omitted",
+        update({"state": {"desired": {}, "reported": {"a": 1}}}),
+        get({"state": {"reported": {"a": 1}}, "metadata": {"reported": {"a": M}}, "version": 1, "timestamp": T}),
+        update(reported({"a": None}), delta=None),
+        get({"state": {}, "metadata": {}, "version": 2, "timestamp": T}),
+    ),
+    case(
+        "a new object with nulls keeps its explicit {} but not what only nulls emptied",
+        update(desired({"o": {"gone": None, "inner": {"x": None}, "kept": {}}}),
+               documents={"previous": None,
+                          "current": {"state": {"desired": {"o": {"kept": {}}}},
+                                      "metadata": {"desired": {"o": {"kept": {}}}}, "version": 1},
+                          "timestamp": T}),
     ),
     # --- nested objects ---------------------------------------------------------
     case(
@@ -484,244 +467,4 @@ CASES = [
         update(reported({"a": 1}, clientToken=42), error=INVALID_TOKEN),
         update(reported({"a": 1}, clientToken={"t": 1}), error=INVALID_TOKEN),
     ),
-    # --- malformed requests -----------------------------------------------------
-    case(
-        "a payload that is not JSON",
-        update(b'{"state": {"desired": ', error=INVALID_JSON),
-        update(b"hello", error=INVALID_JSON),
-        get(error=NOT_FOUND),
-    ),
-    case(
-        "NaN and Infinity are not JSON",
-        update(b'{"state": {"desired": {"a": NaN}}}', error=INVALID_JSON),
-        update(b'{"state": {"desired": {"a": -Infinity}}}', error=INVALID_JSON),
-    ),
-    case(
-        "a payload must be UTF-8",
-        update(b'{"state": {"desired": {"a": "\xff"}}}',
-               error=err(415, "Unsupported documented encoding; supported encoding is UTF-8")),
-    ),
-    case(
-        "a request without state is rejected with its clientToken",
-        update({"desired": {"a": 1}}, error=MISSING_STATE),
-        update({"clientToken": "ct", "version": 1}, error=err(400, "Missing required node: state", "ct")),
-    ),
-    case(
-        "a JSON document that is not an object has no state",
-        update(b"[1, 2]", error=MISSING_STATE),
-        update(b"66", error=MISSING_STATE),
-        update(b"null", error=MISSING_STATE),
-    ),
-    case(
-        "state must be an object or null",
-        update({"state": 5}, error=err(400, "State node must be an object")),
-        update({"state": ["desired"]}, error=err(400, "State node must be an object")),
-    ),
-    case(
-        "desired and reported must be objects or null",
-        update({"state": {"desired": "on"}}, error=err(400, "Desired node must be an object")),
-        update({"state": {"reported": [1]}}, error=err(400, "Reported node must be an object")),
-        update({"state": {"reported": 0}}, error=err(400, "Reported node must be an object")),
-    ),
-    case(
-        "state accepts only desired and reported",
-        update({"state": {"delta": {"a": 1}}}, error=INVALID_NODE),
-        update({"state": {"desired": {"a": 1}, "color": "red"}}, error=INVALID_NODE),
-        get(error=NOT_FOUND),
-    ),
-    case(
-        "fields outside state are ignored",
-        update({"state": {"reported": {"a": 1}}, "metadata": {"reported": {"a": {"timestamp": 1}}},
-                "timestamp": 5, "extra": "x"},
-               accepted={"state": {"reported": {"a": 1}}, "metadata": {"reported": {"a": M}}, "version": 1,
-                         "timestamp": T}),
-    ),
-    # --- limits -----------------------------------------------------------------
-    case(
-        "six levels of nesting are allowed, seven are not",
-        update(desired({"one": {"two": {"three": {"four": {"five": {"v": 1}}}}}}),
-               accepted={"state": {"desired": {"one": {"two": {"three": {"four": {"five": {"v": 1}}}}}}},
-                         "metadata": {"desired": {"one": {"two": {"three": {"four": {"five": {"v": M}}}}}}},
-                         "version": 1, "timestamp": T}),
-        update(reported({"one": {"two": {"three": {"four": {"five": {"six": {"v": 1}}}}}}}), error=TOO_DEEP),
-    ),
-    case(
-        "arrays count as nesting levels",
-        update(reported({"l": [[[[[1]]]]]})),
-        update(reported({"l": [[[[[[1]]]]]]}), error=TOO_DEEP),
-        get({"state": {"reported": {"l": [[[[[1]]]]]}}, "metadata": {"reported": {"l": [[[[[M]]]]]}},
-             "version": 1, "timestamp": T}),
-    ),
-    case(
-        "desired plus reported may hold 8 KB, metadata not counted",
-        update(desired({"a": "x" * 8184}), accepted={"state": {"desired": {"a": "x" * 8184}},
-                                                     "metadata": {"desired": {"a": M}}, "version": 1,
-                                                     "timestamp": T}),
-        update(reported({"b": 1}), error=TOO_LARGE),
-        update(desired({"a": "x" * 8185}), error=TOO_LARGE),
-        update(desired({"a": "y"}), accepted={"state": {"desired": {"a": "y"}}, "metadata": {"desired": {"a": M}},
-                                              "version": 2, "timestamp": T}),
-    ),
-    case(
-        "a request over 128 KB is too large",
-        update(desired({"a": "x" * (128 * 1024)}), error=TOO_LARGE),
-        get(error=NOT_FOUND),
-    ),
-    # --- get and delete ---------------------------------------------------------
-    case(
-        "getting a shadow that never existed",
-        get(error=NOT_FOUND),
-        delete(error=NOT_FOUND),
-    ),
-    case(
-        "a missing named shadow is named in the error",
-        get(error=err(404, "No shadow exists with name: 'config'")),
-        delete(error=err(404, "No shadow exists with name: 'config'")),
-        shadow="config",
-    ),
-    case(
-        "delete answers the deleted version, and the shadow is gone",
-        update(desired({"a": 1})),
-        advance(30),
-        update(reported({"a": 1})),
-        delete({"version": 2, "timestamp": T + 30}),
-        get(error=NOT_FOUND),
-        delete(error=NOT_FOUND),
-    ),
-    case(
-        "a shadow created again within 48 hours continues the version",
-        update(desired({"a": 1})),
-        update(desired({"a": 2})),
-        delete({"version": 2, "timestamp": T}),
-        advance(48 * 3600),
-        update(reported({"b": 1}),
-               accepted={"state": {"reported": {"b": 1}}, "metadata": {"reported": {"b": ts(48 * 3600)}},
-                         "version": 3, "timestamp": T + 48 * 3600},
-               documents={"previous": None,
-                          "current": {"state": {"reported": {"b": 1}},
-                                      "metadata": {"reported": {"b": ts(48 * 3600)}}, "version": 3},
-                          "timestamp": T + 48 * 3600}),
-    ),
-    case(
-        "after 48 hours a shadow created again starts at version 1",
-        update(desired({"a": 1})),
-        update(desired({"a": 2})),
-        delete({"version": 2, "timestamp": T}),
-        advance(48 * 3600 + 1),
-        update(desired({"a": 3}), accepted={"state": {"desired": {"a": 3}},
-                                            "metadata": {"desired": {"a": ts(48 * 3600 + 1)}}, "version": 1,
-                                            "timestamp": T + 48 * 3600 + 1}),
-    ),
-    case(
-        "the version of a recently deleted shadow is the one to give",
-        update(desired({"a": 1})),
-        update(desired({"a": 2})),
-        delete({"version": 2, "timestamp": T}),
-        update(desired({"a": 3}, version=0), error=err(409, "Version conflict")),
-        update(desired({"a": 3}, version=2), accepted={"state": {"desired": {"a": 3}},
-                                                       "metadata": {"desired": {"a": M}}, "version": 3,
-                                                       "timestamp": T}),
-    ),
-    # --- named shadows ----------------------------------------------------------
-    case(
-        "a named shadow has the same semantics",
-        update(desired({"fw": "2.0"}), delta={"version": 1, "timestamp": T, "state": {"fw": "2.0"},
-                                              "metadata": {"fw": M}}),
-        update(reported({"fw": "2.0"}), delta=None),
-        get({"state": {"desired": {"fw": "2.0"}, "reported": {"fw": "2.0"}},
-             "metadata": {"desired": {"fw": M}, "reported": {"fw": M}}, "version": 2, "timestamp": T}),
-        delete({"version": 2, "timestamp": T}),
-        shadow="firmware",
-    ),
-    case(
-        "the classic shadow and named shadows of a thing are separate",
-        update(desired({"a": 1})),
-        update(desired({"a": 1}), shadow="n1"),
-        update(desired({"a": 2}), shadow="n1"),
-        get({"state": {"desired": {"a": 1}, "delta": {"a": 1}}, "metadata": {"desired": {"a": M}}, "version": 1,
-             "timestamp": T}),
-        delete({"version": 2, "timestamp": T}, shadow="n1"),
-        get(error=err(404, "No shadow exists with name: 'n1'"), shadow="n1"),
-        get({"state": {"desired": {"a": 1}, "delta": {"a": 1}}, "metadata": {"desired": {"a": M}}, "version": 1,
-             "timestamp": T}),
-    ),
-    case(
-        "a shadow name may start with $",
-        update(reported({"v": "1.2"}), accepted={"state": {"reported": {"v": "1.2"}},
-                                                 "metadata": {"reported": {"v": M}}, "version": 1,
-                                                 "timestamp": T}),
-        get({"state": {"reported": {"v": "1.2"}}, "metadata": {"reported": {"v": M}}, "version": 1,
-             "timestamp": T}),
-        shadow="$package",
-    ),
-]
-
-
-# the runner shared by the doors ------------------------------------------------
-@dataclass
-class Outcome:
-    reply: dict | None = None  # accepted / get / delete document
-    error: dict | None = None  # error document: code, message, clientToken
-    published: dict[str, dict] = field(default_factory=dict)  # "update/delta" -> body, this request's topics
-
-
-class Door(Protocol):
-    def set_time(self, epoch: float) -> None: ...
-
-    def update(self, thing: str, shadow: str | None, payload: bytes) -> Outcome: ...
-
-    def get(self, thing: str, shadow: str | None) -> Outcome: ...
-
-    def delete(self, thing: str, shadow: str | None) -> Outcome: ...
-
-
-def encode(payload) -> bytes:
-    if isinstance(payload, bytes):
-        return payload
-    if isinstance(payload, str):
-        return payload.encode()
-    return json.dumps(payload).encode()
-
-
-def run_case(case_: dict, door: Door) -> None:
-    now = T
-    for index, step in enumerate(case_["steps"]):
-        where = f"{case_['name']}: step {index} ({step['op']})"
-        if step["op"] == "advance":
-            now += step["seconds"]
-            continue
-        door.set_time(now)
-        shadow = step.get("shadow", case_["shadow"])
-        if step["op"] == "update":
-            out = door.update(THING, shadow, encode(step["payload"]))
-        elif step["op"] == "get":
-            out = door.get(THING, shadow)
-        else:
-            out = door.delete(THING, shadow)
-        check(step, out, where)
-
-
-def check(step: dict, out: Outcome, where: str) -> None:
-    published = {topic: body for topic, body in out.published.items() if not topic.endswith("/rejected")}
-    if "error" in step:
-        assert out.error == step["error"], f"{where}: error {out.error} != {step['error']}"
-        assert not published, f"{where}: a rejected request published {published}"
-        return
-    assert out.error is None, f"{where}: unexpected error {out.error}"
-    op = step["op"]
-    if op == "update":
-        assert published.get("update/accepted") == out.reply, f"{where}: /update/accepted differs from the reply"
-        if "accepted" in step:
-            assert out.reply == step["accepted"], f"{where}: accepted {out.reply} != {step['accepted']}"
-        if "delta" in step:
-            got = published.get("update/delta")
-            assert got == step["delta"], f"{where}: delta {got} != {step['delta']}"
-        if "documents" in step:
-            got = published.get("update/documents")
-            assert got == step["documents"], f"{where}: documents {got} != {step['documents']}"
-        assert "update/documents" in published, f"{where}: no /update/documents"
-    else:
-        if "reply" in step:
-            assert out.reply == step["reply"], f"{where}: reply {out.reply} != {step['reply']}"
-        if op == "delete":
-            assert published.get("delete/accepted") == out.reply, f"{where}: /delete/accepted differs"
+] + REQUEST_CASES

@@ -1,13 +1,16 @@
-"""Topic validation as AWS IoT documents it, filter matching and the subscription trie."""
+"""localiot.topics: topic validation as AWS IoT documents it, filter matching, the generic
+topic trie the rules engine uses and the broker's subscription trie built on it."""
 
 import random
 
 import pytest
 
+import localiot.topics as topics_module
 from localiot.broker import codec
 from localiot.broker.codec import SubOptions
-from localiot.broker.topics import (
-    SubscriptionTrie, TopicError, literal_prefix, matches, parse_shared, validate_topic_filter, validate_topic_name,
+from localiot.topics import (
+    SubscriptionTrie, TopicError, TopicTrie, filter_problem, literal_prefix, matches, parse_shared,
+    validate_topic_filter, validate_topic_name,
 )
 
 
@@ -99,9 +102,9 @@ def test_trie_remove_prunes():
     assert trie.remove("a/b/c", "s")
     assert not trie.remove("a/b/c", "s")
     assert not trie.remove("nope/x", "s")
-    assert "b" not in trie.root.children["a"].children
+    assert "b" not in trie.filters.root.children["a"].children
     assert trie.remove("a/+", "s")
-    assert trie.root.children == {}
+    assert trie.filters.root.children == {}
     assert len(trie) == 0
 
 
@@ -158,3 +161,65 @@ def test_trie_with_100k_subscriptions():
     assert len(trie) == 50_002
     assert set(trie.match("devices/4242/cmd")[0]) == {"fleet", "ops"}
     assert set(trie.match("devices/4243/cmd")[0]) == {4243, "fleet", "ops"}
+
+
+def test_reason_codes_are_the_codecs():
+    assert topics_module.TOPIC_NAME_INVALID == codec.TOPIC_NAME_INVALID
+    assert topics_module.TOPIC_FILTER_INVALID == codec.TOPIC_FILTER_INVALID
+
+
+@pytest.mark.parametrize("topic_filter, problem", [
+    ("a/+/#", None), ("$share/g/a", None), ("", "it is empty"), ("a\x00", "it contains a NUL character"),
+    ("a/#/b", "'#' must be a whole level and the last one"), ("a#", "'#' must be a whole level and the last one"),
+    ("a/b+", "'+' must be a whole level"), ("+#", "'#' must be a whole level and the last one"),
+])
+def test_filter_problem(topic_filter, problem):
+    assert filter_problem(topic_filter) == problem
+
+
+def test_nothing_matches_the_empty_topic():
+    assert not matches("#", "") and not matches("", "")
+    trie = TopicTrie()
+    trie.setdefault("#", list).append("all")
+    assert trie.match("") == []
+    assert trie.match("x") == [["all"]]
+
+
+def test_topic_trie_holds_any_value_per_filter():
+    trie = TopicTrie()
+    rules = trie.setdefault("sensors/+/temp", list)
+    rules.append("r1")
+    assert trie.setdefault("sensors/+/temp", list) is rules  # one value per filter
+    rules.append("r2")
+    trie.setdefault("sensors/#", list).append("r3")
+    trie.setdefault("#", list).append("r4")
+    assert trie.get("sensors/+/temp") == ["r1", "r2"]
+    assert trie.get("sensors/+") is None and trie.get("nope") is None
+    assert sorted(r for values in trie.match("sensors/k/temp") for r in values) == ["r1", "r2", "r3", "r4"]
+    assert trie.match("sensors") == [["r4"], ["r3"]]  # "sensors/#" matches its parent level
+    assert trie.match("$aws/sensors") == []
+    trie.discard("sensors/+/temp")
+    assert "+" not in trie.root.children["sensors"].children  # the empty branch is pruned
+    trie.discard("sensors/+/temp")  # already gone: nothing happens
+    trie.discard("sensors/#")
+    trie.discard("#")
+    assert trie.root.children == {}
+
+
+def test_topic_trie_agrees_with_matches_on_random_filters():
+    rng = random.Random(11)
+    words = ["a", "b", "$x", ""]
+    filters = set()
+    for _ in range(300):
+        levels = [rng.choice(words + ["+"]) for _ in range(rng.randint(1, 4))]
+        if rng.random() < 0.3:
+            levels.append("#")
+        filters.add("/".join(levels))
+    trie = TopicTrie()
+    for f in filters:
+        trie.setdefault(f, list).append(f)
+    for _ in range(300):
+        topic = "/".join(rng.choice(words) for _ in range(rng.randint(1, 5)))
+        found = [f for values in trie.match(topic) for f in values]
+        assert len(found) == len(set(found)), topic  # each filter once
+        assert set(found) == {f for f in filters if matches(f, topic)}, topic

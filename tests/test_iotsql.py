@@ -196,11 +196,19 @@ OPERATOR_CASES = [
     case("SELECT 1.5 * 2 AS b, 7.5 / 2.5 AS d FROM 't'", {"b": 3, "d": 3}, id="decimal-arithmetic-v2-whole"),
     case("SELECT 1 / 3.0 AS third FROM 't'", Text('{"third":0.3333333333333333333333333333333333}'), version=V1,
          id="decimal-34-digits"),
-    case("SELECT '10' + 5 AS a, '2.5' * '2' AS b, 5 - '1e1' AS c FROM 't'", {"a": 15, "b": 5, "c": -5},
+    # + joins as soon as one side is a String (the operator table); - * / % convert numeric strings.
+    case("SELECT '10' + 5 AS a, '2.5' * '2' AS b, 5 - '1e1' AS c FROM 't'", {"a": "105", "b": 5, "c": -5},
          id="numeric-strings-convert"),
-    case("SELECT '10' + 5 AS a FROM 't'", Text('{"a":15}'), version=V1, id="numeric-string-v1"),
-    case("SELECT 'abc' + 1 AS a, true + 1 AS b, null + 1 AS c, missing + 1 AS d, [1] + 1 AS e, ' 1' + 1 AS f "
+    case("SELECT '10' + 5 AS a FROM 't'", Text('{"a":"105"}'), version=V1, id="numeric-string-v1"),
+    case("SELECT true + 1 AS b, null + 1 AS c, missing + 1 AS d, [1] + 1 AS e, 'a' + null AS f, missing + 'a' AS g "
          "FROM 't'", {}, id="non-numeric-arithmetic-undefined"),
+    case("SELECT 'a' + 'b' AS ab, '1' + 2 AS s12, 1 + '2' AS s12b, 'abc' + 1 AS a, ' 1' + 1 AS f, 'v' + true AS t, "
+         "'n=' + 1.5 AS d, 'o' + {'k': [1]} AS o, 'a' + 'b' + 1 + 2 AS left_to_right, 1 + 2 + 'x' AS sum_first "
+         "FROM 't'",
+         {"ab": "ab", "s12": "12", "s12b": "12", "a": "abc1", "f": " 11", "t": "vtrue", "d": "n=1.5",
+          "o": 'o{"k":[1]}', "left_to_right": "ab12", "sum_first": "3x"}, id="plus-joins-strings"),
+    case("SELECT 'a' + 'b' AS ab, '1' + 2 AS s FROM 't'", Text('{"ab":"ab","s":"12"}'), version=V1,
+         id="plus-joins-strings-v1"),
     case("SELECT 1 / 0 AS a, 1.5 / 0 AS b, 5 % 0 AS c FROM 't'", {}, id="division-by-zero-undefined"),
     case("SELECT -7 % 3 AS a, 7 % -3 AS b, -7.5 % 2 AS c FROM 't'", {"a": -1, "b": 1, "c": -1.5},
          id="remainder-sign-of-dividend"),
@@ -292,7 +300,8 @@ NESTED_CASES = [
     case("SELECT (SELECT VALUE u FROM e WHERE v > 1000) AS x FROM 't'", {"x": []}, SENSORS, id="nested-empty"),
     case("SELECT (SELECT VALUE n FROM missing) AS x, (SELECT VALUE n FROM 5) AS y FROM 't'", {}, SENSORS,
          id="nested-from-not-array"),
-    case("SELECT (SELECT VALUE b FROM a) AS x FROM 't'", {"x": [1]}, {"a": {"b": 1}}, id="nested-from-object"),
+    case("SELECT (SELECT VALUE b FROM a) AS x, (SELECT b, c FROM a) AS y, (SELECT b FROM a WHERE b > 1) AS z "
+         "FROM 't'", {"x": 1, "y": {"b": 1, "c": [2]}}, {"a": {"b": 1, "c": [2]}}, id="nested-from-object"),
     case("SELECT (SELECT VALUE (SELECT VALUE y FROM xs) FROM outer) AS x FROM 't'", {"x": [[1, 2], [3]]},
          {"outer": [{"xs": [{"y": 1}, {"y": 2}]}, {"xs": [{"y": 3}]}]}, id="nested-twice"),
     case("SELECT VALUE (SELECT VALUE n FROM e) FROM 't'", ["temperature", "light", "acidity"], SENSORS,
@@ -497,6 +506,11 @@ TEMPLATE_PAYLOAD = b'{"device_id": "d1", "temp": 22, "obj": {"a": 1}, "my-key": 
     ("${newuuid()}", "uuid-1"),
     ("${CASE temp WHEN 22 THEN 'exact' ELSE 'other' END}", "exact"),
     ("s3://${topic(1)}/${principal()}.json", "s3://things/cert-123.json"),
+    # + joins strings inside templates too; $$ writes one $ (republishing to a reserved topic)
+    ("${device_id + '-' + temp}", "d1-22"),
+    ("${'n' + 1 + 2}", "n12"),
+    ("$$aws/things/${device_id}/shadow/update", "$aws/things/d1/shadow/update"),
+    ("cost$$5 and $${literal}", "cost$5 and ${literal}"),
 ])
 def test_substitution_template(template: str, expected: str) -> None:
     from localiot.iotsql import substitute

@@ -76,6 +76,12 @@ CONVERSION_CASES = [
          {"a": "5", "b": "1.50", "c": "true", "d": '[1,"a",null]', "e": '{"k":{"n":1.5}}'},
          {"arr": [1, "a", None], "obj": {"k": {"n": 1.5}}}, version=V1, id="cast-string"),
     case("SELECT cast(a AS Blob) FROM 't'", ParseErr("expected a type after AS"), id="cast-unknown-type"),
+    # Double: the cast keyword table lists it for both SQL versions (a Decimal with double precision).
+    case("SELECT cast('1.1' AS Double) AS a, cast(2 AS double) AS b, cast(true AS Double) AS c, "
+         "cast(1 / 3.0 AS Double) AS d, cast('x' AS Double) AS e FROM 't'",
+         Text('{"a":1.1,"b":2.0,"c":1.0,"d":0.3333333333333333}'), version=V1, id="cast-double-v1"),
+    case("SELECT cast('2.5' AS Double) AS a, cast(2 AS Double) AS b FROM 't'", {"a": 2.5, "b": 2},
+         id="cast-double-v2"),
     case("SELECT isNull(null) AS a, isNull(5) AS b, isNull(missing) AS c, isUndefined(missing) AS d, "
          "isUndefined(null) AS e, isUndefined(floor([1, 2, 3])) AS f FROM 't'",
          {"a": True, "b": False, "c": False, "d": True, "e": False, "f": True}, id="isNull isUndefined (ref)"),
@@ -114,6 +120,10 @@ STRING_CASES = [
          "substring('012345', 3, 1) AS j FROM 't'",
          {"a": "012345", "b": "2345", "c": "2345", "d": "3", "e": "012345", "f": "rue", "g": "false", "h": "12",
           "i": "012345", "j": ""}, id="substring (ref)"),
+    # Indexes far past any string are clamped like the others, not Undefined.
+    case("SELECT substring(false, -2.411E247) AS a, substring('012345', 2, 1E400) AS b, "
+         "substring('012345', 9.9E99) AS c, substring('012345', '-1E60', '3') AS d, substring('012', 'NaN') AS e "
+         "FROM 't'", {"a": "false", "b": "2345", "c": "", "d": "012"}, id="substring-huge-indexes"),
     case("SELECT get(['a', 'b', 'c'], 1) AS a, get({'a': 'b'}, 'a') AS b, get('abc', 1) AS c, get(arr, 5) AS d, "
          "get(obj, 1) AS e, get(arr, '0') AS f, get(5, 0) AS g FROM 't'", {"a": "b", "b": "b", "c": "b", "f": 1},
          {"arr": [1, 2], "obj": {"1": "one"}}, id="get (ref)"),
@@ -148,6 +158,12 @@ ENCODING_CASES = [
          {"encoded_temp": "eyAidGVtcGVyYXR1cmUiOiAzMyB9Cg=="}, id="decode (ref)"),
     case("SELECT decode('aGVsbG8=', 'base64') AS a, decode('aGVsbG8', 'base64') AS b, decode('***', 'base64') AS c, "
          "decode(missing, 'base64') AS d FROM 't'", {"a": "hello", "b": "hello", "c": None}, id="decode-text"),
+    # A decoded JSON scalar is that JSON value: a number stays a number.
+    case("SELECT decode('NDI=', 'base64') AS n, decode('MS41', 'base64') AS d, decode('dHJ1ZQ==', 'base64') AS t, "
+         "decode('InMi', 'base64') AS s, decode('bnVsbA==', 'base64') AS z, decode('WzEsMl0=', 'base64') AS a, "
+         "decode(encode(num, 'base64'), 'base64') + 1 AS round_trip FROM 't'",
+         {"n": 42, "d": 1.5, "t": True, "s": "s", "z": None, "a": [1, 2], "round_trip": 8}, {"num": 7},
+         id="decode-json-scalars"),
     case("SELECT decode(*, 'proto', 'bucket', 'key', 'file', 'Message') AS p FROM 't'",
          EvalErr("decode(..., 'proto') is not supported by localiot"), id="decode-proto"),
     case("SELECT decode(a, 'hex') FROM 't'", ParseErr("argument 2 must be one of 'base64', 'proto'"),

@@ -52,24 +52,27 @@ class CustomerCA:
         )
         self.pem = self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
-    def sign(self, subject: x509.Name, key=None):
+    def sign(self, subject: x509.Name, key=None, san: list | None = None):
         key = key or ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(UTC)
-        cert = (
+        builder = (
             x509.CertificateBuilder().subject_name(subject).issuer_name(self.cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=365))
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
-            .sign(self.key, hashes.SHA256())
         )
-        return cert, key
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return builder.sign(self.key, hashes.SHA256()), key
 
-    def issue(self, folder, name: str, cn: str, *, country: str | None = None, chain: bool = False) -> Cert:
-        """A device certificate (and key) as files; `chain` appends the CA as devices do for JITR."""
-        attributes = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    def issue(self, folder, name: str, cn: str, *, country: str | None = None, chain: bool = False,
+              extra: list | None = None, san: list | None = None) -> Cert:
+        """A device certificate (and key) as files; `chain` appends the CA as devices do for JITR;
+        `extra` adds subject attributes, `san` subject alternative names."""
+        attributes = [x509.NameAttribute(NameOID.COMMON_NAME, cn)] + list(extra or [])
         if country:
             attributes.insert(0, x509.NameAttribute(NameOID.COUNTRY_NAME, country))
-        cert, key = self.sign(x509.Name(attributes))
+        cert, key = self.sign(x509.Name(attributes), san=san)
         pem = cert.public_bytes(serialization.Encoding.PEM).decode()
         device = Cert(folder, name, pem + (self.pem if chain else ""),
                       key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -223,3 +226,48 @@ def test_jitp_failure_leaves_the_certificate_pending(localiot_server, iot, tmp_p
     assert iot.describe_certificate(certificateId=device.id)["certificateDescription"]["status"] == "PENDING_ACTIVATION"
     assert iot.list_things()["things"] == []
     assert devices(port, "broken-sensor", ca=ca, cert=device).connect() == NOT_AUTHORIZED
+
+
+SUBJECT_TEMPLATE = {
+    "Parameters": {f"AWS::IoT::Certificate::{name}": {"Type": "String"} for name in (
+        "Id", "CommonName", "Country", "Organization", "OrganizationalUnit", "DistinguishedNameQualifier",
+        "StateName", "Locality", "Title", "SerialNumber", "SubjectAlternativeName")},
+    "Resources": {
+        "thing": {
+            "Type": "AWS::IoT::Thing",
+            "Properties": {
+                "ThingName": {"Ref": "AWS::IoT::Certificate::CommonName"},
+                "ThingTypeName": "subject-fields",  # more than three attributes need a thing type
+                "AttributePayload": {name.lower(): {"Ref": f"AWS::IoT::Certificate::{name}"} for name in (
+                    "Country", "Organization", "OrganizationalUnit", "DistinguishedNameQualifier", "StateName",
+                    "Locality", "Title", "SerialNumber", "SubjectAlternativeName")},
+            },
+        },
+        "certificate": {
+            "Type": "AWS::IoT::Certificate",
+            "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "ACTIVE"},
+        },
+    },
+}
+
+
+def test_jitp_takes_every_subject_field_and_the_subject_alternative_name(localiot_server, iot, tmp_path, devices):
+    iot.create_thing_type(thingTypeName="subject-fields")
+    customer = CustomerCA("Subject Fields CA")
+    register_ca(iot, customer, setAsActive=True, allowAutoRegistration=True,
+                registrationConfig={"templateBody": json.dumps(SUBJECT_TEMPLATE), "roleArn": ROLE})
+    _, port = address(iot)
+    ca = ca_file(localiot_server, tmp_path)
+    extra = [x509.NameAttribute(oid, value) for oid, value in (
+        (NameOID.ORGANIZATION_NAME, "Acme"), (NameOID.ORGANIZATIONAL_UNIT_NAME, "Sensors"),
+        (NameOID.DN_QUALIFIER, "q1"), (NameOID.STATE_OR_PROVINCE_NAME, "Bavaria"),
+        (NameOID.LOCALITY_NAME, "Munich"), (NameOID.TITLE, "thermometer"), (NameOID.SERIAL_NUMBER, "SN-42"))]
+    device = customer.issue(tmp_path, "fields", "fields-sensor", country="DE", chain=True, extra=extra,
+                            san=[x509.DNSName("fields-sensor.example.com"), x509.DNSName("second.example.com")])
+    assert devices(port, "fields-sensor", ca=ca, cert=device).connect() == NOT_AUTHORIZED  # provisioned
+    assert iot.describe_thing(thingName="fields-sensor")["attributes"] == {
+        "country": "DE", "organization": "Acme", "organizationalunit": "Sensors",
+        "distinguishednamequalifier": "q1", "statename": "Bavaria", "locality": "Munich", "title": "thermometer",
+        "serialnumber": "SN-42", "subjectalternativename": "fields-sensor.example.com",
+    }
+    assert iot.describe_certificate(certificateId=device.id)["certificateDescription"]["status"] == "ACTIVE"

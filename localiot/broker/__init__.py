@@ -1,9 +1,10 @@
 """The MQTT broker: MQTT 3.1.1 and 5 over TCP and TLS, with AWS IoT's rules.
 
-Modules: `codec` (packets), `topics` (validation, subscription trie),
-`sessions` (client sessions and their durable form), `retained` (retained
-messages in the store), `auth` (the security plug points), `connection`
-(one client's protocol handler) and `broker` (routing, listeners, events).
+Modules: `codec` (packets), `sessions` (client sessions and their durable
+form), `retained` (retained messages in the store), `auth` (the security
+plug points), `connection` (one client's protocol handler) and `broker`
+(routing, listeners, events). Topic validation, matching and the
+subscription trie are `localiot.topics`, shared with the rules engine.
 """
 
 from localiot.broker.auth import ConnectInfo, Identity, Refusal, allow_all

@@ -24,7 +24,7 @@ from localiot.broker.retained import RetainedQuotaExceeded, matching, put_retain
 from localiot.broker.sessions import (
     BROKER_SCOPE, Limits, Session, delete_session, load_sessions, queue_message, save_session, take_queued,
 )
-from localiot.broker.topics import SubscriptionTrie, TopicError, validate_topic_filter, validate_topic_name
+from localiot.topics import SubscriptionTrie, TopicError, validate_topic_filter, validate_topic_name
 
 log = logging.getLogger("localiot.broker")
 

@@ -16,7 +16,7 @@ from localiot.broker import auth, codec
 from localiot.broker.codec import MalformedPacket, decode_properties, decode_varint, _Reader
 from localiot.broker.message import Message
 from localiot.broker.sessions import check_client_id, negotiate_keep_alive, negotiate_session_expiry
-from localiot.broker.topics import TopicError, validate_topic_name
+from localiot.topics import TopicError, validate_topic_name
 
 NEW, AUTHENTICATING, CONNECTED, CLOSED = 0, 1, 2, 3
 # per-topic publish checks, cached per connection

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 
 from localiot.broker.message import Message, props_from_doc, props_to_doc
-from localiot.broker.topics import literal_prefix, matches
+from localiot.topics import literal_prefix, matches
 
 KIND = "retained"
 DEFAULT_MAX_TOPICS = 500_000  # AWS: retained messages per account

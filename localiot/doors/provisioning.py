@@ -61,7 +61,7 @@ from cryptography.x509.oid import NameOID
 from localiot import cbor, pki
 from localiot.broker.connection import CONNECTED
 from localiot.broker.message import Message
-from localiot.broker.topics import matches
+from localiot.topics import matches
 from localiot.doors import door
 from localiot.doors import serve
 from localiot.protocol.errors import DEFAULT_STATUS, ServiceError

@@ -21,7 +21,6 @@ from localiot.iotsql.errors import EvaluationError, SqlEvaluationError, SqlParse
 from localiot.iotsql.nodes import BETA, V1, V2, VERSIONS
 from localiot.iotsql.query import DEFAULT_VERSION, Query, Result, parse
 from localiot.iotsql.templates import Template, parse_template, substitute
-from localiot.iotsql.topics import topic_matches, validate_topic_filter
 from localiot.iotsql.values import UNDEFINED
 
 SQL_VERSIONS = VERSIONS
@@ -43,6 +42,4 @@ __all__ = [
     "parse",
     "parse_template",
     "substitute",
-    "topic_matches",
-    "validate_topic_filter",
 ]

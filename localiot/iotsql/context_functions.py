@@ -10,6 +10,7 @@ from localiot.iotsql import values as v
 from localiot.iotsql.errors import SqlEvaluationError
 from localiot.iotsql.registry import call_hook, fn, literal_string
 from localiot.iotsql.values import UNDEFINED, Binary
+from localiot.protocol import jsontext
 
 U = UNDEFINED
 
@@ -200,7 +201,7 @@ def _get_secret(env: Any, args: list[Any]) -> Any:
     if key is None:
         return text
     try:
-        document = json.loads(text)
+        document = jsontext.loads(text)
     except ValueError:
         document = None
     if not isinstance(document, dict) or key not in document:

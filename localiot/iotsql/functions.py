@@ -31,6 +31,7 @@ WIDE = decimal.Context(prec=2000, Emax=999999, Emin=-999999)
 CAST_TYPES = {
     "INT": "Int", "INTEGER": "Int", "DECIMAL": "Decimal", "BOOL": "Boolean", "BOOLEAN": "Boolean",
     "STRING": "String", "NVARCHAR": "String", "TEXT": "String", "NTEXT": "String", "VARCHAR": "String",
+    "DOUBLE": "Double",  # a Decimal with double precision (the cast keyword table, both SQL versions)
 }
 
 
@@ -198,11 +199,15 @@ def _cast(env: Any, args: list[Any]) -> Any:
             return int(value)
         result = v.to_int(value)
         return U if result is None else result
-    # Decimal
+    # Decimal, or Double: a Decimal rounded to double precision
     if isinstance(value, bool):
         return env.numbers.dec(Decimal("1.0") if value else Decimal("0.0"))
     number = v.to_decimal(value)
-    return U if number is None else env.numbers.dec(number)
+    if number is None:
+        return U
+    if target == "Double":
+        return U if number.is_nan() else env.numbers.from_float(float(number))
+    return env.numbers.dec(number)
 
 
 @fn("isNull", 1)
@@ -271,7 +276,7 @@ _pad("rpad", False)
 @fn("substring", 2, 3)
 def _substring(env: Any, args: list[Any]) -> Any:
     text = _string(args[0])
-    bounds = [v.to_int(a) for a in args[1:]]
+    bounds = [v.to_index(a) for a in args[1:]]
     if text is None or any(b is None for b in bounds):
         return U
     start = min(max(bounds[0], 0), len(text))
@@ -439,10 +444,9 @@ def _decode(env: Any, args: list[Any]) -> Any:
     except (binascii.Error, ValueError):
         return None
     decoded = data.decode("utf-8", errors="replace")
+    # Decoded JSON is its JSON value, scalars included (base64 of "42" is the number 42).
     is_json, parsed = v.parse_json_text(decoded, env.numbers)
-    if is_json and isinstance(parsed, (dict, list)):
-        return parsed
-    return decoded
+    return parsed if is_json else decoded
 
 
 # ---------------------------------------------------------------------------

@@ -355,16 +355,20 @@ class Select:
         return out
 
     def run(self, env: Env) -> list[Any]:
-        """A nested SELECT: one projection per element of its FROM value that passes WHERE."""
+        """A nested SELECT: FROM an array, one projection per element that passes
+        WHERE (an Array); FROM an object, its projection (an Object, Undefined when
+        WHERE does not hold)."""
         source = self.source.eval(env) if self.source is not None else UNDEFINED
         if isinstance(source, dict):
-            elements = [source]
-        elif isinstance(source, list):
-            elements = source
-        else:
+            # FROM an object: that one object, projected (an object, not an array of one).
+            inner = env.child(source)
+            if self.where is not None and not v.truthy(self.where.eval(inner)):
+                return UNDEFINED
+            return self.project(inner)
+        if not isinstance(source, list):
             return UNDEFINED
         out = []
-        for element in elements:
+        for element in source:
             inner = env.child(element)
             if self.where is not None and not v.truthy(self.where.eval(inner)):
                 continue
@@ -385,7 +389,8 @@ def _assign(out: dict, key: list[str], value: Any) -> None:
 
 
 class SubQuery(Node):
-    """`(SELECT ... FROM expr WHERE ...)` (2016-03-23 and later): an Array."""
+    """`(SELECT ... FROM expr WHERE ...)` (2016-03-23 and later): an Array, or an
+    Object when FROM names an object."""
 
     __slots__ = ("select",)
 

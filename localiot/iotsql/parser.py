@@ -13,8 +13,8 @@ from localiot.iotsql import nodes as n
 from localiot.iotsql.errors import SqlParseError
 from localiot.iotsql.functions import CAST_TYPES, FUNCTIONS
 from localiot.iotsql.lexer import EOF, NUM, OP, RESERVED, STR, WORD, Lexer, Token
-from localiot.iotsql.topics import validate_topic_filter
 from localiot.iotsql.values import DECIMAL128, Numbers
+from localiot.topics import filter_problem
 
 COMPARISONS = ("=", "<>", "!=", "<", "<=", ">", ">=")
 
@@ -99,7 +99,7 @@ class Parser:
             source = self.expression()
         else:
             topic = self.lexer.read_topic(from_token.end)
-            problem = validate_topic_filter(topic.text)
+            problem = filter_problem(topic.text)
             if problem:
                 raise self.error(f"invalid topic filter {topic.text!r} in FROM clause: {problem}", topic)
             topic_filter = topic.text

@@ -10,8 +10,8 @@ from localiot.iotsql import nodes as n
 from localiot.iotsql.context import EvalContext
 from localiot.iotsql.errors import SqlEvaluationError
 from localiot.iotsql.parser import check_version, parse_select
-from localiot.iotsql.topics import topic_matches
 from localiot.iotsql.values import UNDEFINED, Binary, dumps, truthy
+from localiot.topics import matches
 
 DEFAULT_VERSION = n.V1
 
@@ -51,7 +51,7 @@ class Query:
         return f"Query({self.sql!r}, version={self.version!r})"
 
     def matches_topic(self, topic: str) -> bool:
-        return topic_matches(self.topic_filter, topic)
+        return matches(self.topic_filter, topic)
 
     def evaluate(self, payload: bytes | str, context: EvalContext | None = None) -> list[Result]:
         """[] when the WHERE clause is not true (false or Undefined); else the one result.

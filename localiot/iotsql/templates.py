@@ -6,6 +6,9 @@ The expression language is the SELECT clause's, evaluated against the
 original message (an alias from the SELECT clause cannot be referenced).
 Strings are inserted as they are; other values with the standard string
 conversion (objects and arrays as JSON); Undefined and Null as nothing.
+`$$` writes one `$`: the escape AWS documents for republishing to a reserved
+topic (`$$aws/things/t/shadow/update` -> `$aws/things/t/shadow/update`); so
+`$${x}` is the literal text `${x}`.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class Template:
 
     def render(self, context: Any, payload_value: Any) -> str:
         if not self.has_expressions:
-            return self.text
+            return "".join(self.parts)  # the text with its $$ escapes written
         env = n.Env.for_payload(context, self.version, payload_value)
         out = []
         for part in self.parts:
@@ -60,11 +63,19 @@ def _parse_template(template: str, version: str) -> Template:
     literal: list[str] = []
     i = 0
     while i < len(template):
-        start = template.find("${", i)
+        start = template.find("$", i)
         if start < 0:
             literal.append(template[i:])
             break
         literal.append(template[i:start])
+        if template.startswith("$$", start):
+            literal.append("$")
+            i = start + 2
+            continue
+        if not template.startswith("${", start):
+            literal.append("$")
+            i = start + 1
+            continue
         node, end, called = parse_expression_at(template, start + 2, version)
         if end >= len(template) or template[end] != "}":
             found = repr(template[end]) if end < len(template) else "the end of the template"

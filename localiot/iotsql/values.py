@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from localiot.iotsql.errors import SqlEvaluationError
+from localiot.protocol import jsontext
 
 DECIMAL128 = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, Emax=999999, Emin=-999999,
                              traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
@@ -188,6 +189,25 @@ def to_int(value: Any) -> int | None:
     return None if number is None else decimal_to_int(number)
 
 
+def to_index(value: Any) -> int | None:
+    """An Int argument that positions into a string (substring): like to_int, but a
+    magnitude past any index (-2.411E247, 1E400) is clamped to one instead of
+    being Undefined, since the function clamps indexes anyway. NaN stays None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    number = to_decimal(value)
+    if number is None or number.is_nan():
+        return None
+    if number.is_infinite() or number.adjusted() > 4 * MAX_INT_DIGITS:
+        return -INDEX_LIMIT if number < 0 else INDEX_LIMIT
+    return decimal_to_int(number)
+
+
+INDEX_LIMIT = 2 ** 63
+
+
 def to_bool(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -238,9 +258,14 @@ def parse_json_text(text: str, numbers: Numbers) -> tuple[bool, Any]:
     if not text.strip():
         return False, None
     try:
-        value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        # Nesting past jsontext.MAX_DEPTH makes the payload not JSON (binary to SQL).
+        value = jsontext.loads(text, surrogates=True, parse_float=Decimal, parse_constant=_reject_constant)
+    except ValueError:
         return False, None
+    if jsontext.may_hold_surrogate(text):
+        # Choice: a lone surrogate escape does not drop the message; it reads as
+        # U+FFFD, what a UTF-8 writer that cannot fail puts in its place.
+        value = jsontext.scrub(value)
     return True, numbers.normalize(value)
 
 
@@ -450,7 +475,15 @@ def _int_rem(a: int, b: int) -> int:
 
 
 def arithmetic(op: str, left: Any, right: Any, numbers: Numbers) -> Any:
-    """`+ - * / %`: Int op Int is an Int; with a Decimal (or a numeric String) a Decimal."""
+    """`+ - * / %`: Int op Int is an Int; with a Decimal (or, but for `+`, a numeric
+    String) a Decimal. `+` with a String on either side joins the two as strings
+    (the other converted by the standard string conversion), as the operator
+    table of the SQL reference says: 'a' + 'b' is "ab", '1' + 2 is "12"."""
+    if op == "+" and (isinstance(left, str) or isinstance(right, str)):
+        if isinstance(left, Binary) or isinstance(right, Binary):
+            return UNDEFINED
+        a, b = to_string(left), to_string(right)
+        return UNDEFINED if a is None or b is None else a + b
     pair = _arith_operands(left, right)
     if pair is None:
         return UNDEFINED

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from localiot.protocol import parser, serializer, sigv4, validator
+from localiot.protocol import jsontext, parser, serializer, sigv4, validator
 from localiot.protocol.errors import ServiceError
 from localiot.protocol.models import Service
 from localiot.protocol.router import Route, Router
@@ -45,9 +45,11 @@ class Engine:
         self._by_signing_name: dict[str, set[str]] = {}
         for service in services:
             self._by_signing_name.setdefault(service.signing_name.lower(), set()).add(service.name)
+        # For errors before routing: the first service's shape of each error type wins (iot's wording).
         self._all_errors: dict = {}
         for service in services:
-            self._all_errors.update(service.error_shapes)
+            for code, shape in service.error_shapes.items():
+                self._all_errors.setdefault(code, shape)
 
     def handle(self, method: str, host: str, raw_path: str, raw_path_qs: str, query, headers, body: bytes) -> Reply:
         """Answer one HTTP request. Never raises: every failure is an AWS error reply."""
@@ -55,13 +57,11 @@ class Engine:
         route = None
         try:
             scope = sigv4.read_scope(headers, query)
+            sigv4.check_region(scope)
             route, labels = self._route(method, raw_path, query, headers, scope)
             if self.strict:
                 sigv4.verify(scope, method, host, raw_path_qs, headers, body, self.secrets)
-            if route.service.protocol == "json":
-                params = parser.parse_json_protocol(route.operation, body)
-            else:
-                params = parser.parse_rest(route.operation, labels, query, headers, body)
+            params = self._parse(route, labels, query, headers, body)
             errors = validator.validate(route.operation.input_shape, params)
             if errors:
                 raise ServiceError(route.validation_error, validator.message(errors))
@@ -83,6 +83,27 @@ class Engine:
             reply.headers["x-localiot-operation"] = f"{route.service.name}.{route.name}"
         return reply
 
+    @staticmethod
+    def _parse(route: Route, labels, query, headers, body: bytes) -> dict:
+        """The operation's input. Text no later step could encode (lone surrogates,
+        from a JSON escape or a non-UTF-8 header) and JSON nested beyond
+        jsontext.MAX_DEPTH are refused here, once, with the service's validation error."""
+        try:
+            if route.service.protocol == "json":
+                params = parser.parse_json_protocol(route.operation, body)
+            else:
+                params = parser.parse_rest(route.operation, labels, query, headers, body)
+            jsontext.check(params)
+        except jsontext.JsonRefused as refused:
+            if not refused.where:
+                message = f"The request body nests JSON deeper than {jsontext.MAX_DEPTH} levels"
+            else:
+                rule = (f"Member must nest at most {jsontext.MAX_DEPTH} levels" if refused.too_deep
+                        else "Member must be valid Unicode text (no lone UTF-16 surrogates)")
+                message = f"1 validation error detected: Value at '{refused.where}' failed to satisfy constraint: {rule}"
+            raise ServiceError(route.validation_error, message) from None
+        return params
+
     def _route(self, method, raw_path, query, headers, scope) -> tuple[Route, dict]:
         target = headers.get("X-Amz-Target")
         if target:
@@ -97,6 +118,12 @@ class Engine:
         if found is None:
             raise ServiceError("UnknownOperationException", f"No operation matches {method} {raw_path}", status=404)
         return found
+
+    def refusal(self, status: int, code: str, message: str, headers) -> Reply:
+        """The error reply for a request refused before it could be routed."""
+        reply = self._error(ServiceError(code, message, status=status), None, headers)
+        reply.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+        return reply
 
     def _error(self, error: ServiceError, route: Route | None, headers) -> Reply:
         if route is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.model import Shape
 
-from localiot.protocol import timestamps
+from localiot.protocol import jsontext, timestamps
 from localiot.protocol.errors import ServiceError
 
 
@@ -42,7 +42,10 @@ def coerce_text(shape: Shape, text: str, location: str, where: str) -> Any:
         if kind == "blob":
             return base64.b64decode(text)
         if kind == "string" and location == "header" and shape.serialization.get("jsonvalue"):
-            return json.loads(base64.b64decode(text))
+            return jsontext.loads(base64.b64decode(text))
+    except jsontext.JsonRefused as refused:
+        refused.where = where
+        raise
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
         raise _serialization_error(f"Value '{text}' at '{where}' could not be read as {kind}")
     return text
@@ -77,7 +80,7 @@ def parse_rest(operation, labels: dict[str, str], query, headers, body: bytes) -
         member = shape.members[payload_name]
         if member.type_name in ("blob", "string"):
             if body:
-                params[payload_name] = body if member.type_name == "blob" else body.decode("utf-8")
+                params[payload_name] = body if member.type_name == "blob" else _text(body)
         elif body:
             params[payload_name] = from_json(member, _load_json(body), payload_name)
     elif body_members and body:
@@ -114,9 +117,21 @@ def _parse_query_member(params, name, member, wire, query) -> None:
         params[name] = coerce_text(member, query.get(wire), "querystring", name)
 
 
-def _load_json(body: bytes):
+def _text(body: bytes) -> str:
     try:
-        return json.loads(body)
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _serialization_error("The request body is not UTF-8 text") from None
+
+
+def _load_json(body: bytes):
+    """The body as JSON. Nesting beyond jsontext.MAX_DEPTH and lone surrogates
+    raise JsonRefused, which the engine answers with the service's validation error."""
+    try:
+        # Lone surrogates pass here: the engine checks the parsed input, naming the member.
+        return jsontext.loads(body, surrogates=True)
+    except jsontext.JsonRefused:
+        raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise _serialization_error(f"Could not parse the request body as JSON: {exc}")
 

@@ -1,13 +1,19 @@
 """SigV4: read the credential scope (service, region, access key) and, in
-strict mode, verify the signature with botocore's own signer."""
+strict mode, verify the signature with botocore's own signer: SigV4Auth for
+signed API requests, SigV4QueryAuth for presigned URLs (MQTT over
+WebSocket). The expected signature is botocore's canonical request, string
+to sign and signing key over what the client sent; nothing here hashes by
+hand."""
 
 from __future__ import annotations
 
+import calendar
 import hmac
 import re
+import time
 from dataclasses import dataclass
 
-from botocore.auth import SigV4Auth
+from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -51,6 +57,16 @@ def read_scope(headers, query) -> Scope | None:
     return Scope(cred[0], cred[1], cred[2], cred[3], signed, sig, presigned)
 
 
+_REGION = re.compile(r"[a-zA-Z0-9-]{1,64}")
+
+
+def check_region(scope: Scope | None) -> None:
+    """The scope's region names every ARN the call makes: refuse one that is no
+    region name at all (non-UTF-8 bytes in the header arrive as surrogates)."""
+    if scope is not None and not _REGION.fullmatch(scope.region):
+        raise ServiceError("InvalidSignatureException", "Credential should be scoped to a valid region. ", status=403)
+
+
 def account_for(access_key: str, default_account: str) -> str:
     """A 12-digit access key id is the account id, as moto and LocalStack do."""
     return access_key if len(access_key) == 12 and access_key.isdigit() else default_account
@@ -68,17 +84,77 @@ def verify(scope: Scope | None, method: str, host: str, raw_path_qs: str, header
         raise ServiceError(
             "InvalidSignatureException", "Presigned requests are verified by the MQTT WebSocket listener only.", status=403
         )
-    amz_date = headers.get("X-Amz-Date", "")
     signed = {name: headers.get(name, "") for name in scope.signed_headers}
     request = AWSRequest(method=method, url=f"http://{host}{raw_path_qs}", data=body, headers=signed)
-    request.context["timestamp"] = amz_date
     signer = SigV4Auth(Credentials(scope.access_key, secret), scope.service, scope.region)
-    canonical = signer.canonical_request(request)
-    expected = signer.signature(signer.string_to_sign(request, canonical), request)
-    if not hmac.compare_digest(expected, scope.signature):
+    if not _matches(signer, request, headers.get("X-Amz-Date", ""), scope.signature):
         raise ServiceError(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided. "
             "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
             status=403,
         )
+
+
+def _matches(signer: SigV4Auth, request: AWSRequest, amz_date: str, signature: str) -> bool:
+    """Whether `signature` is what botocore's `signer` computes for `request` signed at `amz_date`."""
+    request.context["timestamp"] = amz_date
+    canonical = signer.canonical_request(request)
+    expected = signer.signature(signer.string_to_sign(request, canonical), request)
+    return hmac.compare_digest(expected, signature)
+
+
+def _forbidden(code: str, message: str) -> ServiceError:
+    return ServiceError(code, message, status=403)
+
+
+PRESIGNED_MISMATCH = ("The request signature we calculated does not match the signature you provided. "
+                      "Check your AWS Secret Access Key and signing method.")
+
+
+def verify_presigned(method: str, raw_path: str, query: list[tuple[str, str]], headers, *, secrets: dict[str, str],
+                     strict: bool, now: float, default_account: str) -> tuple[str, str, str]:
+    """(account, region, access key id) of a SigV4-presigned URL, as the AWS SDKs build
+    them for MQTT over WebSocket (service iotdevicegateway). `query` is the decoded
+    query pairs in their order. In strict mode the signature is checked with the
+    configured secret by botocore's SigV4QueryAuth, with or without the
+    X-Amz-Security-Token among the signed parameters (the SDKs differ) and with the
+    empty payload's hash or UNSIGNED-PAYLOAD, and the URL must not have expired;
+    otherwise only the credential scope is read. Raises ServiceError (status 403)."""
+    params = dict(query)
+    credential = params.get("X-Amz-Credential", "").split("/")
+    if len(credential) != 5 or params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
+        raise _forbidden("IncompleteSignatureException",
+                         "The presigned URL lacks a valid X-Amz-Credential or X-Amz-Algorithm.")
+    access_key, _date, region, service, _ = credential
+    account = account_for(access_key, default_account)
+    if not strict:
+        return account, region, access_key
+    secret = secrets.get(access_key)
+    if secret is None:
+        raise _forbidden("UnrecognizedClientException", "The security token included in the request is invalid.")
+    amz_date = params.get("X-Amz-Date", "")
+    try:
+        signed_at = calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        raise _forbidden("IncompleteSignatureException", "X-Amz-Date is missing or malformed.") from None
+    expires = params.get("X-Amz-Expires")
+    if expires is not None and expires.isdigit() and now > signed_at + int(expires):
+        raise _forbidden("InvalidSignatureException", "The presigned URL has expired.")
+    if signed_at > now + 900:
+        raise _forbidden("InvalidSignatureException", "Signature not yet current.")
+    signed_headers = {name: headers.get(name) or "" for name in params.get("X-Amz-SignedHeaders", "host").split(";")}
+    signer = SigV4QueryAuth(Credentials(access_key, secret), service, region)
+    unsigned = [pair for pair in query if pair[0] != "X-Amz-Signature"]
+    variants = [unsigned]
+    if "X-Amz-Security-Token" in params:  # the AWS IoT Device SDKs may add the token after signing
+        variants.append([pair for pair in unsigned if pair[0] != "X-Amz-Security-Token"])
+    host = headers.get("host") or "localhost"
+    for pairs in variants:
+        for scheme, payload_signed in (("http", True), ("https", False)):  # empty payload hash, UNSIGNED-PAYLOAD
+            request = AWSRequest(method=method, url=f"{scheme}://{host}{raw_path}", headers=signed_headers,
+                                 params=pairs)
+            request.context["payload_signing_enabled"] = payload_signed
+            if _matches(signer, request, amz_date, params.get("X-Amz-Signature", "")):
+                return account, region, access_key
+    raise _forbidden("InvalidSignatureException", PRESIGNED_MISMATCH)

@@ -1,11 +1,13 @@
-"""Provisioning: the template engine (`template`, pure) and carrying a plan out (`apply`).
+"""Provisioning: the template engine (pure: `grammar` and its types, `template`
+validation, `evaluation`), the certificate's template parameters
+(`parameters`) and carrying a plan out (`apply`).
 
     from localiot.provisioning import validate_template, evaluate, TemplateError
 
 RegisterThing, JITP and the fleet-provisioning MQTT topics share both.
 """
 
-from localiot.provisioning.template import (
+from localiot.provisioning.grammar import (
     CERTIFICATE,
     POLICY,
     THING,
@@ -17,8 +19,8 @@ from localiot.provisioning.template import (
     TemplateError,
     ThingSpec,
     policy_name_for,
-    validate_template,
 )
+from localiot.provisioning.template import validate_template
 from localiot.provisioning.evaluation import evaluate
 
 __all__ = [

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from localiot.protocol import validator
 from localiot.protocol.errors import ServiceError
-from localiot.provisioning.template import (
+from localiot.provisioning.grammar import (
     DO_NOTHING,
     FAIL,
     MERGE,

@@ -1,14 +1,14 @@
 """Evaluating a validated provisioning template for one device: parameters
 with their defaults and constraints, intrinsic functions, conditions, and the
 ProvisioningPlan that `localiot.provisioning.apply` carries out. Pure: no
-store and no I/O. The grammar and the plan's types live in `template`."""
+store and no I/O. The grammar and the plan's types live in `grammar`."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from localiot.provisioning.template import (
+from localiot.provisioning.grammar import (
     _build_spec,
     _parameter_value,
     CERTIFICATE,
@@ -24,8 +24,8 @@ from localiot.provisioning.template import (
     _intrinsic,
     _join,
     _scalar_text,
-    validate_template,
 )
+from localiot.provisioning.template import validate_template
 
 
 # evaluation ------------------------------------------------------------------

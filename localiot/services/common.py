@@ -20,10 +20,12 @@ def new_id() -> str:
 # pagination ----------------------------------------------------------------
 # Tokens are standard base64 of {"after": last key}: the standard alphabet fits
 # every modelled token pattern (markers are [A-Za-z0-9+/]+={0,2}).
-def encode_token(after) -> str:
+def encode_token(after, urlsafe: bool = False) -> str:
+    """`urlsafe` for services whose token pattern excludes + and / ([a-zA-Z0-9=_-]+)."""
     if isinstance(after, tuple):
         after = list(after)
-    return base64.b64encode(json.dumps({"after": after}).encode()).decode()
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    return encode(json.dumps({"after": after}).encode()).decode()
 
 
 def decode_token(token: str | None, name: str = "nextToken"):
@@ -71,19 +73,19 @@ def _paginators(service: str) -> dict:
 
 
 def paginate(ctx, req: dict, items: list, key=lambda item: item, *, descending: bool = False,
-             default_size: int = 50) -> tuple[list, dict]:
+             default_size: int = 50, urlsafe: bool = False) -> tuple[list, dict]:
     """One page of `items` (sorted by `key`) for the operation `ctx` runs, with the
     token and size keys its botocore paginator declares. Returns (page, extra
     output: {output token: value} when there is a next page)."""
     keys = pagination_keys(ctx.service, ctx.operation)
     token_in, token_out, size_key = keys if keys is not None else ("nextToken", "nextToken", "maxResults")
     found, token = page_list(items, req, key, descending=descending, default_size=default_size,
-                             size_key=size_key or "maxResults", token_key=token_in)
+                             size_key=size_key or "maxResults", token_key=token_in, urlsafe=urlsafe)
     return found, ({token_out: token} if token else {})
 
 
 def page_list(items: list, req: dict, key=lambda item: item, *, descending: bool = False, default_size: int = 50,
-              size_key: str = "maxResults", token_key: str = "nextToken"):
+              size_key: str = "maxResults", token_key: str = "nextToken", urlsafe: bool = False):
     """Pagination over a list already sorted by `key` (descending when asked).
 
     For the small collections whose order is not a store key (creation order,
@@ -95,7 +97,7 @@ def page_list(items: list, req: dict, key=lambda item: item, *, descending: bool
     if len(items) <= size:
         return items, None
     items = items[:size]
-    return items, encode_token(key(items[-1]))
+    return items, encode_token(key(items[-1]), urlsafe)
 
 
 def marker_page(tx, kind: str, req: dict, *, keep=None, default_size: int = 100):

@@ -25,6 +25,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from localiot.protocol import jsontext
+
 SECTIONS = ("desired", "reported")
 
 # Limits (AWS IoT Core quotas and the Device Shadow error messages).
@@ -108,9 +110,10 @@ def _loads(payload: bytes | str):
         except UnicodeDecodeError:
             raise ShadowError(415, BAD_ENCODING) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ShadowError(400, TOO_DEEP) from None
+        # Bounded nesting, and no lone surrogate (which no UTF-8 writer can store or send back).
+        return jsontext.loads(text, parse_constant=_reject_constant)
+    except jsontext.JsonRefused as refused:
+        raise ShadowError(400, TOO_DEEP if refused.too_deep else INVALID_JSON) from None
     except ValueError:
         raise ShadowError(400, INVALID_JSON) from None
 
@@ -185,22 +188,46 @@ def parse_update(payload: bytes | str) -> UpdateRequest:
 
 # merging --------------------------------------------------------------------
 def _merge(base: dict, patch: dict) -> dict:
-    """Merge `patch` into a copy of `base`: null deletes, objects merge, the rest
-    (arrays included) replaces; objects left empty are removed."""
+    """Merge `patch` into a copy of `base`: null deletes a key, objects merge
+    into objects, anything else (arrays, values, an object over a value)
+    replaces. An explicit {} is a value: it replaces a value, adds an empty
+    object, and merged into an object leaves it unchanged; deleting an
+    object's last key leaves it {} (as AWS, and its Greengrass shadow manager,
+    store them). Only nulls vanish: a new object made of nothing but nulls
+    stores nothing."""
     out = dict(base)
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
         elif isinstance(value, dict):
             current = out.get(key)
-            merged = _merge(current if isinstance(current, dict) else {}, value)
-            if merged:
-                out[key] = merged
-            else:
+            if isinstance(current, dict):
+                out[key] = _merge(current, value)
+                continue
+            tree = _without_nulls(value)
+            if tree is None:
                 out.pop(key, None)
+            else:
+                out[key] = tree
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _without_nulls(value: dict) -> dict | None:
+    """A new object as it is stored: nulls dropped, objects that only nulls
+    emptied dropped with them (None when nothing is left of `value` because of
+    nulls); explicit empty objects kept."""
+    out = {}
+    dropped = False
+    for key, item in value.items():
+        if isinstance(item, dict):
+            item = _without_nulls(item)
+        if item is None:
+            dropped = True
+        else:
+            out[key] = copy.deepcopy(item)
+    return None if dropped and not out else out
 
 
 def metadata_for(value, timestamp: int):

@@ -36,10 +36,10 @@ from localiot.broker import auth
 from localiot.broker.message import Message
 from localiot.broker.retained import KIND as RETAINED, RetainedQuotaExceeded, get_retained, put_retained
 from localiot.broker.sessions import Limits
-from localiot.broker.topics import TopicError, validate_topic_name
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import operation
 from localiot.services.common import decode_token, encode_token
+from localiot.topics import TopicError, validate_topic_name
 
 FORMAT_INDICATORS = {"UNSPECIFIED_BYTES": 0, "UTF8_DATA": 1}
 DEFAULT_PAGE_SIZE = 50  # ListRetainedMessages; the model allows 1..200

@@ -20,7 +20,7 @@ import threading
 from urllib.parse import unquote, urlparse
 
 from localiot.protocol.errors import invalid
-from localiot.services.jobs.model import Limits
+from localiot.services.jobs.limits import Limits
 
 PARAMETER = re.compile(r"\$\{aws:iot:parameter:([A-Za-z0-9_-]+)\}")
 PRESIGNED = re.compile(r"\$\{aws:iot:s3-presigned-url:([^}]+)\}")

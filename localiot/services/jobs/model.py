@@ -27,6 +27,8 @@ import json
 
 from localiot.protocol.errors import ServiceError, not_found
 from localiot.services import operation
+from localiot.services.jobs import schedule
+from localiot.services.jobs.limits import Limits  # noqa: F401  (model.Limits, as the jobs modules read it)
 
 JOB = "job"
 EXEC = "jobexec"
@@ -58,37 +60,16 @@ COUNT_FIELDS = {
 }
 
 
-class Limits:
-    """AWS IoT Jobs quotas (adjustable on AWS; module attributes here)."""
-
-    TARGETS_PER_JOB = 100  # things and thing groups named in `targets`
-    CONCURRENT_JOBS = 4  # jobs rolling out or canceling at the same time
-    DELETING_JOBS = 10  # jobs in DELETION_IN_PROGRESS at the same time
-    STATUS_DETAILS = 10  # entries in an execution's statusDetails
-    STATUS_DETAIL_VALUE = 1024
-    TIMEOUT_MINUTES = (1, 10080)
-    PENDING_LIST = 10  # GetPendingJobExecutions answer size
-    NOTIFY_LIST = 15  # jobs/notify list size
-    DOCUMENT_SIZE = 32768
-    # Work done inside one API call or one timer tick for a single job, so
-    # a job on 100,000 things never holds the loop for long.
-    RELEASE_PER_CALL = 1000
-    RELEASE_PER_TICK = 10000
-    DELETE_PER_CALL = 1000
-    DELETE_PER_TICK = 10000
-
-
 # handlers ------------------------------------------------------------------
 def handler(service: str):
-    """Register a jobs handler; notifications it queued are computed once it returns."""
+    """Register a jobs handler; the work it left for its end (the notifications
+    it queued: notify.touch asks for notify.flush) runs once it returns."""
 
     def register(fn):
         @functools.wraps(fn)
         def run(ctx, req):
-            from localiot.services.jobs import notify
-
             output = fn(ctx, req)
-            notify.flush(ctx)
+            finish(ctx)
             return output
 
         operation(service, fn.__name__)(run)
@@ -101,8 +82,21 @@ def state(ctx) -> dict:
     """Per-call scratch space (job cache, touched things) kept on the context."""
     scratch = ctx.__dict__.get("_jobs")
     if scratch is None:
-        scratch = ctx.__dict__["_jobs"] = {"jobs": {}, "touched": {}, "stored": {}}
+        scratch = ctx.__dict__["_jobs"] = {"jobs": {}, "touched": {}, "stored": {}, "finish": {}}
     return scratch
+
+
+def at_finish(ctx, fn) -> None:
+    """Run fn(ctx) when the current jobs handler returns (once, however often asked)."""
+    state(ctx)["finish"][fn] = None
+
+
+def finish(ctx) -> None:
+    steps = state(ctx)["finish"]
+    while steps:
+        fn = next(iter(steps))
+        del steps[fn]
+        fn(ctx)
 
 
 # jobs ------------------------------------------------------------------------
@@ -217,8 +211,6 @@ CONFIG_FIELDS = (
 
 
 def job_view(ctx, job: dict) -> dict:
-    from localiot.services.jobs import schedule
-
     out = {
         "jobArn": job["jobArn"],
         "jobId": job["jobId"],

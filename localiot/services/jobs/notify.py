@@ -10,8 +10,9 @@ notifications"). Namespaced jobs use `notify-namespace-{ns}` and
 `notify-next-namespace-{ns}`, the topics AWS IoT Greengrass listens on.
 
 Any change to an execution first `touch`es its (thing, namespace) so the
-list before the change is known; `flush` (run when the call's handler or
-tick returns) compares and queues the messages, which reach the bus after
+list before the change is known; `flush` (which `touch` asks the jobs
+handler wrapper, model.handler, to run when the call returns; the timer
+calls it itself) compares and queues the messages, which reach the bus after
 commit like every other event.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 
 from localiot.services.common import new_id
-from localiot.services.jobs import model
+from localiot.services.jobs import documents, model
 from localiot.services.registry import events
 
 
@@ -55,6 +56,7 @@ def touch(ctx, thing: str, namespace: str | None) -> None:
     key = (thing, namespace or None)
     if key not in touched:
         touched[key] = [_key(ex) for ex in pending(ctx, thing, namespace)]
+        model.at_finish(ctx, flush)
 
 
 def _topics(thing: str, namespace: str | None) -> tuple[str, str]:
@@ -67,8 +69,6 @@ def _topics(thing: str, namespace: str | None) -> tuple[str, str]:
 def device_document(ctx, job: dict):
     """The job document as a device receives it over MQTT: presigned URLs
     resolved and, when it is JSON, as an object."""
-    from localiot.services.jobs import documents
-
     text = documents.for_device(ctx, job)
     try:
         return json.loads(text)

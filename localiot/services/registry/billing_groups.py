@@ -8,15 +8,10 @@ under "billingGroup", so adding a thing to another billing group moves it.
 from __future__ import annotations
 
 from localiot.services import operation
-from localiot.services.common import Resource, check_version, new_id, page, resource_name, tags_to_dict
+from localiot.services.common import check_version, new_id, page, resource_name, tags_to_dict
 from localiot.services.registry import things
+from localiot.services.registry.resources import BILLING_GROUP
 
-BILLING_GROUP = Resource(
-    "billinggroup", "billinggroup/{name}",
-    not_found="Billing Group {name} cannot be found.",
-    exists="Billing Group {name} already exists in current account with different properties",
-    id_field="billingGroupId", arn_field="billingGroupArn", taggable=True,
-)
 KIND = BILLING_GROUP.kind
 arn = BILLING_GROUP.arn
 get = BILLING_GROUP.get

@@ -63,7 +63,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 import uuid
 
@@ -73,6 +72,7 @@ from localiot.provisioning import TemplateError, evaluate, validate_template
 from localiot.provisioning.apply import apply_plan
 from localiot.services import operation
 from localiot.services.common import new_id, page_list
+from localiot.services.iam import is_role_arn
 from localiot.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("localiot.bulk_registration")
@@ -95,7 +95,6 @@ LEASE_SECONDS = 120.0
 PROCESS_ID = uuid.uuid4().hex
 DEFAULT_PAGE_SIZE = 50
 MESSAGE_MAX = 2048
-_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/.+$")
 
 
 # tasks in the store ------------------------------------------------------------
@@ -132,7 +131,7 @@ def StartThingRegistrationTask(ctx, req):
         validate_template(req["templateBody"])
     except TemplateError as e:
         raise invalid(str(e)) from None
-    if not _ROLE_ARN.match(req["roleArn"]):
+    if not is_role_arn(req["roleArn"]):
         raise invalid(f"roleArn {req['roleArn']} is not an IAM role ARN.")
     task_id = new_id()
     now = ctx.now()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import Affects, hooks, operation
 from localiot.services.common import check_version, new_id, page
-from localiot.services.registry import events
+from localiot.services.registry import events, thing_types
+from localiot.services.registry.resources import BILLING_GROUP
 
 KIND = "thing"
 MEMBER_OF = "thinggroup-member"  # links: thing group -> thing
@@ -42,8 +43,6 @@ def _check_attribute_count(thing_type: str | None, attributes: dict) -> None:
 
 
 def _usable_thing_type(ctx, name: str) -> None:
-    from localiot.services.registry import thing_types
-
     thing_type = thing_types.get(ctx, name)
     if thing_type["thingTypeMetadata"].get("deprecated"):
         raise invalid(f"Can not create or update a thing with deprecated thing type {name}")
@@ -91,9 +90,7 @@ def CreateThing(ctx, req):
         _usable_thing_type(ctx, thing_type)
     _check_attribute_count(thing_type, attributes)
     if billing_group:
-        from localiot.services.registry import billing_groups
-
-        billing_groups.get(ctx, billing_group)
+        BILLING_GROUP.get(ctx, billing_group)
     thing = {
         "thingName": name,
         "thingId": new_id(),

@@ -7,7 +7,9 @@ does the I/O: the engine runs it in its thread pool, or on the loop when the
 job is `inline` (republish). Either step raises ActionError, which becomes
 one entry of the error action's `failures`.
 
-The actions themselves live in `actions_messaging` and `actions_storage`.
+The actions themselves live in `actions_messaging` and `actions_storage`,
+which register into `ACTIONS` with `@action`; `action_types.load_all()`
+gives the full set (this module never imports them).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from localiot.protocol.errors import invalid
+from localiot.services.iam import is_role_arn
 
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$")
 
 
@@ -181,7 +183,7 @@ def check_templates(value, where: str, sql_version: str | None) -> None:
 
 
 def check_role_arn(value: str, where: str) -> None:
-    if not ROLE_ARN.match(value or ""):
+    if not is_role_arn(value):
         raise invalid(f"{where}: {value} is not a valid IAM role ARN.")
 
 
@@ -217,13 +219,6 @@ def region_of_arn(arn: str, default: str) -> str:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def load_all() -> dict[str, ActionType]:
-    """Import the action modules so every action type is registered."""
-    from localiot.services.rules import actions_messaging, actions_storage  # noqa: F401
-
-    return ACTIONS
 
 
 # HTTP ---------------------------------------------------------------------------

@@ -9,45 +9,33 @@ A confirmation POST that cannot be delivered puts the destination in ERROR.
 
 The token carries the destination's account and region, because AWS's
 enableUrl is opened unsigned, in whatever scope the request lands in.
+
+Follow-ups (the confirmation POST, a VPC destination becoming ENABLED) run
+on the loop once the creating call has committed and answered, counted as
+the engine's pending work so `engine.wait_idle()` covers them; the engine
+is the one the runtime holds (`runtime.rules`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
 import secrets
-import threading
 from urllib.parse import quote, urlparse
 
 from localiot.protocol.errors import ServiceError, invalid
 from localiot.services import operation
 from localiot.services.common import new_id, page
+from localiot.services.rules.actions import ActionError, check_role_arn, http_send
+from localiot.services.rules.documents import DESTINATION_KIND, changed, rules_using_destination
+from localiot.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("localiot.rules")
 
-KIND = "ruledestination"
-GENERATION_KIND = "rules-generation"
+KIND = DESTINATION_KIND
 TOKEN_INDEX = "token"
 URL_INDEX = "confirmationUrl"
-
-
-# Scopes whose rules changed since an engine last compiled them: engines trust
-# their in-memory compilation of every other scope, so a message costs no
-# store read (a rolled-back change only causes one needless recompilation).
-STALE: set[tuple[str, str]] = set()
-
-
-def changed(tx) -> None:
-    """Tell every engine that this scope's rules or destinations changed."""
-    tx.put(GENERATION_KIND, "current", {"token": new_id()})
-    STALE.add((tx.account, tx.region))
-
-
-def generation(tx) -> str | None:
-    doc = tx.get(GENERATION_KIND, "current")
-    return doc["token"] if doc else None
 
 
 # documents ----------------------------------------------------------------------
@@ -59,19 +47,16 @@ def get(ctx_or_tx, arn: str) -> dict:
     return doc
 
 
-def _save(tx, doc: dict) -> None:
+def _save(ctx, doc: dict, tx=None) -> None:
+    """Store the destination (through `tx`, another scope's view of ctx.tx, when given)."""
+    tx = tx or ctx.tx
     tx.put(KIND, doc["arn"], doc, {TOKEN_INDEX: doc.get("token"), URL_INDEX: doc.get("confirmationUrl")})
-    changed(tx)
+    changed(ctx, tx.account, tx.region)
 
 
 def by_url(tx, url: str) -> dict | None:
     rows = tx.find(KIND, URL_INDEX, url, limit=1)
     return rows[0][1] if rows else None
-
-
-def enabled_urls(tx) -> tuple[str, ...]:
-    return tuple(doc["confirmationUrl"] for _, doc in tx.scan(KIND)
-                 if doc["type"] == "http" and doc["status"] == "ENABLED")
 
 
 def _new_token(account: str, region: str, dest_id: str) -> str:
@@ -121,47 +106,23 @@ def _challenge(ctx, doc: dict) -> None:
     doc["status"] = "IN_PROGRESS"
     doc["statusReason"] = f"Awaiting confirmation. A confirmation message is being sent to {doc['confirmationUrl']}."
     doc["lastUpdatedAt"] = ctx.now()
-    _save(ctx.tx, doc)
-    _after_commit(ctx, _send_confirmation, ctx.account, ctx.region, doc["arn"], doc["token"],
-                  doc["confirmationUrl"])
+    _save(ctx, doc)
+    _follow_up(ctx, _send_confirmation, ctx.account, ctx.region, doc["arn"], doc["token"], doc["confirmationUrl"])
 
 
-def _after_commit(ctx, fn, *args) -> None:
-    """Once the unit of work committed (never if it rolled back), schedule
-    `fn(runtime, *args)` on the loop: it runs after the API call answered."""
-    ctx.after_commit(lambda: _soon(ctx.runtime, fn, *args))
+def _follow_up(ctx, fn, *args) -> None:
+    """`fn(engine, *args)` on the loop once the unit of work committed (never if it
+    rolled back), after the API call answered; pending work of the engine until done."""
+    runtime = ctx.runtime
 
+    def schedule():
+        engine = runtime.rules
+        if engine is None:
+            log.warning("no rules engine is running: %s is not done", fn.__name__)
+            return
+        engine.on_loop(fn, engine, *args)
 
-def _soon(runtime, fn, *args) -> None:
-    engine = _engine(runtime)
-    if engine is not None:
-        engine.hold()  # counted from now, so wait_idle() covers it
-
-    def run():
-        try:
-            fn(runtime, *args)
-        except Exception:
-            log.exception("rule destination follow-up failed")
-        finally:
-            if engine is not None:
-                engine.release()
-
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
-    if loop is not None:
-        loop.call_soon(run)
-    elif engine is not None:  # called off the loop: the store belongs to the loop's thread
-        engine.loop.call_soon_threadsafe(run)
-    else:
-        threading.Timer(0.05, run).start()
-
-
-def _engine(runtime):
-    from localiot.services.rules.engine import engine_for
-
-    return engine_for(runtime)
+    ctx.after_commit(schedule)
 
 
 def _current(engine, account, region, arn, token) -> dict | None:
@@ -175,13 +136,11 @@ def enable_url(runtime, token: str) -> str:
     return f"http://{api}/confirmdestination/{quote(token, safe='')}"
 
 
-def _send_confirmation(runtime, account: str, region: str, arn: str, token: str, url: str) -> None:
-    engine = _engine(runtime)
-    if engine is not None:
-        doc = _current(engine, account, region, arn, token)
-        if doc is None or doc["status"] != "IN_PROGRESS":
-            return  # rolled back, deleted or re-challenged since
-    message = {"arn": arn, "confirmationToken": token, "enableUrl": enable_url(runtime, token),
+def _send_confirmation(engine, account: str, region: str, arn: str, token: str, url: str) -> None:
+    doc = _current(engine, account, region, arn, token)
+    if doc is None or doc["status"] != "IN_PROGRESS":
+        return  # deleted or re-challenged since
+    message = {"arn": arn, "confirmationToken": token, "enableUrl": enable_url(engine.runtime, token),
                "messageType": "DestinationConfirmation"}
     target = url + ("&" if "?" in url else "?") + "confirmationToken=" + quote(token, safe="")
     headers = {"Content-Type": "application/json", "x-amz-rules-engine-message-type": "DestinationConfirmation",
@@ -189,41 +148,32 @@ def _send_confirmation(runtime, account: str, region: str, arn: str, token: str,
     body = json.dumps(message).encode()
 
     def post():
-        from localiot.services.rules.actions import ActionError, http_send
-
         try:
             http_send("POST", target, body, headers)
         except ActionError as error:
             log.warning("confirmation message for %s not delivered: %s", arn, error.message)
-            if engine is not None:
-                engine.on_loop(_mark_error, engine, account, region, arn, token, error.message)
+            engine.on_loop(_mark_error, engine, account, region, arn, token, error.message)
 
-    if engine is not None:
-        engine.background(post)
-    else:  # no engine yet: still send, but nobody records a failure
-        threading.Thread(target=post, name="localiot-rule-confirmation", daemon=True).start()
+    engine.background(post)
 
 
 def _mark_error(engine, account, region, arn, token, reason: str) -> None:
-    with engine.store.transaction(account, region) as tx:
-        doc = tx.get(KIND, arn)
+    with unit_of_work(engine.runtime, account, region, "iot", "TopicRuleDestinationConfirmationFailed") as ctx:
+        doc = ctx.tx.get(KIND, arn)
         if doc is None or doc.get("token") != token or doc["status"] != "IN_PROGRESS":
             return
         doc.update(status="ERROR", statusReason=f"The confirmation message could not be delivered: {reason}",
-                   lastUpdatedAt=engine.runtime.clock.now())
-        _save(tx, doc)
+                   lastUpdatedAt=ctx.now())
+        _save(ctx, doc)
 
 
-def _vpc_ready(runtime, account: str, region: str, arn: str) -> None:
+def _vpc_ready(engine, account: str, region: str, arn: str) -> None:
     """AWS creates the VPC's network interfaces, then enables the destination."""
-    engine = _engine(runtime)
-    if engine is None:
-        return
-    with engine.store.transaction(account, region) as tx:
-        doc = tx.get(KIND, arn)
+    with unit_of_work(engine.runtime, account, region, "iot", "TopicRuleDestinationVpcReady") as ctx:
+        doc = ctx.tx.get(KIND, arn)
         if doc is not None and doc["status"] == "IN_PROGRESS":
-            doc.update(status="ENABLED", statusReason=None, lastUpdatedAt=engine.runtime.clock.now())
-            _save(tx, doc)
+            doc.update(status="ENABLED", statusReason=None, lastUpdatedAt=ctx.now())
+            _save(ctx, doc)
 
 
 # views ------------------------------------------------------------------------
@@ -263,8 +213,6 @@ def CreateTopicRuleDestination(ctx, req):
         raise invalid("Specify exactly one of httpUrlConfiguration and vpcConfiguration.")
     if http is not None:
         return {"topicRuleDestination": describe(create_http(ctx, http["confirmationUrl"]))}
-    from localiot.services.rules.actions import check_role_arn
-
     check_role_arn(vpc["roleArn"], "vpcConfiguration.roleArn")
     if not vpc.get("subnetIds"):
         raise invalid("vpcConfiguration.subnetIds must name at least one subnet.")
@@ -283,8 +231,8 @@ def CreateTopicRuleDestination(ctx, req):
         "createdAt": now,
         "lastUpdatedAt": now,
     }
-    _save(ctx.tx, doc)
-    _after_commit(ctx, _vpc_ready, ctx.account, ctx.region, doc["arn"])
+    _save(ctx, doc)
+    _follow_up(ctx, _vpc_ready, ctx.account, ctx.region, doc["arn"])
     return {"topicRuleDestination": describe(doc)}
 
 
@@ -331,7 +279,7 @@ def UpdateTopicRuleDestination(ctx, req):
         doc.update(status=status, statusReason=None, lastUpdatedAt=ctx.now())
         if status == "ENABLED":
             doc["token"] = None  # the outstanding challenge is answered
-        _save(ctx.tx, doc)
+        _save(ctx, doc)
     return {}
 
 
@@ -347,7 +295,7 @@ def ConfirmTopicRuleDestination(ctx, req):
     if doc["status"] != "IN_PROGRESS":
         raise invalid(f"The topic rule destination {doc['arn']} is not awaiting confirmation.")
     doc.update(status="ENABLED", statusReason=None, lastUpdatedAt=ctx.now(), token=None)
-    _save(tx, doc)
+    _save(ctx, doc, tx)
     return {}
 
 
@@ -355,11 +303,9 @@ def ConfirmTopicRuleDestination(ctx, req):
 def DeleteTopicRuleDestination(ctx, req):
     doc = get(ctx, req["arn"])
     if doc["type"] == "vpc":
-        from localiot.services.rules.topic_rules import rules_using_destination
-
         users = rules_using_destination(ctx.tx, doc["arn"])
         if users:
             raise invalid(f"The topic rule destination {doc['arn']} is used by the rules {', '.join(users)}.")
     ctx.tx.delete(KIND, doc["arn"])
-    changed(ctx.tx)
+    changed(ctx)
     return {}

@@ -5,18 +5,20 @@
 For each message the engine finds the enabled rules of the message's account
 and region whose FROM topic filter matches (a filter trie per scope, with a
 topic -> rules cache), evaluates their SQL on the loop and hands each result
-to the rule's actions. Actions prepare on the loop (templates may read
-shadows from the store) and do their I/O in a thread pool, so a slow Lambda
-or HTTP endpoint never stalls the loop. When actions fail, the rule's
-errorAction gets one message with AWS's error document for the rule and
-message.
+to the rule's actions (`dispatch.RuleRun`). Actions prepare on the loop
+(templates may read shadows from the store) and do their I/O in a thread
+pool, so a slow Lambda or HTTP endpoint never stalls the loop. When actions
+fail, the rule's errorAction gets one message with AWS's error document for
+the rule and message.
 
 `$aws/rules/{ruleName}/...` (Basic Ingest) goes to that rule only, whatever
 its FROM clause says, and the SQL sees the topic without the prefix.
 
-Compiled rules are cached per scope and recompiled when the scope's
-generation document (bumped by every rule and destination change, gone after
-a reset) no longer matches.
+Compiled rules are cached per scope and trusted, so a message costs no store
+read, until the scope is marked stale: `stale(account, region)`, which the
+rule and destination APIs call (through `runtime.rules`) once a change has
+committed (`documents.changed`), or `forget()` after a reset.
+`stats["compilations"]` counts the scopes compiled.
 
 Tests wait for quiet with `engine.wait_idle(timeout)` from their own thread,
 or `await engine.drain()` on the loop.
@@ -32,33 +34,24 @@ import json
 import logging
 import threading
 import uuid
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from localiot.services.rules import destinations
-from localiot.services.rules.actions import ACTIONS, ActionError, Invocation, action_kind, load_all
+from localiot.services.rules.action_types import load_all
+from localiot.services.rules.actions import Invocation, action_kind, region_of_arn
+from localiot.services.rules.dispatch import RuleRun
+from localiot.services.rules.documents import RULE_KIND, enabled_urls
+from localiot.topics import TopicTrie
 
 log = logging.getLogger("localiot.rules")
 
-RULE_KIND = "topicrule"
 BASIC_INGEST = "$aws/rules/"
 _TOPIC_CACHE_MAX = 10_000
-_RESOURCE_FIELDS = ("topic", "url", "queueUrl", "targetArn", "functionArn", "streamName", "deliveryStreamName",
-                    "tableName", "bucketName", "logGroupName", "alarmName", "metricName", "stateMachineName",
-                    "inputName", "channelName", "trackerName", "endpoint", "databaseName", "destinationArn")
-
-_ENGINES: weakref.WeakKeyDictionary[Any, RulesEngine] = weakref.WeakKeyDictionary()
-
-
-def engine_for(runtime) -> RulesEngine | None:
-    return _ENGINES.get(runtime)
-
-
 def start_rules_engine(app) -> RulesEngine:
-    """Start (once) the rules engine of a LocalIoT app; call it on the app's loop."""
-    engine = _ENGINES.get(app.runtime)
+    """Start (once) the rules engine of a LocalIoT app; call it on the app's loop.
+    The runtime holds it (`runtime.rules`) while it runs."""
+    engine = app.runtime.rules
     if engine is None:
         engine = RulesEngine(app.runtime, app.store)
         engine.attach()
@@ -66,51 +59,9 @@ def start_rules_engine(app) -> RulesEngine:
 
 
 def stop_rules_engine(app) -> None:
-    engine = _ENGINES.get(app.runtime)
+    engine = app.runtime.rules
     if engine is not None:
         engine.close()
-
-
-# topic filters ------------------------------------------------------------------
-class FilterTrie:
-    """MQTT topic filters -> values; wildcards at the first level skip `$` topics."""
-
-    __slots__ = ("children", "hash_values", "values")
-
-    def __init__(self):
-        self.children: dict[str, FilterTrie] = {}
-        self.values: list = []
-        self.hash_values: list = []  # values of "<this level>/#"
-
-    def insert(self, topic_filter: str, value) -> None:
-        node = self
-        for level in topic_filter.split("/"):
-            if level == "#":
-                node.hash_values.append(value)
-                return
-            node = node.children.setdefault(level, FilterTrie())
-        node.values.append(value)
-
-    def match(self, topic: str) -> list:
-        out: list = []
-        levels = topic.split("/")
-        self._walk(levels, 0, out, topic.startswith("$"))
-        return out
-
-    def _walk(self, levels, i, out, dollar) -> None:
-        wild = not (dollar and i == 0)
-        if wild:
-            out.extend(self.hash_values)
-        if i == len(levels):
-            out.extend(self.values)
-            return
-        child = self.children.get(levels[i])
-        if child is not None:
-            child._walk(levels, i + 1, out, dollar)
-        if wild:
-            plus = self.children.get("+")
-            if plus is not None:
-                plus._walk(levels, i + 1, out, dollar)
 
 
 # compiled rules -----------------------------------------------------------------
@@ -127,17 +78,15 @@ class CompiledRule:
 
 @dataclass
 class _Scope:
-    generation: str | None
     rules: dict  # name -> CompiledRule (enabled and disabled)
-    trie: FilterTrie
+    trie: TopicTrie  # FROM filter -> [CompiledRule] (enabled ones)
     enabled_urls: tuple
     cache: dict = field(default_factory=dict)
 
     def match(self, topic: str) -> list:
         hit = self.cache.get(topic)
         if hit is None:
-            hit = sorted((r for r in set(self.trie.match(topic)) if r.query.matches_topic(topic)),
-                         key=lambda r: r.name)
+            hit = sorted((r for rules in self.trie.match(topic) for r in rules), key=lambda r: r.name)
             if len(self.cache) >= _TOPIC_CACHE_MAX:
                 self.cache.clear()
             self.cache[topic] = hit
@@ -185,7 +134,7 @@ class RulesEngine:
         self.store = store
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="localiot-rules")
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="localiot-rules")
         self._scopes: dict[tuple[str, str], _Scope] = {}
         self._pending = 0
         self._idle = threading.Condition()
@@ -194,7 +143,7 @@ class RulesEngine:
         # until then republished messages go to the bus (MQTT 5 properties and QoS are dropped).
         self.publisher: Callable | None = None
         self.stats = {"messages": 0, "evaluations": 0, "matched": 0, "actions": 0, "failures": 0,
-                      "sql_errors": 0, "error_actions": 0}
+                      "sql_errors": 0, "error_actions": 0, "compilations": 0}
         load_all()
 
     # lifecycle --------------------------------------------------------------------
@@ -202,16 +151,16 @@ class RulesEngine:
         self.loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._unsubscribe = self.runtime.bus.subscribe(self._on_bus)
-        _ENGINES[self.runtime] = self
+        self.runtime.rules = self
         return self
 
     def close(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if _ENGINES.get(self.runtime) is self:
-            del _ENGINES[self.runtime]
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.runtime.rules is self:
+            self.runtime.rules = None
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     # work accounting ----------------------------------------------------------------
     def hold(self) -> None:
@@ -275,7 +224,7 @@ class RulesEngine:
             finally:
                 self.release()
 
-        self._pool.submit(run)
+        self.pool.submit(run)
 
     def call_on_loop_sync(self, fn: Callable, *args, timeout: float = 10.0):
         """`fn(*args)` on the loop from a worker thread, waiting for its value."""
@@ -321,21 +270,20 @@ class RulesEngine:
         """Drop every compiled scope (the store was wiped under us)."""
         self._scopes.clear()
 
+    def stale(self, account: str, region: str) -> None:
+        """A committed change to the scope's rules or destinations: recompile on its next message."""
+        self._scopes.pop((account, region), None)
+
     def scope(self, account: str, region: str) -> _Scope:
-        key = (account, region)
-        cached = self._scopes.get(key)
-        if cached is not None and key not in destinations.STALE:
+        cached = self._scopes.get((account, region))
+        if cached is not None:
             return cached  # the hot path: no store read per message
-        destinations.STALE.discard(key)
+        self.stats["compilations"] += 1
         with self.store.transaction(account, region, write=False) as tx:
-            current = destinations.generation(tx)
-            cached = self._scopes.get((account, region))
-            if cached is not None and cached.generation == current:
-                return cached
             docs = tx.scan(RULE_KIND)
-            urls = destinations.enabled_urls(tx)
+            urls = enabled_urls(tx)
         rules: dict[str, CompiledRule] = {}
-        trie = FilterTrie()
+        trie: TopicTrie[list[CompiledRule]] = TopicTrie()
         for _, doc in docs:
             try:
                 rule = compile_rule(doc)
@@ -344,8 +292,8 @@ class RulesEngine:
                 continue
             rules[rule.name] = rule
             if not rule.disabled and rule.query.topic_filter:
-                trie.insert(rule.query.topic_filter, rule)
-        scope = _Scope(current, rules, trie, urls)
+                trie.setdefault(rule.query.topic_filter, list).append(rule)
+        scope = _Scope(rules, trie, urls)
         self._scopes[(account, region)] = scope
         return scope
 
@@ -387,7 +335,7 @@ class RulesEngine:
             finally:
                 self.release()
 
-        self._pool.submit(evaluate)
+        self.pool.submit(evaluate)
 
     def _evaluate(self, rule: CompiledRule, msg: Message, context) -> list:
         self.stats["evaluations"] += 1
@@ -401,7 +349,7 @@ class RulesEngine:
     def _evaluated(self, rule, msg, topic, scope, context, results) -> None:
         if not results:
             return
-        run = _RuleRun(self, rule, msg)
+        run = RuleRun(self, rule, msg)
         payload_value = msg.payload  # templates see the original message, parsed by the SQL engine
         for result in results:
             for key, config in rule.actions:
@@ -495,8 +443,6 @@ class RulesEngine:
         return {k: v for k, v in out.items() if v is not None}
 
     def _lambda(self, region, function_arn: str, payload) -> Any:
-        from localiot.services.rules.actions import region_of_arn
-
         body = payload if isinstance(payload, (bytes, bytearray)) else json.dumps(payload).encode()
         client = self.runtime.aws_client("lambda", region_of_arn(function_arn, region))
         response = client.invoke(FunctionName=function_arn, InvocationType="RequestResponse", Payload=body)
@@ -506,8 +452,6 @@ class RulesEngine:
         return json.loads(data) if data else None
 
     def _secret(self, region, secret_id: str, secret_type: str, role_arn=None):
-        from localiot.services.rules.actions import region_of_arn
-
         client = self.runtime.aws_client("secretsmanager", region_of_arn(secret_id, region))
         return client.get_secret_value(SecretId=secret_id).get(secret_type)
 
@@ -548,121 +492,3 @@ def _context_fields(cls) -> frozenset:
     if names is None:
         names = _FIELDS_CACHE[cls] = frozenset(f.name for f in dataclasses.fields(cls))
     return names
-
-
-def resource_of(config: dict) -> str:
-    for name in _RESOURCE_FIELDS:
-        value = config.get(name)
-        if isinstance(value, str):
-            return value
-    put_item = config.get("putItem")
-    return put_item.get("tableName", "") if isinstance(put_item, dict) else ""
-
-
-class _RuleRun:
-    """One rule on one message: its jobs, their failures, then the error action."""
-
-    def __init__(self, engine: RulesEngine, rule: CompiledRule, msg: Message):
-        self.engine = engine
-        self.rule = rule
-        self.msg = msg
-        self.jobs: list = []
-        self.failures: list[dict] = []
-        self.outstanding = 0
-        self.context_inv: Invocation | None = None
-
-    def _failed(self, key: str, resource: str, message: str) -> None:
-        self.engine.stats["failures"] += 1
-        self.failures.append({"failedAction": ACTIONS[key].failed_action if key in ACTIONS else key,
-                              "failedResource": resource, "errorMessage": message})
-        log.warning("rule %s: %s action failed on %s: %s", self.rule.name, key, self.msg.topic, message)
-
-    def prepare(self, key: str, config: dict, inv: Invocation) -> None:
-        self.context_inv = self.context_inv or inv
-        kind = ACTIONS.get(key)
-        try:
-            if kind is None:
-                raise ActionError(f"Unsupported action {key}.")
-            job = kind.prepare(config, inv)
-        except ActionError as error:
-            self._failed(key, error.resource or resource_of(config), error.message)
-        except Exception as error:
-            log.exception("rule %s: preparing the %s action failed", self.rule.name, key)
-            self._failed(key, resource_of(config), f"Internal error: {error}")
-        else:
-            self.jobs.append((key, job))
-
-    def start(self) -> None:
-        engine = self.engine
-        engine.hold()
-        for key, job in self.jobs:
-            engine.stats["actions"] += 1
-            if job.inline:
-                self._call(key, job)
-        offloop = [(k, j) for k, j in self.jobs if not j.inline]
-        self.outstanding = len(offloop)
-        if not offloop:
-            self._finish()
-            return
-        for key, job in offloop:
-            future = engine._pool.submit(job.run)
-            future.add_done_callback(lambda f, key=key, job=job: engine.on_loop(self._done, key, job, f))
-
-    def _call(self, key, job) -> None:
-        try:
-            job.run()
-        except ActionError as error:
-            self._failed(key, error.resource or job.resource, error.message)
-        except Exception as error:
-            log.exception("rule %s: the %s action failed", self.rule.name, key)
-            self._failed(key, job.resource, f"Internal error: {error}")
-
-    def _done(self, key, job, future) -> None:
-        error = future.exception() if not future.cancelled() else ActionError("cancelled at shutdown")
-        if isinstance(error, ActionError):
-            self._failed(key, error.resource or job.resource, error.message)
-        elif error is not None:
-            self._failed(key, job.resource, f"Internal error: {error}")
-        self.outstanding -= 1
-        if self.outstanding == 0:
-            self._finish()
-
-    def _finish(self) -> None:
-        try:
-            if self.failures and self.rule.error_action:
-                self._error_action()
-        finally:
-            self.engine.release()
-
-    def _error_action(self) -> None:
-        engine, msg = self.engine, self.msg
-        engine.stats["error_actions"] += 1
-        document = {
-            "ruleName": self.rule.name,
-            "topic": msg.topic,
-            "cloudwatchTraceId": msg.trace_id,
-            "clientId": msg.client_id or "",
-            "base64OriginalPayload": base64.b64encode(msg.payload).decode(),
-            "failures": self.failures,
-        }
-        payload = json.dumps(document, separators=(",", ":")).encode()
-        base = self.context_inv
-        inv = dataclasses.replace(base, value=document, payload=payload, _json=None)
-        key, config = self.rule.error_action
-        kind = ACTIONS.get(key)
-        try:
-            job = kind.prepare(config, inv)
-        except Exception as error:
-            log.warning("rule %s: the error action %s failed: %s", self.rule.name, key, error)
-            return
-        if job.inline:
-            self._error_job(key, job)
-            return
-        engine.background(self._error_job, key, job)
-
-    def _error_job(self, key, job) -> None:
-        try:
-            job.run()
-        except Exception as error:  # an error action's own failure is only logged, as AWS does
-            log.warning("rule %s: the error action %s failed: %s", self.rule.name, key,
-                        getattr(error, "message", error))

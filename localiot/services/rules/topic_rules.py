@@ -18,11 +18,20 @@ from localiot.protocol.errors import ServiceError, invalid
 from localiot.services import operation
 from localiot.services.common import apply_tags, page
 from localiot.services.rules import destinations
-from localiot.services.rules.actions import load_all as load_actions
+from localiot.services.rules.action_types import load_all as load_actions
 from localiot.services.rules.actions import validate_action
+from localiot.services.rules.actions_messaging import confirmation_url
+from localiot.services.rules.documents import (
+    DESTINATION_KIND,
+    RULE_DISABLED_INDEX,
+    RULE_KIND,
+    RULE_TOPIC_INDEX,
+    RULE_VPC_DESTINATION_INDEX,
+    changed,
+)
 from localiot.services.tagging import taggable
 
-KIND = "topicrule"
+KIND = RULE_KIND
 SQL_VERSIONS = ("2015-10-08", "2016-03-23", "beta")
 DEFAULT_SQL_VERSION = "2015-10-08"
 MAX_DESCRIPTION = 10_000  # characters; AWS's limit on a rule's description
@@ -45,11 +54,11 @@ def get(ctx, name: str) -> dict:
 
 def save(ctx, rule: dict) -> None:
     ctx.tx.put(KIND, rule["ruleName"], rule, {
-        "topic": rule["topicPattern"],
-        "disabled": "true" if rule["ruleDisabled"] else "false",
-        "vpcDestination": [d for d in _kafka_destinations(rule)],
+        RULE_TOPIC_INDEX: rule["topicPattern"],
+        RULE_DISABLED_INDEX: "true" if rule["ruleDisabled"] else "false",
+        RULE_VPC_DESTINATION_INDEX: list(_kafka_destinations(rule)),
     })
-    destinations.changed(ctx.tx)
+    changed(ctx)
 
 
 def _kafka_destinations(rule: dict):
@@ -57,10 +66,6 @@ def _kafka_destinations(rule: dict):
         kafka = (action_doc or {}).get("kafka")
         if kafka:
             yield kafka["destinationArn"]
-
-
-def rules_using_destination(tx, destination_arn: str) -> list[str]:
-    return [name for name, _ in tx.find(KIND, "vpcDestination", destination_arn)]
 
 
 def _exists(tx, name: str) -> bool:
@@ -118,15 +123,13 @@ def _validate(ctx, payload: dict) -> tuple[dict, list[str]]:
 
 
 def _validate_one(ctx, action_doc: dict, where: str, urls: list[str], version: str) -> None:
-    from localiot.services.rules.actions_messaging import confirmation_url
-
     key, config = validate_action(action_doc, where, version)
     if key == "http":
         url = confirmation_url(config)
         if url:
             urls.append(url)
     elif key == "kafka":
-        dest = ctx.tx.get(destinations.KIND, config["destinationArn"])
+        dest = ctx.tx.get(DESTINATION_KIND, config["destinationArn"])
         if dest is None or dest["type"] != "vpc":
             raise invalid(f"{where}.kafka.destinationArn: the VPC destination {config['destinationArn']} "
                           "does not exist.")
@@ -137,7 +140,7 @@ def _ensure_destinations(ctx, urls: list[str]) -> None:
     A destination whose confirmation URL is a prefix of the URL already covers it."""
     if not urls:
         return
-    known = [doc["confirmationUrl"] for _, doc in ctx.tx.scan(destinations.KIND) if doc["type"] == "http"]
+    known = [doc["confirmationUrl"] for _, doc in ctx.tx.scan(DESTINATION_KIND) if doc["type"] == "http"]
     for url in sorted(set(urls), key=len):  # shorter first: a prefix covers the longer URLs
         if not any(url.startswith(prefix) for prefix in known):
             destinations.create_http(ctx, url)
@@ -222,7 +225,7 @@ def DeleteTopicRule(ctx, req):
     rule = get(ctx, req["ruleName"])
     ctx.tx.delete(KIND, rule["ruleName"])
     ctx.tx.drop_tags(rule["ruleArn"])
-    destinations.changed(ctx.tx)
+    changed(ctx)
     return {}
 
 
@@ -243,7 +246,7 @@ def ListTopicRules(ctx, req):
     disabled = req.get("ruleDisabled")
     if topic is not None:
         def fetch(after, limit):
-            rows = tx.find(KIND, "topic", topic, after=after)
+            rows = tx.find(KIND, RULE_TOPIC_INDEX, topic, after=after)
             if disabled is not None:
                 rows = [r for r in rows if r[1]["ruleDisabled"] == disabled]
             return rows[:limit]
@@ -251,7 +254,7 @@ def ListTopicRules(ctx, req):
         flag = "true" if disabled else "false"
 
         def fetch(after, limit):
-            return tx.find(KIND, "disabled", flag, after=after, limit=limit)
+            return tx.find(KIND, RULE_DISABLED_INDEX, flag, after=after, limit=limit)
     else:
         def fetch(after, limit):
             return tx.scan(KIND, after=after, limit=limit)

@@ -1,4 +1,6 @@
-"""Device certificates: issue, describe, list, update, delete, transfer; providers; claims.
+"""Device certificates: issue, describe, list, update, delete; provisioning claims.
+Transfers between accounts live in certificate_transfers, certificate
+providers in certificate_providers.
 
 Storage (other families rely on it):
   kind "cert", name = certificateId (SHA-256 of the DER), doc with certificateId,
@@ -22,7 +24,7 @@ Functions for other modules (the broker, fleet provisioning, JITR):
   create_certificate_from_csr(ctx, csr_pem, set_as_active) -> CreateCertificateFromCsr's answer
   insert(ctx, cert, status=..., ca_id=..., mode=...) -> doc   store a new certificate
   set_status(ctx, doc, status)                     change status (e.g. activate after JITR)
-  certificate_provider_for(tx, operation) -> doc | None  the account's provider for an operation
+  (certificate_providers.certificate_provider_for(tx, operation): the account's provider for an operation)
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ from __future__ import annotations
 from localiot import pki
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import Affects, operation
-from localiot.services.common import apply_tags, decode_token, encode_token, new_id, page_list, tags_to_dict
-from localiot.services.tagging import taggable
+from localiot.services.common import decode_token, encode_token, new_id, page_list
 
 KIND = "cert"
 POLICY_TARGET = "policy-target"  # links: policy name -> target ARN (policies family)
@@ -42,7 +43,6 @@ INCOMING = "cert-incoming"  # in the target account: a transfer waiting for Acce
 TRANSFERRED = "cert-transferred"  # in the source account: a transfer that was accepted
 HOME = "cert-home"  # global links: certificate id -> "<account>/<region>"
 GLOBAL = ("global", "global")  # the scope that indexes across accounts
-PROVIDER = "certprovider"
 TEMPLATE = "provisioningtemplate"  # provisioning templates (fleet provisioning family)
 
 ACTIVE, INACTIVE, REVOKED = "ACTIVE", "INACTIVE", "REVOKED"
@@ -50,9 +50,6 @@ PENDING_TRANSFER, PENDING_ACTIVATION, REGISTER_INACTIVE = "PENDING_TRANSFER", "P
 INTERNAL_STATUSES = (PENDING_TRANSFER, PENDING_ACTIVATION)  # "not intended for developer use"
 DEFAULT_PAGE_SIZE = 25  # "The results are paginated with a default page size of 25."
 CLAIM_LIFETIME = 300  # provisioning claims expire after five minutes
-
-taggable(PROVIDER, lambda tx, name: tx.get(PROVIDER, name) is not None)
-
 
 def state_error(message: str) -> ServiceError:
     return ServiceError("CertificateStateException", message)
@@ -89,33 +86,26 @@ def is_usable(doc: dict, now: float) -> bool:
     return doc["status"] == ACTIVE and validity["notBefore"] <= now <= validity["notAfter"]
 
 
-def certificate_provider_for(tx, operation_name: str) -> dict | None:
-    for _, doc in tx.scan(PROVIDER):
-        if operation_name in doc["accountDefaultForOperations"]:
-            return doc
-    return None
-
-
 # storage -------------------------------------------------------------------------
 def order_key(doc: dict) -> str:
     return f"{doc['creationDate']:017.6f}/{doc['certificateId']}"
 
 
-def _order_add(tx, doc: dict, *, by_ca: bool = True) -> None:
+def order_add(tx, doc: dict, *, by_ca: bool = True) -> None:
     key = order_key(doc)
     tx.link(ORDER, "all", key)
     if by_ca and doc.get("caCertificateId"):
         tx.link(ORDER, f"ca/{doc['caCertificateId']}", key)
 
 
-def _order_remove(tx, doc: dict) -> None:
+def order_remove(tx, doc: dict) -> None:
     key = order_key(doc)
     tx.unlink(ORDER, "all", key)
     if doc.get("caCertificateId"):
         tx.unlink(ORDER, f"ca/{doc['caCertificateId']}", key)
 
 
-def _home(tx) -> str:
+def home_of(tx) -> str:
     return f"{tx.account}/{tx.region}"
 
 
@@ -172,17 +162,17 @@ def insert(ctx, cert, *, status: str, ca_id: str | None = None, mode: str = "DEF
     }
     save(ctx.tx, doc)
     if listed:
-        _order_add(ctx.tx, doc)
+        order_add(ctx.tx, doc)
     ctx.tx.delete(TRANSFERRED, cert_id)
-    ctx.tx.scope(*GLOBAL).link(HOME, cert_id, _home(ctx.tx))
+    ctx.tx.scope(*GLOBAL).link(HOME, cert_id, home_of(ctx.tx))
     return doc
 
 
-def _remove(tx, doc: dict) -> None:
+def remove(tx, doc: dict) -> None:
     tx.delete(KIND, doc["certificateId"])
-    _order_remove(tx, doc)
+    order_remove(tx, doc)
     tx.drop_tags(doc["certificateArn"])
-    tx.scope(*GLOBAL).unlink(HOME, doc["certificateId"], _home(tx))
+    tx.scope(*GLOBAL).unlink(HOME, doc["certificateId"], home_of(tx))
 
 
 def owned(ctx, certificate_id: str) -> dict:
@@ -402,155 +392,8 @@ def DeleteCertificate(ctx, req):
                 "DeleteConflictException", f"Certificate policies must be detached before deletion (arn: {cert_arn})"
             )
         ctx.tx.unlink_all(POLICY_TARGET, dst=cert_arn)
-    _remove(ctx.tx, doc)
+    remove(ctx.tx, doc)
     return {}
-
-
-# transfers ---------------------------------------------------------------------------
-def _source_of(ctx, pointer: dict):
-    return ctx.tx.scope(pointer["sourceAccount"], pointer["sourceRegion"])
-
-
-def _incoming(ctx, certificate_id: str, action: str) -> tuple[dict, object]:
-    """The pending transfer of `certificate_id` to this account: (source doc, source scope)."""
-    cert_id = normalize_id(certificate_id)
-    pointer = ctx.tx.get(INCOMING, cert_id)
-    if pointer is not None:
-        source = _source_of(ctx, pointer)
-        doc = source.get(KIND, cert_id)
-        if doc is not None and doc["status"] == PENDING_TRANSFER and doc.get("transferredTo") == ctx.account:
-            return doc, source
-        raise not_found(f"There is no pending transfer of certificate {cert_id} to this account.")
-    own = ctx.tx.get(KIND, cert_id)
-    if own is not None:
-        if own["status"] == PENDING_TRANSFER:
-            raise invalid(f"Only the transfer's target account can {action} the transfer of certificate {cert_id}.")
-        if (own.get("transferData") or {}).get("acceptDate") and own.get("previousOwnedBy"):
-            raise ServiceError(
-                "TransferAlreadyCompletedException", f"The transfer of certificate {cert_id} is already complete."
-            )
-        raise invalid(f"Certificate {cert_id} is not pending transfer.")
-    raise not_found(f"The certificate {cert_id} does not exist.")
-
-
-@operation("iot", affects=Affects.DEVICE_RIGHTS | Affects.CERTIFICATE_STATUS)
-def TransferCertificate(ctx, req):
-    doc = owned(ctx, req["certificateId"])
-    cert_id, cert_arn, target = doc["certificateId"], doc["certificateArn"], req["targetAwsAccount"]
-    if target == ctx.account:
-        raise invalid("The target account of a certificate transfer must differ from the certificate's owner.")
-    status = doc["status"]
-    if status == ACTIVE:
-        raise state_error("Certificate must be deactivated (not ACTIVE) before it can be transferred.")
-    if status == PENDING_TRANSFER:
-        raise state_error(f"Certificate {cert_id} is already pending transfer to account {doc.get('transferredTo')}.")
-    if status == REVOKED:
-        raise state_error(f"Certificate {cert_id} is revoked and cannot be transferred.")
-    if ctx.tx.linked_to(POLICY_TARGET, cert_arn, limit=1):
-        raise ServiceError("TransferConflictException", f"Certificate policies must be detached before transfer (arn: {cert_arn})")
-    if ctx.tx.linked_to(THING_PRINCIPAL, cert_arn, limit=1):
-        raise ServiceError("TransferConflictException", f"Things must be detached before transfer (arn: {cert_arn})")
-    target_tx = ctx.tx.scope(target, ctx.region)
-    if target_tx.get(KIND, cert_id) is not None:
-        raise invalid(f"Account {target} already has certificate {cert_id}.")
-    transfer = {"transferDate": ctx.now()}
-    if req.get("transferMessage") is not None:
-        transfer["transferMessage"] = req["transferMessage"]
-    doc.update(status=PENDING_TRANSFER, transferData=transfer, transferredTo=target)
-    touch(ctx, doc)
-    save(ctx.tx, doc)
-    key = order_key(doc)
-    target_tx.put(INCOMING, cert_id, {"sourceAccount": ctx.account, "sourceRegion": ctx.region, "orderKey": key})
-    target_tx.link(ORDER, "all", key)  # the target sees it in ListCertificates, as AWS documents
-    return {"transferredCertificateArn": cert_arn}
-
-
-@operation("iot", affects=Affects.DEVICE_RIGHTS)
-def AcceptCertificateTransfer(ctx, req):
-    doc, source = _incoming(ctx, req["certificateId"], "accept")
-    cert_id, now = doc["certificateId"], ctx.now()
-    _remove(source, doc)
-    source.put(TRANSFERRED, cert_id, {"transferredTo": ctx.account, "acceptDate": now})
-    ctx.tx.delete(INCOMING, cert_id)
-    ctx.tx.delete(TRANSFERRED, cert_id)
-    doc.pop("transferredTo", None)
-    doc.update(
-        certificateArn=arn(ctx.account, ctx.region, cert_id),
-        ownedBy=ctx.account,
-        previousOwnedBy=source.account,
-        status=ACTIVE if req.get("setAsActive") else INACTIVE,
-        transferData={**doc.get("transferData", {}), "acceptDate": now},
-    )
-    touch(ctx, doc)
-    save(ctx.tx, doc)
-    _order_add(ctx.tx, doc)
-    ctx.tx.scope(*GLOBAL).link(HOME, cert_id, _home(ctx.tx))
-    return {}
-
-
-@operation("iot", affects=Affects.DEVICE_RIGHTS)
-def RejectCertificateTransfer(ctx, req):
-    doc, source = _incoming(ctx, req["certificateId"], "reject")
-    cert_id = doc["certificateId"]
-    ctx.tx.delete(INCOMING, cert_id)
-    ctx.tx.unlink(ORDER, "all", order_key(doc))
-    transfer = {**doc.get("transferData", {}), "rejectDate": ctx.now()}
-    if req.get("rejectReason") is not None:
-        transfer["rejectReason"] = req["rejectReason"]
-    doc.pop("transferredTo", None)
-    doc.update(status=INACTIVE, transferData=transfer)
-    touch(ctx, doc)
-    save(source, doc)
-    return {}
-
-
-@operation("iot", affects=Affects.DEVICE_RIGHTS)
-def CancelCertificateTransfer(ctx, req):
-    cert_id = normalize_id(req["certificateId"])
-    doc = ctx.tx.get(KIND, cert_id)
-    if doc is None:
-        if ctx.tx.get(TRANSFERRED, cert_id) is not None:
-            raise ServiceError(
-                "TransferAlreadyCompletedException", f"The transfer of certificate {cert_id} is already complete."
-            )
-        if ctx.tx.get(INCOMING, cert_id) is not None:
-            raise invalid(
-                "Only the transfer's source account can cancel it; the target can use RejectCertificateTransfer."
-            )
-        raise not_found(f"The certificate {cert_id} does not exist.")
-    if doc["status"] != PENDING_TRANSFER:
-        if doc.get("previousOwnedBy") and (doc.get("transferData") or {}).get("acceptDate"):
-            raise ServiceError(
-                "TransferAlreadyCompletedException", f"The transfer of certificate {cert_id} is already complete."
-            )
-        raise invalid(f"Certificate {cert_id} is not pending transfer.")
-    target_tx = ctx.tx.scope(doc["transferredTo"], ctx.region)
-    target_tx.delete(INCOMING, cert_id)
-    target_tx.unlink(ORDER, "all", order_key(doc))
-    doc.pop("transferredTo", None)
-    doc.update(status=INACTIVE, transferData={})
-    touch(ctx, doc)
-    save(ctx.tx, doc)
-    return {}
-
-
-@operation("iot")
-def ListOutgoingCertificates(ctx, req):
-    pending = {order_key(doc): doc for _, doc in ctx.tx.find(KIND, "status", PENDING_TRANSFER)}
-    keys, marker = page_keys(sorted(pending), req)
-    outgoing = []
-    for key in keys:
-        doc = pending[key]
-        transfer = doc.get("transferData") or {}
-        outgoing.append({
-            "certificateArn": doc["certificateArn"],
-            "certificateId": doc["certificateId"],
-            "transferredTo": doc.get("transferredTo"),
-            "transferDate": transfer.get("transferDate"),
-            "transferMessage": transfer.get("transferMessage"),
-            "creationDate": doc["creationDate"],
-        })
-    return {"outgoingCertificates": outgoing, "nextMarker": marker}
 
 
 # provisioning claims -------------------------------------------------------------------
@@ -574,101 +417,4 @@ def CreateProvisioningClaim(ctx, req):
         "certificatePem": doc["certificatePem"],
         "keyPair": {"PublicKey": pki.public_key_pem(key), "PrivateKey": pki.private_key_pem(key)},
         "expiration": expiration,
-    }
-
-
-# certificate providers -----------------------------------------------------------------
-MAX_PROVIDERS = 1  # one certificate provider per account: it is the account default for its operations
-
-
-def _provider(ctx, name: str) -> dict:
-    doc = ctx.tx.get(PROVIDER, name)
-    if doc is None:
-        raise not_found(f"The certificate provider {name} does not exist.")
-    return doc
-
-
-def _check_lambda_arn(value: str) -> None:
-    parts = value.split(":")
-    if len(parts) < 7 or parts[0] != "arn" or parts[2] != "lambda" or parts[5] != "function" or not parts[6]:
-        raise invalid(f"The lambdaFunctionArn {value} is not a Lambda function ARN.")
-
-
-@operation("iot")
-def CreateCertificateProvider(ctx, req):
-    name = req["certificateProviderName"]
-    operations = list(req["accountDefaultForOperations"])
-    _check_lambda_arn(req["lambdaFunctionArn"])
-    existing = ctx.tx.get(PROVIDER, name)
-    if existing is not None:
-        same = (
-            req.get("clientToken") is not None and existing.get("clientToken") == req["clientToken"]
-            and existing["lambdaFunctionArn"] == req["lambdaFunctionArn"]
-            and existing["accountDefaultForOperations"] == operations
-        )
-        if same:
-            return {"certificateProviderName": name, "certificateProviderArn": existing["certificateProviderArn"]}
-        raise ServiceError(
-            "ResourceAlreadyExistsException", f"The certificate provider {name} already exists.",
-            resourceId=name, resourceArn=existing["certificateProviderArn"],
-        )
-    if ctx.tx.count(PROVIDER) >= MAX_PROVIDERS:
-        raise ServiceError("LimitExceededException", "An account can have only one certificate provider.")
-    now = ctx.now()
-    doc = {
-        "certificateProviderName": name,
-        "certificateProviderArn": ctx.arn(f"certprovider/{name}"),
-        "lambdaFunctionArn": req["lambdaFunctionArn"],
-        "accountDefaultForOperations": operations,
-        "creationDate": now,
-        "lastModifiedDate": now,
-        "clientToken": req.get("clientToken"),
-    }
-    ctx.tx.put(PROVIDER, name, doc)
-    if req.get("tags"):
-        apply_tags(ctx, doc["certificateProviderArn"], tags_to_dict(req["tags"]))
-    return {"certificateProviderName": name, "certificateProviderArn": doc["certificateProviderArn"]}
-
-
-@operation("iot")
-def DescribeCertificateProvider(ctx, req):
-    doc = _provider(ctx, req["certificateProviderName"])
-    return {key: doc[key] for key in (
-        "certificateProviderName", "certificateProviderArn", "lambdaFunctionArn",
-        "accountDefaultForOperations", "creationDate", "lastModifiedDate",
-    )}
-
-
-@operation("iot")
-def UpdateCertificateProvider(ctx, req):
-    doc = _provider(ctx, req["certificateProviderName"])
-    if req.get("lambdaFunctionArn") is not None:
-        _check_lambda_arn(req["lambdaFunctionArn"])
-        doc["lambdaFunctionArn"] = req["lambdaFunctionArn"]
-    if req.get("accountDefaultForOperations") is not None:
-        doc["accountDefaultForOperations"] = list(req["accountDefaultForOperations"])
-    doc["lastModifiedDate"] = ctx.now()
-    ctx.tx.put(PROVIDER, doc["certificateProviderName"], doc)
-    return {"certificateProviderName": doc["certificateProviderName"],
-            "certificateProviderArn": doc["certificateProviderArn"]}
-
-
-@operation("iot")
-def DeleteCertificateProvider(ctx, req):
-    doc = _provider(ctx, req["certificateProviderName"])
-    ctx.tx.delete(PROVIDER, doc["certificateProviderName"])
-    ctx.tx.drop_tags(doc["certificateProviderArn"])
-    return {}
-
-
-@operation("iot")
-def ListCertificateProviders(ctx, req):
-    providers = {name: doc for name, doc in ctx.tx.scan(PROVIDER)}
-    names, token = page_keys(sorted(providers), req, token_key="nextToken")
-    return {
-        "certificateProviders": [
-            {"certificateProviderName": n, "certificateProviderArn": providers[n]["certificateProviderArn"]}
-            for n in names
-        ],
-        "nextToken": token,
     }

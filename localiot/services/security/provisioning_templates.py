@@ -18,6 +18,7 @@ from localiot.provisioning import TemplateError, evaluate, validate_template
 from localiot.provisioning.apply import apply_plan
 from localiot.services import Affects, operation
 from localiot.services.common import apply_tags, page, tags_to_dict
+from localiot.services.iam import is_role_arn
 from localiot.services.tagging import taggable
 
 log = logging.getLogger("localiot.provisioning")
@@ -29,7 +30,6 @@ FLEET_PROVISIONING, JITP = "FLEET_PROVISIONING", "JITP"
 MAX_TEMPLATES = 256
 MAX_VERSIONS = 5
 DEFAULT_PAYLOAD_VERSION = "2020-04-01"
-_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/.+$")
 _LAMBDA_ARN = re.compile(r"^arn:aws[\w-]*:lambda:[\w-]+:\d{12}:function:[\w-]+(:[\w$-]+)?$")
 
 taggable("provisioningtemplate", lambda tx, name: tx.get(KIND, name) is not None)
@@ -66,7 +66,7 @@ def _check_body(body: str) -> None:
 
 
 def _check_role(role_arn: str) -> None:
-    if not _ROLE_ARN.match(role_arn):
+    if not is_role_arn(role_arn):
         raise invalid(f"provisioningRoleArn {role_arn} is not an IAM role ARN.")
 
 

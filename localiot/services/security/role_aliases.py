@@ -6,16 +6,15 @@ maximum session duration is not checked (that would need IAM downstream).
 
 from __future__ import annotations
 
-import re
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import operation
 from localiot.services.common import apply_tags, marker_page, tags_to_dict
+from localiot.services.iam import is_role_arn
 from localiot.services.tagging import taggable
 
 KIND = "rolealias"
 DEFAULT_DURATION = 3600  # "The default value is 3,600 seconds."
-ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 taggable("rolealias", lambda tx, name: tx.get(KIND, name) is not None)
 
@@ -32,7 +31,7 @@ def get(ctx, alias: str) -> dict:
 
 
 def _check_role_arn(value: str) -> None:
-    if not ROLE_ARN.match(value):
+    if not is_role_arn(value):
         raise invalid(f"roleArn {value!r} is not an IAM role ARN.")
 
 

@@ -1,0 +1,102 @@
+"""JSON text that every later step can handle: bounded nesting, no lone surrogates.
+
+Python's json module accepts `[[[[...` until it overflows the interpreter's
+stack (RecursionError), and accepts `"\\ud800"`, a lone UTF-16 surrogate that
+no UTF-8 encoder (SQLite, the serializers, MQTT) will write back. `loads`
+refuses both once, where JSON enters, with `JsonRefused` (a ValueError, so
+callers that treat ValueError as "not JSON" keep working); `check` does the
+same for values that arrived by other means (headers decoded with
+surrogateescape, strings from a parsed body).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+MAX_DEPTH = 100  # far beyond any modelled shape; well below the interpreter's recursion limit
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# In JSON text a surrogate can only arrive as an escape (raw surrogates are not UTF-8).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+class JsonRefused(ValueError):
+    """JSON nested deeper than allowed (`too_deep`) or text holding a lone surrogate."""
+
+    def __init__(self, message: str, *, too_deep: bool = False, where: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.too_deep = too_deep
+        self.where = where
+
+
+def has_lone_surrogate(text: str) -> bool:
+    # Python strings hold code points: a well-formed pair escaped in JSON is
+    # already one code point above U+FFFF, so any surrogate left is a lone one.
+    return _SURROGATE.search(text) is not None
+
+
+def loads(text: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH, surrogates: bool = False, **kwargs) -> Any:
+    """json.loads, refusing nesting deeper than `max_depth` and (unless
+    `surrogates`, for callers that check the values they keep) lone surrogates."""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8")  # UnicodeDecodeError is a ValueError too
+    try:
+        value = json.loads(text, **kwargs)
+    except RecursionError:
+        raise JsonRefused(f"JSON nested deeper than {max_depth} levels", too_deep=True) from None
+    # Cheap cases first: no surrogate escape and too few brackets to be deep.
+    if text.count("[") + text.count("{") > max_depth:
+        check(value, max_depth=max_depth, surrogates=surrogates)
+    elif not surrogates and _SURROGATE_ESCAPE.search(text) is not None:
+        check(value, max_depth=max_depth)
+    return value
+
+
+def check(value: Any, *, max_depth: int = MAX_DEPTH, where: str = "", surrogates: bool = False) -> None:
+    """Raise JsonRefused when `value` (dicts, lists, strings ...) nests deeper than
+    `max_depth` or holds a string (or key) with a lone surrogate. Iterative, so
+    it cannot overflow the stack itself. `where` names the value in messages;
+    `surrogates` lets lone surrogates pass (only the depth is checked)."""
+    stack = [(value, 0, where)]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, str):
+            if not surrogates and _SURROGATE.search(item):
+                raise JsonRefused("text holds a lone UTF-16 surrogate, which is not a Unicode character",
+                                  where=path)
+            continue
+        if isinstance(item, dict):
+            children = item.items()
+        elif isinstance(item, (list, tuple)):
+            children = ((f"{i + 1}.member", v) for i, v in enumerate(item))
+        else:
+            continue
+        if depth >= max_depth:
+            raise JsonRefused(f"JSON nested deeper than {max_depth} levels", too_deep=True, where=path)
+        for key, child in children:
+            name = f"{path}.{key}" if path else str(key)
+            if not surrogates and isinstance(item, dict) and isinstance(key, str) and _SURROGATE.search(key):
+                raise JsonRefused("text holds a lone UTF-16 surrogate, which is not a Unicode character",
+                                  where=path or "key")
+            stack.append((child, depth + 1, name))
+
+
+def scrub(value: Any) -> Any:
+    """`value` with every lone surrogate replaced by U+FFFD, as a UTF-8 encoder
+    that does not fail would write it (for data that must flow on, such as a
+    message through the rules engine). Call it on values `loads` bounded."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    return value
+
+
+def may_hold_surrogate(text: str) -> bool:
+    """Whether JSON `text` has a surrogate escape (only then can a parse yield a lone one)."""
+    return _SURROGATE_ESCAPE.search(text) is not None

@@ -1,0 +1,196 @@
+"""Shadow cases about requests rather than merge semantics: malformed
+payloads, limits, GET and DELETE, named shadows (part of tests/shadow_cases.py's table)."""
+
+from __future__ import annotations
+
+from shadow_steps import (
+    INVALID_JSON, INVALID_NODE, MISSING_STATE, NOT_FOUND, TOO_DEEP, TOO_LARGE, M, T, advance, case, delete,
+    desired, err, get, reported, ts, update,
+)
+
+REQUEST_CASES = [
+    # --- malformed requests -----------------------------------------------------
+    case(
+        "a payload that is not JSON",
+        update(b'{"state": {"desired": ', error=INVALID_JSON),
+        update(b"hello", error=INVALID_JSON),
+        get(error=NOT_FOUND),
+    ),
+    case(
+        "NaN and Infinity are not JSON",
+        update(b'{"state": {"desired": {"a": NaN}}}', error=INVALID_JSON),
+        update(b'{"state": {"desired": {"a": -Infinity}}}', error=INVALID_JSON),
+    ),
+    case(
+        "a lone UTF-16 surrogate is not text: the payload is invalid JSON",
+        update(b'{"state": {"desired": {"a": "\\ud800"}}}', error=INVALID_JSON),
+        update(b'{"state": {"reported": {"\\udfff": 1}}}', error=INVALID_JSON),
+        update(b'{"state": {"reported": {"emoji": "\\ud83d\\ude00"}}}',
+               accepted={"state": {"reported": {"emoji": "\U0001f600"}}, "metadata": {"reported": {"emoji": M}},
+                         "version": 1, "timestamp": T}),
+    ),
+    case(
+        "JSON nested past any limit is refused as too deep, not a failure",
+        update(b'{"state": {"desired": ' + b"[" * 60_000 + b"]" * 60_000 + b"}}", error=TOO_DEEP),
+        update(b'{"state": {"desired": ' + b'{"a":' * 5_000 + b"1" + b"}" * 5_000 + b"}}", error=TOO_DEEP),
+        get(error=NOT_FOUND),
+    ),
+    case(
+        "a payload must be UTF-8",
+        update(b'{"state": {"desired": {"a": "\xff"}}}',
+               error=err(415, "Unsupported documented encoding; supported encoding is UTF-8")),
+    ),
+    case(
+        "a request without state is rejected with its clientToken",
+        update({"desired": {"a": 1}}, error=MISSING_STATE),
+        update({"clientToken": "ct", "version": 1}, error=err(400, "Missing required node: state", "ct")),
+    ),
+    case(
+        "a JSON document that is not an object has no state",
+        update(b"[1, 2]", error=MISSING_STATE),
+        update(b"66", error=MISSING_STATE),
+        update(b"null", error=MISSING_STATE),
+    ),
+    case(
+        "state must be an object or null",
+        update({"state": 5}, error=err(400, "State node must be an object")),
+        update({"state": ["desired"]}, error=err(400, "State node must be an object")),
+    ),
+    case(
+        "desired and reported must be objects or null",
+        update({"state": {"desired": "on"}}, error=err(400, "Desired node must be an object")),
+        update({"state": {"reported": [1]}}, error=err(400, "Reported node must be an object")),
+        update({"state": {"reported": 0}}, error=err(400, "Reported node must be an object")),
+    ),
+    case(
+        "state accepts only desired and reported",
+        update({"state": {"delta": {"a": 1}}}, error=INVALID_NODE),
+        update({"state": {"desired": {"a": 1}, "color": "red"}}, error=INVALID_NODE),
+        get(error=NOT_FOUND),
+    ),
+    case(
+        "fields outside state are ignored",
+        update({"state": {"reported": {"a": 1}}, "metadata": {"reported": {"a": {"timestamp": 1}}},
+                "timestamp": 5, "extra": "x"},
+               accepted={"state": {"reported": {"a": 1}}, "metadata": {"reported": {"a": M}}, "version": 1,
+                         "timestamp": T}),
+    ),
+    # --- limits -----------------------------------------------------------------
+    case(
+        "six levels of nesting are allowed, seven are not",
+        update(desired({"one": {"two": {"three": {"four": {"five": {"v": 1}}}}}}),
+               accepted={"state": {"desired": {"one": {"two": {"three": {"four": {"five": {"v": 1}}}}}}},
+                         "metadata": {"desired": {"one": {"two": {"three": {"four": {"five": {"v": M}}}}}}},
+                         "version": 1, "timestamp": T}),
+        update(reported({"one": {"two": {"three": {"four": {"five": {"six": {"v": 1}}}}}}}), error=TOO_DEEP),
+    ),
+    case(
+        "arrays count as nesting levels",
+        update(reported({"l": [[[[[1]]]]]})),
+        update(reported({"l": [[[[[[1]]]]]]}), error=TOO_DEEP),
+        get({"state": {"reported": {"l": [[[[[1]]]]]}}, "metadata": {"reported": {"l": [[[[[M]]]]]}},
+             "version": 1, "timestamp": T}),
+    ),
+    case(
+        "desired plus reported may hold 8 KB, metadata not counted",
+        update(desired({"a": "x" * 8184}), accepted={"state": {"desired": {"a": "x" * 8184}},
+                                                     "metadata": {"desired": {"a": M}}, "version": 1,
+                                                     "timestamp": T}),
+        update(reported({"b": 1}), error=TOO_LARGE),
+        update(desired({"a": "x" * 8185}), error=TOO_LARGE),
+        update(desired({"a": "y"}), accepted={"state": {"desired": {"a": "y"}}, "metadata": {"desired": {"a": M}},
+                                              "version": 2, "timestamp": T}),
+    ),
+    case(
+        "a request over 128 KB is too large",
+        update(desired({"a": "x" * (128 * 1024)}), error=TOO_LARGE),
+        get(error=NOT_FOUND),
+    ),
+    # --- get and delete ---------------------------------------------------------
+    case(
+        "getting a shadow that never existed",
+        get(error=NOT_FOUND),
+        delete(error=NOT_FOUND),
+    ),
+    case(
+        "a missing named shadow is named in the error",
+        get(error=err(404, "No shadow exists with name: 'config'")),
+        delete(error=err(404, "No shadow exists with name: 'config'")),
+        shadow="config",
+    ),
+    case(
+        "delete answers the deleted version, and the shadow is gone",
+        update(desired({"a": 1})),
+        advance(30),
+        update(reported({"a": 1})),
+        delete({"version": 2, "timestamp": T + 30}),
+        get(error=NOT_FOUND),
+        delete(error=NOT_FOUND),
+    ),
+    case(
+        "a shadow created again within 48 hours continues the version",
+        update(desired({"a": 1})),
+        update(desired({"a": 2})),
+        delete({"version": 2, "timestamp": T}),
+        advance(48 * 3600),
+        update(reported({"b": 1}),
+               accepted={"state": {"reported": {"b": 1}}, "metadata": {"reported": {"b": ts(48 * 3600)}},
+                         "version": 3, "timestamp": T + 48 * 3600},
+               documents={"previous": None,
+                          "current": {"state": {"reported": {"b": 1}},
+                                      "metadata": {"reported": {"b": ts(48 * 3600)}}, "version": 3},
+                          "timestamp": T + 48 * 3600}),
+    ),
+    case(
+        "after 48 hours a shadow created again starts at version 1",
+        update(desired({"a": 1})),
+        update(desired({"a": 2})),
+        delete({"version": 2, "timestamp": T}),
+        advance(48 * 3600 + 1),
+        update(desired({"a": 3}), accepted={"state": {"desired": {"a": 3}},
+                                            "metadata": {"desired": {"a": ts(48 * 3600 + 1)}}, "version": 1,
+                                            "timestamp": T + 48 * 3600 + 1}),
+    ),
+    case(
+        "the version of a recently deleted shadow is the one to give",
+        update(desired({"a": 1})),
+        update(desired({"a": 2})),
+        delete({"version": 2, "timestamp": T}),
+        update(desired({"a": 3}, version=0), error=err(409, "Version conflict")),
+        update(desired({"a": 3}, version=2), accepted={"state": {"desired": {"a": 3}},
+                                                       "metadata": {"desired": {"a": M}}, "version": 3,
+                                                       "timestamp": T}),
+    ),
+    # --- named shadows ----------------------------------------------------------
+    case(
+        "a named shadow has the same semantics",
+        update(desired({"fw": "2.0"}), delta={"version": 1, "timestamp": T, "state": {"fw": "2.0"},
+                                              "metadata": {"fw": M}}),
+        update(reported({"fw": "2.0"}), delta=None),
+        get({"state": {"desired": {"fw": "2.0"}, "reported": {"fw": "2.0"}},
+             "metadata": {"desired": {"fw": M}, "reported": {"fw": M}}, "version": 2, "timestamp": T}),
+        delete({"version": 2, "timestamp": T}),
+        shadow="firmware",
+    ),
+    case(
+        "the classic shadow and named shadows of a thing are separate",
+        update(desired({"a": 1})),
+        update(desired({"a": 1}), shadow="n1"),
+        update(desired({"a": 2}), shadow="n1"),
+        get({"state": {"desired": {"a": 1}, "delta": {"a": 1}}, "metadata": {"desired": {"a": M}}, "version": 1,
+             "timestamp": T}),
+        delete({"version": 2, "timestamp": T}, shadow="n1"),
+        get(error=err(404, "No shadow exists with name: 'n1'"), shadow="n1"),
+        get({"state": {"desired": {"a": 1}, "delta": {"a": 1}}, "metadata": {"desired": {"a": M}}, "version": 1,
+             "timestamp": T}),
+    ),
+    case(
+        "a shadow name may start with $",
+        update(reported({"v": "1.2"}), accepted={"state": {"reported": {"v": "1.2"}},
+                                                 "metadata": {"reported": {"v": M}}, "version": 1,
+                                                 "timestamp": T}),
+        get({"state": {"reported": {"v": "1.2"}}, "metadata": {"reported": {"v": M}}, "version": 1,
+             "timestamp": T}),
+        shadow="$package",
+    ),
+]
