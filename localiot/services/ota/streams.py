@@ -15,11 +15,10 @@ file reads) and "otaUpdateId" for the streams an OTA update created or uses.
 
 from __future__ import annotations
 
-import re
-
 from localiot.protocol.errors import ServiceError, invalid
 from localiot.services import operation
 from localiot.services.common import Resource, new_id, paginate, tags_to_dict
+from localiot.services.iam import is_role_arn
 from localiot.services.ota import stream_files
 
 STREAM = Resource(
@@ -29,11 +28,10 @@ STREAM = Resource(
     id_field="streamId", arn_field="streamArn", taggable=True,
 )
 MAX_VERSION = 65535
-_ROLE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
 def check_role(role_arn: str) -> str:
-    if not _ROLE.match(role_arn):
+    if not is_role_arn(role_arn):
         raise invalid(f"roleArn {role_arn} is not a valid IAM role ARN.")
     return role_arn
 

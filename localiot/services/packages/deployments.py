@@ -30,6 +30,7 @@ import re
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import hooks, operation
+from localiot.services.iam import is_role_arn
 from localiot.services.packages import model
 from localiot.services.packages.model import CONFIGURATION, DEPRECATED, PUBLISHED, VERSION
 from localiot.shadows import service as shadows
@@ -37,7 +38,6 @@ from localiot.shadows.document import ShadowError
 
 MAX_DESTINATIONS = 25
 PACKAGE_SHADOW = "$package"
-_ROLE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _VERSION_ARN = re.compile(r"^arn:aws[a-z-]*:iot:([a-z0-9-]+):(\d{12}):package/([a-zA-Z0-9-_.]+)/version/"
                           r"([a-zA-Z0-9-_.]+|\$default|\$null)$")
 
@@ -62,7 +62,7 @@ def UpdatePackageConfiguration(ctx, req):
         if "enabled" in given:
             config["enabled"] = bool(given["enabled"])
         if given.get("roleArn"):
-            if not _ROLE.match(given["roleArn"]):
+            if not is_role_arn(given["roleArn"]):
                 raise model.validation(f"roleArn {given['roleArn']} is not a valid IAM role ARN.")
             config["roleArn"] = given["roleArn"]
         if config.get("enabled") and not config.get("roleArn"):
