@@ -20,6 +20,7 @@ from localiot.services import operation
 from localiot.services.common import Resource, new_id, paginate, tags_to_dict
 from localiot.services.iam import is_role_arn
 from localiot.services.ota import stream_files
+from localiot.services.ota.ota_model import OTA_UPDATE
 
 STREAM = Resource(
     "stream", "stream/{name}",
@@ -131,7 +132,7 @@ def UpdateStream(ctx, req):
 def DeleteStream(ctx, req):
     stream_id = req["streamId"]
     doc = STREAM.get(ctx, stream_id)
-    users = [name for name, _ in ctx.tx.find("otaupdate", "stream", stream_id, limit=1)]
+    users = [name for name, _ in ctx.tx.find(OTA_UPDATE.kind, "stream", stream_id, limit=1)]
     if users:
         raise ServiceError("DeleteConflictException",
                            f"Stream {stream_id} is used by OTA update {users[0]} and cannot be deleted.")
