@@ -226,7 +226,10 @@ async def measure(args, pid: int, iot, s3, folder: str) -> dict:
         await client.subscribe(f"$aws/things/{thing}/streams/bench/data/{args.format}",
                                f"$aws/things/{thing}/streams/bench/rejected/{args.format}")
         clients.append((thing, client))
-    await run_devices(clients[:1], "bench", size, args.block_size, args.format, digest)  # warm-up: S3 read once
+    try:  # warm-up: the server reads S3 once
+        await asyncio.wait_for(run_devices(clients[:1], "bench", size, args.block_size, args.format, digest), 60)
+    except asyncio.TimeoutError:
+        raise SystemExit("no answer on the stream topics: is the streams door served (see the docstring)?") from None
     one, _ = await run_devices(clients[:1], "bench", size, args.block_size, args.format, digest)
     before = cpu_seconds(pid)
     many, times = await run_devices(clients, "bench", size, args.block_size, args.format, digest)
