@@ -20,9 +20,7 @@ devices at once; the same downloads as presigned HTTP GETs from moto's S3;
 and the server's CPU seconds during the all-devices download (MB per server
 CPU-second: what the server could deliver if the clients were not in the
 way).
-It needs the streams door, which works with the door API of the broker
-refactor (until that is on main the devices get no answer and the run stops
-with a timeout). The first download of a stream version reads S3 once (the server caches the
+The first download of a stream version reads S3 once (the server caches the
 file per stream version), so a warm-up download comes first. The clients run
 in this one process and share the machine with the server.
 """
@@ -229,7 +227,7 @@ async def measure(args, pid: int, iot, s3, folder: str) -> dict:
     try:  # warm-up: the server reads S3 once
         await asyncio.wait_for(run_devices(clients[:1], "bench", size, args.block_size, args.format, digest), 60)
     except asyncio.TimeoutError:
-        raise SystemExit("no answer on the stream topics: is the streams door served (see the docstring)?") from None
+        raise SystemExit("no answer on the stream topics within 60 s") from None
     one, _ = await run_devices(clients[:1], "bench", size, args.block_size, args.format, digest)
     before = cpu_seconds(pid)
     many, times = await run_devices(clients, "bench", size, args.block_size, args.format, digest)

@@ -3,6 +3,10 @@
 Subscribers are plain callables taking (account, region, topic, payload bytes).
 The broker, the rules engine and Device Defender subscribe here; services
 publish events only after their transaction committed.
+
+A message carries its origin: a subscriber that also publishes (the broker)
+subscribes with `origin=itself` and publishes with the same origin, and the
+bus does not hand it its own messages back.
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ Subscriber = Callable[[str, str, str, bytes], None]
 
 class Bus:
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: list[tuple[Subscriber, object]] = []
 
-    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
-        self._subscribers.append(fn)
-        return lambda: self._subscribers.remove(fn)
+    def subscribe(self, fn: Subscriber, *, origin: object = None) -> Callable[[], None]:
+        entry = (fn, origin)
+        self._subscribers.append(entry)
+        return lambda: self._subscribers.remove(entry)
 
-    def publish(self, account: str, region: str, topic: str, payload: bytes) -> None:
-        for fn in list(self._subscribers):
+    def publish(self, account: str, region: str, topic: str, payload: bytes, origin: object = None) -> None:
+        for fn, own in list(self._subscribers):
+            if own is not None and own is origin:
+                continue  # the subscriber's own message
             try:
                 fn(account, region, topic, payload)
             except Exception:  # one broken subscriber must not stop the others

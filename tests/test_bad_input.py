@@ -211,3 +211,15 @@ def test_a_published_lone_surrogate_does_not_drop_the_message(mqtt_server):
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def test_a_deeply_nested_template_body_is_a_validation_error_not_a_500(iot):
+    deep = "[" * 5000 + "]" * 5000
+    for call in (lambda: iot.register_thing(templateBody=deep),
+                 lambda: iot.create_provisioning_template(templateName="deep", templateBody=deep,
+                                                          provisioningRoleArn="arn:aws:iam::123456789012:role/r")):
+        with pytest.raises(ClientError) as info:
+            call()
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert "nested deeper than" in info.value.response["Error"]["Message"]
+    assert iot.list_provisioning_templates()["templates"] == []

@@ -221,6 +221,37 @@ def test_publish_topic_wildcard_is_topic_name_invalid():
     assert e.value.reason_code == codec.TOPIC_NAME_INVALID
 
 
+@pytest.mark.parametrize("version", [V3, V5])
+def test_decode_publish_in_place_is_the_decoder_of_both_paths(version):
+    """codec.decode_publish reads a PUBLISH inside a larger buffer, as the broker's
+    connection does, and gives what `decode` builds its Publish from."""
+    v5 = version == V5
+    plain = encode(Publish("a/b", b"payload", 1, packet_id=7), version)
+    with_props = encode(Publish("a/b", b"p", 1, packet_id=9, properties={"content_type": "x"}), version)
+    buf = b"junk" + plain + with_props
+    first, start, end = split_packet(buf, 4)
+    topic, pid, props, p = codec.decode_publish(first, buf, start, end, v5)
+    assert (bytes(topic), pid, props, buf[p:end]) == (b"a/b", 7, None, b"payload")  # no properties: None
+    first, start, end = split_packet(buf, end)
+    topic, pid, props, p = codec.decode_publish(first, buf, start, end, v5)
+    assert (bytes(topic), pid, buf[p:end]) == (b"a/b", 9, b"p")
+    assert props == ({"content_type": "x"} if v5 else None)
+    assert decode(first, buf[start:end], version) == Publish("a/b", b"p", 1, packet_id=9,
+                                                             properties={"content_type": "x"} if v5 else {})
+
+
+@pytest.mark.parametrize("first, body, message", [
+    (0x36, b"\x00\x01a\x00\x01", "PUBLISH with QoS 3"),
+    (0x38, b"\x00\x01a", "PUBLISH with DUP set at QoS 0"),
+    (0x30, b"\x00", "packet ends early"),
+    (0x32, b"\x00\x01a\x00", "packet ends early"),
+    (0x30, b"\x00\x05ab", "length exceeds the packet"),
+])
+def test_decode_publish_refuses_malformed_bodies(first, body, message):
+    with pytest.raises(MalformedPacket, match=message):
+        codec.decode_publish(first, body, 0, len(body), False)
+
+
 def test_split_packet_partial_and_too_large():
     raw = encode(Publish("t", b"x" * 200))
     for cut in range(len(raw)):

@@ -17,7 +17,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from localiot.broker import Broker, Identity, Limits, Refusal, codec
-from localiot.broker.codec import Connect, Parser, Publish, Subscribe, SubOptions, Will, encode
+from localiot.broker.codec import Connect, Parser, Subscribe, SubOptions, Will, encode
+from localiot.broker.reserved import ReservedTopics, Route, TopicTemplate
 from localiot.broker.retained import get_retained, list_retained
 from localiot.bus import Bus
 from localiot.clock import Clock
@@ -702,28 +703,53 @@ def test_reserved_topics_refused_without_handler(broker, topic):
     c3.c.loop_stop()
 
 
-def test_reserved_topic_handler(make_broker):
+def test_reserved_topics_are_served_by_their_routes(make_broker):
     calls = []
 
-    def handler(identity, topic, payload, properties):
-        calls.append((identity.account, topic, payload))
-        return "/shadow/" in topic or topic.startswith("$aws/rules/")
+    def serve(publish):
+        calls.append((publish.identity.account, publish.topic, publish.payload, publish.parts))
+        return publish.parts.get("operation") != "get"  # this door refuses jobs/get
 
-    b = make_broker(reserved_topic_handler=handler)
+    table = ReservedTopics([
+        Route(TopicTemplate("$aws/things/{thing}/shadow/{operation:get|update|delete}"), serve),
+        Route(TopicTemplate("$aws/things/{thing}/jobs/{operation}"), serve),
+        Route(TopicTemplate("$aws/rules/{rule}/{topic+}"), serve, forward=False),
+        Route(TopicTemplate("$aws/things/{thing}/tunnels/{request+}")),  # reserved, nothing serves it yet
+    ])
+    b = make_broker(reserved_topics=table)
     sub = Client(b.port, "sub", V5)
     sub.subscribe("$aws/things/+/shadow/#")
     sub.subscribe("$aws/rules/#")
     dev = Client(b.port, "dev", V5)
     assert dev.publish("$aws/things/t1/shadow/update", b'{"state":{}}', qos=1) == 0
     assert sub.expect().topic == "$aws/things/t1/shadow/update"  # subscribers see shadow requests
-    assert dev.publish("$aws/rules/myRule/data", b"ingest", qos=1) == 0
+    assert dev.publish("$aws/rules/myRule/data/x", b"ingest", qos=1) == 0
     sub.expect_none(0.2)  # Basic Ingest goes to the rule only
-    assert dev.publish("$aws/things/t1/jobs/get", b"{}", qos=1) == codec.NOT_AUTHORIZED  # handler refused
-    assert [c[1] for c in calls] == ["$aws/things/t1/shadow/update", "$aws/rules/myRule/data",
+    assert dev.publish("$aws/things/t1/jobs/get", b"{}", qos=1) == codec.NOT_AUTHORIZED  # the door refused
+    assert dev.publish("$aws/things/t1/shadow/update/accepted", b"{}", qos=1) == codec.NOT_AUTHORIZED  # no route
+    assert dev.publish("$aws/things/t1/tunnels/notify", b"{}", qos=1) == codec.NOT_AUTHORIZED  # no door yet
+    assert [c[1] for c in calls] == ["$aws/things/t1/shadow/update", "$aws/rules/myRule/data/x",
                                      "$aws/things/t1/jobs/get"]
     assert calls[0][0] == ACCOUNT
+    assert calls[0][3] == {"thing": "t1", "operation": "update"}
+    assert calls[1][3] == {"rule": "myRule", "topic": "data/x"}
     sub.close()
     dev.close()
+
+
+def test_a_will_on_a_reserved_topic_goes_to_its_door_without_a_connection(make_broker):
+    calls = []
+
+    def serve(publish):
+        calls.append((publish.topic, publish.payload, publish.connection))
+        return True
+
+    table = ReservedTopics([Route(TopicTemplate("$aws/things/{thing}/shadow/{operation}"), serve)])
+    b = make_broker(reserved_topics=table)
+    dev = Client(b.port, "dev", V5, will=("$aws/things/t1/shadow/update", b'{"state":{}}'))
+    dev.kill()  # no DISCONNECT: the will goes out
+    assert wait_until(lambda: calls)
+    assert calls == [("$aws/things/t1/shadow/update", b'{"state":{}}', None)]
 
 
 def test_lifecycle_events(broker):

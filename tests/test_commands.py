@@ -13,6 +13,8 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import make_client
 
+from localiot.broker import Identity
+from localiot.broker.reserved import ReservedPublish
 from localiot.services.commands import executions
 from localiot.services.commands.executions import cbor_dumps, cbor_loads
 from localiot.services.context import RequestContext
@@ -87,7 +89,7 @@ def as_device(server, fn, *args, account=ACCOUNT, region=REGION, **kwargs):
 
 def respond(server, thing, execution_id, document, fmt="json", **kwargs):
     body = cbor_dumps(document) if fmt == "cbor" else json.dumps(document).encode()
-    return as_device(server, executions.update_from_device, f"things/{thing}", execution_id, body, fmt, **kwargs)
+    return as_device(server, executions.update_from_device, "things", thing, execution_id, body, fmt, **kwargs)
 
 
 def tick(server, now=None):
@@ -693,7 +695,7 @@ def test_device_response_in_cbor(iot, jobs, thing, bus, localiot_server):
 def test_device_updates_that_are_rejected(iot, jobs, thing, localiot_server, payload, error):
     static(iot)
     execution_id = start(jobs)
-    topic, reply = as_device(localiot_server, executions.update_from_device, "things/lamp", execution_id,
+    topic, reply = as_device(localiot_server, executions.update_from_device, "things", "lamp", execution_id,
                              payload, "json")
     assert topic == f"$aws/commands/things/lamp/executions/{execution_id}/response/rejected/json"
     assert reply["error"] == error and reply["executionId"] == execution_id and reply["errorMessage"]
@@ -711,12 +713,12 @@ def test_device_update_for_unknown_or_foreign_execution(iot, jobs, thing, locali
     static(iot)
     execution_id = start(jobs)
     iot.create_thing(thingName="other")
-    for device, eid in (("things/other", execution_id), ("clients/lamp", execution_id),
-                        ("things/lamp", "00000000-0000-0000-0000-000000000000")):
-        _, reply = as_device(localiot_server, executions.update_from_device, device, eid,
+    for device, eid in ((("things", "other"), execution_id), (("clients", "lamp"), execution_id),
+                        (("things", "lamp"), "00000000-0000-0000-0000-000000000000")):
+        _, reply = as_device(localiot_server, executions.update_from_device, *device, eid,
                              b'{"status": "SUCCEEDED"}', "json")
         assert reply["error"] == "ResourceNotFound"
-    _, reply = as_device(localiot_server, executions.update_from_device, "things/lamp", execution_id,
+    _, reply = as_device(localiot_server, executions.update_from_device, "things", "lamp", execution_id,
                          b'{"status": "SUCCEEDED"}', "xml")
     assert reply["error"] == "InvalidTopic"
 
@@ -725,21 +727,30 @@ def test_client_target_answers_on_the_clients_topic(iot, jobs, localiot_server, 
     static(iot)
     target = f"arn:aws:iot:{REGION}:{ACCOUNT}:client/sensor-7"
     execution_id = start(jobs, target=target)
-    topic, _ = as_device(localiot_server, executions.update_from_device, "clients/sensor-7", execution_id,
+    topic, _ = as_device(localiot_server, executions.update_from_device, "clients", "sensor-7", execution_id,
                          b'{"status": "SUCCEEDED"}', "json")
     assert topic == f"$aws/commands/clients/sensor-7/executions/{execution_id}/response/accepted/json"
     assert iot.get_command_execution(executionId=execution_id, targetArn=target)["status"] == "SUCCEEDED"
 
 
-def test_handle_device_publish_routes_response_topics(iot, jobs, thing, localiot_server):
+def test_the_commands_door_serves_response_topics(iot, jobs, thing, bus, localiot_server):
+    """The broker's reserved-topic table sends `.../response/{format}` to the commands door;
+    the reply topics are nobody's to publish."""
     static(iot)
     execution_id = start(jobs)
     base = f"$aws/commands/things/lamp/executions/{execution_id}"
-    assert as_device(localiot_server, executions.handle_device_publish, "$aws/things/lamp/shadow/update", b"{}") is None
-    assert as_device(localiot_server, executions.handle_device_publish, f"{base}/response/accepted/json", b"{}") is None
-    topic, reply = as_device(localiot_server, executions.handle_device_publish, f"{base}/response/json",
-                             b'{"status": "SUCCEEDED"}')
-    assert topic == f"{base}/response/accepted/json" and reply == {"executionId": execution_id}
+    table = localiot_server.app.runtime.broker.reserved_topics
+    assert table.find(f"{base}/response/accepted/json") is None
+    assert table.kind(f"{base}/response/accepted/json") == "forbidden"
+    route, parts = table.find(f"{base}/response/json")
+    assert parts == {"device_type": "things", "device_id": "lamp", "execution_id": execution_id, "format": "json"}
+    assert table.find("$aws/things/lamp/shadow/update")[0] is not route
+    bus.take()
+    publish = ReservedPublish(Identity(ACCOUNT, REGION, principal="lamp"), f"{base}/response/json",
+                              b'{"status": "SUCCEEDED"}', {}, 1, parts)
+    assert localiot_server.call(route.serve, publish) is True
+    replies = dict(bus.take())
+    assert json.loads(replies[f"{base}/response/accepted/json"]) == {"executionId": execution_id}
 
 
 def test_update_without_publish_queues_nothing(iot, jobs, thing, bus, localiot_server):

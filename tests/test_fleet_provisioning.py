@@ -7,6 +7,7 @@ test runs (the server's downstream endpoint)."""
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import json
 import queue
@@ -24,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from conftest import make_client
 from localiot import cbor
+from localiot.provisioning.parameters import certificate_parameters
 from localiot.testing import local_server
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -255,6 +257,44 @@ def test_certificate_parameters_reach_the_template(devices, fresh):
     assert (outcome, answer) == ("accepted", {"deviceConfiguration": {}, "thingName": "cn-unit9"})
     principals = iot.list_thing_principals(thingName="cn-unit9")["principals"]
     assert principals == [f"arn:aws:iot:{REGION}:{ACCOUNT}:cert/{created['certificateId']}"]
+
+
+def test_certificate_parameters_include_the_subject_alternative_name():
+    """One function gives JITP and fleet provisioning the certificate's parameters."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unit10"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Acme"),
+                      x509.NameAttribute(NameOID.SERIAL_NUMBER, "SN-10")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(10).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("sensor-10.example.com")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    assert certificate_parameters(cert, "c" * 64) == {
+        "AWS::IoT::Certificate::Id": "c" * 64,
+        "AWS::IoT::Certificate::CommonName": "unit10",
+        "AWS::IoT::Certificate::Organization": "Acme",
+        "AWS::IoT::Certificate::SerialNumber": "SN-10",
+        "AWS::IoT::Certificate::SubjectAlternativeName": "sensor-10.example.com",
+    }
+
+
+def test_answers_go_only_to_the_connection_that_asked(iot, devices, fresh):
+    """The door gets the publishing connection from the broker: another device subscribed
+    to the same reply topics hears nothing, and a publish with no connection behind it
+    (iot-data Publish) is refused."""
+    asking, listening = devices(), devices()
+    listening.subscribe("$aws/certificates/create/json/accepted", "$aws/certificates/create/json/rejected")
+    created = asking.create_keys()
+    assert created["certificateId"] and created["privateKey"]
+    with pytest.raises(queue.Empty):
+        listening.messages.get(timeout=0.3)
+    data = make_client(fresh, "iot-data")
+    data.publish(topic="$aws/certificates/create/json", payload=b"{}")  # accepted by the API, refused by the door
+    with pytest.raises(queue.Empty):
+        listening.messages.get(timeout=0.3)
+    certificates = iot.list_certificates()["certificates"]
+    assert [c["certificateId"] for c in certificates] == [created["certificateId"]]
 
 
 # rejections ------------------------------------------------------------------------------

@@ -186,6 +186,20 @@ def test_publish_refuses_bad_topics_and_payloads(data):
     assert error_code(info) == "InvalidRequestException"
 
 
+def test_publish_follows_the_doors_reserved_topics(data):
+    """The topics devices may publish to are the doors' (reply topics are nobody's);
+    a family with no door yet is accepted and then served by nothing."""
+    for topic in ("$aws/things/lamp/shadow/update/accepted", "$aws/things/lamp/defender/metrics/xml",
+                  "$aws/commands/things/lamp/executions/e1/response/accepted/json"):
+        with pytest.raises(ClientError) as info:
+            data.publish(topic=topic, payload=b"{}")
+        assert error_code(info) == "ForbiddenException", topic
+    data.publish(topic="$aws/things/lamp/defender/metrics/json", payload=b"{}")
+    with pytest.raises(ClientError) as info:
+        data.publish(topic="$aws/things/lamp/shadow/#", payload=b"{}")
+    assert error_code(info) == "InvalidRequestException"  # the name is checked first
+
+
 def test_publish_to_a_shadow_topic_goes_through_the_shadow_door(data, devices):
     listener = devices()
     listener.subscribe("$aws/things/lamp/shadow/update/accepted", "$aws/things/lamp/shadow/update/delta")

@@ -1,6 +1,6 @@
-"""The jobs MQTT API as the broker's door will call it: data_plane.handle_mqtt
-routes the reserved request topics and builds the accepted / rejected
-documents. Requests run on the server thread in a transaction, as the door's
+"""The jobs MQTT API as the broker's door calls it: localiot.doors.jobs parses
+the reserved request topics, data_plane.device_request serves them, and the
+door builds the accepted / rejected documents. Requests run on the server thread in a transaction, as the door's
 will; the jobs are set up through boto3."""
 
 import json
@@ -8,7 +8,7 @@ import json
 import pytest
 
 from localiot.services.context import RequestContext
-from localiot.services.jobs import data_plane
+from localiot.doors import jobs as jobs_door
 
 ACCOUNT = "123456789012"
 DOC = {"operation": "update", "version": 2}
@@ -26,7 +26,8 @@ def mqtt(server, topic, payload=None, raw=None):
         app = server.app
         with app.store.transaction(ACCOUNT, "us-east-1") as tx:
             ctx = RequestContext(ACCOUNT, "us-east-1", tx, app.runtime, "iot-jobs-data", "mqtt")
-            reply = data_plane.handle_mqtt(ctx, topic, body)
+            route = jobs_door.parse_topic(topic)
+            reply = jobs_door.answer(ctx, topic, route, body) if route is not None else None
         for event_topic, event_payload in ctx.events:
             app.bus.publish(ACCOUNT, "us-east-1", event_topic, event_payload)
         return reply
@@ -144,10 +145,10 @@ def test_namespaced_job(localiot_server, iot):
 
 
 def test_parse_topic():
-    assert data_plane.parse_topic("$aws/things/t/jobs/get") == {
+    assert jobs_door.parse_topic("$aws/things/t/jobs/get") == {
         "thing": "t", "namespace": None, "jobId": None, "operation": "get-pending"}
-    assert data_plane.parse_topic("$aws/things/t/jobs/j/namespace-ns/update") == {
+    assert jobs_door.parse_topic("$aws/things/t/jobs/j/namespace-ns/update") == {
         "thing": "t", "namespace": "ns", "jobId": "j", "operation": "update"}
-    assert data_plane.parse_topic("$aws/things/t/jobs/namespace-ns/start-next")["operation"] == "start-next"
-    assert data_plane.parse_topic("$aws/things/t/jobs/a/b/c")["operation"] == "invalid"
-    assert data_plane.parse_topic("$aws/things/t/jobs/j/get/accepted") is None
+    assert jobs_door.parse_topic("$aws/things/t/jobs/namespace-ns/start-next")["operation"] == "start-next"
+    assert jobs_door.parse_topic("$aws/things/t/jobs/a/b/c")["operation"] == "invalid"
+    assert jobs_door.parse_topic("$aws/things/t/jobs/j/get/accepted") is None

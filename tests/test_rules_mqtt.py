@@ -8,8 +8,6 @@ import uuid
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.properties import Properties
-from paho.mqtt.packettypes import PacketTypes
 
 from conftest import make_client
 from localiot.testing import local_server

@@ -19,14 +19,9 @@ import cbor2
 import pytest
 from moto.server import ThreadedMotoServer
 
-import localiot.doors
 from localiot.services.ota import file_delivery as fd
 from localiot.testing import local_server
 from test_mqtt_tls import NOT_AUTHORIZED, address, ca_file, device_pool, new_certificate
-
-pytestmark = pytest.mark.skipif(
-    not hasattr(localiot.doors, "ReservedPublish"),
-    reason="the streams door is written for the door API of the broker refactor (branch wt-broker), not on main yet")
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/ota"

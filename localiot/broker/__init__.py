@@ -1,10 +1,13 @@
 """The MQTT broker: MQTT 3.1.1 and 5 over TCP and TLS, with AWS IoT's rules.
 
-Modules: `codec` (packets), `sessions` (client sessions and their durable
-form), `retained` (retained messages in the store), `auth` (the security
-plug points), `connection` (one client's protocol handler) and `broker`
-(routing, listeners, events). Topic validation, matching and the
-subscription trie are `localiot.topics`, shared with the rules engine.
+Modules: `codec` (packets), `topics` (validation, subscription trie),
+`sessions` (client sessions, quotas), `persistence` (every store
+transaction: sessions, queued and retained messages), `retained` (retained
+message documents), `auth` (the security plug points), `reserved` (the
+reserved-topic table and its templates), `admission` (the one publish
+admission path), `connection` (one client's protocol handler),
+`subscriptions` (SUBSCRIBE / UNSUBSCRIBE, the routing tries), `lifecycle`
+(lifecycle events) and `broker` (sessions, routing, delivery, wills).
 """
 
 from localiot.broker.auth import ConnectInfo, Identity, Refusal, allow_all

@@ -6,11 +6,14 @@ action, resource) -> bool` is asked for iot:Connect, iot:Publish,
 iot:RetainPublish, iot:Subscribe and iot:Receive with the resource ARNs AWS
 IoT policies use. The certificate and policy engine plugs in here; until
 then `allow_all()` gives every client the default account and region.
+
+Which `$` topics a device may publish to is not decided here: the broker's
+reserved-topic table (localiot.broker.reserved) is built from the doors, and
+`Broker.admit` (localiot.broker.admission) asks both.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -84,32 +87,3 @@ def allow_all(account: str, region: str) -> tuple[Authenticate, Authorize]:
 def arn(identity: Identity, kind: str, name: str) -> str:
     """arn:aws:iot:{region}:{account}:{client|topic|topicfilter}/{name}"""
     return f"arn:aws:iot:{identity.region}:{identity.account}:{kind}/{name}"
-
-
-# reserved topics --------------------------------------------------------------
-# Topics under $aws/ that devices may publish to; each family serves its own
-# through the broker's reserved_topic_handler.
-_DEVICE_RESERVED = re.compile(
-    r"\$aws/(?:"
-    r"things/[^/]+/(?:shadow|jobs|defender|streams|tunnels)/"
-    r"|rules/[^/]+/"
-    r"|certificates/create"
-    r"|provisioning-templates/"
-    r"|commands/(?:things|clients)/[^/]+/executions/[^/]+/response/"
-    r")"
-)
-
-
-def reserved_kind(topic: str) -> str | None:
-    """None for an ordinary topic, 'device' for a reserved topic devices may publish to,
-    'forbidden' for any other `$` topic."""
-    if not topic.startswith("$"):
-        return None
-    if _DEVICE_RESERVED.match(topic):
-        return "device"
-    return "forbidden"
-
-
-def is_basic_ingest(topic: str) -> bool:
-    """`$aws/rules/{rule}/...` reaches the rule only, never subscribers."""
-    return topic.startswith("$aws/rules/")

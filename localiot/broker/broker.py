@@ -1,34 +1,37 @@
-"""The Broker: listeners, sessions, routing, retained messages, wills and
-AWS IoT lifecycle events, on the server's event loop.
+"""The Broker: listeners, sessions, routing and delivery, wills, on the
+server's event loop.
 
     broker = Broker(app.runtime, app.store)            # allow-all, default account
     port = await broker.start_tcp("127.0.0.1", 1883)
-    broker.publish(account, region, "a/b", b"{}")      # HTTP Publish, service events
+    broker.publish(account, region, "a/b", b"{}")      # services (rules republish)
+    decision = broker.admit(identity, topic, retain)   # a device's publish (admission.py)
 
 Every message also goes to the in-process bus (rules engine, Defender), and
 events that services put on the bus reach MQTT subscribers of the same
-account and region.
+account and region. Store transactions are `persistence`'s, subscriptions
+`subscriptions`', lifecycle events `lifecycle`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 
 from localiot.broker import auth, codec
+from localiot.broker.admission import OK, RESERVED, Decision, admit
 from localiot.broker.connection import CONNECTED, CLOSED, Connection
+from localiot.broker.lifecycle import LifecycleEvents
 from localiot.broker.message import Message
-from localiot.broker.retained import RetainedQuotaExceeded, matching, put_retained
-from localiot.broker.sessions import (
-    BROKER_SCOPE, Limits, Session, delete_session, load_sessions, queue_message, save_session, take_queued,
-)
-from localiot.topics import SubscriptionTrie, TopicError, validate_topic_filter, validate_topic_name
+from localiot.broker.reserved import ReservedPublish, ReservedTopics
+from localiot.broker.persistence import BrokerStore
+from localiot.broker.retained import RetainedQuotaExceeded
+from localiot.broker.sessions import Limits, Session
+from localiot.broker.subscriptions import Scope
+from localiot.topics import TopicError, validate_topic_name
 
 log = logging.getLogger("localiot.broker")
 
-_ROUTE_CACHE_MAX = 10_000
 _QOS0_DROP_BUFFER = 64 * 1024 * 1024  # a stalled subscriber stops getting QoS 0 past this backlog
 # One loop iteration can read megabytes from many publishers (libuv reads a
 # socket up to 32 times per wake-up): write a connection's batch early once it
@@ -36,29 +39,13 @@ _QOS0_DROP_BUFFER = 64 * 1024 * 1024  # a stalled subscriber stops getting QoS 0
 _OUT_BATCH_MAX = 1024
 
 
-class _Scope:
-    """One account/region: its subscriptions and a cache of topic -> matches."""
-
-    __slots__ = ("trie", "cache")
-
-    def __init__(self):
-        self.trie = SubscriptionTrie()
-        self.cache: dict[str, tuple] = {}
-
-    def lookup(self, topic: str) -> tuple:
-        subs, groups = self.trie.match(topic)
-        hit = (tuple(subs.items()), tuple(groups))
-        if len(self.cache) >= _ROUTE_CACHE_MAX:
-            self.cache.clear()
-        self.cache[topic] = hit
-        return hit
-
-
 class Broker:
-    def __init__(self, runtime, store, authenticate=None, authorize=None, *, reserved_topic_handler=None,
-                 limits: Limits | None = None):
+    def __init__(self, runtime, store, authenticate=None, authorize=None, *,
+                 reserved_topics: ReservedTopics | None = None, limits: Limits | None = None):
         self.runtime = runtime
         self.store = store
+        self.persistence = BrokerStore(store, runtime.clock)
+        self.lifecycle = LifecycleEvents(runtime.clock, self.route)
         self.clock = runtime.clock
         self.bus = runtime.bus
         self.limits = limits or Limits()
@@ -66,8 +53,8 @@ class Broker:
         self.authenticate = authenticate or default_authn
         self._authorize = authorize or default_authz
         self._allow_all = bool(getattr(self._authorize, "allows_everything", False))
-        # reserved_topic_handler(identity, topic, payload, properties) -> bool (accepted)
-        self.reserved_topic_handler = reserved_topic_handler
+        # the `$` topics devices may publish to and the doors serving them (none: every `$` topic is refused)
+        self.reserved_topics = reserved_topics or ReservedTopics()
         self.max_packet = self.limits.payload_max + 65536 + 16
         self.log = log
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -75,14 +62,10 @@ class Broker:
         self.connections: set[Connection] = set()
         self.sessions: dict[tuple[str, str, str], Session] = {}
         self.offline: set[Session] = set()
-        self.scopes: dict[tuple[str, str], _Scope] = {}
-        self.publisher: Connection | None = None  # the connection whose bytes are being processed
+        self.scopes: dict[tuple[str, str], Scope] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
-        self._store_ops: list = []
-        self._versions: dict[tuple[str, str, str], int] = {}
-        self._echo = None
         self._unsubscribe_bus = None
         self._sweeper: asyncio.Task | None = None
         self._started = False
@@ -114,7 +97,7 @@ class Broker:
         self._thread = threading.get_ident()
         self._started = True
         self._load_sessions()
-        self._unsubscribe_bus = self.bus.subscribe(self._on_bus)
+        self._unsubscribe_bus = self.bus.subscribe(self._on_bus, origin=self)
         self._sweeper = self.loop.create_task(self._sweep_forever())
 
     async def stop(self) -> None:
@@ -126,7 +109,7 @@ class Broker:
             else:
                 conn.state = CLOSED
                 conn.close()
-        self._commit_store_ops()
+        self.persistence.commit()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -146,27 +129,15 @@ class Broker:
         self.sessions.clear()
         self.offline.clear()
         self.scopes.clear()
-        self._store_ops.clear()
+        self.persistence.forget()
 
     def _load_sessions(self) -> None:
-        with self.store.transaction(*BROKER_SCOPE, write=False) as tx:
-            stored = load_sessions(tx)
-        now = self.clock.now()
-        expired = [s for s in stored if s.expires_at is not None and s.expires_at <= now]
-        if expired:
-            with self.store.transaction(*BROKER_SCOPE) as tx:
-                for s in expired:
-                    delete_session(tx, s)
-        for s in stored:
-            if s in expired:
-                continue
+        for s in self.persistence.restore():
             self.sessions[s.key] = s
             self.offline.add(s)
-            scope = self._scope(s.account, s.region)
+            scope = self.scope(s.account, s.region)
             for topic_filter, options in s.subscriptions.items():
                 scope.trie.add(topic_filter, s, options)
-        if stored:
-            log.info("restored %d MQTT sessions (%d expired)", len(stored) - len(expired), len(expired))
 
     # output batching -----------------------------------------------------------
     def dirty(self, conn: Connection) -> None:
@@ -182,8 +153,8 @@ class Broker:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._store_ops:
-            self._commit_store_ops()  # durable before any PUBACK leaves
+        if self.persistence.pending:
+            self.persistence.commit()  # durable before any PUBACK leaves
         dirty = self._dirty
         if not dirty:
             return
@@ -196,17 +167,6 @@ class Broker:
                     t.write(out[0] if len(out) == 1 else b"".join(out))
                 out.clear()
 
-    def _commit_store_ops(self) -> None:
-        ops, self._store_ops = self._store_ops, []
-        if not ops:
-            return
-        try:
-            with self.store.transaction(*BROKER_SCOPE) as tx:
-                for op in ops:
-                    op(tx)
-        except Exception:
-            log.exception("could not store %d queued MQTT messages", len(ops))
-
     # authorization ---------------------------------------------------------------
     def authorize(self, identity, action: str, resource: str) -> bool:
         if self._allow_all:
@@ -217,6 +177,12 @@ class Broker:
             log.exception("authorize(%s, %s) failed", action, resource)
             return False
 
+    def admit(self, identity, topic: str, retain: bool = False, *, will: bool = False,
+              trusted: bool = False) -> Decision:
+        """The publish admission (localiot.broker.admission) with this broker's table, policies and limits."""
+        return admit(identity, topic, retain, reserved=self.reserved_topics, limits=self.limits, will=will,
+                     authorize=None if trusted or self._allow_all else self.authorize)
+
     def invalidate_authorization(self) -> None:
         """Forget cached publish/receive decisions (call when policies change)."""
         for conn in self.connections:
@@ -224,7 +190,7 @@ class Broker:
         for session in self.sessions.values():
             session.receive_cache.clear()
 
-    def _can_receive(self, session: Session, topic: str) -> bool:
+    def can_receive(self, session: Session, topic: str) -> bool:
         cache = session.receive_cache
         ok = cache.get(topic)
         if ok is None:
@@ -238,10 +204,10 @@ class Broker:
         return ok
 
     # sessions ---------------------------------------------------------------------
-    def _scope(self, account: str, region: str) -> _Scope:
+    def scope(self, account: str, region: str) -> Scope:
         scope = self.scopes.get((account, region))
         if scope is None:
-            scope = self.scopes[(account, region)] = _Scope()
+            scope = self.scopes[(account, region)] = Scope()
         return scope
 
     def open_session(self, conn: Connection, identity, client_id: str, clean_start: bool,
@@ -269,19 +235,8 @@ class Broker:
         session.receive_cache.clear()
         conn.session = session
         if session.persistent or session.stored:
-            self._save(session)
+            self.persistence.save(session)
         return session, present
-
-    def _save(self, session: Session) -> None:
-        now = self.clock.now()
-        with self.store.transaction(*BROKER_SCOPE) as tx:
-            if session.persistent:
-                save_session(tx, session, now)
-                session.stored = True
-            elif session.stored:
-                delete_session(tx, session)
-                session.stored = False
-                session.queued = 0
 
     def _discard(self, session: Session) -> None:
         scope = self.scopes.get((session.account, session.region))
@@ -292,31 +247,24 @@ class Broker:
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
         self.offline.discard(session)
-        if session.stored:
-            self._commit_store_ops()
-            with self.store.transaction(*BROKER_SCOPE) as tx:
-                delete_session(tx, session)
-            session.stored = False
+        self.persistence.delete(session)
 
     def connected(self, conn: Connection, session: Session) -> None:
-        self._lifecycle_presence(conn, session, "connected")
+        self.lifecycle.presence(conn, session, "connected")
         if session.queued:
-            self._commit_store_ops()
-            with self.store.transaction(*BROKER_SCOPE) as tx:
-                queued = take_queued(tx, session)
-            session.queued = 0
+            queued = self.persistence.take_queued(session)
             now = self.clock.now()
             for msg, packet_id in queued:
-                if msg.expired(now) or not self._can_receive(session, msg.topic):
+                if msg.expired(now) or not self.can_receive(session, msg.topic):
                     continue
-                self._send_qos1(session, conn, msg, msg.retain, packet_id)
+                self.send_qos1(session, conn, msg, msg.retain, packet_id)
 
     def connection_ended(self, conn: Connection) -> None:
         session = conn.session
         if session is None:
             return
         conn.session = None
-        self._lifecycle_presence(conn, session, "disconnected")
+        self.lifecycle.presence(conn, session, "disconnected")
         if conn.will is not None and conn.send_will:
             if conn.will_delay and session.persistent:
                 session.will = conn.will
@@ -331,32 +279,22 @@ class Broker:
         if not session.persistent:
             self._discard(session)
             return
-        now = self.clock.now()
-        session.expires_at = now + session.expiry_interval
+        session.expires_at = self.clock.now() + session.expiry_interval
         inflight = list(session.inflight.items())
         pending = list(session.pending)
         session.inflight.clear()
         session.pending.clear()
-        session.queued += len(inflight) + len(pending)
-        self._commit_store_ops()
-        with self.store.transaction(*BROKER_SCOPE) as tx:
-            for pid, (msg, retain) in inflight:
-                queue_message(tx, session, msg, 1, retain, pid)
-            for msg, retain in pending:
-                queue_message(tx, session, msg, 1, retain)
-            save_session(tx, session, now)
-        session.stored = True
+        self.persistence.park(session, inflight, pending)
         self.offline.add(session)
 
     def _publish_will(self, identity, will: Message) -> None:
-        topic = will.topic
-        kind = auth.reserved_kind(topic)
-        if kind == "forbidden" or not self.authorize(identity, auth.PUBLISH, auth.arn(identity, "topic", topic)):
+        decision = self.admit(identity, will.topic, will.retain, will=True)
+        if decision.status == RESERVED:
+            self.serve_reserved(identity, decision, will.payload, will.props or {})
             return
-        if kind == "device":
-            self._reserved(identity, topic, will.payload, will.props or {})
+        if decision.status != OK:
             return
-        if will.retain and self.authorize(identity, auth.RETAIN_PUBLISH, auth.arn(identity, "topic", topic)):
+        if decision.retain:
             self.retain(identity.account, identity.region, will)
         self.route(identity.account, identity.region, will)
 
@@ -375,85 +313,6 @@ class Broker:
         session = self.sessions.get((account, region, client_id))
         return session is not None and session.conn is not None
 
-    # subscriptions ---------------------------------------------------------------
-    def subscribe(self, conn: Connection, packet: codec.Subscribe) -> None:
-        session, identity, limits, v5 = conn.session, conn.identity, self.limits, conn.v5
-        if "subscription_identifier" in packet.properties:
-            conn.drop("CLIENT_ERROR", codec.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
-                      "Subscription identifiers are not supported.")
-            return
-        scope = self._scope(identity.account, identity.region)
-        too_many = len(packet.subscriptions) > limits.subscriptions_per_request
-        codes, granted, retained_for = [], [], []
-        for topic_filter, opts in packet.subscriptions:
-            if too_many:
-                codes.append(codec.QUOTA_EXCEEDED if v5 else codec.V3_SUBACK_FAILURE)
-                continue
-            try:
-                group, _ = validate_topic_filter(topic_filter, limits.topic_max_bytes, limits.topic_max_slashes)
-            except TopicError:
-                codes.append(codec.TOPIC_FILTER_INVALID if v5 else codec.V3_SUBACK_FAILURE)
-                continue
-            if group is not None and opts.no_local:
-                conn.drop("CLIENT_ERROR", codec.PROTOCOL_ERROR, "No Local on a shared subscription.")
-                return
-            if not self.authorize(identity, auth.SUBSCRIBE, auth.arn(identity, "topicfilter", topic_filter)):
-                codes.append(codec.NOT_AUTHORIZED if v5 else codec.V3_SUBACK_FAILURE)
-                continue
-            existed = topic_filter in session.subscriptions
-            if not existed and len(session.subscriptions) >= limits.subscriptions_per_connection:
-                codes.append(codec.QUOTA_EXCEEDED if v5 else codec.V3_SUBACK_FAILURE)
-                continue
-            if opts.qos > 1:  # AWS IoT grants QoS 1 for a QoS 2 request
-                opts = opts._replace(qos=1)
-            session.subscriptions[topic_filter] = opts
-            scope.trie.add(topic_filter, session, opts)
-            codes.append(opts.qos)
-            granted.append(topic_filter)
-            if group is None and (opts.retain_handling == 0 or (opts.retain_handling == 1 and not existed)):
-                retained_for.append((topic_filter, opts))
-        if granted:
-            scope.cache.clear()
-            if session.persistent:
-                self._save(session)
-        conn.push(codec.encode(codec.Suback(packet.packet_id, codes), conn.version))
-        if retained_for:
-            self._send_retained(session, conn, retained_for)
-        if granted:
-            self._lifecycle_subscription(conn, session, "subscribed", granted)
-
-    def _send_retained(self, session: Session, conn: Connection, filters) -> None:
-        now = self.clock.now()
-        with self.store.transaction(session.account, session.region, write=False) as tx:
-            found = [(opts, msg) for topic_filter, opts in filters for msg in matching(tx, topic_filter, now)]
-        for opts, msg in found:
-            if not self._can_receive(session, msg.topic):
-                continue
-            qos = min(msg.qos, opts.qos)
-            if qos:
-                self._send_qos1(session, conn, msg, True)
-            else:
-                conn.push(msg.encode(conn.v5, 0, None, True, False, now))
-
-    def unsubscribe(self, conn: Connection, packet: codec.Unsubscribe) -> None:
-        session = conn.session
-        scope = self._scope(session.account, session.region)
-        codes, removed = [], []
-        for topic_filter in packet.filters:
-            if session.subscriptions.pop(topic_filter, None) is not None:
-                scope.trie.remove(topic_filter, session)
-                codes.append(codec.SUCCESS)
-                removed.append(topic_filter)
-            else:
-                codes.append(codec.NO_SUBSCRIPTION_EXISTED)
-        if removed:
-            scope.cache.clear()
-            if session.persistent:
-                self._save(session)
-        conn.push(codec.encode(codec.Unsuback(packet.packet_id, codes), conn.version))
-        if removed:
-            self._lifecycle_subscription(conn, session, "unsubscribed", removed)
-
     # routing ---------------------------------------------------------------------
     def route(self, account: str, region: str, msg: Message, to_bus: bool = True) -> None:
         scope = self.scopes.get((account, region))
@@ -470,16 +329,12 @@ class Broker:
                 if picked is not None:
                     deliver(picked[0], picked[1], msg)
         if to_bus:
-            self._echo = msg.payload
-            try:
-                self.bus.publish(account, region, msg.topic, msg.payload)
-            finally:
-                self._echo = None
+            self.bus.publish(account, region, msg.topic, msg.payload, self)  # origin: not handed back to us
 
     def _deliver(self, session: Session, opts, msg: Message) -> None:
         if opts[1] and msg.origin is session:  # No Local
             return
-        if not self._allow_all and not self._can_receive(session, msg.topic):
+        if not self._allow_all and not self.can_receive(session, msg.topic):
             return
         qos = msg.qos if msg.qos < opts[0] else opts[0]
         retain = msg.retain and opts[2]  # Retain As Published
@@ -496,7 +351,7 @@ class Broker:
             if now >= msg.expires_at:
                 return
         if qos:
-            self._send_qos1(session, conn, msg, retain)
+            self.send_qos1(session, conn, msg, retain)
             return
         if conn.v5:
             data = msg.v5_qos0(now) if not retain else msg.encode(True, 0, None, True, False, now)
@@ -504,7 +359,7 @@ class Broker:
                 return
         else:
             data = (msg.raw3 or msg.v3_qos0()) if not retain else msg.encode(False, 0, None, True, False, now)
-        if conn.paused_writing and not self._congested(conn):
+        if conn.paused_writing and not self._congested(conn, msg):
             return
         out = conn.out
         if not out:
@@ -516,9 +371,10 @@ class Broker:
                 t.write(b"".join(out))
             out.clear()
 
-    def _congested(self, conn: Connection) -> bool:
+    def _congested(self, conn: Connection, msg: Message) -> bool:
         """Back-pressure: the publisher feeding a stalled subscriber stops reading. False: drop this QoS 0."""
-        pub = self.publisher
+        origin = msg.origin
+        pub = origin.conn if origin is not None else None
         if pub is not None and pub is not conn and pub.blocked_by is None:
             pub.blocked_by = conn
             if conn.waiters is None:
@@ -527,7 +383,7 @@ class Broker:
         t = conn.transport
         return t is not None and t.get_write_buffer_size() < _QOS0_DROP_BUFFER
 
-    def _send_qos1(self, session: Session, conn: Connection, msg: Message, retain: bool,
+    def send_qos1(self, session: Session, conn: Connection, msg: Message, retain: bool,
                    packet_id: int | None = None) -> None:
         inflight = session.inflight
         if len(inflight) >= conn.send_window:
@@ -542,7 +398,7 @@ class Broker:
         now = self.clock.now() if msg.expires_at is not None else 0.0
         data = msg.encode(conn.v5, 1, packet_id, retain, dup, now)
         if conn.paused_writing:
-            self._congested(conn)
+            self._congested(conn, msg)
         conn.push(data)
 
     def acked(self, conn: Connection, packet_id: int) -> None:
@@ -554,51 +410,45 @@ class Broker:
         while pending and len(session.inflight) < conn.send_window:
             msg, retain = pending.popleft()
             if not msg.expired(now):
-                self._send_qos1(session, conn, msg, retain)
+                self.send_qos1(session, conn, msg, retain)
 
     def _enqueue(self, session: Session, msg: Message, retain: bool) -> None:
         if session.queued >= self.limits.queued_max:
             return  # AWS drops messages past the queued-messages quota
-        session.queued += 1
-        self._store_ops.append(lambda tx: queue_message(tx, session, msg, 1, retain))
+        self.persistence.queue(session, msg, retain)
         self.flush_soon()
 
     def retain(self, account: str, region: str, msg: Message, quiet: bool = True) -> bool:
         """Store or delete a topic's retained message; False if the account's quota is reached."""
         try:
-            with self.store.transaction(account, region) as tx:
-                put_retained(tx, msg, self.clock.now(), self.limits.retained_topics_max)
+            self.persistence.retain(account, region, msg, self.limits.retained_topics_max)
         except RetainedQuotaExceeded:
             if not quiet:
                 raise
             return False
         return True
 
-    def reserved_publish(self, conn: Connection, topic: str, payload: bytes, qos: int, props: dict) -> bool:
-        return self._reserved(conn.identity, topic, payload, props, qos)
-
-    def publish_reserved(self, identity, topic: str, payload: bytes, props: dict, qos: int = 0) -> bool:
-        """A publish on a reserved topic on behalf of `identity` (HTTP Publish): served by
-        the reserved-topic handler exactly as if the device had published it over MQTT."""
-        return self._reserved(identity, topic, payload, props, qos)
-
     def deliver_to(self, session: Session, options, msg: Message) -> None:
         """Deliver one message to one session only (replies meant for the requester)."""
         self._deliver(session, options, msg)
 
-    def _reserved(self, identity, topic: str, payload: bytes, props: dict, qos: int = 0) -> bool:
-        handler = self.reserved_topic_handler
-        if handler is None:
-            return False  # nothing serves this reserved topic: refused like an unknown one
+    def serve_reserved(self, identity, decision: Decision, payload: bytes, properties: dict, qos: int = 0,
+                       connection: Connection | None = None) -> bool:
+        """Hand an admitted publish on a reserved topic to the route serving it, with the
+        connection that published it (None for a will or an HTTP publish). False: refused."""
+        route = decision.route
+        if route is None or route.serve is None:
+            return False  # reserved for devices, but nothing serves it yet: refused like an unknown topic
+        request = ReservedPublish(identity, decision.topic, payload, properties, qos, decision.parts, connection)
         try:
-            accepted = handler(identity, topic, payload, props)
+            accepted = route.serve(request)
         except Exception:
-            log.exception("reserved topic handler failed for %s", topic)
+            log.exception("the door of %s failed", decision.topic)
             return False
         if not accepted:
             return False
-        if not auth.is_basic_ingest(topic):  # Basic Ingest reaches its rule only
-            msg = Message.from_properties(topic, payload, qos, False, props, self.clock.now())
+        if route.forward:  # subscribers see the request too (not Basic Ingest's)
+            msg = Message.from_properties(decision.topic, payload, qos, False, properties, self.clock.now())
             self.route(identity.account, identity.region, msg)
         return True
 
@@ -624,56 +474,11 @@ class Broker:
         self.flush_soon()
 
     def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
-        if payload is self._echo:
-            return  # our own message coming back
+        # (the bus does not hand the broker its own messages back: they carry it as their origin)
         try:
             self.publish(account, region, topic, payload, 1, source="bus")
         except (TopicError, ValueError):
             log.warning("bus event on an invalid topic %r not delivered over MQTT", topic)
-
-    # lifecycle events ---------------------------------------------------------------
-    def _lifecycle(self, account: str, region: str, topic: str, body: dict) -> None:
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        self.route(account, region, Message(topic, payload, 1))
-
-    def _lifecycle_presence(self, conn: Connection, session: Session, event: str) -> None:
-        client_id = session.client_id
-        if "#" in client_id or "+" in client_id:
-            return  # AWS: such client ids get no lifecycle events
-        key = session.key
-        if event == "connected":
-            self._versions[key] = version = self._versions.get(key, -1) + 1
-        else:
-            version = self._versions.get(key, 0)
-        body = {
-            "clientId": client_id,
-            "timestamp": int(self.clock.now() * 1000),
-            "eventType": event,
-            "sessionIdentifier": session.session_id,
-            "principalIdentifier": conn.identity.principal,
-        }
-        if event == "disconnected":
-            body["clientInitiatedDisconnect"] = conn.client_initiated
-            body["disconnectReason"] = conn.disconnect_reason
-        body["ipAddress"] = conn.remote
-        body["versionNumber"] = version
-        if conn.identity.thing_name and conn.identity.attributes.get("exclusiveThing"):
-            body["thingName"] = conn.identity.thing_name
-        self._lifecycle(session.account, session.region, f"$aws/events/presence/{event}/{client_id}", body)
-
-    def _lifecycle_subscription(self, conn: Connection, session: Session, event: str, topics: list[str]) -> None:
-        client_id = session.client_id
-        if "#" in client_id or "+" in client_id:
-            return
-        body = {
-            "clientId": client_id,
-            "timestamp": int(self.clock.now() * 1000),
-            "eventType": event,
-            "sessionIdentifier": session.session_id,
-            "principalIdentifier": conn.identity.principal,
-            "topics": topics,
-        }
-        self._lifecycle(session.account, session.region, f"$aws/events/subscriptions/{event}/{client_id}", body)
 
     # timers ---------------------------------------------------------------------
     async def _sweep_forever(self) -> None:

@@ -12,16 +12,15 @@ import asyncio
 import inspect
 import uuid
 
-from localiot.broker import auth, codec
-from localiot.broker.codec import MalformedPacket, decode_properties, decode_varint, _Reader
+from localiot.broker import auth, codec, subscriptions
+from localiot.broker.admission import INVALID, RESERVED, Decision
+from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
 from localiot.broker.message import Message
 from localiot.broker.sessions import check_client_id, negotiate_keep_alive, negotiate_session_expiry
 from localiot.topics import TopicError, validate_topic_name
 
 NEW, AUTHENTICATING, CONNECTED, CLOSED = 0, 1, 2, 3
-# per-topic publish checks, cached per connection
-OK, RESERVED, DENIED, INVALID = 0, 1, 2, 3
-_PUB_CACHE_MAX = 1024
+_PUB_CACHE_MAX = 1024  # admission decisions cached per connection, by topic bytes
 
 
 class Connection(asyncio.Protocol):
@@ -44,7 +43,7 @@ class Connection(asyncio.Protocol):
         self.aliases: dict[int, bytes] = {}
         self.max_out_packet: int | None = None
         self.send_window = broker.limits.receive_maximum
-        self.pub_cache: dict[bytes, tuple[str, int]] = {}
+        self.pub_cache: dict[bytes, Decision] = {}
         self.paused_writing = False
         self.reading_paused = False
         self.blocked_by = None  # a congested subscriber this publisher waits for
@@ -110,8 +109,6 @@ class Connection(asyncio.Protocol):
         pos = 0
         n = len(buf)
         max_size = self.broker.max_packet
-        broker = self.broker
-        broker.publisher = self
         try:
             while n - pos >= 2:
                 first = buf[pos]
@@ -140,8 +137,6 @@ class Connection(asyncio.Protocol):
         except MalformedPacket as e:
             self.protocol_failure(e)
             return
-        finally:
-            broker.publisher = None
         if pos < n:
             rest = buf[pos:]
             self._pending = [rest]
@@ -211,9 +206,9 @@ class Connection(asyncio.Protocol):
         if t == codec.PUBACK:
             self.broker.acked(self, packet.packet_id)
         elif t == codec.SUBSCRIBE:
-            self.broker.subscribe(self, packet)
+            subscriptions.subscribe(self.broker, self, packet)
         elif t == codec.UNSUBSCRIBE:
-            self.broker.unsubscribe(self, packet)
+            subscriptions.unsubscribe(self.broker, self, packet)
         elif t == codec.PINGREQ:
             self.push(b"\xd0\x00")
         elif t == codec.DISCONNECT:
@@ -367,72 +362,50 @@ class Connection(asyncio.Protocol):
 
     # PUBLISH (hot path) ----------------------------------------------------
     def _publish(self, first: int, buf: bytes, pos: int, start: int, end: int) -> None:
+        v5 = self.v5
+        tb, pid, props, p = decode_publish(first, buf, start, end, v5)
         qos = (first >> 1) & 3
-        if qos == 3 or (not qos and first & 8):
-            raise MalformedPacket("bad PUBLISH flags")
-        if start + 2 > end:
-            raise MalformedPacket("packet ends early")
-        p = start + 2 + ((buf[start] << 8) | buf[start + 1])
-        if p > end:
-            raise MalformedPacket("topic length exceeds the packet")
-        tb = buf[start + 2:p]
-        pid = 0
-        if qos:
-            if p + 2 > end:
-                raise MalformedPacket("packet ends early")
-            pid = (buf[p] << 8) | buf[p + 1]
-            if not pid:
-                raise MalformedPacket("packet identifier 0", codec.PROTOCOL_ERROR)
-            p += 2
-        props = None
+        broker = self.broker
         raw = None
-        if self.v5:
-            if p < end and buf[p] == 0:
-                p += 1
-                if not qos and not first & 1 and tb:
-                    raw = buf[pos:end]
-            else:
-                r = _Reader(buf, p, end)
-                props = decode_properties(r, codec.PUBLISH)
-                p = r.pos
-                alias = props.get("topic_alias")
-                if alias is not None:
-                    if not 0 < alias <= self.broker.limits.topic_alias_max:
-                        self.drop("CLIENT_ERROR", codec.TOPIC_ALIAS_INVALID, "Topic alias out of range.")
-                        return
-                    if tb:
-                        self.aliases[alias] = tb
-                    else:
-                        tb = self.aliases.get(alias)
-                        if tb is None:
-                            raise MalformedPacket("unknown topic alias", codec.PROTOCOL_ERROR)
-                if "subscription_identifier" in props:
-                    raise MalformedPacket("subscription identifier in PUBLISH", codec.PROTOCOL_ERROR)
-        elif not qos and not first & 1:
-            raw = buf[pos:end]
+        if props is None:
+            if not qos and not first & 1 and (tb or not v5):
+                raw = buf[pos:end]  # forwarded as it came (v3), or reused for v5 subscribers
+        else:
+            alias = props.get("topic_alias")
+            if alias is not None:
+                if not 0 < alias <= broker.limits.topic_alias_max:
+                    self.drop("CLIENT_ERROR", codec.TOPIC_ALIAS_INVALID, "Topic alias out of range.")
+                    return
+                if tb:
+                    self.aliases[alias] = tb
+                else:
+                    tb = self.aliases.get(alias)
+                    if tb is None:
+                        raise MalformedPacket("unknown topic alias", codec.PROTOCOL_ERROR)
+            if "subscription_identifier" in props:
+                raise MalformedPacket("subscription identifier in PUBLISH", codec.PROTOCOL_ERROR)
         if qos == 2:
-            if self.v5:
+            if v5:
                 self.drop("CLIENT_ERROR", codec.QOS_NOT_SUPPORTED, "QoS 2 is not supported.")
             else:
                 self.drop("CLIENT_ERROR")
             return
-        if end - p > self.broker.limits.payload_max:
+        if end - p > broker.limits.payload_max:
             self.drop("CLIENT_ERROR", codec.PACKET_TOO_LARGE, "The payload exceeds 128 KB.")
             return
-        checked = self.pub_cache.get(tb)
-        if checked is None:
-            checked = self._check_topic(tb)
-        topic, status = checked
+        decision = self.pub_cache.get(tb)
+        if decision is None:
+            decision = self._admit(tb)
         retain = first & 1
-        if status or retain:
-            if not self._special_publish(topic, status, retain, qos, pid, buf[p:end], props):
+        if decision.status or retain:
+            if retain:  # iot:RetainPublish too: asked per message, never cached
+                decision = broker.admit(self.identity, decision.topic, True)
+            if decision.status:
+                self._special_publish(decision, qos, pid, buf[p:end], props)
                 return
-            if status == RESERVED:
-                return
-        broker = self.broker
-        msg = Message(topic, buf[p:end], qos, bool(retain), None, None, self.session, None)
+        msg = Message(decision.topic, buf[p:end], qos, bool(retain), None, None, self.session, None)
         if raw is not None:
-            if self.v5:
+            if v5:
                 msg.raw5 = raw
             else:
                 msg.raw3 = raw
@@ -442,11 +415,12 @@ class Connection(asyncio.Protocol):
             interval = props.get("message_expiry_interval")
             if interval is not None:
                 msg.expires_at = broker.clock.now() + interval
-        if retain and not broker.retain(self.identity.account, self.identity.region, msg):
+        identity = self.identity
+        if retain and not broker.retain(identity.account, identity.region, msg):
             if qos:
                 self._puback(pid, codec.QUOTA_EXCEEDED)
             return
-        broker.route(self.identity.account, self.identity.region, msg)
+        broker.route(identity.account, identity.region, msg)
         if qos:
             self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
 
@@ -456,56 +430,38 @@ class Connection(asyncio.Protocol):
         else:
             self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
 
-    def _check_topic(self, tb: bytes) -> tuple[str, int]:
+    def _admit(self, tb: bytes) -> Decision:
+        """The broker's admission of a topic for this connection, cached by the topic's bytes."""
         topic = codec.decode_utf8(tb)
-        broker = self.broker
-        limits = broker.limits
         if not topic:
             raise MalformedPacket("empty topic name", codec.PROTOCOL_ERROR)
         if "+" in topic or "#" in topic:
             raise MalformedPacket("wildcard in a topic name", codec.TOPIC_NAME_INVALID)
-        try:
-            validate_topic_name(topic, limits.topic_max_bytes, limits.topic_max_slashes)
-            kind = auth.reserved_kind(topic)
-            if kind == "forbidden":
-                status = DENIED
-            elif not broker.authorize(self.identity, auth.PUBLISH, auth.arn(self.identity, "topic", topic)):
-                status = DENIED
-            else:
-                status = RESERVED if kind == "device" else OK
-        except TopicError:
-            status = INVALID
+        decision = self.broker.admit(self.identity, topic)
         if len(self.pub_cache) >= _PUB_CACHE_MAX:
             self.pub_cache.clear()
-        checked = self.pub_cache[tb] = (topic, status)
-        return checked
+        self.pub_cache[tb] = decision
+        return decision
 
-    def _special_publish(self, topic, status, retain, qos, pid, payload, props) -> bool:
-        """Refusals, retain authorization and reserved topics. False: the publish stops here."""
+    def _special_publish(self, decision: Decision, qos: int, pid: int, payload: bytes, props) -> None:
+        """A publish the admission did not simply accept: refused, or served by a door."""
+        status = decision.status
         if status == INVALID:
             if self.v5 and qos:
                 self._puback(pid, codec.TOPIC_NAME_INVALID)
             elif not self.v5:
                 self.drop("CLIENT_ERROR")
-            return False
-        if status == DENIED or (retain and not self.broker.authorize(
-                self.identity, auth.RETAIN_PUBLISH, auth.arn(self.identity, "topic", topic))):
-            if not self.v5:
-                self.drop("AUTH_ERROR")  # AWS disconnects a 3.1.1 client on an unauthorized publish
-            elif qos:
-                self._puback(pid, codec.NOT_AUTHORIZED)
-            return False
-        if status == RESERVED:
-            accepted = self.broker.reserved_publish(self, topic, payload, qos, props or {})
-            if not accepted:
-                if not self.v5:
-                    self.drop("AUTH_ERROR")
-                elif qos:
-                    self._puback(pid, codec.NOT_AUTHORIZED)
-            elif qos:
+            return
+        if status == RESERVED and self.broker.serve_reserved(self.identity, decision, payload, props or {}, qos,
+                                                             connection=self):
+            if qos:
                 self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
-            return False
-        return True
+            return
+        # denied, or refused by the door
+        if not self.v5:
+            self.drop("AUTH_ERROR")  # AWS disconnects a 3.1.1 client on an unauthorized publish
+        elif qos:
+            self._puback(pid, codec.NOT_AUTHORIZED)
 
 
 async def _await(awaitable):

@@ -1,11 +1,7 @@
 """Client sessions: the AWS IoT rules for client ids, keep-alive and expiry,
-in-flight QoS 1 bookkeeping, and the sessions' durable form in the store.
-
-A persistent session (MQTT 3.1.1 clean session 0, or MQTT 5 Session Expiry
-Interval > 0) is a "mqtt-session" document named by client id in its
-account/region, plus up to `queued_max` "mqtt-queued" documents holding the
-QoS 1 messages it has not received yet. A small "mqtt-session-ref" index in
-the broker's own scope lets a restarted broker find every session again.
+the broker's quotas, and a session's in-memory state (subscriptions,
+in-flight QoS 1 bookkeeping) with its document form. Storing them is
+localiot.broker.persistence's job.
 """
 
 from __future__ import annotations
@@ -19,10 +15,6 @@ from localiot.broker import codec
 from localiot.broker.codec import SubOptions
 from localiot.broker.message import Message
 
-SESSION_KIND = "mqtt-session"
-QUEUED_KIND = "mqtt-queued"
-REF_KIND = "mqtt-session-ref"
-BROKER_SCOPE = ("", "")  # the broker's own bookkeeping, outside every account
 
 
 @dataclass
@@ -141,72 +133,3 @@ class Session:
             # the session has been disconnected since its last update.
             s.expires_at = doc.get("updatedAt", time.time()) + s.expiry_interval
         return s
-
-
-# durable form ---------------------------------------------------------------
-def _ref_name(account: str, region: str, client_id: str) -> str:
-    return f"{account}/{region}/{client_id}"
-
-
-_last_seq = 0
-
-
-def _next_seq() -> int:
-    """Monotonic across restarts: nanoseconds since the epoch, strictly increasing."""
-    global _last_seq
-    _last_seq = max(time.time_ns(), _last_seq + 1)
-    return _last_seq
-
-
-def save_session(tx, session: Session, now: float) -> None:
-    tx.scope(session.account, session.region).put(SESSION_KIND, session.client_id, session.to_doc(now))
-    tx.scope(*BROKER_SCOPE).put(REF_KIND, _ref_name(*session.key),
-                                {"account": session.account, "region": session.region, "clientId": session.client_id})
-
-
-def delete_session(tx, session: Session) -> None:
-    scoped = tx.scope(session.account, session.region)
-    scoped.delete(SESSION_KIND, session.client_id)
-    for name, _ in scoped.find(QUEUED_KIND, "client", session.client_id):
-        scoped.delete(QUEUED_KIND, name)
-    tx.scope(*BROKER_SCOPE).delete(REF_KIND, _ref_name(*session.key))
-
-
-def queue_message(tx, session: Session, message: Message, qos: int, retain: bool = False,
-                  packet_id: int | None = None) -> None:
-    """Store a message for a disconnected session; `packet_id` marks one already sent (resent with DUP)."""
-    doc = message.to_doc()
-    doc["qos"] = qos
-    doc["retain"] = retain
-    if packet_id:
-        doc["packetId"] = packet_id
-    name = f"{_next_seq():020d}:{session.client_id}"
-    tx.scope(session.account, session.region).put(QUEUED_KIND, name, doc, index={"client": session.client_id})
-
-
-def take_queued(tx, session: Session) -> list[tuple[Message, int | None]]:
-    """The session's stored messages in order, removed from the store: [(message, packet id if resent)]."""
-    scoped = tx.scope(session.account, session.region)
-    out = []
-    for name, doc in scoped.find(QUEUED_KIND, "client", session.client_id):
-        scoped.delete(QUEUED_KIND, name)
-        out.append((Message.from_doc(doc), doc.get("packetId")))
-    return out
-
-
-def count_queued(tx, session: Session) -> int:
-    return tx.scope(session.account, session.region).count(QUEUED_KIND, "client", session.client_id)
-
-
-def load_sessions(tx) -> list[Session]:
-    """Every stored session, as disconnected sessions (the broker is just starting)."""
-    out = []
-    for _, ref in tx.scope(*BROKER_SCOPE).scan(REF_KIND):
-        scoped = tx.scope(ref["account"], ref["region"])
-        doc = scoped.get(SESSION_KIND, ref["clientId"])
-        if doc is None:
-            continue
-        session = Session.from_doc(ref["account"], ref["region"], doc)
-        session.queued = scoped.count(QUEUED_KIND, "client", session.client_id)
-        out.append(session)
-    return out

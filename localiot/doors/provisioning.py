@@ -56,17 +56,15 @@ import logging
 import re
 import secrets
 
-from cryptography.x509.oid import NameOID
-
 from localiot import cbor, pki
 from localiot.broker.connection import CONNECTED
 from localiot.broker.message import Message
 from localiot.topics import matches
-from localiot.doors import door
-from localiot.doors import serve
+from localiot.doors import ReservedPublish, door, serve
 from localiot.protocol.errors import DEFAULT_STATUS, ServiceError
 from localiot.provisioning import TemplateError, evaluate, validate_template
 from localiot.provisioning.apply import apply_plan
+from localiot.provisioning.parameters import certificate_parameters
 from localiot.services.context import RequestContext
 from localiot.services.security import certificates, provisioning_templates
 
@@ -74,18 +72,7 @@ log = logging.getLogger("localiot.provisioning")
 
 TOKEN_KIND = "fp-ownership-token"  # name: SHA-256 of the token
 TOKEN_LIFETIME = 3600  # seconds, as AWS documents for the ownership token
-_CERTIFICATE_TOPIC = re.compile(r"^\$aws/certificates/(create|create-from-csr)/(json|cbor)$")
-_PROVISION_TOPIC = re.compile(r"^\$aws/provisioning-templates/([^/]+)/provision/(json|cbor)$")
 _CERTIFICATE_ID = re.compile(r"^[0-9a-f]{64}$")
-_SUBJECT_PARAMETERS = {
-    "AWS::IoT::Certificate::CommonName": NameOID.COMMON_NAME,
-    "AWS::IoT::Certificate::Country": NameOID.COUNTRY_NAME,
-    "AWS::IoT::Certificate::Organization": NameOID.ORGANIZATION_NAME,
-    "AWS::IoT::Certificate::OrganizationalUnit": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "AWS::IoT::Certificate::DistinguishedNameQualifier": NameOID.DN_QUALIFIER,
-    "AWS::IoT::Certificate::StateName": NameOID.STATE_OR_PROVINCE_NAME,
-    "AWS::IoT::Certificate::SerialNumber": NameOID.SERIAL_NUMBER,
-}
 _hook_tasks: set[asyncio.Task] = set()
 
 
@@ -104,15 +91,14 @@ class Rejected(Exception):
 
 
 # the doors ---------------------------------------------------------------------------
-@door("$aws/certificates/")
-def certificates_door(app, identity, topic: str, payload: bytes, properties: dict) -> bool:
-    match = _CERTIFICATE_TOPIC.match(topic)
-    conn = _requester(app, identity)
-    if match is None or conn is None:
-        return False
-    operation, fmt = match.groups()
+@door("$aws/certificates/{operation:create|create-from-csr}/{format:json|cbor}")
+def certificates_door(app, publish: ReservedPublish) -> bool:
+    conn, identity, topic = publish.connection, publish.identity, publish.topic
+    if conn is None:
+        return False  # the answers hold private keys: only for an MQTT connection that asks itself
+    operation, fmt = publish.parts["operation"], publish.parts["format"]
     try:
-        request = _decode(payload, fmt)
+        request = _decode(publish.payload, fmt)
         if operation == "create":
             answer = _guarded(serve, app, identity, "iot", "CreateKeysAndCertificate",
                               lambda ctx: _create_keys(ctx, identity))
@@ -123,25 +109,24 @@ def certificates_door(app, identity, topic: str, payload: bytes, properties: dic
             answer = _guarded(serve, app, identity, "iot", "CreateCertificateFromCsr",
                               lambda ctx: _create_from_csr(ctx, identity, csr))
     except Rejected as rejection:
-        _reply(app, conn, f"{topic}/rejected", rejection.document(), fmt)
+        _reply(conn, f"{topic}/rejected", rejection.document(), fmt)
     else:
-        _reply(app, conn, f"{topic}/accepted", answer, fmt)
+        _reply(conn, f"{topic}/accepted", answer, fmt)
     return True
 
 
-@door("$aws/provisioning-templates/")
-def provision_door(app, identity, topic: str, payload: bytes, properties: dict) -> bool:
-    match = _PROVISION_TOPIC.match(topic)
-    conn = _requester(app, identity)
-    if match is None or conn is None:
-        return False
-    template_name, fmt = match.groups()
+@door("$aws/provisioning-templates/{template}/provision/{format:json|cbor}")
+def provision_door(app, publish: ReservedPublish) -> bool:
+    conn, identity, topic = publish.connection, publish.identity, publish.topic
+    if conn is None:
+        return False  # the answers hold tokens: only for an MQTT connection that asks itself
+    template_name, fmt = publish.parts["template"], publish.parts["format"]
     try:
-        token, parameters = _provision_request(_decode(payload, fmt))
+        token, parameters = _provision_request(_decode(publish.payload, fmt))
         template, certificate = _guarded(_read, app, identity,
                                          lambda ctx: _claim(ctx, identity, template_name, token))
     except Rejected as rejection:
-        _reply(app, conn, f"{topic}/rejected", rejection.document(), fmt)
+        _reply(conn, f"{topic}/rejected", rejection.document(), fmt)
         return True
     if template.get("preProvisioningHook"):
         task = asyncio.get_running_loop().create_task(
@@ -230,20 +215,10 @@ def _claim(ctx, identity, template_name: str, token: str) -> tuple[dict, dict]:
     return template, certificate
 
 
-def certificate_parameters(certificate: dict) -> dict[str, str]:
-    """AWS::IoT::Certificate::Id and the subject fields a template may reference."""
-    values = {"AWS::IoT::Certificate::Id": certificate["certificateId"]}
-    subject = pki.load_certificate(certificate["certificatePem"]).subject
-    for name, oid in _SUBJECT_PARAMETERS.items():
-        found = subject.get_attributes_for_oid(oid)
-        if found:
-            values[name] = str(found[0].value)
-    return values
-
-
 def _register(ctx, identity, template_name: str, token: str, parameters: dict) -> dict:
     template, certificate = _claim(ctx, identity, template_name, token)
-    values = {**parameters, **certificate_parameters(certificate)}
+    cert = pki.load_certificate(certificate["certificatePem"])
+    values = {**parameters, **certificate_parameters(cert, certificate["certificateId"])}
     try:
         plan = evaluate(validate_template(provisioning_templates.default_body(template)), values,
                         region=ctx.region, account=ctx.account)
@@ -258,9 +233,9 @@ def _provision(app, identity, conn, topic, fmt, template_name, token, parameters
         answer = _guarded(serve, app, identity, "iot", "RegisterThing",
                           lambda ctx: _register(ctx, identity, template_name, token, parameters))
     except Rejected as rejection:
-        _reply(app, conn, f"{topic}/rejected", rejection.document(), fmt)
+        _reply(conn, f"{topic}/rejected", rejection.document(), fmt)
     else:
-        _reply(app, conn, f"{topic}/accepted", answer, fmt)
+        _reply(conn, f"{topic}/accepted", answer, fmt)
 
 
 async def _provision_after_hook(app, identity, conn, topic, fmt, template, certificate, token, parameters):
@@ -277,7 +252,7 @@ async def _provision_after_hook(app, identity, conn, topic, fmt, template, certi
         allowed, overrides = False, {}
     if not allowed:
         rejection = Rejected(403, "AccessDenied", "Provisioning was refused by the pre-provisioning hook.")
-        _reply(app, conn, f"{topic}/rejected", rejection.document(), fmt)
+        _reply(conn, f"{topic}/rejected", rejection.document(), fmt)
         return
     _provision(app, identity, conn, topic, fmt, template["templateName"], token, {**parameters, **overrides})
 
@@ -301,13 +276,6 @@ def _read(app, identity, fn):
         return fn(RequestContext(identity.account, identity.region, tx, app.runtime, "iot", "FleetProvisioning"))
 
 
-def _requester(app, identity):
-    """The MQTT connection whose publish is being served, or None (a will, HTTP Publish)."""
-    broker = app.runtime.broker
-    conn = getattr(broker, "publisher", None)
-    return conn if conn is not None and conn.identity is identity else None
-
-
 def _decode(payload: bytes, fmt: str) -> dict:
     if not payload:
         return {}
@@ -320,11 +288,10 @@ def _decode(payload: bytes, fmt: str) -> dict:
     return request
 
 
-def _reply(app, conn, topic: str, body: dict, fmt: str) -> None:
+def _reply(conn, topic: str, body: dict, fmt: str) -> None:
     """Deliver to the requesting connection only, through its subscriptions matching `topic`."""
-    broker = app.runtime.broker
-    session = conn.session
-    if broker is None or session is None or conn.state != CONNECTED:
+    broker, session = conn.broker, conn.session
+    if session is None or conn.state != CONNECTED:
         return
     best = None
     for topic_filter, options in session.subscriptions.items():

@@ -1,10 +1,10 @@
-"""Basic Ingest: `$aws/rules/{ruleName}/...` goes to that rule only."""
+"""Basic Ingest: `$aws/rules/{ruleName}/...` goes to that rule only, never to subscribers."""
 
 from __future__ import annotations
 
-from localiot.doors import door
+from localiot.doors import ReservedPublish, door
 
 
-@door("$aws/rules/")
-def basic_ingest(app, identity, topic: str, payload: bytes, properties: dict) -> bool:
-    return app.rules.basic_ingest_handler(identity, topic, payload, properties)
+@door("$aws/rules/{rule}/{topic+}", forward=False)
+def basic_ingest(app, publish: ReservedPublish) -> bool:
+    return app.rules.basic_ingest_handler(publish.identity, publish.topic, publish.payload, publish.properties)

@@ -13,24 +13,20 @@ committed, and the broker hands them to the subscribers of those topics.
 
 from __future__ import annotations
 
-import re
-
-from localiot.doors import door, serve
+from localiot.doors import ReservedPublish, door, serve
 from localiot.shadows import service
 from localiot.shadows.document import ShadowError, client_token_from_payload
 
-_TOPIC = re.compile(r"^\$aws/things/([^/]+)/shadow/(?:name/([^/]+)/)?(get|update|delete)$")
 _OPERATIONS = {"get": "GetThingShadow", "update": "UpdateThingShadow", "delete": "DeleteThingShadow"}
 
 
-@door("$aws/things/")
-def shadow_request(app, identity, topic: str, payload: bytes, properties: dict | None = None) -> bool:
-    """Serve a publish on a shadow request topic; False for any other shadow topic
-    (the replies are the service's to publish, not the devices')."""
-    match = _TOPIC.match(topic)
-    if match is None:
-        return False
-    thing, shadow_name, op = match.groups()
+@door("$aws/things/{thing}/shadow/{operation:get|update|delete}")
+@door("$aws/things/{thing}/shadow/name/{shadow}/{operation:get|update|delete}")
+def shadow_request(app, publish: ReservedPublish) -> bool:
+    """Serve a publish on a shadow request topic (the replies are the service's
+    to publish, not the devices': no door serves them)."""
+    thing, shadow_name, op = publish.parts["thing"], publish.parts.get("shadow"), publish.parts["operation"]
+    payload = publish.payload
 
     def call(ctx):
         if op == "update":
@@ -46,5 +42,5 @@ def shadow_request(app, identity, topic: str, payload: bytes, properties: dict |
         else:
             service.delete_shadow(ctx, thing, shadow_name, token, publish_rejected=True)
 
-    serve(app, identity, "iot-data", _OPERATIONS[op], call)
+    serve(app, publish.identity, "iot-data", _OPERATIONS[op], call)
     return True

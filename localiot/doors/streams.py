@@ -20,22 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
-from localiot.doors import door
+from localiot.doors import ReservedPublish, door
 from localiot.services.ota import delivery, file_delivery
 from localiot.services.ota.file_delivery import Rejected
 from localiot.services.unit_of_work import read_only
-
-if TYPE_CHECKING:  # the door API's type (localiot.broker.reserved)
-    from localiot.doors import ReservedPublish
 
 log = logging.getLogger("localiot.doors.streams")
 _OPERATIONS = {"describe": "DescribeStream", "get": "GetStream"}
 
 
 @door("$aws/things/{thing}/streams/{stream}/{action:describe|get}/{format:json|cbor}")
-def stream_request(app, publish: "ReservedPublish") -> bool:
+def stream_request(app, publish: ReservedPublish) -> bool:
     thing, stream_id = publish.parts["thing"], publish.parts["stream"]
     action, fmt = publish.parts["action"], publish.parts["format"]
     identity, runtime = publish.identity, app.runtime

@@ -68,9 +68,10 @@ class ProvisioningResult:
 # helpers ---------------------------------------------------------------------
 @lru_cache(maxsize=None)
 def _input_shape(operation: str):
-    import botocore.session
+    from localiot.protocol.models import load_services
 
-    return botocore.session.get_session().get_service_model("iot").operation_model(operation).input_shape
+    iot = next(service for service in load_services() if service.name == "iot")  # the shipped model
+    return iot.model.operation_model(operation).input_shape
 
 
 @contextmanager

@@ -16,9 +16,9 @@ in `grammar`, evaluation in `evaluation`; no store and no I/O:
 
 from __future__ import annotations
 
-import json
 import re
 
+from localiot.protocol import jsontext
 from localiot.provisioning.grammar import (
     CERTIFICATE,
     CONDITION_FUNCTIONS,
@@ -351,7 +351,7 @@ def validate_template(body: str) -> ParsedTemplate:
     """Parse and check a template body. Raises TemplateError saying what is wrong and where."""
     if isinstance(body, (str, bytes)):
         try:
-            doc = json.loads(body)
+            doc = jsontext.loads(body)  # refuses nesting past the limit and lone surrogates
         except (ValueError, UnicodeDecodeError) as e:
             raise TemplateError(f"The template body is not valid JSON: {e}") from None
     else:

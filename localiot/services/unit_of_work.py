@@ -4,8 +4,9 @@ committed and announced.
     with unit_of_work(runtime, account, region, "iot", "CreateThing") as ctx:
         output = handler(ctx, params)
 
-Inside: one store transaction bound to (account, region); `ctx.before_commit(fn)`
-callbacks run last inside it (an exception there undoes everything). After the
+Inside: one store transaction bound to (account, region); the UNIT_ENDING
+hooks (localiot.services.hooks) and then `ctx.before_commit(fn)` callbacks
+run last inside it (an exception there undoes everything). After the
 commit, in this order: the events the work queued (`ctx.publish`) go to the
 bus, the commit listeners hear which operation committed (the broker drops
 cached grants when it changed device rights), and `ctx.after_commit(fn)`
@@ -23,6 +24,7 @@ import logging
 from contextlib import contextmanager
 from typing import Iterator
 
+from localiot.services import hooks
 from localiot.services.context import RequestContext
 
 log = logging.getLogger("localiot.unit_of_work")
@@ -38,6 +40,7 @@ def unit_of_work(runtime, account: str, region: str, service: str = "iot", opera
     with runtime.store.transaction(account, region, write=write) as tx:
         ctx = context(account, region, tx, runtime, service, operation, **context_fields)
         yield ctx
+        hooks.fire(hooks.UNIT_ENDING, ctx)
         for fn in ctx.before_commit_hooks:
             fn()
     committed(ctx)

@@ -15,6 +15,11 @@ from typing import Iterable, Protocol
 class Tx(Protocol):
     account: str
     region: str
+    # What the transaction wrote so far, in order, across its scopes:
+    # ("doc", account, region, kind, name) for each put / delete and
+    # ("link", account, region, rel, src, dst) for each link made or removed.
+    # Derived data (the fleet index) follows the writes from it before commit.
+    changes: list[tuple]
 
     def scope(self, account: str, region: str) -> "Tx": ...
 

@@ -58,7 +58,7 @@ class SQLiteStore:
     def transaction(self, account: str, region: str, *, write: bool = True):
         self.db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            yield SQLiteTx(self.db, account, region)
+            yield SQLiteTx(self.db, account, region, [])
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
@@ -110,14 +110,16 @@ def _index_rows(index):
 
 
 class SQLiteTx:
-    def __init__(self, db: sqlite3.Connection, account: str, region: str):
+    def __init__(self, db: sqlite3.Connection, account: str, region: str, changes: list | None = None):
         self.db = db
         self.account = account
         self.region = region
         self._scope = (account, region)
+        # What this transaction wrote, shared by its scopes (see base.Tx.changes).
+        self.changes = changes if changes is not None else []
 
     def scope(self, account: str, region: str) -> "SQLiteTx":
-        return SQLiteTx(self.db, account, region)
+        return SQLiteTx(self.db, account, region, self.changes)
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:
@@ -133,6 +135,7 @@ class SQLiteTx:
             "ON CONFLICT (account, region, kind, name) DO UPDATE SET doc=excluded.doc",
             (*self._scope, kind, name, _dumps(doc)),
         )
+        self.changes.append(("doc", *self._scope, kind, name))
         if index is not None:
             self._drop_index(kind, name)
             self.db.executemany(
@@ -152,6 +155,8 @@ class SQLiteTx:
             (*self._scope, kind, name),
         )
         self._drop_index(kind, name)
+        if cur.rowcount:
+            self.changes.append(("doc", *self._scope, kind, name))
         return cur.rowcount > 0
 
     def scan(self, kind, *, after=None, prefix=None, limit=None):
@@ -205,6 +210,8 @@ class SQLiteTx:
             "INSERT INTO links (account, region, rel, src, dst) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
             (*self._scope, rel, src, dst),
         )
+        if cur.rowcount:
+            self.changes.append(("link", *self._scope, rel, src, dst))
         return cur.rowcount > 0
 
     def unlink(self, rel, src, dst) -> bool:
@@ -212,6 +219,8 @@ class SQLiteTx:
             "DELETE FROM links WHERE account=? AND region=? AND rel=? AND src=? AND dst=?",
             (*self._scope, rel, src, dst),
         )
+        if cur.rowcount:
+            self.changes.append(("link", *self._scope, rel, src, dst))
         return cur.rowcount > 0
 
     def _walk(self, rel, column, other, fixed, after, limit):
@@ -250,14 +259,16 @@ class SQLiteTx:
         return self.db.execute(sql, args).fetchone()[0]
 
     def unlink_all(self, rel, *, src=None, dst=None) -> int:
-        sql, args = "DELETE FROM links WHERE account=? AND region=? AND rel=?", [*self._scope, rel]
+        where, args = " WHERE account=? AND region=? AND rel=?", [*self._scope, rel]
         if src is not None:
-            sql += " AND src=?"
+            where += " AND src=?"
             args.append(src)
         if dst is not None:
-            sql += " AND dst=?"
+            where += " AND dst=?"
             args.append(dst)
-        return self.db.execute(sql, args).rowcount
+        gone = self.db.execute("SELECT src, dst FROM links" + where, args).fetchall()
+        self.changes.extend(("link", *self._scope, rel, s, d) for s, d in gone)
+        return self.db.execute("DELETE FROM links" + where, args).rowcount
 
     # tags ----------------------------------------------------------------
     def get_tags(self, arn: str) -> dict[str, str]:

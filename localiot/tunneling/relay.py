@@ -25,7 +25,6 @@ they admitted (code 1000 with the reason); pings are answered with pongs.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 

@@ -6,8 +6,9 @@
 - `executions.py`: command executions (iot-jobs-data StartCommandExecution,
   iot GetCommandExecution, ListCommandExecutions, DeleteCommandExecution),
   delivery of the request on `$aws/commands/{things|clients}/{id}/executions/
-  {executionId}/request[/{json|cbor}]`, the device's response topic
-  (`update_from_device`, `handle_device_publish`), the execution events on
+  {executionId}/request[/{json|cbor}]`, the device's response
+  (`update_from_device`, which localiot.doors.commands calls for
+  `.../response/{json|cbor}`), the execution events on
   `$aws/events/commandExecution/{commandId}/{status}` and the timer
   (`tick`) that times executions out and finishes pending deletions.
 """

@@ -74,7 +74,6 @@ REASON_CODE = re.compile(r"^[A-Z0-9_-]{1,64}$")
 RESULT_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,32}$")
 TARGET = re.compile(r"^arn:aws:iot:([^:]+):([^:]+):(thing|client)/(.+)$")
 COMMAND = re.compile(r"^arn:aws:iot:([^:]+):([^:]+):command/(.+)$")
-RESPONSE_TOPIC = re.compile(r"^\$aws/commands/(things|clients)/([^/]+)/executions/([^/]+)/response/([^/]+)$")
 
 
 cbor_dumps = cbor.dumps
@@ -531,21 +530,16 @@ def _apply(ctx, execution: dict, update: dict, now: float) -> None:
         _emit(ctx, execution, now)
 
 
-def update_from_device(ctx, thing_or_client: str, execution_id: str, payload_bytes: bytes, fmt: str, *,
-                       publish: bool = True) -> tuple[str, dict]:
-    """A device's UpdateCommandExecution on `.../executions/{id}/response/{fmt}`.
+def update_from_device(ctx, device_type: str, device_id: str, execution_id: str, payload_bytes: bytes, fmt: str,
+                       *, publish: bool = True) -> tuple[str, dict]:
+    """A device's UpdateCommandExecution on `$aws/commands/{device_type: things|clients}/
+    {device_id}/executions/{execution_id}/response/{fmt}` (topic parsed by localiot.doors.commands).
 
-    `thing_or_client` is the topic's device part: "things/<thingName>" or
-    "clients/<clientId>" (a bare name means a thing). Returns (reply topic,
-    reply document): `.../response/accepted/{fmt}` with {"executionId"} or
-    `.../response/rejected/{fmt}` with {"error", "errorMessage",
-    "executionId"}. With `publish` the reply is also queued on ctx.events (in
-    `fmt`), so it goes out when the caller's transaction commits; a rejected
-    update has changed nothing.
-    """
-    device_type, sep, device_id = thing_or_client.partition("/")
-    if not sep:
-        device_type, device_id = "things", thing_or_client
+    Returns (reply topic, reply document): `.../response/accepted/{fmt}` with
+    {"executionId"} or `.../response/rejected/{fmt}` with {"error",
+    "errorMessage", "executionId"}. With `publish` the reply is also queued on
+    ctx.events (in `fmt`), to go out when the caller's transaction commits; a
+    rejected update has changed nothing."""
     base = f"$aws/commands/{device_type}/{device_id}/executions/{execution_id}"
     reply_fmt = fmt if fmt in ("json", "cbor") else "json"
     try:
@@ -565,16 +559,6 @@ def update_from_device(ctx, thing_or_client: str, execution_id: str, payload_byt
     if publish:
         ctx.events.append((topic, encode(reply, reply_fmt)))
     return topic, reply
-
-
-def handle_device_publish(ctx, topic: str, payload: bytes, *, publish: bool = True) -> tuple[str, dict] | None:
-    """Route a device publish: the reply of `update_from_device` for a commands
-    response topic, None for any other topic."""
-    match = RESPONSE_TOPIC.match(topic)
-    if match is None:
-        return None
-    device_type, device_id, execution_id, fmt = match.groups()
-    return update_from_device(ctx, f"{device_type}/{device_id}", execution_id, payload, fmt, publish=publish)
 
 
 # the timer ---------------------------------------------------------------------------

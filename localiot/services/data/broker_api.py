@@ -4,9 +4,10 @@ ListRetainedMessages and DeleteConnection, on the same broker devices use.
 (The botocore model this project pins has no GetConnection or
 ListSubscriptions; they are not served.)
 
-- Publish follows the rules a device's publish does: the topic's length,
-  depth and wildcards (InvalidRequestException), `$` topics other than the
-  ones devices may publish to are refused (ForbiddenException), 128 KB of
+- Publish is admitted like a device's publish (`Broker.admit`, without the
+  policy checks: the API authorized the caller): the topic's length, depth
+  and wildcards (InvalidRequestException), `$` topics other than the ones
+  the doors serve are refused (ForbiddenException), 128 KB of
   payload (RequestEntityTooLargeException). The MQTT 5 members become the
   message's properties: `userProperties` (JSON `[{"key": "value"}, ...]`, a
   base64 header), `payloadFormatIndicator`, `contentType`, `responseTopic`,
@@ -33,7 +34,9 @@ import binascii
 import json
 
 from localiot.broker import auth
+from localiot.broker.admission import DENIED, INVALID, RESERVED, admit
 from localiot.broker.message import Message
+from localiot.broker.reserved import ReservedTopics
 from localiot.broker.retained import KIND as RETAINED, RetainedQuotaExceeded, get_retained, put_retained
 from localiot.broker.sessions import Limits
 from localiot.protocol.errors import ServiceError, invalid, not_found
@@ -114,23 +117,27 @@ def Publish(ctx, req):
     topic, limits = req["topic"], _limits(ctx)
     payload = bytes(req.get("payload") or b"")
     qos, retain = req.get("qos") or 0, bool(req.get("retain"))
-    kind = auth.reserved_kind(topic)
-    if kind == "forbidden":
+    identity = auth.Identity(ctx.account, ctx.region, principal=HTTP_PRINCIPAL)
+    broker = ctx.runtime.broker
+    if broker is not None:  # the API authorized the caller: no IoT policy applies
+        decision = broker.admit(identity, topic, retain, trusted=True)
+    else:  # no broker, so no doors: no reserved topic can be served
+        decision = admit(identity, topic, retain, reserved=ReservedTopics(), limits=limits)
+    if decision.status == INVALID:
+        raise invalid(f"Invalid topic {topic!r}: {decision.reason}")
+    if decision.status == DENIED:
         raise ServiceError("ForbiddenException", f"Publishing to the reserved topic {topic} is not allowed.")
-    _check_topic(topic, limits)
     if len(payload) > limits.payload_max:
         raise ServiceError("RequestEntityTooLargeException",
                            f"The payload exceeds the maximum size of {limits.payload_max} bytes.", status=413)
     props = mqtt5_properties(req, limits)
-    broker = ctx.runtime.broker
-    if kind == "device":
-        identity = auth.Identity(ctx.account, ctx.region, principal=HTTP_PRINCIPAL)
-        if not _after_commit(ctx, lambda: broker.publish_reserved(identity, topic, payload, props or {}, qos)):
+    if decision.status == RESERVED:
+        if not _after_commit(ctx, lambda: broker.serve_reserved(identity, decision, payload, props or {}, qos)):
             raise ServiceError("ServiceUnavailableException", "The message broker is not running.", status=503)
         return {}
     now = ctx.now()
-    msg = Message.from_properties(topic, payload, qos, retain, props, now)
-    if retain:
+    msg = Message.from_properties(topic, payload, qos, decision.retain, props, now)
+    if decision.retain:
         try:
             put_retained(ctx.tx, msg, now, limits.retained_topics_max)
         except RetainedQuotaExceeded as error:

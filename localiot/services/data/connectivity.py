@@ -26,6 +26,7 @@ import logging
 from localiot.protocol.errors import not_found
 from localiot.services import hooks, operation
 from localiot.services.registry import things
+from localiot.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("localiot.connectivity")
 
@@ -75,14 +76,18 @@ class PresenceLog:
         broker = self.runtime.broker
         if not pending or broker is None:
             return
-        try:
-            with broker.store.transaction("", "") as tx:
-                for (account, region, client_id), record in pending.items():
-                    scoped = tx.scope(account, region)
-                    if scoped.get(things.KIND, client_id) is not None:
-                        scoped.put(KIND, client_id, record)
-        except Exception:
-            log.exception("could not store %d connectivity records", len(pending))
+        by_scope: dict[tuple[str, str], list] = {}
+        for (account, region, client_id), record in pending.items():
+            by_scope.setdefault((account, region), []).append((client_id, record))
+        for (account, region), records in by_scope.items():
+            try:
+                # A unit of work, so what follows connectivity (the fleet index) hears it.
+                with unit_of_work(self.runtime, account, region, "iot", "PresenceEvent") as ctx:
+                    for client_id, record in records:
+                        if ctx.tx.get(things.KIND, client_id) is not None:
+                            ctx.tx.put(KIND, client_id, record)
+            except Exception:
+                log.exception("could not store %d connectivity records", len(records))
 
     def last(self, ctx, client_id: str) -> dict | None:
         record = self.pending.get((ctx.account, ctx.region, client_id))

@@ -1,5 +1,5 @@
 """AWS IoT Jobs: the control plane (iot), the device API (iot-jobs-data, over
-HTTP here and over MQTT through `data_plane.handle_mqtt`) and the timer.
+HTTP here and over MQTT through `localiot.doors.jobs`) and the timer.
 
 - `model.py`: the store layout of jobs, executions and links; output shapes.
 - `jobs.py`: CreateJob, DescribeJob, GetJobDocument, ListJobs, UpdateJob,

@@ -2,30 +2,13 @@
 
 `get_pending`, `start_next`, `describe_execution` and `update_execution` are
 plain functions of a RequestContext raising ServiceError with the modelled
-iot-jobs-data errors; the HTTP handlers below call them, and the MQTT door
-calls `handle_mqtt(ctx, topic, payload)`, which routes the reserved request
-topics and builds the accepted / rejected documents AWS publishes:
-
-    $aws/things/{thing}/jobs/get                      GetPendingJobExecutions
-    $aws/things/{thing}/jobs/start-next               StartNextPendingJobExecution
-    $aws/things/{thing}/jobs/{jobId|$next}/get        DescribeJobExecution
-    $aws/things/{thing}/jobs/{jobId}/update           UpdateJobExecution
-
-(and the namespaced forms `jobs/namespace-{ns}/get|start-next`,
-`jobs/{jobId}/namespace-{ns}/get|update` used by AWS IoT Greengrass). The
-reply goes to the request topic plus `/accepted` or `/rejected`, carries the
-request's clientToken and a timestamp, and over MQTT the job document is a
-JSON object rather than a string. Rejections carry AWS's codes
-(InvalidTopic, InvalidJson, InvalidRequest, InvalidStateTransition,
-ResourceNotFound, VersionMismatch, TerminalStateReached, InternalError) and,
-for InvalidStateTransition and VersionMismatch, the executionState.
+iot-jobs-data errors; the HTTP handlers below call them, and so does
+`device_request`, which the MQTT door (localiot.doors.jobs: the topics, the
+payload, the accepted / rejected documents) calls with plain arguments. Over
+MQTT the job document is a JSON object rather than a string.
 """
 
 from __future__ import annotations
-
-import json
-import logging
-import re
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services.jobs import documents, executions, lifecycle, model, notify
@@ -33,7 +16,6 @@ from localiot.services.jobs.model import (
     COMPLETED, CANCELED, DELETION_IN_PROGRESS, EXECUTION_STATUSES, IN_PROGRESS, QUEUED, TERMINAL, Limits, handler,
 )
 
-log = logging.getLogger("localiot.jobs")
 NEXT = "$next"
 
 
@@ -161,108 +143,26 @@ def UpdateJobExecution(ctx, req):
 
 
 # MQTT door ----------------------------------------------------------------------------
-_TOPIC = re.compile(r"^\$aws/things/(?P<thing>[a-zA-Z0-9:_-]+)/jobs/(?P<rest>.+)$")
-_NAMESPACE = re.compile(r"namespace-([a-zA-Z0-9_-]+)")
-_JOB_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}|\$next")
-ERROR_CODES = {
-    "InvalidRequestException": "InvalidRequest",
-    "ResourceNotFoundException": "ResourceNotFound",
-    "InvalidStateTransitionException": "InvalidStateTransition",
-    "VersionConflictException": "VersionMismatch",
-    "TerminalStateException": "TerminalStateReached",
-    "ThrottlingException": "RequestThrottled",
-}
-
-
-def parse_topic(topic: str) -> dict | None:
-    """The jobs request a topic names: {thing, operation, jobId, namespace};
-    {"operation": "invalid"} for another topic under `jobs/`; None for topics
-    that are not requests (notifications, replies, other families)."""
-    match = _TOPIC.match(topic)
-    if match is None:
-        return None
-    thing, parts = match.group("thing"), match.group("rest").split("/")
-    if parts[-1] in ("accepted", "rejected") or (len(parts) == 1 and parts[0].startswith("notify")):
-        return None
-    namespace = None
-    found = [i for i, p in enumerate(parts) if _NAMESPACE.fullmatch(p)]
-    if len(found) == 1 and found[0] == len(parts) - 2:
-        namespace = _NAMESPACE.fullmatch(parts[found[0]]).group(1)
-        parts = parts[:found[0]] + parts[found[0] + 1:]
-    route = {"thing": thing, "namespace": namespace, "jobId": None}
-    if parts == ["get"]:
-        return dict(route, operation="get-pending")
-    if parts == ["start-next"]:
-        return dict(route, operation="start-next")
-    if len(parts) == 2 and _JOB_ID.fullmatch(parts[0]) and parts[1] in ("get", "update"):
-        if parts[1] == "update" and parts[0] == NEXT:
-            return dict(route, operation="invalid")
-        return dict(route, operation="describe" if parts[1] == "get" else "update", jobId=parts[0])
-    return dict(route, operation="invalid")
-
-
-def rejected(code: str, message: str, token, at: float, execution_state: dict | None = None) -> dict:
-    body = {"code": code, "message": message, "timestamp": int(at)}
-    if token is not None:
-        body["clientToken"] = token
-    if execution_state is not None:
-        body["executionState"] = execution_state
-    return body
-
-
-def _rejection(error: ServiceError, token, at: float) -> dict:
-    code = ERROR_CODES.get(error.code, "InternalError")
-    state = error.fields.get("executionState") if code in ("InvalidStateTransition", "VersionMismatch") else None
-    return rejected(code, error.message, token, at, state)
-
-
-def handle_mqtt(ctx, topic: str, payload: bytes) -> tuple[str, dict] | None:
-    """Serve a device's publish on a jobs request topic.
-
-    Returns (reply topic, reply document) for the door to publish, or None
-    when the topic is not a jobs request. Run it inside the call's
-    transaction; a rejected request changes nothing."""
-    route = parse_topic(topic)
-    if route is None:
-        return None
-    at = ctx.now()
-    if route["operation"] == "invalid":
-        return topic + "/rejected", rejected("InvalidTopic", f"The topic {topic} does not map to a jobs API.",
-                                             None, at)
-    try:
-        body = json.loads(payload.decode("utf-8")) if payload and payload.strip() else {}
-    except (UnicodeDecodeError, ValueError):
-        return topic + "/rejected", rejected("InvalidJson", "The request payload is not valid UTF-8 JSON.", None, at)
-    if not isinstance(body, dict):
-        return topic + "/rejected", rejected("InvalidJson", "The request payload must be a JSON object.", None, at)
-    token = body.get("clientToken")
-    try:
-        reply = _serve(ctx, route, body)
-    except ServiceError as error:
-        return topic + "/rejected", _rejection(error, token, at)
-    except Exception:  # a bug of ours: answer as AWS does, keep the traceback in the log
-        log.exception("jobs MQTT request on %s failed", topic)
-        return topic + "/rejected", rejected("InternalError", "An internal error occurred.", token, at)
-    notify.flush(ctx)
-    reply["timestamp"] = int(at)
-    if token is not None:
-        reply["clientToken"] = token
-    return topic + "/accepted", reply
-
-
-def _serve(ctx, route: dict, body: dict) -> dict:
-    thing, namespace, operation = route["thing"], route["namespace"], route["operation"]
+def device_request(ctx, operation: str, thing: str, job_id: str | None, namespace: str | None, body: dict) -> dict:
+    """One jobs request of a device over MQTT (the door, localiot.doors.jobs, parsed its
+    topic and payload): `operation` is get-pending, start-next, describe or update; `body`
+    the request document. Returns the accepted document (the job document as a JSON
+    object); raises ServiceError with the iot-jobs-data error for a rejected one."""
     if operation == "get-pending":
-        return get_pending(ctx, thing, namespace)
-    if operation == "start-next":
+        reply = get_pending(ctx, thing, namespace)
+    elif operation == "start-next":
         ex = start_next(ctx, thing, body.get("statusDetails"), body.get("stepTimeoutInMinutes"), namespace,
                         document_as_object=True)
-        return {"execution": ex} if ex is not None else {}
-    if operation == "describe":
+        reply = {"execution": ex} if ex is not None else {}
+    elif operation == "describe":
         include = body.get("includeJobDocument")
-        ex = describe_execution(ctx, thing, route["jobId"], body.get("executionNumber"),
+        ex = describe_execution(ctx, thing, job_id, body.get("executionNumber"),
                                 True if include is None else bool(include), namespace, document_as_object=True)
-        return {"execution": ex} if ex is not None else {}
-    request = {k: body.get(k) for k in ("status", "statusDetails", "expectedVersion", "executionNumber",
-                                        "includeJobExecutionState", "includeJobDocument", "stepTimeoutInMinutes")}
-    return update_execution(ctx, thing, route["jobId"], request, document_as_object=True)
+        reply = {"execution": ex} if ex is not None else {}
+    else:
+        request = {k: body.get(k) for k in ("status", "statusDetails", "expectedVersion", "executionNumber",
+                                            "includeJobExecutionState", "includeJobDocument",
+                                            "stepTimeoutInMinutes")}
+        reply = update_execution(ctx, thing, job_id, request, document_as_object=True)
+    notify.flush(ctx)
+    return reply

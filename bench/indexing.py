@@ -1,0 +1,156 @@
+#!/usr/bin/env python
+"""Fleet indexing: SearchIndex latency on a large fleet, index lag after an
+update, and the same queries against moto's server (same run).
+
+localiot runs in this process on its own loop thread (localiot.testing);
+the fleet is seeded through the real CreateThing / UpdateThingShadow
+handlers inside units of work (batches of 1000 per transaction, so the index
+is maintained exactly as for API calls, only without 100,000 HTTP round
+trips). Every timed request goes through boto3 over HTTP, one at a time,
+for both servers: the figures include boto3's own per-call cost (~1 ms).
+
+Prints p50 / p99 (ms) of SearchIndex for term, prefix, wildcard, numeric
+range and boolean queries at --things things, index lag (UpdateThingShadow
+returned -> SearchIndex sees it) and, at --moto-things things on both
+servers, the queries moto supports with the speed-up over moto.
+
+Usage:  .venv/bin/python bench/indexing.py [--things 100000] [--moto-things 10000] [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from localiot.services import HANDLERS, load_all  # noqa: E402
+from localiot.services.unit_of_work import unit_of_work  # noqa: E402
+from localiot.testing import local_server  # noqa: E402
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+QUERIES = {
+    "term": "thingName:thing-054321",
+    "term (attribute)": "attributes.building:b17",
+    "prefix": "thingName:thing-0543*",
+    "wildcard": "thingName:thing-0?4321",
+    "numeric range": "shadow.reported.temp:[20.5 TO 20.7]",
+    "boolean": "attributes.building:b17 AND shadow.reported.temp>25 AND NOT attributes.floor:3",
+}
+MOTO_QUERIES = {  # what moto's search_index understands: thingName terms and prefixes, attributes
+    "term": "thingName:thing-004321",
+    "prefix": "thingName:thing-0043*",
+    "term (attribute)": "attributes.building:b17",
+}
+
+
+def client(endpoint, service="iot"):
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def seed_localiot(server, count: int) -> None:
+    load_all()
+    create, shadow = HANDLERS[("iot", "CreateThing")], HANDLERS[("iotdata", "UpdateThingShadow")] \
+        if ("iotdata", "UpdateThingShadow") in HANDLERS else None
+    if shadow is None:
+        shadow = next(fn for (svc, op), fn in HANDLERS.items() if op == "UpdateThingShadow")
+    runtime = server.app.runtime
+
+    def batch(start: int, stop: int) -> None:
+        with unit_of_work(runtime, ACCOUNT, REGION, "iot", "CreateThing") as ctx:
+            for i in range(start, stop):
+                name = f"thing-{i:06d}"
+                create(ctx, {"thingName": name, "attributePayload": {"attributes": {
+                    "building": f"b{i % 50}", "floor": str(i % 10)}}})
+                payload = json.dumps({"state": {"reported": {"temp": round(15 + (i % 1000) / 50, 2)}}}).encode()
+                shadow(ctx, {"thingName": name, "payload": payload})
+
+    for start in range(0, count, 1000):
+        server.call(batch, start, min(start + 1000, count))
+
+
+def timed(fn, runs: int) -> tuple[float, float]:
+    fn()  # warm
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--things", type=int, default=100_000)
+    parser.add_argument("--moto-things", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+
+    with local_server(background_period=0) as server:
+        iot = client(server.endpoint)
+        data = client(server.endpoint, "iot-data")
+        iot.update_indexing_configuration(thingIndexingConfiguration={
+            "thingIndexingMode": "REGISTRY_AND_SHADOW",
+            "customFields": [{"name": "shadow.reported.temp", "type": "Number"}]})
+        t = time.perf_counter()
+        seed_localiot(server, args.things)
+        print(f"seeded {args.things} things with shadows in {time.perf_counter() - t:.1f} s")
+        print(f"\nSearchIndex on {args.things} things (ms, maxResults 100)")
+        print(f"{'query':<18} {'p50':>8} {'p99':>8} {'hits':>6}")
+        for label, query in QUERIES.items():
+            hits = len(iot.search_index(queryString=query, maxResults=100)["things"])
+            p50, p99 = timed(lambda: iot.search_index(queryString=query, maxResults=100), args.runs)
+            print(f"{label:<18} {p50:8.2f} {p99:8.2f} {hits:6d}")
+        lags = []
+        for i in range(args.runs):
+            name = f"thing-{(i * 7919) % args.things:06d}"
+            data.update_thing_shadow(thingName=name, payload=json.dumps(
+                {"state": {"reported": {"marker": i}}}).encode())
+            t = time.perf_counter()
+            while not iot.search_index(queryString=f"shadow.reported.marker:{i} AND thingName:{name}")["things"]:
+                pass
+            lags.append((time.perf_counter() - t) * 1000)
+        lags.sort()
+        print(f"\nindex lag after UpdateThingShadow (ms, includes one SearchIndex): "
+              f"p50 {statistics.median(lags):.2f}  p99 {lags[int(len(lags) * 0.99) - 1]:.2f}")
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    try:
+        with local_server(background_period=0) as server:
+            ours, theirs = client(server.endpoint), client(f"http://{host}:{port}")
+            ours.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})
+            theirs.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})
+            seed_localiot(server, args.moto_things)
+            t = time.perf_counter()
+            for i in range(args.moto_things):
+                theirs.create_thing(thingName=f"thing-{i:06d}", attributePayload={"attributes": {
+                    "building": f"b{i % 50}", "floor": str(i % 10)}})
+            print(f"\nseeded moto with {args.moto_things} things in {time.perf_counter() - t:.1f} s")
+            print(f"SearchIndex at {args.moto_things} things (ms): localiot vs moto's server")
+            print(f"{'query':<18} {'ours p50':>9} {'moto p50':>9} {'ratio':>7} {'hits':>9}")
+            runs = max(10, args.runs // 10)
+            for label, query in MOTO_QUERIES.items():
+                a = {t["thingName"] for t in ours.search_index(queryString=query, maxResults=100)["things"]}
+                b = {t["thingName"] for t in theirs.search_index(queryString=query, maxResults=100)["things"]}
+                p50, _ = timed(lambda: ours.search_index(queryString=query, maxResults=100), runs)
+                m50, _ = timed(lambda: theirs.search_index(queryString=query, maxResults=100), runs)
+                print(f"{label:<18} {p50:9.2f} {m50:9.2f} {m50 / p50:6.1f}x {len(a):4d}/{len(b):<4d}")
+    finally:
+        moto.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""AWS IoT lifecycle events: presence (connected / disconnected, with the
+session's version number) and subscription changes, published as QoS 1
+messages to the account's subscribers and the bus. Clients whose id holds
+`#` or `+` get none, as on AWS."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from localiot.broker.message import Message
+from localiot.broker.sessions import Session
+
+
+class LifecycleEvents:
+    def __init__(self, clock, route: Callable[[str, str, Message], None]):
+        self.clock = clock
+        self.route = route  # Broker.route
+        self._versions: dict[tuple[str, str, str], int] = {}  # client -> version of its last connection
+
+    def _send(self, account: str, region: str, topic: str, body: dict) -> None:
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        self.route(account, region, Message(topic, payload, 1))
+
+    def presence(self, conn, session: Session, event: str) -> None:
+        """`$aws/events/presence/{connected|disconnected}/{clientId}`."""
+        client_id = session.client_id
+        if "#" in client_id or "+" in client_id:
+            return  # AWS: such client ids get no lifecycle events
+        key = session.key
+        if event == "connected":
+            self._versions[key] = version = self._versions.get(key, -1) + 1
+        else:
+            version = self._versions.get(key, 0)
+        body = {
+            "clientId": client_id,
+            "timestamp": int(self.clock.now() * 1000),
+            "eventType": event,
+            "sessionIdentifier": session.session_id,
+            "principalIdentifier": conn.identity.principal,
+        }
+        if event == "disconnected":
+            body["clientInitiatedDisconnect"] = conn.client_initiated
+            body["disconnectReason"] = conn.disconnect_reason
+        body["ipAddress"] = conn.remote
+        body["versionNumber"] = version
+        if conn.identity.thing_name and conn.identity.attributes.get("exclusiveThing"):
+            body["thingName"] = conn.identity.thing_name
+        self._send(session.account, session.region, f"$aws/events/presence/{event}/{client_id}", body)
+
+    def subscription(self, conn, session: Session, event: str, topics: list[str]) -> None:
+        """`$aws/events/subscriptions/{subscribed|unsubscribed}/{clientId}`."""
+        client_id = session.client_id
+        if "#" in client_id or "+" in client_id:
+            return
+        body = {
+            "clientId": client_id,
+            "timestamp": int(self.clock.now() * 1000),
+            "eventType": event,
+            "sessionIdentifier": session.session_id,
+            "principalIdentifier": conn.identity.principal,
+            "topics": topics,
+        }
+        self._send(session.account, session.region, f"$aws/events/subscriptions/{event}/{client_id}", body)

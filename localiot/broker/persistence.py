@@ -1,0 +1,204 @@
+"""The broker's persistence: every store transaction of the broker, in one place.
+
+A persistent session (MQTT 3.1.1 clean session 0, or MQTT 5 Session Expiry
+Interval > 0) is a "mqtt-session" document named by client id in its
+account/region, plus up to `queued_max` "mqtt-queued" documents holding the
+QoS 1 messages it has not received yet. A small "mqtt-session-ref" index in
+the broker's own scope lets a restarted broker find every session again.
+Retained messages are localiot.broker.retained's documents.
+
+`BrokerStore` is what the broker calls: sessions saved, deleted and parked
+with their in-flight messages when the client goes, queued messages taken
+when it comes back, retained messages stored and read for new
+subscriptions. Messages queued for offline sessions while routing are
+buffered and written in one transaction per loop iteration (`commit`, from
+the broker's flush), before any PUBACK of that iteration leaves; every
+other write commits before the call returns, after the buffered ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from localiot.broker.message import Message
+from localiot.broker.retained import matching, put_retained
+from localiot.broker.sessions import Session
+
+log = logging.getLogger("localiot.broker")
+
+SESSION_KIND = "mqtt-session"
+QUEUED_KIND = "mqtt-queued"
+REF_KIND = "mqtt-session-ref"
+BROKER_SCOPE = ("", "")  # the broker's own bookkeeping, outside every account
+
+
+class BrokerStore:
+    def __init__(self, store, clock):
+        self.store = store
+        self.clock = clock
+        self._queued: list = []  # buffered writes: fn(tx) queueing one message for an offline session
+
+    # sessions -------------------------------------------------------------------
+    def restore(self) -> list[Session]:
+        """Stored sessions still alive (expired ones are deleted), as disconnected sessions."""
+        with self.store.transaction(*BROKER_SCOPE, write=False) as tx:
+            stored = load_sessions(tx)
+        now = self.clock.now()
+        expired = [s for s in stored if s.expires_at is not None and s.expires_at <= now]
+        if expired:
+            with self.store.transaction(*BROKER_SCOPE) as tx:
+                for s in expired:
+                    delete_session(tx, s)
+        if stored:
+            log.info("restored %d MQTT sessions (%d expired)", len(stored) - len(expired), len(expired))
+        return [s for s in stored if s not in expired]
+
+    def save(self, session: Session) -> None:
+        """Store a persistent session (its subscriptions, expiry); forget one that no longer is."""
+        now = self.clock.now()
+        with self.store.transaction(*BROKER_SCOPE) as tx:
+            if session.persistent:
+                save_session(tx, session, now)
+                session.stored = True
+            elif session.stored:
+                delete_session(tx, session)
+                session.stored = False
+                session.queued = 0
+
+    def delete(self, session: Session) -> None:
+        if not session.stored:
+            return
+        self.commit()
+        with self.store.transaction(*BROKER_SCOPE) as tx:
+            delete_session(tx, session)
+        session.stored = False
+
+    def park(self, session: Session, inflight: list, pending: list) -> None:
+        """A persistent session whose client went: its unacknowledged and waiting
+        QoS 1 messages are queued (the in-flight ones keep their packet ids)."""
+        now = self.clock.now()
+        session.queued += len(inflight) + len(pending)
+        self.commit()
+        with self.store.transaction(*BROKER_SCOPE) as tx:
+            for pid, (msg, retain) in inflight:
+                queue_message(tx, session, msg, 1, retain, pid)
+            for msg, retain in pending:
+                queue_message(tx, session, msg, 1, retain)
+            save_session(tx, session, now)
+        session.stored = True
+
+    def take_queued(self, session: Session) -> list[tuple[Message, int | None]]:
+        """The messages queued for a session that is back, removed from the store."""
+        self.commit()
+        with self.store.transaction(*BROKER_SCOPE) as tx:
+            queued = take_queued(tx, session)
+        session.queued = 0
+        return queued
+
+    # queued messages -----------------------------------------------------------
+    def queue(self, session: Session, msg: Message, retain: bool) -> None:
+        """Queue a QoS 1 message for an offline session; written at the next `commit`."""
+        session.queued += 1
+        self._queued.append(lambda tx: queue_message(tx, session, msg, 1, retain))
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._queued)
+
+    def commit(self) -> None:
+        """Write the buffered queued messages in one transaction."""
+        ops, self._queued = self._queued, []
+        if not ops:
+            return
+        try:
+            with self.store.transaction(*BROKER_SCOPE) as tx:
+                for op in ops:
+                    op(tx)
+        except Exception:
+            log.exception("could not store %d queued MQTT messages", len(ops))
+
+    def forget(self) -> None:
+        """Drop the buffered writes (the store was wiped)."""
+        self._queued.clear()
+
+    # retained messages ---------------------------------------------------------
+    def retain(self, account: str, region: str, msg: Message, max_topics: int) -> None:
+        """Store or delete a topic's retained message; raises RetainedQuotaExceeded."""
+        with self.store.transaction(account, region) as tx:
+            put_retained(tx, msg, self.clock.now(), max_topics)
+
+    def retained_for(self, account: str, region: str, filters) -> list[tuple[object, Message]]:
+        """[(subscription options, retained message)] for each (filter, options) of a new subscription."""
+        now = self.clock.now()
+        with self.store.transaction(account, region, write=False) as tx:
+            return [(opts, msg) for topic_filter, opts in filters for msg in matching(tx, topic_filter, now)]
+
+
+# documents -----------------------------------------------------------------------
+def _ref_name(account: str, region: str, client_id: str) -> str:
+    return f"{account}/{region}/{client_id}"
+
+
+_last_seq = 0
+
+
+def _next_seq() -> int:
+    """Monotonic across restarts: nanoseconds since the epoch, strictly increasing."""
+    global _last_seq
+    _last_seq = max(time.time_ns(), _last_seq + 1)
+    return _last_seq
+
+
+def save_session(tx, session: Session, now: float) -> None:
+    tx.scope(session.account, session.region).put(SESSION_KIND, session.client_id, session.to_doc(now))
+    tx.scope(*BROKER_SCOPE).put(REF_KIND, _ref_name(*session.key),
+                                {"account": session.account, "region": session.region, "clientId": session.client_id})
+
+
+def delete_session(tx, session: Session) -> None:
+    scoped = tx.scope(session.account, session.region)
+    scoped.delete(SESSION_KIND, session.client_id)
+    for name, _ in scoped.find(QUEUED_KIND, "client", session.client_id):
+        scoped.delete(QUEUED_KIND, name)
+    tx.scope(*BROKER_SCOPE).delete(REF_KIND, _ref_name(*session.key))
+
+
+def queue_message(tx, session: Session, message: Message, qos: int, retain: bool = False,
+                  packet_id: int | None = None) -> None:
+    """Store a message for a disconnected session; `packet_id` marks one already sent (resent with DUP)."""
+    doc = message.to_doc()
+    doc["qos"] = qos
+    doc["retain"] = retain
+    if packet_id:
+        doc["packetId"] = packet_id
+    name = f"{_next_seq():020d}:{session.client_id}"
+    tx.scope(session.account, session.region).put(QUEUED_KIND, name, doc, index={"client": session.client_id})
+
+
+def take_queued(tx, session: Session) -> list[tuple[Message, int | None]]:
+    """The session's stored messages in order, removed from the store: [(message, packet id if resent)]."""
+    scoped = tx.scope(session.account, session.region)
+    out = []
+    for name, doc in scoped.find(QUEUED_KIND, "client", session.client_id):
+        scoped.delete(QUEUED_KIND, name)
+        out.append((Message.from_doc(doc), doc.get("packetId")))
+    return out
+
+
+def count_queued(tx, session: Session) -> int:
+    return tx.scope(session.account, session.region).count(QUEUED_KIND, "client", session.client_id)
+
+
+def load_sessions(tx) -> list[Session]:
+    """Every stored session, as disconnected sessions (the broker is just starting)."""
+    out = []
+    for _, ref in tx.scope(*BROKER_SCOPE).scan(REF_KIND):
+        scoped = tx.scope(ref["account"], ref["region"])
+        doc = scoped.get(SESSION_KIND, ref["clientId"])
+        if doc is None:
+            continue
+        session = Session.from_doc(ref["account"], ref["region"], doc)
+        session.queued = scoped.count(QUEUED_KIND, "client", session.client_id)
+        out.append(session)
+    return out

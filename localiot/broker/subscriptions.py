@@ -1,0 +1,115 @@
+"""Subscriptions: SUBSCRIBE and UNSUBSCRIBE for a connection, the retained
+messages a new subscription gets, and each account/region's subscription
+trie with its cache of topic -> subscribers (what routing reads).
+
+AWS IoT's rules: at most `subscriptions_per_request` filters in one
+SUBSCRIBE and `subscriptions_per_connection` per session (QUOTA_EXCEEDED
+past them), iot:Subscribe on arn:...:topicfilter/{filter} for each, QoS 2
+requests granted QoS 1, no subscription identifiers, no No Local on a
+shared subscription. Each change is a `$aws/events/subscriptions/...`
+lifecycle event.
+"""
+
+from __future__ import annotations
+
+from localiot.broker import auth, codec
+from localiot.broker.sessions import Session
+from localiot.topics import SubscriptionTrie, TopicError, validate_topic_filter
+
+ROUTE_CACHE_MAX = 10_000
+
+
+class Scope:
+    """One account/region: its subscriptions and a cache of topic -> matches."""
+
+    __slots__ = ("trie", "cache")
+
+    def __init__(self):
+        self.trie = SubscriptionTrie()
+        self.cache: dict[str, tuple] = {}
+
+    def lookup(self, topic: str) -> tuple:
+        subs, groups = self.trie.match(topic)
+        hit = (tuple(subs.items()), tuple(groups))
+        if len(self.cache) >= ROUTE_CACHE_MAX:
+            self.cache.clear()
+        self.cache[topic] = hit
+        return hit
+
+
+def subscribe(broker, conn, packet: codec.Subscribe) -> None:
+    """SUBSCRIBE: validate, authorize and grant each filter, SUBACK, then the retained messages."""
+    session, identity, limits, v5 = conn.session, conn.identity, broker.limits, conn.v5
+    if "subscription_identifier" in packet.properties:
+        conn.drop("CLIENT_ERROR", codec.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+                  "Subscription identifiers are not supported.")
+        return
+    scope = broker.scope(identity.account, identity.region)
+    too_many = len(packet.subscriptions) > limits.subscriptions_per_request
+    codes, granted, retained_for = [], [], []
+    for topic_filter, opts in packet.subscriptions:
+        if too_many:
+            codes.append(codec.QUOTA_EXCEEDED if v5 else codec.V3_SUBACK_FAILURE)
+            continue
+        try:
+            group, _ = validate_topic_filter(topic_filter, limits.topic_max_bytes, limits.topic_max_slashes)
+        except TopicError:
+            codes.append(codec.TOPIC_FILTER_INVALID if v5 else codec.V3_SUBACK_FAILURE)
+            continue
+        if group is not None and opts.no_local:
+            conn.drop("CLIENT_ERROR", codec.PROTOCOL_ERROR, "No Local on a shared subscription.")
+            return
+        if not broker.authorize(identity, auth.SUBSCRIBE, auth.arn(identity, "topicfilter", topic_filter)):
+            codes.append(codec.NOT_AUTHORIZED if v5 else codec.V3_SUBACK_FAILURE)
+            continue
+        existed = topic_filter in session.subscriptions
+        if not existed and len(session.subscriptions) >= limits.subscriptions_per_connection:
+            codes.append(codec.QUOTA_EXCEEDED if v5 else codec.V3_SUBACK_FAILURE)
+            continue
+        if opts.qos > 1:  # AWS IoT grants QoS 1 for a QoS 2 request
+            opts = opts._replace(qos=1)
+        session.subscriptions[topic_filter] = opts
+        scope.trie.add(topic_filter, session, opts)
+        codes.append(opts.qos)
+        granted.append(topic_filter)
+        if group is None and (opts.retain_handling == 0 or (opts.retain_handling == 1 and not existed)):
+            retained_for.append((topic_filter, opts))
+    if granted:
+        scope.cache.clear()
+        if session.persistent:
+            broker.persistence.save(session)
+    conn.push(codec.encode(codec.Suback(packet.packet_id, codes), conn.version))
+    if retained_for:
+        _send_retained(broker, session, conn, retained_for)
+    if granted:
+        broker.lifecycle.subscription(conn, session, "subscribed", granted)
+
+def _send_retained(broker, session: Session, conn, filters) -> None:
+    now = broker.clock.now()
+    for opts, msg in broker.persistence.retained_for(session.account, session.region, filters):
+        if not broker.can_receive(session, msg.topic):
+            continue
+        qos = min(msg.qos, opts.qos)
+        if qos:
+            broker.send_qos1(session, conn, msg, True)
+        else:
+            conn.push(msg.encode(conn.v5, 0, None, True, False, now))
+
+def unsubscribe(broker, conn, packet: codec.Unsubscribe) -> None:
+    session = conn.session
+    scope = broker.scope(session.account, session.region)
+    codes, removed = [], []
+    for topic_filter in packet.filters:
+        if session.subscriptions.pop(topic_filter, None) is not None:
+            scope.trie.remove(topic_filter, session)
+            codes.append(codec.SUCCESS)
+            removed.append(topic_filter)
+        else:
+            codes.append(codec.NO_SUBSCRIPTION_EXISTED)
+    if removed:
+        scope.cache.clear()
+        if session.persistent:
+            broker.persistence.save(session)
+    conn.push(codec.encode(codec.Unsuback(packet.packet_id, codes), conn.version))
+    if removed:
+        broker.lifecycle.subscription(conn, session, "unsubscribed", removed)

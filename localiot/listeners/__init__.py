@@ -1,0 +1,153 @@
+"""The device-facing listeners of one localiot: the MQTT broker on its ports,
+wired here (`start_listeners`, `stop_listeners`).
+
+- MQTT over TLS (`mqtt_tls_port`, 8883): mutual TLS, the client certificate
+  names the device. DescribeEndpoint answers it for iot:Data-ATS and iot:Data.
+- The ALPN port (`mqtt_alpn_port`, 8443; what AWS serves on 443): TLS whose
+  ALPN decides what follows (`alpn`): MQTT with a client certificate or a
+  custom authorizer, or HTTP/1.1: MQTT over WebSocket at `GET /mqtt`
+  (`websocket`), HTTPS publish at `POST /topics/{topic}` (`https_publish`);
+  any other request, and a publish signed with SigV4, goes to the HTTP API
+  as if sent to its own port.
+- plain MQTT over TCP (`mqtt_plain`, off by default): every client gets the
+  default account and region and is allowed everything, for local
+  development only, and said so in the log.
+
+The server certificate both TLS listeners present and the client
+certificates they trust are `tls`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import unquote
+
+from aiohttp import web
+from aiohttp.web_server import Server
+
+from localiot.broker import Broker
+from localiot.device_auth import DeviceAuth
+from localiot.doors import reserved_topics
+from localiot.listeners.alpn import ALPN_HTTP, ALPN_MQTT, ALPN_MQTT_CA, AlpnSniffer, DeviceConnection
+from localiot.listeners.https_publish import publish
+from localiot.listeners.tls import SERVER_CERT, SERVER_KEY, TrustStore, server_certificate, server_names
+from localiot.listeners.websocket import serve_websocket
+
+__all__ = ["SERVER_CERT", "SERVER_KEY", "DeviceListeners", "server_certificate", "server_names",
+           "start_listeners", "stop_listeners"]
+
+log = logging.getLogger("localiot.listeners")
+
+HANDSHAKE_TIMEOUT = 10.0
+
+
+async def start_listeners(app) -> Broker:
+    config = app.config
+    device_auth = DeviceAuth(app)
+    broker = Broker(app.runtime, app.store, device_auth.authenticate, device_auth.authorize,
+                    reserved_topics=reserved_topics(app))
+    app.runtime.broker = broker
+    # GetThingConnectivityData remembers presence events from the start.
+    from localiot.services.data import connectivity
+
+    connectivity.install(app.runtime)
+    broker.start()
+    device_auth.start(broker)
+    # Rules republish through the broker, keeping QoS and MQTT 5 properties.
+    app.rules.publisher = lambda account, region, topic, payload, qos, props: broker.publish(
+        account, region, topic, payload, qos, properties=props, source="rules")
+    listeners = DeviceListeners(app, broker, device_auth)
+    app.device_listeners = listeners
+    await listeners.start()
+    if config.mqtt_plain:
+        port = await broker.start_tcp(config.host, config.mqtt_plain_port, "tcp")
+        app.runtime.listeners["mqtt-plain"] = f"{config.host}:{port}"
+        log.warning("plain MQTT on %s:%s: no authentication, every client may do everything", config.host, port)
+    return broker
+
+
+async def stop_listeners(app) -> None:
+    listeners = getattr(app, "device_listeners", None)
+    if listeners is not None:
+        listeners.close()
+    broker = getattr(app.runtime, "broker", None)
+    if broker is not None:
+        await broker.stop()
+        app.runtime.broker = None
+    if listeners is not None:
+        await listeners.wait_closed()
+        app.device_listeners = None
+
+
+# the listeners --------------------------------------------------------------------------
+class DeviceListeners:
+    def __init__(self, app, broker: Broker, device_auth: DeviceAuth):
+        self.app = app
+        self.config = app.config
+        self.broker = broker
+        self.auth = device_auth
+        self.trust: TrustStore | None = None
+        self.http_server: Server | None = None
+        self._servers: list[asyncio.AbstractServer] = []
+
+    async def start(self) -> None:
+        config, runtime = self.config, self.app.runtime
+        loop = asyncio.get_running_loop()
+        cert_pem, key_pem = server_certificate(runtime)
+        self.trust = TrustStore(self.app.store, runtime.ca.pem, cert_pem, key_pem)
+        self.trust.refresh()
+        self.auth.on_trust_change = self.trust.changed
+        tls_context = self.trust.context()
+        alpn_context = self.trust.context([ALPN_MQTT_CA, ALPN_MQTT, ALPN_HTTP])
+        self.http_server = Server(self._http, access_log=None)
+
+        server = await loop.create_server(self._tls_connection, config.host, config.mqtt_tls_port, ssl=tls_context,
+                                          backlog=1024, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+        self._servers.append(server)
+        tls_port = server.sockets[0].getsockname()[1]
+        runtime.listeners["iot:Data-ATS"] = runtime.listeners["iot:Data"] = f"{config.host}:{tls_port}"
+        log.info("MQTT over TLS (client certificates) on %s:%s", config.host, tls_port)
+
+        server = await loop.create_server(self._alpn_connection, config.host, config.mqtt_alpn_port,
+                                          ssl=alpn_context, backlog=1024, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+        self._servers.append(server)
+        alpn_port = server.sockets[0].getsockname()[1]
+        runtime.listeners["mqtt-alpn"] = f"{config.host}:{alpn_port}"
+        log.info("TLS on %s:%s: ALPN x-amzn-mqtt-ca and mqtt, MQTT over WebSocket at /mqtt, HTTPS publish",
+                 config.host, alpn_port)
+
+    def close(self) -> None:
+        for server in self._servers:
+            server.close()
+
+    async def wait_closed(self) -> None:
+        if self.http_server is not None:
+            await self.http_server.shutdown(1.0)
+        for server in self._servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+            except asyncio.TimeoutError:
+                pass
+        self._servers.clear()
+        await self.auth.stop()
+
+    def _tls_connection(self) -> DeviceConnection:
+        self.trust.refresh()
+        return DeviceConnection(self.broker, "tls")
+
+    def _alpn_connection(self) -> AlpnSniffer:
+        self.trust.refresh()
+        return AlpnSniffer(self.broker, self.http_server)
+
+    # HTTP on the ALPN port ----------------------------------------------------------------
+    async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
+        raw_path = request.rel_url.raw_path
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        if raw_path == "/mqtt" and request.method == "GET" and upgrade:
+            return await serve_websocket(request, self.broker, self.config, self.app.runtime.clock)
+        if raw_path.startswith("/topics/") and request.method == "POST":
+            answer = await publish(request, unquote(raw_path[len("/topics/"):]), self.broker, self.auth)
+            if answer is not None:
+                return answer
+        return await self.app._http(request)

@@ -1,0 +1,192 @@
+"""TLS material of the device listeners: the broker's server certificate and
+the client-certificate trust store.
+
+The TLS listeners present a server certificate issued by the installation
+CA for localhost, 127.0.0.1, ::1, the configured host and `server_names`
+(DNS and IP subject alternative names); it is kept in the data directory
+(`broker.pem`, `broker.key`) and issued again when the names change, the CA
+changes or it nears its end. Any SNI is accepted; the name is recorded for
+custom authorizers and the iot:DomainName policy variable.
+
+Client certificates and the trust store. Python's ssl cannot accept a client
+certificate without verifying it, so the listeners request one
+(CERT_OPTIONAL) and trust, besides the installation CA: every CA certificate
+registered in any account (whatever its status), and every device
+certificate registered without a CA (RegisterCertificateWithoutCA) as a
+trust anchor of its own, with X509_V_FLAG_PARTIAL_CHAIN so a leaf in the
+store verifies by itself. Anchors are added to the live SSL contexts in
+place (an X509 store can grow while serving), lazily, when the next
+connection arrives after a RegisterCACertificate or
+RegisterCertificateWithoutCA committed. Anchors are never removed:
+trusting a certificate at the TLS layer only means the handshake completes;
+whether the device may connect (registered, ACTIVE, in validity, CA ACTIVE)
+is decided by `device_auth` at CONNECT, which refuses with a CONNACK. A
+certificate that chains to nothing registered fails the handshake, as on
+AWS, before MQTT starts. Limitation: OpenSSL picks a certificate's issuer
+among trusted certificates by subject name and authority key identifier;
+two registered CAs with the same subject are told apart only when device
+certificates carry an authority key identifier (openssl's default), else
+the TLS layer may try the wrong one and fail the handshake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import logging
+import os
+import socket
+import ssl
+import tempfile
+from pathlib import Path
+
+from cryptography import x509
+
+from localiot import pki
+from localiot.device_auth import trust_anchor_pems
+
+log = logging.getLogger("localiot.listeners")
+
+SERVER_CERT, SERVER_KEY = "broker.pem", "broker.key"
+RENEW_BEFORE = dt.timedelta(days=30)
+_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
+
+
+# the server certificate ----------------------------------------------------------
+def server_names(config) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) the broker's server certificate is issued for."""
+    names, ips = ["localhost"], ["127.0.0.1", "::1"]
+    wanted = [config.host, *(n.strip() for n in (config.server_names or "").split(","))]
+    if config.host in _WILDCARDS:
+        wanted.append(socket.gethostname())
+    for name in wanted:
+        name = name.strip().strip("[]") if name else ""
+        if not name or name in _WILDCARDS:
+            continue
+        try:
+            ip = str(ipaddress.ip_address(name))
+        except ValueError:
+            if name.lower() not in names:
+                names.append(name.lower())
+            continue
+        if ip not in ips:
+            ips.append(ip)
+    return names, ips
+
+
+def _fits(cert_pem: bytes, ca, names: list[str], ips: list[str]) -> bool:
+    try:
+        cert = pki.load_certificate(cert_pem)
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (pki.PKIError, x509.ExtensionNotFound):
+        return False
+    have_names = set(sans.get_values_for_type(x509.DNSName))
+    have_ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    fresh = cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc) > RENEW_BEFORE
+    return fresh and ca.signed(cert) and have_names == set(names) and have_ips == set(ips)
+
+
+def server_certificate(runtime) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM): the cached one if it still fits, else a new one."""
+    config, ca = runtime.config, runtime.ca
+    names, ips = server_names(config)
+    folder = None if config.in_memory else Path(config.data_dir)
+    if folder is not None:
+        cert_path, key_path = folder / SERVER_CERT, folder / SERVER_KEY
+        if cert_path.exists() and key_path.exists():
+            cert_pem, key_pem = cert_path.read_bytes(), key_path.read_bytes()
+            if _fits(cert_pem, ca, names, ips):
+                return cert_pem, key_pem
+    cert_pem, key_pem = ca.issue_server_certificate(names, ips)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write(folder / SERVER_KEY, key_pem, 0o600)
+        _write(folder / SERVER_CERT, cert_pem, 0o644)
+        log.info("issued the broker's server certificate for %s", ", ".join(names + ips))
+    return cert_pem, key_pem
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+# trust ------------------------------------------------------------------------------
+def remember_sni(ssl_object, server_name, context) -> None:
+    try:
+        ssl_object.localiot_sni = server_name
+    except AttributeError:
+        pass
+    return None  # any server name is accepted
+
+
+class TrustStore:
+    """The SSL contexts of the TLS listeners and the client-certificate anchors they share."""
+
+    def __init__(self, store, ca_pem: bytes, cert_pem: bytes, key_pem: bytes):
+        self.store = store
+        self.ca_pem = ca_pem.decode()
+        self.cert_pem, self.key_pem = cert_pem, key_pem
+        self.contexts: list[ssl.SSLContext] = []
+        self.anchors: dict[str, str] = {}  # sha256 of the PEM -> PEM
+        self.dirty = True
+
+    def context(self, alpn: list[str] | None = None) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with tempfile.TemporaryDirectory(prefix="localiot-tls-") as folder:
+            cert_file, key_file = os.path.join(folder, "c.pem"), os.path.join(folder, "k.pem")
+            _write(Path(cert_file), self.cert_pem, 0o600)
+            _write(Path(key_file), self.key_pem, 0o600)
+            ctx.load_cert_chain(cert_file, key_file)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        ctx.load_verify_locations(cadata=self.ca_pem)
+        for pem in self.anchors.values():
+            self._add(ctx, pem)
+        if alpn:
+            ctx.set_alpn_protocols(alpn)
+        ctx.sni_callback = remember_sni
+        self.contexts.append(ctx)
+        return ctx
+
+    def changed(self) -> None:
+        self.dirty = True
+
+    def refresh(self) -> None:
+        """Add anchors registered since the last refresh (cheap when nothing changed)."""
+        if not self.dirty:
+            return
+        self.dirty = False
+        try:
+            pems = trust_anchor_pems(self.store)
+        except Exception:
+            log.exception("could not read the registered CA certificates")
+            self.dirty = True
+            return
+        for pem in pems:
+            key = hashlib.sha256(pem.encode()).hexdigest()
+            if key in self.anchors:
+                continue
+            self.anchors[key] = pem
+            for ctx in self.contexts:
+                self._add(ctx, pem)
+
+    @staticmethod
+    def _add(ctx: ssl.SSLContext, pem: str) -> None:
+        try:
+            ctx.load_verify_locations(cadata=pem)
+        except (ssl.SSLError, ValueError):
+            log.warning("a registered certificate could not be added to the TLS trust store")
+
+
+def sni_of(transport) -> str | None:
+    """The server name a TLS client asked for (recorded by `remember_sni`), or None."""
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    return getattr(ssl_object, "localiot_sni", None)

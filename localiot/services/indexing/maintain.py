@@ -1,0 +1,212 @@
+"""Keeping the fleet index fresh: it follows every write in the same unit of
+work, from the store's record of what the transaction changed.
+
+At the end of every unit of work (hooks.UNIT_ENDING, inside its
+transaction) the things touched by `ctx.tx.changes` are indexed again: a
+thing written or deleted, a shadow (classic or named) updated or deleted, a
+connectivity record stored (presence events), a group membership link made
+or removed; thing groups likewise for AWS_ThingGroups. So a call's changes
+and the index commit together: a SearchIndex right after a successful call
+sees them, and a SIGKILL never leaves the index behind the registry.
+Dynamic thing groups are evaluated on the same pass (membership follows the
+thing's new index document).
+
+Turning indexing on builds the index from the store in batches
+(`build_step`): the first inside UpdateIndexingConfiguration, the rest on
+the loop right after, and a periodic job resumes an unfinished build after
+a restart. The index reads BUILDING / REBUILDING until done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from localiot.background import periodic
+from localiot.indexing import document, fields
+from localiot.indexing.evaluate import compile_query, text
+from localiot.indexing.query import QueryError, parse
+from localiot.services import hooks
+from localiot.services.indexing import settings
+from localiot.services.registry.things import KIND as THING, MEMBER_OF
+from localiot.services.unit_of_work import unit_of_work
+
+log = logging.getLogger("localiot.indexing")
+
+SHADOW = "shadow"
+NAMED_SHADOWS = "named"  # the shadow family's index key: thing name of live named shadows
+CONNECTIVITY = "thing-connectivity"
+GROUP = "thinggroup"
+DYNAMIC = "dynamic-group-query"  # one per dynamic thing group: its query and state
+BATCH = 1000
+
+
+def entries(flat: dict[str, list]) -> dict[str, list[str]]:
+    return {field: sorted({text(v) for v in values}) for field, values in flat.items()}
+
+
+# one thing / one group -----------------------------------------------------------
+def reindex_thing(ctx, tx, config: dict, name: str) -> None:
+    thing = tx.get(THING, name)
+    if thing is None:
+        tx.delete(settings.THING_INDEX, name)
+        return
+    part = config["thing"]
+    groups = tx.linked_to(MEMBER_OF, name)
+    classic = named = connectivity = None
+    if part.get("thingIndexingMode") == "REGISTRY_AND_SHADOW":
+        classic = tx.get(SHADOW, f"{name}/")
+        if classic is not None and classic.get("deletedAt") is not None:
+            classic = None
+    if part.get("namedShadowIndexingMode") == "ON":
+        named = {doc["shadowName"]: doc for _, doc in tx.find(SHADOW, NAMED_SHADOWS, name)}
+    if part.get("thingConnectivityIndexingMode") == "STATUS":
+        connectivity = tx.get(CONNECTIVITY, name)
+    entry = document.build(thing, groups, part, classic=classic, named=named, connectivity=connectivity)
+    tx.put(settings.THING_INDEX, name, entry, entries(entry["fields"]))
+    _follow_dynamic_groups(ctx, tx, config, thing, entry, groups)
+
+
+def reindex_group(tx, name: str) -> None:
+    group = tx.get(GROUP, name)
+    if group is None:
+        tx.delete(settings.GROUP_INDEX, name)
+        return
+    entry = document.build_group(group)
+    tx.put(settings.GROUP_INDEX, name, entry, entries(entry["fields"]))
+
+
+def predicate(config: dict, query: str, index: str = fields.THINGS):
+    custom = settings.custom_types(config, index)
+    return compile_query(parse(query, index, custom), index, custom)
+
+
+def _follow_dynamic_groups(ctx, tx, config: dict, thing: dict, entry: dict, groups: list[str]) -> None:
+    dynamic = tx.scan(DYNAMIC)
+    if not dynamic:
+        return
+    name = thing["thingName"]
+    for group_name, spec in dynamic:
+        try:
+            matches = predicate(config, spec["queryString"])(entry["fields"])
+        except QueryError:
+            continue
+        member = group_name in groups
+        if matches and not member:
+            tx.link(MEMBER_OF, group_name, name)
+            if ctx is not None and (tx.account, tx.region) == (ctx.account, ctx.region):
+                group = tx.get(GROUP, group_name)
+                if group is not None:
+                    hooks.fire(hooks.THING_ADDED_TO_GROUP, ctx, group, thing)
+        elif member and not matches:
+            tx.unlink(MEMBER_OF, group_name, name)
+
+
+# following a unit of work ------------------------------------------------------------
+def _affected(changes) -> tuple[dict, dict]:
+    things: dict[tuple[str, str], set] = {}
+    groups: dict[tuple[str, str], set] = {}
+    for change in changes:
+        if change[0] == "doc":
+            _, account, region, kind, name = change
+            if kind == THING or kind == CONNECTIVITY:
+                things.setdefault((account, region), set()).add(name)
+            elif kind == SHADOW:
+                things.setdefault((account, region), set()).add(name.split("/", 1)[0])
+            elif kind == GROUP:
+                groups.setdefault((account, region), set()).add(name)
+        elif change[3] == MEMBER_OF:
+            things.setdefault((change[1], change[2]), set()).add(change[5])
+    return things, groups
+
+
+def on_unit_ending(ctx) -> None:
+    tx = ctx.tx
+    changes = getattr(tx, "changes", None)
+    if not changes:
+        return
+    start = 0
+    for _ in range(4):  # membership links made here are followed too, a few rounds at most
+        things, groups = _affected(changes[start:])
+        start = len(changes)
+        if not things and not groups:
+            return
+        configs = {}
+        for scope in set(things) | set(groups):
+            scoped = tx if scope == (tx.account, tx.region) else tx.scope(*scope)
+            config = configs.get(scope) or settings.load(scoped)
+            configs[scope] = config
+            if settings.things_on(config) and config.get("thingStatus"):
+                for name in sorted(things.get(scope, ())):
+                    reindex_thing(ctx, scoped, config, name)
+            if settings.groups_on(config) and config.get("groupStatus"):
+                for name in sorted(groups.get(scope, ())):
+                    reindex_group(scoped, name)
+
+
+hooks.on(hooks.UNIT_ENDING, on_unit_ending)
+
+
+# building -------------------------------------------------------------------------
+def drop_things(tx) -> None:
+    for name, _ in tx.scan(settings.THING_INDEX):
+        tx.delete(settings.THING_INDEX, name)
+
+
+def drop_groups(tx) -> None:
+    for name, _ in tx.scan(settings.GROUP_INDEX):
+        tx.delete(settings.GROUP_INDEX, name)
+
+
+def build_step(ctx) -> bool:
+    """Index the next batch of things (and all groups) of a building index.
+    True when more remains."""
+    tx = ctx.tx
+    config = settings.load(tx)
+    more = False
+    if settings.things_on(config) and config.get("thingStatus") in ("BUILDING", "REBUILDING"):
+        rows = tx.scan(THING, after=config.get("thingCursor"), limit=BATCH)
+        for name, _ in rows:
+            reindex_thing(ctx, tx, config, name)
+        if len(rows) < BATCH:
+            config["thingStatus"], config["thingCursor"] = "ACTIVE", None
+        else:
+            config["thingCursor"] = rows[-1][0]
+            more = True
+    if settings.groups_on(config) and config.get("groupStatus") in ("BUILDING", "REBUILDING"):
+        for name, _ in tx.scan(GROUP):
+            reindex_group(tx, name)
+        config["groupStatus"] = "ACTIVE"
+    settings.save(tx, config)
+    return more
+
+
+def continue_build(runtime, account: str, region: str) -> None:
+    """Run the remaining build steps on the loop, one unit of work each."""
+
+    def step():
+        try:
+            with unit_of_work(runtime, account, region, "iot", "BuildIndex") as ctx:
+                more = build_step(ctx)
+        except Exception:
+            log.exception("building the fleet index of %s %s failed", account, region)
+            return
+        if more:
+            schedule()
+
+    def schedule():
+        try:
+            asyncio.get_running_loop().call_soon(step)
+        except RuntimeError:
+            step()
+
+    schedule()
+
+
+@periodic("fleet-index-build")
+def resume_builds(store, runtime) -> None:
+    """A build cut short by a restart goes on."""
+    for account, region, _, doc in store.scan_all_scopes(settings.KIND):
+        if doc.get("thingStatus") in ("BUILDING", "REBUILDING") or doc.get("groupStatus") in ("BUILDING", "REBUILDING"):
+            with unit_of_work(runtime, account, region, "iot", "BuildIndex") as ctx:
+                build_step(ctx)
