@@ -122,6 +122,7 @@ def UpdateStream(ctx, req):
         doc["description"] = req["description"]
     if req.get("roleArn"):
         doc["roleArn"] = check_role(req["roleArn"])
+    _forget_files(ctx, doc)  # the old version's cached reads
     doc["streamVersion"] += 1
     doc["lastUpdatedAt"] = ctx.now()
     save(ctx, doc)
@@ -142,7 +143,8 @@ def DeleteStream(ctx, req):
 
 
 def _forget_files(ctx, doc: dict) -> None:
-    prefix = (ctx.account, ctx.region, doc["uid"])
+    """Drop the cached reads of the stream's current version once the call commits."""
+    prefix = (ctx.account, ctx.region, doc["uid"], doc["streamVersion"])
     ctx.after_commit(lambda: stream_files.forget(prefix))
 
 
