@@ -73,6 +73,8 @@ def table(localiot_server):
     ("$aws/certificates/create-from-csr/cbor", "certificates_door"),
     ("$aws/provisioning-templates/t1/provision/json", "provision_door"),
     ("$aws/rules/r1/any/topic", "basic_ingest"),
+    ("$aws/things/lamp/streams/s1/get/json", "stream_request"),
+    ("$aws/things/lamp/streams/s1/describe/cbor", "stream_request"),
 ])
 def test_each_reserved_topic_goes_to_its_door(table, topic, door):
     route, _ = table.find(topic)
@@ -85,6 +87,7 @@ def test_each_reserved_topic_goes_to_its_door(table, topic, door):
     "$aws/things/lamp/shadow/patch", "$aws/things/la.mp/jobs/get",
     "$aws/commands/things/lamp/executions/e1/response/accepted/json", "$aws/certificates/create/json/accepted",
     "$aws/certificates/create/xml", "$aws/events/presence/connected/c1", "$SYS/broker",
+    "$aws/things/lamp/streams/s1/data/json", "$aws/things/lamp/streams/s1/get/xml",
 ])
 def test_topics_no_door_serves_are_forbidden(table, topic):
     assert table.find(topic) is None and table.kind(topic) == "forbidden"
@@ -92,8 +95,7 @@ def test_topics_no_door_serves_are_forbidden(table, topic):
 
 def test_upcoming_families_stay_reserved_without_a_door(table):
     assert set(UNSERVED) <= set(table.templates)
-    for topic in ("$aws/things/lamp/defender/metrics/json", "$aws/things/lamp/streams/s1/get/json",
-                  "$aws/things/lamp/tunnels/notify"):
+    for topic in ("$aws/things/lamp/defender/metrics/json", "$aws/things/lamp/tunnels/notify"):
         route, _ = table.find(topic)
         assert route.serve is None and table.kind(topic) == "device"
     assert table.kind("$aws/things/lamp/defender/metrics/xml") == "forbidden"

@@ -55,7 +55,6 @@ __all__ = ["ReservedPublish", "UNSERVED", "door", "reserved_topics", "serve"]
 # topic. A family's door replaces its line.
 UNSERVED = (
     "$aws/things/{thing}/defender/metrics/{format:json|cbor}",  # Device Defender
-    "$aws/things/{thing}/streams/{request+}",  # MQTT-based file delivery
     "$aws/things/{thing}/tunnels/{request+}",  # Secure Tunneling
 )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 
 from localiot.protocol.errors import ServiceError, invalid
+from localiot.services import hooks
 from localiot.services.jobs import model, notify
 from localiot.services.jobs.model import (
     CANCELED, FAILED, IN_PROGRESS, QUEUED, REJECTED, REMOVED, SUCCEEDED, TERMINAL, TIMED_OUT, Limits,
@@ -123,6 +124,8 @@ def _change(ctx, job: dict, ex: dict, status: str, *, details: dict | None = Non
     model.save_exec(ctx, ex)
     if status in TERMINAL:
         notify.execution_event(ctx, ex)
+        if status == SUCCEEDED:
+            hooks.fire(hooks.JOB_EXECUTION_SUCCEEDED, ctx, job, ex)  # the package catalog's $package shadow
         if status in (FAILED, REJECTED, TIMED_OUT):
             failures = job.setdefault("failures", {})
             failures[status] = failures.get(status, 0) + 1

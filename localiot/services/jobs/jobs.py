@@ -4,6 +4,7 @@ UpdateJob, CancelJob, DeleteJob, AssociateTargetsWithJob."""
 from __future__ import annotations
 
 from localiot.protocol.errors import ServiceError, invalid
+from localiot.services import hooks
 from localiot.services.common import apply_tags, page_list, tags_to_dict
 from localiot.services.jobs import lifecycle, model, rollout, schedule, targets, templates, validation
 from localiot.services.jobs.model import (
@@ -28,6 +29,7 @@ def CreateJob(ctx, req):
     at = ctx.now()
     spec = templates.for_job(ctx, req)
     validation.configs(spec, at)
+    hooks.fire(hooks.JOB_CREATING, ctx, spec)  # the package catalog checks destinationPackageVersions
     things, groups = targets.parse(ctx, req["targets"])
     if ctx.tx.count(JOB, "concurrent", "1") >= Limits.CONCURRENT_JOBS:
         raise ServiceError("LimitExceededException",
