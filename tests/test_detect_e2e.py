@@ -226,3 +226,68 @@ def test_device_side_reports_accepted_rejected_and_violations(iot, server, devic
     values = iot.list_metric_values(thingName="gateway", metricName="aws:listening-tcp-ports", startTime=start,
                                     endTime=now + 1)["metricDatumList"]
     assert [v["value"] for v in values] == [{"ports": [443, 8883]}, {"ports": [22, 443]}, {"ports": [443, 8883]}]
+
+
+def wait_task(iot, task_id, timeout=10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        summary = iot.describe_detect_mitigation_actions_task(taskId=task_id)["taskSummary"]
+        if summary["taskStatus"] != "IN_PROGRESS" or time.monotonic() > deadline:
+            return summary
+        time.sleep(0.02)
+
+
+def test_detect_mitigation_moves_the_violating_thing_into_quarantine(iot, server, devices, tmp_path):
+    iot.create_security_profile(securityProfileName="ports", behaviors=[
+        {"name": "tcp", "metric": "aws:listening-tcp-ports",
+         "criteria": {"comparisonOperator": "in-port-set", "value": {"ports": [443]}}},
+        {"name": "quiet-tcp", "metric": "aws:num-listening-tcp-ports", "suppressAlerts": True,
+         "criteria": {"comparisonOperator": "less-than", "value": {"count": 2}}}])
+    iot.attach_security_profile(securityProfileName="ports", securityProfileTargetArn=ALL)
+    iot.create_thing_group(thingGroupName="quarantine")
+    iot.create_mitigation_action(actionName="quarantine", roleArn=ROLE, actionParams={
+        "addThingsToThingGroupParams": {"thingGroupNames": ["quarantine"]}})
+    iot.create_mitigation_action(actionName="logging", roleArn=ROLE, actionParams={
+        "enableIoTLoggingParams": {"roleArnForLogging": ROLE, "logLevel": "INFO"}})
+    dev = device(iot, server, devices, tmp_path, "intruded")
+    dev.subscribe("$aws/things/intruded/defender/metrics/json/accepted")
+    start = advance(server, 0)
+    dev.publish("$aws/things/intruded/defender/metrics/json", json.dumps(
+        {"header": {"report_id": 1, "version": "1.0"},
+         "metrics": {"listening_tcp_ports": {"ports": [{"port": 443}, {"port": 4444}]}}}))
+    dev.expect("$aws/things/intruded/defender/metrics/json/accepted")
+    assert {v["behavior"]["name"] for v in active(iot, listSuppressedAlerts=False)} == {"tcp"}
+    assert {v["behavior"]["name"] for v in active(iot, listSuppressedAlerts=True)} == {"quiet-tcp"}
+    with pytest.raises(iot.exceptions.InvalidRequestException):  # not an action for violations
+        iot.start_detect_mitigation_actions_task(taskId="t0", target={"securityProfileName": "ports"},
+                                                 actions=["logging"], clientRequestToken="a")
+    with pytest.raises(iot.exceptions.InvalidRequestException):
+        iot.start_detect_mitigation_actions_task(taskId="t0", target={"violationIds": ["nope"]},
+                                                 actions=["quarantine"], clientRequestToken="a")
+    now = advance(server, 0)
+    iot.start_detect_mitigation_actions_task(
+        taskId="t1", target={"securityProfileName": "ports"}, actions=["quarantine"], clientRequestToken="b",
+        violationEventOccurrenceRange={"startTime": start, "endTime": now + 1}, includeOnlyActiveViolations=True)
+    summary = wait_task(iot, "t1")
+    assert summary["taskStatus"] == "SUCCESSFUL"
+    assert summary["taskStatistics"] == {"actionsExecuted": 1, "actionsSkipped": 0, "actionsFailed": 0}
+    assert summary["onlyActiveViolationsIncluded"] is True and summary["suppressedAlertsIncluded"] is False
+    assert [t["groupName"] for t in iot.list_thing_groups_for_thing(thingName="intruded")["thingGroups"]] == [
+        "quarantine"]
+    [execution] = iot.list_detect_mitigation_actions_executions(taskId="t1")["actionsExecutions"]
+    assert (execution["thingName"], execution["actionName"], execution["status"]) == (
+        "intruded", "quarantine", "SUCCESSFUL")
+    # suppressed alerts too, by violation id; the thing is already in the group
+    ids = [v["violationId"] for v in active(iot, listSuppressedAlerts=True)]
+    iot.start_detect_mitigation_actions_task(taskId="t2", target={"violationIds": ids}, actions=["quarantine"],
+                                             clientRequestToken="c", includeSuppressedAlerts=True)
+    assert wait_task(iot, "t2")["taskStatistics"]["actionsExecuted"] == 1
+    with pytest.raises(iot.exceptions.TaskAlreadyExistsException):
+        iot.start_detect_mitigation_actions_task(taskId="t2", target={"violationIds": ids}, actions=["quarantine"],
+                                                 clientRequestToken="other")
+    listed = iot.list_detect_mitigation_actions_tasks(startTime=start, endTime=advance(server, 0) + 1)["tasks"]
+    assert [t["taskId"] for t in listed] == ["t2", "t1"]
+    with pytest.raises(iot.exceptions.InvalidRequestException):
+        iot.cancel_detect_mitigation_actions_task(taskId="t1")
+    assert iot.list_detect_mitigation_actions_executions(thingName="intruded")["actionsExecutions"][0][
+        "thingName"] == "intruded"
