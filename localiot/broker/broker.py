@@ -18,6 +18,7 @@ import asyncio
 import logging
 import threading
 
+from localiot import metering
 from localiot.broker import auth, codec
 from localiot.broker.admission import OK, RESERVED, Decision, admit
 from localiot.broker.connection import CONNECTED, CLOSED, Connection
@@ -260,6 +261,7 @@ class Broker:
                 self.send_qos1(session, conn, msg, msg.retain, packet_id)
 
     def connection_ended(self, conn: Connection) -> None:
+        metering.ended(conn)
         session = conn.session
         if session is None:
             return
@@ -345,6 +347,8 @@ class Broker:
             return
         if conn.state != CONNECTED:
             return
+        if conn.meter is not None:
+            conn.meter.received(msg.topic)
         now = 0.0
         if msg.expires_at is not None:
             now = self.clock.now()

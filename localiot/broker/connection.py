@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import uuid
 
+from localiot import metering
 from localiot.broker import auth, codec, subscriptions
 from localiot.broker.admission import INVALID, RESERVED, Decision
 from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
@@ -54,6 +55,7 @@ class Connection(asyncio.Protocol):
         self.disconnect_reason = "CONNECTION_LOST"
         self.client_initiated = False
         self.send_will = True
+        self.meter = None  # cloud-side Device Defender metrics of the thing (localiot.metering)
 
     # asyncio callbacks ---------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -331,6 +333,7 @@ class Connection(asyncio.Protocol):
             return self.refuse(refusal.reason_code, refusal.message)
         identity = result
         if not broker.authorize(identity, auth.CONNECT, auth.arn(identity, "client", client_id)):
+            metering.refused(broker.runtime, identity)
             return self.refuse(codec.NOT_AUTHORIZED, "Not authorized to connect with this client id.")
         self.identity = identity
         self.client_id = client_id
@@ -358,6 +361,7 @@ class Connection(asyncio.Protocol):
                          subscription_identifier_available=0, shared_subscription_available=1)
         self.push(codec.encode(codec.Connack(present, 0, props), self.version))
         self.state = CONNECTED
+        self.meter = metering.connected(broker.runtime, identity, client_id, self.remote)
         broker.connected(self, session)
 
     # PUBLISH (hot path) ----------------------------------------------------
@@ -396,6 +400,8 @@ class Connection(asyncio.Protocol):
         decision = self.pub_cache.get(tb)
         if decision is None:
             decision = self._admit(tb)
+        if self.meter is not None:
+            self.meter.sent(decision.topic, end - p)
         retain = first & 1
         if decision.status or retain:
             if retain:  # iot:RetainPublish too: asked per message, never cached
@@ -458,6 +464,8 @@ class Connection(asyncio.Protocol):
                 self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
             return
         # denied, or refused by the door
+        if self.meter is not None:
+            self.meter.denied()
         if not self.v5:
             self.drop("AUTH_ERROR")  # AWS disconnects a 3.1.1 client on an unauthorized publish
         elif qos:

@@ -61,6 +61,7 @@ def subscribe(broker, conn, packet: codec.Subscribe) -> None:
             return
         if not broker.authorize(identity, auth.SUBSCRIBE, auth.arn(identity, "topicfilter", topic_filter)):
             codes.append(codec.NOT_AUTHORIZED if v5 else codec.V3_SUBACK_FAILURE)
+            conn.meter is not None and conn.meter.denied()
             continue
         existed = topic_filter in session.subscriptions
         if not existed and len(session.subscriptions) >= limits.subscriptions_per_connection:

@@ -54,7 +54,6 @@ __all__ = ["ReservedPublish", "UNSERVED", "door", "reserved_topics", "serve"]
 # families): the admission allows them, then they are refused like an unknown
 # topic. A family's door replaces its line.
 UNSERVED = (
-    "$aws/things/{thing}/defender/metrics/{format:json|cbor}",  # Device Defender
     "$aws/things/{thing}/tunnels/{request+}",  # Secure Tunneling
 )
 
