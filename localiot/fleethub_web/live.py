@@ -13,7 +13,7 @@ import json
 from aiohttp import web
 
 STREAM_SECONDS = 20
-KEEPALIVE_SECONDS = 5
+KEEPALIVE_SECONDS = 1  # also how soon a stream whose page went away ends
 PREFIXES = ("$aws/things/", "$aws/events/")
 
 
@@ -31,7 +31,7 @@ async def stream(request: web.BaseRequest, bus, account: str, region: str) -> we
     try:
         await response.write(b"retry: 500\n\n")
         deadline = loop.time() + STREAM_SECONDS
-        while (left := deadline - loop.time()) > 0:
+        while (left := deadline - loop.time()) > 0 and not _gone(request):
             try:
                 topic = await asyncio.wait_for(queue.get(), min(left, KEEPALIVE_SECONDS))
             except asyncio.TimeoutError:
@@ -43,6 +43,11 @@ async def stream(request: web.BaseRequest, bus, account: str, region: str) -> we
     finally:
         unsubscribe()
     return response
+
+
+def _gone(request: web.BaseRequest) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _offer(queue: asyncio.Queue, topic: str) -> None:
