@@ -69,6 +69,10 @@ class LocalIoT:
         path = request.rel_url.raw_path
         if path.startswith("/_localiot/"):
             return await self._admin(request, path)
+        if path.startswith("/fleethub/"):  # the Fleet Hub application pages (applicationUrl)
+            from localiot.fleethub_web import handle as fleethub_page
+
+            return await fleethub_page(self, request)
         if request.rel_url.path == "/tunnel" and request.method == "GET":  # the Secure Tunneling relay (ws://)
             from localiot.tunneling import relay_for
 
