@@ -398,8 +398,7 @@ def CreatePolicyVersion(ctx, req):
     if len(doc["versions"]) >= MAX_VERSIONS:
         raise ServiceError(
             "VersionsLimitExceededException",
-            f"The policy {name} already has the maximum number of versions ({MAX_VERSIONS}); "
-            "delete a version with DeletePolicyVersion before creating a new one.",
+            f"The policy {name} already has the maximum number of versions ({MAX_VERSIONS})",
         )
     now = ctx.now()
     number = int(doc.get("lastVersionId") or max(int(v) for v in doc["versions"])) + 1
