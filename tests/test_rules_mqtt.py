@@ -87,6 +87,28 @@ def test_republish_keeps_mqtt5_properties(server):
             client.disconnect()
 
 
+def test_basic_ingest_to_exactly_the_rule_topic(server):
+    """`$aws/rules/<ruleName>` with no further levels triggers the rule, as on AWS; the client stays connected."""
+    iot = make_client(server)
+    rule(iot, "exact", "SELECT * FROM 'ignored'", [{"republish": {"roleArn": ROLE, "topic": "ingested/exact", "qos": 0}}])
+    listener, received = mqtt_client(server)
+    device, _ = mqtt_client(server)
+    try:
+        subscribe(listener, "#", 0)
+        device.publish("$aws/rules/exact", b'{"n": 1}', qos=1).wait_for_publish(5)
+        message = received.get(timeout=10)
+        assert (message.topic, json.loads(message.payload)) == ("ingested/exact", {"n": 1})
+        device.publish("$aws/rules/exact", b'{"n": 2}', qos=1).wait_for_publish(5)
+        assert json.loads(received.get(timeout=10).payload) == {"n": 2}
+        assert device.is_connected()
+        with pytest.raises(queue.Empty):
+            received.get(timeout=0.5)
+    finally:
+        for client in (listener, device):
+            client.loop_stop()
+            client.disconnect()
+
+
 def test_basic_ingest_reaches_the_rule_and_no_subscriber(server):
     iot = make_client(server)
     rule(iot, "ingest", "SELECT * FROM 'ignored/by/basic/ingest'",
