@@ -114,7 +114,7 @@ def ListPrincipalPolicies(ctx, req):
 def ListPolicyPrincipals(ctx, req):
     name = req["policyName"]
     policies.get(ctx, name)
-    ascending = bool(req.get("ascendingOrder"))
+    ascending = req.get("ascendingOrder") is not False  # the list order of every List operation
     targets = sorted(live_targets(ctx.tx, name), reverse=not ascending)
     rows, marker = marker_page(targets, req, descending=not ascending)
     return {"principals": rows, "nextMarker": marker}

@@ -286,8 +286,9 @@ def _creation_key(doc: dict) -> tuple:
 
 
 def list_policies_page(docs: list[dict], req: dict) -> tuple[list[dict], str | None]:
-    """Policies in creation order (ascending when `ascendingOrder` is true, else newest first)."""
-    ascending = bool(req.get("ascendingOrder"))
+    """Policies in creation order, as the spec documents: ascending unless the
+    caller sends ascendingOrder=false (the list order of every List operation)."""
+    ascending = req.get("ascendingOrder") is not False
     return marker_page(by_creation(docs, ascending), req, _creation_key, descending=not ascending)
 
 
