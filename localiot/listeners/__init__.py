@@ -6,7 +6,9 @@ wired here (`start_listeners`, `stop_listeners`).
 - The ALPN port (`mqtt_alpn_port`, 8443; what AWS serves on 443): TLS whose
   ALPN decides what follows (`alpn`): MQTT with a client certificate or a
   custom authorizer, or HTTP/1.1: MQTT over WebSocket at `GET /mqtt`
-  (`websocket`), HTTPS publish at `POST /topics/{topic}` (`https_publish`);
+  (`websocket`), HTTPS publish at `POST /topics/{topic}` (`https_publish`),
+  the Secure Tunneling relay for localproxy at `GET /tunnel` (wss://);
+  refusals (a body over the limit ...) in the service's JSON error format;
   any other request, and a publish signed with SigV4, goes to the HTTP API
   as if sent to its own port.
 - plain MQTT over TCP (`mqtt_plain`, off by default): every client gets the
@@ -24,7 +26,6 @@ import logging
 from urllib.parse import unquote
 
 from aiohttp import web
-from aiohttp.web_server import Server
 
 from localiot.broker import Broker
 from localiot.device_auth import DeviceAuth
@@ -33,6 +34,7 @@ from localiot.listeners.alpn import ALPN_HTTP, ALPN_MQTT, ALPN_MQTT_CA, AlpnSnif
 from localiot.listeners.https_publish import publish
 from localiot.listeners.tls import SERVER_CERT, SERVER_KEY, TrustStore, server_certificate, server_names
 from localiot.listeners.websocket import serve_websocket
+from localiot.protocol.http import ApiServer
 
 __all__ = ["SERVER_CERT", "SERVER_KEY", "DeviceListeners", "server_certificate", "server_names",
            "start_listeners", "stop_listeners"]
@@ -88,7 +90,7 @@ class DeviceListeners:
         self.broker = broker
         self.auth = device_auth
         self.trust: TrustStore | None = None
-        self.http_server: Server | None = None
+        self.http_server: ApiServer | None = None
         self._servers: list[asyncio.AbstractServer] = []
 
     async def start(self) -> None:
@@ -100,7 +102,8 @@ class DeviceListeners:
         self.auth.on_trust_change = self.trust.changed
         tls_context = self.trust.context()
         alpn_context = self.trust.context([ALPN_MQTT_CA, ALPN_MQTT, ALPN_HTTP])
-        self.http_server = Server(self._http, access_log=None)
+        # Refusals (a body over the limit, a malformed request) in the service's JSON error format.
+        self.http_server = ApiServer(self._http, self.app.engine.refusal, access_log=None)
 
         server = await loop.create_server(self._tls_connection, config.host, config.mqtt_tls_port, ssl=tls_context,
                                           backlog=1024, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
@@ -146,6 +149,10 @@ class DeviceListeners:
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         if raw_path == "/mqtt" and request.method == "GET" and upgrade:
             return await serve_websocket(request, self.broker, self.config, self.app.runtime.clock)
+        if raw_path == "/tunnel" and request.method == "GET":  # the Secure Tunneling relay, for localproxy (wss://)
+            from localiot.tunneling import relay_for
+
+            return await relay_for(self.app.runtime).handle(request)
         if raw_path.startswith("/topics/") and request.method == "POST":
             answer = await publish(request, unquote(raw_path[len("/topics/"):]), self.broker, self.auth)
             if answer is not None:
