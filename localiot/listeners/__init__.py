@@ -7,7 +7,8 @@ wired here (`start_listeners`, `stop_listeners`).
   ALPN decides what follows (`alpn`): MQTT with a client certificate or a
   custom authorizer, or HTTP/1.1: MQTT over WebSocket at `GET /mqtt`
   (`websocket`), HTTPS publish at `POST /topics/{topic}` (`https_publish`),
-  the Secure Tunneling relay for localproxy at `GET /tunnel` (wss://);
+  the credential provider at `GET /role-aliases/{alias}/credentials`
+  (`credentials`), the Secure Tunneling relay for localproxy at `GET /tunnel` (wss://);
   refusals (a body over the limit ...) in the service's JSON error format;
   any other request, and a publish signed with SigV4, goes to the HTTP API
   as if sent to its own port.
@@ -31,6 +32,7 @@ from localiot.broker import Broker
 from localiot.device_auth import DeviceAuth
 from localiot.doors import reserved_topics
 from localiot.listeners.alpn import ALPN_HTTP, ALPN_MQTT, ALPN_MQTT_CA, AlpnSniffer, DeviceConnection
+from localiot.listeners.credentials import alias_of, serve_credentials
 from localiot.listeners.https_publish import publish
 from localiot.listeners.tls import SERVER_CERT, SERVER_KEY, TrustStore, server_certificate, server_names
 from localiot.listeners.websocket import serve_websocket
@@ -149,6 +151,9 @@ class DeviceListeners:
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         if raw_path == "/mqtt" and request.method == "GET" and upgrade:
             return await serve_websocket(request, self.broker, self.config, self.app.runtime.clock)
+        alias = alias_of(raw_path) if request.method == "GET" else None
+        if alias is not None:  # the credential provider (iot:CredentialProvider)
+            return await serve_credentials(request, alias, self.app, self.auth)
         if raw_path == "/tunnel" and request.method == "GET":  # the Secure Tunneling relay, for localproxy (wss://)
             from localiot.tunneling import relay_for
 
