@@ -12,11 +12,17 @@ bus does not hand it its own messages back.
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from typing import Callable
 
 log = logging.getLogger("localiot.bus")
 
 Subscriber = Callable[[str, str, str, bytes], None]
+
+# The MQTT client whose publish the bus is delivering, as (client id, principal): the
+# broker sets it around `publish` for device publishes, so subscribers (the rules
+# engine's clientid() / principal() / traceid()) know who sent it; None otherwise.
+PUBLISHER: ContextVar[tuple[str, str] | None] = ContextVar("localiot_bus_publisher", default=None)
 
 
 class Bus:

@@ -99,8 +99,6 @@ def test_dollar_dollar_in_a_republish_topic_is_one_dollar(fresh):
         client.close()
 
 
-@pytest.mark.xfail(reason="the rules engine's republish reaches MQTT subscribers but not the broker's reserved-topic "
-                          "doors (localiot/services/rules + localiot/broker, outside the SQL engine)", strict=False)
 def test_a_rule_republishing_to_a_shadow_topic_updates_the_shadow(fresh):
     iot, data = make_client(fresh), make_client(fresh, "iot-data")
     iot.create_thing(thingName="dev1")
@@ -118,9 +116,6 @@ def test_a_rule_republishing_to_a_shadow_topic_updates_the_shadow(fresh):
     assert shadow["state"]["desired"] == {"temp": 21}
 
 
-@pytest.mark.xfail(reason="MQTT publishes reach the rules engine through the bus without the publishing client's "
-                          "identity (localiot/broker + localiot/services/rules/engine.py submit), so clientid() "
-                          "answers n/a outside Basic Ingest", strict=False)
 def test_clientid_of_an_mqtt_publish(fresh):
     client = Client(fresh)
     try:
@@ -131,3 +126,47 @@ def test_clientid_of_an_mqtt_publish(fresh):
         assert payload == {"c": client.mqtt._client_id.decode()}
     finally:
         client.close()
+
+
+def test_principal_and_traceid_of_an_mqtt_publish(fresh):
+    client = Client(fresh)
+    try:
+        client.subscribe("out/#")
+        rule(fresh, "who", "SELECT clientid() AS c, principal() AS p, traceid() AS t FROM 'in/+'", "out/who")
+        client.publish("in/dev1", {})
+        first = json.loads(client.messages.get(timeout=5).payload)
+        client.publish("in/dev1", {})
+        second = json.loads(client.messages.get(timeout=5).payload)
+        assert first["c"] == client.mqtt._client_id.decode() and first["p"] == "anonymous"
+        assert uuid.UUID(first["t"]) and first["t"] != second["t"]  # one trace id per message
+    finally:
+        client.close()
+
+
+def test_an_http_publish_has_no_client_and_no_traceid(fresh):
+    client = Client(fresh)
+    try:
+        client.subscribe("out/#")
+        rule(fresh, "who", "SELECT clientid() AS c, traceid() AS t, 1 AS one FROM 'in/+'", "out/who")
+        make_client(fresh, "iot-data").publish(topic="in/http", qos=1, payload=b"{}")
+        assert json.loads(client.messages.get(timeout=5).payload) == {"c": "n/a", "one": 1}  # traceid() Undefined
+    finally:
+        client.close()
+
+
+def test_principal_of_a_certificate_publish_is_the_certificate_id(fresh, tmp_path):
+    from test_mqtt_tls import ALLOW_ALL, ca_file, device_pool, new_certificate
+
+    iot = make_client(fresh)
+    cert = new_certificate(iot, tmp_path, policy=ALLOW_ALL)
+    listener = Client(fresh)
+    try:
+        listener.subscribe("out/#")
+        rule(fresh, "who", "SELECT clientid() AS c, principal() AS p FROM 'in/+'", "out/who")
+        port = int(fresh.app.runtime.listeners["iot:Data-ATS"].rsplit(":", 1)[1])
+        with device_pool() as make:
+            device = make(port, "sensor-7", ca=ca_file(fresh, tmp_path), cert=cert).connect_ok()
+            assert device.publish("in/sensor-7", b"{}") == 0
+            assert json.loads(listener.messages.get(timeout=5).payload) == {"c": "sensor-7", "p": cert.id}
+    finally:
+        listener.close()

@@ -9,4 +9,7 @@ from localiot.doors import ReservedPublish, door
 @door("$aws/rules/{rule}", forward=False)
 @door("$aws/rules/{rule}/{topic+}", forward=False)
 def basic_ingest(app, publish: ReservedPublish) -> bool:
-    return app.rules.basic_ingest_handler(publish.identity, publish.topic, publish.payload, publish.properties)
+    connection = publish.connection  # None for an HTTPS publish: no client id, traceid() Undefined
+    return app.rules.basic_ingest_handler(publish.identity, publish.topic, publish.payload, publish.properties,
+                                          client_id=getattr(connection, "client_id", None),
+                                          over_mqtt=connection is not None)

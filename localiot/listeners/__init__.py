@@ -23,13 +23,16 @@ certificates they trust are `tls`'s.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from localiot.broker import Broker
-from localiot.device_auth import DeviceAuth
+from localiot.broker.admission import RESERVED
+from localiot.broker.auth import Identity
+from localiot.device_auth import ALLOW_ALL, DeviceAuth
 from localiot.doors import reserved_topics
 from localiot.listeners.alpn import ALPN_HTTP, ALPN_MQTT, ALPN_MQTT_CA, AlpnSniffer, DeviceConnection
 from localiot.listeners.credentials import alias_of, serve_credentials
@@ -58,9 +61,9 @@ async def start_listeners(app) -> Broker:
     connectivity.install(app.runtime)
     broker.start()
     device_auth.start(broker)
-    # Rules republish through the broker, keeping QoS and MQTT 5 properties.
-    app.rules.publisher = lambda account, region, topic, payload, qos, props: broker.publish(
-        account, region, topic, payload, qos, properties=props, source="rules")
+    # Rules republish through the broker, keeping QoS and MQTT 5 properties; a reserved
+    # topic a door serves (a shadow update ...) goes to that door, as on AWS.
+    app.rules.publisher = functools.partial(rules_publish, broker)
     listeners = DeviceListeners(app, broker, device_auth)
     app.device_listeners = listeners
     await listeners.start()
@@ -69,6 +72,35 @@ async def start_listeners(app) -> Broker:
         app.runtime.listeners["mqtt-plain"] = f"{config.host}:{port}"
         log.warning("plain MQTT on %s:%s: no authentication, every client may do everything", config.host, port)
     return broker
+
+
+RULES_IDENTITY_KIND = "rules"
+
+
+def rules_publish(broker: Broker, account: str, region: str, topic: str, payload: bytes, qos: int,
+                  props: dict | None) -> None:
+    """A rule's republish: to the door serving a reserved topic (`$$aws/things/x/shadow/update`
+    updates the shadow), else to the topic's subscribers. Runs on the broker's loop."""
+    loop = broker.loop
+    if loop is not None and not _on(loop):
+        loop.call_soon_threadsafe(rules_publish, broker, account, region, topic, payload, qos, props)
+        return
+    if topic.startswith("$"):
+        identity = Identity(account, region, principal="iot-rules", policy=ALLOW_ALL,
+                            attributes={"kind": RULES_IDENTITY_KIND})
+        decision = broker.admit(identity, topic, False, trusted=True)
+        if decision.status == RESERVED:
+            if not broker.serve_reserved(identity, decision, payload, props or {}, qos):
+                log.info("a rule's republish to %s was refused by the topic's door", topic)
+            return
+    broker.publish(account, region, topic, payload, qos, properties=props, source="rules")
+
+
+def _on(loop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 async def stop_listeners(app) -> None:
