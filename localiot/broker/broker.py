@@ -28,7 +28,6 @@ from localiot.broker.persistence import BrokerStore
 from localiot.broker.retained import RetainedQuotaExceeded
 from localiot.broker.sessions import Limits, Session
 from localiot.broker.subscriptions import Scope
-from localiot.bus import PUBLISHER
 from localiot.topics import TopicError, validate_topic_name
 
 log = logging.getLogger("localiot.broker")
@@ -330,15 +329,10 @@ class Broker:
                 if picked is not None:
                     deliver(picked[0], picked[1], msg)
         if to_bus:
-            origin = msg.origin
-            if origin is not None and origin.identity is not None:  # a device's publish: say who sent it
-                token = PUBLISHER.set((origin.client_id, origin.identity.principal))
-                try:
-                    self.bus.publish(account, region, msg.topic, msg.payload, self)
-                finally:
-                    PUBLISHER.reset(token)
-            else:
-                self.bus.publish(account, region, msg.topic, msg.payload, self)  # origin: not handed back to us
+            origin = msg.origin  # a device's publish says who sent it (the rules' clientid(), principal())
+            publisher = None if origin is None or origin.identity is None else (
+                origin.client_id, origin.identity.principal)
+            self.bus.publish(account, region, msg.topic, msg.payload, self, publisher)  # origin: not handed back
 
     def _deliver(self, session: Session, opts, msg: Message) -> None:
         if opts[1] and msg.origin is session:  # No Local

@@ -42,7 +42,6 @@ from localiot.services.rules.action_types import load_all
 from localiot.services.rules.actions import Invocation, action_kind, region_of_arn
 from localiot.services.rules.dispatch import RuleRun
 from localiot.services.rules.documents import RULE_KIND, enabled_urls
-from localiot.bus import PUBLISHER
 from localiot.topics import TopicTrie
 
 log = logging.getLogger("localiot.rules")
@@ -152,7 +151,7 @@ class RulesEngine:
     def attach(self) -> RulesEngine:
         self.loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        self._unsubscribe = self.runtime.bus.subscribe(self._on_bus)
+        self._unsubscribe = self.runtime.bus.subscribe(self._on_bus, publisher=True)  # who published it
         self.runtime.rules = self
         return self
 
@@ -244,9 +243,8 @@ class RulesEngine:
         return future.result(timeout)
 
     # intake -------------------------------------------------------------------------
-    def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
-        publisher = PUBLISHER.get()  # the MQTT client that published it, when one did
-        if publisher is None:
+    def _on_bus(self, account: str, region: str, topic: str, payload: bytes, publisher=None) -> None:
+        if publisher is None:  # not a device's MQTT publish
             self.submit(account, region, topic, payload)
         else:
             self.submit(account, region, topic, payload, client_id=publisher[0], principal=publisher[1],
