@@ -17,22 +17,32 @@ from typing import Callable
 log = logging.getLogger("localiot.bus")
 
 Subscriber = Callable[[str, str, str, bytes], None]
+# A device's publish also says who sent it: publisher = (client id, principal), None for
+# anything else. Subscribers that ask for it (`subscribe(fn, publisher=True)`, the rules
+# engine's clientid() / principal() / traceid()) get it as a fifth argument.
+Publisher = tuple[str, str] | None
 
 
 class Bus:
     def __init__(self) -> None:
-        self._subscribers: list[tuple[Subscriber, object]] = []
+        self._subscribers: list[tuple[Callable, object, bool]] = []
 
-    def subscribe(self, fn: Subscriber, *, origin: object = None) -> Callable[[], None]:
-        entry = (fn, origin)
+    def subscribe(self, fn: Callable, *, origin: object = None, publisher: bool = False) -> Callable[[], None]:
+        """`fn(account, region, topic, payload)`, or with `publisher=True`
+        `fn(account, region, topic, payload, publisher)`."""
+        entry = (fn, origin, publisher)
         self._subscribers.append(entry)
         return lambda: self._subscribers.remove(entry)
 
-    def publish(self, account: str, region: str, topic: str, payload: bytes, origin: object = None) -> None:
-        for fn, own in list(self._subscribers):
+    def publish(self, account: str, region: str, topic: str, payload: bytes, origin: object = None,
+                publisher: Publisher = None) -> None:
+        for fn, own, wants_publisher in list(self._subscribers):
             if own is not None and own is origin:
                 continue  # the subscriber's own message
             try:
-                fn(account, region, topic, payload)
+                if wants_publisher:
+                    fn(account, region, topic, payload, publisher)
+                else:
+                    fn(account, region, topic, payload)
             except Exception:  # one broken subscriber must not stop the others
                 log.exception("bus subscriber failed for topic %s", topic)

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
                        help="also serve plain MQTT without authentication, for development (LOCALIOT_MQTT_PLAIN)")
     serve.add_argument("--mqtt-plain-port", type=int, help="plain MQTT port (LOCALIOT_MQTT_PLAIN_PORT, default 1883)")
     serve.add_argument("--server-names", help="extra host names/IPs for the broker certificate (LOCALIOT_SERVER_NAMES)")
+    serve.add_argument("--endpoint-host",
+                       help="host name DescribeEndpoint answers, added to the broker certificate "
+                            "(LOCALIOT_ENDPOINT_HOST, default the listen host, localhost on loopback)")
     serve.add_argument("--aws-endpoint-url", help="downstream AWS endpoint for Lambda, SQS ... (LOCALIOT_AWS_ENDPOINT_URL)")
     sub.add_parser("models-path", help="print the folder to put in AWS_DATA_PATH (Fleet Hub model for boto3/CLI)")
     args = parser.parse_args(argv)

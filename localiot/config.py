@@ -32,6 +32,9 @@ class Config:
     mqtt_plain: bool = False
     # Extra host names / IPs for the broker's server certificate (comma-separated).
     server_names: str = ""
+    # The host name DescribeEndpoint answers; empty: the listen host, or
+    # "localhost" on loopback or a wildcard address.
+    endpoint_host: str = ""
     # Seconds between runs of time-driven work (timeouts, rollouts ...); 0 runs
     # it only when the clock is moved through /_localiot/clock (deterministic tests).
     background_period: float = 1.0
@@ -56,6 +59,7 @@ class Config:
         "mqtt_plain_port": "LOCALIOT_MQTT_PLAIN_PORT",
         "mqtt_plain": "LOCALIOT_MQTT_PLAIN",
         "server_names": "LOCALIOT_SERVER_NAMES",
+        "endpoint_host": "LOCALIOT_ENDPOINT_HOST",
         "downstream_access_key": "LOCALIOT_AWS_ACCESS_KEY_ID",
         "downstream_secret_key": "LOCALIOT_AWS_SECRET_ACCESS_KEY",
     }

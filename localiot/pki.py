@@ -25,7 +25,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 UTC = dt.timezone.utc
@@ -157,10 +157,22 @@ def is_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def csr_signature_valid(csr: x509.CertificateSigningRequest) -> bool:
-    """Whether the CSR was signed by the private key of the public key it carries."""
+    """Whether the CSR was signed by the private key of the public key it carries,
+    checked with the CSR's own signature algorithm: sha1WithRSAEncryption too, which
+    `openssl req -verify` and AWS accept (OpenSSL 3's X509_REQ_verify refuses SHA-1)."""
     try:
-        return bool(csr.is_signature_valid)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
+        key, signature, signed = csr.public_key(), csr.signature, csr.tbs_certrequest_bytes
+        digest = csr.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, signed, csr.signature_algorithm_parameters, digest)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, signed, ec.ECDSA(digest))
+        elif isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            key.verify(signature, signed)
+        else:
+            return bool(csr.is_signature_valid)
+        return True
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return False
 
 

@@ -18,8 +18,9 @@ class Runtime:
         self.clock = clock
         self.bus = bus
         self.store = None  # the store port (localiot.store), set by the process that opens it
-        # endpoint type -> "host:port" of the listener serving it, filled as
-        # listeners start ("api", "iot:Data-ATS" ...); DescribeEndpoint reads it.
+        # listener -> "host:port" it is bound to, filled as listeners start ("api",
+        # "iot:Data-ATS", "mqtt-alpn" ...); /_localiot/health lists it (DescribeEndpoint
+        # answers a host name only: localiot.services.security.endpoints).
         self.listeners: dict[str, str] = {}
         self.broker = None  # the MQTT broker, once the listeners started
         self.rules = None  # the rules engine (localiot.services.rules.engine) while it runs

@@ -77,6 +77,10 @@ class LocalIoT:
             from localiot.tunneling import relay_for
 
             return await relay_for(self.runtime).handle(request)
+        if request.method == "POST" and path.startswith("/topics/"):
+            # iot-data Publish with literal slashes in the topic, as devices send it (the
+            # model's {topic} label is one path segment); the signature still covers the raw path.
+            path = "/topics/" + path[len("/topics/"):].replace("/", "%2F")
         body = await request.read()
         reply = self.engine.handle(
             request.method,

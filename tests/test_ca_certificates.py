@@ -277,7 +277,8 @@ def test_list_ca_certificates_orders_and_pages(iot, localiot_server):
         ids.append(iot.register_ca_certificate(caCertificate=CA(cn=f"CA {i}").pem, certificateMode="SNI_ONLY",
                                                setAsActive=i == 0)["certificateId"])
         localiot_server.clock.advance(1)
-    everything = iot.list_ca_certificates()["certificates"]
+    assert [c["certificateId"] for c in iot.list_ca_certificates()["certificates"]] == ids
+    everything = iot.list_ca_certificates(ascendingOrder=False)["certificates"]
     assert [c["certificateId"] for c in everything] == ids[::-1]
     assert set(everything[-1]) == {"certificateArn", "certificateId", "status", "creationDate"}
     assert everything[-1]["status"] == "ACTIVE" and everything[0]["status"] == "INACTIVE"
@@ -450,7 +451,8 @@ def test_list_certificates_by_ca(iot, localiot_server):
     by_b = iot.register_certificate(certificatePem=ca_b.issue("b")[0])["certificateId"]
     iot.create_keys_and_certificate()
 
-    listed = iot.list_certificates_by_ca(caCertificateId=id_a)["certificates"]
+    assert [c["certificateId"] for c in iot.list_certificates_by_ca(caCertificateId=id_a)["certificates"]] == by_a
+    listed = iot.list_certificates_by_ca(caCertificateId=id_a, ascendingOrder=False)["certificates"]
     assert [c["certificateId"] for c in listed] == by_a[::-1]
     assert listed[0]["status"] == "INACTIVE" and listed[0]["certificateMode"] == "DEFAULT"
     assert [c["certificateId"] for c in iot.list_certificates_by_ca(caCertificateId=id_b)["certificates"]] == [by_b]
@@ -464,7 +466,7 @@ def test_list_certificates_by_ca(iot, localiot_server):
     assert len(iot.list_certificates()["certificates"]) == 7
 
     iot.delete_certificate(certificateId=by_a[0])
-    assert [c["certificateId"] for c in iot.list_certificates_by_ca(caCertificateId=id_a)["certificates"]] == by_a[:0:-1]
+    assert [c["certificateId"] for c in iot.list_certificates_by_ca(caCertificateId=id_a)["certificates"]] == by_a[1:]
 
 
 def test_jitr_helpers(iot, localiot_server):

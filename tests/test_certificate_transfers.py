@@ -203,4 +203,5 @@ def test_list_outgoing_certificates_pages(iot, localiot_server, ec_key):
     rest = iot.list_outgoing_certificates(pageSize=2, ascendingOrder=True, marker=page["nextMarker"])
     assert [c["certificateId"] for c in rest["outgoingCertificates"]] == ids[2:]
     assert "nextMarker" not in rest
-    assert [c["certificateId"] for c in iot.list_outgoing_certificates()["outgoingCertificates"]] == ids[::-1]
+    assert [c["certificateId"] for c in iot.list_outgoing_certificates()["outgoingCertificates"]] == ids
+    assert [c["certificateId"] for c in iot.list_outgoing_certificates(ascendingOrder=False)["outgoingCertificates"]] == ids[::-1]

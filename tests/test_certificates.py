@@ -187,8 +187,9 @@ def test_list_certificates_orders_by_creation_and_pages_with_markers(iot, locali
     for i in range(7):
         created.append(new_cert(iot, ec_key, active=i % 2 == 0)["certificateId"])
         localiot_server.clock.advance(1)
-    first = iot.list_certificates()
-    assert [c["certificateId"] for c in first["certificates"]] == created[::-1]  # newest first by default
+    first = iot.list_certificates(ascendingOrder=False)
+    assert [c["certificateId"] for c in first["certificates"]] == created[::-1]  # newest first when asked
+    assert [c["certificateId"] for c in iot.list_certificates()["certificates"]] == created  # ascending by default
     assert "nextMarker" not in first
     summary = first["certificates"][-1]
     assert set(summary) == {"certificateArn", "certificateId", "status", "certificateMode", "creationDate"}
@@ -212,7 +213,7 @@ def test_list_certificates_orders_by_creation_and_pages_with_markers(iot, locali
 
     paginator = iot.get_paginator("list_certificates")
     ids = [c["certificateId"] for p in paginator.paginate(PaginationConfig={"PageSize": 2}) for c in p["certificates"]]
-    assert ids == created[::-1]
+    assert ids == created
 
 
 def test_list_certificates_rejects_bad_markers_and_sizes(iot):

@@ -167,7 +167,7 @@ def test_update_errors(iot):
     assert "authorizerConfig" not in iot.describe_domain_configuration(domainConfigurationName="d")
 
 
-def test_delete_only_when_disabled(iot):
+def test_delete_only_when_disabled(iot, localiot_server):
     arn = iot.create_domain_configuration(domainConfigurationName="d",
                                           tags=[{"Key": "a", "Value": "b"}])["domainConfigurationArn"]
     with pytest.raises(ClientError) as info:
@@ -175,6 +175,7 @@ def test_delete_only_when_disabled(iot):
     assert error_of(info) == ("InvalidRequestException", 400)
     assert "disable" in info.value.response["Error"]["Message"]
     iot.update_domain_configuration(domainConfigurationName="d", domainConfigurationStatus="DISABLED")
+    advance_clock(localiot_server, 7 * 86400)
     iot.delete_domain_configuration(domainConfigurationName="d")
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
         iot.describe_domain_configuration(domainConfigurationName="d")
@@ -183,6 +184,30 @@ def test_delete_only_when_disabled(iot):
     with pytest.raises(ClientError) as info:
         iot.delete_domain_configuration(domainConfigurationName="d")
     assert error_of(info) == ("ResourceNotFoundException", 404)
+    assert iot.list_domain_configurations()["domainConfigurations"] == []
+
+
+def test_aws_managed_stays_disabled_seven_days_before_deletion(iot, localiot_server):
+    """The Developer Guide: AWS-managed domains stay DISABLED 7 days before deletion; custom domains may go at once."""
+    iot.create_domain_configuration(domainConfigurationName="managed")
+    advance_clock(localiot_server, 30 * 86400)  # enabled time does not count
+    iot.update_domain_configuration(domainConfigurationName="managed", domainConfigurationStatus="DISABLED")
+    advance_clock(localiot_server, 7 * 86400 - 60)
+    with pytest.raises(ClientError) as info:
+        iot.delete_domain_configuration(domainConfigurationName="managed")
+    assert error_of(info) == ("InvalidRequestException", 400)
+    assert "7 days" in info.value.response["Error"]["Message"]
+    assert iot.describe_domain_configuration(domainConfigurationName="managed")["domainConfigurationStatus"] == "DISABLED"
+    advance_clock(localiot_server, 60)
+    iot.delete_domain_configuration(domainConfigurationName="managed")
+    assert iot.list_domain_configurations()["domainConfigurations"] == []
+
+
+def test_custom_domain_deleted_at_once_when_disabled(iot):
+    iot.create_domain_configuration(domainConfigurationName="custom", domainName="iot.example.com",
+                                    serverCertificateArns=[CERT])
+    iot.update_domain_configuration(domainConfigurationName="custom", domainConfigurationStatus="DISABLED")
+    iot.delete_domain_configuration(domainConfigurationName="custom")
     assert iot.list_domain_configurations()["domainConfigurations"] == []
 
 

@@ -1,66 +1,71 @@
-"""DescribeEndpoint answers with this localiot's own listeners."""
+"""DescribeEndpoint answers a host name only, like AWS, so tutorials and SDK
+samples that pass it on as the host (`mosquitto_pub -h "$(aws iot
+describe-endpoint ...)" -p 8883`, the Device SDKs' `endpoint`) work."""
 
+import ssl
+from contextlib import contextmanager
 import socket
 from types import SimpleNamespace
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from cryptography import x509
 
 from localiot.config import Config
 from localiot.services.security import endpoints
-from localiot.testing import error_of, make_client
+from localiot.testing import local_server
+from localiot.testing import ALLOW_ALL, DevicePool, address, ca_file, new_certificate
+
+
+@contextmanager
+def device_pool():
+    pool = DevicePool()
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 TYPES = ["iot:Data", "iot:Data-ATS", "iot:CredentialProvider", "iot:Jobs"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def error_of(excinfo):
+    return excinfo.value.response["Error"]["Code"], excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
-@pytest.fixture(scope="module")
-def fixed_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def fixed(localiot_servers, fixed_port):
-    """A server on a port asked for (not a free one found by the server)."""
-    server = localiot_servers.get(port=fixed_port)
-    server.app.runtime.__dict__.pop("listeners", None)
-    yield server, make_client(server)
-    server.app.runtime.__dict__.pop("listeners", None)
-
-
-def test_every_type_falls_back_to_the_api_listener(fixed, fixed_port):
-    server, iot = fixed
-    expected = f"127.0.0.1:{fixed_port}"
-    assert server.endpoint == f"http://{expected}"
+def test_every_type_answers_a_host_name_only(iot):
     for endpoint_type in TYPES:
-        assert iot.describe_endpoint(endpointType=endpoint_type)["endpointAddress"] == expected
-    assert iot.describe_endpoint()["endpointAddress"] == expected
+        assert iot.describe_endpoint(endpointType=endpoint_type)["endpointAddress"] == "localhost"
+    assert iot.describe_endpoint()["endpointAddress"] == "localhost"
 
 
-def test_listeners_registered_by_other_parts(fixed, fixed_port):
-    server, iot = fixed
-    server.app.runtime.listeners = {"iot:Data-ATS": "127.0.0.1:8883", "iot:CredentialProvider": "127.0.0.1:8443"}
-    assert iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"] == "127.0.0.1:8883"
-    # The legacy iot:Data endpoint (and no endpointType) use the ATS listener.
-    assert iot.describe_endpoint(endpointType="iot:Data")["endpointAddress"] == "127.0.0.1:8883"
-    assert iot.describe_endpoint()["endpointAddress"] == "127.0.0.1:8883"
-    assert iot.describe_endpoint(endpointType="iot:CredentialProvider")["endpointAddress"] == "127.0.0.1:8443"
-    assert iot.describe_endpoint(endpointType="iot:Jobs")["endpointAddress"] == f"127.0.0.1:{fixed_port}"
-    server.app.runtime.listeners["api"] = "127.0.0.1:1234"
-    server.app.runtime.listeners["iot:Data"] = "127.0.0.1:9999"
-    assert iot.describe_endpoint(endpointType="iot:Jobs")["endpointAddress"] == "127.0.0.1:1234"
-    assert iot.describe_endpoint(endpointType="iot:Data")["endpointAddress"] == "127.0.0.1:9999"
+def test_type_is_case_insensitive(iot):
+    assert iot.describe_endpoint(endpointType="IOT:data-ats")["endpointAddress"] == "localhost"
 
 
-def test_type_is_case_insensitive(fixed):
-    server, iot = fixed
-    server.app.runtime.listeners = {"iot:Data-ATS": "127.0.0.1:8883"}
-    assert iot.describe_endpoint(endpointType="IOT:data-ats")["endpointAddress"] == "127.0.0.1:8883"
+def test_a_device_connects_to_the_answered_host_with_hostname_checks(localiot_server, iot, tmp_path):
+    """paho verifies the server certificate for DescribeEndpoint's host, as an SDK does."""
+    cert = new_certificate(iot, tmp_path, policy=ALLOW_ALL)
+    host, port = address(iot)
+    with device_pool() as make:
+        device = make(port, "by-endpoint", ca=ca_file(localiot_server, tmp_path), cert=cert, host=host).connect_ok()
+        assert device.publish("t/1", b"x") == 0
+
+
+def test_endpoint_host_setting_is_answered_and_in_the_server_certificate(tmp_path):
+    with local_server(endpoint_host="iot.devices.test") as server:
+        iot = boto3.client("iot", endpoint_url=server.endpoint, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        for endpoint_type in TYPES:
+            assert iot.describe_endpoint(endpointType=endpoint_type)["endpointAddress"] == "iot.devices.test"
+        port = int(server.app.runtime.listeners["iot:Data-ATS"].rsplit(":", 1)[1])
+        context = ssl.create_default_context(cafile=ca_file(server, tmp_path))
+        with socket.create_connection(("127.0.0.1", port)) as raw:
+            with context.wrap_socket(raw, server_hostname="iot.devices.test") as tls:
+                der = tls.getpeercert(binary_form=True)
+        names = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        assert "iot.devices.test" in names
 
 
 @pytest.mark.parametrize("endpoint_type", ["iot:Data-Legacy", "data", "", "iot:Jobsx"])
@@ -77,23 +82,24 @@ def test_type_length_is_validated(iot):
     assert error_of(info) == ("InvalidRequestException", 400)
 
 
-def _runtime(host, port, listeners=None):
-    runtime = SimpleNamespace(config=Config(host=host, port=port))
-    if listeners is not None:
-        runtime.listeners = listeners
-    return runtime
-
-
-@pytest.mark.parametrize("host,port,listeners,endpoint_type,expected", [
-    ("127.0.0.1", 4566, None, None, "127.0.0.1:4566"),
-    ("0.0.0.0", 4566, None, "iot:Jobs", "localhost:4566"),
-    ("::", 4566, None, "iot:Data-ATS", "localhost:4566"),
-    ("::1", 4566, None, "iot:Data-ATS", "[::1]:4566"),
-    ("localhost", 1, {"iot:Data-ATS": "0.0.0.0:8883"}, "iot:Data-ATS", "localhost:8883"),
-    ("localhost", 1, {"iot:Data-ATS": "[::]:8883"}, "iot:Data", "localhost:8883"),
-    ("localhost", 1, {"iot:Data-ATS": "[::1]:8883"}, "iot:Data-ATS", "[::1]:8883"),
-    ("localhost", 1, {"api": "10.0.0.5:4566"}, "iot:CredentialProvider", "10.0.0.5:4566"),
-    ("localhost", 1, {}, "iot:CredentialProvider", "localhost:1"),
+@pytest.mark.parametrize("host,endpoint_host,expected", [
+    ("127.0.0.1", "", "localhost"),
+    ("127.0.0.2", "", "localhost"),
+    ("::1", "", "localhost"),
+    ("[::1]", "", "localhost"),
+    ("localhost", "", "localhost"),
+    ("0.0.0.0", "", "localhost"),
+    ("::", "", "localhost"),
+    ("10.0.0.5", "", "10.0.0.5"),
+    ("iot.lan", "", "iot.lan"),
+    ("0.0.0.0", "broker.lan", "broker.lan"),
+    ("127.0.0.1", " devices.example ", "devices.example"),
 ])
-def test_endpoint_address(host, port, listeners, endpoint_type, expected):
-    assert endpoints.endpoint_address(_runtime(host, port, listeners), endpoint_type) == expected
+def test_endpoint_host(host, endpoint_host, expected):
+    config = Config(host=host, endpoint_host=endpoint_host)
+    assert endpoints.endpoint_host(config) == expected
+    assert endpoints.endpoint_address(SimpleNamespace(config=config), "iot:Jobs") == expected
+
+
+def test_endpoint_host_variable():
+    assert Config.from_env({"LOCALIOT_ENDPOINT_HOST": "iot.example"}).endpoint_host == "iot.example"

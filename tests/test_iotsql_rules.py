@@ -61,8 +61,6 @@ def test_dollar_dollar_in_a_republish_topic_is_one_dollar(localiot_server):
         client.close()
 
 
-@pytest.mark.xfail(reason="the rules engine's republish reaches MQTT subscribers but not the broker's reserved-topic "
-                          "doors (localiot/services/rules + localiot/broker, outside the SQL engine)", strict=False)
 def test_a_rule_republishing_to_a_shadow_topic_updates_the_shadow(localiot_server):
     iot, data = make_client(localiot_server), make_client(localiot_server, "iot-data")
     iot.create_thing(thingName="dev1")
@@ -80,9 +78,6 @@ def test_a_rule_republishing_to_a_shadow_topic_updates_the_shadow(localiot_serve
     assert shadow["state"]["desired"] == {"temp": 21}
 
 
-@pytest.mark.xfail(reason="MQTT publishes reach the rules engine through the bus without the publishing client's "
-                          "identity (localiot/broker + localiot/services/rules/engine.py submit), so clientid() "
-                          "answers n/a outside Basic Ingest", strict=False)
 def test_clientid_of_an_mqtt_publish(localiot_server):
     client = plain_device(localiot_server)
     try:
@@ -93,3 +88,50 @@ def test_clientid_of_an_mqtt_publish(localiot_server):
         assert payload == {"c": client.client_id}
     finally:
         client.close()
+
+
+def test_principal_and_traceid_of_an_mqtt_publish(localiot_server):
+    client = plain_device(localiot_server)
+    try:
+        client.subscribe("out/#")
+        rule(localiot_server, "who", "SELECT clientid() AS c, principal() AS p, traceid() AS t FROM 'in/+'", "out/who")
+        client.publish("in/dev1", {})
+        first = json.loads(client.expect(timeout=5).payload)
+        client.publish("in/dev1", {})
+        second = json.loads(client.expect(timeout=5).payload)
+        assert first["c"] == client.client_id and first["p"] == "anonymous"
+        assert uuid.UUID(first["t"]) and first["t"] != second["t"]  # one trace id per message
+    finally:
+        client.close()
+
+
+def test_an_http_publish_has_no_client_and_no_traceid(localiot_server):
+    client = plain_device(localiot_server)
+    try:
+        client.subscribe("out/#")
+        rule(localiot_server, "who", "SELECT clientid() AS c, traceid() AS t, 1 AS one FROM 'in/+'", "out/who")
+        make_client(localiot_server, "iot-data").publish(topic="in/http", qos=1, payload=b"{}")
+        assert json.loads(client.expect(timeout=5).payload) == {"c": "n/a", "one": 1}  # traceid() Undefined
+    finally:
+        client.close()
+
+
+def test_principal_of_a_certificate_publish_is_the_certificate_id(localiot_server, tmp_path):
+    from localiot.testing import ALLOW_ALL, DevicePool, ca_file, new_certificate
+
+    iot = make_client(localiot_server)
+    cert = new_certificate(iot, tmp_path, policy=ALLOW_ALL)
+    listener = plain_device(localiot_server)
+    try:
+        listener.subscribe("out/#")
+        rule(localiot_server, "who", "SELECT clientid() AS c, principal() AS p FROM 'in/+'", "out/who")
+        port = int(localiot_server.app.runtime.listeners["iot:Data-ATS"].rsplit(":", 1)[1])
+        pool = DevicePool()
+        try:
+            device = pool(port, "sensor-7", ca=ca_file(localiot_server, tmp_path), cert=cert).connect_ok()
+            assert device.publish("in/sensor-7", b"{}") == 0
+            assert json.loads(listener.expect(timeout=5).payload) == {"c": "sensor-7", "p": cert.id}
+        finally:
+            pool.close()
+    finally:
+        listener.close()

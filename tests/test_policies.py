@@ -285,7 +285,9 @@ def test_list_policies_order_and_pagination(iot, localiot_server):
     ascending = iot.list_policies(ascendingOrder=True)["policies"]
     assert [p["policyName"] for p in ascending] == names
     assert ascending[0]["policyArn"].endswith(":policy/c")
-    newest_first = iot.list_policies()["policies"]
+    # the documented creation order, ascending unless ascendingOrder=false
+    assert [p["policyName"] for p in iot.list_policies()["policies"]] == names
+    newest_first = iot.list_policies(ascendingOrder=False)["policies"]
     assert [p["policyName"] for p in newest_first] == names[::-1]
 
     seen, marker = [], None
@@ -303,7 +305,7 @@ def test_list_policies_order_and_pagination(iot, localiot_server):
     assert seen == names
     paginated = [p["policyName"] for page in iot.get_paginator("list_policies").paginate(PaginationConfig={"PageSize": 2})
                  for p in page["policies"]]
-    assert paginated == names[::-1]
+    assert paginated == names
 
 
 def test_list_policies_bad_marker(iot):
@@ -404,7 +406,8 @@ def test_deprecated_principal_policy_calls(iot, cert, localiot_server):
     iot.attach_principal_policy(policyName="old", principal=cert)
     iot.attach_principal_policy(policyName="new", principal=cert)
     assert [p["policyName"] for p in iot.list_principal_policies(principal=cert, ascendingOrder=True)["policies"]] == ["old", "new"]
-    assert [p["policyName"] for p in iot.list_principal_policies(principal=cert)["policies"]] == ["new", "old"]
+    assert [p["policyName"] for p in iot.list_principal_policies(principal=cert)["policies"]] == ["old", "new"]
+    assert [p["policyName"] for p in iot.list_principal_policies(principal=cert, ascendingOrder=False)["policies"]] == ["new", "old"]
     out = iot.list_principal_policies(principal=cert, ascendingOrder=True, pageSize=1)
     assert [p["policyName"] for p in out["policies"]] == ["old"]
     out = iot.list_principal_policies(principal=cert, ascendingOrder=True, pageSize=1, marker=out["nextMarker"])

@@ -54,3 +54,17 @@ def test_basic_ingest_reaches_the_rule_and_no_subscriber(iot, devices):
     assert message.topic == "ingested/factory/line1"
     assert json.loads(message.payload) == {"n": 7}
     listener.expect_none(timeout=0.5)
+
+
+def test_basic_ingest_to_exactly_the_rule_topic(iot, devices):
+    """`$aws/rules/<ruleName>` with no further levels triggers the rule, as on AWS; the client stays connected."""
+    rule(iot, "exact", "SELECT * FROM 'ignored'", [{"republish": {"roleArn": ROLE, "topic": "ingested/exact", "qos": 0}}])
+    listener, device = devices.plain(), devices.plain()
+    listener.subscribe("#", qos=0)
+    device.publish("$aws/rules/exact", b'{"n": 1}')
+    message = listener.expect(timeout=10)
+    assert (message.topic, json.loads(message.payload)) == ("ingested/exact", {"n": 1})
+    device.publish("$aws/rules/exact", b'{"n": 2}')
+    assert json.loads(listener.expect(timeout=10).payload) == {"n": 2}
+    assert device.client.is_connected()
+    listener.expect_none(timeout=0.5)

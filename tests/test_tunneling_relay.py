@@ -151,3 +151,31 @@ def test_connection_states_follow_attach_and_detach(localiot_server, tunnels):
         await wait_for(lambda: states()[0]["status"] == "DISCONNECTED")
 
     asyncio.run(scenario())
+
+
+def test_the_relay_on_the_alpn_tls_port(localiot_server, tunnels, tmp_path):
+    """localproxy against wss://localhost:<ALPN port>/tunnel, verifying the server with the installation CA."""
+    import ssl
+    import urllib.request
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(urllib.request.urlopen(localiot_server.endpoint + "/_localiot/ca.pem").read())
+    context = ssl.create_default_context(cafile=str(ca))
+    endpoint = "https://localhost:" + localiot_server.app.runtime.listeners["mqtt-alpn"].rsplit(":", 1)[1]
+    opened = open_tunnel(tunnels)
+
+    async def scenario():
+        echo, port = await echo_server()
+        destination = await LocalProxy(endpoint, opened["destinationAccessToken"], "destination", {"SSH": port},
+                                       ssl=context).start()
+        source = await LocalProxy(endpoint, opened["sourceAccessToken"], "source", {"SSH": 0}, ssl=context).start()
+        try:
+            await wait_for(lambda: source.service_ids == ["SSH"] and destination.service_ids == ["SSH"])
+            payload = os.urandom(100_000)
+            assert await round_trip(source.ports["SSH"], payload) == payload
+        finally:
+            await source.stop()
+            await destination.stop()
+            echo.close()
+
+    asyncio.run(scenario())

@@ -49,7 +49,7 @@ class Frames:
 
 async def connect(endpoint: str, token: str | None, mode: str, version: int = 3, *, session,
                   client_token: str | None = None, headers: dict | None = None, autoping: bool = True,
-                  protocols: list[str] | None = None):
+                  protocols: list[str] | None = None, ssl=None):
     """The WebSocket handshake a local proxy makes (aiohttp raises WSServerHandshakeError on refusal)."""
     url = endpoint.replace("http://", "ws://").replace("https://", "wss://") + f"/tunnel?local-proxy-mode={mode}"
     sent = dict(headers or {})
@@ -58,7 +58,7 @@ async def connect(endpoint: str, token: str | None, mode: str, version: int = 3,
     if client_token:
         sent["client-token"] = client_token
     return await session.ws_connect(url, headers=sent, protocols=[PROTOCOL.format(version)] if protocols is None else protocols, autoping=autoping,
-                                    max_msg_size=0)
+                                    max_msg_size=0, **({"ssl": ssl} if ssl is not None else {}))
 
 
 class LocalProxy:
@@ -67,7 +67,8 @@ class LocalProxy:
     unnamed service."""
 
     def __init__(self, endpoint: str, token: str, mode: str, services: dict[str, int], version: int = 3,
-                 client_token: str | None = None):
+                 client_token: str | None = None, ssl=None):
+        self.ssl = ssl  # an SSLContext for a wss:// endpoint (the ALPN port)
         self.endpoint, self.token, self.mode, self.version = endpoint, token, mode, version
         self.services, self.client_token = dict(services), client_token
         self.ports: dict[str, int] = {}
@@ -85,7 +86,7 @@ class LocalProxy:
         self.session = aiohttp.ClientSession()
         try:
             self.ws = await connect(self.endpoint, self.token, self.mode, self.version, session=self.session,
-                                    client_token=self.client_token)
+                                    client_token=self.client_token, ssl=self.ssl)
         except BaseException:
             await self.session.close()
             raise

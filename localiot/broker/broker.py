@@ -331,7 +331,10 @@ class Broker:
                 if picked is not None:
                     deliver(picked[0], picked[1], msg)
         if to_bus:
-            self.bus.publish(account, region, msg.topic, msg.payload, self)  # origin: not handed back to us
+            origin = msg.origin  # a device's publish says who sent it (the rules' clientid(), principal())
+            publisher = None if origin is None or origin.identity is None else (
+                origin.client_id, origin.identity.principal)
+            self.bus.publish(account, region, msg.topic, msg.payload, self, publisher)  # origin: not handed back
 
     def _deliver(self, session: Session, opts, msg: Message) -> None:
         if opts[1] and msg.origin is session:  # No Local

@@ -6,7 +6,10 @@ wired here (`start_listeners`, `stop_listeners`).
 - The ALPN port (`mqtt_alpn_port`, 8443; what AWS serves on 443): TLS whose
   ALPN decides what follows (`alpn`): MQTT with a client certificate or a
   custom authorizer, or HTTP/1.1: MQTT over WebSocket at `GET /mqtt`
-  (`websocket`), HTTPS publish at `POST /topics/{topic}` (`https_publish`);
+  (`websocket`), HTTPS publish at `POST /topics/{topic}` (`https_publish`),
+  the credential provider at `GET /role-aliases/{alias}/credentials`
+  (`credentials`), the Secure Tunneling relay for localproxy at `GET /tunnel` (wss://);
+  refusals (a body over the limit ...) in the service's JSON error format;
   any other request, and a publish signed with SigV4, goes to the HTTP API
   as if sent to its own port.
 - plain MQTT over TCP (`mqtt_plain`, off by default): every client gets the
@@ -20,19 +23,23 @@ certificates they trust are `tls`'s.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from urllib.parse import unquote
 
 from aiohttp import web
-from aiohttp.web_server import Server
 
 from localiot.broker import Broker
-from localiot.device_auth import DeviceAuth
+from localiot.broker.admission import RESERVED
+from localiot.broker.auth import Identity
+from localiot.device_auth import ALLOW_ALL, DeviceAuth
 from localiot.doors import reserved_topics
 from localiot.listeners.alpn import ALPN_HTTP, ALPN_MQTT, ALPN_MQTT_CA, AlpnSniffer, DeviceConnection
+from localiot.listeners.credentials import alias_of, serve_credentials
 from localiot.listeners.https_publish import publish
 from localiot.listeners.tls import SERVER_CERT, SERVER_KEY, TrustStore, server_certificate, server_names
 from localiot.listeners.websocket import serve_websocket
+from localiot.protocol.http import ApiServer
 
 __all__ = ["SERVER_CERT", "SERVER_KEY", "DeviceListeners", "server_certificate", "server_names",
            "start_listeners", "stop_listeners"]
@@ -54,9 +61,9 @@ async def start_listeners(app) -> Broker:
     connectivity.install(app.runtime)
     broker.start()
     device_auth.start(broker)
-    # Rules republish through the broker, keeping QoS and MQTT 5 properties.
-    app.rules.publisher = lambda account, region, topic, payload, qos, props: broker.publish(
-        account, region, topic, payload, qos, properties=props, source="rules")
+    # Rules republish through the broker, keeping QoS and MQTT 5 properties; a reserved
+    # topic a door serves (a shadow update ...) goes to that door, as on AWS.
+    app.rules.publisher = functools.partial(rules_publish, broker)
     listeners = DeviceListeners(app, broker, device_auth)
     app.device_listeners = listeners
     await listeners.start()
@@ -65,6 +72,35 @@ async def start_listeners(app) -> Broker:
         app.runtime.listeners["mqtt-plain"] = f"{config.host}:{port}"
         log.warning("plain MQTT on %s:%s: no authentication, every client may do everything", config.host, port)
     return broker
+
+
+RULES_IDENTITY_KIND = "rules"
+
+
+def rules_publish(broker: Broker, account: str, region: str, topic: str, payload: bytes, qos: int,
+                  props: dict | None) -> None:
+    """A rule's republish: to the door serving a reserved topic (`$$aws/things/x/shadow/update`
+    updates the shadow), else to the topic's subscribers. Runs on the broker's loop."""
+    loop = broker.loop
+    if loop is not None and not _on(loop):
+        loop.call_soon_threadsafe(rules_publish, broker, account, region, topic, payload, qos, props)
+        return
+    if topic.startswith("$"):
+        identity = Identity(account, region, principal="iot-rules", policy=ALLOW_ALL,
+                            attributes={"kind": RULES_IDENTITY_KIND})
+        decision = broker.admit(identity, topic, False, trusted=True)
+        if decision.status == RESERVED:
+            if not broker.serve_reserved(identity, decision, payload, props or {}, qos):
+                log.info("a rule's republish to %s was refused by the topic's door", topic)
+            return
+    broker.publish(account, region, topic, payload, qos, properties=props, source="rules")
+
+
+def _on(loop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 async def stop_listeners(app) -> None:
@@ -88,7 +124,7 @@ class DeviceListeners:
         self.broker = broker
         self.auth = device_auth
         self.trust: TrustStore | None = None
-        self.http_server: Server | None = None
+        self.http_server: ApiServer | None = None
         self._servers: list[asyncio.AbstractServer] = []
 
     async def start(self) -> None:
@@ -100,7 +136,8 @@ class DeviceListeners:
         self.auth.on_trust_change = self.trust.changed
         tls_context = self.trust.context()
         alpn_context = self.trust.context([ALPN_MQTT_CA, ALPN_MQTT, ALPN_HTTP])
-        self.http_server = Server(self._http, access_log=None)
+        # Refusals (a body over the limit, a malformed request) in the service's JSON error format.
+        self.http_server = ApiServer(self._http, self.app.engine.refusal, access_log=None)
 
         server = await loop.create_server(self._tls_connection, config.host, config.mqtt_tls_port, ssl=tls_context,
                                           backlog=1024, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
@@ -146,6 +183,13 @@ class DeviceListeners:
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         if raw_path == "/mqtt" and request.method == "GET" and upgrade:
             return await serve_websocket(request, self.broker, self.config, self.app.runtime.clock)
+        alias = alias_of(raw_path) if request.method == "GET" else None
+        if alias is not None:  # the credential provider (iot:CredentialProvider)
+            return await serve_credentials(request, alias, self.app, self.auth)
+        if raw_path == "/tunnel" and request.method == "GET":  # the Secure Tunneling relay, for localproxy (wss://)
+            from localiot.tunneling import relay_for
+
+            return await relay_for(self.app.runtime).handle(request)
         if raw_path.startswith("/topics/") and request.method == "POST":
             answer = await publish(request, unquote(raw_path[len("/topics/"):]), self.broker, self.auth)
             if answer is not None:

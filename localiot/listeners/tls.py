@@ -57,7 +57,8 @@ _WILDCARDS = ("", "0.0.0.0", "::", "[::]")
 def server_names(config) -> tuple[list[str], list[str]]:
     """(DNS names, IP addresses) the broker's server certificate is issued for."""
     names, ips = ["localhost"], ["127.0.0.1", "::1"]
-    wanted = [config.host, *(n.strip() for n in (config.server_names or "").split(","))]
+    wanted = [config.host, getattr(config, "endpoint_host", ""),
+              *(n.strip() for n in (config.server_names or "").split(","))]
     if config.host in _WILDCARDS:
         wanted.append(socket.gethostname())
     for name in wanted:

@@ -63,9 +63,12 @@ def ca_file(server, folder: Path) -> str:
 
 
 def address(iot, endpoint_type: str = "iot:Data-ATS") -> tuple[str, int]:
-    """The MQTT over TLS listener, as DescribeEndpoint gives it."""
-    host, port = iot.describe_endpoint(endpointType=endpoint_type)["endpointAddress"].rsplit(":", 1)
-    return host, int(port)
+    """DescribeEndpoint's host (a host name only, as AWS answers) and the MQTT over TLS port
+    (from /_localiot/health, since devices are told the port by the README, not the API)."""
+    host = iot.describe_endpoint(endpointType=endpoint_type)["endpointAddress"]
+    with urllib.request.urlopen(f"{iot.meta.endpoint_url}/_localiot/health") as answer:
+        listeners = json.load(answer)["listeners"]
+    return host, int(listeners["iot:Data-ATS"].rsplit(":", 1)[1])
 
 
 def alpn_port(server) -> int:

@@ -96,8 +96,8 @@ def ListJobs(ctx, req):
             jobs = [j for j in jobs if j.get(key) == req[key]]
     if req.get("thingGroupId"):
         jobs = [j for j in jobs if any(g["id"] == req["thingGroupId"] for g in j.get("targetGroups") or [])]
-    jobs.sort(key=lambda j: (j["createdAt"], j["jobId"]), reverse=True)
-    items, token = page_list(jobs, req, key=lambda j: (j["createdAt"], j["jobId"]), descending=True)
+    jobs.sort(key=lambda j: j["jobId"])  # AWS documents no order: the one list order, ascending by name
+    items, token = page_list(jobs, req, key=lambda j: j["jobId"])
     return {"jobs": [model.job_summary(ctx, j) for j in items], "nextToken": token}
 
 

@@ -97,8 +97,8 @@ def DescribeJobTemplate(ctx, req):
 @handler("iot")
 def ListJobTemplates(ctx, req):
     rows = [doc for _, doc in ctx.tx.scan(TEMPLATE)]
-    rows.sort(key=lambda d: (d["createdAt"], d["jobTemplateId"]), reverse=True)
-    items, token = page_list(rows, req, key=lambda d: (d["createdAt"], d["jobTemplateId"]), descending=True)
+    rows.sort(key=lambda d: d["jobTemplateId"])  # AWS documents no order: ascending by name
+    items, token = page_list(rows, req, key=lambda d: d["jobTemplateId"])
     return {"jobTemplates": [{k: d.get(k) for k in ("jobTemplateArn", "jobTemplateId", "description", "createdAt")}
                              for d in items], "nextToken": token}
 

@@ -184,12 +184,11 @@ def DescribeThingRegistrationTask(ctx, req):
 
 @operation("iot")
 def ListThingRegistrationTasks(ctx, req):
-    """Newest first; `status` filters."""
+    """Ascending by task id (AWS documents no order: the one list order); `status` filters."""
     status = req.get("status")
     tasks = [doc for _, doc in ctx.tx.scan(KIND) if status is None or doc["status"] == status]
-    tasks.sort(key=lambda d: (d["creationDate"], d["taskId"]), reverse=True)
-    rows, token = page_list(tasks, req, lambda d: (d["creationDate"], d["taskId"]), descending=True,
-                            default_size=DEFAULT_PAGE_SIZE)
+    tasks.sort(key=lambda d: d["taskId"])
+    rows, token = page_list(tasks, req, lambda d: d["taskId"], default_size=DEFAULT_PAGE_SIZE)
     return {"taskIds": [d["taskId"] for d in rows], "nextToken": token}
 
 

@@ -171,7 +171,7 @@ def DeleteThing(ctx, req):
     check_version("thing", name, thing["version"], req.get("expectedVersion"))
     principals = ctx.tx.linked(PRINCIPALS, name)
     if principals:
-        raise invalid(f"Cannot delete thing {name} since it has principals attached: {principals}")
+        raise invalid(f"Cannot delete. Thing {name} is still attached to one or more principals")
     ctx.tx.delete(KIND, name)
     ctx.tx.unlink_all(MEMBER_OF, dst=name)
     hooks.fire(hooks.THING_DELETED, ctx, thing)

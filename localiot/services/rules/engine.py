@@ -125,6 +125,7 @@ class Message:
     properties: dict | None = None
     timestamp: float = 0.0
     trace_id: str = ""
+    over_mqtt: bool = False  # traceid() is the trace id only for messages sent over MQTT
 
 
 # the engine ---------------------------------------------------------------------
@@ -150,7 +151,7 @@ class RulesEngine:
     def attach(self) -> RulesEngine:
         self.loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        self._unsubscribe = self.runtime.bus.subscribe(self._on_bus)
+        self._unsubscribe = self.runtime.bus.subscribe(self._on_bus, publisher=True)  # who published it
         self.runtime.rules = self
         return self
 
@@ -242,27 +243,33 @@ class RulesEngine:
         return future.result(timeout)
 
     # intake -------------------------------------------------------------------------
-    def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
-        self.submit(account, region, topic, payload)
+    def _on_bus(self, account: str, region: str, topic: str, payload: bytes, publisher=None) -> None:
+        if publisher is None:  # not a device's MQTT publish
+            self.submit(account, region, topic, payload)
+        else:
+            self.submit(account, region, topic, payload, client_id=publisher[0], principal=publisher[1],
+                        over_mqtt=True)
 
     def submit(self, account: str, region: str, topic: str, payload: bytes, *, client_id: str | None = None,
-               principal: str | None = None, qos: int = 0, properties: dict | None = None) -> None:
+               principal: str | None = None, qos: int = 0, properties: dict | None = None,
+               over_mqtt: bool = False) -> None:
         """One message for the rules (from the bus, the broker or Basic Ingest); never blocks."""
         msg = Message(account, region, topic, bytes(payload), client_id, principal, qos, properties,
-                      self.runtime.clock.now(), str(uuid.uuid4()))
+                      self.runtime.clock.now(), str(uuid.uuid4()), over_mqtt)
         self.hold()
         if self._on_loop_thread():
             self.loop.call_soon(self._process, msg)
         else:
             self.loop.call_soon_threadsafe(self._process, msg)
 
-    def basic_ingest_handler(self, identity, topic: str, payload: bytes, props: dict) -> bool:
+    def basic_ingest_handler(self, identity, topic: str, payload: bytes, props: dict, *,
+                             client_id: str | None = None, over_mqtt: bool = False) -> bool:
         """The broker's reserved-topic hook for `$aws/rules/...`: accepted, and given to the rule."""
         if not topic.startswith(BASIC_INGEST):
             return False
         self.submit(identity.account, identity.region, topic, payload,
-                    client_id=getattr(identity, "client_id", None), principal=identity.principal,
-                    properties=props)
+                    client_id=client_id or getattr(identity, "client_id", None), principal=identity.principal,
+                    properties=props, over_mqtt=over_mqtt)
         return True
 
     # rules of a scope ---------------------------------------------------------------
@@ -388,7 +395,7 @@ class RulesEngine:
             "timestamp_ms": int(msg.timestamp * 1000),
             "account": msg.account,
             "region": msg.region,
-            "trace_id": msg.trace_id,
+            "trace_id": msg.trace_id if msg.over_mqtt else None,
             "qos": msg.qos,
             "mqtt_properties": msg.properties,
             "thing_shadow_lookup": on_loop(self._shadow, msg.account, msg.region),

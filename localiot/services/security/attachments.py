@@ -9,7 +9,7 @@ holding {"thingPrincipalType": EXCLUSIVE_THING | NON_EXCLUSIVE_THING}.
 
 from __future__ import annotations
 
-from localiot.protocol.errors import ServiceError, invalid
+from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import Affects, operation
 from localiot.services.common import page
 from localiot.services.registry import things
@@ -96,7 +96,8 @@ def ListAttachedPolicies(ctx, req):
 @operation("iot")
 def ListTargetsForPolicy(ctx, req):
     name = req["policyName"]
-    policies.get(ctx, name)
+    if ctx.tx.get(policies.KIND, name) is None:
+        raise not_found("Policy not found")  # AWS's text for this operation
     rows, marker = marker_page(live_targets(ctx.tx, name), req)
     return {"targets": rows, "nextMarker": marker}
 
@@ -113,7 +114,7 @@ def ListPrincipalPolicies(ctx, req):
 def ListPolicyPrincipals(ctx, req):
     name = req["policyName"]
     policies.get(ctx, name)
-    ascending = bool(req.get("ascendingOrder"))
+    ascending = req.get("ascendingOrder") is not False  # the list order of every List operation
     targets = sorted(live_targets(ctx.tx, name), reverse=not ascending)
     rows, marker = marker_page(targets, req, descending=not ascending)
     return {"principals": rows, "nextMarker": marker}
@@ -175,7 +176,8 @@ def _type_of(ctx, thing_name: str, principal: str) -> str:
 @operation("iot")
 def ListThingPrincipals(ctx, req):
     name = req["thingName"]
-    things.get(ctx, name)
+    if ctx.tx.get(things.KIND, name) is None:  # AWS's own text for this operation
+        raise not_found(f"Failed to list principals for thing {name} because the thing does not exist in your account")
     rows, token = page(lambda after, limit: ctx.tx.linked(PRINCIPALS, name, after=after, limit=limit), req)
     return {"principals": rows, "nextToken": token}
 

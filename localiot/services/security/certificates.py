@@ -231,15 +231,16 @@ def summary(doc: dict) -> dict:
 # pageSize / marker pagination ---------------------------------------------------------
 def page_keys(keys: list[str], req: dict, *, size_key: str = "pageSize", token_key: str = "marker",
               default_size: int = DEFAULT_PAGE_SIZE) -> tuple[list[str], str | None]:
-    """One page of ascending-sorted keys: ascending only if the caller asks (ascendingOrder=true)."""
-    ascending = bool(req.get("ascendingOrder"))
+    """One page of ascending-sorted keys, in the list order every List operation
+    follows: ascending unless the caller sends ascendingOrder=false."""
+    ascending = req.get("ascendingOrder") is not False
     return page_list(keys if ascending else keys[::-1], req, descending=not ascending,
                      default_size=default_size, size_key=size_key, token_key=token_key)
 
 
 def page_ordered(tx, src: str, req: dict) -> tuple[list[str], str | None]:
     """A page of ORDER keys under `src`; ascending pages read only what they return."""
-    if req.get("ascendingOrder"):
+    if req.get("ascendingOrder") is not False:
         size = req.get("pageSize") or DEFAULT_PAGE_SIZE
         keys = tx.linked(ORDER, src, after=decode_token(req.get("marker"), "marker"), limit=size + 1)
         if len(keys) <= size:

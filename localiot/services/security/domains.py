@@ -4,8 +4,9 @@ A configuration with a domainName is CUSTOMER_MANAGED and needs its server
 certificate ARN; one without is AWS_MANAGED and gets a generated AWS-shaped
 domain name. Certificates are recorded as given (ACM is not consulted) and
 reported VALID. The default authorizer named in authorizerConfig must exist.
-A configuration must be DISABLED before it can be deleted, as the AWS docs
-walk through. localiot does not serve a configuration's domain: devices
+A configuration must be DISABLED before it can be deleted, as the Developer
+Guide walks through; an AWS-managed one must have stayed DISABLED for 7 days
+(by the injectable clock), a customer-managed one may go at once. localiot does not serve a configuration's domain: devices
 reach the listeners that DescribeEndpoint reports.
 
 The AWS-managed default configurations (names starting "iot:") are not
@@ -24,6 +25,7 @@ from localiot.services.common import apply_tags, marker_page, tags_to_dict
 from localiot.services.tagging import taggable
 
 KIND = "domainconfiguration"
+AWS_MANAGED_DISABLED_DAYS = 7  # the Developer Guide's waiting period before deletion
 DEFAULT_SECURITY_POLICY = "IoTSecurityPolicy_TLS13_1_2_2022_10"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -169,6 +171,13 @@ def DeleteDomainConfiguration(ctx, req):
     doc = get(ctx, name)
     if doc["domainConfigurationStatus"] != "DISABLED":
         raise invalid(f"Domain configuration {name} is ENABLED; disable it before deleting it.")
+    # "You must keep AWS-managed domains in DISABLED status for 7 days before you can delete
+    # them. You can put custom domains in DISABLED status and then delete them immediately."
+    if doc["domainType"] == "AWS_MANAGED":
+        ready = doc["lastStatusChangeDate"] + AWS_MANAGED_DISABLED_DAYS * 86400
+        if ctx.now() < ready:
+            raise invalid(f"Domain configuration {name} is AWS-managed: it must stay DISABLED for "
+                          f"{AWS_MANAGED_DISABLED_DAYS} days before it can be deleted.")
     ctx.tx.delete(KIND, name)
     ctx.tx.drop_tags(doc["domainConfigurationArn"])
     return {}

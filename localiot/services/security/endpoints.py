@@ -1,22 +1,27 @@
 """DescribeEndpoint: where a device or SDK reaches this localiot.
 
-AWS answers with a host name (identifier.iot.region.amazonaws.com). localiot
-answers with the "host:port" of its own listener for that endpoint type:
+AWS answers with a host name only (identifier.iot.region.amazonaws.com), and
+every tutorial and SDK sample passes it on as is (`mosquitto_pub -h "$(aws iot
+describe-endpoint ...)" -p 8883`, the Device SDKs' `endpoint`). localiot does
+the same for every endpoint type: the answer is `endpoint_host(config)`:
 
-- the entry for the type in `runtime.listeners` (a dict listeners fill in as
-  they start, e.g. {"iot:Data-ATS": "127.0.0.1:8883"}); iot:Data (the legacy
-  VeriSign endpoint, and the answer when no endpointType is given) uses the
-  iot:Data-ATS listener when it has no entry of its own;
-- otherwise the HTTP API listener: `runtime.listeners["api"]` when the server
-  registered it, else `config.host:config.port` (which is the bound port
-  unless the server was started on port 0).
+- `--endpoint-host` / LOCALIOT_ENDPOINT_HOST when given (it is added to the
+  broker's server certificate);
+- otherwise "localhost" when the server listens on loopback or on every
+  address (0.0.0.0, ::), else the listen host.
 
-A wildcard bind address (0.0.0.0, ::, empty) is reported as "localhost".
-The endpoint types are matched case-insensitively and answered under their
-canonical spelling; any other type is an InvalidRequestException.
+The port follows from the endpoint type, as on AWS: iot:Data-ATS and iot:Data
+are MQTT over TLS (`--mqtt-tls-port`, 8883 like AWS) and the ALPN port
+(`--mqtt-alpn-port`, AWS's 443); iot:CredentialProvider and iot:Jobs are
+HTTPS on the ALPN port. `runtime.listeners` names each bound port.
+
+The endpoint types are matched case-insensitively; any other type is an
+InvalidRequestException.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from localiot.protocol.errors import invalid
 from localiot.services import operation
@@ -37,26 +42,29 @@ def canonical_type(endpoint_type: str | None) -> str:
     return found
 
 
-def _address(host: str, port) -> str:
-    if host in _WILDCARDS:
-        host = "localhost"
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # an IPv6 literal
-    return f"{host}:{port}"
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_host(config) -> str:
+    """The host name DescribeEndpoint answers (no port, like AWS)."""
+    configured = (getattr(config, "endpoint_host", "") or "").strip()
+    if configured:
+        return configured
+    host = (config.host or "").strip()
+    if host in _WILDCARDS or _loopback(host):
+        return "localhost"
+    return host.strip("[]")
 
 
 def endpoint_address(runtime, endpoint_type: str | None) -> str:
-    kind = canonical_type(endpoint_type)
-    listeners = getattr(runtime, "listeners", None) or {}
-    address = listeners.get(kind)
-    if address is None and kind == "iot:Data":
-        address = listeners.get("iot:Data-ATS")
-    if address is None:
-        address = listeners.get("api")
-    if address is None:
-        return _address(runtime.config.host, runtime.config.port)
-    host, sep, port = address.rpartition(":")
-    return _address(host.strip("[]") if host.startswith("[") else host, port) if sep else address
+    canonical_type(endpoint_type)
+    return endpoint_host(runtime.config)
 
 
 @operation("iot")

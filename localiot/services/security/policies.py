@@ -286,8 +286,9 @@ def _creation_key(doc: dict) -> tuple:
 
 
 def list_policies_page(docs: list[dict], req: dict) -> tuple[list[dict], str | None]:
-    """Policies in creation order (ascending when `ascendingOrder` is true, else newest first)."""
-    ascending = bool(req.get("ascendingOrder"))
+    """Policies in creation order, as the spec documents: ascending unless the
+    caller sends ascendingOrder=false (the list order of every List operation)."""
+    ascending = req.get("ascendingOrder") is not False
     return marker_page(by_creation(docs, ascending), req, _creation_key, descending=not ascending)
 
 
@@ -398,8 +399,7 @@ def CreatePolicyVersion(ctx, req):
     if len(doc["versions"]) >= MAX_VERSIONS:
         raise ServiceError(
             "VersionsLimitExceededException",
-            f"The policy {name} already has the maximum number of versions ({MAX_VERSIONS}); "
-            "delete a version with DeletePolicyVersion before creating a new one.",
+            f"The policy {name} already has the maximum number of versions ({MAX_VERSIONS})",
         )
     now = ctx.now()
     number = int(doc.get("lastVersionId") or max(int(v) for v in doc["versions"])) + 1
