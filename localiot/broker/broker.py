@@ -18,7 +18,7 @@ import asyncio
 import logging
 import threading
 
-from localiot.broker import auth, codec
+from localiot.broker import auth, codec, flow
 from localiot.broker.admission import OK, RESERVED, Decision, admit
 from localiot.broker.connection import CONNECTED, CLOSED, Connection
 from localiot.broker.lifecycle import LifecycleEvents
@@ -280,8 +280,9 @@ class Broker:
             self._discard(session)
             return
         session.expires_at = self.clock.now() + session.expiry_interval
-        inflight = list(session.inflight.items())
-        pending = list(session.pending)
+        room = max(0, self.limits.queued_max - session.queued)  # AWS's queued-messages quota per session
+        inflight = list(session.inflight.items())[:room]
+        pending = list(session.pending)[:room - len(inflight)]
         session.inflight.clear()
         session.pending.clear()
         self.persistence.park(session, inflight, pending)
@@ -359,8 +360,11 @@ class Broker:
                 return
         else:
             data = (msg.raw3 or msg.v3_qos0()) if not retain else msg.encode(False, 0, None, True, False, now)
-        if conn.paused_writing and not self._congested(conn, msg):
-            return
+        if conn.paused_writing:
+            flow.hold(self, conn, msg)
+            t = conn.transport
+            if t is None or t.get_write_buffer_size() >= _QOS0_DROP_BUFFER:
+                return  # a stalled subscriber stops getting QoS 0 past this backlog
         out = conn.out
         if not out:
             self.dirty(conn)
@@ -371,24 +375,15 @@ class Broker:
                 t.write(b"".join(out))
             out.clear()
 
-    def _congested(self, conn: Connection, msg: Message) -> bool:
-        """Back-pressure: the publisher feeding a stalled subscriber stops reading. False: drop this QoS 0."""
-        origin = msg.origin
-        pub = origin.conn if origin is not None else None
-        if pub is not None and pub is not conn and pub.blocked_by is None:
-            pub.blocked_by = conn
-            if conn.waiters is None:
-                conn.waiters = []
-            conn.waiters.append(pub)
-        t = conn.transport
-        return t is not None and t.get_write_buffer_size() < _QOS0_DROP_BUFFER
-
     def send_qos1(self, session: Session, conn: Connection, msg: Message, retain: bool,
                    packet_id: int | None = None) -> None:
         inflight = session.inflight
-        if len(inflight) >= conn.send_window:
-            if len(session.pending) < self.limits.pending_max:
-                session.pending.append((msg, retain))
+        if len(inflight) >= conn.send_window:  # the client's Receive Maximum: wait for a slot, never dropped
+            pending = session.pending
+            pending.append((msg, retain))
+            if len(pending) >= self.limits.pending_high:
+                flow.backlog(self, conn, len(pending))
+                flow.hold(self, conn, msg)
             return
         if packet_id is None or packet_id in inflight:
             dup, packet_id = False, session.next_packet_id()
@@ -398,7 +393,7 @@ class Broker:
         now = self.clock.now() if msg.expires_at is not None else 0.0
         data = msg.encode(conn.v5, 1, packet_id, retain, dup, now)
         if conn.paused_writing:
-            self._congested(conn, msg)
+            flow.hold(self, conn, msg)
         conn.push(data)
 
     def acked(self, conn: Connection, packet_id: int) -> None:
@@ -411,6 +406,7 @@ class Broker:
             msg, retain = pending.popleft()
             if not msg.expired(now):
                 self.send_qos1(session, conn, msg, retain)
+        flow.progress(self, conn, len(pending))
 
     def _enqueue(self, session: Session, msg: Message, retain: bool) -> None:
         if session.queued >= self.limits.queued_max:
@@ -501,6 +497,7 @@ class Broker:
                 conn.state = CLOSED
                 conn.close()
         now = self.clock.now()
+        flow.sweep_stuck(self, now)
         for session in list(self.offline):
             if session.will is not None and (now >= session.will_due or now >= session.expires_at):
                 will, session.will = session.will, None

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import uuid
 
-from localiot.broker import auth, codec, subscriptions
+from localiot.broker import auth, codec, flow, subscriptions
 from localiot.broker.admission import INVALID, RESERVED, Decision
 from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
 from localiot.broker.message import Message
@@ -46,8 +46,10 @@ class Connection(asyncio.Protocol):
         self.pub_cache: dict[bytes, Decision] = {}
         self.paused_writing = False
         self.reading_paused = False
-        self.blocked_by = None  # a congested subscriber this publisher waits for
+        self.blocked_by = None  # a congested subscriber this publisher waits for (localiot.broker.flow)
         self.waiters: list | None = None  # publishers waiting for this connection to drain
+        self.backlogged = False  # too many QoS 1 messages wait for this subscriber's window
+        self.progress_at = 0.0  # broker clock: last sign of life of a congested subscriber
         self._pending: list[bytes] = []
         self._have = 0
         self._need = 0
@@ -66,8 +68,9 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.broker.connections.discard(self)
         self.transport = None
+        self.backlogged = False
         if self.waiters:
-            self._release_waiters()
+            flow.release(self)
         if self.state != CLOSED:
             self.state = CLOSED
             self.broker.connection_ended(self)
@@ -78,23 +81,33 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.paused_writing = False
         if self.waiters:
-            self._release_waiters()
+            self.progress_at = self.broker.clock.now()
+            if not self.backlogged:
+                flow.release(self)
 
-    def _release_waiters(self) -> None:
-        waiters, self.waiters = self.waiters, None
-        for w in waiters:
-            w.blocked_by = None
-            if w.transport is not None and w.reading_paused and w.state != AUTHENTICATING:
-                w.reading_paused = False
-                w.transport.resume_reading()
+    def resume(self) -> None:
+        """No longer held by a congested subscriber: read again, starting with what was kept unread."""
+        if self.transport is None or self.state != CONNECTED:
+            return
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        if self._pending:
+            self.broker.loop.call_soon(self._resume_pending)
+
+    def _resume_pending(self) -> None:
+        if self.blocked_by is None and self.state == CONNECTED and self._pending:
+            data = b"".join(self._pending)
+            self._pending = []
+            self._process(data)
 
     def eof_received(self):
         return False
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = self.broker.loop.time()
-        if self.state == AUTHENTICATING:  # held until the CONNECT is decided
-            self._pending.append(data)
+        if self.state == AUTHENTICATING or self.blocked_by is not None:  # held until the CONNECT is decided
+            self._pending.append(data)  # or the subscriber it feeds drains
             return
         if self._pending:
             self._pending.append(data)
@@ -132,8 +145,8 @@ class Connection(asyncio.Protocol):
                 pos = end
                 if self.state == CLOSED:
                     return
-                if self.state == AUTHENTICATING:  # keep the rest until the CONNECT is decided
-                    break
+                if self.state == AUTHENTICATING or self.blocked_by is not None:
+                    break  # keep the rest until the CONNECT is decided, or the subscriber drains
         except MalformedPacket as e:
             self.protocol_failure(e)
             return
