@@ -254,10 +254,12 @@ class Broker:
         if session.queued:
             queued = self.persistence.take_queued(session)
             now = self.clock.now()
-            for msg, packet_id in queued:
+            for msg, packet_id, name in queued:
                 if msg.expired(now) or not self.can_receive(session, msg.topic):
+                    self.persistence.release(session, name)
                     continue
-                self.send_qos1(session, conn, msg, msg.retain, packet_id)
+                self.send_qos1(session, conn, msg, msg.retain, packet_id, name)
+            self.flush_soon()
 
     def connection_ended(self, conn: Connection) -> None:
         session = conn.session
@@ -281,11 +283,12 @@ class Broker:
             return
         session.expires_at = self.clock.now() + session.expiry_interval
         room = max(0, self.limits.queued_max - session.queued)  # AWS's queued-messages quota per session
-        inflight = list(session.inflight.items())[:room]
-        pending = list(session.pending)[:room - len(inflight)]
+        held = [(pid, *entry) for pid, entry in session.inflight.items()] + [(None, *e) for e in session.pending]
         session.inflight.clear()
         session.pending.clear()
-        self.persistence.park(session, inflight, pending)
+        kept, dropped = held[:room], [entry[3] for entry in held[room:] if entry[3] is not None]
+        self.persistence.park(session, [e for e in kept if e[0] is not None],
+                              [e[1:] for e in kept if e[0] is None], dropped)
         self.offline.add(session)
 
     def _publish_will(self, identity, will: Message) -> None:
@@ -372,15 +375,21 @@ class Broker:
         if len(out) >= _OUT_BATCH_MAX:
             t = conn.transport
             if t is not None:
+                if self.persistence.pending:
+                    self.persistence.commit()  # its PUBACKs may be among them
                 t.write(b"".join(out))
             out.clear()
 
     def send_qos1(self, session: Session, conn: Connection, msg: Message, retain: bool,
-                   packet_id: int | None = None) -> None:
+                   packet_id: int | None = None, name: str | None = None) -> None:
+        """Send (or queue for a window slot) one QoS 1 message; a persistent session's is
+        stored (`name`) until acknowledged."""
+        if name is None and session.expiry_interval:
+            name = self.persistence.hold(session, msg, retain)
         inflight = session.inflight
         if len(inflight) >= conn.send_window:  # the client's Receive Maximum: wait for a slot, never dropped
             pending = session.pending
-            pending.append((msg, retain))
+            pending.append((msg, retain, name))
             if len(pending) >= self.limits.pending_high:
                 flow.backlog(self, conn, len(pending))
                 flow.hold(self, conn, msg)
@@ -389,7 +398,7 @@ class Broker:
             dup, packet_id = False, session.next_packet_id()
         else:
             dup = True
-        inflight[packet_id] = (msg, retain)
+        inflight[packet_id] = (msg, retain, name)
         now = self.clock.now() if msg.expires_at is not None else 0.0
         data = msg.encode(conn.v5, 1, packet_id, retain, dup, now)
         if conn.paused_writing:
@@ -398,14 +407,20 @@ class Broker:
 
     def acked(self, conn: Connection, packet_id: int) -> None:
         session = conn.session
-        if session is None or session.inflight.pop(packet_id, None) is None:
+        entry = session.inflight.pop(packet_id, None) if session is not None else None
+        if entry is None:
             return
+        if entry[2] is not None:
+            self.persistence.release(session, entry[2])
+            self.flush_soon()
         pending = session.pending
         now = self.clock.now() if pending else 0.0
         while pending and len(session.inflight) < conn.send_window:
-            msg, retain = pending.popleft()
+            msg, retain, name = pending.popleft()
             if not msg.expired(now):
-                self.send_qos1(session, conn, msg, retain)
+                self.send_qos1(session, conn, msg, retain, None, name)
+            elif name is not None:
+                self.persistence.release(session, name)
         flow.progress(self, conn, len(pending))
 
     def _enqueue(self, session: Session, msg: Message, retain: bool) -> None:

@@ -177,6 +177,8 @@ class Connection(asyncio.Protocol):
         if t is None:
             return
         if self.out:
+            if self.broker.persistence.pending:
+                self.broker.persistence.commit()  # durable before a PUBACK among them leaves
             t.write(b"".join(self.out))
             self.out.clear()
         t.close()

@@ -82,8 +82,9 @@ class Session:
         self.expiry_interval = expiry_interval
         self.subscriptions: dict[str, SubOptions] = {}
         self.conn = None
-        self.inflight: dict[int, tuple[Message, bool]] = {}  # packet id -> (message, retain flag)
-        self.pending: deque = deque()  # (message, retain flag) waiting for a window slot
+        # packet id -> (message, retain flag, stored name of a persistent session's message or None)
+        self.inflight: dict[int, tuple[Message, bool, str | None]] = {}
+        self.pending: deque = deque()  # (message, retain flag, stored name) waiting for a window slot
         self._next_pid = 1
         self.session_id = session_id or new_session_id()
         self.expires_at: float | None = None  # while disconnected
