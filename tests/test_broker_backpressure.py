@@ -3,6 +3,7 @@ slow the publishers down; nothing acknowledged is dropped (issue 12)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -154,3 +155,50 @@ def test_stuck_subscriber_disconnected_and_session_keeps_messages(make_broker):
     assert payloads[:10] == [str(i).encode() for i in range(10)]
     back.close()
     watcher.close()
+
+
+def test_loop_stays_responsive_under_a_qos0_flood(make_broker):
+    b = make_broker()
+    sub = Raw(b.port)
+    sub.connect("reader")
+    sub.send(Subscribe(1, [("flood", SubOptions(0))]))
+    assert sub.recv().reason_codes == [0]
+    lags = []
+    stop = threading.Event()
+
+    async def tick():  # a 1 ms timer on the broker's loop
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            t = loop.time()
+            await asyncio.sleep(0.001)
+            lags.append(loop.time() - t - 0.001)
+
+    ticking = asyncio.run_coroutine_threadsafe(tick(), b.loop)
+    packet = codec.encode(codec.Publish("flood", b"x" * 16), codec.MQTT311)
+    flooders = [Raw(b.port) for _ in range(8)]
+    for i, f in enumerate(flooders):
+        f.connect(f"flooder{i}")
+    burst = packet * 50_000
+    senders = [threading.Thread(target=f.sock.sendall, args=(burst,)) for f in flooders]
+    drained = threading.Thread(target=lambda: _drain(sub, len(packet) * 50_000 * len(flooders)))
+    drained.start()
+    for s in senders:
+        s.start()
+    for s in senders:
+        s.join(60)
+    drained.join(120)
+    stop.set()
+    ticking.result(WAIT)
+    assert max(lags) < 0.5, f"the loop stalled for {max(lags):.2f} s"
+    for f in flooders + [sub]:
+        f.close()
+
+
+def _drain(raw, total):
+    raw.sock.settimeout(20)
+    got = 0
+    while got < total:
+        data = raw.sock.recv(1 << 20)
+        if not data:
+            return
+        got += len(data)

@@ -37,6 +37,7 @@ _QOS0_DROP_BUFFER = 64 * 1024 * 1024  # a stalled subscriber stops getting QoS 0
 # socket up to 32 times per wake-up): write a connection's batch early once it
 # holds this many packets, so its transport's flow control sees it in time.
 _OUT_BATCH_MAX = 1024
+_FLUSH_MAX = 2048  # connections written per flush before the loop gets a turn
 
 
 class Broker:
@@ -158,7 +159,12 @@ class Broker:
         dirty = self._dirty
         if not dirty:
             return
-        self._dirty = []
+        if len(dirty) > _FLUSH_MAX:  # the rest in a later iteration: timers and reads get their turn
+            dirty, self._dirty = dirty[:_FLUSH_MAX], dirty[_FLUSH_MAX:]
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        else:
+            self._dirty = []
         for conn in dirty:
             out = conn.out
             if out:

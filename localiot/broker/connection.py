@@ -21,6 +21,7 @@ from localiot.topics import TopicError, validate_topic_name
 
 NEW, AUTHENTICATING, CONNECTED, CLOSED = 0, 1, 2, 3
 _PUB_CACHE_MAX = 1024  # admission decisions cached per connection, by topic bytes
+_YIELD_EVERY = 256  # PUBLISH packets handled per read before the loop gets a turn
 
 
 class Connection(asyncio.Protocol):
@@ -87,7 +88,7 @@ class Connection(asyncio.Protocol):
 
     def resume(self) -> None:
         """No longer held by a congested subscriber: read again, starting with what was kept unread."""
-        if self.transport is None or self.state != CONNECTED:
+        if self.transport is None or self.state != CONNECTED or self.blocked_by is not None:
             return
         if self.reading_paused:
             self.reading_paused = False
@@ -122,6 +123,8 @@ class Connection(asyncio.Protocol):
         pos = 0
         n = len(buf)
         max_size = self.broker.max_packet
+        handled = 0
+        yielded = False
         try:
             while n - pos >= 2:
                 first = buf[pos]
@@ -140,6 +143,11 @@ class Connection(asyncio.Protocol):
                     break
                 if first & 0xF0 == 0x30 and self.state == CONNECTED:
                     self._publish(first, buf, pos, start, end)
+                    handled += 1
+                    if handled >= _YIELD_EVERY and end < n:  # let timers, keep-alives and API calls run
+                        pos = end
+                        yielded = True
+                        break
                 else:
                     self._packet(first, buf[start:end])
                 pos = end
@@ -160,9 +168,11 @@ class Connection(asyncio.Protocol):
                 if got is not None:
                     need = got[1] + got[0]
             self._need = need
-        if self.blocked_by is not None and not self.reading_paused and self.transport is not None:
+        if (self.blocked_by is not None or yielded) and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
+        if yielded and self.blocked_by is None:
+            self.broker.loop.call_soon(self.resume)
 
     # output ----------------------------------------------------------------
     def push(self, data: bytes) -> None:
