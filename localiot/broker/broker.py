@@ -19,7 +19,7 @@ import logging
 import threading
 
 from localiot import metering
-from localiot.broker import auth, codec
+from localiot.broker import auth, codec, flow
 from localiot.broker.admission import OK, RESERVED, Decision, admit
 from localiot.broker.connection import CONNECTED, CLOSED, Connection
 from localiot.broker.lifecycle import LifecycleEvents
@@ -38,6 +38,7 @@ _QOS0_DROP_BUFFER = 64 * 1024 * 1024  # a stalled subscriber stops getting QoS 0
 # socket up to 32 times per wake-up): write a connection's batch early once it
 # holds this many packets, so its transport's flow control sees it in time.
 _OUT_BATCH_MAX = 1024
+_FLUSH_MAX = 2048  # connections written per flush before the loop gets a turn
 
 
 class Broker:
@@ -159,7 +160,12 @@ class Broker:
         dirty = self._dirty
         if not dirty:
             return
-        self._dirty = []
+        if len(dirty) > _FLUSH_MAX:  # the rest in a later iteration: timers and reads get their turn
+            dirty, self._dirty = dirty[:_FLUSH_MAX], dirty[_FLUSH_MAX:]
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        else:
+            self._dirty = []
         for conn in dirty:
             out = conn.out
             if out:
@@ -255,10 +261,12 @@ class Broker:
         if session.queued:
             queued = self.persistence.take_queued(session)
             now = self.clock.now()
-            for msg, packet_id in queued:
+            for msg, packet_id, name in queued:
                 if msg.expired(now) or not self.can_receive(session, msg.topic):
+                    self.persistence.release(session, name)
                     continue
-                self.send_qos1(session, conn, msg, msg.retain, packet_id)
+                self.send_qos1(session, conn, msg, msg.retain, packet_id, name)
+            self.flush_soon()
 
     def connection_ended(self, conn: Connection) -> None:
         metering.ended(conn)
@@ -282,11 +290,13 @@ class Broker:
             self._discard(session)
             return
         session.expires_at = self.clock.now() + session.expiry_interval
-        inflight = list(session.inflight.items())
-        pending = list(session.pending)
+        room = max(0, self.limits.queued_max - session.queued)  # AWS's queued-messages quota per session
+        held = [(pid, *entry) for pid, entry in session.inflight.items()] + [(None, *e) for e in session.pending]
         session.inflight.clear()
         session.pending.clear()
-        self.persistence.park(session, inflight, pending)
+        kept, dropped = held[:room], [entry[3] for entry in held[room:] if entry[3] is not None]
+        self.persistence.park(session, [e for e in kept if e[0] is not None],
+                              [e[1:] for e in kept if e[0] is None], dropped)
         self.offline.add(session)
 
     def _publish_will(self, identity, will: Message) -> None:
@@ -366,8 +376,11 @@ class Broker:
                 return
         else:
             data = (msg.raw3 or msg.v3_qos0()) if not retain else msg.encode(False, 0, None, True, False, now)
-        if conn.paused_writing and not self._congested(conn, msg):
-            return
+        if conn.paused_writing:
+            flow.hold(self, conn, msg)
+            t = conn.transport
+            if t is None or t.get_write_buffer_size() >= _QOS0_DROP_BUFFER:
+                return  # a stalled subscriber stops getting QoS 0 past this backlog
         out = conn.out
         if not out:
             self.dirty(conn)
@@ -375,49 +388,53 @@ class Broker:
         if len(out) >= _OUT_BATCH_MAX:
             t = conn.transport
             if t is not None:
+                if self.persistence.pending:
+                    self.persistence.commit()  # its PUBACKs may be among them
                 t.write(b"".join(out))
             out.clear()
 
-    def _congested(self, conn: Connection, msg: Message) -> bool:
-        """Back-pressure: the publisher feeding a stalled subscriber stops reading. False: drop this QoS 0."""
-        origin = msg.origin
-        pub = origin.conn if origin is not None else None
-        if pub is not None and pub is not conn and pub.blocked_by is None:
-            pub.blocked_by = conn
-            if conn.waiters is None:
-                conn.waiters = []
-            conn.waiters.append(pub)
-        t = conn.transport
-        return t is not None and t.get_write_buffer_size() < _QOS0_DROP_BUFFER
-
     def send_qos1(self, session: Session, conn: Connection, msg: Message, retain: bool,
-                   packet_id: int | None = None) -> None:
+                   packet_id: int | None = None, name: str | None = None) -> None:
+        """Send (or queue for a window slot) one QoS 1 message; a persistent session's is
+        stored (`name`) until acknowledged."""
+        if name is None and session.expiry_interval:
+            name = self.persistence.hold(session, msg, retain)
         inflight = session.inflight
-        if len(inflight) >= conn.send_window:
-            if len(session.pending) < self.limits.pending_max:
-                session.pending.append((msg, retain))
+        if len(inflight) >= conn.send_window:  # the client's Receive Maximum: wait for a slot, never dropped
+            pending = session.pending
+            pending.append((msg, retain, name))
+            if len(pending) >= self.limits.pending_high:
+                flow.backlog(self, conn, len(pending))
+                flow.hold(self, conn, msg)
             return
         if packet_id is None or packet_id in inflight:
             dup, packet_id = False, session.next_packet_id()
         else:
             dup = True
-        inflight[packet_id] = (msg, retain)
+        inflight[packet_id] = (msg, retain, name)
         now = self.clock.now() if msg.expires_at is not None else 0.0
         data = msg.encode(conn.v5, 1, packet_id, retain, dup, now)
         if conn.paused_writing:
-            self._congested(conn, msg)
+            flow.hold(self, conn, msg)
         conn.push(data)
 
     def acked(self, conn: Connection, packet_id: int) -> None:
         session = conn.session
-        if session is None or session.inflight.pop(packet_id, None) is None:
+        entry = session.inflight.pop(packet_id, None) if session is not None else None
+        if entry is None:
             return
+        if entry[2] is not None:
+            self.persistence.release(session, entry[2])
+            self.flush_soon()
         pending = session.pending
         now = self.clock.now() if pending else 0.0
         while pending and len(session.inflight) < conn.send_window:
-            msg, retain = pending.popleft()
+            msg, retain, name = pending.popleft()
             if not msg.expired(now):
-                self.send_qos1(session, conn, msg, retain)
+                self.send_qos1(session, conn, msg, retain, None, name)
+            elif name is not None:
+                self.persistence.release(session, name)
+        flow.progress(self, conn, len(pending))
 
     def _enqueue(self, session: Session, msg: Message, retain: bool) -> None:
         if session.queued >= self.limits.queued_max:
@@ -508,6 +525,7 @@ class Broker:
                 conn.state = CLOSED
                 conn.close()
         now = self.clock.now()
+        flow.sweep_stuck(self, now)
         for session in list(self.offline):
             if session.will is not None and (now >= session.will_due or now >= session.expires_at):
                 will, session.will = session.will, None

@@ -13,7 +13,7 @@ import inspect
 import uuid
 
 from localiot import metering
-from localiot.broker import auth, codec, subscriptions
+from localiot.broker import auth, codec, flow, subscriptions
 from localiot.broker.admission import INVALID, RESERVED, Decision
 from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
 from localiot.broker.message import Message
@@ -22,6 +22,7 @@ from localiot.topics import TopicError, validate_topic_name
 
 NEW, AUTHENTICATING, CONNECTED, CLOSED = 0, 1, 2, 3
 _PUB_CACHE_MAX = 1024  # admission decisions cached per connection, by topic bytes
+_YIELD_EVERY = 256  # PUBLISH packets handled per read before the loop gets a turn
 
 
 class Connection(asyncio.Protocol):
@@ -47,8 +48,10 @@ class Connection(asyncio.Protocol):
         self.pub_cache: dict[bytes, Decision] = {}
         self.paused_writing = False
         self.reading_paused = False
-        self.blocked_by = None  # a congested subscriber this publisher waits for
+        self.blocked_by = None  # a congested subscriber this publisher waits for (localiot.broker.flow)
         self.waiters: list | None = None  # publishers waiting for this connection to drain
+        self.backlogged = False  # too many QoS 1 messages wait for this subscriber's window
+        self.progress_at = 0.0  # broker clock: last sign of life of a congested subscriber
         self._pending: list[bytes] = []
         self._have = 0
         self._need = 0
@@ -68,8 +71,9 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.broker.connections.discard(self)
         self.transport = None
+        self.backlogged = False
         if self.waiters:
-            self._release_waiters()
+            flow.release(self)
         if self.state != CLOSED:
             self.state = CLOSED
             self.broker.connection_ended(self)
@@ -80,23 +84,33 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.paused_writing = False
         if self.waiters:
-            self._release_waiters()
+            self.progress_at = self.broker.clock.now()
+            if not self.backlogged:
+                flow.release(self)
 
-    def _release_waiters(self) -> None:
-        waiters, self.waiters = self.waiters, None
-        for w in waiters:
-            w.blocked_by = None
-            if w.transport is not None and w.reading_paused and w.state != AUTHENTICATING:
-                w.reading_paused = False
-                w.transport.resume_reading()
+    def resume(self) -> None:
+        """No longer held by a congested subscriber: read again, starting with what was kept unread."""
+        if self.transport is None or self.state != CONNECTED or self.blocked_by is not None:
+            return
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        if self._pending:
+            self.broker.loop.call_soon(self._resume_pending)
+
+    def _resume_pending(self) -> None:
+        if self.blocked_by is None and self.state == CONNECTED and self._pending:
+            data = b"".join(self._pending)
+            self._pending = []
+            self._process(data)
 
     def eof_received(self):
         return False
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = self.broker.loop.time()
-        if self.state == AUTHENTICATING:  # held until the CONNECT is decided
-            self._pending.append(data)
+        if self.state == AUTHENTICATING or self.blocked_by is not None:  # held until the CONNECT is decided
+            self._pending.append(data)  # or the subscriber it feeds drains
             return
         if self._pending:
             self._pending.append(data)
@@ -111,6 +125,8 @@ class Connection(asyncio.Protocol):
         pos = 0
         n = len(buf)
         max_size = self.broker.max_packet
+        handled = 0
+        yielded = False
         try:
             while n - pos >= 2:
                 first = buf[pos]
@@ -129,13 +145,18 @@ class Connection(asyncio.Protocol):
                     break
                 if first & 0xF0 == 0x30 and self.state == CONNECTED:
                     self._publish(first, buf, pos, start, end)
+                    handled += 1
+                    if handled >= _YIELD_EVERY and end < n:  # let timers, keep-alives and API calls run
+                        pos = end
+                        yielded = True
+                        break
                 else:
                     self._packet(first, buf[start:end])
                 pos = end
                 if self.state == CLOSED:
                     return
-                if self.state == AUTHENTICATING:  # keep the rest until the CONNECT is decided
-                    break
+                if self.state == AUTHENTICATING or self.blocked_by is not None:
+                    break  # keep the rest until the CONNECT is decided, or the subscriber drains
         except MalformedPacket as e:
             self.protocol_failure(e)
             return
@@ -149,9 +170,11 @@ class Connection(asyncio.Protocol):
                 if got is not None:
                     need = got[1] + got[0]
             self._need = need
-        if self.blocked_by is not None and not self.reading_paused and self.transport is not None:
+        if (self.blocked_by is not None or yielded) and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
+        if yielded and self.blocked_by is None:
+            self.broker.loop.call_soon(self.resume)
 
     # output ----------------------------------------------------------------
     def push(self, data: bytes) -> None:
@@ -166,6 +189,8 @@ class Connection(asyncio.Protocol):
         if t is None:
             return
         if self.out:
+            if self.broker.persistence.pending:
+                self.broker.persistence.commit()  # durable before a PUBACK among them leaves
             t.write(b"".join(self.out))
             self.out.clear()
         t.close()

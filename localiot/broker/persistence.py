@@ -10,10 +10,12 @@ Retained messages are localiot.broker.retained's documents.
 `BrokerStore` is what the broker calls: sessions saved, deleted and parked
 with their in-flight messages when the client goes, queued messages taken
 when it comes back, retained messages stored and read for new
-subscriptions. Messages queued for offline sessions while routing are
-buffered and written in one transaction per loop iteration (`commit`, from
-the broker's flush), before any PUBACK of that iteration leaves; every
-other write commits before the call returns, after the buffered ones.
+subscriptions. QoS 1 messages queued for offline sessions, and those on
+their way to connected persistent sessions (stored until acknowledged, so a
+SIGKILL loses none), are buffered and written in one transaction per loop
+iteration (`commit`, from the broker's flush), before any PUBACK of that
+iteration leaves; every other write commits before the call returns, after
+the buffered ones.
 """
 
 from __future__ import annotations
@@ -74,25 +76,31 @@ class BrokerStore:
             delete_session(tx, session)
         session.stored = False
 
-    def park(self, session: Session, inflight: list, pending: list) -> None:
-        """A persistent session whose client went: its unacknowledged and waiting
-        QoS 1 messages are queued (the in-flight ones keep their packet ids)."""
+    def park(self, session: Session, inflight: list, pending: list, dropped: list) -> None:
+        """A persistent session whose client went: its unacknowledged (`inflight`: packet id,
+        message, retain, stored name) and waiting (`pending`: message, retain, stored name)
+        QoS 1 messages stay queued, the in-flight ones with their packet ids for a DUP resend;
+        the stored names in `dropped` (past the queued-messages quota) go."""
         now = self.clock.now()
         session.queued += len(inflight) + len(pending)
         self.commit()
         with self.store.transaction(*BROKER_SCOPE) as tx:
-            for pid, (msg, retain) in inflight:
-                queue_message(tx, session, msg, 1, retain, pid)
-            for msg, retain in pending:
-                queue_message(tx, session, msg, 1, retain)
+            for pid, msg, retain, name in inflight:
+                queue_message(tx, session, msg, 1, retain, pid, name)
+            for msg, retain, name in pending:
+                if name is None:
+                    queue_message(tx, session, msg, 1, retain)
+            for name in dropped:
+                tx.scope(session.account, session.region).delete(QUEUED_KIND, name)
             save_session(tx, session, now)
         session.stored = True
 
-    def take_queued(self, session: Session) -> list[tuple[Message, int | None]]:
-        """The messages queued for a session that is back, removed from the store."""
+    def take_queued(self, session: Session) -> list[tuple[Message, int | None, str]]:
+        """The messages queued for a session that is back: [(message, packet id if resent, stored
+        name)]. They stay stored until acknowledged (`release`)."""
         self.commit()
-        with self.store.transaction(*BROKER_SCOPE) as tx:
-            queued = take_queued(tx, session)
+        with self.store.transaction(*BROKER_SCOPE, write=False) as tx:
+            queued = list_queued(tx, session)
         session.queued = 0
         return queued
 
@@ -102,12 +110,23 @@ class BrokerStore:
         session.queued += 1
         self._queued.append(lambda tx: queue_message(tx, session, msg, 1, retain))
 
+    def hold(self, session: Session, msg: Message, retain: bool) -> str:
+        """Store a QoS 1 message on its way to a connected persistent session, at the next
+        `commit` (before the publisher's PUBACK leaves): a killed server still has it. Its name."""
+        name = _queued_name(session)
+        self._queued.append(lambda tx: queue_message(tx, session, msg, 1, retain, None, name))
+        return name
+
+    def release(self, session: Session, name: str) -> None:
+        """The session acknowledged a held message: forget it at the next `commit`."""
+        self._queued.append(lambda tx: tx.scope(session.account, session.region).delete(QUEUED_KIND, name))
+
     @property
     def pending(self) -> bool:
         return bool(self._queued)
 
     def commit(self) -> None:
-        """Write the buffered queued messages in one transaction."""
+        """Write the buffered message writes in one transaction (group commit, once per loop iteration)."""
         ops, self._queued = self._queued, []
         if not ops:
             return
@@ -164,26 +183,27 @@ def delete_session(tx, session: Session) -> None:
     tx.scope(*BROKER_SCOPE).delete(REF_KIND, _ref_name(*session.key))
 
 
+def _queued_name(session: Session) -> str:
+    return f"{_next_seq():020d}:{session.client_id}"
+
+
 def queue_message(tx, session: Session, message: Message, qos: int, retain: bool = False,
-                  packet_id: int | None = None) -> None:
+                  packet_id: int | None = None, name: str | None = None) -> None:
     """Store a message for a disconnected session; `packet_id` marks one already sent (resent with DUP)."""
     doc = message.to_doc()
     doc["qos"] = qos
     doc["retain"] = retain
     if packet_id:
         doc["packetId"] = packet_id
-    name = f"{_next_seq():020d}:{session.client_id}"
+    name = name or _queued_name(session)
     tx.scope(session.account, session.region).put(QUEUED_KIND, name, doc, index={"client": session.client_id})
 
 
-def take_queued(tx, session: Session) -> list[tuple[Message, int | None]]:
-    """The session's stored messages in order, removed from the store: [(message, packet id if resent)]."""
+def list_queued(tx, session: Session) -> list[tuple[Message, int | None, str]]:
+    """The session's stored messages in order: [(message, packet id if resent, name)]."""
     scoped = tx.scope(session.account, session.region)
-    out = []
-    for name, doc in scoped.find(QUEUED_KIND, "client", session.client_id):
-        scoped.delete(QUEUED_KIND, name)
-        out.append((Message.from_doc(doc), doc.get("packetId")))
-    return out
+    return [(Message.from_doc(doc), doc.get("packetId"), name)
+            for name, doc in scoped.find(QUEUED_KIND, "client", session.client_id)]
 
 
 def count_queued(tx, session: Session) -> int:

@@ -35,7 +35,9 @@ class Limits:
     retained_topics_max: int = 500_000
     topic_alias_max: int = 8
     receive_maximum: int = 100  # in-flight QoS 1 messages towards one client
-    pending_max: int = 10_000  # QoS 1 messages waiting for a window slot on a live connection
+    pending_high: int = 1000  # QoS 1 messages waiting for a subscriber's window: its publishers pause
+    pending_low: int = 250  # ... and read again when it has drained to this many
+    stuck_timeout: float = 60.0  # seconds a congested subscriber may go without progress before it goes
     sweep_interval: float = 1.0  # seconds between keep-alive / expiry checks
 
     def __post_init__(self):
@@ -80,8 +82,9 @@ class Session:
         self.expiry_interval = expiry_interval
         self.subscriptions: dict[str, SubOptions] = {}
         self.conn = None
-        self.inflight: dict[int, tuple[Message, bool]] = {}  # packet id -> (message, retain flag)
-        self.pending: deque = deque()  # (message, retain flag) waiting for a window slot
+        # packet id -> (message, retain flag, stored name of a persistent session's message or None)
+        self.inflight: dict[int, tuple[Message, bool, str | None]] = {}
+        self.pending: deque = deque()  # (message, retain flag, stored name) waiting for a window slot
         self._next_pid = 1
         self.session_id = session_id or new_session_id()
         self.expires_at: float | None = None  # while disconnected

@@ -253,7 +253,14 @@ class RulesEngine:
     def submit(self, account: str, region: str, topic: str, payload: bytes, *, client_id: str | None = None,
                principal: str | None = None, qos: int = 0, properties: dict | None = None,
                over_mqtt: bool = False) -> None:
-        """One message for the rules (from the bus, the broker or Basic Ingest); never blocks."""
+        """One message for the rules (from the bus, the broker or Basic Ingest); never blocks.
+        A message no enabled rule's FROM filter matches costs a cached lookup and nothing else."""
+        if not topic.startswith(BASIC_INGEST):
+            scope = self._scopes.get((account, region))
+            if scope is None and self._on_loop_thread():
+                scope = self.scope(account, region)
+            if scope is not None and not scope.match(topic):
+                return
         msg = Message(account, region, topic, bytes(payload), client_id, principal, qos, properties,
                       self.runtime.clock.now(), str(uuid.uuid4()), over_mqtt)
         self.hold()
