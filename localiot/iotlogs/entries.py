@@ -30,9 +30,19 @@ _ORDER = ("timestamp", "logLevel", "traceId", "accountId", "status", "eventType"
           "reason", "details", "disconnectReason")
 
 
+_second: tuple = (None, "")  # the last whole second formatted, and its text (one assignment: thread-safe)
+_encode = json.JSONEncoder(separators=(", ", ": "), default=str).encode
+
+
 def timestamp(now: float) -> str:
     """AWS's entry timestamp: "2017-08-10 15:37:23.476" (UTC)."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}"
+    global _second
+    second = int(now)
+    cached, text = _second
+    if cached != second:
+        text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        _second = (second, text)
+    return f"{text}.{int(now * 1000) % 1000:03d}"
 
 
 def trace_id() -> str:
@@ -58,4 +68,4 @@ def build(now: float, level: int, status: str, event_type: str, account: str, fi
 
 def line(entry: dict) -> str:
     """One JSON line (no newline inside, so grep and jq work on the server log)."""
-    return json.dumps(entry, separators=(", ", ": "), default=str)
+    return _encode(entry)

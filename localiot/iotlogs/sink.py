@@ -33,7 +33,8 @@ class IoTLogs:
         self.store = runtime.store
         self.clock = runtime.clock
         self.generation = 0
-        self._levels: dict[tuple, tuple[int, int]] = {}
+        self._levels: dict[tuple, tuple[int, int]] = {}  # per client, when the scope has per-client levels
+        self._scopes: dict[tuple[str, str], tuple[int, int | None]] = {}  # (generation, level of every client)
         self._groups: dict[tuple[str, str], str | None] = {}  # (account, region) -> CloudWatch group or None
         self.shipper = cloudwatch.Shipper(runtime)
         runtime.commit_listeners.append(self._on_commit)
@@ -50,6 +51,7 @@ class IoTLogs:
         """Every cached level is stale (options changed, or the store was reset)."""
         self.generation += 1
         self._levels.clear()
+        self._scopes.clear()
         self._groups.clear()
         if not keep_queue:
             self.shipper.forget()
@@ -58,6 +60,9 @@ class IoTLogs:
                   tx=None) -> int | None:
         """The level (entries.DISABLED .. DEBUG, or UNCONFIGURED) for one client; None when
         the store is inside another transaction and no `tx` was given (ask again later)."""
+        scope = self._scopes.get((account, region))
+        if scope is not None and scope[0] == self.generation and scope[1] is not None:
+            return scope[1]  # one level for every client of the scope
         key = (account, region, client_id, thing, ip, principal)
         hit = self._levels.get(key)
         if hit is not None and hit[0] == self.generation:
@@ -65,22 +70,42 @@ class IoTLogs:
         generation = self.generation
         if tx is not None:
             scoped = tx if (tx.account, tx.region) == (account, region) else tx.scope(account, region)
-            value = self._read(scoped, account, region, client_id, thing, ip, principal)
+            value = self._read(scoped, generation, key)
         elif self._busy():
             return None
         else:
             with self.store.transaction(account, region, write=False) as scoped:
-                value = self._read(scoped, account, region, client_id, thing, ip, principal)
+                value = self._read(scoped, generation, key)
+        return value
+
+    def _read(self, tx, generation: int, key: tuple) -> int:
+        account, region, client_id, thing, ip, principal = key
+        scope = self._scopes.get((account, region))
+        if scope is None or scope[0] != generation:
+            self._groups[(account, region)] = self._group(tx)
+            scope = self._scopes[(account, region)] = (generation, self._scope_level(tx))
+            if scope[1] is not None:
+                return scope[1]
+        name = levels.level_for(tx, client_id=client_id, thing_name=thing, source_ip=ip, principal_id=principal)
+        value = UNCONFIGURED if name is None else levels.VERBOSITY[name]
         if len(self._levels) >= _CACHE_MAX:
             self._levels.clear()
         self._levels[key] = (generation, value)
         return value
 
-    def _read(self, tx, account, region, client_id, thing, ip, principal) -> int:
-        name = levels.level_for(tx, client_id=client_id, thing_name=thing, source_ip=ip, principal_id=principal)
-        if (account, region) not in self._groups:
-            self._groups[(account, region)] = self._group(tx)
-        return UNCONFIGURED if name is None else levels.VERBOSITY[name]
+    @staticmethod
+    def _scope_level(tx) -> int | None:
+        """The level of every client of the scope when it does not depend on the client
+        (no options, v1 only, all logs disabled, no resource-specific level); else None."""
+        v2 = levels.v2_options(tx)
+        if v2 is None:
+            name = levels.level_for(tx)
+            return UNCONFIGURED if name is None else levels.VERBOSITY[name]
+        if v2.get("disableAllLogs"):
+            return entries.DISABLED
+        if tx.count(levels.LEVEL) == 0:
+            return levels.VERBOSITY[v2.get("defaultLogLevel", "DISABLED")]
+        return None
 
     def _group(self, tx) -> str | None:
         """Where CloudWatch entries go: a role is configured and so is a downstream endpoint."""
