@@ -63,11 +63,11 @@ _SERVER_CODES = (0x88, 0x89)  # MQTT 5 Server unavailable / Server busy
 _DENIED, _RESERVED, _INVALID = 2, 1, 3  # localiot.broker.admission's statuses
 
 
-def of(runtime) -> IoTLogs:
-    """This server's IoTLogs, made on first use."""
+def of(runtime, store=None) -> IoTLogs:
+    """This server's IoTLogs, made on first use (`store`: the broker's, when the runtime has none)."""
     logs = getattr(runtime, "iotlogs", None)
     if logs is None:
-        logs = runtime.iotlogs = IoTLogs(runtime)
+        logs = runtime.iotlogs = IoTLogs(runtime, store)
     return logs
 
 
@@ -93,7 +93,7 @@ def connecting(conn, client_id: str | None, result=None) -> None:
 
 def _who(conn):
     """(logs, account, region, level inputs, fields) of a connection's entries."""
-    logs = of(conn.broker.runtime)
+    logs = of(conn.broker.runtime, conn.broker.store)
     client_id, result, port = getattr(conn, "_iotlogs_who", (None, None, None))
     identity = conn.identity or (result if hasattr(result, "principal") else None)
     client_id = conn.client_id or client_id
@@ -117,7 +117,7 @@ def _certificate_id(conn) -> str | None:
 
 def _verbosity(conn):
     """The connection's level, cached on it until the options change; (logs, level or None)."""
-    logs = of(conn.broker.runtime)
+    logs = of(conn.broker.runtime, conn.broker.store)
     cached = getattr(conn, "_iotlogs", None)
     if cached is not None and cached[0] == logs.generation:
         return logs, cached[1]

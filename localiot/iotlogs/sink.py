@@ -28,9 +28,9 @@ _PY_LEVELS = {entries.ERROR: logging.ERROR, entries.WARN: logging.WARNING, entri
 
 
 class IoTLogs:
-    def __init__(self, runtime):
+    def __init__(self, runtime, store=None):
         self.runtime = runtime
-        self.store = runtime.store
+        self.store = store if store is not None else runtime.store
         self.clock = runtime.clock
         self.generation = 0
         self._levels: dict[tuple, tuple[int, int]] = {}  # per client, when the scope has per-client levels
@@ -71,11 +71,17 @@ class IoTLogs:
         if tx is not None:
             scoped = tx if (tx.account, tx.region) == (account, region) else tx.scope(account, region)
             value = self._read(scoped, generation, key)
+        elif self.store is None:  # a broker without a store (tests of the broker alone): never configured
+            return UNCONFIGURED
         elif self._busy():
             return None
         else:
-            with self.store.transaction(account, region, write=False) as scoped:
-                value = self._read(scoped, generation, key)
+            try:
+                with self.store.transaction(account, region, write=False) as scoped:
+                    value = self._read(scoped, generation, key)
+            except Exception:  # logging must never take the broker down: entries wait for a readable store
+                log.exception("reading the logging options of %s/%s failed", account, region)
+                return UNCONFIGURED
         return value
 
     def _read(self, tx, generation: int, key: tuple) -> int:
