@@ -272,3 +272,19 @@ def test_rule_entries_reach_cloudwatch(shipping_server, logs, tmp_path, connect,
     assert failed["logLevel"] == "ERROR" and failed["ruleAction"] == "LambdaAction" and failed["details"]
     shipped = cloudwatch_entries(shipping_server, logs)
     assert match in shipped and failed in shipped
+
+
+def test_fleet_provisioning_requests(localiot_server, iot, tmp_path, connect, server_log):
+    iot.set_v2_logging_options(roleArn=ROLE, defaultLogLevel="INFO")
+    claim = new_certificate(iot, tmp_path, "claim", policy=policy(allow("iot:*", "*")))
+    device, _ = connect(localiot_server, iot, claim, "factory-1")
+    assert device.publish("$aws/certificates/create/json", b"{}") == 0
+    made = server_log.wait_for(eventType="GetDeviceCredentials", status="Success")
+    assert len(made["deviceCertificateId"]) == 64 and made["deviceCertificateId"] != claim.id
+    assert device.publish("$aws/certificates/create/cbor", b"\xff\x00") == 0
+    bad = server_log.wait_for(eventType="GetDeviceCredentials", status="Failure")
+    assert bad["reason"] == "InvalidPayload" and bad["logLevel"] == "ERROR"
+    assert device.publish("$aws/provisioning-templates/nope/provision/json", b'{"certificateOwnershipToken": "x"}') == 0
+    refused = server_log.wait_for(eventType="ProvisionDevice")
+    assert refused["status"] == "Failure" and refused["provisioningTemplateName"] == "nope"
+    assert refused["deviceCertificateId"] == claim.id and refused["details"]
