@@ -9,7 +9,7 @@ import os
 
 from aiohttp import web
 
-from localiot import __version__
+from localiot import __version__, iotlogs
 from localiot.background import Background, registered
 from localiot.bus import Bus
 from localiot.clock import Clock
@@ -104,6 +104,7 @@ class LocalIoT:
             if self.runtime.broker is not None:
                 self.runtime.broker.reset()
             self.rules.forget()
+            iotlogs.forget(self.runtime)
             return _json({"reset": True})
         if path == "/_localiot/ca.pem" and request.method == "GET":
             # The installation's root CA, so devices can trust the broker.

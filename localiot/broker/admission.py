@@ -43,7 +43,7 @@ class Decision:
         self.retain = retain  # retain the message (asked for and allowed)
         self.route = route  # RESERVED: the route serving the topic
         self.parts = parts  # RESERVED: the route template's named parts
-        self.reason = reason  # INVALID: what is wrong with the topic name
+        self.reason = reason  # INVALID / DENIED: what is wrong with the topic name, or what was not allowed
 
     def __repr__(self) -> str:
         status = ("OK", "RESERVED", "DENIED", "INVALID")[self.status]
@@ -60,14 +60,14 @@ def admit(identity, topic: str, retain: bool = False, *, reserved: ReservedTopic
         return Decision(INVALID, topic, reason=str(error))
     found = reserved.find(topic) if topic.startswith("$") else None
     if topic.startswith("$") and found is None:
-        return Decision(DENIED, topic)
+        return Decision(DENIED, topic, reason="The topic is reserved by AWS IoT and not open to devices.")
     if authorize is not None:
         resource = auth.arn(identity, "topic", topic)
         if not authorize(identity, auth.PUBLISH, resource):
-            return Decision(DENIED, topic)
+            return Decision(DENIED, topic, reason=f"Not authorized to publish (iot:Publish on {resource}).")
         if retain and not authorize(identity, auth.RETAIN_PUBLISH, resource):
             if not will:
-                return Decision(DENIED, topic)
+                return Decision(DENIED, topic, reason=f"Not authorized to retain (iot:RetainPublish on {resource}).")
             retain = False
     if found is not None:
         return Decision(RESERVED, topic, False, found[0], found[1])

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import threading
 
-from localiot import metering
+from localiot import iotlogs, metering
 from localiot.broker import auth, codec, flow
 from localiot.broker.admission import OK, RESERVED, Decision, admit
 from localiot.broker.connection import CONNECTED, CLOSED, Connection
@@ -205,6 +205,7 @@ class Broker:
             if identity is None:  # restored offline session: checked again when it reconnects
                 return True
             ok = self.authorize(identity, auth.RECEIVE, auth.arn(identity, "topic", topic))
+            iotlogs.receive_checked(session, topic, ok)
             if len(cache) >= 1024:
                 cache.clear()
             cache[topic] = ok
@@ -274,6 +275,7 @@ class Broker:
         if session is None:
             return
         conn.session = None
+        iotlogs.disconnected(conn)
         self.lifecycle.presence(conn, session, "disconnected")
         if conn.will is not None and conn.send_will:
             if conn.will_delay and session.persistent:

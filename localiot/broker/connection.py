@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import uuid
 
-from localiot import metering
+from localiot import iotlogs, metering
 from localiot.broker import auth, codec, flow, subscriptions
 from localiot.broker.admission import INVALID, RESERVED, Decision
 from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
@@ -263,6 +263,7 @@ class Connection(asyncio.Protocol):
 
     # CONNECT -------------------------------------------------------------
     def refuse(self, reason_code: int, message: str | None = None) -> None:
+        iotlogs.connect_refused(self, reason_code, message)
         if self.v5:
             props = {"reason_string": message} if message else {}
             self.push(codec.encode(codec.Connack(False, reason_code, props), codec.MQTT5))
@@ -280,6 +281,7 @@ class Connection(asyncio.Protocol):
             return
         self.version = c.protocol_level
         self.v5 = self.version == codec.MQTT5
+        iotlogs.connecting(self, c.client_id)
         broker = self.broker
         limits = broker.limits
         client_id = c.client_id
@@ -353,6 +355,7 @@ class Connection(asyncio.Protocol):
     def _accept(self, c: codec.Connect, client_id: str, assigned: str | None, result) -> None:
         broker = self.broker
         limits = broker.limits
+        iotlogs.connecting(self, client_id, result)
         if not isinstance(result, auth.Identity):
             refusal = result if isinstance(result, auth.Refusal) else auth.Refusal()
             return self.refuse(refusal.reason_code, refusal.message)
@@ -387,6 +390,7 @@ class Connection(asyncio.Protocol):
         self.push(codec.encode(codec.Connack(present, 0, props), self.version))
         self.state = CONNECTED
         self.meter = metering.connected(broker.runtime, identity, client_id, self.remote)
+        iotlogs.connected(self)
         broker.connected(self, session)
 
     # PUBLISH (hot path) ----------------------------------------------------
@@ -420,6 +424,7 @@ class Connection(asyncio.Protocol):
                 self.drop("CLIENT_ERROR")
             return
         if end - p > broker.limits.payload_max:
+            iotlogs.publish_refused(self, tb, f"The payload exceeds {broker.limits.payload_max // 1024} KB.")
             self.drop("CLIENT_ERROR", codec.PACKET_TOO_LARGE, "The payload exceeds 128 KB.")
             return
         decision = self.pub_cache.get(tb)
@@ -452,6 +457,7 @@ class Connection(asyncio.Protocol):
                 self._puback(pid, codec.QUOTA_EXCEEDED)
             return
         broker.route(identity.account, identity.region, msg)
+        iotlogs.published(self, decision.topic)
         if qos:
             self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
 
@@ -478,6 +484,7 @@ class Connection(asyncio.Protocol):
         """A publish the admission did not simply accept: refused, or served by a door."""
         status = decision.status
         if status == INVALID:
+            iotlogs.publish_refused(self, decision)
             if self.v5 and qos:
                 self._puback(pid, codec.TOPIC_NAME_INVALID)
             elif not self.v5:
@@ -491,6 +498,7 @@ class Connection(asyncio.Protocol):
         # denied, or refused by the door
         if self.meter is not None:
             self.meter.denied()
+        iotlogs.publish_refused(self, decision)
         if not self.v5:
             self.drop("AUTH_ERROR")  # AWS disconnects a 3.1.1 client on an unauthorized publish
         elif qos:

@@ -12,6 +12,7 @@ lifecycle event.
 
 from __future__ import annotations
 
+from localiot import iotlogs
 from localiot.broker import auth, codec
 from localiot.broker.sessions import Session
 from localiot.topics import SubscriptionTrie, TopicError, validate_topic_filter
@@ -53,13 +54,15 @@ def subscribe(broker, conn, packet: codec.Subscribe) -> None:
             continue
         try:
             group, _ = validate_topic_filter(topic_filter, limits.topic_max_bytes, limits.topic_max_slashes)
-        except TopicError:
+        except TopicError as error:
+            iotlogs.subscribe_refused(conn, topic_filter, iotlogs.CLIENT_ERROR, str(error))
             codes.append(codec.TOPIC_FILTER_INVALID if v5 else codec.V3_SUBACK_FAILURE)
             continue
         if group is not None and opts.no_local:
             conn.drop("CLIENT_ERROR", codec.PROTOCOL_ERROR, "No Local on a shared subscription.")
             return
         if not broker.authorize(identity, auth.SUBSCRIBE, auth.arn(identity, "topicfilter", topic_filter)):
+            iotlogs.subscribe_refused(conn, topic_filter)
             codes.append(codec.NOT_AUTHORIZED if v5 else codec.V3_SUBACK_FAILURE)
             conn.meter is not None and conn.meter.denied()
             continue
@@ -84,6 +87,7 @@ def subscribe(broker, conn, packet: codec.Subscribe) -> None:
         _send_retained(broker, session, conn, retained_for)
     if granted:
         broker.lifecycle.subscription(conn, session, "subscribed", granted)
+    iotlogs.subscribed(conn, granted)
 
 def _send_retained(broker, session: Session, conn, filters) -> None:
     now = broker.clock.now()

@@ -27,6 +27,7 @@ import logging
 import re
 
 from localiot.broker.reserved import TopicTemplate
+from localiot import iotlogs
 from localiot.doors import ReservedPublish, door, serve
 from localiot.protocol.errors import ServiceError
 from localiot.services.jobs import data_plane
@@ -65,7 +66,8 @@ def jobs_request(app, publish: ReservedPublish) -> bool:
         reply_topic, body = answer(ctx, publish.topic, route, publish.payload)
         ctx.events.insert(0, (reply_topic, json.dumps(body, separators=(",", ":")).encode()))
 
-    serve(app, publish.identity, "iot-jobs-data", _OPERATIONS.get(route["operation"], "JobsMqttRequest"), call)
+    operation = _OPERATIONS.get(route["operation"], "JobsMqttRequest")
+    serve(app, publish.identity, "iot-jobs-data", operation, iotlogs.logged(call, publish, operation))
     return True
 
 

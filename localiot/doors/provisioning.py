@@ -56,7 +56,7 @@ import logging
 import re
 import secrets
 
-from localiot import cbor, pki
+from localiot import cbor, iotlogs, pki
 from localiot.broker.connection import CONNECTED
 from localiot.broker.message import Message
 from localiot.topics import matches
@@ -290,6 +290,7 @@ def _decode(payload: bytes, fmt: str) -> dict:
 
 def _reply(conn, topic: str, body: dict, fmt: str) -> None:
     """Deliver to the requesting connection only, through its subscriptions matching `topic`."""
+    iotlogs.provisioning_replied(conn, topic, body)
     broker, session = conn.broker, conn.session
     if session is None or conn.state != CONNECTED:
         return

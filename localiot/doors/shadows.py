@@ -13,6 +13,7 @@ committed, and the broker hands them to the subscribers of those topics.
 
 from __future__ import annotations
 
+from localiot import iotlogs
 from localiot.doors import ReservedPublish, door, serve
 from localiot.shadows import service
 from localiot.shadows.document import ShadowError, client_token_from_payload
@@ -42,5 +43,5 @@ def shadow_request(app, publish: ReservedPublish) -> bool:
         else:
             service.delete_shadow(ctx, thing, shadow_name, token, publish_rejected=True)
 
-    serve(app, publish.identity, "iot-data", _OPERATIONS[op], call)
+    serve(app, publish.identity, "iot-data", _OPERATIONS[op], iotlogs.logged(call, publish, _OPERATIONS[op]))
     return True

@@ -14,7 +14,6 @@ import ipaddress
 import json
 
 from localiot import cbor
-from localiot.services.defender import detect_catalog as catalog
 from localiot.services.defender.detect_eval import evaluate
 
 SHORT = {"hed": "header", "rid": "report_id", "v": "version", "met": "metrics", "tp": "listening_tcp_ports",

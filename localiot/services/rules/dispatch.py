@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 
+from localiot import iotlogs
 from localiot.services.rules.actions import ACTIONS, ActionError, Invocation
 
 log = logging.getLogger("localiot.rules")
@@ -49,6 +50,8 @@ class RuleRun:
         self.failures.append({"failedAction": ACTIONS[key].failed_action if key in ACTIONS else key,
                               "failedResource": resource, "errorMessage": message})
         log.warning("rule %s: %s action failed on %s: %s", self.rule.name, key, self.msg.topic, message)
+        iotlogs.rule_failed(self.engine.runtime, self.rule.name, self.msg, self.failures[-1]["failedAction"],
+                            resource, message)
 
     def prepare(self, key: str, config: dict, inv: Invocation) -> None:
         self.context_inv = self.context_inv or inv
@@ -102,6 +105,7 @@ class RuleRun:
 
     def _finish(self) -> None:
         try:
+            iotlogs.rule_finished(self, ACTIONS)
             if self.failures and self.rule.error_action:
                 self._error_action()
         finally:

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from localiot import iotlogs
 from localiot.services.rules.action_types import load_all
 from localiot.services.rules.actions import Invocation, action_kind, region_of_arn
 from localiot.services.rules.dispatch import RuleRun
@@ -334,6 +335,7 @@ class RulesEngine:
 
     def _run(self, rule: CompiledRule, msg: Message, topic: str, scope: _Scope, contexts: dict) -> None:
         self.stats["matched"] += 1
+        iotlogs.rule_matched(self.runtime, rule.name, msg)
         context = contexts.get(rule.calls_out)
         if context is None:
             context = contexts[rule.calls_out] = self._context(msg, topic, offloop=rule.calls_out)
