@@ -322,7 +322,8 @@ class Subscriber(asyncio.Protocol):
 
     def connection_made(self, transport):
         client_id = b"api-floor-sub"
-        var = b"\x00\x04MQTT\x04\x02\x00\x00"  # keep-alive off: the growth phase is long + struct.pack("!H", len(client_id)) + client_id
+        # keep-alive 0 (off): the subscriber must outlive the long growth phase
+        var = b"\x00\x04MQTT\x04\x02\x00\x00" + struct.pack("!H", len(client_id)) + client_id
         transport.write(b"\x10" + bytes([len(var)]) + var)
         topic = TOPIC.encode()
         sub = struct.pack("!H", 1) + struct.pack("!H", len(topic)) + topic + b"\x00"
