@@ -414,7 +414,7 @@ def render(results: dict, sizes: list[int], args, loads: tuple) -> str:
     header = ["server", "operation", "things", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "x floor", "errors"]
     rows = []
     for size in sizes:
-        floor = results["floor"].get(("floor", size))
+        floor = results.get("floor", {}).get(("floor", size))
         if floor:
             rows.append(["floor", "fixed DescribeThing body", str(size), f"{floor.rps:.0f}",
                          f"{pct(floor.latencies, 50) * 1e3:.2f}", f"{pct(floor.latencies, 99) * 1e3:.2f}",
