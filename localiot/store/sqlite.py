@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
@@ -54,16 +53,10 @@ class SQLiteStore:
     def schema_version(self) -> int:
         return self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
 
-    @contextmanager
-    def transaction(self, account: str, region: str, *, write: bool = True):
-        self.db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield SQLiteTx(self.db, account, region, [])
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        else:
-            self.db.execute("COMMIT")
+    def transaction(self, account: str, region: str, *, write: bool = True) -> "_Transaction":
+        """`with store.transaction(account, region) as tx:` commits when the body
+        ends, rolls back when it raises."""
+        return _Transaction(self.db, account, region, write)
 
     # reads across every (account, region): for listeners that serve them all --
     def scan_all_scopes(self, kind: str, where: dict | None = None) -> list[tuple[str, str, str, dict]]:
@@ -97,6 +90,23 @@ class SQLiteStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+class _Transaction:
+    """One transaction as a plain context manager (every API call opens one)."""
+
+    __slots__ = ("db", "account", "region", "write")
+
+    def __init__(self, db: sqlite3.Connection, account: str, region: str, write: bool):
+        self.db, self.account, self.region, self.write = db, account, region, write
+
+    def __enter__(self) -> "SQLiteTx":
+        self.db.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
+        return SQLiteTx(self.db, self.account, self.region, [])
+
+    def __exit__(self, kind, error, trace) -> bool:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
 
 
 def _index_rows(index):
