@@ -14,10 +14,26 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable
 
+import orjson
+
 from localiot.store.migrations import MIGRATIONS, TABLES
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_loads = json.loads
+
+
+def _loads(text: str):
+    """A stored document. orjson reads them ~4x faster than json (ListThings reads
+    101 per page); what it refuses (integers beyond 64 bits, NaN) json still reads,
+    so every stored document reads back exactly as before."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+# Point reads through mmap were ~15% cheaper than through SQLite's page cache on a
+# 100,000-thing file (bench/README.md); WAL and synchronous are untouched.
+MMAP_BYTES = 256 * 1024 * 1024
 
 
 class SQLiteStore:
@@ -25,9 +41,12 @@ class SQLiteStore:
         self.path = path
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Every statement is a constant string with ? parameters: sqlite3 keeps it
+        # prepared in its statement cache, sized to hold all the store's SQL.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=512)
         if path != ":memory:":
             self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.db.execute("PRAGMA foreign_keys=OFF")
         self._migrate()
