@@ -45,6 +45,12 @@ class SQLiteStore:
         # prepared in its statement cache, sized to hold all the store's SQL.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=512)
         if path != ":memory:":
+            # One process owns the data directory (DataDirectoryLock), so the file is
+            # locked once, not per transaction: before WAL is entered, so the WAL index
+            # lives in memory instead of the -shm file. Commits still reach the WAL
+            # file before they answer (SIGKILL loses nothing); point reads measured
+            # ~20% and writes ~50% cheaper in the store (bench/README.md).
+            self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
