@@ -6,6 +6,7 @@ import base64
 import json
 from dataclasses import dataclass, field
 
+import orjson
 from botocore.model import Shape
 
 from localiot.protocol import timestamps
@@ -36,20 +37,7 @@ def _converter(shape: Shape, fmt_default: str):
     kind = shape.type_name
     fn = None
     if kind == "structure":
-        fields: list = []
-
-        def fn(value, fields=fields):
-            out = {}
-            for name, wire, convert in fields:
-                item = value.get(name)
-                if item is not None:
-                    out[wire] = item if convert is None else convert(item)
-            return out
-
-        _CONVERTERS[key] = (shape, fn)  # before the members: shapes may be recursive
-        fields.extend((name, member.serialization.get("name", name), _converter(member, fmt_default))
-                      for name, member in shape.members.items())
-        return fn
+        return _structure(shape, key, fmt_default)
     if kind == "list":
         inner = _converter(shape.member, fmt_default)
         if inner is not None:
@@ -74,6 +62,32 @@ def _converter(shape: Shape, fmt_default: str):
     return fn
 
 
+def _structure(shape: Shape, key, fmt_default: str):
+    """A structure's converter, generated as straight-line code over its members
+    (ListThings runs it 100 times a page)."""
+    members = list(shape.members.items())
+    converters: list = [None] * len(members)
+
+    def late(value):  # stands in for the generated code while members compile
+        return generated(value)
+
+    _CONVERTERS[key] = (shape, late)  # before the members: shapes may be recursive
+    for i, (_, member) in enumerate(members):
+        converters[i] = _converter(member, fmt_default)
+    lines = ["def convert(value):", "    out = {}", "    get = value.get"]
+    for i, (name, member) in enumerate(members):
+        wire = member.serialization.get("name", name)
+        lines.append(f"    item = get({name!r})")
+        lines.append("    if item is not None:")
+        lines.append(f"        out[{wire!r}] = " + ("item" if converters[i] is None else f"c{i}(item)"))
+    lines.append("    return out")
+    scope = {f"c{i}": c for i, c in enumerate(converters) if c is not None}
+    exec("\n".join(lines), scope)  # noqa: S102 (names and wire names come from the service model)
+    generated = scope["convert"]
+    _CONVERTERS[key] = (shape, generated)
+    return generated
+
+
 def to_json(shape: Shape, value, fmt_default: str = "unixTimestamp"):
     if value is None:
         return None
@@ -84,8 +98,44 @@ def to_json(shape: Shape, value, fmt_default: str = "unixTimestamp"):
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _dump(document) -> bytes:
+# orjson writes a reply ~20x faster than json. Its bytes are used only where they
+# are exactly json's (separators=(",", ":"), ensure_ascii): for outputs whose model
+# holds no float, double or document (orjson writes 1e-05 as 0.00001, NaN as null),
+# when the bytes are pure ASCII with no escape json would write differently
+# (\u00XX, DEL); anything else, and whatever orjson refuses, is written by json.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _dump(document, fast: bool = False) -> bytes:
+    if fast:
+        try:
+            out = orjson.dumps(document, option=_ORJSON_OPTIONS)
+        except TypeError:  # orjson.JSONEncodeError too
+            pass
+        else:
+            if out.isascii() and b"\\u" not in out and b"\x7f" not in out:
+                return out
     return _dumps(document).encode()
+
+
+def _without_floats(shape: Shape | None, seen: set | None = None) -> bool:
+    """Whether no float, double or document can appear in `shape`'s JSON form."""
+    if shape is None:
+        return True
+    seen = set() if seen is None else seen
+    if id(shape) in seen:
+        return True
+    seen.add(id(shape))
+    kind = shape.type_name
+    if kind in ("float", "double", "document"):
+        return False
+    if kind == "structure":
+        return all(_without_floats(m, seen) for m in shape.members.values())
+    if kind == "list":
+        return _without_floats(shape.member, seen)
+    if kind == "map":
+        return _without_floats(shape.value, seen)
+    return True
 
 
 @dataclass
@@ -93,6 +143,7 @@ class _RestOutput:
     """What serialize_rest needs of an operation, read from the model once."""
     status: int
     payload: str | None
+    fast: bool  # the body may be written by orjson (no floats in the model)
     # (name, location, wire name, member shape, converter)
     members: list
 
@@ -107,7 +158,8 @@ def _rest_output(operation) -> _RestOutput | None:
     shape = operation.output_shape
     plan = None
     if shape is not None:
-        plan = _RestOutput(operation.http.get("responseCode", 200), shape.serialization.get("payload"), [
+        plan = _RestOutput(operation.http.get("responseCode", 200), shape.serialization.get("payload"),
+                           _without_floats(shape), [
             (name, member.serialization.get("location"), member.serialization.get("name", name), member,
              _converter(member, "unixTimestamp"))
             for name, member in shape.members.items()
@@ -150,7 +202,7 @@ def serialize_rest(operation, output: dict) -> Reply:
             body_doc[wire] = to_json(member, value)
     if payload_name:
         return Reply(status, payload_bytes or b"", headers)
-    return Reply(status, _dump(body_doc), headers)
+    return Reply(status, _dump(body_doc, plan.fast), headers)
 
 
 def serialize_json(operation, output: dict) -> Reply:
