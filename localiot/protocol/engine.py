@@ -68,7 +68,7 @@ class Engine:
             account = sigv4.account_for(scope.access_key, self.default_account) if scope else self.default_account
             region = scope.region if scope else self.default_region
             output = self.invoke(Call(route, params, account, region, scope.access_key if scope else None))
-            if route.service.protocol == "json":
+            if route.protocol == "json":
                 reply = serializer.serialize_json(route.operation, output or {})
             else:
                 reply = serializer.serialize_rest(route.operation, output or {})
@@ -80,7 +80,7 @@ class Engine:
             reply = self._error(failure, route, headers)
         reply.headers["x-amzn-RequestId"] = request_id
         if route is not None:
-            reply.headers["x-localiot-operation"] = f"{route.service.name}.{route.name}"
+            reply.headers["x-localiot-operation"] = route.label
         return reply
 
     @staticmethod
@@ -89,7 +89,7 @@ class Engine:
         from a JSON escape or a non-UTF-8 header) and JSON nested beyond
         jsontext.MAX_DEPTH are refused here, once, with the service's validation error."""
         try:
-            if route.service.protocol == "json":
+            if route.protocol == "json":
                 params = parser.parse_json_protocol(route.operation, body)
             else:
                 params = parser.parse_rest(route.operation, labels, query, headers, body)

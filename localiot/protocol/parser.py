@@ -51,16 +51,33 @@ def coerce_text(shape: Shape, text: str, location: str, where: str) -> Any:
     return text
 
 
-def parse_rest(operation, labels: dict[str, str], query, headers, body: bytes) -> dict:
+_REST_INPUTS: dict[int, tuple[object, tuple | None]] = {}
+
+
+def _rest_input(operation):
+    """(members as (name, location, wire name, shape), payload member name), read
+    from the model once per operation; None when the operation takes no input."""
+    hit = _REST_INPUTS.get(id(operation))
+    if hit is not None:
+        return hit[1]
     shape = operation.input_shape
-    if shape is None:
+    plan = None
+    if shape is not None:
+        members = [(name, member.serialization.get("location"), member.serialization.get("name", name), member)
+                   for name, member in shape.members.items()]
+        plan = (members, shape.serialization.get("payload"))
+    _REST_INPUTS[id(operation)] = (operation, plan)
+    return plan
+
+
+def parse_rest(operation, labels: dict[str, str], query, headers, body: bytes) -> dict:
+    plan = _rest_input(operation)
+    if plan is None:
         return {}
+    members, payload_name = plan
     params: dict[str, Any] = dict()
     body_members = {}
-    payload_name = shape.serialization.get("payload")
-    for name, member in shape.members.items():
-        location = member.serialization.get("location")
-        wire = member.serialization.get("name", name)
+    for name, location, wire, member in members:
         if location == "uri":
             if name in labels:
                 params[name] = coerce_text(member, labels[name], "uri", name)
@@ -77,7 +94,7 @@ def parse_rest(operation, labels: dict[str, str], query, headers, body: bytes) -
         elif name != payload_name:
             body_members[name] = member
     if payload_name:
-        member = shape.members[payload_name]
+        member = operation.input_shape.members[payload_name]
         if member.type_name in ("blob", "string"):
             if body:
                 params[payload_name] = body if member.type_name == "blob" else _text(body)

@@ -33,6 +33,15 @@ class Route:
         return self.operation.name
 
     @cached_property
+    def protocol(self) -> str:
+        return self.service.protocol
+
+    @cached_property
+    def label(self) -> str:
+        """The x-localiot-operation header's value."""
+        return f"{self.service.name}.{self.operation.name}"
+
+    @cached_property
     def validation_error(self) -> str:
         """The error this operation models for bad input: InvalidRequestException
         where it declares one, else ValidationException where it declares that

@@ -9,6 +9,8 @@ from localiot.clock import Clock
 from localiot.config import Config
 from localiot.runtime import Runtime
 
+_affects = None  # localiot.services.affects, once imported
+
 
 @dataclass
 class RequestContext:
@@ -40,9 +42,10 @@ class RequestContext:
     def affects(self):
         """What the committed operation may have changed for connected devices
         (declared on its @operation decorator)."""
-        from localiot.services import affects
-
-        return affects(self.service, self.operation)
+        global _affects
+        if _affects is None:  # imported late: localiot.services imports this module
+            from localiot.services import affects as _affects
+        return _affects(self.service, self.operation)
 
     def before_commit(self, fn) -> None:
         """Run `fn()` at the end of the unit of work, inside its transaction."""

@@ -21,8 +21,7 @@ operation.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
-from typing import Iterator
+import sys
 
 from localiot.services import hooks
 from localiot.services.context import RequestContext
@@ -30,20 +29,48 @@ from localiot.services.context import RequestContext
 log = logging.getLogger("localiot.unit_of_work")
 
 
-@contextmanager
-def unit_of_work(runtime, account: str, region: str, service: str = "iot", operation: str = "", *,
-                 write: bool = True, context=RequestContext, **context_fields) -> Iterator[RequestContext]:
+class unit_of_work:  # noqa: N801 (used as a function: `with unit_of_work(...) as ctx`)
     """Run the body as one unit of work of `operation` in (account, region).
 
     `context` is the RequestContext class to build (families with extra
-    per-run state subclass it); `context_fields` are passed to it."""
-    with runtime.store.transaction(account, region, write=write) as tx:
-        ctx = context(account, region, tx, runtime, service, operation, **context_fields)
-        yield ctx
-        hooks.fire(hooks.UNIT_ENDING, ctx)
-        for fn in ctx.before_commit_hooks:
-            fn()
-    committed(ctx)
+    per-run state subclass it); `context_fields` are passed to it.
+    A plain context manager (not @contextmanager): every API call opens one."""
+
+    __slots__ = ("runtime", "account", "region", "service", "operation", "write", "context", "fields",
+                 "_transaction", "ctx")
+
+    def __init__(self, runtime, account: str, region: str, service: str = "iot", operation: str = "", *,
+                 write: bool = True, context=RequestContext, **context_fields):
+        self.runtime, self.account, self.region = runtime, account, region
+        self.service, self.operation, self.write = service, operation, write
+        self.context, self.fields = context, context_fields
+
+    def __enter__(self) -> RequestContext:
+        self._transaction = self.runtime.store.transaction(self.account, self.region, write=self.write)
+        tx = self._transaction.__enter__()
+        try:
+            self.ctx = self.context(self.account, self.region, tx, self.runtime, self.service, self.operation,
+                                    **self.fields)
+        except BaseException:
+            if not self._transaction.__exit__(*sys.exc_info()):
+                raise
+        return self.ctx
+
+    def __exit__(self, kind, error, trace) -> bool:
+        if kind is not None:  # the body failed: roll back, nothing follows
+            return bool(self._transaction.__exit__(kind, error, trace))
+        ctx = self.ctx
+        try:
+            hooks.fire(hooks.UNIT_ENDING, ctx)
+            for fn in ctx.before_commit_hooks:
+                fn()
+        except BaseException:
+            if not self._transaction.__exit__(*sys.exc_info()):
+                raise
+            return False
+        self._transaction.__exit__(None, None, None)
+        committed(ctx)
+        return False
 
 
 def committed(ctx: RequestContext) -> None:

@@ -11,14 +11,29 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
+
+import orjson
 
 from localiot.store.migrations import MIGRATIONS, TABLES
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_loads = json.loads
+
+
+def _loads(text: str):
+    """A stored document. orjson reads them ~4x faster than json (ListThings reads
+    101 per page); what it refuses (integers beyond 64 bits, NaN) json still reads,
+    so every stored document reads back exactly as before."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+# Point reads through mmap were ~15% cheaper than through SQLite's page cache on a
+# 100,000-thing file (bench/README.md); WAL and synchronous are untouched.
+MMAP_BYTES = 256 * 1024 * 1024
 
 
 class SQLiteStore:
@@ -26,9 +41,18 @@ class SQLiteStore:
         self.path = path
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Every statement is a constant string with ? parameters: sqlite3 keeps it
+        # prepared in its statement cache, sized to hold all the store's SQL.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=512)
         if path != ":memory:":
+            # One process owns the data directory (DataDirectoryLock), so the file is
+            # locked once, not per transaction: before WAL is entered, so the WAL index
+            # lives in memory instead of the -shm file. Commits still reach the WAL
+            # file before they answer (SIGKILL loses nothing); point reads measured
+            # ~20% and writes ~50% cheaper in the store (bench/README.md).
+            self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
             self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.db.execute("PRAGMA foreign_keys=OFF")
         self._migrate()
@@ -54,16 +78,10 @@ class SQLiteStore:
     def schema_version(self) -> int:
         return self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
 
-    @contextmanager
-    def transaction(self, account: str, region: str, *, write: bool = True):
-        self.db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield SQLiteTx(self.db, account, region, [])
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        else:
-            self.db.execute("COMMIT")
+    def transaction(self, account: str, region: str, *, write: bool = True) -> "_Transaction":
+        """`with store.transaction(account, region) as tx:` commits when the body
+        ends, rolls back when it raises."""
+        return _Transaction(self.db, account, region, write)
 
     # reads across every (account, region): for listeners that serve them all --
     def scan_all_scopes(self, kind: str, where: dict | None = None) -> list[tuple[str, str, str, dict]]:
@@ -97,6 +115,23 @@ class SQLiteStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+class _Transaction:
+    """One transaction as a plain context manager (every API call opens one)."""
+
+    __slots__ = ("db", "account", "region", "write")
+
+    def __init__(self, db: sqlite3.Connection, account: str, region: str, write: bool):
+        self.db, self.account, self.region, self.write = db, account, region, write
+
+    def __enter__(self) -> "SQLiteTx":
+        self.db.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
+        return SQLiteTx(self.db, self.account, self.region, [])
+
+    def __exit__(self, kind, error, trace) -> bool:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
 
 
 def _index_rows(index):

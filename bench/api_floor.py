@@ -1,0 +1,493 @@
+#!/usr/bin/env python
+"""API hot path against the HTTP floor: server CPU per request, localiot vs a bare handler.
+
+One run starts three servers as subprocesses on free loopback ports:
+
+  * ``floor``: a bare aiohttp + uvloop handler (this file, ``--floor-server``)
+    that reads the request and answers a fixed DescribeThing body: the least
+    any Python HTTP API on aiohttp can spend per request;
+  * ``localiot`` (SQLite file in WAL mode, plain MQTT on for the Publish
+    subscriber);
+  * moto's server, for the record (at the smallest population only).
+
+Each is driven by the same lean asyncio client: requests are built and
+SigV4-signed before a phase (the headers boto3 sends) and replayed as raw
+HTTP/1.1 bytes over ``--connections`` keep-alive connections, one request in
+flight per connection; responses are framed by Content-Length.  Every
+counted request must answer 2xx.
+
+Per operation and population it reports requests/s, latency p50/p99, the
+server's CPU µs per request (utime+stime from /proc/PID/stat over the phase,
+divided by the requests answered) and the ratio of that to the floor's,
+measured in the same run.  Operations: DescribeThing, CreateThing (the
+population grows by it: 0 -> first size, then on to the next size),
+UpdateThingShadow, GetThingShadow, ListThings (maxResults=100, first page),
+iot-data Publish (QoS 0, to a topic with one MQTT subscriber on localiot).
+
+Usage:  .venv/bin/python bench/api_floor.py [--sizes 1000,100000] [--duration S] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import random
+import shutil
+import socket
+import struct
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from control_plane import (  # noqa: E402  (the launchers, the process CPU reader and boto3's User-Agent)
+    ServerProc, _boto3_user_agent, _q, free_port, pct, proc_cpu, start_localiot, start_moto,
+)
+
+REGION = "us-east-1"
+ACCESS_KEY = "AKIDEXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+NAME_FMT = "floor-thing-{:07d}"
+TOPIC = "bench/floor"
+FLOOR_BODY = json.dumps({
+    "defaultClientId": "floor-thing-0000001", "thingName": "floor-thing-0000001",
+    "thingId": "5f1c0a4e-6f0e-4a43-9d7e-0123456789ab",
+    "thingArn": "arn:aws:iot:us-east-1:123456789012:thing/floor-thing-0000001",
+    "attributes": {}, "version": 1,
+}, separators=(",", ":")).encode()
+
+
+# ---------------------------------------------------------------------------
+# the floor: a bare aiohttp + uvloop handler
+# ---------------------------------------------------------------------------
+def floor_server(port: int) -> None:
+    import uvloop
+    from aiohttp import web
+
+    async def handler(request: web.BaseRequest) -> web.Response:
+        await request.read()
+        return web.Response(body=FLOOR_BODY, headers={"Content-Type": "application/json",
+                                                      "x-amzn-RequestId": str(uuid.uuid4())})
+
+    async def main():
+        runner = web.ServerRunner(web.Server(handler, access_log=None), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+        print(f"floor ready on http://127.0.0.1:{port}", flush=True)
+        await asyncio.Event().wait()
+
+    uvloop.run(main())
+
+
+def start_floor(logdir: str) -> ServerProc:
+    import re
+
+    port = free_port()
+    argv = [sys.executable, os.path.abspath(__file__), "--floor-server", str(port)]
+    return ServerProc("floor", argv, None, logdir, re.compile(r"floor ready on http://[^:]+:(\d+)"))
+
+
+# ---------------------------------------------------------------------------
+# requests: SigV4 as botocore signs them, built once, replayed as bytes
+# ---------------------------------------------------------------------------
+class Signer:
+    """SigV4 for one (key, day, region, service): the signing key is derived once."""
+
+    def __init__(self, host: str, service: str, when: dt.datetime | None = None):
+        when = when or dt.datetime.now(dt.timezone.utc)
+        self.host, self.service = host, service
+        self.amz_date = when.strftime("%Y%m%dT%H%M%SZ")
+        self.scope = f"{when:%Y%m%d}/{REGION}/{service}/aws4_request"
+        key = hmac.new(("AWS4" + SECRET_KEY).encode(), f"{when:%Y%m%d}".encode(), hashlib.sha256).digest()
+        for part in (REGION, service, "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        self.key = key
+        self.user_agent = _boto3_user_agent()
+
+    def sign(self, method: str, path: str, query: dict | None, body: bytes | None,
+             content_type: str = "application/json") -> bytes:
+        """The whole HTTP/1.1 request. `path` is already URI-encoded."""
+        qs = "&".join(f"{_q(k)}={_q(v)}" for k, v in sorted((query or {}).items()))
+        lower = {"host": self.host, "x-amz-date": self.amz_date}
+        if body is not None:
+            lower["content-type"] = content_type
+        signed = ";".join(sorted(lower))
+        canonical = "\n".join([method, path, qs, "".join(f"{k}:{lower[k]}\n" for k in sorted(lower)), signed,
+                               hashlib.sha256(body or b"").hexdigest()])
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", self.amz_date, self.scope,
+                             hashlib.sha256(canonical.encode()).hexdigest()])
+        signature = hmac.new(self.key, to_sign.encode(), hashlib.sha256).hexdigest()
+        headers = {"Host": self.host, "Accept-Encoding": "identity", "User-Agent": self.user_agent,
+                   "X-Amz-Date": self.amz_date,
+                   "Authorization": f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{self.scope}, "
+                                    f"SignedHeaders={signed}, Signature={signature}",
+                   "amz-sdk-invocation-id": str(uuid.uuid4()), "amz-sdk-request": "attempt=1",
+                   "Content-Length": str(len(body or b""))}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        target = path + ("?" + qs if qs else "")
+        head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        return head.encode() + (body or b"")
+
+
+def check_signer_against_botocore() -> None:
+    from unittest import mock
+
+    import botocore.auth
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    for service, method, path, query, body in [("iot", "GET", "/things", {"maxResults": "100"}, None),
+                                               ("iotdata", "POST", "/things/t1/shadow", None, b'{"state":{}}')]:
+        raw = Signer("127.0.0.1:4566", service, when).sign(method, path, query, body)
+        ours = [line for line in raw.split(b"\r\n") if line.startswith(b"Authorization: ")][0][15:].decode()
+        qs = "&".join(f"{k}={v}" for k, v in (query or {}).items())
+        req = AWSRequest(method=method, url=f"http://127.0.0.1:4566{path}" + (f"?{qs}" if qs else ""),
+                         data=body or b"", headers={"Content-Type": "application/json"} if body is not None else {})
+        with mock.patch.object(botocore.auth, "get_current_datetime", lambda: when.replace(tzinfo=None)):
+            SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), service, REGION).add_auth(req)
+        if req.headers["Authorization"] != ours:
+            raise SystemExit(f"signer mismatch:\n {req.headers['Authorization']}\n {ours}")
+
+
+class Requests:
+    def __init__(self, endpoint: str):
+        host = endpoint.split("://", 1)[1]
+        self.iot, self.data = Signer(host, "iot"), Signer(host, "iotdata")
+
+    def create_thing(self, i: int) -> bytes:
+        return self.iot.sign("POST", "/things/" + NAME_FMT.format(i), None, b"{}")
+
+    def describe_thing(self, i: int) -> bytes:
+        return self.iot.sign("GET", "/things/" + NAME_FMT.format(i), None, None)
+
+    def list_things(self) -> bytes:
+        return self.iot.sign("GET", "/things", {"maxResults": "100"}, None)
+
+    def update_shadow(self, i: int, value: int) -> bytes:
+        body = json.dumps({"state": {"reported": {"temperature": value, "status": "ok"}}}).encode()
+        return self.data.sign("POST", f"/things/{NAME_FMT.format(i)}/shadow", None, body)
+
+    def get_shadow(self, i: int) -> bytes:
+        return self.data.sign("GET", f"/things/{NAME_FMT.format(i)}/shadow", None, None)
+
+    def publish(self, value: int) -> bytes:
+        body = json.dumps({"seq": value, "temperature": 21.5}).encode()
+        return self.data.sign("POST", f"/topics/{_q(TOPIC)}", {"qos": "0"}, body, "application/octet-stream")
+
+
+# ---------------------------------------------------------------------------
+# the lean client: raw requests over keep-alive connections
+# ---------------------------------------------------------------------------
+class Conn(asyncio.Protocol):
+    def __init__(self):
+        self.buf = bytearray()
+        self.waiter: asyncio.Future | None = None
+        self.closed = False
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.buf += data
+        self._check()
+
+    def connection_lost(self, exc):
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            if self.buf and self._length() is None:  # body delimited by the close
+                self.waiter.set_result(self._take(len(self.buf)))
+            else:
+                self.waiter.set_exception(ConnectionError("connection closed"))
+
+    def _length(self):
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return -1
+        head = bytes(self.buf[:end]).lower()
+        at = head.find(b"\r\ncontent-length:")
+        if at < 0:
+            return None
+        return end + 4 + int(head[at + 17: head.find(b"\r\n", at + 2) if head.find(b"\r\n", at + 2) > 0 else None])
+
+    def _take(self, n):
+        head_end = self.buf.find(b"\r\n\r\n")
+        status = int(self.buf[9:12])
+        keep = not (b"\r\nconnection: close" in bytes(self.buf[:head_end]).lower() or self.buf.startswith(b"HTTP/1.0"))
+        body = bytes(self.buf[head_end + 4:n])
+        del self.buf[:n]
+        return status, body, keep
+
+    def _check(self):
+        if self.waiter is None or self.waiter.done():
+            return
+        n = self._length()
+        if n is not None and n >= 0 and len(self.buf) >= n:
+            self.waiter.set_result(self._take(n))
+
+    async def request(self, raw: bytes):
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(raw)
+        return await self.waiter
+
+
+async def connect(port: int) -> Conn:
+    _, conn = await asyncio.get_running_loop().create_connection(Conn, "127.0.0.1", port)
+    return conn
+
+
+@dataclass
+class Result:
+    ok: int = 0
+    elapsed: float = 0.0
+    cpu: float = 0.0  # server CPU seconds over the phase
+    latencies: list = field(default_factory=list)
+    errors: dict = field(default_factory=dict)
+    sample: str = ""
+
+    @property
+    def rps(self) -> float:
+        return self.ok / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def us_per_request(self) -> float:
+        return self.cpu / self.ok * 1e6 if self.ok else float("nan")
+
+
+async def drive(port: int, pid: int, pool: list[bytes], connections: int, *, duration: float | None) -> Result:
+    """Replay `pool` over `connections` keep-alive connections: each request once
+    (duration None) or cycling for `duration` seconds."""
+    result = Result()
+    conns = [await connect(port) for _ in range(connections)]
+    counter = 0
+    cpu0, start = proc_cpu(pid), time.perf_counter()
+    deadline = start + duration if duration is not None else None
+
+    async def worker(conn: Conn):
+        nonlocal counter
+        while True:
+            if deadline is not None:
+                if time.perf_counter() >= deadline:
+                    return
+                raw = pool[counter % len(pool)]
+            elif counter >= len(pool):
+                return
+            else:
+                raw = pool[counter]
+            counter += 1
+            t0 = time.perf_counter()
+            try:
+                status, body, keep = await conn.request(raw)
+            except ConnectionError as exc:
+                result.errors[type(exc).__name__] = result.errors.get(type(exc).__name__, 0) + 1
+                conn = await connect(port)
+                continue
+            result.latencies.append(time.perf_counter() - t0)
+            if 200 <= status < 300:
+                result.ok += 1
+            else:
+                result.errors[f"HTTP {status}"] = result.errors.get(f"HTTP {status}", 0) + 1
+                result.sample = result.sample or body[:300].decode(errors="replace")
+            if not keep or conn.closed:
+                conn.transport.close()
+                conn = await connect(port)
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    result.elapsed = time.perf_counter() - start
+    result.cpu = proc_cpu(pid) - cpu0
+    for c in conns:
+        c.transport.close()
+    return result
+
+
+# ---------------------------------------------------------------------------
+# one MQTT subscriber (plain MQTT 3.1.1) on localiot's broker
+# ---------------------------------------------------------------------------
+class Subscriber(asyncio.Protocol):
+    def __init__(self):
+        self.buf = bytearray()
+        self.received = 0
+        self.suback = asyncio.get_event_loop().create_future()
+
+    def connection_made(self, transport):
+        client_id = b"api-floor-sub"
+        # keep-alive 0 (off): the subscriber must outlive the long growth phase
+        var = b"\x00\x04MQTT\x04\x02\x00\x00" + struct.pack("!H", len(client_id)) + client_id
+        transport.write(b"\x10" + bytes([len(var)]) + var)
+        topic = TOPIC.encode()
+        sub = struct.pack("!H", 1) + struct.pack("!H", len(topic)) + topic + b"\x00"
+        transport.write(b"\x82" + bytes([len(sub)]) + sub)
+
+    def data_received(self, data):
+        self.buf += data
+        while len(self.buf) >= 2:
+            mult, length, i = 1, 0, 1
+            while True:
+                if i >= len(self.buf):
+                    return
+                byte = self.buf[i]
+                length += (byte & 127) * mult
+                mult *= 128
+                i += 1
+                if not byte & 128:
+                    break
+            if len(self.buf) < i + length:
+                return
+            kind = self.buf[0] >> 4
+            del self.buf[:i + length]
+            if kind == 3:
+                self.received += 1
+            elif kind == 9 and not self.suback.done():
+                self.suback.set_result(True)
+
+
+# ---------------------------------------------------------------------------
+# the benchmark
+# ---------------------------------------------------------------------------
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+OPS = ("DescribeThing", "CreateThing", "UpdateThingShadow", "GetThingShadow", "ListThings", "Publish")
+
+
+async def bench_server(name: str, endpoint: str, pid: int, sizes: list[int], args) -> dict:
+    """{(op, size): Result} for one server."""
+    port = int(endpoint.rsplit(":", 1)[1])
+    reqs = Requests(endpoint)
+    rng = random.Random(7)
+    out: dict = {}
+    have = 0
+    subscriber = None
+    if name == "localiot":
+        health = json.loads(urllib.request.urlopen(endpoint + "/_localiot/health").read())
+        mqtt_port = int(health["listeners"]["mqtt-plain"].rsplit(":", 1)[1])
+        _, subscriber = await asyncio.get_running_loop().create_connection(Subscriber, "127.0.0.1", mqtt_port)
+        await asyncio.wait_for(subscriber.suback, 10)
+    for size in sizes:
+        if name == "floor":
+            pool = [reqs.describe_thing(rng.randrange(size)) for _ in range(2000)]
+            out[("floor", size)] = await drive(port, pid, pool, args.connections, duration=args.duration)
+            log(f"floor @{size}: {out[('floor', size)].us_per_request:.0f} µs/req")
+            continue
+        log(f"{name}: creating things {have}..{size}")
+        out[("CreateThing", size)] = await drive(port, pid, [reqs.create_thing(i) for i in range(have, size)],
+                                                 args.connections, duration=None)
+        have = size
+        pools = {
+            "DescribeThing": [reqs.describe_thing(rng.randrange(size)) for _ in range(2000)],
+            "UpdateThingShadow": [reqs.update_shadow(i % size, i) for i in range(2000)],
+            "ListThings": [reqs.list_things()],
+            "Publish": [reqs.publish(i) for i in range(2000)],
+        }
+        for op, pool in pools.items():
+            if op == "ListThings":  # GetThingShadow after UpdateThingShadow, on shadows it surely made
+                made = max(1, min(size, 2000, out[("UpdateThingShadow", size)].ok) - args.connections)
+                out[("GetThingShadow", size)] = r = await drive(
+                    port, pid, [reqs.get_shadow(i % made) for i in range(2000)], args.connections,
+                    duration=args.duration)
+                log(f"{name} GetThingShadow @{size}: {r.rps:.0f}/s {r.us_per_request:.0f} µs/req errors {r.errors}")
+            before = subscriber.received if subscriber else 0
+            out[(op, size)] = r = await drive(port, pid, pool, args.connections, duration=args.duration)
+            if subscriber is not None and op == "Publish":
+                await asyncio.sleep(0.5)
+                r.delivered = subscriber.received - before
+            log(f"{name} {op} @{size}: {r.rps:.0f}/s {r.us_per_request:.0f} µs/req errors {r.errors} {r.sample}")
+    return out
+
+
+def render(results: dict, sizes: list[int], args, loads: tuple) -> str:
+    lines = [f"api_floor: {args.connections} keep-alive connections, {args.duration:.0f} s per read phase; "
+             f"load average before {loads[0][0]:.2f} {loads[0][1]:.2f} {loads[0][2]:.2f}, "
+             f"after {loads[1][0]:.2f} {loads[1][1]:.2f} {loads[1][2]:.2f} ({os.cpu_count()} cores)", ""]
+    header = ["server", "operation", "things", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "x floor", "errors"]
+    rows = []
+    for size in sizes:
+        floor = results.get("floor", {}).get(("floor", size))
+        if floor:
+            rows.append(["floor", "fixed DescribeThing body", str(size), f"{floor.rps:.0f}",
+                         f"{pct(floor.latencies, 50) * 1e3:.2f}", f"{pct(floor.latencies, 99) * 1e3:.2f}",
+                         f"{floor.us_per_request:.0f}", "1.00", str(sum(floor.errors.values()))])
+        for server in ("localiot", "moto"):
+            for op in OPS:
+                r = results.get(server, {}).get((op, size))
+                if r is None:
+                    continue
+                ratio = r.us_per_request / floor.us_per_request if floor else float("nan")
+                note = op + (" (grow to size)" if op == "CreateThing" else "")
+                if getattr(r, "delivered", None) is not None:
+                    note += f" ({r.delivered} delivered)"
+                rows.append([server, note, str(size), f"{r.rps:.0f}", f"{pct(r.latencies, 50) * 1e3:.2f}",
+                             f"{pct(r.latencies, 99) * 1e3:.2f}", f"{r.us_per_request:.0f}", f"{ratio:.2f}",
+                             str(sum(r.errors.values()))])
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+    fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    lines += [fmt(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(fmt(r) for r in rows)]
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="1000,100000", help="thing populations (default 1000,100000)")
+    p.add_argument("--moto-sizes", default="1000", help="populations moto is measured at (default 1000)")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds per read phase (default 5)")
+    p.add_argument("--connections", type=int, default=32, help="keep-alive connections (default 32)")
+    p.add_argument("--servers", default="floor,localiot,moto")
+    p.add_argument("--profile-localiot", metavar="FILE", help="run localiot under cProfile, writing FILE on exit")
+    p.add_argument("--floor-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.moto_sizes = [int(s) for s in args.moto_sizes.split(",")]
+    args.servers = args.servers.split(",")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.floor_server is not None:
+        floor_server(args.floor_server)
+        return 0
+    check_signer_against_botocore()
+    loads = [os.getloadavg()]
+    workdir = tempfile.mkdtemp(prefix="localiot-apifloor-")
+    servers: dict[str, ServerProc] = {}
+    results: dict = {}
+    try:
+        if "floor" in args.servers:
+            servers["floor"] = start_floor(workdir)
+        if "localiot" in args.servers:
+            os.environ.setdefault("LOCALIOT_MQTT_PLAIN", "1")
+            os.environ.setdefault("LOCALIOT_MQTT_PLAIN_PORT", "0")
+            servers["localiot"] = start_localiot(workdir, os.path.join(workdir, "data"), args.profile_localiot)
+        if "moto" in args.servers:
+            servers["moto"] = start_moto(workdir)
+        endpoints = {name: s.wait_ready() for name, s in servers.items()}
+        import uvloop
+
+        for name in servers:  # one server under load at a time, the floor first
+            sizes = args.moto_sizes if name == "moto" else args.sizes
+            log(f"{name} on {endpoints[name]} (pid {servers[name].proc.pid})")
+            results[name] = uvloop.run(bench_server(name, endpoints[name], servers[name].proc.pid, sizes, args))
+    finally:
+        for s in servers.values():
+            s.stop()
+    loads.append(os.getloadavg())
+    print(render(results, args.sizes, args, loads))
+    errors = sum(sum(r.errors.values()) for res in results.values() for r in res.values())
+    shutil.rmtree(workdir, ignore_errors=True) if errors == 0 else log(f"server logs kept in {workdir}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
