@@ -120,3 +120,13 @@ def search_all(iot, query, **kw):
 
 def unique(prefix="x"):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def connect(server, client_id):
+    """A plain-MQTT paho client connected as `client_id` (connectivity for the index)."""
+    return plain_device(server, client_id).client
+
+
+def disconnect(client):
+    client.disconnect()
+    client.loop_stop()

@@ -175,7 +175,7 @@ def test_delete_only_when_disabled(iot, localiot_server):
     assert error_of(info) == ("InvalidRequestException", 400)
     assert "disable" in info.value.response["Error"]["Message"]
     iot.update_domain_configuration(domainConfigurationName="d", domainConfigurationStatus="DISABLED")
-    advance_clock(localiot_server, 7 * 86400)
+    advance(localiot_server, 7 * 86400)
     iot.delete_domain_configuration(domainConfigurationName="d")
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
         iot.describe_domain_configuration(domainConfigurationName="d")
@@ -190,15 +190,15 @@ def test_delete_only_when_disabled(iot, localiot_server):
 def test_aws_managed_stays_disabled_seven_days_before_deletion(iot, localiot_server):
     """The Developer Guide: AWS-managed domains stay DISABLED 7 days before deletion; custom domains may go at once."""
     iot.create_domain_configuration(domainConfigurationName="managed")
-    advance_clock(localiot_server, 30 * 86400)  # enabled time does not count
+    advance(localiot_server, 30 * 86400)  # enabled time does not count
     iot.update_domain_configuration(domainConfigurationName="managed", domainConfigurationStatus="DISABLED")
-    advance_clock(localiot_server, 7 * 86400 - 60)
+    advance(localiot_server, 7 * 86400 - 60)
     with pytest.raises(ClientError) as info:
         iot.delete_domain_configuration(domainConfigurationName="managed")
     assert error_of(info) == ("InvalidRequestException", 400)
     assert "7 days" in info.value.response["Error"]["Message"]
     assert iot.describe_domain_configuration(domainConfigurationName="managed")["domainConfigurationStatus"] == "DISABLED"
-    advance_clock(localiot_server, 60)
+    advance(localiot_server, 60)
     iot.delete_domain_configuration(domainConfigurationName="managed")
     assert iot.list_domain_configurations()["domainConfigurations"] == []
 

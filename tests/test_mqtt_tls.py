@@ -8,6 +8,7 @@ The devices and certificates come from the test kit (localiot/testing)."""
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 import json
 import os
 import queue
@@ -27,8 +28,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from localiot.testing import (ALLOW_ALL, NOT_AUTHORIZED, V3, V5, WAIT, Cert, Device, address, alpn_port, ca_file,
-                              local_server, make_client, new_certificate)
+from localiot.testing import (ALLOW_ALL, NOT_AUTHORIZED, V3, V5, WAIT, Cert, Device, DevicePool, address, alpn_port,
+                              ca_file, local_server, make_client, new_certificate)
+
+
+@contextmanager
+def device_pool():
+    """`make(port, client_id, ca=, cert=, ...)` -> Device; every device is closed on exit."""
+    pool = DevicePool()
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 BIN = Path(sys.executable).parent
 
