@@ -11,6 +11,7 @@ bus does not hand it its own messages back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Callable
 
@@ -46,3 +47,26 @@ class Bus:
                     fn(account, region, topic, payload)
             except Exception:  # one broken subscriber must not stop the others
                 log.exception("bus subscriber failed for topic %s", topic)
+
+
+class OncePerIteration:
+    """Coalesce requests to run `fn()` into one call per event-loop iteration, for
+    subscribers that batch what they heard into one store write. With no running
+    loop (a test driving the bus by hand) `fn` runs at once."""
+
+    def __init__(self, fn: Callable[[], None]):
+        self.fn = fn
+        self.scheduled = False
+
+    def request(self) -> None:
+        if self.scheduled:
+            return
+        self.scheduled = True
+        try:
+            asyncio.get_running_loop().call_soon(self.run)
+        except RuntimeError:
+            self.run()
+
+    def run(self) -> None:
+        self.scheduled = False
+        self.fn()

@@ -12,6 +12,24 @@ from localiot.broker.message import Message
 from localiot.broker.sessions import Session
 
 
+PRESENCE = "$aws/events/presence/"
+
+
+def parse_presence(topic: str, payload: bytes) -> tuple[str, str, dict] | None:
+    """("connected" | "disconnected", client id, event body) of a presence event
+    heard on the bus; None for any other topic or an unreadable body."""
+    if not topic.startswith(PRESENCE):
+        return None
+    parts = topic.split("/", 4)
+    if len(parts) != 5 or parts[3] not in ("connected", "disconnected"):
+        return None
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    return parts[3], parts[4], body
+
+
 class LifecycleEvents:
     def __init__(self, clock, route: Callable[[str, str, Message], None]):
         self.clock = clock
@@ -46,7 +64,7 @@ class LifecycleEvents:
         body["versionNumber"] = version
         if conn.identity.thing_name and conn.identity.attributes.get("exclusiveThing"):
             body["thingName"] = conn.identity.thing_name
-        self._send(session.account, session.region, f"$aws/events/presence/{event}/{client_id}", body)
+        self._send(session.account, session.region, f"{PRESENCE}{event}/{client_id}", body)
 
     def subscription(self, conn, session: Session, event: str, topics: list[str]) -> None:
         """`$aws/events/subscriptions/{subscribed|unsubscribed}/{clientId}`."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from botocore.loaders import Loader
@@ -63,6 +63,13 @@ class Service:
             for shape in op.error_shapes:
                 shapes[shape.name] = shape
         return shapes
+
+
+@lru_cache(maxsize=None)
+def service_model(name: str) -> ServiceModel:
+    """One shipped service model, loaded once per process (for code outside the
+    protocol engine that needs a shape, e.g. provisioning validating its calls)."""
+    return ServiceModel(model_loader().load_service_model(name, "service-2"), service_name=name)
 
 
 def load_services() -> list[Service]:

@@ -68,10 +68,9 @@ class ProvisioningResult:
 # helpers ---------------------------------------------------------------------
 @lru_cache(maxsize=None)
 def _input_shape(operation: str):
-    from localiot.protocol.models import load_services
+    from localiot.protocol.models import service_model
 
-    iot = next(service for service in load_services() if service.name == "iot")  # the shipped model
-    return iot.model.operation_model(operation).input_shape
+    return service_model("iot").operation_model(operation).input_shape
 
 
 @contextmanager

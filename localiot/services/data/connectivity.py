@@ -19,10 +19,10 @@ first GetThingConnectivityData installs it too, hearing events from then on).
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 
+from localiot.broker.lifecycle import parse_presence
+from localiot.bus import OncePerIteration
 from localiot.protocol.errors import not_found
 from localiot.services import hooks, operation
 from localiot.services.registry import things
@@ -31,7 +31,6 @@ from localiot.services.unit_of_work import unit_of_work
 log = logging.getLogger("localiot.connectivity")
 
 KIND = "thing-connectivity"
-_PRESENCE = "$aws/events/presence/"
 # The model's disconnectReason values; a broker reason outside them is mapped.
 REASONS = ("AUTH_ERROR", "CLIENT_INITIATED_DISCONNECT", "CLIENT_ERROR", "CONNECTION_LOST", "DUPLICATE_CLIENTID",
            "FORBIDDEN_ACCESS", "MQTT_KEEP_ALIVE_TIMEOUT", "SERVER_ERROR", "SERVER_INITIATED_DISCONNECT",
@@ -43,35 +42,24 @@ class PresenceLog:
     def __init__(self, runtime):
         self.runtime = runtime
         self.pending: dict[tuple[str, str, str], dict] = {}
-        self._scheduled = False
+        self._flush = OncePerIteration(self.flush)
         self.unsubscribe = runtime.bus.subscribe(self._on_bus)
 
     def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
-        if not topic.startswith(_PRESENCE):
+        event = parse_presence(topic, payload)
+        if event is None:
             return
-        parts = topic.split("/", 4)
-        if len(parts) != 5 or parts[3] not in ("connected", "disconnected"):
-            return
-        try:
-            body = json.loads(payload)
-        except ValueError:
-            return
-        self.pending[(account, region, parts[4])] = {
-            "connected": parts[3] == "connected",
+        kind, client_id, body = event
+        self.pending[(account, region, client_id)] = {
+            "connected": kind == "connected",
             "timestamp": body.get("timestamp"),
             "disconnectReason": body.get("disconnectReason"),
             "sessionIdentifier": body.get("sessionIdentifier"),
         }
-        if not self._scheduled:
-            self._scheduled = True
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # no loop (a test driving the bus by hand)
-                self.flush()
+        self._flush.request()
 
     def flush(self) -> None:
-        """Store the pending records of registered things, in one transaction."""
-        self._scheduled = False
+        """Store the pending records of registered things, one unit of work per scope."""
         pending, self.pending = self.pending, {}
         broker = self.runtime.broker
         if not pending or broker is None:

@@ -14,9 +14,7 @@ Kinds "detect-mitigation-task" (name = taskId, index "status") and
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import operation
@@ -27,7 +25,6 @@ from localiot.services.defender.violations import ACTIVE_FIELDS, VIOLATION
 from localiot.services.registry.things import PRINCIPALS
 from localiot.services.unit_of_work import read_only, unit_of_work
 
-log = logging.getLogger("localiot.defender")
 
 TASK, EXECUTION = "detect-mitigation-task", "detect-mitigation-execution"
 DETECT_ACTIONS = ("ADD_THINGS_TO_THING_GROUP", "UPDATE_DEVICE_CERTIFICATE", "PUBLISH_FINDING_TO_SNS")
@@ -102,23 +99,8 @@ def StartDetectMitigationActionsTask(ctx, req):
                          "executionStartDate": ctx.now()}
             ctx.tx.put(EXECUTION, f"{task_id}|{violation['violationId']}|{name}", execution,
                        {"task": task_id, "violation": violation["violationId"], "thing": violation["thingName"]})
-    runtime, account, region = ctx.runtime, ctx.account, ctx.region
-    ctx.after_commit(lambda: _schedule(runtime, account, region, task_id))
+    effects.start_after_commit(ctx, run, task_id, "detect mitigation actions task")
     return {"taskId": task_id}
-
-
-def _schedule(runtime, account, region, task_id) -> None:
-    try:
-        asyncio.get_running_loop().create_task(_run_async(runtime, account, region, task_id))
-    except RuntimeError:
-        run(runtime, account, region, task_id)
-
-
-async def _run_async(runtime, account, region, task_id) -> None:
-    try:
-        run(runtime, account, region, task_id)
-    except Exception:
-        log.exception("detect mitigation actions task %s failed", task_id)
 
 
 def _apply(runtime, account: str, region: str, action: dict, violation: dict) -> tuple[str, str | None, str | None]:

@@ -7,19 +7,45 @@ recomputed — happens as it would for the API call.
 
 `apply(runtime, account, region, action, finding)` returns (status, errorCode,
 message): COMPLETED, SKIPPED (nothing to act on) or FAILED (the service's error).
+`start_after_commit(ctx, run, task_id, what)` starts a mitigation task (audit
+or detect) once the call that created it committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 
 from localiot.protocol.errors import ServiceError
 from localiot.services.registry.things import PRINCIPALS as THING_PRINCIPAL  # links: thing -> principal ARN
 from localiot.services.unit_of_work import unit_of_work
 
+log = logging.getLogger("localiot.defender")
+
 # BLANK_POLICY: a default version that grants nothing (a policy needs one statement).
 BLANK_POLICY = json.dumps({"Version": "2012-10-17",
                            "Statement": [{"Effect": "Deny", "Action": "iot:*", "Resource": "*"}]})
+
+
+def start_after_commit(ctx, run, task_id: str, what: str) -> None:
+    """Once the creating call committed, run `run(runtime, account, region, task_id)`
+    as a task on the loop (the API answers first), or at once when no loop runs."""
+    runtime, account, region = ctx.runtime, ctx.account, ctx.region
+
+    async def in_background() -> None:
+        try:
+            run(runtime, account, region, task_id)
+        except Exception:
+            log.exception("%s %s failed", what, task_id)
+
+    def start() -> None:
+        try:
+            asyncio.get_running_loop().create_task(in_background())
+        except RuntimeError:
+            run(runtime, account, region, task_id)
+
+    ctx.after_commit(start)
 
 
 def _call(runtime, account, region, operation_name: str, fn, req: dict) -> None:

@@ -15,14 +15,14 @@ iteration; `flush(runtime)` writes what is pending (an audit calls it first).
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
+
+from localiot.broker.lifecycle import parse_presence
+from localiot.bus import OncePerIteration
 
 log = logging.getLogger("localiot.defender.history")
 
 KIND = "connection-history"
-_PRESENCE = "$aws/events/presence/"
 
 
 class ConnectionHistory:
@@ -30,22 +30,17 @@ class ConnectionHistory:
         self.runtime = runtime
         self.open: dict[tuple[str, str, str, str], str] = {}  # (account, region, client, session) -> record name
         self.pending: dict[tuple[str, str, str], dict] = {}  # (account, region, name) -> record
-        self._scheduled = False
+        self._flush = OncePerIteration(self.flush)
         self.unsubscribe = runtime.bus.subscribe(self._on_bus)
 
     def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
-        if not topic.startswith(_PRESENCE):
+        event = parse_presence(topic, payload)
+        if event is None:
             return
-        parts = topic.split("/", 4)
-        if len(parts) != 5 or parts[3] not in ("connected", "disconnected"):
-            return
-        try:
-            body = json.loads(payload)
-        except ValueError:
-            return
-        client_id, session = body.get("clientId") or parts[4], str(body.get("sessionIdentifier"))
+        kind, topic_client, body = event
+        client_id, session = body.get("clientId") or topic_client, str(body.get("sessionIdentifier"))
         key = (account, region, client_id, session)
-        if parts[3] == "connected":
+        if kind == "connected":
             name = f"{int(body.get('timestamp') or 0):013d}|{client_id}|{session}"
             self.open[key] = name
             self.pending[(account, region, name)] = {
@@ -63,15 +58,9 @@ class ConnectionHistory:
                 record.update(update)
             else:
                 self.pending[(account, region, name)] = {"update": update}
-        if not self._scheduled:
-            self._scheduled = True
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:
-                self.flush()
+        self._flush.request()
 
     def flush(self) -> None:
-        self._scheduled = False
         pending, self.pending = self.pending, {}
         store = self.runtime.store
         if not pending or store is None:

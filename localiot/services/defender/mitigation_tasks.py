@@ -11,8 +11,6 @@ its own unit of work; a canceled task's remaining executions become CANCELED.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.services import operation
@@ -23,7 +21,6 @@ from localiot.services.defender.findings import public
 from localiot.services.defender.mitigation import ACTION
 from localiot.services.unit_of_work import read_only, unit_of_work
 
-log = logging.getLogger("localiot.defender")
 
 TASK, EXECUTION = "audit-mitigation-task", "audit-mitigation-execution"
 
@@ -92,23 +89,8 @@ def StartAuditMitigationActionsTask(ctx, req):
                          "actionId": actions[name]["actionId"], "status": "PENDING", "checkName": finding["checkName"]}
             ctx.tx.put(EXECUTION, f"{task_id}|{finding['findingId']}|{name}", execution,
                        {"task": task_id, "finding": finding["findingId"]})
-    runtime, account, region = ctx.runtime, ctx.account, ctx.region
-    ctx.after_commit(lambda: _schedule(runtime, account, region, task_id))
+    effects.start_after_commit(ctx, run, task_id, "audit mitigation actions task")
     return {"taskId": task_id}
-
-
-def _schedule(runtime, account, region, task_id) -> None:
-    try:
-        asyncio.get_running_loop().create_task(_run_async(runtime, account, region, task_id))
-    except RuntimeError:
-        run(runtime, account, region, task_id)
-
-
-async def _run_async(runtime, account, region, task_id) -> None:
-    try:
-        run(runtime, account, region, task_id)
-    except Exception:
-        log.exception("audit mitigation actions task %s failed", task_id)
 
 
 def run(runtime, account: str, region: str, task_id: str) -> None:

@@ -94,24 +94,7 @@ def UpdateDynamicThingGroup(ctx, req):
     name = req["thingGroupName"]
     doc = _dynamic(ctx, name)
     check_version("thing group", name, doc["version"], req.get("expectedVersion"))
-    given = req.get("thingGroupProperties") or {}
-    props = dict(doc["thingGroupProperties"])
-    if "thingGroupDescription" in given:
-        if given["thingGroupDescription"]:
-            props["thingGroupDescription"] = given["thingGroupDescription"]
-        else:
-            props.pop("thingGroupDescription", None)
-    payload = given.get("attributePayload")
-    if payload is not None:
-        attributes = dict((props.get("attributePayload") or {}).get("attributes") or {}) if payload.get("merge") else {}
-        for key, value in (payload.get("attributes") or {}).items():
-            if value == "":
-                attributes.pop(key, None)
-            else:
-                attributes[key] = value
-        props.pop("attributePayload", None)
-        if attributes:
-            props["attributePayload"] = {"attributes": attributes}
+    props = thing_groups.updated_properties(doc, req.get("thingGroupProperties") or {})
     spec = {"queryString": req.get("queryString") or doc["queryString"],
             "queryVersion": req.get("queryVersion") or doc.get("queryVersion")}
     index, _, node, predicate = _query(ctx, {**spec, "indexName": req.get("indexName") or doc.get("indexName")})

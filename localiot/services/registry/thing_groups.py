@@ -209,12 +209,10 @@ def DescribeThingGroup(ctx, req):
     return out
 
 
-@operation("iot")
-def UpdateThingGroup(ctx, req):
-    name = req["thingGroupName"]
-    doc = _static(ctx, name)
-    check_version("thing group", name, doc["version"], req.get("expectedVersion"))
-    given = req.get("thingGroupProperties") or {}
+def updated_properties(doc: dict, given: dict) -> dict:
+    """The group's thingGroupProperties after an update with `given` (static and
+    dynamic groups alike): an empty description clears it; attributes replace,
+    or merge when asked, and an empty value removes an attribute."""
     props = dict(doc["thingGroupProperties"])
     if "thingGroupDescription" in given:
         # An empty description clears it.
@@ -239,6 +237,15 @@ def UpdateThingGroup(ctx, req):
             props["attributePayload"] = {"attributes": attributes}
         else:
             props.pop("attributePayload", None)
+    return props
+
+
+@operation("iot")
+def UpdateThingGroup(ctx, req):
+    name = req["thingGroupName"]
+    doc = _static(ctx, name)
+    check_version("thing group", name, doc["version"], req.get("expectedVersion"))
+    props = updated_properties(doc, req.get("thingGroupProperties") or {})
     doc.update(thingGroupProperties=props, version=doc["version"] + 1)
     save(ctx, doc)
     _emit(ctx, doc, "UPDATED")
