@@ -27,7 +27,7 @@ from localiot.indexing import document, fields
 from localiot.indexing.evaluate import compile_query, text
 from localiot.indexing.query import QueryError, parse
 from localiot.services import hooks
-from localiot.services.indexing import settings
+from localiot.services.indexing import membership, settings
 from localiot.services.registry.things import KIND as THING, MEMBER_OF
 from localiot.services.unit_of_work import unit_of_work
 
@@ -92,14 +92,15 @@ def _follow_dynamic_groups(ctx, tx, config: dict, thing: dict, entry: dict, grou
         except QueryError:
             continue
         member = group_name in groups
-        if matches and not member:
-            tx.link(MEMBER_OF, group_name, name)
-            if ctx is not None and (tx.account, tx.region) == (ctx.account, ctx.region):
-                group = tx.get(GROUP, group_name)
-                if group is not None:
-                    hooks.fire(hooks.THING_ADDED_TO_GROUP, ctx, group, thing)
-        elif member and not matches:
-            tx.unlink(MEMBER_OF, group_name, name)
+        if matches == member:
+            continue
+        group = tx.get(GROUP, group_name)
+        if group is None:
+            continue
+        if matches:
+            membership.join(ctx, tx, group, thing)
+        else:
+            membership.leave(ctx, tx, group, name)
 
 
 # following a unit of work ------------------------------------------------------------
