@@ -13,7 +13,7 @@ import re
 from functools import lru_cache
 from typing import Callable
 
-from localiot.indexing import fields
+from localiot.indexing import fields, geo
 from localiot.indexing.ast import All, And, Not, Or, Range, Term
 from localiot.indexing.query import is_number
 
@@ -79,6 +79,9 @@ def _term(n: Term):
     field = n.field
     if n.kind == "exists":
         return lambda doc: bool(doc.get(field))
+    if n.kind == "geo":
+        inside, key = geo.compile_geo(n.value), geo.field_key(field)
+        return lambda doc: any(inside(geo.decode(v)) for v in doc.get(key, ()))
     if n.kind == "wildcard":
         pattern = re.compile(n.value, re.DOTALL)
         return lambda doc: any(pattern.match(text(v)) for v in doc.get(field, ()))

@@ -22,7 +22,7 @@ from luqum import tree as lt
 from luqum.exceptions import ParseError
 from luqum.parser import parser
 
-from localiot.indexing import fields
+from localiot.indexing import fields, geo
 from localiot.indexing.ast import All, And, Not, Or, Range, Term
 
 MAX_CLAUSES = 1024  # Lucene's default maxClauseCount
@@ -148,6 +148,12 @@ class _Checker:
     def word(self, field: str, value: str):
         if value == "*":
             return Term(field, "", "exists")
+        if fields.field_type(self.index, field, self.custom) == "Geo" and geo.is_geo_query(value):
+            try:
+                geo.compile_geo(value)
+            except geo.GeoError as exc:
+                raise QueryError(f"Invalid geoquery on {field}: {exc}") from None
+            return Term(field, value, "geo")
         wildcard = _wildcard(value)
         if wildcard is not None:
             kind = fields.field_type(self.index, field, self.custom)

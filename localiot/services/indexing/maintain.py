@@ -37,6 +37,7 @@ SHADOW = "shadow"
 NAMED_SHADOWS = "named"  # the shadow family's index key: thing name of live named shadows
 CONNECTIVITY = "thing-connectivity"
 GROUP = "thinggroup"
+VIOLATION = "detect-violation"  # the Defender family's violations (index "thing"): deviceDefender.*
 DYNAMIC = "dynamic-group-query"  # one per dynamic thing group: its query and state
 BATCH = 1000
 
@@ -62,7 +63,11 @@ def reindex_thing(ctx, tx, config: dict, name: str) -> None:
         named = {doc["shadowName"]: doc for _, doc in tx.find(SHADOW, NAMED_SHADOWS, name)}
     if part.get("thingConnectivityIndexingMode") == "STATUS":
         connectivity = tx.get(CONNECTIVITY, name)
-    entry = document.build(thing, groups, part, classic=classic, named=named, connectivity=connectivity)
+    defender = None
+    if part.get("deviceDefenderIndexingMode") == "VIOLATIONS":
+        defender = document.defender_view(doc for _, doc in tx.find(VIOLATION, "thing", name))
+    entry = document.build(thing, groups, part, classic=classic, named=named, connectivity=connectivity,
+                           defender=defender)
     tx.put(settings.THING_INDEX, name, entry, entries(entry["fields"]))
     _follow_dynamic_groups(ctx, tx, config, thing, entry, groups)
 
@@ -104,7 +109,7 @@ def _follow_dynamic_groups(ctx, tx, config: dict, thing: dict, entry: dict, grou
 
 
 # following a unit of work ------------------------------------------------------------
-def _affected(changes) -> tuple[dict, dict]:
+def _affected(tx, changes) -> tuple[dict, dict]:
     things: dict[tuple[str, str], set] = {}
     groups: dict[tuple[str, str], set] = {}
     for change in changes:
@@ -112,6 +117,11 @@ def _affected(changes) -> tuple[dict, dict]:
             _, account, region, kind, name = change
             if kind == THING or kind == CONNECTIVITY:
                 things.setdefault((account, region), set()).add(name)
+            elif kind == VIOLATION:  # named by violation id: the document names the thing
+                scoped = tx if (account, region) == (tx.account, tx.region) else tx.scope(account, region)
+                violation = scoped.get(VIOLATION, name)
+                if violation is not None:
+                    things.setdefault((account, region), set()).add(violation["thingName"])
             elif kind == SHADOW:
                 things.setdefault((account, region), set()).add(name.split("/", 1)[0])
             elif kind == GROUP:
@@ -128,7 +138,7 @@ def on_unit_ending(ctx) -> None:
         return
     start = 0
     for _ in range(4):  # membership links made here are followed too, a few rounds at most
-        things, groups = _affected(changes[start:])
+        things, groups = _affected(tx, changes[start:])
         start = len(changes)
         if not things and not groups:
             return

@@ -35,8 +35,13 @@ def groups_on(doc: dict) -> bool:
 
 
 def custom_types(doc: dict, index: str) -> dict[str, str]:
+    """Declared field types: custom fields, and the location fields of geoLocations ("Geo")."""
     part = doc["thing"] if index == fields.THINGS else doc["group"]
-    return {f["name"]: f["type"] for f in part.get("customFields") or [] if f.get("type")}
+    types = {f["name"]: f["type"] for f in part.get("customFields") or [] if f.get("type")}
+    if index == fields.THINGS:
+        for target in (part.get("filter") or {}).get("geoLocations") or []:
+            types.setdefault(target["name"], "Geo")
+    return types
 
 
 def schema(thing: dict) -> str:
