@@ -10,9 +10,12 @@ trips). Every timed request goes through boto3 over HTTP, one at a time,
 for both servers: the figures include boto3's own per-call cost (~1 ms).
 
 Prints p50 / p99 (ms) of SearchIndex for term, prefix, wildcard, numeric
-range and boolean queries at --things things, index lag (UpdateThingShadow
-returned -> SearchIndex sees it) and, at --moto-things things on both
-servers, the queries moto supports with the speed-up over moto.
+range and boolean queries at --things things, twice: through boto3 over
+HTTP (what a client sees, including boto3's own cost) and the handler alone
+on the server's loop (the index's own work: one read-only unit of work, no
+HTTP, no boto3); index lag (UpdateThingShadow returned -> SearchIndex sees
+it) and, at --moto-things things on both servers, the queries moto supports
+with the speed-up over moto (boto3 over HTTP for both).
 
 Usage:  .venv/bin/python bench/indexing.py [--things 100000] [--moto-things 10000] [--runs 200]
 """
@@ -33,12 +36,12 @@ from moto.server import ThreadedMotoServer
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from localiot.services import HANDLERS, load_all  # noqa: E402
-from localiot.services.unit_of_work import unit_of_work  # noqa: E402
+from localiot.services.unit_of_work import read_only, unit_of_work  # noqa: E402
 from localiot.testing import local_server  # noqa: E402
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 QUERIES = {
-    "term": "thingName:thing-054321",
+    "term": "thingName:thing-{probe}",
     "term (attribute)": "attributes.building:b17",
     "prefix": "thingName:thing-0543*",
     "wildcard": "thingName:thing-0?4321",
@@ -78,6 +81,21 @@ def seed_localiot(server, count: int) -> None:
         server.call(batch, start, min(start + 1000, count))
 
 
+def handler_timed(server, query: str, runs: int) -> tuple[float, float]:
+    """p50 / p99 (ms) of the SearchIndex handler alone, timed on the server's loop."""
+    search, runtime = HANDLERS[("iot", "SearchIndex")], server.app.runtime
+
+    def once() -> float:
+        t = time.perf_counter()
+        with read_only(runtime, ACCOUNT, REGION, "iot", "SearchIndex") as ctx:
+            search(ctx, {"queryString": query, "maxResults": 100})
+        return (time.perf_counter() - t) * 1000
+
+    server.call(once)  # warm
+    samples = sorted(server.call(once) for _ in range(runs))
+    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+
+
 def timed(fn, runs: int) -> tuple[float, float]:
     fn()  # warm
     samples = []
@@ -90,11 +108,12 @@ def timed(fn, runs: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--things", type=int, default=100_000)
-    parser.add_argument("--moto-things", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=200)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--things", type=int, default=100_000, help="fleet size for the latency table")
+    parser.add_argument("--moto-things", type=int, default=10_000, help="fleet size for the comparison with moto")
+    parser.add_argument("--runs", type=int, default=200, help="timed requests per query (moto: a tenth)")
     args = parser.parse_args()
+    probe = f"{min(54321, args.things - 1):06d}"
 
     with local_server(background_period=0) as server:
         iot = client(server.endpoint)
@@ -105,12 +124,16 @@ def main() -> None:
         t = time.perf_counter()
         seed_localiot(server, args.things)
         print(f"seeded {args.things} things with shadows in {time.perf_counter() - t:.1f} s")
-        print(f"\nSearchIndex on {args.things} things (ms, maxResults 100)")
-        print(f"{'query':<18} {'p50':>8} {'p99':>8} {'hits':>6}")
+        print(f"\nSearchIndex on {args.things} things (ms, maxResults 100); load average {os.getloadavg()[0]:.1f}")
+        print(f"{'query':<18} {'boto3 p50':>10} {'boto3 p99':>10} {'handler p50':>12} {'handler p99':>12} {'hits':>6}")
         for label, query in QUERIES.items():
+            query = query.format(probe=probe)
             hits = len(iot.search_index(queryString=query, maxResults=100)["things"])
             p50, p99 = timed(lambda: iot.search_index(queryString=query, maxResults=100), args.runs)
-            print(f"{label:<18} {p50:8.2f} {p99:8.2f} {hits:6d}")
+            h50, h99 = handler_timed(server, query, args.runs)
+            print(f"{label:<18} {p50:10.2f} {p99:10.2f} {h50:12.2f} {h99:12.2f} {hits:6d}")
+        d50, d99 = timed(lambda: iot.describe_thing(thingName=f"thing-{probe}"), args.runs)
+        print(f"{'(DescribeThing)':<18} {d50:10.2f} {d99:10.2f}   (boto3 + HTTP floor of one small call)")
         lags = []
         for i in range(args.runs):
             name = f"thing-{(i * 7919) % args.things:06d}"

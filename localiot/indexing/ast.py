@@ -14,6 +14,7 @@ class Term:
     value: str  # the literal (term), an anchored regular expression (wildcard), "" (exists)
     kind: str = "term"  # "term" | "wildcard" | "exists" | "geo"
     prefix: str = ""  # wildcard: the literal text before the first * or ?
+    pattern: str = ""  # wildcard: the same as a GLOB pattern (for the store's index)
 
 
 @dataclass(frozen=True)

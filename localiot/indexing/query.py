@@ -57,13 +57,18 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-def _wildcard(text: str) -> tuple[str, str] | None:
-    """(anchored regex, literal prefix) when `text` holds an unescaped * or ?."""
-    parts, prefix, wild, i = [], None, False, 0
+def _glob(ch: str) -> str:
+    return f"[{ch}]" if ch in "*?[" else ch
+
+
+def _wildcard(text: str) -> tuple[str, str, str] | None:
+    """(anchored regex, literal prefix, GLOB pattern) when `text` holds an unescaped * or ?."""
+    parts, globbed, prefix, wild, i = [], [], None, False, 0
     while i < len(text):
         ch = text[i]
         if ch == "\\" and i + 1 < len(text):
             parts.append(re.escape(text[i + 1]))
+            globbed.append(_glob(text[i + 1]))
             i += 2
             continue
         if ch in "*?":
@@ -71,12 +76,14 @@ def _wildcard(text: str) -> tuple[str, str] | None:
                 prefix = _unescape(text[:i])
             wild = True
             parts.append(".*" if ch == "*" else ".")
+            globbed.append(ch)
         else:
             parts.append(re.escape(ch))
+            globbed.append(_glob(ch))
         i += 1
     if not wild:
         return None
-    return "^" + "".join(parts) + "$", prefix or ""
+    return "^" + "".join(parts) + "$", prefix or "", "".join(globbed)
 
 
 class _Checker:
@@ -159,7 +166,7 @@ class _Checker:
             kind = fields.field_type(self.index, field, self.custom)
             if kind in ("Number", "Boolean"):
                 raise QueryError(f"Wildcards cannot be used on {kind} field {field}.")
-            return Term(field, wildcard[0], "wildcard", wildcard[1])
+            return Term(field, wildcard[0], "wildcard", wildcard[1], wildcard[2])
         return self.term(field, _unescape(value))
 
     def term(self, field: str, value: str):

@@ -24,7 +24,8 @@ import logging
 
 from localiot.background import periodic
 from localiot.indexing import document, fields
-from localiot.indexing.evaluate import compile_query, text
+from localiot.indexing.evaluate import as_number, compile_query, text
+from localiot.indexing.plan import numeric_key, sortable
 from localiot.indexing.query import QueryError, parse
 from localiot.services import hooks
 from localiot.services.indexing import membership, settings
@@ -43,7 +44,15 @@ BATCH = 1000
 
 
 def entries(flat: dict[str, list]) -> dict[str, list[str]]:
-    return {field: sorted({text(v) for v in values}) for field, values in flat.items()}
+    """Index entries of a flattened document: each value's text, and each number's
+    ordered form under the field's numeric key (localiot.indexing.plan)."""
+    out = {}
+    for field, values in flat.items():
+        out[field] = sorted({text(v) for v in values})
+        numbers = {sortable(n) for n in (as_number(v) for v in values) if n is not None}
+        if numbers:
+            out[numeric_key(field)] = sorted(numbers)
+    return out
 
 
 # one thing / one group -----------------------------------------------------------
@@ -181,6 +190,7 @@ def build_step(ctx) -> bool:
             reindex_thing(ctx, tx, config, name)
         if len(rows) < BATCH:
             config["thingStatus"], config["thingCursor"] = "ACTIVE", None
+            config[settings.ENTRIES[fields.THINGS]] = settings.ENTRY_FORMAT
         else:
             config["thingCursor"] = rows[-1][0]
             more = True
@@ -188,22 +198,54 @@ def build_step(ctx) -> bool:
         for name, _ in tx.scan(GROUP):
             reindex_group(tx, name)
         config["groupStatus"] = "ACTIVE"
+        config[settings.ENTRIES[fields.THING_GROUPS]] = settings.ENTRY_FORMAT
     settings.save(tx, config)
     return more
 
 
-def continue_build(runtime, account: str, region: str) -> None:
-    """Run the remaining build steps on the loop, one unit of work each."""
+def upgrade_step(ctx) -> bool:
+    """Rewrite the next batch of entries of an active index built before the
+    current entry format (settings.ENTRY_FORMAT). True when more remains."""
+    tx = ctx.tx
+    config = settings.load(tx)
+    more = False
+    for index, kind, on, status in ((fields.THINGS, settings.THING_INDEX, settings.things_on, "thingStatus"),
+                                    (fields.THING_GROUPS, settings.GROUP_INDEX, settings.groups_on, "groupStatus")):
+        if not on(config) or config.get(status) != "ACTIVE" or settings.numeric_entries(config, index):
+            continue
+        cursor = settings.ENTRIES[index] + "Cursor"
+        rows = tx.scan(kind, after=config.get(cursor), limit=BATCH)
+        for name, doc in rows:
+            tx.put(kind, name, doc, entries(doc["fields"]))
+        if len(rows) < BATCH:
+            config[settings.ENTRIES[index]] = settings.ENTRY_FORMAT
+            config.pop(cursor, None)
+        else:
+            config[cursor] = rows[-1][0]
+            more = True
+    settings.save(tx, config)
+    return more
+
+
+def _outdated(doc: dict) -> bool:
+    return any(doc.get(status) == "ACTIVE" and not settings.numeric_entries(doc, index)
+               for index, status in ((fields.THINGS, "thingStatus"), (fields.THING_GROUPS, "groupStatus")))
+
+
+def continue_build(runtime, account: str, region: str, step_fn=build_step, done=lambda: None) -> None:
+    """Run the remaining build (or upgrade) steps on the loop, one unit of work each."""
 
     def step():
         try:
             with unit_of_work(runtime, account, region, "iot", "BuildIndex") as ctx:
-                more = build_step(ctx)
+                more = step_fn(ctx)
         except Exception:
             log.exception("building the fleet index of %s %s failed", account, region)
-            return
+            more = False
         if more:
             schedule()
+        else:
+            done()
 
     def schedule():
         try:
@@ -216,8 +258,16 @@ def continue_build(runtime, account: str, region: str) -> None:
 
 @periodic("fleet-index-build")
 def resume_builds(store, runtime) -> None:
-    """A build cut short by a restart goes on."""
+    """A build cut short by a restart goes on; an index built before the current
+    entry format is upgraded in place."""
     for account, region, _, doc in store.scan_all_scopes(settings.KIND):
         if doc.get("thingStatus") in ("BUILDING", "REBUILDING") or doc.get("groupStatus") in ("BUILDING", "REBUILDING"):
             with unit_of_work(runtime, account, region, "iot", "BuildIndex") as ctx:
                 build_step(ctx)
+        elif _outdated(doc) and (id(runtime), account, region) not in _UPGRADING:
+            _UPGRADING.add((id(runtime), account, region))
+            continue_build(runtime, account, region, upgrade_step,
+                           done=lambda key=(id(runtime), account, region): _UPGRADING.discard(key))
+
+
+_UPGRADING: set = set()  # (runtime, account, region) whose upgrade is under way on the loop
