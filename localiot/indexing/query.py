@@ -35,6 +35,8 @@ class QueryError(ValueError):
 
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _COMPARE = re.compile(r"(?<=[\w\]\*?.\-])\s*(>=|<=|>|<)\s*(?=[^\s)])")
+_NEGATIVE = re.compile(r":(>=|<=|>|<)(-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?=[\s)]|$)")
+_AS_RANGE = {">": "{{{} TO *]", ">=": "[{} TO *]", "<": "[* TO {}}}", "<=": "[* TO {}]"}
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -42,14 +44,20 @@ def is_number(text: str) -> bool:
     return bool(_NUMBER.match(text))
 
 
+def _compare(text: str) -> str:
+    text = _COMPARE.sub(r":\1", text)
+    # luqum reads `field:<-3` as a syntax error: a comparison with a negative number is its range
+    return _NEGATIVE.sub(lambda m: ":" + _AS_RANGE[m.group(1)].format(m.group(2)), text)
+
+
 def _normalize(query: str) -> str:
     """AWS writes comparisons as `field>3`; Lucene (and luqum) as `field:>3`."""
     out, last = [], 0
     for match in _QUOTED.finditer(query):
-        out.append(_COMPARE.sub(r":\1", query[last:match.start()]))
+        out.append(_compare(query[last:match.start()]))
         out.append(match.group(0))
         last = match.end()
-    out.append(_COMPARE.sub(r":\1", query[last:]))
+    out.append(_compare(query[last:]))
     return "".join(out)
 
 
@@ -146,6 +154,8 @@ class _Checker:
         raise QueryError(f"{what} are not supported by fleet indexing queries.")
 
     def bound(self, node) -> str | None:
+        if isinstance(node, lt.Prohibit) and isinstance(node.a, lt.Word) and is_number(node.a.value):
+            return "-" + node.a.value  # [-5 TO 0]: luqum reads the sign as a prohibition
         if isinstance(node, lt.Word):
             return None if node.value == "*" else _unescape(node.value)
         if isinstance(node, lt.Phrase):
