@@ -69,6 +69,7 @@ def build(thing: dict, groups: list[str], config: dict, *, classic: dict | None 
             where = geo.point(geo.value_at(shadow, target["name"]), target.get("order") or "LatLon")
             if where is not None:
                 fields[geo.field_key(target["name"])] = [geo.encode(where)]
+                fields[geo.latitude_key(target["name"])] = [where[0]]
     if config.get("thingConnectivityIndexingMode") == "STATUS":
         conn = {"connected": bool(connectivity and connectivity.get("connected"))}
         if connectivity and connectivity.get("timestamp") is not None:

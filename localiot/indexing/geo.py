@@ -141,5 +141,21 @@ def value_at(shadow: dict, field: str):
 
 
 def field_key(field: str) -> str:
-    """Where a document keeps the parsed location of `field`."""
+    """Where a document keeps the parsed location of `field` ("lat,lon")."""
     return f"{field}#geo"
+
+
+def latitude_key(field: str) -> str:
+    """Where a document keeps the latitude alone (a number: ordered index entries narrow geoqueries)."""
+    return f"{field}#geo.lat"
+
+
+def latitude_band(value: str) -> tuple[float, float]:
+    """The latitudes a geoquery can match at most (a checked query)."""
+    kind, *args = value.split(",")
+    if kind.strip() == "geo_bounding_box":
+        return float(args[2]), float(args[0])
+    match = _DISTANCE.match(args[2])
+    degrees = float(match.group(1)) * UNITS[match.group(2) or "m"] / (EARTH_RADIUS_M * math.pi / 180)
+    lat = float(args[0])
+    return max(-90.0, lat - degrees * 1.001), min(90.0, lat + degrees * 1.001)

@@ -14,6 +14,7 @@ Kinds of look-up:
   range    values within [low, high] of `field` (a text key, or a numeric key with sortable bounds)
   pattern  text values matching a GLOB pattern (`low`/`high` bound its literal prefix)
   exists   any value of the field
+A geoquery reads the band of latitudes it can match (geo.latitude_band).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from localiot.indexing import geo
 from localiot.indexing.ast import And, Or, Range, Term
 from localiot.indexing.evaluate import canonical_number
 from localiot.indexing.query import is_number
@@ -77,7 +79,10 @@ def _term(node: Term) -> list[Lookup] | None:
             return [Lookup("prefix", node.field, node.prefix)]
         low = node.prefix or None
         return [Lookup("pattern", node.field, node.pattern, low, node.prefix + _TOP if low else None)]
-    return None  # geo: scanned
+    if node.kind == "geo":  # the band of latitudes it can match, from the latitude's numeric entries
+        low, high = geo.latitude_band(node.value)
+        return [Lookup("range", numeric_key(geo.latitude_key(node.field)), "", sortable(low), sortable(high))]
+    return None
 
 
 _COST = {"term": 0, "prefix": 1, "range": 2, "pattern": 3, "exists": 4}

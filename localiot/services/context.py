@@ -25,7 +25,6 @@ class RequestContext:
     after_commit_hooks: list = field(default_factory=list)
     extra_affects: object = None  # Affects the work added beyond its operation's declaration
 
-
     @property
     def clock(self) -> Clock:
         return self.runtime.clock
