@@ -69,6 +69,25 @@ def test_a_shadow_change_publishes_membership_events(iot, data, localiot_devices
     assert groups_of(iot, "pump-2") == []
 
 
+def test_dynamic_groups_publish_thing_group_events(iot, localiot_devices):
+    iot.update_event_configurations(eventConfigurations={"THING_GROUP": {"Enabled": True}})
+    watcher = localiot_devices.tls()
+    watcher.subscribe("$aws/events/thingGroup/#")
+    made = iot.create_dynamic_thing_group(thingGroupName="dyn", queryString="thingName:x*",
+                                          thingGroupProperties={"thingGroupDescription": "x things"})
+    created = json.loads(watcher.expect("$aws/events/thingGroup/dyn/created").payload)
+    assert created["eventType"] == "THING_GROUP_EVENT" and created["operation"] == "CREATED"
+    assert created["thingGroupId"] == made["thingGroupId"] and created["description"] == "x things"
+    assert created["dynamicGroupMappingId"] and created["versionNumber"] == 1
+    iot.update_dynamic_thing_group(thingGroupName="dyn", thingGroupProperties={}, queryString="thingName:y*")
+    updated = json.loads(watcher.expect("$aws/events/thingGroup/dyn/updated").payload)
+    assert updated["versionNumber"] == 2 and updated["dynamicGroupMappingId"] == created["dynamicGroupMappingId"]
+    iot.delete_dynamic_thing_group(thingGroupName="dyn")
+    assert json.loads(watcher.expect("$aws/events/thingGroup/dyn/deleted").payload)["operation"] == "DELETED"
+    iot.create_thing_group(thingGroupName="static")
+    assert json.loads(watcher.expect("$aws/events/thingGroup/static/created").payload)["dynamicGroupMappingId"] is None
+
+
 def test_membership_events_stay_off_unless_enabled(iot, data, localiot_devices):
     iot.create_thing(thingName="quiet")
     watcher = localiot_devices.tls()

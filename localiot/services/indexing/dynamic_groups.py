@@ -71,6 +71,7 @@ def CreateDynamicThingGroup(ctx, req):
         "ancestors": [],
         "creationDate": ctx.now(),
         "dynamic": True,
+        "dynamicGroupMappingId": new_id(),  # the registry events' id of the query mapping
         "status": "ACTIVE",
         **_spec(req, index),
     }
@@ -78,6 +79,7 @@ def CreateDynamicThingGroup(ctx, req):
     ctx.tx.put(maintain.DYNAMIC, name, _spec(req, index))
     apply_tags(ctx, doc["thingGroupArn"], tags_to_dict(req.get("tags")))
     _refresh_members(ctx, doc, node, predicate)
+    thing_groups.emit_group_event(ctx, doc, "CREATED")
     return {"thingGroupName": name, "thingGroupArn": doc["thingGroupArn"], "thingGroupId": doc["thingGroupId"],
             "indexName": index, "queryString": doc["queryString"], "queryVersion": doc.get("queryVersion")}
 
@@ -102,6 +104,7 @@ def UpdateDynamicThingGroup(ctx, req):
     thing_groups.save(ctx, doc)
     ctx.tx.put(maintain.DYNAMIC, name, {**spec, "indexName": index})
     _refresh_members(ctx, doc, node, predicate)
+    thing_groups.emit_group_event(ctx, doc, "UPDATED")
     return {"version": doc["version"]}
 
 
@@ -120,4 +123,5 @@ def DeleteDynamicThingGroup(ctx, req):
     ctx.tx.delete(thing_groups.KIND, name)
     ctx.tx.drop_tags(doc["thingGroupArn"])
     ctx.tx.unlink_all("policy-target", dst=doc["thingGroupArn"])
+    thing_groups.emit_group_event(ctx, doc, "DELETED")
     return {}

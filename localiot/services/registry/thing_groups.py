@@ -84,7 +84,7 @@ def _attributes(doc: dict) -> dict:
 
 
 # events ----------------------------------------------------------------------
-def _emit(ctx, doc: dict, op: str) -> None:
+def emit_group_event(ctx, doc: dict, op: str) -> None:
     ancestors = doc.get("ancestors") or []
     events.emit(ctx, "THING_GROUP", f"$aws/events/thingGroup/{doc['thingGroupName']}/{op.lower()}", op, {
         "thingGroupId": doc["thingGroupId"],
@@ -95,7 +95,7 @@ def _emit(ctx, doc: dict, op: str) -> None:
         "description": doc["thingGroupProperties"].get("thingGroupDescription"),
         "rootToParentThingGroups": [{"groupArn": a["groupArn"], "groupId": a["groupId"]} for a in ancestors],
         "attributes": _attributes(doc),
-        "dynamicGroupMappingId": None,
+        "dynamicGroupMappingId": doc.get("dynamicGroupMappingId"),
     })
 
 
@@ -180,7 +180,7 @@ def CreateThingGroup(ctx, req):
     }
     save(ctx, doc)
     apply_tags(ctx, doc["thingGroupArn"], tags_to_dict(req.get("tags")))
-    _emit(ctx, doc, "CREATED")
+    emit_group_event(ctx, doc, "CREATED")
     if ancestors:
         _emit_hierarchy(ctx, ancestors[-1], doc, "ADDED")
     return _created(doc)
@@ -248,7 +248,7 @@ def UpdateThingGroup(ctx, req):
     props = updated_properties(doc, req.get("thingGroupProperties") or {})
     doc.update(thingGroupProperties=props, version=doc["version"] + 1)
     save(ctx, doc)
-    _emit(ctx, doc, "UPDATED")
+    emit_group_event(ctx, doc, "UPDATED")
     return {"version": doc["version"]}
 
 
@@ -276,7 +276,7 @@ def DeleteThingGroup(ctx, req):
                 emit_membership(ctx, doc, thing, "REMOVED")
     if doc.get("ancestors"):
         _emit_hierarchy(ctx, doc["ancestors"][-1], doc, "REMOVED")
-    _emit(ctx, doc, "DELETED")
+    emit_group_event(ctx, doc, "DELETED")
     return {}
 
 
