@@ -25,7 +25,8 @@ def _seed(iot, data) -> dict[str, dict]:
             attrs["level"] = "n/a"  # not a number: compares as text
         iot.create_thing(thingName=name, attributePayload={"attributes": attrs})
         temp = TEMPS[i % len(TEMPS)]
-        reported = {"temp": temp, "mixed": "warm" if i % 5 == 0 else temp, "label": LABELS[i % len(LABELS)]}
+        reported = {"temp": temp, "mixed": "warm" if i % 5 == 0 else temp, "label": LABELS[i % len(LABELS)],
+                    "code": ["20.50", 20.5, "2.05e1", "20.5x", 7][i % 5]}
         if i % 9:
             reported["battery"] = i
         data.update_thing_shadow(thingName=name, payload=json.dumps({"state": {"reported": reported}}).encode())
@@ -49,6 +50,8 @@ CASES = [  # (query, predicate over one seeded thing)
     ("shadow.reported.temp<-3", lambda t: t["reported"]["temp"] < -3),
     ("shadow.reported.temp:[1000 TO *]", lambda t: t["reported"]["temp"] >= 1000),
     ("shadow.reported.temp:20.0", lambda t: t["reported"]["temp"] == 20),
+    ("shadow.reported.code:20.50", lambda t: t["reported"]["code"] in (20.5, "20.50")),  # numbers by value,
+    ("shadow.reported.code:2.05e1", lambda t: t["reported"]["code"] in (20.5, "2.05e1")),  # strings as written
     ("attributes.level>2", lambda t: (_num(t["attrs"]["level"]) or -99) > 2 or
      (_num(t["attrs"]["level"]) is None and t["attrs"]["level"] > "2")),
     ("attributes.level:[-4 TO -1]", lambda t: _num(t["attrs"]["level"]) is not None and

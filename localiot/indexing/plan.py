@@ -70,7 +70,7 @@ def _term(node: Term) -> list[Lookup] | None:
     if node.kind == "term":
         found = [Lookup("term", node.field, node.value)]
         if is_number(node.value) and canonical_number(node.value) != node.value:
-            found.append(Lookup("term", node.field, canonical_number(node.value)))
+            found.append(Lookup("term", node.field, canonical_number(node.value)))  # 20.0 is indexed as 20
         return found
     if node.kind == "exists":
         return [Lookup("exists", node.field)]
