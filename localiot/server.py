@@ -9,7 +9,7 @@ import os
 
 from aiohttp import web
 
-from localiot import __version__, iotlogs
+from localiot import __version__, cluster, health, iotlogs
 from localiot.background import Background, registered
 from localiot.bus import Bus
 from localiot.clock import Clock
@@ -47,7 +47,9 @@ class LocalIoT:
             secrets=self.config.credential_map(),
             strict=self.config.strict_signatures,
         )
-        self.background = Background(self.store, self.runtime, registered(), self.config.background_period)
+        jobs = registered()
+        self.background = Background(self.store, self.runtime, jobs, self.config.background_period,
+                                     cluster.coordinator(self.config, self.clock, [job.name for job in jobs]))
         self._runner: web.ServerRunner | None = None
         self.port: int | None = None
 
@@ -95,12 +97,12 @@ class LocalIoT:
 
     async def _admin(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
         if path == "/_localiot/health" and request.method == "GET":
-            return _json({"status": "running", "version": __version__,
-                          "services": {s.name: "available" for s in self.services},
-                          "store": self.store.path, "listeners": dict(self.runtime.listeners)})
+            status, document = await health.report(self)
+            return _json(document, status=status)
         if path == "/_localiot/reset" and request.method == "POST":
             self.store.reset()
             self.clock.reset()
+            await self.background.coordinator.clock_moved(self.clock.offset)
             if self.runtime.broker is not None:
                 self.runtime.broker.reset()
             self.rules.forget()
@@ -118,9 +120,9 @@ class LocalIoT:
                     self.clock.set(float(body["set"]))
                 if body.get("reset"):
                     self.clock.reset()
-                # Time-driven work (timeouts, rollouts ...) catches up with the
-                # moved clock before this answers, so tests need not wait.
-                await self.background.run_once()
+                # Every node sharing the store adopts the moved clock; time-driven work
+                # (timeouts, rollouts ...) catches up on this node before this answers.
+                await self.background.clock_moved()
             return _json({"now": self.clock.now(), "offset": self.clock.offset})
         return _json({"message": f"unknown admin route {request.method} {path}"}, status=404)
 
@@ -140,7 +142,7 @@ class LocalIoT:
 
         history.install(self.runtime)  # the audit's connection history hears the broker from its first client
         self.broker = await start_listeners(self)
-        self.background.start()
+        await self.background.start()
         log.info("localiot %s API on http://%s:%s (store %s)", __version__, self.config.host, self.port, self.store.path)
         return self.port
 

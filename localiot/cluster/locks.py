@@ -1,0 +1,231 @@
+"""Time-driven work on exactly one node: PostgreSQL session-level advisory locks
+on a connection of the node's own.
+
+Why advisory locks and not a lease row with an expiry: a lock belongs to the
+database session that took it, so when a node dies (SIGKILL, crash, power)
+its connection closes and PostgreSQL frees its locks at once: another node
+takes the work over at its next try, without waiting out a lease and without
+trusting any node's clock. A lease row would have to be renewed on a clock,
+and localiot's clock is injectable: a test moving it would expire leases.
+
+Two locks per job (`fn` registered with localiot.background.periodic):
+- the owner lock (OWNER, crc32(name)), held for as long as the node lives: its
+  holder runs the job on its timer; every node tries the jobs it does not hold
+  once a period, in one statement, so the work moves within one period when a
+  holder dies. Different jobs may be held by different nodes.
+- the run lock (RUN, crc32(name)), held while one run of the job is under
+  way, wherever it runs: the owner's timer, or a node whose clock was moved
+  through POST /_localiot/clock, which runs every job once before it answers
+  (as one process does). So two runs of a job never overlap.
+Locks are only ever *tried* (pg_try_advisory_lock), never waited for inside
+PostgreSQL: a waiting statement would hold the node's one lock connection and
+could deadlock two nodes each waiting for the other's lock.
+
+The clock: a clock move is the whole installation's. The receiving node stores
+the new offset (table localiot_cluster) and NOTIFYs it on channel
+localiot_clock; every node LISTENs on a second connection and adopts it within
+milliseconds; a node that starts later reads the stored offset.
+
+If the lock connection breaks, the node drops every lock it thought it held
+(PostgreSQL freed them when the session ended) and reconnects; until then it
+runs nothing on its timers. TCP keepalives bound how long a half-open
+connection can go unnoticed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import zlib
+from contextlib import asynccontextmanager
+
+import psycopg
+
+from localiot.cluster.settings import ensure_table
+
+log = logging.getLogger("localiot.cluster")
+
+OWNER = 0x4C494F54  # "LIOT"
+RUN = OWNER + 1
+CLOCK_CHANNEL = "localiot_clock"
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+RUN_WAIT_SECONDS = 120.0
+RETRY_SECONDS = 1.0
+
+
+def lock_key(name: str) -> int:
+    """A job's objid: crc32 of its name as a signed 32-bit integer."""
+    value = zlib.crc32(name.encode()) or 1  # objid 0 is the table creation's (localiot.cluster.settings)
+    return value - (1 << 32) if value >= (1 << 31) else value
+
+
+class AdvisoryLocks:
+    mode = "postgresql-advisory-locks"
+
+    def __init__(self, dsn: str, clock, names: list[str], node: str, *, period: float):
+        self.dsn, self.clock, self.node = dsn, clock, node
+        self.instance = uuid.uuid4().hex  # tells this process's own clock notifications apart
+        self.keys = {name: lock_key(name) for name in names}
+        if len(set(self.keys.values())) != len(self.keys):
+            raise RuntimeError("two periodic jobs share an advisory lock key; rename one")
+        self.period = period
+        self.held: set[str] = set()
+        self.runs: dict[str, int] = {}
+        self.connected = False
+        self._conn: psycopg.AsyncConnection | None = None
+        self._listen: psycopg.AsyncConnection | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._gate = asyncio.Lock()  # one statement at a time on the lock connection
+
+    # connections -------------------------------------------------------------
+    async def _connect(self, purpose: str) -> psycopg.AsyncConnection:
+        return await psycopg.AsyncConnection.connect(
+            self.dsn, autocommit=True, connect_timeout=10,
+            application_name=f"localiot:{self.node}:{purpose}"[:63], **KEEPALIVE,
+        )
+
+    async def start(self) -> None:
+        await self._ensure_connected()
+        await self._adopt_stored_offset()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._listen_clock(), name="cluster-clock"))
+        if self.period > 0:
+            self._tasks.append(loop.create_task(self._acquire_loop(), name="cluster-locks"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for conn in (self._conn, self._listen):
+            if conn is not None:
+                await conn.close()  # closing the session frees its locks for the other nodes
+        self._conn = self._listen = None
+        self.held.clear()
+        self.connected = False
+
+    async def _ensure_connected(self) -> psycopg.AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            self._lost()
+            self._conn = await self._connect("locks")
+            await ensure_table(self._conn)
+            self.connected = True
+        return self._conn
+
+    def _lost(self) -> None:
+        if self.held:
+            log.warning("node %s lost its lock connection: it no longer runs %s", self.node, sorted(self.held))
+        self.held.clear()
+        self.connected = False
+        if self._conn is not None and not self._conn.closed:
+            asyncio.get_running_loop().create_task(self._conn.close())
+        self._conn = None
+
+    async def _execute(self, sql: str, args=()) -> list[tuple]:
+        async with self._gate:
+            conn = await self._ensure_connected()
+            try:
+                async with conn.cursor() as cur:
+                    await cur.execute(sql, args)
+                    return await cur.fetchall() if cur.description else []
+            except psycopg.OperationalError:
+                self._lost()
+                raise
+
+    # ownership -----------------------------------------------------------------
+    def holds(self, name: str) -> bool:
+        return name in self.held
+
+    async def acquire(self) -> None:
+        """Try, in one statement, every owner lock this node does not hold yet."""
+        wanted = {key: name for name, key in self.keys.items() if name not in self.held}
+        if not wanted:
+            await self._execute("SELECT 1")  # keeps the connection checked every period
+            return
+        rows = await self._execute(
+            "SELECT k, pg_try_advisory_lock(%s, k) FROM unnest(%s::int[]) AS k", (OWNER, list(wanted))
+        )
+        for key, got in rows:
+            if got:
+                self.held.add(wanted[key])
+                log.info("node %s now runs %s", self.node, wanted[key])
+
+    async def _acquire_loop(self) -> None:
+        while True:
+            try:
+                await self.acquire()
+                await asyncio.sleep(self.period)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # PostgreSQL unreachable: hold nothing, try again
+                log.warning("node %s: advisory locks unavailable (%s)", self.node, error)
+                await asyncio.sleep(max(self.period, RETRY_SECONDS))
+
+    # one run of a job --------------------------------------------------------------
+    @asynccontextmanager
+    async def running(self, name: str, *, wait: bool):
+        """Yields True while this node holds `name`'s run lock (no other node runs
+        it meanwhile), False if it could not be had: at once (wait=False) or
+        within RUN_WAIT_SECONDS (wait=True, a clock move)."""
+        key = self.keys[name]
+        got = False
+        deadline = time.monotonic() + RUN_WAIT_SECONDS
+        delay = 0.005
+        try:
+            while True:
+                try:
+                    got = (await self._execute("SELECT pg_try_advisory_lock(%s, %s)", (RUN, key)))[0][0]
+                except Exception as error:
+                    log.warning("node %s does not run %s: PostgreSQL unreachable (%s)", self.node, name, error)
+                    break
+                if got or not wait or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.1)
+            if got:
+                self.runs[name] = self.runs.get(name, 0) + 1
+            elif wait:
+                log.error("node %s skipped %s: another node kept running it", self.node, name)
+            yield got
+        finally:
+            if got:
+                try:
+                    await self._execute("SELECT pg_advisory_unlock(%s, %s)", (RUN, key))
+                except Exception:  # the session is gone, and its locks with it
+                    pass
+
+    # the shared clock --------------------------------------------------------------
+    async def clock_moved(self, offset: float) -> None:
+        """Store the new offset and tell every node (this one already moved)."""
+        await self._execute(
+            "INSERT INTO localiot_cluster (name, value) VALUES ('clock.offset', %s) "
+            "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value", (repr(offset),)
+        )
+        await self._execute("SELECT pg_notify(%s, %s)", (CLOCK_CHANNEL, f"{self.instance} {offset!r}"))
+
+    async def _adopt_stored_offset(self) -> None:
+        rows = await self._execute("SELECT value FROM localiot_cluster WHERE name = 'clock.offset'")
+        if rows:
+            self.clock.offset = float(rows[0][0])
+
+    async def _listen_clock(self) -> None:
+        while True:
+            try:
+                self._listen = await self._connect("clock")
+                await self._listen.execute(f"LISTEN {CLOCK_CHANNEL}")
+                await self._adopt_stored_offset()  # what was moved while not listening
+                async for note in self._listen.notifies():
+                    sender, offset = note.payload.split(" ", 1)
+                    if sender != self.instance:
+                        self.clock.offset = float(offset)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("node %s: clock notifications unavailable (%s)", self.node, error)
+                if self._listen is not None and not self._listen.closed:
+                    await self._listen.close()
+                await asyncio.sleep(RETRY_SECONDS)
+
+    def describe(self) -> dict:
+        return {"mode": self.mode, "connected": self.connected, "held": sorted(self.held), "runs": dict(self.runs)}
