@@ -15,7 +15,7 @@ clock, and botocore errors in a form tests can compare.
 
 In pytest (the kit registers itself as a plugin when localiot is installed)
 the fixtures are `localiot_server`, `localiot_settings`, `localiot_defaults`,
-`localiot_servers`, `localiot_devices` and `localiot_moto` (see
+`localiot_servers`, `localiot_devices`, `localiot_moto` and `localiot_nats` (see
 localiot.testing.plugin).
 
 paho-mqtt (devices), moto (moto_server) and pytest (the fixtures) are imported
@@ -41,4 +41,4 @@ except ImportError:  # the kit works without pytest too
     pass
 else:
     from localiot.testing.plugin import (localiot_defaults, localiot_devices, localiot_moto,  # noqa: F401
-                                         localiot_server, localiot_servers, localiot_settings)
+                                         localiot_nats, localiot_server, localiot_servers, localiot_settings)

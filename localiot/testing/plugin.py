@@ -17,6 +17,8 @@ localiot_servers  the session's ServerPool: localiot_servers.get(**settings)
 localiot_devices  a DevicePool on localiot_server: .tls(...), .plain(...),
                   (port, client_id, ...); all closed after the test
 localiot_moto     the URL of moto's server, one per test module
+localiot_nats     the nats:// URL of a real nats-server, one per test session
+                  (the message fabric between several nodes: --fabric)
 """
 
 from __future__ import annotations
@@ -64,4 +66,12 @@ def localiot_devices(localiot_server):
 @pytest.fixture(scope="module")
 def localiot_moto():
     with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def localiot_nats():
+    from localiot.testing.nats import nats_server
+
+    with nats_server() as url:
         yield url
