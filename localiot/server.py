@@ -35,7 +35,7 @@ class LocalIoT:
         self.runtime = Runtime(self.config, self.clock, self.bus)
         self._lock = None if self.config.in_memory else DataDirectoryLock(self.config.data_dir).acquire()
         db_path = ":memory:" if self.config.in_memory else os.path.join(self.config.data_dir, "localiot.db")
-        self.store = open_store(db_path)
+        self.store = open_store(self.config.store or db_path)
         self.runtime.store = self.store
         self.handlers = load_all()
         self.services = load_services()

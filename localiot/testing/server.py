@@ -71,15 +71,33 @@ def local_server(**overrides):
     """A server on free loopback ports with its own data directory (or in memory).
 
     `overrides` are localiot.config.Config fields (mqtt_plain=True,
-    aws_endpoint_url=..., strict_signatures=True, background_period=0 ...)."""
-    with tempfile.TemporaryDirectory(prefix="localiot-") as data_dir:
+    aws_endpoint_url=..., strict_signatures=True, background_period=0 ...);
+    store="postgresql" runs it on a fresh PostgreSQL database."""
+    with tempfile.TemporaryDirectory(prefix="localiot-") as data_dir, ExitStack() as stack:
         settings = dict(TEST_SETTINGS, data_dir=data_dir)
         settings.update(overrides)
+        settings["store"] = _store(settings.get("store", ""), stack)
         server = ServerThread(Config.from_env(environ={}, **settings)).start()
         try:
             yield server
         finally:
             server.stop()
+
+
+def _store(store: str, stack: ExitStack) -> str:
+    """Config.store for a test server: "sqlite" (or "") is the file in its data
+    directory, "postgresql" a fresh database on the process's throwaway
+    PostgreSQL (dropped with the server), anything else is used as given."""
+    if store == "sqlite":
+        return ""
+    if store == "postgresql":
+        from localiot.testing.postgres import shared_server
+
+        pg = shared_server()
+        dsn = pg.create_database()
+        stack.callback(pg.drop_database, dsn)
+        return dsn
+    return store
 
 
 class ServerPool:
