@@ -127,3 +127,45 @@ def test_client_id_takeover_across_nodes(nodes, devices):
     on(devices, b, "same-id", version=V5)
     assert first.wait_closed()
     assert first.disconnect_reason == 0x8E  # Session taken over
+
+
+def test_shadow_delta_from_node_b_api_reaches_the_device_on_node_a(nodes, devices):
+    import json
+
+    from localiot.testing import make_client
+
+    a, b = nodes
+    device = on(devices, a, "lamp-1")
+    device.subscribe("$aws/things/lamp-1/shadow/update/delta")
+    make_client(b, "iot-data").update_thing_shadow(
+        thingName="lamp-1", payload=json.dumps({"state": {"desired": {"on": True}}}).encode())
+    delta = device.expect_json("$aws/things/lamp-1/shadow/update/delta")
+    assert delta["state"] == {"on": True}
+
+
+def test_presence_events_of_node_a_reach_a_subscriber_on_node_b(nodes, devices):
+    a, b = nodes
+    watcher = on(devices, b)
+    watcher.subscribe("$aws/events/presence/connected/+")
+    on(devices, a, "visitor-1")
+    event = watcher.expect_json("$aws/events/presence/connected/visitor-1")
+    assert event["clientId"] == "visitor-1" and event["eventType"] == "connected"
+
+
+def test_each_message_goes_through_the_rules_engine_of_its_own_node_only(nodes, devices):
+    from localiot.testing import make_client
+
+    a, b = nodes
+    for server in nodes:  # the same rule on both nodes (each has its own store here)
+        make_client(server).create_topic_rule(ruleName="echo", topicRulePayload={
+            "sql": "SELECT * FROM 'sensor/+'", "actions": [{"republish": {"roleArn": "arn:aws:iam::123456789012:role/r",
+                                                                        "topic": "echoed/${topic(2)}"}}]})
+    try:
+        watcher = on(devices, b)
+        watcher.subscribe("echoed/#")
+        on(devices, a).publish("sensor/9", b"{}")
+        assert watcher.expect().topic == "echoed/9"
+        watcher.expect_none(0.5)  # not a second time from node b's engine
+    finally:
+        for server in nodes:
+            make_client(server).delete_topic_rule(ruleName="echo")

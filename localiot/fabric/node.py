@@ -23,7 +23,9 @@ Client-id takeover, session moves and commit events are `sessions`' and
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
 
 from localiot.broker.connection import CONNECTED
 from localiot.broker.subscriptions import Scope
@@ -40,7 +42,7 @@ class Fabric:
     def __init__(self, runtime, url: str, node_id: str | None = None):
         self.runtime = runtime
         self.url = url
-        self.node_id = node_id or secrets.token_hex(6)
+        self.node_id = node_id or _new_node_id()
         self._node = self.node_id.encode()
         # messages, plain subscriptions and control; no echo: a node never hears itself
         self.conn = NatsConnection(url, name=f"localiot-{self.node_id}", echo=False)
@@ -186,6 +188,13 @@ class _WatchedTrie(SubscriptionTrie):
         if gone:
             self.fabric.interest_down(self.account, self.region, topic_filter)
         return gone
+
+
+def _new_node_id() -> str:
+    """The node's name (LOCALIOT_NODE_ID, or the host name) and a part new with each process:
+    a restarted node is a new sender (its sequence numbers start again) and home."""
+    name = subjects.token(os.environ.get("LOCALIOT_NODE_ID") or socket.gethostname())[:40]
+    return f"{name}-{secrets.token_hex(4)}"
 
 
 def _scope_of(subject: str) -> tuple[str, str]:
