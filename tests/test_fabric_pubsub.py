@@ -169,3 +169,34 @@ def test_each_message_goes_through_the_rules_engine_of_its_own_node_only(nodes, 
     finally:
         for server in nodes:
             make_client(server).delete_topic_rule(ruleName="echo")
+
+
+def test_connectivity_and_delete_connection_reach_a_client_on_the_other_node(nodes, devices):
+    from localiot.testing import make_client
+
+    a, b = nodes
+    iot_b, data_b = make_client(b), make_client(b, "iot-data")
+    watcher = on(devices, b)
+    watcher.subscribe("wills/#")
+    iot_b.create_thing(thingName="far-away")
+    try:
+        device = on(devices, a, "far-away", will=("wills/far-away", b"gone", 1))
+        assert until(lambda: iot_b.get_thing_connectivity_data(thingName="far-away")["connected"])
+        data_b.delete_connection(clientId="far-away")
+        assert device.wait_closed()
+        assert watcher.expect("wills/far-away").payload == b"gone"
+        assert until(lambda: not iot_b.get_thing_connectivity_data(thingName="far-away")["connected"])
+    finally:
+        iot_b.delete_thing(thingName="far-away")
+
+
+def until(predicate, seconds: float = 5.0) -> bool:
+    """Presence events cross nodes asynchronously: poll briefly for what follows from one."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

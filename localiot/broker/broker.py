@@ -323,8 +323,10 @@ class Broker:
                           prevent_will: bool = False) -> bool:
         """Server-side disconnect (the DeleteConnection API): False if the client is not connected."""
         session = self.sessions.get((account, region, client_id))
-        if session is None or session.conn is None:
-            return False
+        if session is None or session.conn is None:  # connected to another node, perhaps
+            fabric = self.fabric
+            return fabric is not None and fabric.directory.disconnect(account, region, client_id, clean_session,
+                                                                      prevent_will)
         if clean_session:
             session.expiry_interval = 0
         session.conn.drop("API_INITIATED_DISCONNECT", codec.ADMINISTRATIVE_ACTION, will=not prevent_will)
@@ -332,7 +334,9 @@ class Broker:
 
     def is_connected(self, account: str, region: str, client_id: str) -> bool:
         session = self.sessions.get((account, region, client_id))
-        return session is not None and session.conn is not None
+        if session is not None and session.conn is not None:
+            return True
+        return self.fabric is not None and self.fabric.directory.is_connected(account, region, client_id)
 
     # routing ---------------------------------------------------------------------
     def route(self, account: str, region: str, msg: Message, to_bus: bool = True) -> None:

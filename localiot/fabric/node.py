@@ -54,6 +54,7 @@ class Fabric:
         self._interest: dict[tuple, list] = {}  # (account, region, group, filter) -> [count, sids]
         self.sessions = None  # localiot.fabric.sessions.SessionMoves
         self.events = None  # localiot.fabric.events.CommitEvents
+        self.directory = None  # localiot.fabric.directory.Directory
         self.forwarded = 0
         self.received = 0
 
@@ -62,6 +63,7 @@ class Fabric:
         return self.conn.connected and self.queues.connected
 
     async def start(self) -> "Fabric":
+        from localiot.fabric.directory import Directory
         from localiot.fabric.events import CommitEvents
         from localiot.fabric.sessions import SessionMoves
 
@@ -69,6 +71,7 @@ class Fabric:
         await self.queues.connect()
         self.sessions = SessionMoves(self)
         self.events = CommitEvents(self)
+        self.directory = Directory(self)
         self.events.start()
         log.info("fabric: node %s on %s", self.node_id, self.url)
         return self
