@@ -21,7 +21,7 @@ from localiot.protocol.http import ApiServer
 from localiot.protocol.models import load_services
 from localiot.runtime import Runtime
 from localiot.services import load_all
-from localiot.services.unit_of_work import unit_of_work
+from localiot.services.unit_of_work import run as run_unit
 from localiot.store import open_store
 
 log = logging.getLogger("localiot")
@@ -61,8 +61,7 @@ class LocalIoT:
                 f"localiot does not implement {service} {name} yet.",
                 status=501,
             )
-        with unit_of_work(self.runtime, call.account, call.region, service, name) as ctx:
-            return handler(ctx, call.params)
+        return run_unit(self.runtime, call.account, call.region, service, name, handler, call.params)
 
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:

@@ -1,0 +1,367 @@
+"""PostgreSQL backend: the same port, schema and migrations as SQLite, for
+several nodes sharing one state (`localiot serve --store postgresql://...`).
+
+Ordering. Every text column is COLLATE "C": names, index values, links and
+tag keys compare byte by byte as SQLite's BINARY collation does, so scans,
+`after=` pagination and prefix ranges answer in exactly SQLite's order.
+Documents stay JSON text (not jsonb, which would reorder their keys).
+
+Isolation across nodes: per-document locks in READ COMMITTED, no retries.
+A writing transaction takes a transaction-scoped advisory lock on
+(account, region, kind, name) before it reads a document (`get`) or writes one
+(`put`, `delete`), and on (account, region, kind, key, value) before it looks
+an index entry up (`find`). The lock is held until commit or rollback; the
+read that follows it is a new statement, so under READ COMMITTED it sees what
+the previous holder committed. Two nodes racing the same read-modify-write
+(a shadow update with or without expectedVersion, a job execution state
+transition, a thing's version) therefore run one after the other, and two
+CreateThing calls for the same name see each other: the second finds the
+first's thing. Advisory locks cover documents that do not exist yet, which
+SELECT ... FOR UPDATE cannot, and they never abort a call the way a
+SERIALIZABLE conflict (40001) does: the HTTP API, the MQTT doors and
+time-driven work all open units of work, and none of them would have to be
+re-runnable. What is not locked: scans and counts (a quota checked by
+counting can be overshot by racing nodes) and links. Deadlocks (two calls
+locking the same two documents in opposite orders) are detected by
+PostgreSQL and end one of them with 40P01, which `unit_of_work.run` retries.
+Read-only transactions are REPEATABLE READ READ ONLY: one snapshot, no locks.
+
+The event loop: a transaction runs on the thread that opens it with that
+thread's own connection (kept for the thread's life), exactly like SQLite's
+single connection does on the loop thread; see localiot/services/unit_of_work.py
+for where the API's units of work run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from typing import Iterable
+
+from localiot.store.migrations import MIGRATIONS, TABLES
+from localiot.store.sqlite import _dumps, _index_rows, _loads
+
+# Held during migrations so nodes starting together migrate once.
+_MIGRATION_LOCK = 0x6C6F63616C696F74  # "localiot"
+
+
+def _pg_sql(sql: str) -> str:
+    """A SQLite migration statement as PostgreSQL: text compares bytewise."""
+    return sql.replace("TEXT NOT NULL", 'TEXT COLLATE "C" NOT NULL')
+
+
+def _lock_key(*parts: str) -> int:
+    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _redact(dsn: str) -> str:
+    """The DSN without its password, for logs and /_localiot/health."""
+    if "://" in dsn and "@" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        auth, host = rest.rsplit("@", 1)
+        return f"{scheme}://{auth.split(':', 1)[0]}@{host}"
+    return dsn
+
+
+class PostgreSQLStore:
+    def __init__(self, dsn: str):
+        import psycopg  # noqa: F401  (fail here, not mid-call, when the driver is missing)
+
+        self.dsn = dsn
+        self.path = _redact(dsn)
+        self._local = threading.local()
+        self._connections: list = []
+        self._lock = threading.Lock()
+        self._migrate()
+
+    # connections: one per thread, opened on first use ----------------------
+    def connection(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            import psycopg
+
+            conn = psycopg.connect(self.dsn, autocommit=True)
+            conn.execute("SET lock_timeout = '30s'")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _migrate(self) -> None:
+        conn = self.connection()
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+            for version, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                with conn.transaction():
+                    for sql in statements:
+                        conn.execute(_pg_sql(sql))
+                    conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+
+    @property
+    def schema_version(self) -> int:
+        return self.connection().execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+
+    @staticmethod
+    def retryable(error: BaseException) -> bool:
+        """A deadlock PostgreSQL broke by ending this transaction: running it again succeeds."""
+        return getattr(error, "sqlstate", None) == "40P01"
+
+    def transaction(self, account: str, region: str, *, write: bool = True) -> "_Transaction":
+        return _Transaction(self.connection(), account, region, write)
+
+    def scan_all_scopes(self, kind: str, where: dict | None = None) -> list[tuple[str, str, str, dict]]:
+        sql = "SELECT account, region, name, doc FROM objects WHERE kind = %s"
+        args: list = [kind]
+        for field, value in (where or {}).items():
+            if not field.isidentifier():
+                raise ValueError(f"not a document field: {field!r}")
+            if value is None:
+                sql += f" AND (doc::jsonb -> '{field}' IS NULL OR doc::jsonb -> '{field}' = 'null'::jsonb)"
+            elif isinstance(value, str):
+                sql += f" AND doc::jsonb ->> '{field}' = %s"
+                args.append(value)
+            else:
+                sql += f" AND doc::jsonb -> '{field}' = %s::jsonb"
+                args.append(json.dumps(value))
+        sql += " ORDER BY account, region, name"
+        rows = self.connection().execute(sql, args).fetchall()
+        return [(a, r, n, _loads(d)) for a, r, n, d in rows]
+
+    def scopes_indexing(self, kind: str, key: str, value: str) -> list[tuple[str, str]]:
+        rows = self.connection().execute(
+            "SELECT DISTINCT account, region FROM object_index WHERE kind = %s AND key = %s AND value = %s",
+            (kind, key, value),
+        ).fetchall()
+        return [tuple(row) for row in rows]
+
+    def reset(self) -> None:
+        self.connection().execute(f"TRUNCATE {', '.join(TABLES)}")
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+
+class _Transaction:
+    __slots__ = ("conn", "account", "region", "write")
+
+    def __init__(self, conn, account: str, region: str, write: bool):
+        self.conn, self.account, self.region, self.write = conn, account, region, write
+
+    def __enter__(self) -> "PostgreSQLTx":
+        self.conn.execute("BEGIN" if self.write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return PostgreSQLTx(self.conn, self.account, self.region, [], set() if self.write else None)
+
+    def __exit__(self, kind, error, trace) -> bool:
+        if kind is None:
+            self.conn.execute("COMMIT")
+        elif not self.conn.closed:
+            self.conn.execute("ROLLBACK")
+        return False
+
+
+class PostgreSQLTx:
+    def __init__(self, conn, account: str, region: str, changes: list, locked: set | None):
+        self.conn = conn
+        self.account = account
+        self.region = region
+        self._scope = (account, region)
+        self.changes = changes
+        # lock keys this transaction holds (shared by its scopes); None: read-only
+        self._locked = locked
+
+    def scope(self, account: str, region: str) -> "PostgreSQLTx":
+        return PostgreSQLTx(self.conn, account, region, self.changes, self._locked)
+
+    def _q(self, sql: str, args=()):
+        return self.conn.execute(sql, args)
+
+    def _hold(self, *parts: str) -> None:
+        """Take the advisory lock on `parts` until the transaction ends (writing transactions)."""
+        if self._locked is None:
+            return
+        key = _lock_key(*self._scope, *parts)
+        if key not in self._locked:
+            self._q("SELECT pg_advisory_xact_lock(%s)", (key,))
+            self._locked.add(key)
+
+    # documents -----------------------------------------------------------
+    def get(self, kind: str, name: str) -> dict | None:
+        self._hold("doc", kind, name)
+        row = self._q(
+            "SELECT doc FROM objects WHERE account=%s AND region=%s AND kind=%s AND name=%s",
+            (*self._scope, kind, name),
+        ).fetchone()
+        return _loads(row[0]) if row else None
+
+    def put(self, kind: str, name: str, doc: dict, index=None) -> None:
+        self._hold("doc", kind, name)
+        self._q(
+            "INSERT INTO objects (account, region, kind, name, doc) VALUES (%s,%s,%s,%s,%s) "
+            "ON CONFLICT (account, region, kind, name) DO UPDATE SET doc=excluded.doc",
+            (*self._scope, kind, name, _dumps(doc)),
+        )
+        self.changes.append(("doc", *self._scope, kind, name))
+        if index is not None:
+            self._drop_index(kind, name)
+            rows = [(*self._scope, kind, key, value, name) for key, value in _index_rows(index)]
+            if rows:
+                with self.conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO object_index (account, region, kind, key, value, name) "
+                        "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING", rows)
+
+    def _drop_index(self, kind: str, name: str) -> None:
+        self._q("DELETE FROM object_index WHERE account=%s AND region=%s AND kind=%s AND name=%s",
+                (*self._scope, kind, name))
+
+    def delete(self, kind: str, name: str) -> bool:
+        self._hold("doc", kind, name)
+        cur = self._q("DELETE FROM objects WHERE account=%s AND region=%s AND kind=%s AND name=%s",
+                      (*self._scope, kind, name))
+        gone = cur.rowcount > 0
+        self._drop_index(kind, name)
+        if gone:
+            self.changes.append(("doc", *self._scope, kind, name))
+        return gone
+
+    def scan(self, kind, *, after=None, prefix=None, limit=None):
+        sql = "SELECT name, doc FROM objects WHERE account=%s AND region=%s AND kind=%s"
+        args: list = [*self._scope, kind]
+        if after is not None:
+            sql += " AND name > %s"
+            args.append(after)
+        if prefix:
+            sql += " AND name >= %s AND name < %s"
+            args += [prefix, prefix + "\U0010ffff"]
+        sql += " ORDER BY name"
+        if limit is not None:
+            sql += " LIMIT %s"
+            args.append(limit)
+        return [(name, _loads(doc)) for name, doc in self._q(sql, args).fetchall()]
+
+    def find(self, kind, key, value, *, prefix=False, after=None, limit=None):
+        if not prefix:
+            self._hold("index", kind, key, value)
+        sql = (
+            "SELECT o.name, o.doc FROM object_index i JOIN objects o ON o.account=i.account "
+            "AND o.region=i.region AND o.kind=i.kind AND o.name=i.name "
+            "WHERE i.account=%s AND i.region=%s AND i.kind=%s AND i.key=%s"
+        )
+        args: list = [*self._scope, kind, key]
+        if prefix:
+            sql += " AND i.value >= %s AND i.value < %s"
+            args += [value, value + "\U0010ffff"]
+        else:
+            sql += " AND i.value = %s"
+            args.append(value)
+        if after is not None:
+            sql += " AND i.name > %s"
+            args.append(after)
+        sql += " GROUP BY o.name, o.doc ORDER BY o.name" if prefix else " ORDER BY i.name"
+        if limit is not None:
+            sql += " LIMIT %s"
+            args.append(limit)
+        return [(name, _loads(doc)) for name, doc in self._q(sql, args).fetchall()]
+
+    def count(self, kind, key=None, value=None) -> int:
+        if key is None:
+            sql, args = "SELECT COUNT(*) FROM objects WHERE account=%s AND region=%s AND kind=%s", [*self._scope, kind]
+        else:
+            sql = ("SELECT COUNT(*) FROM object_index WHERE account=%s AND region=%s AND kind=%s "
+                   "AND key=%s AND value=%s")
+            args = [*self._scope, kind, key, value]
+        return self._q(sql, args).fetchone()[0]
+
+    # links ---------------------------------------------------------------
+    def link(self, rel, src, dst) -> bool:
+        cur = self._q("INSERT INTO links (account, region, rel, src, dst) VALUES (%s,%s,%s,%s,%s) "
+                      "ON CONFLICT DO NOTHING", (*self._scope, rel, src, dst))
+        if cur.rowcount:
+            self.changes.append(("link", *self._scope, rel, src, dst))
+        return cur.rowcount > 0
+
+    def unlink(self, rel, src, dst) -> bool:
+        cur = self._q("DELETE FROM links WHERE account=%s AND region=%s AND rel=%s AND src=%s AND dst=%s",
+                      (*self._scope, rel, src, dst))
+        if cur.rowcount:
+            self.changes.append(("link", *self._scope, rel, src, dst))
+        return cur.rowcount > 0
+
+    def _walk(self, rel, column, other, fixed, after, limit):
+        sql = f"SELECT {other} FROM links WHERE account=%s AND region=%s AND rel=%s AND {column}=%s"
+        args: list = [*self._scope, rel, fixed]
+        if after is not None:
+            sql += f" AND {other} > %s"
+            args.append(after)
+        sql += f" ORDER BY {other}"
+        if limit is not None:
+            sql += " LIMIT %s"
+            args.append(limit)
+        return [row[0] for row in self._q(sql, args).fetchall()]
+
+    def linked(self, rel, src, *, after=None, limit=None):
+        return self._walk(rel, "src", "dst", src, after, limit)
+
+    def linked_to(self, rel, dst, *, after=None, limit=None):
+        return self._walk(rel, "dst", "src", dst, after, limit)
+
+    def is_linked(self, rel, src, dst) -> bool:
+        return self._q("SELECT 1 FROM links WHERE account=%s AND region=%s AND rel=%s AND src=%s AND dst=%s",
+                       (*self._scope, rel, src, dst)).fetchone() is not None
+
+    def count_links(self, rel, *, src=None, dst=None) -> int:
+        sql, args = "SELECT COUNT(*) FROM links WHERE account=%s AND region=%s AND rel=%s", [*self._scope, rel]
+        if src is not None:
+            sql += " AND src=%s"
+            args.append(src)
+        if dst is not None:
+            sql += " AND dst=%s"
+            args.append(dst)
+        return self._q(sql, args).fetchone()[0]
+
+    def unlink_all(self, rel, *, src=None, dst=None) -> int:
+        where, args = " WHERE account=%s AND region=%s AND rel=%s", [*self._scope, rel]
+        if src is not None:
+            where += " AND src=%s"
+            args.append(src)
+        if dst is not None:
+            where += " AND dst=%s"
+            args.append(dst)
+        gone = self._q("DELETE FROM links" + where + " RETURNING src, dst", args).fetchall()
+        gone.sort()
+        self.changes.extend(("link", *self._scope, rel, s, d) for s, d in gone)
+        return len(gone)
+
+    # tags ----------------------------------------------------------------
+    def get_tags(self, arn: str) -> dict[str, str]:
+        rows = self._q("SELECT key, value FROM tags WHERE account=%s AND region=%s AND arn=%s ORDER BY key",
+                       (*self._scope, arn)).fetchall()
+        return dict(rows)
+
+    def put_tags(self, arn: str, tags: dict[str, str]) -> None:
+        if tags:
+            with self.conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO tags (account, region, arn, key, value) VALUES (%s,%s,%s,%s,%s) "
+                    "ON CONFLICT (account, region, arn, key) DO UPDATE SET value=excluded.value",
+                    [(*self._scope, arn, k, v) for k, v in tags.items()])
+
+    def remove_tags(self, arn: str, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if keys:
+            self._q("DELETE FROM tags WHERE account=%s AND region=%s AND arn=%s AND key = ANY(%s)",
+                    (*self._scope, arn, keys))
+
+    def drop_tags(self, arn: str) -> None:
+        self._q("DELETE FROM tags WHERE account=%s AND region=%s AND arn=%s", (*self._scope, arn))
