@@ -20,6 +20,9 @@ class Config:
     # in_memory), or a PostgreSQL DSN (postgresql://user@host:5432/db) that
     # several nodes share.
     store: str = ""
+    # The message fabric between nodes: empty for one process, or a NATS URL
+    # (nats://host:4222) that every node of a cluster shares (localiot.fabric).
+    fabric: str = ""
     log_level: str = "INFO"
     default_account: str = "123456789012"
     default_region: str = "us-east-1"
@@ -52,6 +55,7 @@ class Config:
         "data_dir": "LOCALIOT_DATA_DIR",
         "in_memory": "LOCALIOT_IN_MEMORY",
         "store": "LOCALIOT_STORE",
+        "fabric": "LOCALIOT_FABRIC",
         "log_level": "LOCALIOT_LOG_LEVEL",
         "default_account": "LOCALIOT_DEFAULT_ACCOUNT",
         "default_region": "LOCALIOT_DEFAULT_REGION",

@@ -140,6 +140,10 @@ class LocalIoT:
         from localiot.services.defender import history
 
         history.install(self.runtime)  # the audit's connection history hears the broker from its first client
+        if self.config.fabric:  # several nodes: messages and events over NATS (localiot.fabric)
+            from localiot.fabric import start_fabric
+
+            self.runtime.fabric = await start_fabric(self.runtime, self.config.fabric)
         self.broker = await start_listeners(self)
         await self.background.start()
         log.info("localiot %s API on http://%s:%s (store %s)", __version__, self.config.host, self.port, self.store.path)
@@ -150,6 +154,9 @@ class LocalIoT:
         from localiot.listeners import stop_listeners
 
         await stop_listeners(self)
+        if getattr(self.runtime, "fabric", None) is not None:
+            await self.runtime.fabric.stop()
+            self.runtime.fabric = None
         from localiot.services.rules.engine import stop_rules_engine
 
         stop_rules_engine(self)
