@@ -7,7 +7,7 @@ takes a node out of rotation when it lost PostgreSQL or NATS:
     {"status": "running" | "unhealthy", "version", "services", "listeners",
      "node": {"id", "host", "pid"},
      "store": {"backend": "sqlite" | "postgresql", "location", "reachable", "schemaVersion"[, "error"]},
-     "fabric": {"kind": "none" | "nats", "connected"[, "url"]},
+     "fabric": {"kind": "none" | "nats", "connected"[, "url", "nodeId"]},
      "periodic": {"mode", "held", ...}}   # which time-driven work this node runs
 
 The store is asked for its schema version: inline for SQLite (one local
@@ -61,9 +61,10 @@ def fabric_state(runtime) -> dict:
     if fabric is None:
         return {"kind": "none", "connected": None}
     state = {"kind": getattr(fabric, "kind", "nats"), "connected": bool(getattr(fabric, "connected", False))}
-    url = getattr(fabric, "url", None)
-    if url:
-        state["url"] = _redacted(url)
+    for field, attribute in (("url", "url"), ("nodeId", "node_id")):
+        value = getattr(fabric, attribute, None)
+        if value:
+            state[field] = _redacted(value) if field == "url" else value
     return state
 
 

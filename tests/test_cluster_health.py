@@ -10,6 +10,7 @@ import pytest
 
 from cluster_nodes import Node, wait_for
 from localiot.store.migrations import MIGRATIONS
+from localiot.testing.nats import NatsServer
 from localiot.testing.postgres import PostgresServer
 
 SCHEMA = max(version for version, _ in MIGRATIONS)
@@ -56,3 +57,23 @@ def test_a_node_whose_postgresql_is_gone_answers_503(nodes, tmp_path):
     assert health["store"]["reachable"] is False and health["store"]["error"]
     # With its sessions gone it holds no job: it runs no timers until PostgreSQL is back.
     assert wait_for(lambda: node.health()[1]["periodic"]["held"] == [])
+
+
+def test_a_node_that_lost_nats_answers_503(nodes, tmp_path, localiot_postgres):
+    nats = NatsServer().start()
+    dsn = localiot_postgres.create_database()
+    try:
+        node = Node("meshed", tmp_path, store=dsn, fabric=nats.url)
+        nodes.append(node.start())
+        status, health = node.health()
+        assert status == 200
+        fabric = health["fabric"]
+        assert fabric["kind"] == "nats" and fabric["connected"] is True and fabric["url"] == nats.url
+        assert fabric["nodeId"].startswith("meshed-")
+    finally:
+        nats.stop()
+    status, health = wait_for(lambda: (lambda answer: answer if answer[0] == 503 else None)(node.health()))
+    assert health["status"] == "unhealthy" and health["fabric"]["connected"] is False
+    assert health["store"]["reachable"] is True  # only the fabric is gone
+    node.stop()
+    localiot_postgres.drop_database(dsn)
