@@ -280,7 +280,8 @@ def api_pool(node: Node, op: str, population: int) -> list[bytes]:
 
 
 async def api_phase(nodes: list[Node], op: str, meter_groups: dict, args) -> dict:
-    per_node = [  # each node gets requests signed for its own hostapi_pool(node, op, args.population) for node in nodes]
+    # each node gets requests signed for its own host
+    per_node = [api_pool(node, op, args.population) for node in nodes]
     meter = Meter(meter_groups)
     results = await asyncio.gather(*(drive([node.api_port], reqs, max(1, args.connections // len(nodes)),
                                             args.duration) for node, reqs in zip(nodes, per_node)))
