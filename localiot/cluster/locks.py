@@ -12,7 +12,9 @@ Two locks per job (`fn` registered with localiot.background.periodic):
 - the owner lock (OWNER, crc32(name)), held for as long as the node lives: its
   holder runs the job on its timer; every node tries the jobs it does not hold
   once a period, in one statement, so the work moves within one period when a
-  holder dies. Different jobs may be held by different nodes.
+  holder dies. The jobs spread over the nodes: a node holding more than its
+  share (jobs / nodes with timers, rounded up) gives the excess back, and
+  does not try those again for a few periods, so the others take them.
 - the run lock (RUN, crc32(name)), held while one run of the job is under
   way, wherever it runs: the owner's timer, or a node whose clock was moved
   through POST /_localiot/clock, which runs every job once before it answers
@@ -51,6 +53,12 @@ RUN = OWNER + 1
 CLOCK_CHANNEL = "localiot_clock"
 KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 RUN_WAIT_SECONDS = 120.0
+# Sessions of nodes that take jobs on their timers are named TAKER + node: they
+# count for the share; nodes without timers (period 0) only take run locks.
+TAKER = "localiot:jobs:"
+# A job a node gave back is not tried by it again for this many periods, so
+# another node has time to take it (it is tried again after: nobody is left without).
+COOLDOWN_PERIODS = 3
 RETRY_SECONDS = 1.0
 
 
@@ -71,6 +79,7 @@ class AdvisoryLocks:
             raise RuntimeError("two periodic jobs share an advisory lock key; rename one")
         self.period = period
         self.held: set[str] = set()
+        self._given_back: dict[str, float] = {}  # job -> time.monotonic() it was handed over
         self.runs: dict[str, int] = {}
         self.connected = False
         self._conn: psycopg.AsyncConnection | None = None
@@ -82,7 +91,7 @@ class AdvisoryLocks:
     async def _connect(self, purpose: str) -> psycopg.AsyncConnection:
         return await psycopg.AsyncConnection.connect(
             self.dsn, autocommit=True, connect_timeout=10,
-            application_name=f"localiot:{self.node}:{purpose}"[:63], **KEEPALIVE,
+            application_name=f"localiot:{purpose}:{self.node}"[:63], **KEEPALIVE,
         )
 
     async def start(self) -> None:
@@ -108,7 +117,7 @@ class AdvisoryLocks:
     async def _ensure_connected(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
             self._lost()
-            self._conn = await self._connect("locks")
+            self._conn = await self._connect("jobs" if self.period > 0 else "runs")
             await ensure_table(self._conn)
             self.connected = True
         return self._conn
@@ -138,10 +147,26 @@ class AdvisoryLocks:
         return name in self.held
 
     async def acquire(self) -> None:
-        """Try, in one statement, every owner lock this node does not hold yet."""
-        wanted = {key: name for name, key in self.keys.items() if name not in self.held}
+        """One round: give back the jobs beyond this node's share (the jobs over the
+        nodes that take jobs), then try, in one statement, every job it lacks and did
+        not give back within the last few periods."""
+        now = time.monotonic()
+        live = (await self._execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE %s",
+            (TAKER + "%",)))[0][0]
+        share = -(-len(self.keys) // max(1, live))
+        excess = sorted(self.held)[share:]
+        if excess:
+            await self._execute("SELECT pg_advisory_unlock(%s, k) FROM unnest(%s::int[]) AS k",
+                                (OWNER, [self.keys[name] for name in excess]))
+            for name in excess:
+                self.held.discard(name)
+                self._given_back[name] = now
+            log.info("node %s hands %s over to the other nodes", self.node, excess)
+        cooldown = COOLDOWN_PERIODS * self.period
+        wanted = {key: name for name, key in self.keys.items()
+                  if name not in self.held and now - self._given_back.get(name, -cooldown) >= cooldown}
         if not wanted:
-            await self._execute("SELECT 1")  # keeps the connection checked every period
             return
         rows = await self._execute(
             "SELECT k, pg_try_advisory_lock(%s, k) FROM unnest(%s::int[]) AS k", (OWNER, list(wanted))
