@@ -30,8 +30,11 @@ milliseconds; a node that starts later reads the stored offset.
 
 If the lock connection breaks, the node drops every lock it thought it held
 (PostgreSQL freed them when the session ended) and reconnects; until then it
-runs nothing on its timers. TCP keepalives bound how long a half-open
-connection can go unnoticed."""
+runs nothing on its timers. A node cut off by the network: its statements time
+out (it stops running jobs), and PostgreSQL ends its silent session after
+idle_session_timeout (10 periods, at least 10 s; PostgreSQL 14+), so the
+others take over; TCP keepalives cover older servers. A run under way when
+its node loses the connection is no longer protected by its run lock."""
 
 from __future__ import annotations
 
@@ -60,6 +63,9 @@ TAKER = "localiot:jobs:"
 # another node has time to take it (it is tried again after: nobody is left without).
 COOLDOWN_PERIODS = 3
 RETRY_SECONDS = 1.0
+# A lock statement that takes longer means PostgreSQL is unreachable: the node
+# drops its connection (and with it every lock it thought it held).
+STATEMENT_SECONDS = 10.0
 
 
 def lock_key(name: str) -> int:
@@ -118,6 +124,12 @@ class AdvisoryLocks:
         if self._conn is None or self._conn.closed:
             self._lost()
             self._conn = await self._connect("jobs" if self.period > 0 else "runs")
+            if self.period > 0 and self._conn.info.server_version >= 140000:
+                # A node cut off by the network sends nothing: PostgreSQL ends its
+                # session (freeing its locks for the others) after this much silence
+                # instead of waiting for TCP to give up. It speaks every period.
+                idle_ms = int(max(10.0, 10 * self.period) * 1000)
+                await self._conn.execute(f"SET idle_session_timeout = {idle_ms}")
             await ensure_table(self._conn)
             self.connected = True
         return self._conn
@@ -136,9 +148,9 @@ class AdvisoryLocks:
             conn = await self._ensure_connected()
             try:
                 async with conn.cursor() as cur:
-                    await cur.execute(sql, args)
+                    await asyncio.wait_for(cur.execute(sql, args), STATEMENT_SECONDS)
                     return await cur.fetchall() if cur.description else []
-            except psycopg.OperationalError:
+            except (psycopg.OperationalError, asyncio.TimeoutError):
                 self._lost()
                 raise
 
