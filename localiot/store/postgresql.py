@@ -26,6 +26,12 @@ locking the same two documents in opposite orders) are detected by
 PostgreSQL and end one of them with 40P01, which `unit_of_work.run` retries.
 Read-only transactions are REPEATABLE READ READ ONLY: one snapshot, no locks.
 
+NUL. PostgreSQL text cannot hold U+0000, which SQLite stores (a request
+label of "%00" reaches `get`). Names, index values, link ends, ARNs and tags
+go through `_enc`/`_dec`: \x01 -> \x01\x02 and \x00 -> \x01\x01, an escape
+that keeps byte order, so order and prefixes stay SQLite's. Documents are
+JSON text, where NUL is already written \u0000.
+
 The event loop: a transaction runs on the thread that opens it with that
 thread's own connection (kept for the thread's life), exactly like SQLite's
 single connection does on the loop thread; see localiot/services/unit_of_work.py
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from typing import Iterable
 
@@ -49,6 +56,26 @@ _MIGRATION_LOCK = 0x6C6F63616C696F74  # "localiot"
 def _pg_sql(sql: str) -> str:
     """A SQLite migration statement as PostgreSQL: text compares bytewise."""
     return sql.replace("TEXT NOT NULL", 'TEXT COLLATE "C" NOT NULL')
+
+
+def _enc(text: str) -> str:
+    """`text` without NUL, in the same order among other encoded strings."""
+    if "\x00" in text or "\x01" in text:
+        return text.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
+    return text
+
+
+_UNESCAPE = re.compile("\x01([\x01\x02])")
+
+
+def _dec(text: str) -> str:
+    if "\x01" in text:
+        return _UNESCAPE.sub(lambda m: "\x00" if m.group(1) == "\x01" else "\x01", text)
+    return text
+
+
+def _args(args):
+    return [_enc(a) if a.__class__ is str else [_enc(x) for x in a] if a.__class__ is list else a for a in args]
 
 
 def _lock_key(*parts: str) -> int:
@@ -132,13 +159,13 @@ class PostgreSQLStore:
                 sql += f" AND doc::jsonb -> '{field}' = %s::jsonb"
                 args.append(json.dumps(value))
         sql += " ORDER BY account, region, name"
-        rows = self.connection().execute(sql, args).fetchall()
-        return [(a, r, n, _loads(d)) for a, r, n, d in rows]
+        rows = self.connection().execute(sql, _args(args)).fetchall()
+        return [(a, r, _dec(n), _loads(d)) for a, r, n, d in rows]
 
     def scopes_indexing(self, kind: str, key: str, value: str) -> list[tuple[str, str]]:
         rows = self.connection().execute(
             "SELECT DISTINCT account, region FROM object_index WHERE kind = %s AND key = %s AND value = %s",
-            (kind, key, value),
+            _args((kind, key, value)),
         ).fetchall()
         return [tuple(row) for row in rows]
 
@@ -184,7 +211,11 @@ class PostgreSQLTx:
         return PostgreSQLTx(self.conn, account, region, self.changes, self._locked)
 
     def _q(self, sql: str, args=()):
-        return self.conn.execute(sql, args)
+        return self.conn.execute(sql, _args(args))
+
+    def _many(self, sql: str, rows: list) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(sql, [_args(row) for row in rows])
 
     def _hold(self, *parts: str) -> None:
         """Take the advisory lock on `parts` until the transaction ends (writing transactions)."""
@@ -216,10 +247,8 @@ class PostgreSQLTx:
             self._drop_index(kind, name)
             rows = [(*self._scope, kind, key, value, name) for key, value in _index_rows(index)]
             if rows:
-                with self.conn.cursor() as cur:
-                    cur.executemany(
-                        "INSERT INTO object_index (account, region, kind, key, value, name) "
-                        "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING", rows)
+                self._many("INSERT INTO object_index (account, region, kind, key, value, name) "
+                           "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING", rows)
 
     def _drop_index(self, kind: str, name: str) -> None:
         self._q("DELETE FROM object_index WHERE account=%s AND region=%s AND kind=%s AND name=%s",
@@ -248,7 +277,7 @@ class PostgreSQLTx:
         if limit is not None:
             sql += " LIMIT %s"
             args.append(limit)
-        return [(name, _loads(doc)) for name, doc in self._q(sql, args).fetchall()]
+        return [(_dec(name), _loads(doc)) for name, doc in self._q(sql, args).fetchall()]
 
     def find(self, kind, key, value, *, prefix=False, after=None, limit=None):
         if not prefix:
@@ -272,7 +301,7 @@ class PostgreSQLTx:
         if limit is not None:
             sql += " LIMIT %s"
             args.append(limit)
-        return [(name, _loads(doc)) for name, doc in self._q(sql, args).fetchall()]
+        return [(_dec(name), _loads(doc)) for name, doc in self._q(sql, args).fetchall()]
 
     def count(self, kind, key=None, value=None) -> int:
         if key is None:
@@ -308,7 +337,7 @@ class PostgreSQLTx:
         if limit is not None:
             sql += " LIMIT %s"
             args.append(limit)
-        return [row[0] for row in self._q(sql, args).fetchall()]
+        return [_dec(row[0]) for row in self._q(sql, args).fetchall()]
 
     def linked(self, rel, src, *, after=None, limit=None):
         return self._walk(rel, "src", "dst", src, after, limit)
@@ -340,22 +369,20 @@ class PostgreSQLTx:
             args.append(dst)
         gone = self._q("DELETE FROM links" + where + " RETURNING src, dst", args).fetchall()
         gone.sort()
-        self.changes.extend(("link", *self._scope, rel, s, d) for s, d in gone)
+        self.changes.extend(("link", *self._scope, rel, _dec(s), _dec(d)) for s, d in gone)
         return len(gone)
 
     # tags ----------------------------------------------------------------
     def get_tags(self, arn: str) -> dict[str, str]:
         rows = self._q("SELECT key, value FROM tags WHERE account=%s AND region=%s AND arn=%s ORDER BY key",
                        (*self._scope, arn)).fetchall()
-        return dict(rows)
+        return {_dec(k): _dec(v) for k, v in rows}
 
     def put_tags(self, arn: str, tags: dict[str, str]) -> None:
         if tags:
-            with self.conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO tags (account, region, arn, key, value) VALUES (%s,%s,%s,%s,%s) "
-                    "ON CONFLICT (account, region, arn, key) DO UPDATE SET value=excluded.value",
-                    [(*self._scope, arn, k, v) for k, v in tags.items()])
+            self._many("INSERT INTO tags (account, region, arn, key, value) VALUES (%s,%s,%s,%s,%s) "
+                       "ON CONFLICT (account, region, arn, key) DO UPDATE SET value=excluded.value",
+                       [(*self._scope, arn, k, v) for k, v in tags.items()])
 
     def remove_tags(self, arn: str, keys: Iterable[str]) -> None:
         keys = list(keys)
