@@ -28,9 +28,13 @@ class Node:
                "LOCALIOT_BACKGROUND_PERIOD": "0"}
         with open(self.log, "w") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-        self.mqtt_port = self._wait_ready()
+        self.mqtt_port = 0
 
-    def _wait_ready(self) -> int:
+    def wait_ready(self) -> "Node":
+        self.mqtt_port = self._ready_port()
+        return self
+
+    def _ready_port(self) -> int:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             text = self.log.read_text()
@@ -68,8 +72,8 @@ def two_nodes(localiot_nats, tmp_path):
     nodes = []
     try:
         nodes.append(Node(tmp_path, "a", dsn, localiot_nats))
-        nodes.append(Node(tmp_path, "b", dsn, localiot_nats))
-        yield nodes
+        nodes.append(Node(tmp_path, "b", dsn, localiot_nats))  # both start at once (imports, migrations)
+        yield [node.wait_ready() for node in nodes]
     finally:
         for node in nodes:
             node.stop()
