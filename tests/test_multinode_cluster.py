@@ -138,3 +138,34 @@ def _got(device, topic: str) -> bool:
         return True
     except AssertionError:
         return False
+
+
+def test_a_job_created_through_node_b_notifies_the_device_on_node_a(nodes, devices):
+    a, b = nodes
+    iot_b = make_client(b)
+    arn = iot_b.create_thing(thingName="pump-1")["thingArn"]
+    device = on(devices, a, "pump-1")
+    device.subscribe("$aws/things/pump-1/jobs/notify-next")
+    iot_b.create_job(jobId="flush-1", targets=[arn], document=json.dumps({"op": "flush"}))
+    note = device.expect_json("$aws/things/pump-1/jobs/notify-next")
+    assert note["execution"]["jobId"] == "flush-1"
+    assert note["execution"]["jobDocument"] == {"op": "flush"}
+
+
+def test_shared_subscribers_on_both_nodes_share_the_messages_of_either(nodes, devices):
+    a, b = nodes
+    members = [on(devices, a), on(devices, b)]
+    for member in members:
+        member.subscribe("$share/pool/tasks/+")
+    senders = [on(devices, a), on(devices, b)]
+    for i in range(20):
+        senders[i % 2].publish(f"tasks/{i}", str(i).encode())
+    got = {id(m): [] for m in members}
+    for member in members:
+        while True:
+            try:
+                got[id(member)].append(int(member.expect(timeout=0.5).payload))
+            except AssertionError:
+                break
+    assert sorted(n for values in got.values() for n in values) == list(range(20))
+    assert all(got.values())
