@@ -1,5 +1,6 @@
-"""A node killed with SIGKILL: its devices reconnect through another node and
-nothing it acknowledged is lost. Two `localiot serve` processes on one
+"""A node killed with SIGKILL: its devices reconnect through another node,
+nothing it acknowledged is lost, and what is published for its away sessions
+after its death is queued by the node that adopted them. Two `localiot serve` processes on one
 PostgreSQL database and one nats-server (so one of them can really die)."""
 
 import os
@@ -98,12 +99,21 @@ def test_sigkill_of_a_node_loses_nothing_it_acknowledged(two_nodes):
             assert publisher.publish(f"work/{i}", str(i).encode(), qos=1) == 0
         a.kill()
         assert here.wait_closed()
+        # node b notices (no heartbeat for a few seconds) and adopts a's persistent sessions:
+        # what is published for them from now on is queued again
+        deadline = time.monotonic() + 15
+        while "adopted 2 persistent sessions" not in b.log.read_text():
+            assert time.monotonic() < deadline, b.log.read_text()[-2000:]
+            time.sleep(0.1)
+        late = b.device("pub-late").connect_ok()
+        made.append(late)
+        assert late.publish("work/late", b"late", qos=1) == 0
 
         back = b.device("away", clean=False)
         made.append(back)
         back.connect_ok()
         assert back.session_present is True
-        assert sorted(back.expect().payload for _ in range(5)) == [b"0", b"1", b"2", b"3", b"4"]
+        assert sorted(back.expect().payload for _ in range(6)) == [b"0", b"1", b"2", b"3", b"4", b"late"]
 
         here_again = b.device("here", clean=False)
         made.append(here_again)

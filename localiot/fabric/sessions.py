@@ -138,6 +138,26 @@ class SessionMoves:
         scope.cache.clear()
         session.queued = queued
 
+    def adopt(self, orphaned) -> int:
+        """Load as this node's the stored persistent sessions whose holder `orphaned(node)` (a
+        dead node): messages for them are queued again. How many were adopted."""
+        broker = self.broker
+        with broker.store.transaction(*BROKER_SCOPE, write=False) as tx:
+            refs = [ref for _, ref in tx.scan(REF_KIND) if orphaned(ref.get("node"))]
+        adopted = 0
+        for ref in refs:
+            key = (ref["account"], ref["region"], ref["clientId"])
+            if key in broker.sessions or not orphaned(self._home(key)):
+                continue  # its client came back meanwhile, through some node
+            self._load(key)
+            session = broker.sessions.get(key)
+            if session is not None:
+                broker.persistence.save(session)  # home: this node
+                adopted += 1
+        if refs:
+            log.warning("fabric: adopted %d persistent sessions of nodes that are gone", adopted)
+        return adopted
+
     # the node that held it -----------------------------------------------------------------
     def _on_request(self, subject: str, reply, body: bytes) -> None:
         request = json.loads(body)
