@@ -174,9 +174,9 @@ def main() -> None:
         nats.stop()
     sent = int(args.rate * args.seconds)
     print(f"QoS 0, {args.rate} msg/s for {args.seconds:g} s ({sent} messages), latency publish -> subscriber:")
-    print(f"  one node, no fabric        ({len(without['solo']):6d} received)  {percentiles(without['solo'])}")
-    print(f"  same node, fabric on       ({len(with_fabric['same']):6d} received)  {percentiles(with_fabric['same'])}")
-    print(f"  cross node, through NATS   ({len(with_fabric['cross']):6d} received)  {percentiles(with_fabric['cross'])}")
+    for label, samples in (("one node, no fabric", without["solo"]), ("same node, fabric on", with_fabric["same"]),
+                           ("cross node, through NATS", with_fabric["cross"])):
+        print(f"  {label:26s} ({len(samples):6d} received)  {percentiles(samples)}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""A node killed with SIGKILL: its devices reconnect through another node and
-nothing it acknowledged is lost. Two `localiot serve` processes on one
+"""A node killed with SIGKILL: its devices reconnect through another node,
+nothing it acknowledged is lost, and what is published for its away sessions
+after its death is queued by the node that adopted them. Two `localiot serve` processes on one
 PostgreSQL database and one nats-server (so one of them can really die)."""
 
 import os
@@ -28,9 +29,13 @@ class Node:
                "LOCALIOT_BACKGROUND_PERIOD": "0"}
         with open(self.log, "w") as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-        self.mqtt_port = self._wait_ready()
+        self.mqtt_port = 0
 
-    def _wait_ready(self) -> int:
+    def wait_ready(self) -> "Node":
+        self.mqtt_port = self._ready_port()
+        return self
+
+    def _ready_port(self) -> int:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             text = self.log.read_text()
@@ -68,8 +73,8 @@ def two_nodes(localiot_nats, tmp_path):
     nodes = []
     try:
         nodes.append(Node(tmp_path, "a", dsn, localiot_nats))
-        nodes.append(Node(tmp_path, "b", dsn, localiot_nats))
-        yield nodes
+        nodes.append(Node(tmp_path, "b", dsn, localiot_nats))  # both start at once (imports, migrations)
+        yield [node.wait_ready() for node in nodes]
     finally:
         for node in nodes:
             node.stop()
@@ -94,12 +99,21 @@ def test_sigkill_of_a_node_loses_nothing_it_acknowledged(two_nodes):
             assert publisher.publish(f"work/{i}", str(i).encode(), qos=1) == 0
         a.kill()
         assert here.wait_closed()
+        # node b notices (no heartbeat for a few seconds) and adopts a's persistent sessions:
+        # what is published for them from now on is queued again
+        deadline = time.monotonic() + 15
+        while "adopted 2 persistent sessions" not in b.log.read_text():
+            assert time.monotonic() < deadline, b.log.read_text()[-2000:]
+            time.sleep(0.1)
+        late = b.device("pub-late").connect_ok()
+        made.append(late)
+        assert late.publish("work/late", b"late", qos=1) == 0
 
         back = b.device("away", clean=False)
         made.append(back)
         back.connect_ok()
         assert back.session_present is True
-        assert sorted(back.expect().payload for _ in range(5)) == [b"0", b"1", b"2", b"3", b"4"]
+        assert sorted(back.expect().payload for _ in range(6)) == [b"0", b"1", b"2", b"3", b"4", b"late"]
 
         here_again = b.device("here", clean=False)
         made.append(here_again)

@@ -222,7 +222,8 @@ class Broker:
     def scope(self, account: str, region: str) -> Scope:
         scope = self.scopes.get((account, region))
         if scope is None:
-            scope = self.scopes[(account, region)] = Scope() if self.fabric is None else self.fabric.scope(account, region)
+            fabric = self.fabric  # with one, the scope's trie tells it which filters this node holds
+            scope = self.scopes[(account, region)] = Scope() if fabric is None else fabric.scope(account, region)
         return scope
 
     def open_session(self, conn: Connection, identity, client_id: str, clean_start: bool,

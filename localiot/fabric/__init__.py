@@ -17,11 +17,18 @@ carries, between the nodes:
 - commit events, so that every node's caches follow what another node's API
   call changed: device grants, revoked certificates (their connections are
   dropped on every node), log levels, topic rules (`events`).
+- which clients are connected to which node, for GetThingConnectivityData
+  and DeleteConnection (`directory`);
+- heartbeats: the persistent sessions of a node that died are adopted by a
+  live one (`liveness`).
 
 State stays in the store: retained messages, persistent sessions and their
 queued QoS 1 messages are read from it by whichever node needs them, so with
 a store the nodes share (PostgreSQL, `--store`) a device may reconnect
 through any node.
+
+Each node's own NATS client (`client`) writes a message the moment the
+broker routes it.
 
 Delivery between nodes is what NATS core gives: at most once on the NATS
 hop, in order per publishing node. A QoS 1 message that a node acknowledged

@@ -25,6 +25,7 @@ import itertools
 import json
 import logging
 import secrets
+import threading
 from typing import Callable
 from urllib.parse import urlparse
 
@@ -67,10 +68,13 @@ class NatsConnection(asyncio.Protocol):
         self._request_ids = itertools.count(1)
         self._reconnecting: asyncio.Task | None = None
         self.dropped = 0  # messages published while disconnected
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
 
     # connection -----------------------------------------------------------------------
     async def connect(self, timeout: float = 5.0) -> "NatsConnection":
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
         self._ready = loop.create_future()
         await asyncio.wait_for(loop.create_connection(lambda: self, self.host, self.port), timeout)
         await asyncio.wait_for(self._ready, timeout)
@@ -154,6 +158,10 @@ class NatsConnection(asyncio.Protocol):
 
     # publish / subscribe -------------------------------------------------------------
     def publish(self, subject: str, payload: bytes, reply: str | None = None) -> bool:
+        """Write one message now (from another thread: on the loop, soon)."""
+        if self._thread is not None and threading.get_ident() != self._thread:
+            self._loop.call_soon_threadsafe(self.publish, subject, payload, reply)
+            return True
         t = self.transport
         if t is None or not self.connected:
             self.dropped += 1

@@ -55,6 +55,7 @@ class Fabric:
         self.sessions = None  # localiot.fabric.sessions.SessionMoves
         self.events = None  # localiot.fabric.events.CommitEvents
         self.directory = None  # localiot.fabric.directory.Directory
+        self.liveness = None  # localiot.fabric.liveness.Liveness
         self.forwarded = 0
         self.received = 0
 
@@ -65,6 +66,7 @@ class Fabric:
     async def start(self) -> "Fabric":
         from localiot.fabric.directory import Directory
         from localiot.fabric.events import CommitEvents
+        from localiot.fabric.liveness import Liveness
         from localiot.fabric.sessions import SessionMoves
 
         await self.conn.connect()
@@ -72,6 +74,7 @@ class Fabric:
         self.sessions = SessionMoves(self)
         self.events = CommitEvents(self)
         self.directory = Directory(self)
+        self.liveness = Liveness(self)
         self.events.start()
         log.info("fabric: node %s on %s", self.node_id, self.url)
         return self
@@ -84,6 +87,8 @@ class Fabric:
     async def stop(self) -> None:
         if self.events is not None:
             self.events.stop()
+        if self.liveness is not None:
+            self.liveness.stop()
         await self.conn.close()
         await self.queues.close()
 

@@ -5,23 +5,23 @@ connected to (its *home*), which keeps the session in memory while the
 client is connected and, for a persistent session, while it is away (it
 queues the QoS 1 messages the session's subscriptions match, in the store).
 
-When a client connects to node B (after authentication, before CONNACK):
+When a client connects to node B (after authentication, before CONNACK),
+B tells every node (`liot.c.takeover`): whichever has the client id
+connected closes that older connection (DUPLICATE_CLIENTID, MQTT 5 reason
+Session taken over). With a store of its own per node (SQLite) that is all:
+sessions cannot move.
 
-- with a store that nodes share (PostgreSQL), B reads the client id's home
-  (a `fabric-home` document in the broker's own scope). If another node A
-  is home, B first loads the stored session and subscribes to its filters
-  (so nothing published meanwhile is missed; a message may then be queued
-  twice, which QoS 1 allows), then asks A (`liot.n.<A>`, request/reply) to
-  let it go: A closes the older connection (DUPLICATE_CLIENTID, MQTT 5
-  reason Session taken over), parks its in-flight messages in the store and
-  forgets the session without deleting it. B then reloads the stored
-  session (subscriptions and queued messages as A left them) and becomes
-  home. When A is gone (killed: NATS answers "no responders" at once) or
-  does not answer within `RELEASE_TIMEOUT`, B goes on with what the store
-  holds.
-- with a store of its own per node (SQLite), sessions cannot move: B tells
-  every node (`liot.c.takeover`) and whichever holds the client id closes
-  the older connection.
+With a store that nodes share (PostgreSQL) a persistent session moves with
+its client. Its home is in the session's ref document (`node`, written by
+the broker's persistence with every save). When another node A is home, B
+first loads the stored session and subscribes to its filters (so nothing
+published meanwhile is missed; a message may then be queued twice, which
+QoS 1 allows), then asks A (`liot.n.<A>`, request/reply) to let it go: A
+closes the older connection, parks its in-flight messages in the store and
+forgets the session without deleting it. B then reloads the stored session
+(subscriptions and queued messages as A left them); its next save makes B
+home. When A is gone (killed: NATS answers "no responders" at once) or does
+not answer within `RELEASE_TIMEOUT`, B goes on with what the store holds.
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ import json
 import logging
 
 from localiot.broker import auth, codec
-from localiot.broker.persistence import BROKER_SCOPE, QUEUED_KIND, SESSION_KIND
+from localiot.broker.persistence import BROKER_SCOPE, QUEUED_KIND, REF_KIND, SESSION_KIND
 from localiot.broker.sessions import Session
 from localiot.fabric import subjects
 from localiot.fabric.client import NoResponders
 
 log = logging.getLogger("localiot.fabric")
 
-HOME_KIND = "fabric-home"
 RELEASE_TIMEOUT = 2.0
 
 
@@ -54,6 +53,7 @@ class SessionMoves:
 
     def attach(self, broker) -> None:
         self.broker = broker
+        broker.persistence.node = self.fabric.node_id
         authenticate = broker.authenticate
 
         def authenticate_and_claim(info):
@@ -83,31 +83,27 @@ class SessionMoves:
 
     async def claim(self, account: str, region: str, client_id: str) -> None:
         key = (account, region, client_id)
-        if not self.shared_store:
-            self.conn.publish(subjects.CONTROL + "takeover", json.dumps(key).encode())
+        sessions = self.broker.sessions
+        home = None
+        if self.shared_store:
+            home = self._home(key)
+            if key not in sessions:
+                self._load(key)  # subscribed before the old home lets go: nothing missed
+        self.conn.publish(subjects.CONTROL + "takeover", json.dumps(key).encode())
+        if home is None or home == self.fabric.node_id:
             return
-        home = self._home(key)
-        if home is not None and home != self.fabric.node_id:
-            if key not in self.broker.sessions:
-                self._load(key)
-            try:
-                await self.conn.request(subjects.NODE + home, json.dumps(["release", *key]).encode(),
-                                        RELEASE_TIMEOUT)
-            except NoResponders:
-                pass  # its node is gone: the store has what it acknowledged
-            except (asyncio.TimeoutError, ConnectionError):
-                log.warning("fabric: node %s did not release client id %s in time", home, client_id)
-            self._load(key)
-        elif key not in self.broker.sessions:
-            self._load(key)
-        if home != self.fabric.node_id:
-            with self.broker.store.transaction(*BROKER_SCOPE) as tx:
-                tx.put(HOME_KIND, _name(key), {"node": self.fabric.node_id})
+        try:
+            await self.conn.request(subjects.NODE + home, json.dumps(["release", *key]).encode(), RELEASE_TIMEOUT)
+        except NoResponders:
+            pass  # its node is gone: the store has what it acknowledged
+        except (asyncio.TimeoutError, ConnectionError):
+            log.warning("fabric: node %s did not release client id %s in time", home, client_id)
+        self._load(key)  # as the old home left it
 
     def _home(self, key) -> str | None:
         with self.broker.store.transaction(*BROKER_SCOPE, write=False) as tx:
-            doc = tx.get(HOME_KIND, _name(key))
-        return doc["node"] if doc else None
+            ref = tx.get(REF_KIND, "/".join(key))
+        return ref.get("node") if ref else None
 
     def _load(self, key) -> None:
         """(Re)load a stored session as this node's, disconnected: its subscriptions join the
@@ -141,6 +137,26 @@ class SessionMoves:
             scope.trie.add(topic_filter, session, options)
         scope.cache.clear()
         session.queued = queued
+
+    def adopt(self, orphaned) -> int:
+        """Load as this node's the stored persistent sessions whose holder `orphaned(node)` (a
+        dead node): messages for them are queued again. How many were adopted."""
+        broker = self.broker
+        with broker.store.transaction(*BROKER_SCOPE, write=False) as tx:
+            refs = [ref for _, ref in tx.scan(REF_KIND) if orphaned(ref.get("node"))]
+        adopted = 0
+        for ref in refs:
+            key = (ref["account"], ref["region"], ref["clientId"])
+            if key in broker.sessions or not orphaned(self._home(key)):
+                continue  # its client came back meanwhile, through some node
+            self._load(key)
+            session = broker.sessions.get(key)
+            if session is not None:
+                broker.persistence.save(session)  # home: this node
+                adopted += 1
+        if refs:
+            log.warning("fabric: adopted %d persistent sessions of nodes that are gone", adopted)
+        return adopted
 
     # the node that held it -----------------------------------------------------------------
     def _on_request(self, subject: str, reply, body: bytes) -> None:
@@ -179,10 +195,6 @@ def _forget(broker, session: Session) -> None:
     if broker.sessions.get(session.key) is session:
         del broker.sessions[session.key]
     broker.offline.discard(session)
-
-
-def _name(key) -> str:
-    return "/".join(key)
 
 
 def _shared(store) -> bool:
