@@ -28,6 +28,7 @@ def haproxy_binary() -> str | None:
     found = shutil.which("haproxy") or (os.path.exists("/usr/sbin/haproxy") and "/usr/sbin/haproxy")
     if not found and os.geteuid() == 0 and shutil.which("apt-get"):
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300)
         subprocess.run(["apt-get", "install", "-y", "-q", "haproxy"], env=env, capture_output=True, timeout=300)
         found = shutil.which("haproxy") or (os.path.exists("/usr/sbin/haproxy") and "/usr/sbin/haproxy")
     return found or None
