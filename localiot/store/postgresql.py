@@ -179,87 +179,120 @@ class PostgreSQLStore:
             conn.close()
 
 
+class _State:
+    """What the scopes of one transaction share: the BEGIN not sent yet, the locks held."""
+
+    __slots__ = ("begin", "locked")
+
+    def __init__(self, write: bool):
+        self.begin = "BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        self.locked: set | None = set() if write else None  # None: read-only, takes no locks
+
+
 class _Transaction:
-    __slots__ = ("conn", "account", "region", "write")
+    """BEGIN goes out with the first statement (pipelined), so a unit of work that never
+    touches the store costs no round trip, and one that reads one document costs two
+    (BEGIN + lock + SELECT, then COMMIT)."""
+
+    __slots__ = ("conn", "account", "region", "write", "state")
 
     def __init__(self, conn, account: str, region: str, write: bool):
         self.conn, self.account, self.region, self.write = conn, account, region, write
 
     def __enter__(self) -> "PostgreSQLTx":
-        self.conn.execute("BEGIN" if self.write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        return PostgreSQLTx(self.conn, self.account, self.region, [], set() if self.write else None)
+        self.state = _State(self.write)
+        return PostgreSQLTx(self.conn, self.account, self.region, [], self.state)
 
     def __exit__(self, kind, error, trace) -> bool:
-        if kind is None:
-            self.conn.execute("COMMIT")
-        elif not self.conn.closed:
-            self.conn.execute("ROLLBACK")
+        if self.state.begin is None:  # a transaction was begun
+            if kind is None:
+                self.conn.execute("COMMIT")
+            elif not self.conn.closed:
+                self.conn.execute("ROLLBACK")
         return False
 
 
+_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+
+
 class PostgreSQLTx:
-    def __init__(self, conn, account: str, region: str, changes: list, locked: set | None):
+    def __init__(self, conn, account: str, region: str, changes: list, state: _State):
         self.conn = conn
         self.account = account
         self.region = region
         self._scope = (account, region)
         self.changes = changes
-        # lock keys this transaction holds (shared by its scopes); None: read-only
-        self._locked = locked
+        self._state = state
 
     def scope(self, account: str, region: str) -> "PostgreSQLTx":
-        return PostgreSQLTx(self.conn, account, region, self.changes, self._locked)
+        return PostgreSQLTx(self.conn, account, region, self.changes, self._state)
 
-    def _q(self, sql: str, args=()):
-        return self.conn.execute(sql, _args(args))
+    def _pending(self, lock: tuple | None) -> list:
+        """The BEGIN and the advisory lock (on `lock`, writing transactions) still to send."""
+        state, pending = self._state, []
+        if state.begin is not None:
+            pending.append((state.begin, ()))
+            state.begin = None
+        if lock is not None and state.locked is not None:
+            key = _lock_key(*self._scope, *lock)
+            if key not in state.locked:
+                state.locked.add(key)
+                pending.append((_LOCK, (key,)))
+        return pending
+
+    def _q(self, sql: str, args=(), lock: tuple | None = None):
+        """Run one statement, after the pending BEGIN / lock in the same round trip.
+        Statements after a lock are new statements: under READ COMMITTED they see
+        what the lock's previous holder committed."""
+        pending = self._pending(lock)
+        if not pending:
+            return self.conn.execute(sql, _args(args))
+        with self.conn.pipeline():
+            for before, before_args in pending:
+                self.conn.execute(before, before_args)
+            cur = self.conn.execute(sql, _args(args))
+        return cur
 
     def _many(self, sql: str, rows: list) -> None:
-        with self.conn.cursor() as cur:
-            cur.executemany(sql, [_args(row) for row in rows])
-
-    def _hold(self, *parts: str) -> None:
-        """Take the advisory lock on `parts` until the transaction ends (writing transactions)."""
-        if self._locked is None:
-            return
-        key = _lock_key(*self._scope, *parts)
-        if key not in self._locked:
-            self._q("SELECT pg_advisory_xact_lock(%s)", (key,))
-            self._locked.add(key)
+        with self.conn.pipeline():
+            for before, before_args in self._pending(None):
+                self.conn.execute(before, before_args)
+            with self.conn.cursor() as cur:
+                cur.executemany(sql, [_args(row) for row in rows])
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:
-        self._hold("doc", kind, name)
         row = self._q(
             "SELECT doc FROM objects WHERE account=%s AND region=%s AND kind=%s AND name=%s",
-            (*self._scope, kind, name),
+            (*self._scope, kind, name), ("doc", kind, name),
         ).fetchone()
         return _loads(row[0]) if row else None
 
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
-        self._hold("doc", kind, name)
-        self._q(
-            "INSERT INTO objects (account, region, kind, name, doc) VALUES (%s,%s,%s,%s,%s) "
-            "ON CONFLICT (account, region, kind, name) DO UPDATE SET doc=excluded.doc",
-            (*self._scope, kind, name, _dumps(doc)),
-        )
+        with self.conn.pipeline():  # one round trip for the document and its index entries
+            self._q(
+                "INSERT INTO objects (account, region, kind, name, doc) VALUES (%s,%s,%s,%s,%s) "
+                "ON CONFLICT (account, region, kind, name) DO UPDATE SET doc=excluded.doc",
+                (*self._scope, kind, name, _dumps(doc)), ("doc", kind, name),
+            )
+            if index is not None:
+                self._drop_index(kind, name)
+                rows = [(*self._scope, kind, key, value, name) for key, value in _index_rows(index)]
+                if rows:
+                    self._many("INSERT INTO object_index (account, region, kind, key, value, name) "
+                               "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING", rows)
         self.changes.append(("doc", *self._scope, kind, name))
-        if index is not None:
-            self._drop_index(kind, name)
-            rows = [(*self._scope, kind, key, value, name) for key, value in _index_rows(index)]
-            if rows:
-                self._many("INSERT INTO object_index (account, region, kind, key, value, name) "
-                           "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING", rows)
 
     def _drop_index(self, kind: str, name: str) -> None:
         self._q("DELETE FROM object_index WHERE account=%s AND region=%s AND kind=%s AND name=%s",
                 (*self._scope, kind, name))
 
     def delete(self, kind: str, name: str) -> bool:
-        self._hold("doc", kind, name)
-        cur = self._q("DELETE FROM objects WHERE account=%s AND region=%s AND kind=%s AND name=%s",
-                      (*self._scope, kind, name))
+        with self.conn.pipeline():
+            cur = self._q("DELETE FROM objects WHERE account=%s AND region=%s AND kind=%s AND name=%s",
+                          (*self._scope, kind, name), ("doc", kind, name))
+            self._drop_index(kind, name)
         gone = cur.rowcount > 0
-        self._drop_index(kind, name)
         if gone:
             self.changes.append(("doc", *self._scope, kind, name))
         return gone
@@ -280,8 +313,6 @@ class PostgreSQLTx:
         return [(_dec(name), _loads(doc)) for name, doc in self._q(sql, args).fetchall()]
 
     def find(self, kind, key, value, *, prefix=False, after=None, limit=None):
-        if not prefix:
-            self._hold("index", kind, key, value)
         sql = (
             "SELECT o.name, o.doc FROM object_index i JOIN objects o ON o.account=i.account "
             "AND o.region=i.region AND o.kind=i.kind AND o.name=i.name "
@@ -301,7 +332,8 @@ class PostgreSQLTx:
         if limit is not None:
             sql += " LIMIT %s"
             args.append(limit)
-        return [(_dec(name), _loads(doc)) for name, doc in self._q(sql, args).fetchall()]
+        lock = None if prefix else ("index", kind, key, value)
+        return [(_dec(name), _loads(doc)) for name, doc in self._q(sql, args, lock).fetchall()]
 
     def count(self, kind, key=None, value=None) -> int:
         if key is None:
