@@ -38,6 +38,11 @@ class Directory:
         elif self.remote.get(key) == node:
             del self.remote[key]
 
+    def forget_node(self, node: str) -> None:
+        """A node died: none of its clients is connected any more."""
+        for key in [key for key, holder in self.remote.items() if holder == node]:
+            del self.remote[key]
+
     def is_connected(self, account: str, region: str, client_id: str) -> bool:
         return (account, region, client_id) in self.remote
 

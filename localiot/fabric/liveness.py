@@ -55,6 +55,8 @@ class Liveness:
                 dead = {node for node, heard in self.alive.items() if now - heard > DEAD_AFTER}
                 for node in dead:
                     del self.alive[node]
+                    if self.fabric.directory is not None:
+                        self.fabric.directory.forget_node(node)
                     log.warning("fabric: node %s is gone (not heard for %gs)", node, DEAD_AFTER)
                 sessions = self.fabric.sessions
                 if sessions is None or sessions.broker is None or not sessions.shared_store:

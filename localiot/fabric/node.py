@@ -22,6 +22,7 @@ Client-id takeover, session moves and commit events are `sessions`' and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -51,7 +52,8 @@ class Fabric:
         self.broker = None
         self._seq = 0
         self._last_seen: dict[str, int] = {}
-        self._interest: dict[tuple, list] = {}  # (account, region, group, filter) -> [count, sids]
+        self._interest: dict[tuple, list] = {}  # (account, region, group, filter) -> [count, sids, shared]
+        self._unconfirmed: set = set()  # connections with SUBs the NATS server may not have processed yet
         self.sessions = None  # localiot.fabric.sessions.SessionMoves
         self.events = None  # localiot.fabric.events.CommitEvents
         self.directory = None  # localiot.fabric.directory.Directory
@@ -151,11 +153,32 @@ class Fabric:
         names = subjects.filter_subjects(account, region, inner)
         if group is None:
             sids = [self.conn.subscribe(name, self._on_message) for name in names]
+            self._unconfirmed.add(self.conn)
         else:
             queue = subjects.queue_group(account, region, group, inner)
             callback = lambda subject, reply, body: self._on_shared(key, subject, reply, body)  # noqa: E731
             sids = [self.queues.subscribe(name, callback, queue) for name in names]
+            self._unconfirmed.add(self.queues)
         self._interest[key] = [1, sids, group is not None]
+
+    def awaiting_interest(self) -> bool:
+        """Did new NATS subscriptions go out that the NATS server may not have processed yet?"""
+        return bool(self._unconfirmed)
+
+    def when_subscribed(self, fn) -> None:
+        """`fn()` once the NATS server has processed the new subscriptions (a PING's PONG):
+        a SUBACK then means that a message published on any node reaches the subscriber."""
+        conns, self._unconfirmed = self._unconfirmed, set()
+
+        async def confirmed():
+            try:
+                await asyncio.gather(*(conn.flush(2.0) for conn in conns))
+            except (ConnectionError, asyncio.TimeoutError):
+                log.warning("fabric: NATS did not confirm new subscriptions in time")
+            fn()
+            self.broker.flush_soon()
+
+        asyncio.get_running_loop().create_task(confirmed())
 
     def interest_down(self, account: str, region: str, topic_filter: str) -> None:
         group, inner = parse_shared(topic_filter)
