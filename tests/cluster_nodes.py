@@ -34,9 +34,16 @@ class Node:
         self.endpoint = ""
 
     def start(self) -> "Node":
+        return self.launch().wait_ready()
+
+    def launch(self) -> "Node":
+        """Start the process without waiting (start several, then wait_ready each)."""
         out = open(self.log, "w")
         self.process = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         out.close()
+        return self
+
+    def wait_ready(self) -> "Node":
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             for line in self.log.read_text().splitlines():

@@ -11,7 +11,6 @@ here): those waits poll with a deadline; the rest moves the injectable clock."""
 from __future__ import annotations
 
 import json
-import threading
 import urllib.request
 
 import psycopg
@@ -39,11 +38,18 @@ def dsn(localiot_postgres):
 def start(tmp_path, dsn):
     started: list[Node] = []
 
-    def start_node(name: str, **kwargs) -> Node:
-        node = Node(name, tmp_path, store=dsn, **kwargs).start()
-        started.append(node)
-        return node
+    def start_nodes(*names: str) -> list[Node]:
+        """Nodes launched together (their start-up overlaps), each ready when this returns."""
+        nodes = [Node(name, tmp_path, store=dsn) for name in names]
+        started.extend(nodes)
+        for node in nodes:
+            node.launch()
+        return [node.wait_ready() for node in nodes]
 
+    def start_node(name: str) -> Node:
+        return start_nodes(name)[0]
+
+    start_node.many = start_nodes
     yield start_node
     for node in started:
         node.stop()
@@ -83,7 +89,7 @@ def spread(nodes: list[Node]) -> list[set[str]] | None:
 
 
 def test_every_job_runs_on_exactly_one_node(start, dsn):
-    nodes = [start(name) for name in ("n1", "n2", "n3")]
+    nodes = start.many("n1", "n2", "n3")
     sets = wait_for(lambda: spread(nodes), seconds=30)
     assert sets and all(sets)  # every job on one node, and every node runs some
     assert sum(holders_in_postgres(dsn).values()) == len(JOBS)
@@ -119,8 +125,7 @@ def test_sigkill_of_the_holder_moves_its_timers_to_another_node(start, dsn):
 
 
 def test_a_clock_move_is_shared_and_runs_the_work_on_the_receiving_node(start):
-    a = start("a")
-    b = start("b")
+    a, b = start.many("a", "b")
     assert wait_for(lambda: spread([a, b]), seconds=30)
     tunnels = make_client(b, "iotsecuretunneling")
     tunnel = tunnels.open_tunnel(timeoutConfig={"maxLifetimeTimeoutMinutes": 5})["tunnelId"]
@@ -140,12 +145,7 @@ def test_a_clock_move_is_shared_and_runs_the_work_on_the_receiving_node(start):
 
 
 def test_nodes_started_at_once_share_one_installation_ca(start, tmp_path):
-    nodes: list[Node] = []
-    threads = [threading.Thread(target=lambda n=n: nodes.append(start(n))) for n in ("x", "y", "z")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    nodes = start.many("x", "y", "z")  # three nodes starting at once race to create the CA
     assert len(nodes) == 3
     pems = set()
     for node in nodes:
