@@ -65,7 +65,7 @@ def test_store_selection_and_schema(dsn):
         second.close()
 
 
-NAMES = ["b", "B", "a", "a-1", "a_1", "a.1", "aa", "Z", "zeta", "é", "ß", "日本", "a b", "~", "0", "10", "9"]
+NAMES = ["b", "B", "a\x00b", "a\x01", "a\x00", "a", "a-1", "a_1", "a.1", "aa", "Z", "zeta", "é", "ß", "日本", "a b", "~", "0", "10", "9"]
 
 
 def test_scans_and_pagination_order_like_sqlite(dsn):

@@ -23,19 +23,39 @@ time-driven work all open units of work, and none of them would have to be
 re-runnable. What is not locked: scans and counts (a quota checked by
 counting can be overshot by racing nodes) and links. Deadlocks (two calls
 locking the same two documents in opposite orders) are detected by
-PostgreSQL and end one of them with 40P01, which `unit_of_work.run` retries.
+PostgreSQL and end one of them with 40P01; `unit_of_work.run` retries the
+whole call (the HTTP API's path).
 Read-only transactions are REPEATABLE READ READ ONLY: one snapshot, no locks.
 
-The event loop: a transaction runs on the thread that opens it with that
-thread's own connection (kept for the thread's life), exactly like SQLite's
-single connection does on the loop thread; see localiot/services/unit_of_work.py
-for where the API's units of work run.
+NUL. PostgreSQL text cannot hold U+0000, which SQLite stores (a request
+label of "%00" reaches `get`). Names, index values, link ends, ARNs and tags
+go through `_enc`/`_dec`: \x01 -> \x01\x02 and \x00 -> \x01\x01, an escape
+that keeps byte order, so order and prefixes stay SQLite's. Documents are
+JSON text, where NUL is already written \u0000.
+
+The event loop. A transaction runs on the thread that opens it, on that
+thread's own connection (kept for the thread's life; psycopg_pool would add a
+checkout per call and nothing else here). Units of work run where they do on
+SQLite: synchronously on the loop thread, one at a time per node. That is a
+deliberate choice for now, not an oversight: handlers and their commit hooks
+touch loop-owned state in their bodies (the broker's sessions for iot-data
+Publish and DeleteConnection, asyncio tasks started by audits and OTA updates,
+the indexer's call_soon), and every family was written against "one unit of
+work at a time per node"; running them on worker threads, or interleaving them
+on the loop (an async driver plus a greenlet bridge), needs that audit first.
+What keeps the loop's waits short instead: a unit of work costs two round
+trips for a read and three for a read-modify-write (BEGIN and the lock ride
+with the first statement in one pipeline), a lock is held only for one
+synchronous unit of work on the node that holds it (never across an await),
+and lock_timeout bounds the rare long wait. bench/api_floor.py --servers
+localiot,localiot-pg measures the cost against SQLite in one run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from typing import Iterable
 
@@ -49,6 +69,26 @@ _MIGRATION_LOCK = 0x6C6F63616C696F74  # "localiot"
 def _pg_sql(sql: str) -> str:
     """A SQLite migration statement as PostgreSQL: text compares bytewise."""
     return sql.replace("TEXT NOT NULL", 'TEXT COLLATE "C" NOT NULL')
+
+
+def _enc(text: str) -> str:
+    """`text` without NUL, in the same order among other encoded strings."""
+    if "\x00" in text or "\x01" in text:
+        return text.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
+    return text
+
+
+_UNESCAPE = re.compile("\x01([\x01\x02])")
+
+
+def _dec(text: str) -> str:
+    if "\x01" in text:
+        return _UNESCAPE.sub(lambda m: "\x00" if m.group(1) == "\x01" else "\x01", text)
+    return text
+
+
+def _args(args):
+    return [_enc(a) if a.__class__ is str else [_enc(x) for x in a] if a.__class__ is list else a for a in args]
 
 
 def _lock_key(*parts: str) -> int:
@@ -132,13 +172,13 @@ class PostgreSQLStore:
                 sql += f" AND doc::jsonb -> '{field}' = %s::jsonb"
                 args.append(json.dumps(value))
         sql += " ORDER BY account, region, name"
-        rows = self.connection().execute(sql, args).fetchall()
-        return [(a, r, n, _loads(d)) for a, r, n, d in rows]
+        rows = self.connection().execute(sql, _args(args)).fetchall()
+        return [(a, r, _dec(n), _loads(d)) for a, r, n, d in rows]
 
     def scopes_indexing(self, kind: str, key: str, value: str) -> list[tuple[str, str]]:
         rows = self.connection().execute(
             "SELECT DISTINCT account, region FROM object_index WHERE kind = %s AND key = %s AND value = %s",
-            (kind, key, value),
+            _args((kind, key, value)),
         ).fetchall()
         return [tuple(row) for row in rows]
 
@@ -152,85 +192,120 @@ class PostgreSQLStore:
             conn.close()
 
 
+class _State:
+    """What the scopes of one transaction share: the BEGIN not sent yet, the locks held."""
+
+    __slots__ = ("begin", "locked")
+
+    def __init__(self, write: bool):
+        self.begin = "BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        self.locked: set | None = set() if write else None  # None: read-only, takes no locks
+
+
 class _Transaction:
-    __slots__ = ("conn", "account", "region", "write")
+    """BEGIN goes out with the first statement (pipelined), so a unit of work that never
+    touches the store costs no round trip, and one that reads one document costs two
+    (BEGIN + lock + SELECT, then COMMIT)."""
+
+    __slots__ = ("conn", "account", "region", "write", "state")
 
     def __init__(self, conn, account: str, region: str, write: bool):
         self.conn, self.account, self.region, self.write = conn, account, region, write
 
     def __enter__(self) -> "PostgreSQLTx":
-        self.conn.execute("BEGIN" if self.write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        return PostgreSQLTx(self.conn, self.account, self.region, [], set() if self.write else None)
+        self.state = _State(self.write)
+        return PostgreSQLTx(self.conn, self.account, self.region, [], self.state)
 
     def __exit__(self, kind, error, trace) -> bool:
-        if kind is None:
-            self.conn.execute("COMMIT")
-        elif not self.conn.closed:
-            self.conn.execute("ROLLBACK")
+        if self.state.begin is None:  # a transaction was begun
+            if kind is None:
+                self.conn.execute("COMMIT")
+            elif not self.conn.closed:
+                self.conn.execute("ROLLBACK")
         return False
 
 
+_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+
+
 class PostgreSQLTx:
-    def __init__(self, conn, account: str, region: str, changes: list, locked: set | None):
+    def __init__(self, conn, account: str, region: str, changes: list, state: _State):
         self.conn = conn
         self.account = account
         self.region = region
         self._scope = (account, region)
         self.changes = changes
-        # lock keys this transaction holds (shared by its scopes); None: read-only
-        self._locked = locked
+        self._state = state
 
     def scope(self, account: str, region: str) -> "PostgreSQLTx":
-        return PostgreSQLTx(self.conn, account, region, self.changes, self._locked)
+        return PostgreSQLTx(self.conn, account, region, self.changes, self._state)
 
-    def _q(self, sql: str, args=()):
-        return self.conn.execute(sql, args)
+    def _pending(self, lock: tuple | None) -> list:
+        """The BEGIN and the advisory lock (on `lock`, writing transactions) still to send."""
+        state, pending = self._state, []
+        if state.begin is not None:
+            pending.append((state.begin, ()))
+            state.begin = None
+        if lock is not None and state.locked is not None:
+            key = _lock_key(*self._scope, *lock)
+            if key not in state.locked:
+                state.locked.add(key)
+                pending.append((_LOCK, (key,)))
+        return pending
 
-    def _hold(self, *parts: str) -> None:
-        """Take the advisory lock on `parts` until the transaction ends (writing transactions)."""
-        if self._locked is None:
-            return
-        key = _lock_key(*self._scope, *parts)
-        if key not in self._locked:
-            self._q("SELECT pg_advisory_xact_lock(%s)", (key,))
-            self._locked.add(key)
+    def _q(self, sql: str, args=(), lock: tuple | None = None):
+        """Run one statement, after the pending BEGIN / lock in the same round trip.
+        Statements after a lock are new statements: under READ COMMITTED they see
+        what the lock's previous holder committed."""
+        pending = self._pending(lock)
+        if not pending:
+            return self.conn.execute(sql, _args(args))
+        with self.conn.pipeline():
+            for before, before_args in pending:
+                self.conn.execute(before, before_args)
+            cur = self.conn.execute(sql, _args(args))
+        return cur
+
+    def _many(self, sql: str, rows: list) -> None:
+        with self.conn.pipeline():
+            for before, before_args in self._pending(None):
+                self.conn.execute(before, before_args)
+            with self.conn.cursor() as cur:
+                cur.executemany(sql, [_args(row) for row in rows])
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:
-        self._hold("doc", kind, name)
         row = self._q(
             "SELECT doc FROM objects WHERE account=%s AND region=%s AND kind=%s AND name=%s",
-            (*self._scope, kind, name),
+            (*self._scope, kind, name), ("doc", kind, name),
         ).fetchone()
         return _loads(row[0]) if row else None
 
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
-        self._hold("doc", kind, name)
-        self._q(
-            "INSERT INTO objects (account, region, kind, name, doc) VALUES (%s,%s,%s,%s,%s) "
-            "ON CONFLICT (account, region, kind, name) DO UPDATE SET doc=excluded.doc",
-            (*self._scope, kind, name, _dumps(doc)),
-        )
+        with self.conn.pipeline():  # one round trip for the document and its index entries
+            self._q(
+                "INSERT INTO objects (account, region, kind, name, doc) VALUES (%s,%s,%s,%s,%s) "
+                "ON CONFLICT (account, region, kind, name) DO UPDATE SET doc=excluded.doc",
+                (*self._scope, kind, name, _dumps(doc)), ("doc", kind, name),
+            )
+            if index is not None:
+                self._drop_index(kind, name)
+                rows = [(*self._scope, kind, key, value, name) for key, value in _index_rows(index)]
+                if rows:
+                    self._many("INSERT INTO object_index (account, region, kind, key, value, name) "
+                               "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING", rows)
         self.changes.append(("doc", *self._scope, kind, name))
-        if index is not None:
-            self._drop_index(kind, name)
-            rows = [(*self._scope, kind, key, value, name) for key, value in _index_rows(index)]
-            if rows:
-                with self.conn.cursor() as cur:
-                    cur.executemany(
-                        "INSERT INTO object_index (account, region, kind, key, value, name) "
-                        "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING", rows)
 
     def _drop_index(self, kind: str, name: str) -> None:
         self._q("DELETE FROM object_index WHERE account=%s AND region=%s AND kind=%s AND name=%s",
                 (*self._scope, kind, name))
 
     def delete(self, kind: str, name: str) -> bool:
-        self._hold("doc", kind, name)
-        cur = self._q("DELETE FROM objects WHERE account=%s AND region=%s AND kind=%s AND name=%s",
-                      (*self._scope, kind, name))
+        with self.conn.pipeline():
+            cur = self._q("DELETE FROM objects WHERE account=%s AND region=%s AND kind=%s AND name=%s",
+                          (*self._scope, kind, name), ("doc", kind, name))
+            self._drop_index(kind, name)
         gone = cur.rowcount > 0
-        self._drop_index(kind, name)
         if gone:
             self.changes.append(("doc", *self._scope, kind, name))
         return gone
@@ -248,11 +323,9 @@ class PostgreSQLTx:
         if limit is not None:
             sql += " LIMIT %s"
             args.append(limit)
-        return [(name, _loads(doc)) for name, doc in self._q(sql, args).fetchall()]
+        return [(_dec(name), _loads(doc)) for name, doc in self._q(sql, args).fetchall()]
 
     def find(self, kind, key, value, *, prefix=False, after=None, limit=None):
-        if not prefix:
-            self._hold("index", kind, key, value)
         sql = (
             "SELECT o.name, o.doc FROM object_index i JOIN objects o ON o.account=i.account "
             "AND o.region=i.region AND o.kind=i.kind AND o.name=i.name "
@@ -272,7 +345,8 @@ class PostgreSQLTx:
         if limit is not None:
             sql += " LIMIT %s"
             args.append(limit)
-        return [(name, _loads(doc)) for name, doc in self._q(sql, args).fetchall()]
+        lock = None if prefix else ("index", kind, key, value)
+        return [(_dec(name), _loads(doc)) for name, doc in self._q(sql, args, lock).fetchall()]
 
     def count(self, kind, key=None, value=None) -> int:
         if key is None:
@@ -308,7 +382,7 @@ class PostgreSQLTx:
         if limit is not None:
             sql += " LIMIT %s"
             args.append(limit)
-        return [row[0] for row in self._q(sql, args).fetchall()]
+        return [_dec(row[0]) for row in self._q(sql, args).fetchall()]
 
     def linked(self, rel, src, *, after=None, limit=None):
         return self._walk(rel, "src", "dst", src, after, limit)
@@ -340,22 +414,20 @@ class PostgreSQLTx:
             args.append(dst)
         gone = self._q("DELETE FROM links" + where + " RETURNING src, dst", args).fetchall()
         gone.sort()
-        self.changes.extend(("link", *self._scope, rel, s, d) for s, d in gone)
+        self.changes.extend(("link", *self._scope, rel, _dec(s), _dec(d)) for s, d in gone)
         return len(gone)
 
     # tags ----------------------------------------------------------------
     def get_tags(self, arn: str) -> dict[str, str]:
         rows = self._q("SELECT key, value FROM tags WHERE account=%s AND region=%s AND arn=%s ORDER BY key",
                        (*self._scope, arn)).fetchall()
-        return dict(rows)
+        return {_dec(k): _dec(v) for k, v in rows}
 
     def put_tags(self, arn: str, tags: dict[str, str]) -> None:
         if tags:
-            with self.conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO tags (account, region, arn, key, value) VALUES (%s,%s,%s,%s,%s) "
-                    "ON CONFLICT (account, region, arn, key) DO UPDATE SET value=excluded.value",
-                    [(*self._scope, arn, k, v) for k, v in tags.items()])
+            self._many("INSERT INTO tags (account, region, arn, key, value) VALUES (%s,%s,%s,%s,%s) "
+                       "ON CONFLICT (account, region, arn, key) DO UPDATE SET value=excluded.value",
+                       [(*self._scope, arn, k, v) for k, v in tags.items()])
 
     def remove_tags(self, arn: str, keys: Iterable[str]) -> None:
         keys = list(keys)

@@ -71,9 +71,17 @@ def _stores(config) -> list[str]:
     return stores
 
 
+# A test module holding one of these starts servers of its own (local_server(...)):
+# its tests run once per store too, their local_server() on the test's store.
+_SERVER_STARTERS = ("local_server", "ServerThread", "ServerPool", "LocalIoT")
+
+
 def pytest_generate_tests(metafunc):
     if "localiot_store" not in metafunc.fixturenames:
-        return
+        module = vars(metafunc.module) if metafunc.module else {}
+        if not any(name in module for name in _SERVER_STARTERS):
+            return
+        metafunc.fixturenames.append("localiot_store")  # set up like a requested fixture
     stores = _stores(metafunc.config)
     only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
     if only_sqlite:
@@ -83,9 +91,15 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="session")
-def localiot_store(request) -> str:
-    """The store of the session's servers: "sqlite" or "postgresql"."""
-    return getattr(request, "param", None) or _stores(request.config)[0]
+def localiot_store(request):
+    """The store of the session's servers: "sqlite" or "postgresql"; local_server()
+    without store= uses it while it is set up."""
+    from localiot.testing import server
+
+    store = getattr(request, "param", None) or _stores(request.config)[0]
+    before, server.DEFAULT_STORE = server.DEFAULT_STORE, store
+    yield store
+    server.DEFAULT_STORE = before
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import glob
+import hashlib
 import itertools
 import os
 import pwd
@@ -79,6 +80,8 @@ class PostgresServer:
         self.port: int | None = None
         self._dir: str | None = None
         self._as_user = None
+        self._kept: set[str] = set()
+        self._lock = threading.Lock()
         if os.geteuid() == 0:
             entry = pwd.getpwnam(SUPERUSER)  # the postgresql package creates it
             self._as_user = (entry.pw_uid, entry.pw_gid)
@@ -134,6 +137,15 @@ class PostgresServer:
         """A fresh empty database; its DSN."""
         name = name or f"localiot_{os.getpid()}_{next(_names)}"
         self._admin(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        return self.database_dsn(name)
+
+    def database_for(self, key: str) -> str:
+        """The database that belongs to `key` (a data directory): created on first use, then the same one."""
+        name = "localiot_dir_" + hashlib.sha1(key.encode()).hexdigest()[:16]
+        with self._lock:
+            if name not in self._kept:
+                self.create_database(name)
+                self._kept.add(name)
         return self.database_dsn(name)
 
     def drop_database(self, dsn: str) -> None:
