@@ -5,6 +5,9 @@ import pytest
 
 from localiot.testing import V5, DevicePool, local_server, plain_device
 
+# Each node keeps its own SQLite file here (the shared PostgreSQL case is test_multinode_cluster).
+pytestmark = pytest.mark.sqlite_only("two nodes that each keep their own SQLite store")
+
 
 @pytest.fixture(scope="module")
 def nodes(localiot_nats):

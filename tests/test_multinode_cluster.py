@@ -8,7 +8,10 @@ import time
 
 import pytest
 
-from localiot.testing import DevicePool, local_server, make_client, plain_device, tls_device
+from localiot.testing import DevicePool, make_client, plain_device, tls_device
+# (the module picks its store itself, one PostgreSQL database for both nodes: it does not
+# hold local_server by name, so the kit does not run it once per session store)
+from localiot.testing import server as kit
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +22,7 @@ def nodes(localiot_nats):
     dsn = pg.create_database()
     try:
         settings = dict(mqtt_plain=True, fabric=localiot_nats, background_period=0, store=dsn)
-        with local_server(**settings) as a, local_server(**settings) as b:
+        with kit.local_server(**settings) as a, kit.local_server(**settings) as b:
             yield a, b
     finally:
         pg.drop_database(dsn)
