@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--data-dir", help="where state lives (LOCALIOT_DATA_DIR, default ./.localiot)")
     serve.add_argument("--in-memory", action="store_true", default=None,
                        help="keep state in memory only (LOCALIOT_IN_MEMORY)")
+    serve.add_argument("--store", help="postgresql://user@host:5432/db to keep state in PostgreSQL "
+                       "(LOCALIOT_STORE, default the SQLite file in the data directory)")
+    serve.add_argument("--fabric", help="nats://host:4222 to carry MQTT messages and events between nodes "
+                       "(LOCALIOT_FABRIC, default none: one process)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING ... (LOCALIOT_LOG_LEVEL)")
     serve.add_argument("--default-account", help="account for access keys that are not 12 digits (LOCALIOT_DEFAULT_ACCOUNT)")
     serve.add_argument("--strict-signatures", action="store_true", default=None,

@@ -16,6 +16,13 @@ class Config:
     port: int = 4566
     data_dir: str = ".localiot"
     in_memory: bool = False
+    # Where state lives: empty for the SQLite file in data_dir (":memory:" with
+    # in_memory), or a PostgreSQL DSN (postgresql://user@host:5432/db) that
+    # several nodes share.
+    store: str = ""
+    # The message fabric between nodes: empty for one process, or a NATS URL
+    # (nats://host:4222) that every node of a cluster shares (localiot.fabric).
+    fabric: str = ""
     log_level: str = "INFO"
     default_account: str = "123456789012"
     default_region: str = "us-east-1"
@@ -47,6 +54,8 @@ class Config:
         "port": "LOCALIOT_PORT",
         "data_dir": "LOCALIOT_DATA_DIR",
         "in_memory": "LOCALIOT_IN_MEMORY",
+        "store": "LOCALIOT_STORE",
+        "fabric": "LOCALIOT_FABRIC",
         "log_level": "LOCALIOT_LOG_LEVEL",
         "default_account": "LOCALIOT_DEFAULT_ACCOUNT",
         "default_region": "LOCALIOT_DEFAULT_REGION",
