@@ -3,7 +3,7 @@
 AWS answers a host name (an account-level endpoint, or a device-level one for
 a thing or certificate); localiot answers the host name DescribeEndpoint
 answers (`localiot.config.endpoint_host`), host only as AWS does. The port is
-the Device Advisor test listener's (`--advisor-port`, see localiot.advisor),
+the Device Advisor test listener's (`--device-advisor-port`, see localiot.advisor),
 which serves whichever device has a run in progress. X509ClientCertificate
 devices connect with their certificate; SignatureVersion4 ones over MQTT over
 WebSocket signed with the credentials of their device role.

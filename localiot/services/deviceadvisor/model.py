@@ -33,8 +33,8 @@ device while its status is ACTIVE (one run at a time per device). The engine
 
 from __future__ import annotations
 
-from localiot.protocol.errors import not_found
-from localiot.services.common import Resource
+from localiot.protocol.errors import ServiceError, not_found
+from localiot.services.common import Resource, paginate
 
 SERVICE = "iotdeviceadvisor"
 
@@ -103,3 +103,13 @@ def run_index(doc: dict) -> dict:
         "suiteVersion": f"{doc['suiteDefinitionId']}/{doc['suiteDefinitionVersion']}",
         "device": keys,
     }
+
+
+def page(ctx, req: dict, items: list, key, *, descending: bool = False) -> tuple[list, dict]:
+    """common.paginate with Device Advisor's error type for a bad nextToken (ValidationException)."""
+    try:
+        return paginate(ctx, req, items, key, descending=descending)
+    except ServiceError as error:
+        if error.code != "InvalidRequestException":
+            raise
+        raise ServiceError("ValidationException", error.message) from None

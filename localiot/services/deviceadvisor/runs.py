@@ -19,13 +19,13 @@ import logging
 
 from localiot.protocol.errors import ServiceError
 from localiot.services import operation
-from localiot.services.common import new_id, paginate
+from localiot.services.common import new_id
 from localiot.services.deviceadvisor import devices, root_group
 from localiot.services.deviceadvisor.endpoint import test_endpoint
 from localiot.services.deviceadvisor.tags import put_tags
 from localiot.services.deviceadvisor.model import (ACTIVE, DEFAULT_PROTOCOL, ERROR, FAIL, PASS, PASS_WITH_WARNINGS,
                                                    PENDING, RUN, RUN_KIND, RUNNING, SERVICE, STOPPING, get_run,
-                                                   get_suite, public, run_arn, run_index)
+                                                   get_suite, page, public, run_arn, run_index)
 from localiot.services.deviceadvisor.suites import version_of
 
 log = logging.getLogger("localiot.deviceadvisor")
@@ -177,7 +177,7 @@ def ListSuiteRuns(ctx, req):
         return doc["_createdAt"], doc["suiteRunId"]
 
     runs = sorted((doc for _, doc in rows), key=key, reverse=True)  # newest first
-    found, extra = paginate(ctx, req, runs, key=key, descending=True)
+    found, extra = page(ctx, req, runs, key=key, descending=True)
     return {"suiteRunsList": [_information(doc) for doc in found], **extra}
 
 

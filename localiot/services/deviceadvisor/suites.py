@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from localiot.protocol.errors import ServiceError
 from localiot.services import operation
-from localiot.services.common import new_id, paginate
+from localiot.services.common import new_id
 from localiot.services.deviceadvisor import devices, root_group
 from localiot.services.deviceadvisor.tags import put_tags
-from localiot.services.deviceadvisor.model import (ACTIVE, RUN_KIND, SERVICE, SUITE, SUITE_KIND, get_suite,
+from localiot.services.deviceadvisor.model import (ACTIVE, RUN_KIND, SERVICE, SUITE, SUITE_KIND, get_suite, page,
                                                    suite_arn, version_name)
 
 
@@ -127,7 +127,7 @@ def ListSuiteDefinitions(ctx, req):
         return doc["createdAt"], doc["suiteDefinitionId"]
 
     suites = sorted((doc for _, doc in ctx.tx.scan(SUITE_KIND)), key=key)
-    found, extra = paginate(ctx, req, suites, key=key)
+    found, extra = page(ctx, req, suites, key=key)
     return {"suiteDefinitionInformationList": [_information(d) for d in found], **extra}
 
 
