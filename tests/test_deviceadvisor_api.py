@@ -98,6 +98,16 @@ def test_create_get_and_versions(da, device):
         ("ResourceNotFoundException", 404)
 
 
+def test_create_with_the_same_client_token_answers_the_same_suite(da):
+    first = da.create_suite_definition(suiteDefinitionConfiguration=config(), clientToken="retry-1")
+    again = da.create_suite_definition(suiteDefinitionConfiguration=config(), clientToken="retry-1")
+    first.pop("ResponseMetadata"), again.pop("ResponseMetadata")
+    assert again == first and len(da.list_suite_definitions()[
+        "suiteDefinitionInformationList"]) == 1
+    other = da.create_suite_definition(suiteDefinitionConfiguration=config())  # boto3 sends a fresh token
+    assert other["suiteDefinitionId"] != first["suiteDefinitionId"]
+
+
 def test_missing_suite_definitions(da, device):
     missing = "00000000-0000-0000-0000-000000000000"
     for call, kwargs in [(da.get_suite_definition, {}), (da.delete_suite_definition, {}),

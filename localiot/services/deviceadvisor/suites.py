@@ -44,8 +44,18 @@ def _version(configuration: dict, groups: list[dict], suite_conf: dict, now: flo
             "createdAt": now}
 
 
+def _created(doc: dict) -> dict:
+    first = doc["versions"]["v1"]["suiteDefinitionConfiguration"]
+    return {"suiteDefinitionId": doc["suiteDefinitionId"], "suiteDefinitionArn": doc["suiteDefinitionArn"],
+            "suiteDefinitionName": first["suiteDefinitionName"], "createdAt": doc["createdAt"]}
+
+
 @operation(SERVICE)
 def CreateSuiteDefinition(ctx, req):
+    token = req.get("clientToken")
+    if token:  # a retry of a create that succeeded answers the suite it created
+        for _, earlier in ctx.tx.find(SUITE_KIND, "clientToken", token):
+            return _created(earlier)
     configuration, groups, suite_conf = _configuration(ctx, req["suiteDefinitionConfiguration"])
     suite_id, now = new_id(), ctx.now()
     doc = {
@@ -56,11 +66,10 @@ def CreateSuiteDefinition(ctx, req):
         "latestVersion": version_name(1),
         "versions": {version_name(1): _version(configuration, groups, suite_conf, now)},
     }
-    SUITE.create(ctx, suite_id, doc)
+    SUITE.create(ctx, suite_id, doc, index={"clientToken": token})
     if req.get("tags"):
         put_tags(ctx, doc["suiteDefinitionArn"], req["tags"])
-    return {"suiteDefinitionId": suite_id, "suiteDefinitionArn": doc["suiteDefinitionArn"],
-            "suiteDefinitionName": configuration["suiteDefinitionName"], "createdAt": now}
+    return _created(doc)
 
 
 def version_of(doc: dict, version: str | None) -> tuple[str, dict]:
