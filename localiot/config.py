@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields
 
@@ -92,3 +93,28 @@ def _coerce(type_name, raw: str):
     if type_name in (float, "float"):
         return float(raw)
     return raw
+
+
+_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_host(config) -> str:
+    """The host name devices are told to reach (DescribeEndpoint, Device Advisor's
+    GetEndpoint; no port, like AWS): --endpoint-host when given, else "localhost"
+    when the server listens on loopback or on every address, else the listen host."""
+    configured = (getattr(config, "endpoint_host", "") or "").strip()
+    if configured:
+        return configured
+    host = (config.host or "").strip()
+    if host in _WILDCARDS or _loopback(host):
+        return "localhost"
+    return host.strip("[]")

@@ -77,6 +77,10 @@ class LocalIoT:
             from localiot.fleethub_web import handle as fleethub_page
 
             return await fleethub_page(self, request)
+        if path.startswith("/deviceadvisor/reports/"):  # GetSuiteRunReport's download URLs
+            from localiot.services.deviceadvisor.web import handle as advisor_report
+
+            return await advisor_report(self, request)
         if request.rel_url.path == "/tunnel" and request.method == "GET":  # the Secure Tunneling relay (ws://)
             from localiot.tunneling import relay_for
 
