@@ -91,17 +91,21 @@ def public(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if not k.startswith("_")}
 
 
-def run_index(doc: dict) -> dict:
-    device = doc["_device"]
+def device_keys(device: dict) -> list[str]:
+    """The "device" index entries of a run: its thing and its certificate."""
     keys = []
     if device.get("thingName"):
         keys.append(f"thing:{device['thingName']}")
     if device.get("certificateId"):
         keys.append(f"cert:{device['certificateId']}")
+    return keys
+
+
+def run_index(doc: dict) -> dict:
     return {
         "suite": doc["suiteDefinitionId"],
         "suiteVersion": f"{doc['suiteDefinitionId']}/{doc['suiteDefinitionVersion']}",
-        "device": keys,
+        "device": device_keys(doc["_device"]),
     }
 
 

@@ -25,7 +25,8 @@ from localiot.services.deviceadvisor.endpoint import test_endpoint
 from localiot.services.deviceadvisor.tags import put_tags
 from localiot.services.deviceadvisor.model import (ACTIVE, DEFAULT_PROTOCOL, ERROR, FAIL, PASS, PASS_WITH_WARNINGS,
                                                    PENDING, RUN, RUN_KIND, RUNNING, SERVICE, STOPPING, get_run,
-                                                   get_suite, page, public, run_arn, run_index)
+                                                   device_keys, get_suite, page, public, run_arn,
+                                                   run_index)
 from localiot.services.deviceadvisor.suites import version_of
 
 log = logging.getLogger("localiot.deviceadvisor")
@@ -38,7 +39,7 @@ def _invalid(message: str) -> ServiceError:
 
 def _holder(ctx, device: dict) -> tuple[str, dict] | None:
     """The run in progress that holds this device (by its thing or its certificate), if any."""
-    for key in run_index({"suiteDefinitionId": "", "suiteDefinitionVersion": "", "_device": device})["device"]:
+    for key in device_keys(device):
         for run_id, run in ctx.tx.find(RUN_KIND, "device", key):
             if run["status"] in ACTIVE:
                 return run_id, run
