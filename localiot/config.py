@@ -31,6 +31,7 @@ class Config:
     mqtt_alpn_port: int = 8443  # TLS: ALPN x-amzn-mqtt-ca, WebSocket /mqtt, HTTPS publish
     mqtt_plain_port: int = 1883  # plain MQTT, only with mqtt_plain
     mqtt_plain: bool = False
+    device_advisor_port: int = 8890  # the Device Advisor test endpoint (MQTT over TLS)
     # Extra host names / IPs for the broker's server certificate (comma-separated).
     server_names: str = ""
     # The host name DescribeEndpoint answers; empty: the listen host, or
@@ -59,6 +60,7 @@ class Config:
         "mqtt_alpn_port": "LOCALIOT_MQTT_ALPN_PORT",
         "mqtt_plain_port": "LOCALIOT_MQTT_PLAIN_PORT",
         "mqtt_plain": "LOCALIOT_MQTT_PLAIN",
+        "device_advisor_port": "LOCALIOT_DEVICE_ADVISOR_PORT",
         "server_names": "LOCALIOT_SERVER_NAMES",
         "endpoint_host": "LOCALIOT_ENDPOINT_HOST",
         "downstream_access_key": "LOCALIOT_AWS_ACCESS_KEY_ID",

@@ -67,6 +67,10 @@ class LocalIoT:
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.rel_url.raw_path
+        if path.startswith("/_localiot/deviceadvisor/"):  # Device Advisor test case logs (logUrl)
+            from localiot.advisor.logs import serve as advisor_log
+
+            return await advisor_log(self, request, path)
         if path.startswith("/_localiot/"):
             return await self._admin(request, path)
         if path.startswith("/fleethub/"):  # the Fleet Hub application pages (applicationUrl)
