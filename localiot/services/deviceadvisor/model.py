@@ -19,7 +19,9 @@ and never returned:
     _device      the device under test: {thingName, thingArn, certificateId,
                  certificateArn, deviceRoleArn, protocol} (resolved from the registry)
     _suite       {suiteDefinitionName, devicePermissionRoleArn, intendedForQualification,
-                  isLongDurationTest, protocol, configuration (the suite-level one)}
+                  isLongDurationTest, protocol, configuration (the suite-level one),
+                  rootGroup (a dict: the selected groups and cases only, in testResult's
+                  order, so catalog.plan(rootGroup) matches testResult's cases one for one)}
     _cases       testCaseRunId -> {testId, version, name, groupId, groupName,
                   testCaseDefinitionId, configuration (suite < group < case merged)}
     _order       testCaseRunIds in the order the suite runs them

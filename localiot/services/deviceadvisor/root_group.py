@@ -126,3 +126,14 @@ def select(groups: list[dict], selected: list[str] | None) -> list[dict]:
         if tests:
             chosen.append({**group, "tests": tests})
     return chosen
+
+
+def of_run(groups: list[dict], suite_configuration: dict) -> dict:
+    """The rootGroup a run executes: the selected groups and cases only, in order, with their ids and
+    each case's merged configuration (catalog.plan of it gives the run's cases one for one)."""
+    return {"configuration": suite_configuration, "tests": [
+        {"name": group["groupName"], "id": group["groupId"], "configuration": {}, "tests": [
+            {"name": test["testCaseDefinitionName"], "id": test["testCaseDefinitionId"],
+             "configuration": test["configuration"], "test": {"id": test["testId"], "version": test["version"]}}
+            for test in group["tests"]]}
+        for group in groups]}

@@ -122,6 +122,7 @@ def StartSuiteRun(ctx, req):
             "isLongDurationTest": suite_configuration["isLongDurationTest"],
             "protocol": device["protocol"],
             "configuration": version["configuration"],
+            "rootGroup": root_group.of_run(groups, version["configuration"]),
         },
         "_cases": cases,
         "_order": order,
