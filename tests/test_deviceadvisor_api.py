@@ -5,6 +5,7 @@ one run per device, stopping, the endpoint and the report download."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -18,7 +19,24 @@ ACTIVE = ("PENDING", "RUNNING", "STOPPING")
 
 @pytest.fixture
 def da(localiot_server):
-    return make_client(localiot_server, "iotdeviceadvisor")
+    client = make_client(localiot_server, "iotdeviceadvisor")
+    yield client
+    stop_all(client)
+
+
+def stop_all(da, wait: float = 10.0) -> None:
+    """Stop the runs still in progress and wait until the engine ended them (its tasks run on the
+    server's loop and would otherwise go on waiting for a device after the test)."""
+    for run in da.list_suite_runs()["suiteRunsList"]:
+        if run["status"] in ("PENDING", "RUNNING"):
+            try:
+                da.stop_suite_run(suiteDefinitionId=run["suiteDefinitionId"], suiteRunId=run["suiteRunId"])
+            except da.exceptions.ValidationException:
+                pass  # it ended meanwhile
+    deadline = time.monotonic() + wait
+    while any(r["status"] in ACTIVE for r in da.list_suite_runs()["suiteRunsList"]):
+        assert time.monotonic() < deadline, "suite runs did not stop"
+        time.sleep(0.05)
 
 
 def make_device(iot, name: str) -> dict:
@@ -236,7 +254,7 @@ def test_start_suite_run_writes_the_record(da, device, localiot_server):
     assert got["suiteDefinitionVersion"] == "v1" and got["suiteRunArn"] == run["suiteRunArn"]
     assert got["suiteRunConfiguration"] == {"primaryDevice": {"thingArn": device["thingArn"]}, "parallelRun": False}
     assert got["startTime"] == run["createdAt"]
-    assert got["status"] in ACTIVE
+    assert got["status"] in ACTIVE, got.get("errorReason")
     stored = json.loads(da.get_suite_definition(suiteDefinitionId=suite_id)["suiteDefinitionConfiguration"]
                         ["rootGroup"])
     groups = got["testResult"]["groups"]
@@ -296,13 +314,36 @@ def test_one_run_at_a_time_per_device(da, device, iot):
     assert error_of(da.delete_suite_definition, suiteDefinitionId=suite_a) == ("ValidationException", 400)
 
 
+def wait_for_end(da, suite_id: str, run_id: str, wait: float = 10.0) -> dict:
+    """The run once the engine ended it (its cases run on the server's loop)."""
+    deadline = time.monotonic() + wait
+    while True:
+        got = da.get_suite_run(suiteDefinitionId=suite_id, suiteRunId=run_id)
+        if got["status"] not in ACTIVE:
+            return got
+        assert time.monotonic() < deadline, f"suite run still {got['status']}"
+        time.sleep(0.05)
+
+
 def test_stop_suite_run(da, device):
     suite_id = create(da)["suiteDefinitionId"]
     run = start(da, suite_id, device)
     da.stop_suite_run(suiteDefinitionId=suite_id, suiteRunId=run["suiteRunId"])
     got = da.get_suite_run(suiteDefinitionId=suite_id, suiteRunId=run["suiteRunId"])
     assert got["status"] in ("STOPPING", "STOPPED")
-    da.stop_suite_run(suiteDefinitionId=suite_id, suiteRunId=run["suiteRunId"])  # stopping twice is fine
+    if got["status"] == "STOPPING":
+        da.stop_suite_run(suiteDefinitionId=suite_id, suiteRunId=run["suiteRunId"])  # stopping twice is fine
+    got = wait_for_end(da, suite_id, run["suiteRunId"])
+    assert got["status"] == "STOPPED" and got["endTime"] >= got["startTime"]
+    assert {t["status"] for g in got["testResult"]["groups"] for t in g["tests"]} <= {"STOPPED", "PENDING"}
+    assert error_of(da.stop_suite_run, suiteDefinitionId=suite_id, suiteRunId=run["suiteRunId"]) == \
+        ("ValidationException", 400)
+    # the device is free again, and the suite definition can go
+    again = start(da, suite_id, device)
+    da.stop_suite_run(suiteDefinitionId=suite_id, suiteRunId=again["suiteRunId"])
+    wait_for_end(da, suite_id, again["suiteRunId"])
+    da.delete_suite_definition(suiteDefinitionId=suite_id)
+    assert len(da.list_suite_runs()["suiteRunsList"]) == 2  # the runs' records stay
     assert error_of(da.stop_suite_run, suiteDefinitionId=suite_id,
                     suiteRunId="00000000-0000-0000-0000-000000000000") == ("ResourceNotFoundException", 404)
 

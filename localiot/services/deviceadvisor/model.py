@@ -19,7 +19,9 @@ and never returned:
     _device      the device under test: {thingName, thingArn, certificateId,
                  certificateArn, deviceRoleArn, protocol} (resolved from the registry)
     _suite       {suiteDefinitionName, devicePermissionRoleArn, intendedForQualification,
-                  isLongDurationTest, protocol, configuration (the suite-level one)}
+                  isLongDurationTest, protocol, configuration (the suite-level one),
+                  rootGroup (a dict: the selected groups and cases only, in testResult's
+                  order, so catalog.plan(rootGroup) matches testResult's cases one for one)}
     _cases       testCaseRunId -> {testId, version, name, groupId, groupName,
                   testCaseDefinitionId, configuration (suite < group < case merged)}
     _order       testCaseRunIds in the order the suite runs them
@@ -91,17 +93,21 @@ def public(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if not k.startswith("_")}
 
 
-def run_index(doc: dict) -> dict:
-    device = doc["_device"]
+def device_keys(device: dict) -> list[str]:
+    """The "device" index entries of a run: its thing and its certificate."""
     keys = []
     if device.get("thingName"):
         keys.append(f"thing:{device['thingName']}")
     if device.get("certificateId"):
         keys.append(f"cert:{device['certificateId']}")
+    return keys
+
+
+def run_index(doc: dict) -> dict:
     return {
         "suite": doc["suiteDefinitionId"],
         "suiteVersion": f"{doc['suiteDefinitionId']}/{doc['suiteDefinitionVersion']}",
-        "device": keys,
+        "device": device_keys(doc["_device"]),
     }
 
 

@@ -9,7 +9,7 @@ The rootGroup is a JSON string, as AWS documents it:
                 "tests": [{"name": "case", "configuration": {...},
                            "test": {"id": "MQTT_Connect", "version": "0.0.0"}}]}]}
 
-Every group and test case is given an "id" (kept when the caller's rootGroup
+Every group and test case is given an "id" (12 hex digits; kept when the caller's rootGroup
 already carries one, e.g. one read back from GetSuiteDefinition): GetSuiteRun
 reports them as groupId / testCaseDefinitionId, and StartSuiteRun's
 selectedTestList names test cases by them. The rootGroup GetSuiteDefinition
@@ -23,9 +23,9 @@ it then runs AWS's qualification test cases with their default configuration
 from __future__ import annotations
 
 import json
+import secrets
 
 from localiot.protocol.errors import ServiceError
-from localiot.services.common import new_id
 
 # AWS's "Device Advisor test cases to qualify for the AWS Device Qualification
 # Program" (developer guide), in its order, as far as the catalog knows them.
@@ -61,7 +61,8 @@ def _id_of(node: dict, seen: set[str]) -> str:
     if isinstance(given, str) and 12 <= len(given) <= 36 and given not in seen:
         found = given
     else:
-        found = new_id()
+        found = secrets.token_hex(6)  # 12 characters: the shortest id the model allows (the rootGroup is
+        # at most 2048 characters, and a rootGroup read back with its ids must fit when sent again)
     seen.add(found)
     node["id"] = found
     return found
@@ -126,3 +127,14 @@ def select(groups: list[dict], selected: list[str] | None) -> list[dict]:
         if tests:
             chosen.append({**group, "tests": tests})
     return chosen
+
+
+def of_run(groups: list[dict], suite_configuration: dict) -> dict:
+    """The rootGroup a run executes: the selected groups and cases only, in order, with their ids and
+    each case's merged configuration (catalog.plan of it gives the run's cases one for one)."""
+    return {"configuration": suite_configuration, "tests": [
+        {"name": group["groupName"], "id": group["groupId"], "configuration": {}, "tests": [
+            {"name": test["testCaseDefinitionName"], "id": test["testCaseDefinitionId"],
+             "configuration": test["configuration"], "test": {"id": test["testId"], "version": test["version"]}}
+            for test in group["tests"]]}
+        for group in groups]}

@@ -14,9 +14,6 @@ StartSuiteRun for that device answers ConflictException.
 
 from __future__ import annotations
 
-import importlib.util
-import logging
-
 from localiot.protocol.errors import ServiceError
 from localiot.services import operation
 from localiot.services.common import new_id
@@ -25,11 +22,9 @@ from localiot.services.deviceadvisor.endpoint import test_endpoint
 from localiot.services.deviceadvisor.tags import put_tags
 from localiot.services.deviceadvisor.model import (ACTIVE, DEFAULT_PROTOCOL, ERROR, FAIL, PASS, PASS_WITH_WARNINGS,
                                                    PENDING, RUN, RUN_KIND, RUNNING, SERVICE, STOPPING, get_run,
-                                                   get_suite, page, public, run_arn, run_index)
+                                                   device_keys, get_suite, page, public, run_arn,
+                                                   run_index)
 from localiot.services.deviceadvisor.suites import version_of
-
-log = logging.getLogger("localiot.deviceadvisor")
-RUNNER = "localiot.advisor.runner"
 
 
 def _invalid(message: str) -> ServiceError:
@@ -38,31 +33,20 @@ def _invalid(message: str) -> ServiceError:
 
 def _holder(ctx, device: dict) -> tuple[str, dict] | None:
     """The run in progress that holds this device (by its thing or its certificate), if any."""
-    for key in run_index({"suiteDefinitionId": "", "suiteDefinitionVersion": "", "_device": device})["device"]:
+    for key in device_keys(device):
         for run_id, run in ctx.tx.find(RUN_KIND, "device", key):
             if run["status"] in ACTIVE:
                 return run_id, run
     return None
 
 
-def _runner():
-    """The engine's runner, or None while this installation has none."""
-    try:
-        if importlib.util.find_spec(RUNNER) is None:
-            return None
-    except ModuleNotFoundError:  # no localiot.advisor package at all
-        return None
-    return importlib.import_module(RUNNER)
-
-
 def _hand_over(ctx, function: str, run_id: str) -> None:
+    """After the commit, tell the engine (localiot.advisor.runner, which imports nothing of this family)."""
     runtime, account, region = ctx.runtime, ctx.account, ctx.region
 
     def call():
-        runner = _runner()
-        if runner is None:
-            log.warning("suite run %s: no test engine (%s) in this installation", run_id, RUNNER)
-            return
+        from localiot.advisor import runner
+
         getattr(runner, function)(runtime, account, region, run_id)
 
     ctx.after_commit(call)
@@ -121,6 +105,7 @@ def StartSuiteRun(ctx, req):
             "isLongDurationTest": suite_configuration["isLongDurationTest"],
             "protocol": device["protocol"],
             "configuration": version["configuration"],
+            "rootGroup": root_group.of_run(groups, version["configuration"]),
         },
         "_cases": cases,
         "_order": order,
