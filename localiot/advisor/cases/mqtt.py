@@ -89,7 +89,9 @@ async def subscribe_retry(c: CaseRun) -> None:
         return DROP  # no SUBACK for the first attempt
 
     c.run.on_incoming = script
-    c.log("The endpoint now leaves the first SUBSCRIBE to each topic unanswered.")
+    c.run.hang_up_all()
+    c.log("The endpoint now leaves the first SUBSCRIBE to each topic unanswered; the device was disconnected "
+          "so that it connects and subscribes again.")
     event = await c.wait(lambda e: e.kind == "held" and e.get("packet") == j.SUBSCRIBE,
                          "a SUBSCRIBE (the endpoint will not answer it)", since=c.mark)
     first = c.journal.find(c.mark, lambda e: e.kind == j.SUBSCRIBE and e.conn == event.conn)
@@ -143,12 +145,15 @@ async def publish_retry(c: CaseRun) -> None:
         return None
 
     def incoming(conn, kind, data):
-        if kind == j.PUBLISH and data["qos"] == 1 and not data["dup"] and (
+        if not held and kind == j.PUBLISH and data["qos"] == 1 and not data["dup"] and (
                 data["topic"] == topic if topic else not _reserved(data["topic"])):
             held.setdefault((conn.number, data["packet_id"]), False)
         return None
 
     c.run.on_outgoing, c.run.on_incoming = script, incoming
+    c.run.hang_up_all()
+    c.log("The endpoint now holds back the PUBACK of the device's first QoS 1 PUBLISH; the device was "
+          "disconnected so that it connects and publishes again.")
     first = await c.wait(lambda e: e.kind == "held-back" and e.get("packet") == j.PUBACK_OUT,
                          "a QoS 1 PUBLISH (its PUBACK will be held back)", since=c.mark)
     c.log(f"Held back the PUBACK for packet id {first['packet_id']}.")
