@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import json
 
-from test_deviceadvisor_e2e import da, dut, explain, log_of, paho_device, results, run_suite  # noqa: F401 (fixtures)
+from test_deviceadvisor_e2e import (  # noqa: F401 (fixtures)
+    da,
+    dut,
+    explain,
+    log_of,
+    paho_device,
+    results,
+    run_suite,
+)
 
 
 def suite(*cases) -> str:

@@ -123,7 +123,7 @@ class PahoDevice:
             self.attempt += 1
             self.stop.wait(self.delays(self.attempt) if self.delays else 0.02)  # 0.02 s: no backoff
 
-    def start(self) -> "PahoDevice":
+    def start(self) -> PahoDevice:
         self.thread.start()
         return self
 
@@ -161,7 +161,7 @@ class SdkDevice:
         future = self.client.subscribe(self.mqtt5.SubscribePacket(subscriptions=subscriptions))
         future.add_done_callback(lambda f: self.app.on_connected())
 
-    def start(self) -> "SdkDevice":
+    def start(self) -> SdkDevice:
         self.client.start()
         return self
 
@@ -204,7 +204,7 @@ def dut(iot, tmp_path, localiot_server):
     iot.create_thing(thingName=thing)
     cert = new_certificate(iot, tmp_path, thing, policy=device_policy(thing))
     iot.attach_thing_principal(thingName=thing, principal=cert.arn)
-    host, port = localiot_server.listener("device-advisor")
+    _, port = localiot_server.listener("device-advisor")
     return {"thing": thing, "cert": cert, "ca": ca_file(localiot_server, tmp_path), "port": port,
             "thingArn": iot.describe_thing(thingName=thing)["thingArn"]}
 

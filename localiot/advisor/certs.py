@@ -24,6 +24,18 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from localiot import pki
 from localiot.listeners.tls import server_certificate, server_names
 
+# AWS IoT's TLS 1.2 cipher suites (OpenSSL names) and the ones AWS recommends; TLS 1.3 suites are all supported.
+AWS_IOT_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-SHA256",
+    "ECDHE-RSA-AES128-SHA256", "ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA", "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES256-SHA384", "ECDHE-RSA-AES256-SHA384", "ECDHE-RSA-AES256-SHA",
+    "ECDHE-ECDSA-AES256-SHA", "AES128-GCM-SHA256", "AES128-SHA256", "AES128-SHA", "AES256-GCM-SHA384",
+    "AES256-SHA256", "AES256-SHA",
+    "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+)
+AWS_IOT_RECOMMENDED = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+                       "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
+
 DEFAULT, WRONG_SUBJECT, SELF_SIGNED, EXPIRED, LARGE, CIPHERS = (
     "default", "wrong-subject", "self-signed", "expired", "large", "ciphers")
 WRONG_NAME = "not-this-endpoint.localiot.invalid"
@@ -37,7 +49,7 @@ def _sans(names: list[str], ips: list[str]) -> x509.SubjectAlternativeName:
 def _issue(names: list[str], ips: list[str], signer_key=None, issuer: x509.Name | None = None,
            not_before: dt.datetime | None = None, not_after: dt.datetime | None = None) -> tuple[bytes, bytes]:
     key = pki.generate_rsa_key(2048)
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else ips[0])])
     cert = (x509.CertificateBuilder()
             .subject_name(subject)
@@ -60,7 +72,7 @@ def variant_certificate(runtime, variant: str) -> tuple[bytes, bytes]:
         return server_certificate(runtime)
     ca = runtime.ca
     names, ips = server_names(runtime.config)
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     if variant == WRONG_SUBJECT:
         return _issue([WRONG_NAME], [], ca.key, ca.certificate.subject)
     if variant == SELF_SIGNED:

@@ -24,9 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import weakref
 
-from localiot.advisor import certs
+from localiot.advisor import certs, registry
 from localiot.advisor import journal as j
 from localiot.advisor.interposer import AdvisorConnection
 from localiot.listeners.alpn import ALPN_MQTT, ALPN_MQTT_CA
@@ -35,29 +34,13 @@ from localiot.listeners.tls import TrustStore
 log = logging.getLogger("localiot.advisor")
 
 HANDSHAKE_TIMEOUT = 10.0
-# AWS IoT's TLS 1.2 cipher suites (OpenSSL names) and the ones AWS recommends; TLS 1.3 suites are all supported.
-AWS_IOT_CIPHERS = (
-    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-SHA256",
-    "ECDHE-RSA-AES128-SHA256", "ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA", "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES256-SHA384", "ECDHE-RSA-AES256-SHA384", "ECDHE-RSA-AES256-SHA",
-    "ECDHE-ECDSA-AES256-SHA", "AES128-GCM-SHA256", "AES128-SHA256", "AES128-SHA", "AES256-GCM-SHA384",
-    "AES256-SHA256", "AES256-SHA",
-    "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
-)
-AWS_IOT_RECOMMENDED = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
-                       "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
-
-_ENDPOINTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def endpoint_of(runtime) -> "Endpoint | None":
-    return _ENDPOINTS.get(runtime)
+_ENDPOINTS = registry.ENDPOINTS
 
 
 class _Acceptor(asyncio.Protocol):
     """A new TCP connection: reading waits until TLS starts on it."""
 
-    def __init__(self, endpoint: "Endpoint"):
+    def __init__(self, endpoint: Endpoint):
         self.endpoint = endpoint
 
     def connection_made(self, transport) -> None:
@@ -93,14 +76,14 @@ class Endpoint:
         if self.server is not None:
             self.server.close()
         for run in list(self.runs.values()):
-            run.shutdown()
+            run.shutdown("The server stopped while the suite run was in progress.")
         _ENDPOINTS.pop(self.runtime, None)
 
     async def wait_closed(self) -> None:
         if self.server is not None:
             try:
                 await asyncio.wait_for(self.server.wait_closed(), 2.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def reset(self) -> None:
@@ -165,7 +148,7 @@ class Endpoint:
             ctx = self.context(variant)
             tls = await self.loop.start_tls(transport, conn, ctx, server_side=True,
                                             ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
-        except (ssl.SSLError, OSError, asyncio.TimeoutError, ConnectionError, ValueError) as error:
+        except (TimeoutError, ssl.SSLError, OSError, ConnectionError, ValueError) as error:
             transport.close()
             for run in wanting:
                 run.journal.add(j.HANDSHAKE_FAILED, variant=variant, reason=_reason(error))
@@ -187,6 +170,10 @@ def _reason(error: BaseException) -> str:
 async def start_endpoint(app, broker) -> Endpoint | None:
     """Start the endpoint; a port already taken leaves it off with a warning (the rest of the server
     does not depend on it, and suite runs then end ERROR saying so)."""
+    from localiot.advisor.runner import end_orphans
+
+    if end_orphans(app.runtime):
+        log.warning("suite runs left in progress by the previous process were ended")
     endpoint = Endpoint(app, broker)
     try:
         await endpoint.start()

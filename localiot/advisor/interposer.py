@@ -71,7 +71,7 @@ def _data(kind: str, packet) -> dict:
 class Tap:
     """The TLS transport as the broker connection sees it: writes are journaled and may be held back."""
 
-    def __init__(self, transport, conn: "AdvisorConnection"):
+    def __init__(self, transport, conn: AdvisorConnection):
         self._transport = transport
         self._conn = conn
         self._rest = b""

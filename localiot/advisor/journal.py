@@ -10,8 +10,8 @@ the injectable clock.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 # kinds of events
 HANDSHAKE, HANDSHAKE_FAILED, CLOSED = "handshake", "handshake-failed", "closed"
@@ -78,7 +78,7 @@ class Journal:
         self._waiters.append((predicate, future))
         try:
             return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         finally:
             if not future.done():

@@ -21,12 +21,14 @@ import uuid
 
 from localiot.advisor import catalog, logs
 from localiot.advisor.cases import CaseFailed, CaseRun, implementation
-from localiot.advisor.endpoint import endpoint_of
+from localiot.advisor.registry import endpoint_of
 from localiot.advisor.state import RunState
 from localiot.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("localiot.advisor")
 
+# the suite protocols the test endpoint serves (MQTT over TLS with client certificates; not yet WebSocket)
+PROTOCOLS = ("MqttV3_1_1", "MqttV5")
 RUN = "advisor-run"
 SERVICE = "iotdeviceadvisor"
 PASS, FAIL, ERROR, STOPPED, RUNNING, PENDING, STOPPING = (
@@ -90,6 +92,22 @@ def _launch(runtime, account: str, region: str, suite_run_id: str) -> None:
     run = RunState(endpoint, account, region, suite_run_id, device)
     endpoint.register(run)
     run.task = endpoint.loop.create_task(_execute(run))
+
+
+def end_orphans(runtime) -> int:
+    """Runs a previous process left PENDING, RUNNING or STOPPING (it stopped mid-run) end ERROR, or
+    STOPPED when a stop was asked: nothing executes them any more, and they would hold their device."""
+    ended = 0
+    for status in (PENDING, RUNNING, STOPPING):
+        for account, region, run_id, _ in runtime.store.scan_all_scopes(RUN, {"status": status}):
+            final = STOPPED if status == STOPPING else ERROR
+            reason = None if final == STOPPED else "The server stopped while the suite run was in progress."
+            try:
+                update(runtime, account, region, run_id, lambda d, f=final, r=reason: _finish(d, f, None, r))
+                ended += 1
+            except RunGone:
+                pass
+    return ended
 
 
 def _still_active(runtime, run: RunState) -> bool:
@@ -214,7 +232,7 @@ async def _execute(run: RunState) -> None:
                 break
             results.append(await _run_case(run, planned, case_run_id))
         if run.stopping:
-            status = STOPPED
+            status, reason = STOPPED, run.stop_reason
         elif FAIL in results:
             status = FAIL
         elif ERROR in results:
@@ -222,7 +240,7 @@ async def _execute(run: RunState) -> None:
         else:
             status = PASS
     except asyncio.CancelledError:
-        status = STOPPED
+        status, reason = STOPPED, run.stop_reason
     except RunGone:
         run.reset_script()
         run.endpoint.unregister(run)
@@ -263,7 +281,7 @@ async def _run_case(run: RunState, planned, case_run_id: str) -> str:
         status = PASS_WITH_WARNINGS if case.warnings else PASS
     except CaseFailed as failed:
         status, failure = failed.status, str(failed)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         status = FAIL
         failure = f"Timed out after {planned.timeout:g} s" + (f" waiting for {case.waiting}." if case.waiting else ".")
     except asyncio.CancelledError:

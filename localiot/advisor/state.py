@@ -5,7 +5,7 @@ new handshakes get)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from localiot.advisor import certs
 from localiot.advisor import journal as j
@@ -32,6 +32,7 @@ class RunState:
         self.on_outgoing: OutgoingScript | None = None
         self.tls_variant = certs.DEFAULT
         self.stopping = False
+        self.stop_reason: str | None = None
         self.task = None
         self._numbers = 0
 
@@ -94,7 +95,9 @@ class RunState:
         self.on_incoming = self.on_outgoing = None
         self.tls_variant = certs.DEFAULT
 
-    def shutdown(self) -> None:
+    def shutdown(self, reason: str | None = None) -> None:
+        """Stop the run: StopSuiteRun (no reason), or the server going away (the run's errorReason)."""
         self.stopping = True
+        self.stop_reason = reason
         if self.task is not None and not self.task.done():
             self.task.cancel()

@@ -30,8 +30,8 @@ from __future__ import annotations
 from statistics import mean
 
 from localiot.advisor import journal as j
-from localiot.advisor.interposer import CLOSE
 from localiot.advisor.cases.base import CaseRun
+from localiot.advisor.interposer import CLOSE
 
 CASES = {}
 NO_BACKOFF = 0.5  # seconds: reconnecting faster than this every time is no backoff at all

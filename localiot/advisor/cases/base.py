@@ -52,7 +52,7 @@ class CaseRun:
 
     # reporting --------------------------------------------------------------------------
     def log(self, message: str) -> None:
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         self.lines.append(f"{stamp} [+{time.monotonic() - self._t0:7.3f}s] {message}")
 
     def warn(self, message: str) -> None:

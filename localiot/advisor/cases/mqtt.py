@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from localiot.advisor import catalog
 from localiot.advisor import journal as j
-from localiot.advisor.interposer import DROP
 from localiot.advisor.cases.base import CaseRun, subscribes_to
+from localiot.advisor.interposer import DROP
 
 CASES = {}
 
@@ -148,7 +148,6 @@ async def publish_retry(c: CaseRun) -> None:
         if not held and kind == j.PUBLISH and data["qos"] == 1 and not data["dup"] and (
                 data["topic"] == topic if topic else not _reserved(data["topic"])):
             held.setdefault((conn.number, data["packet_id"]), False)
-        return None
 
     c.run.on_outgoing, c.run.on_incoming = script, incoming
     c.run.hang_up_all()

@@ -10,7 +10,7 @@ from localiot.advisor import certs
 from localiot.advisor import journal as j
 from localiot.advisor.cases.base import CaseRun
 from localiot.advisor.cases.mqtt import _deliver_and_expect_puback
-from localiot.advisor.endpoint import AWS_IOT_CIPHERS, AWS_IOT_RECOMMENDED
+from localiot.advisor.certs import AWS_IOT_CIPHERS, AWS_IOT_RECOMMENDED
 
 CASES = {}
 MAX_FRAGMENT = 16384  # bytes of plaintext in a full-size TLS record
