@@ -72,20 +72,7 @@ def StartSuiteRun(ctx, req):
     suite_configuration = version["suiteDefinitionConfiguration"]
     device["protocol"] = suite_configuration.get("protocol") or DEFAULT_PROTOCOL
     run_id, now = new_id(), ctx.now()
-    cases, order, result_groups = {}, [], []
-    for group in groups:
-        tests = []
-        for test in group["tests"]:
-            case_run_id = new_id()
-            order.append(case_run_id)
-            cases[case_run_id] = {
-                "testId": test["testId"], "version": test["version"], "name": test["testCaseDefinitionName"],
-                "groupId": group["groupId"], "groupName": group["groupName"],
-                "testCaseDefinitionId": test["testCaseDefinitionId"], "configuration": test["configuration"],
-            }
-            tests.append({"testCaseRunId": case_run_id, "testCaseDefinitionId": test["testCaseDefinitionId"],
-                          "testCaseDefinitionName": test["testCaseDefinitionName"], "status": PENDING})
-        result_groups.append({"groupId": group["groupId"], "groupName": group["groupName"], "tests": tests})
+    result_groups, cases, order = _test_cases(groups)
     doc = {
         "suiteDefinitionId": suite["suiteDefinitionId"],
         "suiteDefinitionVersion": version_name,
@@ -116,6 +103,25 @@ def StartSuiteRun(ctx, req):
     _hand_over(ctx, "start_run", run_id)
     return {"suiteRunId": run_id, "suiteRunArn": doc["suiteRunArn"], "createdAt": now,
             "endpoint": test_endpoint(ctx)}
+
+
+def _test_cases(groups: list[dict]) -> tuple[list[dict], dict, list[str]]:
+    """testResult's groups (every case PENDING), the private "_cases" and "_order" of a new run."""
+    cases, order, result_groups = {}, [], []
+    for group in groups:
+        tests = []
+        for test in group["tests"]:
+            case_run_id = new_id()
+            order.append(case_run_id)
+            cases[case_run_id] = {
+                "testId": test["testId"], "version": test["version"], "name": test["testCaseDefinitionName"],
+                "groupId": group["groupId"], "groupName": group["groupName"],
+                "testCaseDefinitionId": test["testCaseDefinitionId"], "configuration": test["configuration"],
+            }
+            tests.append({"testCaseRunId": case_run_id, "testCaseDefinitionId": test["testCaseDefinitionId"],
+                          "testCaseDefinitionName": test["testCaseDefinitionName"], "status": PENDING})
+        result_groups.append({"groupId": group["groupId"], "groupName": group["groupName"], "tests": tests})
+    return result_groups, cases, order
 
 
 def _run_configuration(config: dict) -> dict:
