@@ -111,6 +111,8 @@ class LocalIoT:
             self.clock.reset()
             if self.runtime.broker is not None:
                 self.runtime.broker.reset()
+            if getattr(self, "advisor_endpoint", None) is not None:  # Device Advisor runs in progress end
+                self.advisor_endpoint.reset()
             self.rules.forget()
             iotlogs.forget(self.runtime)
             return _json({"reset": True})

@@ -76,6 +76,7 @@ class Endpoint:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: asyncio.AbstractServer | None = None
         self.runs: dict[str, object] = {}  # suiteRunId -> RunState (localiot.advisor.runner)
+        self.connections: set = set()  # every live AdvisorConnection
         self._contexts: dict[str, tuple[TrustStore, ssl.SSLContext]] = {}
 
     async def start(self) -> None:
@@ -102,9 +103,21 @@ class Endpoint:
             except asyncio.TimeoutError:
                 pass
 
+    def reset(self) -> None:
+        """The server's state was wiped (/_localiot/reset): every run in progress ends, unrecorded."""
+        for run in list(self.runs.values()):
+            run.shutdown()
+            self.unregister(run)
+
     # runs -------------------------------------------------------------------------------
     def register(self, run) -> None:
+        """A run begins: a connection its device already has (from before the run) is closed, so
+        that the device comes back into the run and every case sees it connect."""
         self.runs[run.suite_run_id] = run
+        for conn in list(self.connections):
+            if conn.run is None and run.matches(conn.certificate_id, conn.client_id):
+                conn.hung_up = True
+                conn.hang_up()
 
     def unregister(self, run) -> None:
         if self.runs.get(run.suite_run_id) is run:

@@ -113,6 +113,7 @@ class AdvisorConnection(DeviceConnection):
                 der = None
         self.certificate_id = hashlib.sha256(der).hexdigest() if der else None
         super().connection_made(Tap(transport, self))
+        self.endpoint.connections.add(self)
         self.run = self.endpoint.run_for(self.certificate_id, None)
         if self.run is not None:
             self.run.attach(self, ssl_object)
@@ -122,6 +123,7 @@ class AdvisorConnection(DeviceConnection):
 
     def connection_lost(self, exc) -> None:
         run = self.run
+        self.endpoint.connections.discard(self)
         super().connection_lost(exc)
         if run is not None:
             run.detach(self)

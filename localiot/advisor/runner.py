@@ -62,7 +62,10 @@ def _stop(endpoint, account: str, region: str, suite_run_id: str) -> None:
     def end(doc):
         if doc.get("status") not in ENDED:
             _finish(doc, STOPPED, doc.get("_now"))
-    update(endpoint.runtime, account, region, suite_run_id, end)
+    try:
+        update(endpoint.runtime, account, region, suite_run_id, end)
+    except RunGone:
+        pass
 
 
 def _launch(runtime, account: str, region: str, suite_run_id: str) -> None:
@@ -76,6 +79,10 @@ def _launch(runtime, account: str, region: str, suite_run_id: str) -> None:
         return
     device = doc.get("_device") or {}
     busy = endpoint.busy(device.get("certificateId"), device.get("thingName"))
+    if busy is not None and busy != suite_run_id and not _still_active(runtime, endpoint.runs[busy]):
+        endpoint.runs[busy].shutdown()  # its record is gone (the state was reset) or has ended
+        endpoint.unregister(endpoint.runs[busy])
+        busy = None
     if busy is not None and busy != suite_run_id:
         update(runtime, account, region, suite_run_id, lambda d: _finish(
             d, ERROR, None, f"The device is already under test in suite run {busy}."))
@@ -85,9 +92,22 @@ def _launch(runtime, account: str, region: str, suite_run_id: str) -> None:
     run.task = endpoint.loop.create_task(_execute(run))
 
 
+def _still_active(runtime, run: RunState) -> bool:
+    with unit_of_work(runtime, run.account, run.region, SERVICE, "StartSuiteRun", write=False) as ctx:
+        doc = ctx.tx.get(RUN, run.suite_run_id)
+    return doc is not None and doc.get("status") not in ENDED
+
+
+class RunGone(Exception):
+    """The run's record no longer exists (the server's state was reset): the run ends quietly."""
+
+
 def _end_without_endpoint(runtime, account, region, suite_run_id) -> None:
-    update(runtime, account, region, suite_run_id, lambda d: _finish(
-        d, ERROR, None, "The Device Advisor test endpoint is not running on this server."))
+    try:
+        update(runtime, account, region, suite_run_id, lambda d: _finish(
+            d, ERROR, None, "The Device Advisor test endpoint is not running on this server."))
+    except RunGone:
+        pass
 
 
 # the store ------------------------------------------------------------------------------
@@ -96,7 +116,7 @@ def update(runtime, account: str, region: str, suite_run_id: str, change) -> dic
     with unit_of_work(runtime, account, region, SERVICE, "DeviceAdvisorRun") as ctx:
         doc = ctx.tx.get(RUN, suite_run_id)
         if doc is None:
-            return None
+            raise RunGone(suite_run_id)
         doc["_now"] = ctx.now()
         change(doc)
         doc.pop("_now", None)
@@ -135,6 +155,27 @@ def _skeleton(doc: dict, planned: list) -> None:
     doc["testResult"] = {"groups": result}
 
 
+def _planned(doc: dict) -> list[tuple[catalog.PlannedCase, str]]:
+    """(case, testCaseRunId) in run order: from the API's "_cases"/"_order" (configuration already
+    merged suite < group < case), else from the rootGroup snapshot in "_suite"."""
+    cases = doc.get("_cases")
+    if cases is not None:
+        out = []
+        for case_run_id in doc.get("_order") or list(cases):
+            c = cases[case_run_id]
+            test_case = catalog.find(c["testId"])
+            if test_case is None:
+                raise catalog.CatalogError(f"Test case {c['name']!r}: unknown test id {c['testId']!r}.")
+            out.append((catalog.PlannedCase(0, c.get("groupName", ""), c["name"], test_case, c.get("version", "0.0.0"),
+                                            dict(c.get("configuration") or {})), case_run_id))
+        return out
+    planned = catalog.plan(_root_group(doc))
+    _skeleton(doc, planned)
+    selected = set((doc.get("suiteRunConfiguration") or {}).get("selectedTestList") or [])
+    return [(p, t["testCaseRunId"]) for p, t in zip(planned, _tests(doc))
+            if not selected or t["testCaseDefinitionId"] in selected]
+
+
 def _tests(doc: dict) -> list[dict]:
     return [t for g in doc["testResult"]["groups"] for t in g["tests"]]
 
@@ -154,14 +195,11 @@ async def _execute(run: RunState) -> None:
         holder = {}
 
         def begin(doc):
-            planned = catalog.plan(_root_group(doc))
-            _skeleton(doc, planned)
-            selected = set((doc.get("suiteRunConfiguration") or {}).get("selectedTestList") or [])
-            holder["cases"] = [(p, t) for p, t in zip(planned, _tests(doc))
-                               if not selected or t["testCaseDefinitionId"] in selected
-                               or p.name in selected]
+            if doc["status"] == STOPPING:  # stopped before it began
+                run.stopping = True
+                return
+            holder["cases"] = _planned(doc)
             doc["status"] = RUNNING
-            doc.setdefault("startTime", doc["_now"])
             if not doc.get("startTime"):
                 doc["startTime"] = doc["_now"]
 
@@ -171,10 +209,10 @@ async def _execute(run: RunState) -> None:
             reason = str(error)
             raise
         results = []
-        for planned, test in holder.get("cases", []):
+        for planned, case_run_id in holder.get("cases", []):
             if run.stopping:
                 break
-            results.append(await _run_case(run, planned, test["testCaseRunId"]))
+            results.append(await _run_case(run, planned, case_run_id))
         if run.stopping:
             status = STOPPED
         elif FAIL in results:
@@ -185,6 +223,10 @@ async def _execute(run: RunState) -> None:
             status = PASS
     except asyncio.CancelledError:
         status = STOPPED
+    except RunGone:
+        run.reset_script()
+        run.endpoint.unregister(run)
+        return
     except catalog.CatalogError:
         status = ERROR
     except Exception as error:  # a bug of ours: the run says so instead of hanging RUNNING
@@ -195,6 +237,8 @@ async def _execute(run: RunState) -> None:
         run.endpoint.unregister(run)
     try:
         update(runtime, account, region, run_id, lambda d: _finish(d, status, None, reason))
+    except RunGone:
+        pass
     except Exception:
         log.exception("could not end suite run %s", run_id)
 
