@@ -426,3 +426,17 @@ def test_report_download_lists_every_case_and_expires(da, device, localiot_serve
         "qualificationReportDownloadUrl"]
     assert fresh != url and _download(fresh)[0] == 200
     assert _download(localiot_server.endpoint + "/deviceadvisor/reports/nope")[0] == 404
+
+
+def test_report_url_names_the_configured_endpoint_host(localiot_servers):
+    server = localiot_servers.get(endpoint_host="localhost")
+    da, iot = make_client(server, "iotdeviceadvisor"), make_client(server)
+    try:
+        suite_id = create(da)["suiteDefinitionId"]
+        run = start(da, suite_id, make_device(iot, "dut-host"))
+        url = da.get_suite_run_report(suiteDefinitionId=suite_id, suiteRunId=run["suiteRunId"])[
+            "qualificationReportDownloadUrl"]
+        assert url.startswith(f"http://localhost:{server.listener('api')[1]}/deviceadvisor/reports/")
+        assert _download(url)[0] == 200
+    finally:
+        stop_all(da)
