@@ -291,6 +291,18 @@ def test_selected_tests_and_refused_starts(da, device, iot):
         [("messaging", ["publish"])]
 
 
+def test_a_protocol_the_test_endpoint_does_not_serve_is_refused_honestly(da, device):
+    from localiot.advisor import runner
+
+    served = getattr(runner, "PROTOCOLS", ("MqttV3_1_1", "MqttV5"))
+    missing = [p for p in ("MqttV3_1_1_OverWebSocket", "MqttV5_OverWebSocket") if p not in served]
+    if not missing:
+        pytest.skip("the test endpoint serves every protocol")
+    suite_id = create(da, protocol=missing[0])["suiteDefinitionId"]
+    assert error_of(start, da, suite_id, device) == ("NotImplementedException", 501)
+    assert da.list_suite_runs()["suiteRunsList"] == []
+
+
 def test_shadow_cases_need_a_thing(da, iot):
     cert = iot.create_keys_and_certificate(setAsActive=True)
     suite_id = create(da, root_group=root(("shadow", [("reported", "Shadow_Publish_Reported_State", {})])))[

@@ -40,6 +40,14 @@ def _holder(ctx, device: dict) -> tuple[str, dict] | None:
     return None
 
 
+def _served_protocols() -> tuple[str, ...]:
+    """The suite protocols the engine's test endpoint serves (its runner's PROTOCOLS when it
+    declares them; MQTT 3.1.1 and 5 over TLS otherwise)."""
+    from localiot.advisor import runner
+
+    return tuple(getattr(runner, "PROTOCOLS", ("MqttV3_1_1", "MqttV5")))
+
+
 def _hand_over(ctx, function: str, run_id: str) -> None:
     """After the commit, tell the engine (localiot.advisor.runner, which imports nothing of this family)."""
     runtime, account, region = ctx.runtime, ctx.account, ctx.region
@@ -71,6 +79,11 @@ def StartSuiteRun(ctx, req):
                            f"The device {arn} is already under test in suite run {held[0]} ({held[1]['status']}).")
     suite_configuration = version["suiteDefinitionConfiguration"]
     device["protocol"] = suite_configuration.get("protocol") or DEFAULT_PROTOCOL
+    served = _served_protocols()
+    if device["protocol"] not in served:
+        raise ServiceError("NotImplementedException",
+                           f"localiot's Device Advisor test endpoint does not serve {device['protocol']} yet "
+                           f"(it serves {', '.join(served)}).", status=501)
     run_id, now = new_id(), ctx.now()
     result_groups, cases, order = _test_cases(groups)
     doc = {
