@@ -291,6 +291,18 @@ def test_selected_tests_and_refused_starts(da, device, iot):
         [("messaging", ["publish"])]
 
 
+def test_a_protocol_the_test_endpoint_does_not_serve_is_refused_honestly(da, device):
+    from localiot.advisor import runner
+
+    served = getattr(runner, "PROTOCOLS", ("MqttV3_1_1", "MqttV5"))
+    missing = [p for p in ("MqttV3_1_1_OverWebSocket", "MqttV5_OverWebSocket") if p not in served]
+    if not missing:
+        pytest.skip("the test endpoint serves every protocol")
+    suite_id = create(da, protocol=missing[0])["suiteDefinitionId"]
+    assert error_of(start, da, suite_id, device) == ("NotImplementedException", 501)
+    assert da.list_suite_runs()["suiteRunsList"] == []
+
+
 def test_shadow_cases_need_a_thing(da, iot):
     cert = iot.create_keys_and_certificate(setAsActive=True)
     suite_id = create(da, root_group=root(("shadow", [("reported", "Shadow_Publish_Reported_State", {})])))[
@@ -426,3 +438,17 @@ def test_report_download_lists_every_case_and_expires(da, device, localiot_serve
         "qualificationReportDownloadUrl"]
     assert fresh != url and _download(fresh)[0] == 200
     assert _download(localiot_server.endpoint + "/deviceadvisor/reports/nope")[0] == 404
+
+
+def test_report_url_names_the_configured_endpoint_host(localiot_servers):
+    server = localiot_servers.get(endpoint_host="localhost")
+    da, iot = make_client(server, "iotdeviceadvisor"), make_client(server)
+    try:
+        suite_id = create(da)["suiteDefinitionId"]
+        run = start(da, suite_id, make_device(iot, "dut-host"))
+        url = da.get_suite_run_report(suiteDefinitionId=suite_id, suiteRunId=run["suiteRunId"])[
+            "qualificationReportDownloadUrl"]
+        assert url.startswith(f"http://localhost:{server.listener('api')[1]}/deviceadvisor/reports/")
+        assert _download(url)[0] == 200
+    finally:
+        stop_all(da)

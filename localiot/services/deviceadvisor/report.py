@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timezone
 
+from localiot.config import endpoint_host
 from localiot.services import operation
 from localiot.services.deviceadvisor.model import RUN_KIND, SERVICE, get_run
 
@@ -26,7 +27,12 @@ REPORT_URL_SECONDS = 3600
 
 
 def report_url(runtime, token: str) -> str:
+    """On the API listener: its address, or the configured endpoint host (--endpoint-host)
+    with its port, or localhost when it listens on every address."""
     address = runtime.listeners.get("api") or f"{runtime.config.host}:{runtime.config.port}"
+    host, _, port = address.rpartition(":")
+    if (runtime.config.endpoint_host or "").strip() or host in ("0.0.0.0", "::", "[::]", ""):
+        address = f"{endpoint_host(runtime.config)}:{port}"
     return f"http://{address}{URL_PREFIX}{token}"
 
 

@@ -40,6 +40,14 @@ def _holder(ctx, device: dict) -> tuple[str, dict] | None:
     return None
 
 
+def _served_protocols() -> tuple[str, ...]:
+    """The suite protocols the engine's test endpoint serves (its runner's PROTOCOLS when it
+    declares them; MQTT 3.1.1 and 5 over TLS otherwise)."""
+    from localiot.advisor import runner
+
+    return tuple(getattr(runner, "PROTOCOLS", ("MqttV3_1_1", "MqttV5")))
+
+
 def _hand_over(ctx, function: str, run_id: str) -> None:
     """After the commit, tell the engine (localiot.advisor.runner, which imports nothing of this family)."""
     runtime, account, region = ctx.runtime, ctx.account, ctx.region
@@ -71,21 +79,13 @@ def StartSuiteRun(ctx, req):
                            f"The device {arn} is already under test in suite run {held[0]} ({held[1]['status']}).")
     suite_configuration = version["suiteDefinitionConfiguration"]
     device["protocol"] = suite_configuration.get("protocol") or DEFAULT_PROTOCOL
+    served = _served_protocols()
+    if device["protocol"] not in served:
+        raise ServiceError("NotImplementedException",
+                           f"localiot's Device Advisor test endpoint does not serve {device['protocol']} yet "
+                           f"(it serves {', '.join(served)}).", status=501)
     run_id, now = new_id(), ctx.now()
-    cases, order, result_groups = {}, [], []
-    for group in groups:
-        tests = []
-        for test in group["tests"]:
-            case_run_id = new_id()
-            order.append(case_run_id)
-            cases[case_run_id] = {
-                "testId": test["testId"], "version": test["version"], "name": test["testCaseDefinitionName"],
-                "groupId": group["groupId"], "groupName": group["groupName"],
-                "testCaseDefinitionId": test["testCaseDefinitionId"], "configuration": test["configuration"],
-            }
-            tests.append({"testCaseRunId": case_run_id, "testCaseDefinitionId": test["testCaseDefinitionId"],
-                          "testCaseDefinitionName": test["testCaseDefinitionName"], "status": PENDING})
-        result_groups.append({"groupId": group["groupId"], "groupName": group["groupName"], "tests": tests})
+    result_groups, cases, order = _test_cases(groups)
     doc = {
         "suiteDefinitionId": suite["suiteDefinitionId"],
         "suiteDefinitionVersion": version_name,
@@ -116,6 +116,25 @@ def StartSuiteRun(ctx, req):
     _hand_over(ctx, "start_run", run_id)
     return {"suiteRunId": run_id, "suiteRunArn": doc["suiteRunArn"], "createdAt": now,
             "endpoint": test_endpoint(ctx)}
+
+
+def _test_cases(groups: list[dict]) -> tuple[list[dict], dict, list[str]]:
+    """testResult's groups (every case PENDING), the private "_cases" and "_order" of a new run."""
+    cases, order, result_groups = {}, [], []
+    for group in groups:
+        tests = []
+        for test in group["tests"]:
+            case_run_id = new_id()
+            order.append(case_run_id)
+            cases[case_run_id] = {
+                "testId": test["testId"], "version": test["version"], "name": test["testCaseDefinitionName"],
+                "groupId": group["groupId"], "groupName": group["groupName"],
+                "testCaseDefinitionId": test["testCaseDefinitionId"], "configuration": test["configuration"],
+            }
+            tests.append({"testCaseRunId": case_run_id, "testCaseDefinitionId": test["testCaseDefinitionId"],
+                          "testCaseDefinitionName": test["testCaseDefinitionName"], "status": PENDING})
+        result_groups.append({"groupId": group["groupId"], "groupName": group["groupName"], "tests": tests})
+    return result_groups, cases, order
 
 
 def _run_configuration(config: dict) -> dict:
