@@ -18,6 +18,7 @@ SETUP = 0.03  # seconds a TLS connection takes to set up, in every measured inte
     ([0.1 + SETUP, 0.2 + SETUP, 0.4 + SETUP, 0.8 + SETUP, 1.6 + SETUP], False, "PASS", "without jitter"),
     ([0.437, 3.707, 7.316, 9.415, 21.2], True, "PASS", "with jitter"),  # measured: awsiotsdk 1.31's MQTT 5 client
     ([0.9, 0.3, 0.6, 0.2, 0.5], True, "FAIL", "do not grow"),
+    ([0.12, 0.1, 0.7, 0.11, 0.1], True, "FAIL", "do not grow"),  # no backoff, one reconnection slowed down
 ])
 def test_assess(intervals, jitter_wanted, status, words):
     got, why = assess(intervals, jitter_wanted)

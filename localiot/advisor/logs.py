@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from localiot.config import endpoint_host
 from localiot.services.unit_of_work import unit_of_work
 
 LOG = "advisor-log"
@@ -15,11 +16,13 @@ _PATH = re.compile(r"^/_localiot/deviceadvisor/(\d{12})/([a-z0-9-]+)/logs/([0-9a
 
 
 def api_base(runtime) -> str:
-    host_port = runtime.listeners.get("api", f"{runtime.config.host}:{runtime.config.port}")
-    host, port = host_port.rsplit(":", 1)
-    if host in ("", "0.0.0.0", "::", "[::]", "127.0.0.1"):
-        host = runtime.config.endpoint_host or ("localhost" if host != "127.0.0.1" else host)
-    return f"http://{host}:{port}"
+    """The API listener's address, or the configured endpoint host (--endpoint-host) with its port,
+    or localhost when it listens on every address (as the report URLs of GetSuiteRunReport)."""
+    address = runtime.listeners.get("api") or f"{runtime.config.host}:{runtime.config.port}"
+    host, _, port = address.rpartition(":")
+    if (runtime.config.endpoint_host or "").strip() or host in ("0.0.0.0", "::", "[::]", ""):
+        address = f"{endpoint_host(runtime.config)}:{port}"
+    return f"http://{address}"
 
 
 def log_url(runtime, account: str, region: str, case_run_id: str) -> str:
