@@ -21,7 +21,7 @@ def da(localiot_server):
     return make_client(localiot_server, "iotdeviceadvisor")
 
 
-def _wait_running(da, suite_id: str, run_id: str, wait: float = 10.0) -> None:
+def _wait_running(da, suite_id: str, run_id: str, wait: float = 30.0) -> None:
     deadline = time.monotonic() + wait
     while da.get_suite_run(suiteDefinitionId=suite_id, suiteRunId=run_id)["status"] == "PENDING":
         assert time.monotonic() < deadline, "the engine did not take the run"

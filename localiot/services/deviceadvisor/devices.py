@@ -50,7 +50,8 @@ def resolve(ctx, device: dict, *, missing: str = "ValidationException", need_ide
     device, GetEndpoint), else a device role ARN alone will do (a suite's devices)."""
     thing_arn, cert_arn, role_arn = device.get("thingArn"), device.get("certificateArn"), device.get("deviceRoleArn")
     if not thing_arn and not cert_arn and (need_identity or not role_arn):
-        wanted = "a thing ARN or a certificate ARN" if need_identity else "a thing ARN, certificate ARN or device role ARN"
+        wanted = ("a thing ARN or a certificate ARN" if need_identity
+                  else "a thing ARN, certificate ARN or device role ARN")
         raise _error("ValidationException", f"A device under test requires {wanted}.")
     check_role(role_arn)
     found = {"thingName": None, "thingArn": thing_arn, "certificateId": None, "certificateArn": cert_arn,
