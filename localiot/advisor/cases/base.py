@@ -10,6 +10,7 @@ case's EXECUTION_TIMEOUT.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 
@@ -22,6 +23,9 @@ def subscribes_to(event, topic: str, qos: int = 0) -> bool:
     if event.kind != j.SUBSCRIBE:
         return False
     return any((f == topic or matches(f, topic)) and q >= qos for f, q in zip(event["filters"], event["qos"]))
+
+
+SUBSCRIBE_GRACE = 2.0  # seconds a case waits for a reconnected device to subscribe again before it acts
 
 
 class CaseFailed(Exception):
@@ -72,6 +76,43 @@ class CaseRun:
         if event is not None:
             self.waiting = None
         return event
+
+    async def until(self, check, what: str):
+        """check()'s first truthy answer, asked now and after each thing the device does."""
+        found = check()
+        if found:
+            return found
+        self.waiting = what
+        self.log(f"Waiting for {what}.")
+        while not found:
+            await self.journal.wait(lambda e: True)
+            found = check()
+        self.waiting = None
+        return found
+
+    async def subscribed_soon(self, topic: str, grace: float = SUBSCRIBE_GRACE):
+        """Wait (at most `grace` seconds) for a live subscription of the device to `topic`: a device that
+        just reconnected subscribes again before the case acts. Whether it subscribed or not, go on."""
+        import asyncio
+
+        try:
+            await asyncio.wait_for(self.until(lambda: self.live_subscriber(topic), f"a live subscription to {topic}"),
+                                   grace)
+        except TimeoutError:
+            self.waiting = None
+            self.log(f"The device has no subscription to {topic}; going on.")
+
+    def live_subscriber(self, topic: str, qos: int = 0):
+        """The device's connection whose session (the broker's own record) subscribes to `topic`."""
+        for conn in reversed(self.run.connected()):
+            session = conn.session
+            if session is None:
+                continue
+            for topic_filter, options in session.subscriptions.items():
+                granted = getattr(options, "qos", options if isinstance(options, int) else 0)
+                if (topic_filter == topic or matches(topic_filter, topic)) and granted >= qos:
+                    return conn
+        return None
 
     async def connection(self, what: str = "the device to connect"):
         """A live connection of the device whose CONNECT was accepted (waiting for one if needed)."""

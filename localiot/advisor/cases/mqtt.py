@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from localiot.advisor import catalog
 from localiot.advisor import journal as j
-from localiot.advisor.cases.base import CaseRun, subscribes_to
+from localiot.advisor.cases.base import CaseRun
 from localiot.advisor.interposer import DROP
 
 CASES = {}
@@ -105,8 +105,7 @@ async def subscribe_retry(c: CaseRun) -> None:
 
 async def _deliver_and_expect_puback(c: CaseRun, topic: str, payload: bytes) -> None:
     """Publish `payload` with QoS 1 to the device's subscription and wait for its PUBACK."""
-    await c.wait(lambda e: subscribes_to(e, topic, 1), f"the device to subscribe to {topic!r} with QoS 1", since=0)
-    conn = await c.connection()
+    conn = await c.until(lambda: c.live_subscriber(topic, 1), f"the device to subscribe to {topic!r} with QoS 1")
     mark = c.journal.mark()
     c.broker.publish(c.run.account, c.run.region, topic, payload, 1, source="device-advisor")
     c.log(f"Published {len(payload)} bytes with QoS 1 on {topic!r}.")

@@ -94,6 +94,7 @@ async def update_reported(c: CaseRun) -> None:
     desired = catalog.object_value(c.config, "DESIRED_STATE")
     topic = _shadow_prefix(thing, shadow) + "/update"
     await c.connection()
+    await c.subscribed_soon(topic + "/delta")
     mark = c.journal.mark()
     payload = json.dumps({"state": {"desired": desired}, "clientToken": SETUP_TOKEN}).encode()
     request = {"thingName": thing, "payload": payload, **({"shadowName": shadow} if shadow else {})}
@@ -115,6 +116,7 @@ async def job_execution(c: CaseRun) -> None:
     thing = c.require_thing()
     job_id = c.config.get("JOB_JOBID") or None
     await c.connection()
+    await c.subscribed_soon(f"$aws/things/{thing}/jobs/notify-next")
     mark = c.journal.mark()
     if job_id is None:
         job_id = f"DeviceAdvisorJob-{uuid.uuid4()}"
