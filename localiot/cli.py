@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--mqtt-plain", action="store_true", default=None,
                        help="also serve plain MQTT without authentication, for development (LOCALIOT_MQTT_PLAIN)")
     serve.add_argument("--mqtt-plain-port", type=int, help="plain MQTT port (LOCALIOT_MQTT_PLAIN_PORT, default 1883)")
+    serve.add_argument("--device-advisor-port", type=int,
+                       help="Device Advisor test endpoint, MQTT over TLS (LOCALIOT_DEVICE_ADVISOR_PORT, default 8890)")
     serve.add_argument("--server-names", help="extra host names/IPs for the broker certificate (LOCALIOT_SERVER_NAMES)")
     serve.add_argument("--endpoint-host",
                        help="host name DescribeEndpoint answers, added to the broker certificate "
@@ -80,6 +82,7 @@ _PORT_SETTINGS = (
     ("mqtt_tls_port", "--mqtt-tls-port", "LOCALIOT_MQTT_TLS_PORT"),
     ("mqtt_alpn_port", "--mqtt-alpn-port", "LOCALIOT_MQTT_ALPN_PORT"),
     ("mqtt_plain_port", "--mqtt-plain-port", "LOCALIOT_MQTT_PLAIN_PORT"),
+    ("device_advisor_port", "--device-advisor-port", "LOCALIOT_DEVICE_ADVISOR_PORT"),
 )
 
 

@@ -68,12 +68,20 @@ class LocalIoT:
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.rel_url.raw_path
+        if path.startswith("/_localiot/deviceadvisor/"):  # Device Advisor test case logs (logUrl)
+            from localiot.advisor.logs import serve as advisor_log
+
+            return await advisor_log(self, request, path)
         if path.startswith("/_localiot/"):
             return await self._admin(request, path)
         if path.startswith("/fleethub/"):  # the Fleet Hub application pages (applicationUrl)
             from localiot.fleethub_web import handle as fleethub_page
 
             return await fleethub_page(self, request)
+        if path.startswith("/deviceadvisor/reports/"):  # GetSuiteRunReport's download URLs
+            from localiot.services.deviceadvisor.web import handle as advisor_report
+
+            return await advisor_report(self, request)
         if request.rel_url.path == "/tunnel" and request.method == "GET":  # the Secure Tunneling relay (ws://)
             from localiot.tunneling import relay_for
 
@@ -104,6 +112,8 @@ class LocalIoT:
             await self.background.coordinator.clock_moved(self.clock.offset)
             if self.runtime.broker is not None:
                 self.runtime.broker.reset()
+            if getattr(self, "advisor_endpoint", None) is not None:  # Device Advisor runs in progress end
+                self.advisor_endpoint.reset()
             self.rules.forget()
             iotlogs.forget(self.runtime)
             return _json({"reset": True})

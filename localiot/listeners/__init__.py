@@ -67,6 +67,9 @@ async def start_listeners(app) -> Broker:
     listeners = DeviceListeners(app, broker, device_auth)
     app.device_listeners = listeners
     await listeners.start()
+    from localiot.advisor.endpoint import start_endpoint  # the Device Advisor test endpoint
+
+    await start_endpoint(app, broker)
     if config.mqtt_plain:
         port = await broker.start_tcp(config.host, config.mqtt_plain_port, "tcp")
         app.runtime.listeners["mqtt-plain"] = f"{config.host}:{port}"
@@ -104,6 +107,9 @@ def _on(loop) -> bool:
 
 
 async def stop_listeners(app) -> None:
+    from localiot.advisor.endpoint import stop_endpoint
+
+    await stop_endpoint(app)
     listeners = getattr(app, "device_listeners", None)
     if listeners is not None:
         listeners.close()

@@ -14,7 +14,8 @@ from localiot.config import Config
 
 # What a test server differs from `localiot serve` in: free ports, quiet logs.
 TEST_SETTINGS = {"host": "127.0.0.1", "port": 0, "log_level": "WARNING",
-                 "mqtt_tls_port": 0, "mqtt_alpn_port": 0, "mqtt_plain_port": 0}
+                 "mqtt_tls_port": 0, "mqtt_alpn_port": 0, "mqtt_plain_port": 0,
+                 "device_advisor_port": 0}
 
 
 # The store of servers started without store=: "" (SQLite); the pytest plugin's
