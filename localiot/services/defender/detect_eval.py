@@ -135,7 +135,8 @@ def evaluate(ctx, thing: str, raw_values: dict, sources: tuple[str, ...], cache:
                 continue
             if criteria.get("mlDetectionConfig"):
                 observed = raw[0] if metric.name == "aws:message-byte-size" else raw
-                detect_ml.observe(ctx, profile, behavior, thing, observed, catalog.as_metric_value(metric, observed))
+                detect_ml.observe(ctx, profile, behavior, thing, observed, catalog.as_metric_value(metric, observed),
+                                  cache)
                 continue
             op = criteria["comparisonOperator"]
             observed = _observed(metric, op, raw)
@@ -193,6 +194,7 @@ def close_windows(store, runtime) -> None:
             thresholds = _fleet_thresholds(ctx, snapshots, cache)
             for thing, snap in sorted(snapshots.items()):
                 evaluate(ctx, thing, snap, ("cloud",), cache, thresholds)
+            detect_ml.flush(ctx, cache)
             metrics_export.send(ctx, cache)
 
 

@@ -44,6 +44,7 @@ DAY = 86400.0
 TRAINING_DAYS, RETRY_DAYS, MIN_DATAPOINTS = 14, 30, 25000
 FENCE = {"LOW": 1.5, "MEDIUM": 3.0, "HIGH": 6.0}
 PENDING, ACTIVE, EXPIRED = "PENDING_BUILD", "ACTIVE", "EXPIRED"
+_MODELS, _PENDING = "\0ml-models", "\0ml-pending"  # keys of an evaluation's cache
 # the metrics ML Detect models (AWS's guide: 6 cloud-side, 7 device-side, custom metrics of type number)
 METRICS = ("aws:num-authorization-failures", "aws:num-connection-attempts", "aws:num-disconnects",
            "aws:message-byte-size", "aws:num-messages-received", "aws:num-messages-sent",
@@ -101,24 +102,34 @@ def forget(ctx, profile: str, behavior: str | None = None) -> None:
 
 
 # datapoints ------------------------------------------------------------------------------
-def observe(ctx, profile: dict, behavior: dict, thing: str, observed, shown: dict) -> None:
-    """One datapoint of an ML behavior: kept for training and, once the model is ACTIVE,
-    judged against the model's fences."""
+def observe(ctx, profile: dict, behavior: dict, thing: str, observed, shown: dict, cache: dict) -> None:
+    """One datapoint of an ML behavior: counted for training (written by `flush`) and, once
+    the model is ACTIVE, judged against the model's fences."""
     name = _name(profile["securityProfileName"], behavior["name"])
-    model = ctx.tx.get(MODEL, name)
+    models = cache.setdefault(_MODELS, {})
+    if name not in models:
+        models[name] = ctx.tx.get(MODEL, name)
+    model = models[name]
     if model is None or model["modelStatus"] == EXPIRED:
         return
-    day = int(ctx.now() // DAY)
-    day_name = f"{name}|{day:08d}"
-    doc = ctx.tx.get(DAY_KIND, day_name) or {"day": day, "n": 0, "hist": {}}
     value = _number(observed)
-    label = repr(value)
-    doc["hist"][label] = doc["hist"].get(label, 0) + 1
-    doc["n"] += 1
-    ctx.tx.put(DAY_KIND, day_name, doc, {"model": name})
+    counts = cache.setdefault(_PENDING, {}).setdefault(name, {})
+    counts[repr(value)] = counts.get(repr(value), 0) + 1
     if model["modelStatus"] == ACTIVE:
-        violating = not model["lower"] <= value <= model["upper"]
-        violations.datapoint(ctx, profile, behavior, thing, violating, shown)
+        lower, upper = fences(model, behavior["criteria"]["mlDetectionConfig"]["confidenceLevel"])
+        violations.datapoint(ctx, profile, behavior, thing, not lower <= value <= upper, shown)
+
+
+def flush(ctx, cache: dict) -> None:
+    """Add the datapoints `observe` counted to today's training histogram of each model."""
+    day = int(ctx.now() // DAY)
+    for name, counts in (cache.pop(_PENDING, None) or {}).items():
+        day_name = f"{name}|{day:08d}"
+        doc = ctx.tx.get(DAY_KIND, day_name) or {"day": day, "n": 0, "hist": {}}
+        for label, count in counts.items():
+            doc["hist"][label] = doc["hist"].get(label, 0) + count
+            doc["n"] += count
+        ctx.tx.put(DAY_KIND, day_name, doc, {"model": name})
 
 
 def _number(observed) -> float:
@@ -143,8 +154,8 @@ def _quantile(pairs: list[tuple[float, int]], total: int, q: float) -> float:
     return pairs[-1][0]
 
 
-def build(days: list[dict], confidence: str, counts: bool) -> dict:
-    """Tukey's fences of the training datapoints that `days` count."""
+def build(days: list[dict], counts: bool) -> dict:
+    """The quartiles and spread of the training datapoints that `days` count."""
     merged: dict[float, int] = {}
     for d in days:
         for label, count in d["hist"].items():
@@ -156,8 +167,13 @@ def build(days: list[dict], confidence: str, counts: bool) -> dict:
     spread = max(q3 - q1, 1.0 if counts else 0.0)
     if spread == 0:
         spread = abs(q3) * 0.05 or 1e-9
+    return {"q1": q1, "q3": q3, "spread": spread}
+
+
+def fences(model: dict, confidence: str) -> tuple[float, float]:
+    """Tukey's fences of an ACTIVE model at the behavior's (current) confidence level."""
     k = FENCE[confidence]
-    return {"lower": q1 - k * spread, "upper": q3 + k * spread, "q1": q1, "q3": q3}
+    return model["q1"] - k * model["spread"], model["q3"] + k * model["spread"]
 
 
 def refresh(ctx, model: dict, profile: dict | None, now: float) -> None:
@@ -173,8 +189,7 @@ def refresh(ctx, model: dict, profile: dict | None, now: float) -> None:
             ctx.tx.delete(DAY_KIND, day_name)
     days = _days(ctx, name, now)
     if sum(d["n"] for d in days) >= MIN_DATAPOINTS:
-        confidence = behavior["criteria"]["mlDetectionConfig"]["confidenceLevel"]
-        model.update(build(days, confidence, counts=behavior["metric"].startswith("aws:")),
+        model.update(build(days, counts=behavior["metric"].startswith("aws:")),
                      modelStatus=ACTIVE, lastModelRefreshDate=now, lastBuilt=now)
     elif now - model.get("lastBuilt", model["trainingDataCollectionStartDate"] + TRAINING_DAYS * DAY) \
             >= RETRY_DAYS * DAY:
