@@ -44,7 +44,19 @@ def main(argv: list[str] | None = None) -> None:
                             "(LOCALIOT_ENDPOINT_HOST, default the listen host, localhost on loopback)")
     serve.add_argument("--aws-endpoint-url", help="downstream AWS endpoint for Lambda, SQS ... (LOCALIOT_AWS_ENDPOINT_URL)")
     sub.add_parser("models-path", help="print the folder to put in AWS_DATA_PATH (Fleet Hub model for boto3/CLI)")
+    signin = sub.add_parser("fleethub-signin-url",
+                            help="print a presigned sign-in URL of a Fleet Hub application (strict signatures), "
+                                 "signed with the usual AWS credentials (AWS_ACCESS_KEY_ID ..., profiles)")
+    signin.add_argument("application_id")
+    signin.add_argument("--endpoint", default="http://127.0.0.1:4566", help="the localiot API (default %(default)s)")
+    signin.add_argument("--region", help="the application's region (default: the AWS configuration's)")
+    signin.add_argument("--expires", type=int, default=300, help="seconds the URL stays valid (at most 3600)")
     args = parser.parse_args(argv)
+    if args.command == "fleethub-signin-url":
+        from localiot.fleethub_web.signin import signin_url_from_session
+
+        print(signin_url_from_session(args.endpoint, args.application_id, args.region, args.expires))
+        return
     if args.command == "models-path":
         from localiot.protocol.models import MODELS_DIR
 
