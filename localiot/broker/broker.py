@@ -71,6 +71,7 @@ class Broker:
         self._unsubscribe_bus = None
         self._sweeper: asyncio.Task | None = None
         self._started = False
+        self.resets = 0  # times the state was wiped (caches keyed on stored state compare it)
 
     # listeners -------------------------------------------------------------
     def start(self) -> None:
@@ -125,6 +126,7 @@ class Broker:
 
     def reset(self) -> None:
         """Forget every session and subscription (after the store was wiped)."""
+        self.resets += 1
         for conn in list(self.connections):
             conn.session = None
             conn.drop("SERVER_INITIATED_DISCONNECT", codec.ADMINISTRATIVE_ACTION, will=False)
