@@ -132,8 +132,8 @@ class Authentication:
         now = self.clock.now()
         key = (cert_id, client_id, sni)
         known = self._known.get(key)
-        if known is not None and known[0] == self._epoch() and certificates.is_usable(known[1], now):
-            return self._known_identity(known, client_id, remote, sni, now)
+        if known is not None and known[0] == self._epoch() and known[1] <= now <= known[2]:
+            return self._known_identity(known, cert_id, client_id, remote, sni, now)
         with self.store.transaction(*certificates.GLOBAL, write=False) as tx:
             found = self._home(tx, cert_id, sni)
             if found is not None:
@@ -152,7 +152,9 @@ class Authentication:
                 attributes["exclusiveThing"] = exclusive
                 if len(self._known) >= KNOWN_MAX:
                     self._known.clear()
-                self._known[key] = (epoch, doc, account, region, grant, thing, exclusive)
+                validity = doc["validity"]  # (its status is ACTIVE: changing it moves the epoch)
+                self._known[key] = (epoch, validity["notBefore"], validity["notAfter"], doc["certificateArn"],
+                                    account, region, grant, thing, exclusive)
                 return Identity(account, region, principal=cert_id, thing_name=thing, policy=grant,
                                 attributes=attributes)
         if not just_in_time:
@@ -163,12 +165,12 @@ class Authentication:
         broker = self.grants.broker
         return self.grants.epoch, getattr(broker, "resets", 0)
 
-    def _known_identity(self, known: tuple, client_id, remote, sni, now: float) -> Identity:
+    def _known_identity(self, known: tuple, cert_id: str, client_id, remote, sni, now: float) -> Identity:
         """The identity of a certificate seen before with this client id and server name, with
         nothing committed since that changes device rights: no store read, no certificate parse.
         Only what differs per connection is new (source address, time variables)."""
-        _, doc, account, region, grant, thing, exclusive = known
-        attributes = {"kind": CERTIFICATE, "principalArn": doc["certificateArn"], "clientId": client_id,
+        _, _, _, principal_arn, account, region, grant, thing, exclusive = known
+        attributes = {"kind": CERTIFICATE, "principalArn": principal_arn, "clientId": client_id,
                       "remote": remote, "sni": sni, "exclusiveThing": exclusive}
         variables = Variables()
         dict.update(variables, grant.variables)
@@ -176,7 +178,7 @@ class Authentication:
                  "aws:EpochTime": str(int(now)), "aws:SourceIp": remote}
         dict.pop(variables, _SOURCE_IP, None)
         dict.update(variables, Variables(fresh))
-        return Identity(account, region, principal=doc["certificateId"], thing_name=thing,
+        return Identity(account, region, principal=cert_id, thing_name=thing,
                         policy=Grant(grant.policies, variables, grant.generation), attributes=attributes)
 
     def _home(self, tx, cert_id: str, sni: str | None) -> tuple[str, str] | None:
