@@ -238,6 +238,7 @@ class IdleRole(_Role):
         next_i = 0
         start = time.monotonic()
         cpu0 = cpu_seconds()
+        sources = s.get("sources") or [None]
 
         async def opener():
             nonlocal next_i, failed, first_error
@@ -246,7 +247,7 @@ class IdleRole(_Role):
                 next_i += 1
                 try:
                     sock = await mqtt_open(self.loop, s["host"], s["port"], contexts[i % len(contexts)],
-                                           f"{s['prefix']}-{i}")
+                                           f"{s['prefix']}-{i}", source=sources[i % len(sources)])
                     self.socks.append(sock)
                 except Exception as e:
                     failed += 1

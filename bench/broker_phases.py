@@ -355,7 +355,10 @@ def idle_phase(broker: Broker, tls: dict | None, count: int, args) -> dict:
     rss0 = proc_rss(broker.pid)
     per = [count // args.gen_procs + (1 if i < count % args.gen_procs else 0) for i in range(args.gen_procs)]
     conc = args.tls_conn_concurrency if tls else args.conn_concurrency
+    # each loopback source address gives ~28,000 ephemeral ports towards one listener
+    sources = [f"127.0.0.{k + 1}" for k in range(max(1, -(-count // 25_000)))] if count > 25_000 else None
     specs = [{"role": "idle", "host": HOST, "port": port, "tls": tls, "count": c, "concurrency": conc,
+              "sources": sources,
               "prefix": f"{tag}-{i}"} for i, c in enumerate(per) if c]
     group = Workers(specs)
     t0 = time.monotonic()

@@ -417,12 +417,16 @@ async def _recv(loop, sock, n: int) -> bytes:
 
 
 async def mqtt_open(loop, host: str, port: int, ctx: ssl.SSLContext | None, client_id: str,
-                    keepalive: int = 1200, server_hostname: str = "localhost"):
-    """Connect (TCP, then TLS if ctx), send CONNECT, wait for a successful CONNACK: the socket."""
+                    keepalive: int = 1200, server_hostname: str = "localhost", source: str | None = None):
+    """Connect (TCP, then TLS if ctx), send CONNECT, wait for a successful CONNACK: the socket.
+    `source`: the local address to connect from (more than ~28,000 connections to one port
+    need several: each source address has its own ephemeral ports)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if source is not None:
+            sock.bind((source, 0))
         await loop.sock_connect(sock, (host, port))
         if ctx is not None:
             sock = ctx.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)

@@ -60,6 +60,13 @@ def raise_nofile(needed: int) -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         log(f"RLIMIT_NOFILE raised from {soft} to {hard} (inherited by both brokers and the generator)")
+    if hard < needed and os.geteuid() == 0:  # root may raise the hard limit (up to fs.nr_open)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+            log(f"RLIMIT_NOFILE hard limit raised from {hard} to {needed} (root)")
+            hard = needed
+        except (ValueError, OSError) as e:
+            log(f"could not raise RLIMIT_NOFILE to {needed}: {e}")
     if hard < needed:
         log(f"warning: RLIMIT_NOFILE hard limit {hard} < {needed} needed; raise it (ulimit -Hn) as root")
     return hard
