@@ -14,7 +14,9 @@ and, in this process on uvloop, with the lean client of bench/mqtt_clients.py:
     stay 0.2-2 s, then leave (half with DISCONNECT, half by dropping the
     socket), again and again; half of them reuse persistent sessions (clean
     session 0, fixed client ids), so the broker parks and requeues messages
-    for them; a publisher feeds `churn/x` at 50 messages/s.
+    for them; the others take clean sessions with client ids from a set of
+    8 each (`--fresh-ids`: a new id every time); a publisher feeds
+    `churn/x` at 50 messages/s.
 
 First the publishers run unthrottled for `--calibrate` seconds: that QoS 1
 rate (messages/s received by the subscriber) is the measured maximum, and
@@ -165,12 +167,12 @@ async def drive(pubs: list[Publisher], rate: float | None, until: float) -> None
         await asyncio.sleep(tick)
 
 
-async def churn(loop, port: int, index: int, stats: dict, stop: asyncio.Event) -> None:
+async def churn(loop, port: int, index: int, stats: dict, stop: asyncio.Event, fresh_ids: bool) -> None:
     persistent = index % 2 == 1
     rng = random.Random(index)
     n = 0
     while not stop.is_set():
-        client_id = f"churn-p-{index}" if persistent else f"churn-{index}-{n}"
+        client_id = f"churn-p-{index}" if persistent else f"churn-{index}-{n if fresh_ids else n % 8}"
         n += 1
         try:
             proto = await connect(loop, lambda: Counter(loop), port, client_id, clean=not persistent)
@@ -209,7 +211,7 @@ async def soak(args, broker: Localiot) -> dict:
         measured = None
     stats = {"connects": 0, "errors": 0, "received": 0, "last_error": None}
     stop = asyncio.Event()
-    churners = [loop.create_task(churn(loop, port, i, stats, stop)) for i in range(args.churners)]
+    churners = [loop.create_task(churn(loop, port, i, stats, stop, args.fresh_ids)) for i in range(args.churners)]
     start = time.monotonic()
     end = start + args.minutes * 60
     samples = []
@@ -289,6 +291,8 @@ def parse_args(argv=None):
     p.add_argument("--publishers", type=int, default=4)
     p.add_argument("--churners", type=int, default=8, help="subscribers connecting and disconnecting")
     p.add_argument("--sample", type=float, default=10, help="seconds between RSS samples")
+    p.add_argument("--fresh-ids", action="store_true", help="clean-session churners take a new client id each "
+                   "time (localiot keeps a connectivity and audit record per client id, so RSS grows with them)")
     return p.parse_args(argv)
 
 
