@@ -64,7 +64,7 @@ log = logging.getLogger("localiot.device_auth")
 _AUTHORIZER_NAME = "x-amz-customauthorizer-name"
 _AUTHORIZER_SIGNATURE = "x-amz-customauthorizer-signature"
 _SOURCE_IP = next(iter(Variables({"aws:SourceIp": "-"})))  # its normalized name
-KNOWN_MAX = 10_000  # certificate identities remembered (the oldest are forgotten all at once)
+KNOWN_MAX = 4096  # certificate identities remembered, ~3 KB each with their policy variables (then all forgotten)
 
 
 def trust_anchor_pems(store) -> list[str]:
