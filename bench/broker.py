@@ -56,9 +56,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from broker_report import derive, render
 from broker_phases import Spy, connrate_phase, flow_phase, idle_phase, latency_rounds, summarize_profile, tls_spec
-from broker_servers import BROKERS, GC_REPORT, Localiot, Mosquitto, ensure_mosquitto, mosquitto_server_cert, provision, tls_probe
+from broker_servers import (BROKERS, GC_REPORT, Localiot, Mosquitto, ensure_mosquitto, mosquitto_server_cert, provision,
+                            tls_probe)
+from broker_report import derive, render
 from procs import log, raise_nofile
 
 
