@@ -73,6 +73,7 @@ class Broker:
         self._started = False
         # the message fabric between nodes (localiot.fabric), None in a single process
         self.fabric = getattr(runtime, "fabric", None)
+        self.resets = 0  # times the state was wiped (caches keyed on stored state compare it)
 
     # listeners -------------------------------------------------------------
     def start(self) -> None:
@@ -129,6 +130,7 @@ class Broker:
 
     def reset(self) -> None:
         """Forget every session and subscription (after the store was wiped)."""
+        self.resets += 1
         for conn in list(self.connections):
             conn.session = None
             conn.drop("SERVER_INITIATED_DISCONNECT", codec.ADMINISTRATIVE_ACTION, will=False)
