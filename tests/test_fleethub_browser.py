@@ -263,7 +263,9 @@ def test_alarms_fleet_metrics_and_connection_history(page, fleet, localiot_serve
     app = active_application(fleethub_client(localiot_server), localiot_server, name="Alarms")
     driver.get(app["applicationUrl"] + "#/alarms")
     rows = "#violations tbody tr"
-    _wait(driver, lambda d: "only-ssh" in _text(d, rows), "the violation")
+    # the live view re-renders the table: wait until the whole row is there, then read it
+    _wait(driver, lambda d: all(part in _text(d, rows) for part in (
+        "only-ssh", "gateway", "aws:listening-tcp-ports", "STATIC", "[22,8080]")), "the violation")
     row = _text(driver, rows)
     assert "gateway" in row and "ports" in row and "aws:listening-tcp-ports" in row and "STATIC" in row
     assert "[22,8080]" in row
