@@ -21,6 +21,7 @@ import os
 import socket
 from urllib.parse import urlsplit, urlunsplit
 
+from localiot.timeouts import within
 from localiot import __version__
 from localiot.cluster import node_id, postgres_dsn
 
@@ -49,7 +50,7 @@ async def store_state(app) -> dict:
         if dsn is None:
             version = _schema_version(app.store)
         else:
-            version = await asyncio.wait_for(asyncio.to_thread(_schema_version, app.store), PROBE_SECONDS)
+            version = await within(asyncio.to_thread(_schema_version, app.store), PROBE_SECONDS)
     except Exception as error:  # unreachable, timed out, or refused: the node cannot serve
         return {**state, "reachable": False, "schemaVersion": None,
                 "error": str(error) or type(error).__name__}

@@ -66,11 +66,13 @@ def offset(node: Node) -> float:
 
 
 def holders_in_postgres(dsn: str) -> dict[str, int]:
-    """application_name -> owner locks its session holds, as PostgreSQL sees it."""
+    """application_name -> owner locks its session holds in this database, as PostgreSQL sees it
+    (advisory locks are per database; the server may hold other tests' databases too)."""
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
             "SELECT a.application_name, count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.classid = %s AND l.granted GROUP BY 1", (OWNER,)).fetchall()
+            "WHERE l.locktype = 'advisory' AND l.classid = %s AND l.granted "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) GROUP BY 1", (OWNER,)).fetchall()
     return dict(rows)
 
 

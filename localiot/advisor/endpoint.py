@@ -25,6 +25,7 @@ import asyncio
 import logging
 import ssl
 
+from localiot.timeouts import within
 from localiot.advisor import certs, registry
 from localiot.advisor import journal as j
 from localiot.advisor.interposer import AdvisorConnection
@@ -82,7 +83,7 @@ class Endpoint:
     async def wait_closed(self) -> None:
         if self.server is not None:
             try:
-                await asyncio.wait_for(self.server.wait_closed(), 2.0)
+                await within(self.server.wait_closed(), 2.0)
             except TimeoutError:
                 pass
 

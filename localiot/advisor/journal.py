@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from localiot.timeouts import within
+
 # kinds of events
 HANDSHAKE, HANDSHAKE_FAILED, CLOSED = "handshake", "handshake-failed", "closed"
 CONNECT, CONNACK, SUBSCRIBE, SUBACK, UNSUBSCRIBE = "connect", "connack", "subscribe", "suback", "unsubscribe"
@@ -77,7 +79,7 @@ class Journal:
         future = self.loop.create_future()
         self._waiters.append((predicate, future))
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await within(future, timeout)
         except TimeoutError:
             return None
         finally:

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import uuid
 
+from localiot.timeouts import within
 from localiot.advisor import catalog, logs
 from localiot.advisor.cases import CaseFailed, CaseRun, implementation
 from localiot.advisor.registry import endpoint_of
@@ -277,7 +278,7 @@ async def _run_case(run: RunState, planned, case_run_id: str) -> str:
     try:
         if fn is None:
             raise CaseFailed(f"localiot does not implement the test case {planned.case.id}.", ERROR)
-        await asyncio.wait_for(fn(case), planned.timeout)
+        await within(fn(case), planned.timeout)
         status = PASS_WITH_WARNINGS if case.warnings else PASS
     except CaseFailed as failed:
         status, failure = failed.status, str(failed)

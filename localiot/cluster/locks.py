@@ -47,6 +47,7 @@ from contextlib import asynccontextmanager
 
 import psycopg
 
+from localiot.timeouts import within
 from localiot.cluster.settings import ensure_table
 
 log = logging.getLogger("localiot.cluster")
@@ -148,7 +149,7 @@ class AdvisoryLocks:
             conn = await self._ensure_connected()
             try:
                 async with conn.cursor() as cur:
-                    await asyncio.wait_for(cur.execute(sql, args), STATEMENT_SECONDS)
+                    await within(cur.execute(sql, args), STATEMENT_SECONDS)
                     return await cur.fetchall() if cur.description else []
             except (psycopg.OperationalError, asyncio.TimeoutError):
                 self._lost()

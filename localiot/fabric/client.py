@@ -29,6 +29,8 @@ import threading
 from typing import Callable
 from urllib.parse import urlparse
 
+from localiot.timeouts import within
+
 log = logging.getLogger("localiot.fabric")
 
 Callback = Callable[[str, str | None, bytes], None]
@@ -76,8 +78,8 @@ class NatsConnection(asyncio.Protocol):
         loop = self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._ready = loop.create_future()
-        await asyncio.wait_for(loop.create_connection(lambda: self, self.host, self.port), timeout)
-        await asyncio.wait_for(self._ready, timeout)
+        await within(loop.create_connection(lambda: self, self.host, self.port), timeout)
+        await within(self._ready, timeout)
         if self._inbox_sid is None:
             self._inbox_sid = self.subscribe(self._inbox + ".*", self._on_reply)
         return self
@@ -126,8 +128,8 @@ class NatsConnection(asyncio.Protocol):
             await asyncio.sleep(RECONNECT_WAIT)
             try:
                 self._ready = loop.create_future()
-                await asyncio.wait_for(loop.create_connection(lambda: self, self.host, self.port), 2.0)
-                await asyncio.wait_for(self._ready, 2.0)
+                await within(loop.create_connection(lambda: self, self.host, self.port), 2.0)
+                await within(self._ready, 2.0)
             except (OSError, asyncio.TimeoutError, ConnectionError):
                 continue
             log.warning("NATS connection to %s:%s re-established", self.host, self.port)
@@ -154,7 +156,7 @@ class NatsConnection(asyncio.Protocol):
         fut = asyncio.get_running_loop().create_future()
         self._pongs.append(fut)
         self.transport.write(b"PING\r\n")
-        await asyncio.wait_for(fut, timeout)
+        await within(fut, timeout)
 
     # publish / subscribe -------------------------------------------------------------
     def publish(self, subject: str, payload: bytes, reply: str | None = None) -> bool:
@@ -188,7 +190,7 @@ class NatsConnection(asyncio.Protocol):
         try:
             if not self.publish(subject, payload, f"{self._inbox}.{token}"):
                 raise ConnectionError("NATS not connected")
-            return await asyncio.wait_for(fut, timeout)
+            return await within(fut, timeout)
         finally:
             self._requests.pop(token, None)
 

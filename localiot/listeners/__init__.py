@@ -29,6 +29,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from localiot.timeouts import within
 from localiot.broker import Broker
 from localiot.broker.admission import RESERVED
 from localiot.broker.auth import Identity
@@ -169,7 +170,7 @@ class DeviceListeners:
             await self.http_server.shutdown(1.0)
         for server in self._servers:
             try:
-                await asyncio.wait_for(server.wait_closed(), 2.0)
+                await within(server.wait_closed(), 2.0)
             except asyncio.TimeoutError:
                 pass
         self._servers.clear()

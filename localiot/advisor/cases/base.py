@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import time
 
+from localiot.timeouts import within
 from localiot.advisor import journal as j
 from localiot.topics import matches
 
@@ -96,7 +97,7 @@ class CaseRun:
         import asyncio
 
         try:
-            await asyncio.wait_for(self.until(lambda: self.live_subscriber(topic), f"a live subscription to {topic}"),
+            await within(self.until(lambda: self.live_subscriber(topic), f"a live subscription to {topic}"),
                                    grace)
         except TimeoutError:
             self.waiting = None
