@@ -8,7 +8,11 @@ One run starts three servers as subprocesses on free loopback ports:
     any Python HTTP API on aiohttp can spend per request;
   * ``localiot`` (SQLite file in WAL mode, plain MQTT on for the Publish
     subscriber);
-  * moto's server, for the record (at the smallest population only).
+  * moto's server, for the record (at the smallest population only);
+  * ``localiot-pg`` with ``--servers ...,localiot-pg``: localiot on a fresh
+    database of a throwaway PostgreSQL started for the run
+    (localiot.testing.postgres); its CPU per request counts the localiot
+    process and every PostgreSQL process of that cluster.
 
 Each is driven by the same lean asyncio client: requests are built and
 SigV4-signed before a phase (the headers boto3 sends) and replayed as raw
@@ -25,12 +29,14 @@ UpdateThingShadow, GetThingShadow, ListThings (maxResults=100, first page),
 iot-data Publish (QoS 0, to a topic with one MQTT subscriber on localiot).
 
 Usage:  .venv/bin/python bench/api_floor.py [--sizes 1000,100000] [--duration S] [--connections 32]
+        [--servers floor,localiot,localiot-pg,moto]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -271,7 +277,8 @@ async def drive(port: int, pid: int, pool: list[bytes], connections: int, *, dur
     result = Result()
     conns = [await connect(port) for _ in range(connections)]
     counter = 0
-    cpu0, start = proc_cpu(pid), time.perf_counter()
+    cpu_of = pid if callable(pid) else (lambda: proc_cpu(pid))  # a pid, or fn() -> CPU seconds
+    cpu0, start = cpu_of(), time.perf_counter()
     deadline = start + duration if duration is not None else None
 
     async def worker(conn: Conn):
@@ -305,7 +312,7 @@ async def drive(port: int, pid: int, pool: list[bytes], connections: int, *, dur
 
     await asyncio.gather(*(worker(c) for c in conns))
     result.elapsed = time.perf_counter() - start
-    result.cpu = proc_cpu(pid) - cpu0
+    result.cpu = cpu_of() - cpu0
     for c in conns:
         c.transport.close()
     return result
@@ -370,7 +377,7 @@ async def bench_server(name: str, endpoint: str, pid: int, sizes: list[int], arg
     out: dict = {}
     have = 0
     subscriber = None
-    if name == "localiot":
+    if name.startswith("localiot"):
         health = json.loads(urllib.request.urlopen(endpoint + "/_localiot/health").read())
         mqtt_port = int(health["listeners"]["mqtt-plain"].rsplit(":", 1)[1])
         _, subscriber = await asyncio.get_running_loop().create_connection(Subscriber, "127.0.0.1", mqtt_port)
@@ -407,6 +414,21 @@ async def bench_server(name: str, endpoint: str, pid: int, sizes: list[int], arg
     return out
 
 
+def postgres_cpu(pg) -> float:
+    """CPU seconds the PostgreSQL cluster's processes (postmaster and its children) used so far."""
+    postmaster = int(open(os.path.join(pg._dir, "data", "postmaster.pid")).readline())
+    total = proc_cpu(postmaster)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == postmaster:
+                        total += proc_cpu(int(entry))
+            except (OSError, ValueError):
+                continue
+    return total
+
+
 def render(results: dict, sizes: list[int], args, loads: tuple) -> str:
     lines = [f"api_floor: {args.connections} keep-alive connections, {args.duration:.0f} s per read phase; "
              f"load average before {loads[0][0]:.2f} {loads[0][1]:.2f} {loads[0][2]:.2f}, "
@@ -419,7 +441,7 @@ def render(results: dict, sizes: list[int], args, loads: tuple) -> str:
             rows.append(["floor", "fixed DescribeThing body", str(size), f"{floor.rps:.0f}",
                          f"{pct(floor.latencies, 50) * 1e3:.2f}", f"{pct(floor.latencies, 99) * 1e3:.2f}",
                          f"{floor.us_per_request:.0f}", "1.00", str(sum(floor.errors.values()))])
-        for server in ("localiot", "moto"):
+        for server in ("localiot", "localiot-pg", "moto"):
             for op in OPS:
                 r = results.get(server, {}).get((op, size))
                 if r is None:
@@ -463,6 +485,7 @@ def main(argv=None) -> int:
     workdir = tempfile.mkdtemp(prefix="localiot-apifloor-")
     servers: dict[str, ServerProc] = {}
     results: dict = {}
+    stack, pg = contextlib.ExitStack(), None
     try:
         if "floor" in args.servers:
             servers["floor"] = start_floor(workdir)
@@ -470,6 +493,15 @@ def main(argv=None) -> int:
             os.environ.setdefault("LOCALIOT_MQTT_PLAIN", "1")
             os.environ.setdefault("LOCALIOT_MQTT_PLAIN_PORT", "0")
             servers["localiot"] = start_localiot(workdir, os.path.join(workdir, "data"), args.profile_localiot)
+        if "localiot-pg" in args.servers:
+            from localiot.testing.postgres import PostgresServer
+
+            pg = PostgresServer().start()
+            stack.callback(pg.stop)
+            os.environ["LOCALIOT_STORE"] = pg.create_database()
+            servers["localiot-pg"] = start_localiot(workdir, os.path.join(workdir, "data-pg"), None)
+            servers["localiot-pg"].name = "localiot-pg"
+            del os.environ["LOCALIOT_STORE"]
         if "moto" in args.servers:
             servers["moto"] = start_moto(workdir)
         endpoints = {name: s.wait_ready() for name, s in servers.items()}
@@ -478,10 +510,13 @@ def main(argv=None) -> int:
         for name in servers:  # one server under load at a time, the floor first
             sizes = args.moto_sizes if name == "moto" else args.sizes
             log(f"{name} on {endpoints[name]} (pid {servers[name].proc.pid})")
-            results[name] = uvloop.run(bench_server(name, endpoints[name], servers[name].proc.pid, sizes, args))
+            pid = servers[name].proc.pid
+            cpu = (lambda pid=pid: proc_cpu(pid) + postgres_cpu(pg)) if name == "localiot-pg" else pid
+            results[name] = uvloop.run(bench_server(name, endpoints[name], cpu, sizes, args))
     finally:
         for s in servers.values():
             s.stop()
+        stack.close()
     loads.append(os.getloadavg())
     print(render(results, args.sizes, args, loads))
     errors = sum(sum(r.errors.values()) for res in results.values() for r in res.values())

@@ -29,9 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import hashlib
-import hmac
 import json
 import os
 import platform
@@ -44,12 +41,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 import aiohttp
-from yarl import URL
 
 try:  # the load generator is cheaper on uvloop; both servers get the same client
     import uvloop
@@ -58,296 +52,15 @@ except ImportError:  # pragma: no cover
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.dirname(sys.executable)
-REGION = "us-east-1"
-SERVICE = "iot"
-ACCESS_KEY = "AKIDEXAMPLE"  # not 12 digits: both servers use their default account
-SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-NAME_FMT = "bench-thing-{:07d}"
-
-
-# ---------------------------------------------------------------------------
-# request construction: the headers boto3 sends, SigV4-signed
-# ---------------------------------------------------------------------------
-def _boto3_user_agent() -> str:
-    import boto3
-    import botocore
-
-    return (
-        f"Boto3/{boto3.__version__} md/Botocore#{botocore.__version__} ua/2.1 "
-        f"os/{platform.system().lower()}#{platform.release()} md/arch#{platform.machine().lower()} "
-        f"lang/python#{platform.python_version()} md/pyimpl#{platform.python_implementation()} "
-        f"cfg/retry-mode#legacy Botocore/{botocore.__version__}"
-    )
-
-
-def _q(value: str) -> str:
-    return quote(value, safe="-_.~")
-
-
-class Signer:
-    """SigV4 for one (key, date, region, service): the signing key is derived once."""
-
-    def __init__(self, host: str, access_key: str = ACCESS_KEY, secret: str = SECRET_KEY,
-                 when: dt.datetime | None = None):
-        when = when or dt.datetime.now(dt.timezone.utc)
-        self.host = host
-        self.access_key = access_key
-        self.amz_date = when.strftime("%Y%m%dT%H%M%SZ")
-        self.day = when.strftime("%Y%m%d")
-        self.scope = f"{self.day}/{REGION}/{SERVICE}/aws4_request"
-        key = hmac.new(("AWS4" + secret).encode(), self.day.encode(), hashlib.sha256).digest()
-        for part in (REGION, SERVICE, "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        self.key = key
-        self.user_agent = _boto3_user_agent()
-
-    def sign(self, method: str, path: str, query: dict[str, str] | None, body: bytes | None) -> tuple[str, dict]:
-        """Return (path?query as sent, headers). `path` is already URI-encoded."""
-        canonical_qs = "&".join(f"{_q(k)}={_q(v)}" for k, v in sorted((query or {}).items()))
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        lower = {"host": self.host, "x-amz-date": self.amz_date}
-        if body is not None:
-            lower["content-type"] = "application/json"
-        signed = ";".join(sorted(lower))
-        canonical_headers = "".join(f"{k}:{lower[k]}\n" for k in sorted(lower))
-        payload_hash = hashlib.sha256(body or b"").hexdigest()
-        canonical = "\n".join([method, path, canonical_qs, canonical_headers, signed, payload_hash])
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", self.amz_date, self.scope,
-                             hashlib.sha256(canonical.encode()).hexdigest()])
-        signature = hmac.new(self.key, to_sign.encode(), hashlib.sha256).hexdigest()
-        headers.update({
-            "User-Agent": self.user_agent,
-            "X-Amz-Date": self.amz_date,
-            "Authorization": (f"AWS4-HMAC-SHA256 Credential={self.access_key}/{self.scope}, "
-                              f"SignedHeaders={signed}, Signature={signature}"),
-            "amz-sdk-invocation-id": str(uuid.uuid4()),
-            "amz-sdk-request": "attempt=1",
-        })
-        return (path + ("?" + canonical_qs if canonical_qs else "")), headers
-
-
-def check_signer_against_botocore() -> None:
-    """Our signer must produce exactly botocore's Authorization header."""
-    from unittest import mock
-
-    import botocore.auth
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
-    signer = Signer("127.0.0.1:4566", when=when)
-    cases = [
-        ("POST", "/things/bench-thing-0000001", None, b"{}"),
-        ("GET", "/things/bench-thing-0000001", None, None),
-        ("GET", "/things", None, None),
-        ("GET", "/things", {"maxResults": "250", "nextToken": "eyJhZnRlciI6ICJ4In0=+/~"}, None),
-    ]
-    for method, path, query, body in cases:
-        target, ours = signer.sign(method, path, query, body)
-        req = AWSRequest(method=method, url=f"http://127.0.0.1:4566{target}", data=body or b"",
-                         headers={"Content-Type": "application/json"} if body is not None else {})
-        with mock.patch.object(botocore.auth, "get_current_datetime", lambda: when.replace(tzinfo=None)):
-            SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), SERVICE, REGION).add_auth(req)
-        if req.headers["Authorization"] != ours["Authorization"]:
-            raise SystemExit(f"signer mismatch for {method} {target}:\n {req.headers['Authorization']}\n {ours['Authorization']}")
-
-
-@dataclass
-class Req:
-    method: str
-    url: URL
-    headers: dict
-    body: bytes | None = None
-
-
-class Client:
-    def __init__(self, base: str):
-        self.base = base
-        self.signer = Signer(base.split("://", 1)[1])
-
-    def build(self, method: str, path: str, query: dict | None = None, body: bytes | None = None) -> Req:
-        target, headers = self.signer.sign(method, path, query, body)
-        return Req(method, URL(self.base + target, encoded=True), headers, body)
-
-    def create_thing(self, name: str) -> Req:
-        return self.build("POST", "/things/" + _q(name), None, b"{}")
-
-    def describe_thing(self, name: str) -> Req:
-        return self.build("GET", "/things/" + _q(name))
-
-    def list_things(self, max_results: int | None = None, token: str | None = None) -> Req:
-        query = {}
-        if max_results is not None:
-            query["maxResults"] = str(max_results)
-        if token:
-            query["nextToken"] = token
-        return self.build("GET", "/things", query)
-
-
-# ---------------------------------------------------------------------------
-# load generation
-# ---------------------------------------------------------------------------
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user+system, all threads) a process has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields_ = f.read().rsplit(")", 1)[1].split()
-    return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """Server and load-generator CPU used during one phase, as % of one core."""
-
-    def __init__(self, pid: int | None):
-        self.pid = pid
-
-    def start(self):
-        self.t0, self.c0 = time.perf_counter(), time.process_time()
-        self.s0 = proc_cpu(self.pid) if self.pid else 0.0
-
-    def stop(self, result: "Result") -> "Result":
-        wall = time.perf_counter() - self.t0
-        result.client_cpu = (time.process_time() - self.c0) / wall * 100
-        result.server_cpu = ((proc_cpu(self.pid) - self.s0) / wall * 100) if self.pid else float("nan")
-        return result
-
-
-@dataclass
-class Result:
-    ok: int = 0
-    server_cpu: float = float("nan")  # % of one core while the phase ran
-    client_cpu: float = float("nan")
-    errors: dict = field(default_factory=dict)  # "status 500" / exception name -> count
-    samples: list = field(default_factory=list)  # first few error bodies
-    elapsed: float = 0.0
-    latencies: list = field(default_factory=list)
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
-    @property
-    def rps(self) -> float:
-        return self.ok / self.elapsed if self.elapsed else 0.0
-
-    def add_error(self, key: str, detail: str) -> None:
-        self.errors[key] = self.errors.get(key, 0) + 1
-        if len(self.samples) < 3:
-            self.samples.append(f"{key}: {detail[:300]}")
-
-    def merge(self, other: "Result") -> None:
-        # CPU shares are time-weighted
-        total = self.elapsed + other.elapsed
-        for attr in ("server_cpu", "client_cpu"):
-            mine, theirs = getattr(self, attr), getattr(other, attr)
-            setattr(self, attr, theirs if mine != mine else (mine * self.elapsed + theirs * other.elapsed) / total)
-        self.ok += other.ok
-        self.elapsed += other.elapsed
-        for k, v in other.errors.items():
-            self.errors[k] = self.errors.get(k, 0) + v
-        self.samples = (self.samples + other.samples)[:3]
-
-
-async def send(session: aiohttp.ClientSession, req: Req) -> tuple[int, bytes]:
-    async with session.request(req.method, req.url, headers=req.headers, data=req.body) as resp:
-        return resp.status, await resp.read()
-
-
-async def run_fixed(session, requests: list[Req], concurrency: int) -> Result:
-    """Send every request once, `concurrency` in flight."""
-    result = Result()
-    it = iter(requests)
-
-    async def worker():
-        for req in it:
-            try:
-                status, body = await send(session, req)
-            except Exception as exc:  # connection reset, timeout ...
-                result.add_error(type(exc).__name__, str(exc))
-                continue
-            if 200 <= status < 300:
-                result.ok += 1
-            else:
-                result.add_error(f"HTTP {status}", body.decode(errors="replace"))
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.elapsed = time.perf_counter() - start
-    return result
-
-
-async def run_duration(session, pool: list[Req], concurrency: int, duration: float) -> Result:
-    """Cycle through `pool` for `duration` seconds, `concurrency` in flight.
-
-    Requests still in flight at the deadline are awaited and counted; the
-    elapsed time runs until the last one answered.
-    """
-    result = Result()
-    deadline = time.perf_counter() + duration
-    counter = 0
-
-    async def worker():
-        nonlocal counter
-        while time.perf_counter() < deadline:
-            req = pool[counter % len(pool)]
-            counter += 1
-            try:
-                status, body = await send(session, req)
-            except Exception as exc:
-                result.add_error(type(exc).__name__, str(exc))
-                continue
-            if 200 <= status < 300:
-                result.ok += 1
-            else:
-                result.add_error(f"HTTP {status}", body.decode(errors="replace"))
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.elapsed = time.perf_counter() - start
-    return result
-
-
-async def run_sequential(session, make_req, samples: int, max_seconds: float) -> Result:
-    """One request at a time; per-request latency in seconds."""
-    result = Result()
-    start = time.perf_counter()
-    for _ in range(samples):
-        req = make_req()
-        t0 = time.perf_counter()
-        try:
-            status, body = await send(session, req)
-        except Exception as exc:
-            result.add_error(type(exc).__name__, str(exc))
-            continue
-        t1 = time.perf_counter()
-        if 200 <= status < 300:
-            result.ok += 1
-            result.latencies.append(t1 - t0)
-        else:
-            result.add_error(f"HTTP {status}", body.decode(errors="replace"))
-        if t1 - start > max_seconds and len(result.latencies) >= 10:
-            break
-    result.elapsed = time.perf_counter() - start
-    return result
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, int(-(-p * len(ordered) // 100)))  # nearest rank
-    return ordered[min(rank, len(ordered)) - 1]
+sys.path.insert(0, HERE)
+from control_plane_load import CpuMeter, Result, pct, run_duration, run_fixed, run_sequential, send
+from procs import free_port
+from sigv4_requests import NAME_FMT, Client, Req, check_signer_against_botocore
 
 
 # ---------------------------------------------------------------------------
 # servers
 # ---------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ServerProc:
     def __init__(self, name: str, argv: list[str], port: int | None, logdir: str, ready: re.Pattern | None):
         self.name = name

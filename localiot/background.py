@@ -10,7 +10,10 @@ A family registers its time-driven work where it defines it:
     def tick(store, runtime): ...
 
 and `registered()` lists what every loaded family registered; nothing else
-lists them."""
+lists them.
+
+Nodes sharing a PostgreSQL store run each job on one node at a time
+(localiot.cluster.locks); a clock move is shared by every node."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import inspect
 import logging
 from dataclasses import dataclass
 from typing import Callable
+
+from localiot.cluster import Solo
 
 log = logging.getLogger("localiot.background")
 
@@ -50,23 +55,39 @@ def registered() -> list[Periodic]:
 
 
 class Background:
-    def __init__(self, store, runtime, jobs: list[Periodic], period: float):
+    """Runs the registered jobs. `coordinator` (localiot.cluster) says which jobs
+    this node runs on its timers and keeps two runs of a job from overlapping
+    across nodes sharing a PostgreSQL store; alone (SQLite) it is `Solo`: every
+    job, no locks."""
+
+    def __init__(self, store, runtime, jobs: list[Periodic], period: float, coordinator=None):
         self.period = period
         self.store = store
         self.runtime = runtime
         self.jobs = jobs
+        self.coordinator = coordinator or Solo()
         self._tasks: list[asyncio.Task] = []
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        await self.coordinator.start()
         if self.period <= 0:
             return
         for job in self.jobs:
             self._tasks.append(asyncio.get_running_loop().create_task(self._loop(job), name=job.name))
 
     async def run_once(self) -> None:
-        """Run every job once now (tests call this after moving the clock)."""
+        """Run every job once now (tests call this after moving the clock): on this
+        node, each while no other node runs it."""
         for job in self.jobs:
-            await self._run(job)
+            async with self.coordinator.running(job.name, wait=True) as mine:
+                if mine:
+                    await self._run(job)
+
+    async def clock_moved(self) -> None:
+        """The clock was moved here: every node adopts the new time, then every job
+        runs once on this node before the move answers."""
+        await self.coordinator.clock_moved(self.runtime.clock.offset)
+        await self.run_once()
 
     async def _run(self, job: Periodic) -> None:
         try:
@@ -79,10 +100,15 @@ class Background:
     async def _loop(self, job: Periodic) -> None:
         while True:
             await asyncio.sleep(self.period)
-            await self._run(job)
+            if not self.coordinator.holds(job.name):
+                continue
+            async with self.coordinator.running(job.name, wait=False) as mine:
+                if mine:
+                    await self._run(job)
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.coordinator.stop()

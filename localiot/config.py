@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, fields
 
@@ -16,6 +17,13 @@ class Config:
     port: int = 4566
     data_dir: str = ".localiot"
     in_memory: bool = False
+    # Where state lives: empty for the SQLite file in data_dir (":memory:" with
+    # in_memory), or a PostgreSQL DSN (postgresql://user@host:5432/db) that
+    # several nodes share.
+    store: str = ""
+    # The message fabric between nodes: empty for one process, or a NATS URL
+    # (nats://host:4222) that every node of a cluster shares (localiot.fabric).
+    fabric: str = ""
     log_level: str = "INFO"
     default_account: str = "123456789012"
     default_region: str = "us-east-1"
@@ -30,6 +38,7 @@ class Config:
     mqtt_alpn_port: int = 8443  # TLS: ALPN x-amzn-mqtt-ca, WebSocket /mqtt, HTTPS publish
     mqtt_plain_port: int = 1883  # plain MQTT, only with mqtt_plain
     mqtt_plain: bool = False
+    device_advisor_port: int = 8890  # the Device Advisor test endpoint (MQTT over TLS)
     # Extra host names / IPs for the broker's server certificate (comma-separated).
     server_names: str = ""
     # The host name DescribeEndpoint answers; empty: the listen host, or
@@ -47,6 +56,8 @@ class Config:
         "port": "LOCALIOT_PORT",
         "data_dir": "LOCALIOT_DATA_DIR",
         "in_memory": "LOCALIOT_IN_MEMORY",
+        "store": "LOCALIOT_STORE",
+        "fabric": "LOCALIOT_FABRIC",
         "log_level": "LOCALIOT_LOG_LEVEL",
         "default_account": "LOCALIOT_DEFAULT_ACCOUNT",
         "default_region": "LOCALIOT_DEFAULT_REGION",
@@ -58,6 +69,7 @@ class Config:
         "mqtt_alpn_port": "LOCALIOT_MQTT_ALPN_PORT",
         "mqtt_plain_port": "LOCALIOT_MQTT_PLAIN_PORT",
         "mqtt_plain": "LOCALIOT_MQTT_PLAIN",
+        "device_advisor_port": "LOCALIOT_DEVICE_ADVISOR_PORT",
         "server_names": "LOCALIOT_SERVER_NAMES",
         "endpoint_host": "LOCALIOT_ENDPOINT_HOST",
         "downstream_access_key": "LOCALIOT_AWS_ACCESS_KEY_ID",
@@ -90,3 +102,28 @@ def _coerce(type_name, raw: str):
     if type_name in (float, "float"):
         return float(raw)
     return raw
+
+
+_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_host(config) -> str:
+    """The host name devices are told to reach (DescribeEndpoint, Device Advisor's
+    GetEndpoint; no port, like AWS): --endpoint-host when given, else "localhost"
+    when the server listens on loopback or on every address, else the listen host."""
+    configured = (getattr(config, "endpoint_host", "") or "").strip()
+    if configured:
+        return configured
+    host = (config.host or "").strip()
+    if host in _WILDCARDS or _loopback(host):
+        return "localhost"
+    return host.strip("[]")

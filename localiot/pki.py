@@ -4,7 +4,9 @@ One root CA per installation signs what AWS IoT's own CA would sign: device
 certificates (CreateKeysAndCertificate, CreateCertificateFromCsr, provisioning
 claims) and the broker's server certificates. It lives in the data directory
 (`ca.key`, mode 0600, and `ca.pem`) so certificates issued before a restart
-still verify after it; an in-memory installation gets a fresh one.
+still verify after it; an in-memory installation gets a fresh one. Nodes that
+share a PostgreSQL store share one CA kept in it (`InstallationCA.shared`,
+localiot.cluster.ca), so every node's server certificate chains to it.
 
 The helpers answer the questions the certificate operations ask: what is this
 certificate's id (AWS: the SHA-256 of its DER), did this CA sign it, is this
@@ -249,6 +251,41 @@ class InstallationCA:
         )
         return cls(cert, key)
 
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+    @classmethod
+    def from_pem(cls, key_pem: bytes | str, cert_pem: bytes | str) -> "InstallationCA":
+        key = serialization.load_pem_private_key(_as_bytes(key_pem), password=None)
+        cert = load_certificate(cert_pem)
+        if public_key_pem(cert.public_key()) != public_key_pem(key):
+            raise RuntimeError("the installation CA's certificate does not belong to its private key.")
+        return cls(cert, key)
+
+    @classmethod
+    def shared(cls, stored, put_if_absent, candidate: "InstallationCA | None" = None) -> "InstallationCA":
+        """The CA that several nodes share through their store. `stored()` answers the
+        stored (key PEM, certificate PEM) or None; `put_if_absent(key_pem, cert_pem)`
+        stores this pair unless one is stored already and answers the stored pair,
+        atomically, so nodes starting at once all end with the first one's CA.
+        `candidate` (a single node's existing CA) is offered instead of a new one."""
+        pair = stored()
+        if pair is None:
+            mine = candidate or cls.generate()
+            pair = put_if_absent(mine.key_pem, mine.pem)
+        return cls.from_pem(*pair)
+
+    @classmethod
+    def existing(cls, directory: str | os.PathLike) -> "InstallationCA | None":
+        """The CA kept in `directory`, None if it holds none."""
+        folder = Path(directory)
+        if not (folder / cls.KEY_FILE).exists():
+            return None
+        return cls.load_or_create(folder)
+
     @classmethod
     def load_or_create(cls, directory: str | os.PathLike | None) -> "InstallationCA":
         """The CA kept in `directory` (created there on first use); None: a fresh in-memory CA."""
@@ -264,11 +301,8 @@ class InstallationCA:
                     f"or remove both files to create a new installation CA."
                 )
             ca = cls.generate()
-            key_bytes = ca.key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
             try:
-                _write_new(key_path, key_bytes, 0o600)
+                _write_new(key_path, ca.key_pem, 0o600)
             except FileExistsError:  # another process created it first: use theirs
                 return cls.load_or_create(directory)
             _write_replace(cert_path, ca.pem, 0o644)

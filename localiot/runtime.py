@@ -32,10 +32,13 @@ class Runtime:
 
     @cached_property
     def ca(self):
-        """The installation's root CA: created on first use, kept in the data directory."""
+        """The installation's root CA: created on first use, kept in the data directory
+        (SQLite) or in the shared PostgreSQL store, for every node (localiot.cluster)."""
+        from localiot.cluster import shared_ca
         from localiot.pki import InstallationCA
 
-        return InstallationCA.load_or_create(None if self.config.in_memory else self.config.data_dir)
+        return shared_ca(self.config) or InstallationCA.load_or_create(
+            None if self.config.in_memory else self.config.data_dir)
 
     def aws_client(self, service: str, region: str):
         """A boto3 client for a downstream AWS service at LOCALIOT_AWS_ENDPOINT_URL."""

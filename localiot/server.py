@@ -9,7 +9,7 @@ import os
 
 from aiohttp import web
 
-from localiot import __version__, iotlogs
+from localiot import __version__, cluster, health, iotlogs
 from localiot.background import Background, registered
 from localiot.bus import Bus
 from localiot.clock import Clock
@@ -21,7 +21,7 @@ from localiot.protocol.http import ApiServer
 from localiot.protocol.models import load_services
 from localiot.runtime import Runtime
 from localiot.services import load_all
-from localiot.services.unit_of_work import unit_of_work
+from localiot.services.unit_of_work import run as run_unit
 from localiot.store import open_store
 
 log = logging.getLogger("localiot")
@@ -35,7 +35,7 @@ class LocalIoT:
         self.runtime = Runtime(self.config, self.clock, self.bus)
         self._lock = None if self.config.in_memory else DataDirectoryLock(self.config.data_dir).acquire()
         db_path = ":memory:" if self.config.in_memory else os.path.join(self.config.data_dir, "localiot.db")
-        self.store = open_store(db_path)
+        self.store = open_store(self.config.store or db_path)
         self.runtime.store = self.store
         self.handlers = load_all()
         self.services = load_services()
@@ -47,7 +47,9 @@ class LocalIoT:
             secrets=self.config.credential_map(),
             strict=self.config.strict_signatures,
         )
-        self.background = Background(self.store, self.runtime, registered(), self.config.background_period)
+        jobs = registered()
+        self.background = Background(self.store, self.runtime, jobs, self.config.background_period,
+                                     cluster.coordinator(self.config, self.clock, [job.name for job in jobs]))
         self._runner: web.ServerRunner | None = None
         self.port: int | None = None
 
@@ -61,18 +63,25 @@ class LocalIoT:
                 f"localiot does not implement {service} {name} yet.",
                 status=501,
             )
-        with unit_of_work(self.runtime, call.account, call.region, service, name) as ctx:
-            return handler(ctx, call.params)
+        return run_unit(self.runtime, call.account, call.region, service, name, handler, call.params)
 
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.rel_url.raw_path
+        if path.startswith("/_localiot/deviceadvisor/"):  # Device Advisor test case logs (logUrl)
+            from localiot.advisor.logs import serve as advisor_log
+
+            return await advisor_log(self, request, path)
         if path.startswith("/_localiot/"):
             return await self._admin(request, path)
         if path.startswith("/fleethub/"):  # the Fleet Hub application pages (applicationUrl)
             from localiot.fleethub_web import handle as fleethub_page
 
             return await fleethub_page(self, request)
+        if path.startswith("/deviceadvisor/reports/"):  # GetSuiteRunReport's download URLs
+            from localiot.services.deviceadvisor.web import handle as advisor_report
+
+            return await advisor_report(self, request)
         if request.rel_url.path == "/tunnel" and request.method == "GET":  # the Secure Tunneling relay (ws://)
             from localiot.tunneling import relay_for
 
@@ -95,14 +104,16 @@ class LocalIoT:
 
     async def _admin(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
         if path == "/_localiot/health" and request.method == "GET":
-            return _json({"status": "running", "version": __version__,
-                          "services": {s.name: "available" for s in self.services},
-                          "store": self.store.path, "listeners": dict(self.runtime.listeners)})
+            status, document = await health.report(self)
+            return _json(document, status=status)
         if path == "/_localiot/reset" and request.method == "POST":
             self.store.reset()
             self.clock.reset()
+            await self.background.coordinator.clock_moved(self.clock.offset)
             if self.runtime.broker is not None:
                 self.runtime.broker.reset()
+            if getattr(self, "advisor_endpoint", None) is not None:  # Device Advisor runs in progress end
+                self.advisor_endpoint.reset()
             self.rules.forget()
             iotlogs.forget(self.runtime)
             return _json({"reset": True})
@@ -118,9 +129,9 @@ class LocalIoT:
                     self.clock.set(float(body["set"]))
                 if body.get("reset"):
                     self.clock.reset()
-                # Time-driven work (timeouts, rollouts ...) catches up with the
-                # moved clock before this answers, so tests need not wait.
-                await self.background.run_once()
+                # Every node sharing the store adopts the moved clock; time-driven work
+                # (timeouts, rollouts ...) catches up on this node before this answers.
+                await self.background.clock_moved()
             return _json({"now": self.clock.now(), "offset": self.clock.offset})
         return _json({"message": f"unknown admin route {request.method} {path}"}, status=404)
 
@@ -139,8 +150,12 @@ class LocalIoT:
         from localiot.services.defender import history
 
         history.install(self.runtime)  # the audit's connection history hears the broker from its first client
+        if self.config.fabric:  # several nodes: messages and events over NATS (localiot.fabric)
+            from localiot.fabric import start_fabric
+
+            self.runtime.fabric = await start_fabric(self.runtime, self.config.fabric)
         self.broker = await start_listeners(self)
-        self.background.start()
+        await self.background.start()
         log.info("localiot %s API on http://%s:%s (store %s)", __version__, self.config.host, self.port, self.store.path)
         return self.port
 
@@ -149,6 +164,9 @@ class LocalIoT:
         from localiot.listeners import stop_listeners
 
         await stop_listeners(self)
+        if getattr(self.runtime, "fabric", None) is not None:
+            await self.runtime.fabric.stop()
+            self.runtime.fabric = None
         from localiot.services.rules.engine import stop_rules_engine
 
         stop_rules_engine(self)

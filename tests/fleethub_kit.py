@@ -14,13 +14,13 @@ MODELS_DIR = str(Path(__file__).resolve().parents[1] / "localiot" / "models")
 ROLE_ARN = "arn:aws:iam::123456789012:role/AWSIotFleetHub_abc123"
 
 
-def fleethub_client(server, region="us-east-1", access_key="testing"):
+def fleethub_client(server, region="us-east-1", access_key="testing", secret_key="testing"):
     old = os.environ.get("AWS_DATA_PATH")
     os.environ["AWS_DATA_PATH"] = os.pathsep.join([MODELS_DIR] + ([old] if old else []))
     try:
         session = boto3.session.Session()
         return session.client("iotfleethub", endpoint_url=server.endpoint, region_name=region,
-                              aws_access_key_id=access_key, aws_secret_access_key="testing")
+                              aws_access_key_id=access_key, aws_secret_access_key=secret_key)
     finally:
         if old is None:
             os.environ.pop("AWS_DATA_PATH", None)

@@ -372,3 +372,19 @@ def test_role_alias_checks_read_iam(downstream_server, localiot_moto):
         assert task["auditDetails"][check] == {
             "checkRunStatus": "COMPLETED_COMPLIANT", "checkCompliant": True, "totalResourcesCount": 0,
             "nonCompliantResourcesCount": 0, "suppressedNonCompliantResourcesCount": 0}
+
+
+def test_audit_tasks_list_oldest_first(iot, localiot_server):
+    """The one list order (issue 11 item 15): AWS documents none for audit tasks, so
+    they list by start time, oldest first, like every other time-keyed list."""
+    configure(iot, "LOGGING_DISABLED_CHECK")
+    before = time.time() - 5
+    started = []
+    for _ in range(3):
+        started.append(audit(iot, "LOGGING_DISABLED_CHECK")[0])
+        localiot_server.clock.advance(1)
+    window = {"startTime": before, "endTime": time.time() + 3600}
+    assert [t["taskId"] for t in iot.list_audit_tasks(**window)["tasks"]] == started
+    first = iot.list_audit_tasks(**window, maxResults=2)
+    rest = iot.list_audit_tasks(**window, maxResults=2, nextToken=first["nextToken"])
+    assert [t["taskId"] for t in first["tasks"] + rest["tasks"]] == started

@@ -5,6 +5,7 @@ policy versions, thing groups, SNS at moto's server), and audit suppressions."""
 from __future__ import annotations
 
 import json
+import uuid
 import time
 
 import pytest
@@ -131,8 +132,9 @@ def test_publish_finding_to_sns_at_moto(downstream_server, localiot_moto):  # no
     iot = make_client(downstream_server)
     sns = make_client(localiot_moto, "sns")
     sqs = make_client(localiot_moto, "sqs")
-    topic = sns.create_topic(Name="findings")["TopicArn"]
-    queue = sqs.create_queue(QueueName="findings")["QueueUrl"]
+    name = f"findings-{uuid.uuid4().hex[:8]}"  # moto is the session's: one queue per run of this test
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
     configure(iot, "LOGGING_DISABLED_CHECK")

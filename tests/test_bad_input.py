@@ -195,3 +195,32 @@ def test_a_deeply_nested_template_body_is_a_validation_error_not_a_500(iot):
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
         assert "nested deeper than" in info.value.response["Error"]["Message"]
     assert iot.list_provisioning_templates()["templates"] == []
+
+
+@pytest.mark.parametrize("authorization, reason", [
+    (None, "no Authorization header and no presigned X-Amz-Credential"),
+    ("Bearer abc", "its Authorization header is not 'AWS4-HMAC-SHA256 Credential="),
+    ("AWS4-HMAC-SHA256 Credential=testing/us-east-1/iot, SignedHeaders=host, Signature=00",
+     "its credential scope has 3 parts, not 5"),
+])
+def test_why_an_unsigned_request_was_accepted_is_logged_at_debug(localiot_server, authorization, reason):
+    """Issue 11 item 6: outside strict mode a request without a readable SigV4 scope is
+    answered as the default account; at DEBUG the server says why it accepted it."""
+    protocol = logging.getLogger("localiot.protocol")
+    handler, level = Records(), protocol.level
+    protocol.addHandler(handler)
+    protocol.setLevel(logging.DEBUG)
+    try:
+        headers = {"Authorization": authorization} if authorization else {}
+        host, port = localiot_server.endpoint.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("GET", "/things", headers=headers)
+        response = conn.getresponse()
+        assert response.status == 200 and json.loads(response.read()) == {"things": []}
+        conn.close()
+    finally:
+        protocol.removeHandler(handler)
+        protocol.setLevel(level)
+    [line] = [r.getMessage() for r in handler.records if r.levelno == logging.DEBUG and "unsigned" in r.getMessage()]
+    assert line.startswith("accepted GET /things unsigned (not --strict-signatures): ") and reason in line, line
+    assert f"account {ACCOUNT}" in line

@@ -286,7 +286,7 @@ def test_detect_mitigation_moves_the_violating_thing_into_quarantine(iot, server
         iot.start_detect_mitigation_actions_task(taskId="t2", target={"violationIds": ids}, actions=["quarantine"],
                                                  clientRequestToken="other")
     listed = iot.list_detect_mitigation_actions_tasks(startTime=start, endTime=advance(server, 0) + 1)["tasks"]
-    assert [t["taskId"] for t in listed] == ["t2", "t1"]
+    assert [t["taskId"] for t in listed] == ["t1", "t2"]  # oldest first (issue 11 item 15)
     with pytest.raises(iot.exceptions.InvalidRequestException):
         iot.cancel_detect_mitigation_actions_task(taskId="t1")
     assert iot.list_detect_mitigation_actions_executions(thingName="intruded")["actionsExecutions"][0][

@@ -98,14 +98,6 @@ def test_behaviors_are_validated_as_aws_does(iot, behavior, message):
     assert iot.validate_security_profile_behaviors(behaviors=[sent_behavior()])["valid"] is True
 
 
-def test_ml_behaviors_answer_not_implemented(iot):
-    with pytest.raises(ClientError) as e:
-        iot.create_security_profile(securityProfileName="ml", behaviors=[
-            {"name": "ml", "metric": "aws:num-messages-sent", "criteria": {"mlDetectionConfig": {
-                "confidenceLevel": "HIGH"}}}])
-    assert code(e) == ("NotImplementedException", 501)
-
-
 def test_targets_all_things_groups_and_dynamic_groups(iot):
     iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})
     iot.create_security_profile(securityProfileName="p", behaviors=[sent_behavior()])

@@ -235,3 +235,83 @@ def test_start_a_job_and_watch_it_complete(page, fleet, localiot_server, iot):
     _wait(driver, lambda d: _text(d, executions).count("SUCCEEDED") == 2, "two succeeded executions")
     _wait(driver, lambda d: "COMPLETED" in _text(d, "#job-details"), "the completed job")
     _shot(driver, "3-job")
+
+
+def test_alarms_fleet_metrics_and_connection_history(page, fleet, localiot_server, iot):
+    """Device Defender violations and fleet metric values on the alarms view; a device's
+    alarms and its connection history on its page."""
+    from selenium.webdriver.common.by import By
+
+    iot.update_indexing_configuration(thingIndexingConfiguration={
+        "thingIndexingMode": "REGISTRY_AND_SHADOW", "thingConnectivityIndexingMode": "STATUS",
+        "customFields": [{"name": "shadow.reported.temp", "type": "Number"}]})
+    iot.create_fleet_metric(metricName="temperature", queryString="thingName:*", period=60,
+                            aggregationType={"name": "Statistics", "values": ["average", "count"]},
+                            aggregationField="shadow.reported.temp")
+    iot.create_security_profile(securityProfileName="ports", behaviors=[
+        {"name": "only-ssh", "metric": "aws:listening-tcp-ports",
+         "criteria": {"comparisonOperator": "in-port-set", "value": {"ports": [22]}}}])
+    iot.attach_security_profile(securityProfileName="ports",
+                                securityProfileTargetArn="arn:aws:iot:us-east-1:123456789012:all/things")
+    device = fleet["gateway"]
+    device.publish("$aws/things/gateway/defender/metrics/json", json.dumps({
+        "header": {"report_id": 1, "version": "1.0"},
+        "metrics": {"listening_tcp_ports": {"ports": [{"port": 22}, {"port": 8080}]}}}), qos=1).wait_for_publish(5)
+    assert eventually(lambda: iot.list_active_violations(thingName="gateway")["activeViolations"])
+
+    driver = page
+    app = active_application(fleethub_client(localiot_server), localiot_server, name="Alarms")
+    driver.get(app["applicationUrl"] + "#/alarms")
+    rows = "#violations tbody tr"
+    # the live view re-renders the table: wait until the whole row is there, then read it
+    _wait(driver, lambda d: all(part in _text(d, rows) for part in (
+        "only-ssh", "gateway", "aws:listening-tcp-ports", "STATIC", "[22,8080]")), "the violation")
+    row = _text(driver, rows)
+    assert "gateway" in row and "ports" in row and "aws:listening-tcp-ports" in row and "STATIC" in row
+    assert "[22,8080]" in row
+    _wait(driver, lambda d: "temperature" in _text(d, "#fleet-metrics tbody"), "the fleet metric")
+    metric = _text(driver, "#fleet-metrics tr[data-metric='temperature']")
+    assert '"average":20' in metric.replace(" ", "") and '"count":1' in metric.replace(" ", "")
+    _shot(driver, "4-alarms")
+
+    # the violating device's page: its alarm and its connection history
+    _click(driver, "#violations a[href='#/thing/gateway']")
+    _wait(driver, lambda d: _text(d, "#thing-title") == "gateway", "the device page")
+    assert "only-ssh" in _text(driver, "#thing-violations tbody")
+    history = "#thing-history tbody tr"
+    _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, history)) == 1 and "connected" in _text(d, history),
+          "one open connection")
+    disconnect(fleet.pop("gateway"))  # the page follows live: the connection has ended
+    _wait(driver, lambda d: "connected" not in _text(d, history).split() and _text(d, history).count("Z") == 2,
+          "the ended connection")
+    fleet["gateway"] = connect(localiot_server, "gateway")
+    _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, history)) == 2, "a second connection")
+    _shot(driver, "5-device-alarms")
+
+
+@pytest.fixture(scope="module")
+def _strict_server():
+    with local_server(strict_signatures=True, credentials="123456789012:browser-secret", background_period=0) as running:
+        yield running
+
+
+def test_strict_signatures_need_a_sign_in(page, _strict_server):
+    from localiot.fleethub_web.signin import signin_url
+
+    server = _strict_server
+    server.reset()
+    iot = make_client(server, "iot", access_key="123456789012", secret_key="browser-secret")
+    enable_indexing(iot, server)
+    iot.create_thing(thingName="vault-door")
+    hub = fleethub_client(server, access_key="123456789012", secret_key="browser-secret")
+    app = active_application(hub, server, name="Secured")
+    driver = page
+    driver.get(app["applicationUrl"])
+    _wait(driver, lambda d: "Sign in first" in _text(d, "#page-error"), "the sign-in page")
+    assert "vault-door" not in driver.page_source
+    _shot(driver, "6-sign-in-required")
+    driver.get(signin_url(app["applicationUrl"], "123456789012", "browser-secret", "us-east-1"))
+    _wait(driver, lambda d: _text(d, "#app-name") == "Secured", "the dashboard after signing in")
+    _wait(driver, lambda d: "vault-door" in _text(d, "#results tbody"), "the fleet")
+    _wait(driver, lambda d: _text(d, "#live") == "live", "the live stream")
+    driver.delete_all_cookies()

@@ -78,6 +78,7 @@ def test_any_signature_accepted_by_default(localiot_server):
     assert anyone.list_things()["things"] == []
 
 
+@pytest.mark.sqlite_only("the SQLite file in the data directory survives SIGKILL")
 def test_sigkill_loses_nothing_acknowledged(tmp_path):
     process, endpoint = start_cli(tmp_path)
     try:
@@ -105,6 +106,7 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path):
         process.wait()
 
 
+@pytest.mark.sqlite_only("--in-memory is SQLite's :memory:")
 def test_in_memory_mode_keeps_nothing(tmp_path):
     process, endpoint = start_cli(tmp_path, "--in-memory")
     try:
@@ -115,6 +117,7 @@ def test_in_memory_mode_keeps_nothing(tmp_path):
     assert not (tmp_path / "localiot.db").exists()
 
 
+@pytest.mark.sqlite_only("the CLI's own data directory; the store is not what it tests")
 def test_environment_variables_configure_the_server(tmp_path):
     process, endpoint = start_cli(tmp_path, env={"LOCALIOT_DEFAULT_ACCOUNT": "444455556666"})
     try:

@@ -15,6 +15,8 @@ from localiot.testing import local_server
 
 BIN = Path(sys.executable).parent
 
+pytestmark = pytest.mark.sqlite_only("ports and the data directory's lock, which the SQLite file needs")
+
 
 def serve(data_dir, *extra, timeout=60):
     """Run `localiot serve` expecting it to refuse to start; (exit code, output)."""

@@ -71,6 +71,9 @@ class Broker:
         self._unsubscribe_bus = None
         self._sweeper: asyncio.Task | None = None
         self._started = False
+        # the message fabric between nodes (localiot.fabric), None in a single process
+        self.fabric = getattr(runtime, "fabric", None)
+        self.resets = 0  # times the state was wiped (caches keyed on stored state compare it)
 
     # listeners -------------------------------------------------------------
     def start(self) -> None:
@@ -98,6 +101,8 @@ class Broker:
         self.loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._started = True
+        if self.fabric is not None:
+            self.fabric.attach(self)
         self._load_sessions()
         self._unsubscribe_bus = self.bus.subscribe(self._on_bus, origin=self)
         self._sweeper = self.loop.create_task(self._sweep_forever())
@@ -125,6 +130,7 @@ class Broker:
 
     def reset(self) -> None:
         """Forget every session and subscription (after the store was wiped)."""
+        self.resets += 1
         for conn in list(self.connections):
             conn.session = None
             conn.drop("SERVER_INITIATED_DISCONNECT", codec.ADMINISTRATIVE_ACTION, will=False)
@@ -132,9 +138,12 @@ class Broker:
         self.offline.clear()
         self.scopes.clear()
         self.persistence.forget()
+        if self.fabric is not None:
+            self.fabric.forget()
 
     def _load_sessions(self) -> None:
-        for s in self.persistence.restore():
+        fabric = self.fabric
+        for s in self.persistence.restore() if fabric is None else fabric.sessions.restorable(self.persistence):
             self.sessions[s.key] = s
             self.offline.add(s)
             scope = self.scope(s.account, s.region)
@@ -215,7 +224,8 @@ class Broker:
     def scope(self, account: str, region: str) -> Scope:
         scope = self.scopes.get((account, region))
         if scope is None:
-            scope = self.scopes[(account, region)] = Scope()
+            fabric = self.fabric  # with one, the scope's trie tells it which filters this node holds
+            scope = self.scopes[(account, region)] = Scope() if fabric is None else fabric.scope(account, region)
         return scope
 
     def open_session(self, conn: Connection, identity, client_id: str, clean_start: bool,
@@ -316,8 +326,10 @@ class Broker:
                           prevent_will: bool = False) -> bool:
         """Server-side disconnect (the DeleteConnection API): False if the client is not connected."""
         session = self.sessions.get((account, region, client_id))
-        if session is None or session.conn is None:
-            return False
+        if session is None or session.conn is None:  # connected to another node, perhaps
+            fabric = self.fabric
+            return fabric is not None and fabric.directory.disconnect(account, region, client_id, clean_session,
+                                                                      prevent_will)
         if clean_session:
             session.expiry_interval = 0
         session.conn.drop("API_INITIATED_DISCONNECT", codec.ADMINISTRATIVE_ACTION, will=not prevent_will)
@@ -325,10 +337,13 @@ class Broker:
 
     def is_connected(self, account: str, region: str, client_id: str) -> bool:
         session = self.sessions.get((account, region, client_id))
-        return session is not None and session.conn is not None
+        if session is not None and session.conn is not None:
+            return True
+        return self.fabric is not None and self.fabric.directory.is_connected(account, region, client_id)
 
     # routing ---------------------------------------------------------------------
     def route(self, account: str, region: str, msg: Message, to_bus: bool = True) -> None:
+        fabric = self.fabric
         scope = self.scopes.get((account, region))
         if scope is not None:
             hit = scope.cache.get(msg.topic)
@@ -338,10 +353,13 @@ class Broker:
             deliver = self._deliver
             for session, opts in subs:
                 deliver(session, opts, msg)
-            for group in groups:
-                picked = group.pick(_online) or group.pick()
-                if picked is not None:
-                    deliver(picked[0], picked[1], msg)
+            if fabric is None:  # with a fabric, NATS picks the node of each shared group
+                for group in groups:
+                    picked = group.pick(_online) or group.pick()
+                    if picked is not None:
+                        deliver(picked[0], picked[1], msg)
+        if fabric is not None:
+            fabric.forward(account, region, msg)  # subscribers on the other nodes
         if to_bus:
             origin = msg.origin  # a device's publish says who sent it (the rules' clientid(), principal())
             publisher = None if origin is None or origin.identity is None else (

@@ -25,7 +25,18 @@ _PUB_CACHE_MAX = 1024  # admission decisions cached per connection, by topic byt
 _YIELD_EVERY = 256  # PUBLISH packets handled per read before the loop gets a turn
 
 
+_NONE: dict = {}  # shared by connections that have no topic aliases / cached decisions yet (never written to)
+
+
 class Connection(asyncio.Protocol):
+    # Slots, and the dicts a connection may never need shared until it does: an idle
+    # connection costs a few hundred bytes of Python objects besides its transport.
+    __slots__ = ("broker", "listener", "transport", "version", "v5", "state", "session", "identity", "client_id",
+                 "out", "keep_alive", "last_rx", "remote", "will", "will_delay", "aliases", "max_out_packet",
+                 "send_window", "pub_cache", "paused_writing", "reading_paused", "blocked_by", "waiters",
+                 "backlogged", "progress_at", "_pending", "_have", "_need", "disconnect_reason",
+                 "client_initiated", "send_will", "meter", "_iotlogs_who", "_iotlogs")
+
     def __init__(self, broker, listener: str):
         self.broker = broker
         self.listener = listener
@@ -42,17 +53,17 @@ class Connection(asyncio.Protocol):
         self.remote = None
         self.will: Message | None = None
         self.will_delay = 0
-        self.aliases: dict[int, bytes] = {}
+        self.aliases: dict[int, bytes] = _NONE  # MQTT 5 topic aliases, made on the first one
         self.max_out_packet: int | None = None
         self.send_window = broker.limits.receive_maximum
-        self.pub_cache: dict[bytes, Decision] = {}
+        self.pub_cache: dict[bytes, Decision] = _NONE  # made on the first PUBLISH
         self.paused_writing = False
         self.reading_paused = False
         self.blocked_by = None  # a congested subscriber this publisher waits for (localiot.broker.flow)
         self.waiters: list | None = None  # publishers waiting for this connection to drain
         self.backlogged = False  # too many QoS 1 messages wait for this subscriber's window
         self.progress_at = 0.0  # broker clock: last sign of life of a congested subscriber
-        self._pending: list[bytes] = []
+        self._pending: list[bytes] | None = None  # bytes kept unread (a partial packet, or held)
         self._have = 0
         self._need = 0
         self.disconnect_reason = "CONNECTION_LOST"
@@ -101,7 +112,7 @@ class Connection(asyncio.Protocol):
     def _resume_pending(self) -> None:
         if self.blocked_by is None and self.state == CONNECTED and self._pending:
             data = b"".join(self._pending)
-            self._pending = []
+            self._pending = None
             self._process(data)
 
     def eof_received(self):
@@ -109,16 +120,20 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = self.broker.loop.time()
+        pending = self._pending
         if self.state == AUTHENTICATING or self.blocked_by is not None:  # held until the CONNECT is decided
-            self._pending.append(data)  # or the subscriber it feeds drains
+            if pending is None:  # or the subscriber it feeds drains
+                self._pending = [data]
+            else:
+                pending.append(data)
             return
-        if self._pending:
-            self._pending.append(data)
+        if pending:
+            pending.append(data)
             self._have += len(data)
             if self._have < self._need:
                 return
-            data = b"".join(self._pending)
-            self._pending = []
+            data = b"".join(pending)
+            self._pending = None
         self._process(data)
 
     def _process(self, buf: bytes) -> None:
@@ -339,7 +354,7 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
             if self._pending:
                 data = b"".join(self._pending)
-                self._pending = []
+                self._pending = None
                 self._process(data)
         self.broker.flush_soon()
 
@@ -410,6 +425,8 @@ class Connection(asyncio.Protocol):
                     self.drop("CLIENT_ERROR", codec.TOPIC_ALIAS_INVALID, "Topic alias out of range.")
                     return
                 if tb:
+                    if self.aliases is _NONE:
+                        self.aliases = {}
                     self.aliases[alias] = tb
                 else:
                     tb = self.aliases.get(alias)
@@ -475,9 +492,12 @@ class Connection(asyncio.Protocol):
         if "+" in topic or "#" in topic:
             raise MalformedPacket("wildcard in a topic name", codec.TOPIC_NAME_INVALID)
         decision = self.broker.admit(self.identity, topic)
-        if len(self.pub_cache) >= _PUB_CACHE_MAX:
-            self.pub_cache.clear()
-        self.pub_cache[tb] = decision
+        cache = self.pub_cache
+        if cache is _NONE:
+            cache = self.pub_cache = {}
+        elif len(cache) >= _PUB_CACHE_MAX:
+            cache.clear()
+        cache[tb] = decision
         return decision
 
     def _special_publish(self, decision: Decision, qos: int, pid: int, payload: bytes, props) -> None:

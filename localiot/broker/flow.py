@@ -14,7 +14,9 @@ Receive Maximum intends. When the subscriber drains, its waiters resume.
 A subscriber that stays congested for `Limits.stuck_timeout` seconds (broker
 clock) without acknowledging anything or draining its buffer is disconnected
 (THROTTLED); a persistent session keeps its unacknowledged messages, up to
-the queued-messages quota, for the next connection.
+the queued-messages quota, for the next connection. One that does not even
+read its socket is aborted (at once, or after CLOSE_GRACE seconds if it
+still has not closed): closing gracefully would wait for its buffers.
 
 Two connections that feed each other cannot wait on each other: a
 publisher is not held by a subscriber that is itself held.
@@ -25,6 +27,7 @@ from __future__ import annotations
 from localiot.broker import codec
 
 STUCK_REASON = "The client did not read the messages sent to it."
+CLOSE_GRACE = 2.0  # seconds a stuck client's connection may take to close before it is aborted
 
 
 def hold(broker, conn, msg) -> None:
@@ -75,4 +78,14 @@ def sweep_stuck(broker, now: float) -> None:
     timeout = broker.limits.stuck_timeout
     for conn in list(broker.connections):
         if (conn.backlogged or conn.waiters) and now - conn.progress_at > timeout:
+            stalled = conn.paused_writing
             conn.drop("THROTTLED", codec.QUOTA_EXCEEDED, STUCK_REASON)
+            if stalled:  # it does not read: a graceful close would wait for its buffers forever
+                _abort(conn)
+            else:  # ... or for its TLS close_notify
+                broker.loop.call_later(CLOSE_GRACE, _abort, conn)
+
+
+def _abort(conn) -> None:
+    if conn.transport is not None:
+        conn.transport.abort()

@@ -40,6 +40,7 @@ class BrokerStore:
         self.store = store
         self.clock = clock
         self._queued: list = []  # buffered writes: fn(tx) queueing one message for an offline session
+        self.node: str | None = None  # with a fabric: this node's id, kept in each session's ref (its home)
 
     # sessions -------------------------------------------------------------------
     def restore(self) -> list[Session]:
@@ -61,7 +62,7 @@ class BrokerStore:
         now = self.clock.now()
         with self.store.transaction(*BROKER_SCOPE) as tx:
             if session.persistent:
-                save_session(tx, session, now)
+                save_session(tx, session, now, self.node)
                 session.stored = True
             elif session.stored:
                 delete_session(tx, session)
@@ -92,7 +93,7 @@ class BrokerStore:
                     queue_message(tx, session, msg, 1, retain)
             for name in dropped:
                 tx.scope(session.account, session.region).delete(QUEUED_KIND, name)
-            save_session(tx, session, now)
+            save_session(tx, session, now, self.node)
         session.stored = True
 
     def take_queued(self, session: Session) -> list[tuple[Message, int | None, str]]:
@@ -169,10 +170,12 @@ def _next_seq() -> int:
     return _last_seq
 
 
-def save_session(tx, session: Session, now: float) -> None:
+def save_session(tx, session: Session, now: float, node: str | None = None) -> None:
     tx.scope(session.account, session.region).put(SESSION_KIND, session.client_id, session.to_doc(now))
-    tx.scope(*BROKER_SCOPE).put(REF_KIND, _ref_name(*session.key),
-                                {"account": session.account, "region": session.region, "clientId": session.client_id})
+    ref = {"account": session.account, "region": session.region, "clientId": session.client_id}
+    if node is not None:
+        ref["node"] = node  # the node holding the session (localiot.fabric.sessions)
+    tx.scope(*BROKER_SCOPE).put(REF_KIND, _ref_name(*session.key), ref)
 
 
 def delete_session(tx, session: Session) -> None:

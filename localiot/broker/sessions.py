@@ -71,7 +71,7 @@ def new_session_id() -> str:
 
 class Session:
     __slots__ = ("account", "region", "client_id", "expiry_interval", "subscriptions", "conn", "inflight",
-                 "pending", "_next_pid", "session_id", "expires_at", "will", "will_due", "queued",
+                 "_waiting", "_next_pid", "session_id", "expires_at", "will", "will_due", "queued",
                  "receive_cache", "identity", "version", "stored")
 
     def __init__(self, account: str, region: str, client_id: str, expiry_interval: int = 0,
@@ -84,7 +84,7 @@ class Session:
         self.conn = None
         # packet id -> (message, retain flag, stored name of a persistent session's message or None)
         self.inflight: dict[int, tuple[Message, bool, str | None]] = {}
-        self.pending: deque = deque()  # (message, retain flag, stored name) waiting for a window slot
+        self._waiting: deque | None = None  # `pending`, made when first needed (a deque is ~600 bytes)
         self._next_pid = 1
         self.session_id = session_id or new_session_id()
         self.expires_at: float | None = None  # while disconnected
@@ -95,6 +95,14 @@ class Session:
         self.identity = None
         self.version = codec.MQTT311
         self.stored = False  # has a document in the store
+
+    @property
+    def pending(self) -> deque:
+        """(message, retain flag, stored name) of QoS 1 messages waiting for a window slot."""
+        waiting = self._waiting
+        if waiting is None:
+            waiting = self._waiting = deque()
+        return waiting
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -82,6 +82,17 @@ def subscribe(broker, conn, packet: codec.Subscribe) -> None:
         scope.cache.clear()
         if session.persistent:
             broker.persistence.save(session)
+    fabric = broker.fabric
+    if fabric is not None and fabric.awaiting_interest():  # SUBACK once the other nodes send here
+        fabric.when_subscribed(lambda: _acknowledge(broker, conn, packet, codes, retained_for, granted))
+        return
+    _acknowledge(broker, conn, packet, codes, retained_for, granted)
+
+
+def _acknowledge(broker, conn, packet: codec.Subscribe, codes: list, retained_for: list, granted: list) -> None:
+    session = conn.session
+    if session is None:
+        return  # gone meanwhile
     conn.push(codec.encode(codec.Suback(packet.packet_id, codes), conn.version))
     if retained_for:
         _send_retained(broker, session, conn, retained_for)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from datetime import datetime, timezone
 
 from localiot.broker import codec
 from localiot.broker.auth import ConnectInfo, Identity, Refusal
@@ -62,6 +63,8 @@ log = logging.getLogger("localiot.device_auth")
 
 _AUTHORIZER_NAME = "x-amz-customauthorizer-name"
 _AUTHORIZER_SIGNATURE = "x-amz-customauthorizer-signature"
+_SOURCE_IP = next(iter(Variables({"aws:SourceIp": "-"})))  # its normalized name
+KNOWN_MAX = 4096  # certificate identities remembered, ~3 KB each with their policy variables (then all forgotten)
 
 
 def trust_anchor_pems(store) -> list[str]:
@@ -92,6 +95,9 @@ class Authentication:
         self.clock = clock
         self.grants = grants
         self.just_in_time = just_in_time
+        # (certificate id, client id, SNI) -> what the store said, valid while no committed call changed
+        # device rights (Grants.epoch) and the server was not reset
+        self._known: dict[tuple, tuple] = {}
 
     def authenticate(self, info: ConnectInfo):
         door = info.listener
@@ -124,6 +130,10 @@ class Authentication:
         go through just-in-time registration when `just_in_time`."""
         cert_id = hashlib.sha256(der).hexdigest()
         now = self.clock.now()
+        key = (cert_id, client_id, sni)
+        known = self._known.get(key)
+        if known is not None and known[0] == self._epoch() and known[1] <= now <= known[2]:
+            return self._known_identity(known, cert_id, client_id, remote, sni, now)
         with self.store.transaction(*certificates.GLOBAL, write=False) as tx:
             found = self._home(tx, cert_id, sni)
             if found is not None:
@@ -136,14 +146,40 @@ class Authentication:
                     return Refusal(codec.NOT_AUTHORIZED, why)
                 attributes = {"kind": CERTIFICATE, "principalArn": doc["certificateArn"], "clientId": client_id,
                               "remote": remote, "sni": sni}
+                epoch = self._epoch()
                 grant, thing, exclusive = certificate_grant(scoped, attributes, now,
                                                             self.grants.generation_of(account, region))
                 attributes["exclusiveThing"] = exclusive
+                if len(self._known) >= KNOWN_MAX:
+                    self._known.clear()
+                validity = doc["validity"]  # (its status is ACTIVE: changing it moves the epoch)
+                self._known[key] = (epoch, validity["notBefore"], validity["notAfter"], doc["certificateArn"],
+                                    account, region, grant, thing, exclusive)
                 return Identity(account, region, principal=cert_id, thing_name=thing, policy=grant,
                                 attributes=attributes)
         if not just_in_time:
             return Refusal(codec.NOT_AUTHORIZED, "The certificate is not registered.")
         return self.just_in_time.register(der, cert_id, sni)
+
+    def _epoch(self) -> tuple:
+        broker = self.grants.broker
+        return self.grants.epoch, getattr(broker, "resets", 0)
+
+    def _known_identity(self, known: tuple, cert_id: str, client_id, remote, sni, now: float) -> Identity:
+        """The identity of a certificate seen before with this client id and server name, with
+        nothing committed since that changes device rights: no store read, no certificate parse.
+        Only what differs per connection is new (source address, time variables)."""
+        _, _, _, principal_arn, account, region, grant, thing, exclusive = known
+        attributes = {"kind": CERTIFICATE, "principalArn": principal_arn, "clientId": client_id,
+                      "remote": remote, "sni": sni, "exclusiveThing": exclusive}
+        variables = Variables()
+        dict.update(variables, grant.variables)
+        fresh = {"aws:CurrentTime": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 "aws:EpochTime": str(int(now)), "aws:SourceIp": remote}
+        dict.pop(variables, _SOURCE_IP, None)
+        dict.update(variables, Variables(fresh))
+        return Identity(account, region, principal=cert_id, thing_name=thing,
+                        policy=Grant(grant.policies, variables, grant.generation), attributes=attributes)
 
     def _home(self, tx, cert_id: str, sni: str | None) -> tuple[str, str] | None:
         homes = certificates.locate(tx, cert_id)

@@ -110,6 +110,7 @@ class Grants:
         self._scope_generations: dict[tuple[str, str], int] = {}
         self._sweeper: asyncio.Task | None = None
         self._deferred: dict[int, Identity] = {}  # grants to refresh once the open transaction ends
+        self.epoch = 0  # counts committed changes of device rights anywhere (identity caches check it)
 
     def start(self, broker) -> None:
         self.broker = broker
@@ -171,6 +172,7 @@ class Grants:
             self.on_trust_change()
         if Affects.DEVICE_RIGHTS not in affects:
             return
+        self.epoch += 1
         if Affects.ALL_ACCOUNTS in affects:
             self._generation += 1
         else:

@@ -7,13 +7,18 @@ applicationUrl (/fleethub/<applicationId>/):
     GET  /fleethub/<id>/api/search?q=&next=   a page of the fleet search
     GET  /fleethub/<id>/api/things/<name>     one device
     GET  /fleethub/<id>/api/jobs, /api/jobs/<jobId>; POST /api/jobs
+    GET  /fleethub/<id>/api/alarms       Device Defender violations and fleet metric values
     GET  /fleethub/<id>/events           live updates (server-sent events)
+    GET  /fleethub/<id>/signin?X-Amz-... sign in with a presigned URL (strict signatures, signin.py)
 
 Only ACTIVE applications are served, each with its own account's and
-region's fleet. Data comes from localiot's own API operations (calls.py)."""
+region's fleet. Data comes from localiot's own API operations (calls.py).
+With strict signatures every route but /signin needs the session cookie
+/signin gives. The same pages are served over https on the TLS (ALPN) port."""
 
 from __future__ import annotations
 
+import html
 import json
 import mimetypes
 from pathlib import Path
@@ -21,7 +26,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from localiot.fleethub_web import live, views
+from localiot.fleethub_web import live, signin, views
 from localiot.fleethub_web.calls import Scope
 from localiot.protocol.errors import DEFAULT_STATUS, ServiceError
 from localiot.services.fleethub.model import ACTIVE, KIND, URL_PREFIX
@@ -54,6 +59,15 @@ async def handle(app, request: web.BaseRequest) -> web.StreamResponse:
 
 async def _route(app, request, scope: Scope, sub: str) -> web.StreamResponse:
     method = request.method
+    application_id = scope.application["applicationId"]
+    if sub == "signin" and method == "GET":
+        return _signed_in(app, request, scope)
+    if app.config.strict_signatures and not signin.session_ok(app.config, scope, request.cookies.get(signin.COOKIE),
+                                                              app.clock.now()):
+        if sub in ("", "index.html"):
+            return _page_error(401, "Sign in first: open a presigned sign-in URL of this application "
+                                    f"(localiot fleethub-signin-url {application_id}).")
+        return _json({"code": "UnauthorizedException", "message": "Sign in to this Fleet Hub application first."}, 401)
     if sub in ("", "index.html") and method == "GET":
         return _file("index.html")
     if sub.startswith("static/") and method == "GET":
@@ -69,6 +83,8 @@ async def _route(app, request, scope: Scope, sub: str) -> web.StreamResponse:
         return _json(views.application(app, scope))
     if method == "GET" and what == "search" and not arg:
         return _json(views.search(app, scope, dict(request.rel_url.query)))
+    if method == "GET" and what == "alarms" and not arg:
+        return _json(views.alarms(app, scope))
     if method == "GET" and what == "things" and arg:
         return _json(views.thing(app, scope, arg))
     if method == "GET" and what == "jobs":
@@ -80,6 +96,22 @@ async def _route(app, request, scope: Scope, sub: str) -> web.StreamResponse:
             return _json({"code": "InvalidRequestException", "message": "The body is not JSON."}, 400)
         return _json(views.create_job(app, scope, body if isinstance(body, dict) else {}), 201)
     return _json({"code": "NotFound", "message": f"No dashboard route {method} {sub}."}, 404)
+
+
+def _signed_in(app, request, scope: Scope) -> web.Response:
+    """/signin: a presigned URL becomes this application's session cookie (strict signatures)."""
+    home = f"{URL_PREFIX}{scope.application['applicationId']}/"
+    response = web.Response(status=303, headers={"Location": home})
+    if not app.config.strict_signatures:
+        return response  # development mode: nothing to sign in to
+    try:
+        access_key = signin.verify_signin(request, app.config, scope, app.clock.now())
+    except ServiceError as error:
+        return _page_error(error.status or 403, f"Sign-in refused: {error.message}")
+    value, expiry = signin.session_cookie(app.config, scope.application["applicationId"], access_key, app.clock.now())
+    response.set_cookie(signin.COOKIE, value, path=home, max_age=max(0, int(expiry - app.clock.now())),
+                        httponly=True, samesite="Strict", secure=request.secure)
+    return response
 
 
 def _file(name: str) -> web.Response:
@@ -103,5 +135,5 @@ def _plain(value):
 
 def _page_error(status: int, message: str) -> web.Response:
     body = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Fleet Hub</title></head>"
-            f"<body><main><h1>Fleet Hub</h1><p role=alert>{message}</p></main></body></html>")
+            f"<body><main><h1>Fleet Hub</h1><p role=alert id=page-error>{html.escape(message)}</p></main></body></html>")
     return web.Response(status=status, body=body.encode(), content_type="text/html")

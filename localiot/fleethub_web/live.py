@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from localiot.timeouts import within
+
 from aiohttp import web
 
 STREAM_SECONDS = 20
@@ -33,7 +35,7 @@ async def stream(request: web.BaseRequest, bus, account: str, region: str) -> we
         deadline = loop.time() + STREAM_SECONDS
         while (left := deadline - loop.time()) > 0 and not _gone(request):
             try:
-                topic = await asyncio.wait_for(queue.get(), min(left, KEEPALIVE_SECONDS))
+                topic = await within(queue.get(), min(left, KEEPALIVE_SECONDS))
             except asyncio.TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue

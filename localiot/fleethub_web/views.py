@@ -6,8 +6,13 @@ from __future__ import annotations
 import json
 
 from localiot.fleethub_web.calls import Scope, call, optional, shadow
+from localiot.protocol.errors import ServiceError
+from localiot.services.unit_of_work import read_only
 
 PAGE_SIZE = 25
+HISTORY_SIZE = 20
+MAX_PAGES = 20
+CONNECTION_HISTORY = "connection-history"  # the kind the broker's presence events feed (defender.history)
 DEFAULT_QUERY = "thingName:*"
 
 
@@ -41,6 +46,8 @@ def thing(app, scope: Scope, name: str) -> dict:
     named = optional(app, scope, "iot-data", "ListNamedShadowsForThing", {"thingName": name, "pageSize": 100},
                      {"results": []})
     executions = call(app, scope, "iot", "ListJobExecutionsForThing", {"thingName": name, "maxResults": 50})
+    violations = optional(app, scope, "iot", "ListActiveViolations", {"thingName": name, "maxResults": 250},
+                          {"activeViolations": []})
     return {
         "thing": {k: described.get(k) for k in ("thingName", "thingArn", "thingId", "thingTypeName",
                                                  "attributes", "version", "billingGroupName")},
@@ -49,7 +56,71 @@ def thing(app, scope: Scope, name: str) -> dict:
         "shadow": shadow(app, scope, name),
         "namedShadows": {n: shadow(app, scope, name, n) for n in named.get("results", [])},
         "jobs": [{"jobId": e["jobId"], **e["jobExecutionSummary"]} for e in executions.get("executionSummaries", [])],
+        "violations": [_violation(v) for v in violations["activeViolations"]],
+        "connections": connection_history(app, scope, name),
     }
+
+
+def connection_history(app, scope: Scope, client_id: str, limit: int = HISTORY_SIZE) -> list[dict]:
+    """The latest connections of `client_id` (a thing's client id is its name), newest first, from the
+    connection history the broker's presence events feed (store kind "connection-history")."""
+    with read_only(app.runtime, scope.account, scope.region, "iot", "FleetHubConnections") as ctx:
+        rows = [doc for _, doc in ctx.tx.scan(CONNECTION_HISTORY) if doc.get("clientId") == client_id]
+    rows.sort(key=lambda d: d.get("connectedAt") or 0, reverse=True)
+    return [{k: d.get(k) for k in ("connectedAt", "disconnectedAt", "disconnectReason", "ipAddress")}
+            for d in rows[:limit]]
+
+
+def _violation(v: dict) -> dict:
+    behavior = v.get("behavior") or {}
+    criteria = behavior.get("criteria") or {}
+    kind = ("MACHINE_LEARNING" if criteria.get("mlDetectionConfig")
+            else "STATISTICAL" if criteria.get("statisticalThreshold") else "STATIC")
+    return {"violationId": v["violationId"], "thingName": v["thingName"],
+            "securityProfileName": v["securityProfileName"], "behaviorName": behavior.get("name"),
+            "metric": behavior.get("metric"), "criteriaType": kind, "value": v.get("lastViolationValue"),
+            "since": v.get("violationStartTime"), "lastViolationTime": v.get("lastViolationTime"),
+            "verificationState": v.get("verificationState")}
+
+
+def alarms(app, scope: Scope) -> dict:
+    """The alarms view: Device Defender's active violations and each fleet metric's current value."""
+    found, token = [], None
+    for _ in range(MAX_PAGES):
+        params = {"maxResults": 250, **({"nextToken": token} if token else {})}
+        page = optional(app, scope, "iot", "ListActiveViolations", params, {"activeViolations": []})
+        found += page["activeViolations"]
+        token = page.get("nextToken")
+        if not token:
+            break
+    listed = optional(app, scope, "iot", "ListFleetMetrics", {"maxResults": 250}, {"fleetMetrics": []})
+    metrics = [_fleet_metric(app, scope, m["metricName"]) for m in listed["fleetMetrics"]]
+    return {"violations": [_violation(v) for v in found], "fleetMetrics": metrics}
+
+
+def _fleet_metric(app, scope: Scope, name: str) -> dict:
+    """A fleet metric and its value now: the aggregation it sends to CloudWatch every period, evaluated
+    with the same fleet-indexing operation (GetStatistics, GetCardinality, GetPercentiles)."""
+    doc = call(app, scope, "iot", "DescribeFleetMetric", {"metricName": name})
+    kind = doc["aggregationType"]["name"]
+    out = {k: doc.get(k) for k in ("metricName", "queryString", "aggregationField", "period", "unit", "indexName")}
+    out["aggregationType"] = kind
+    params = {k: doc[k] for k in ("queryString", "aggregationField", "indexName", "queryVersion") if doc.get(k)}
+    try:
+        if kind == "Cardinality":
+            out["value"] = call(app, scope, "iot", "GetCardinality", params)["cardinality"]
+        elif kind == "Percentiles":
+            values = doc["aggregationType"].get("values")
+            got = call(app, scope, "iot", "GetPercentiles",
+                       {**params, **({"percents": [float(v) for v in values]} if values else {})})
+            out["value"] = {f"p{p['percent']:g}": p.get("value") for p in got.get("percentiles", [])}
+        else:
+            stats = call(app, scope, "iot", "GetStatistics", params)["statistics"]
+            wanted = doc["aggregationType"].get("values") or ["count"]
+            out["value"] = {k: stats.get(k) for k in wanted}
+    except ServiceError as error:
+        out["error"] = f"{error.code}: {error.message}"
+    return out
 
 
 def jobs(app, scope: Scope) -> dict:

@@ -29,6 +29,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from localiot.timeouts import within
 from localiot.broker import Broker
 from localiot.broker.admission import RESERVED
 from localiot.broker.auth import Identity
@@ -67,6 +68,9 @@ async def start_listeners(app) -> Broker:
     listeners = DeviceListeners(app, broker, device_auth)
     app.device_listeners = listeners
     await listeners.start()
+    from localiot.advisor.endpoint import start_endpoint  # the Device Advisor test endpoint
+
+    await start_endpoint(app, broker)
     if config.mqtt_plain:
         port = await broker.start_tcp(config.host, config.mqtt_plain_port, "tcp")
         app.runtime.listeners["mqtt-plain"] = f"{config.host}:{port}"
@@ -104,6 +108,9 @@ def _on(loop) -> bool:
 
 
 async def stop_listeners(app) -> None:
+    from localiot.advisor.endpoint import stop_endpoint
+
+    await stop_endpoint(app)
     listeners = getattr(app, "device_listeners", None)
     if listeners is not None:
         listeners.close()
@@ -163,7 +170,7 @@ class DeviceListeners:
             await self.http_server.shutdown(1.0)
         for server in self._servers:
             try:
-                await asyncio.wait_for(server.wait_closed(), 2.0)
+                await within(server.wait_closed(), 2.0)
             except asyncio.TimeoutError:
                 pass
         self._servers.clear()

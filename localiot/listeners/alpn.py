@@ -12,6 +12,7 @@ byte of CONNECT is MQTT).
 from __future__ import annotations
 
 import asyncio
+from functools import lru_cache
 
 from localiot.broker.connection import Connection
 from localiot.device_auth import Door
@@ -23,12 +24,20 @@ SNIFF_TIMEOUT = 20.0  # a connection without ALPN that sends nothing is closed a
 class DeviceConnection(Connection):
     """A broker Connection on a TLS listener; its listener name becomes a Door with the TLS details."""
 
+    __slots__ = ()
+
     def connection_made(self, transport) -> None:
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
-            self.listener = Door(str(self.listener), sni=getattr(ssl_object, "localiot_sni", None),
-                                 alpn=ssl_object.selected_alpn_protocol())
+            self.listener = _door(str(self.listener), getattr(ssl_object, "localiot_sni", None),
+                                  ssl_object.selected_alpn_protocol())
         super().connection_made(transport)
+
+
+@lru_cache(maxsize=1024)
+def _door(name: str, sni: str | None, alpn: str | None) -> Door:
+    """One Door per distinct (listener, SNI, ALPN), shared by the connections that came through it."""
+    return Door(name, sni=sni, alpn=alpn)
 
 
 class AlpnSniffer(asyncio.Protocol):

@@ -61,6 +61,10 @@ class Engine:
             route, labels = self._route(method, raw_path, query, headers, scope)
             if self.strict:
                 sigv4.verify(scope, method, host, raw_path_qs, headers, body, self.secrets)
+            elif scope is None and log.isEnabledFor(logging.DEBUG):
+                log.debug("accepted %s %s unsigned (not --strict-signatures): %s; answering as account %s, region %s",
+                          method, raw_path, sigv4.why_unsigned(headers, query), self.default_account,
+                          self.default_region)
             params = self._parse(route, labels, query, headers, body)
             errors = validator.validate(route.operation.input_shape, params)
             if errors:

@@ -57,6 +57,23 @@ def read_scope(headers, query) -> Scope | None:
     return Scope(cred[0], cred[1], cred[2], cred[3], signed, sig, presigned)
 
 
+def why_unsigned(headers, query) -> str:
+    """Why `read_scope` found no credential scope: the reason a non-strict server
+    accepted the request anyway (logged at DEBUG, issue 11 item 6)."""
+    header = headers.get("Authorization")
+    if header:
+        m = _AUTH.match(header)
+        if not m:
+            return ("its Authorization header is not 'AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., "
+                    "Signature=<hex>'")
+        parts = m.group("cred").split("/")
+        return f"its credential scope has {len(parts)} parts, not 5 (AKID/date/region/service/aws4_request)"
+    if "X-Amz-Credential" in query:
+        parts = query.get("X-Amz-Credential", "").split("/")
+        return f"its X-Amz-Credential has {len(parts)} parts, not 5 (AKID/date/region/service/aws4_request)"
+    return "it carries no Authorization header and no presigned X-Amz-Credential"
+
+
 _REGION = re.compile(r"[a-zA-Z0-9-]{1,64}")
 
 

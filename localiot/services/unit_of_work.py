@@ -90,6 +90,26 @@ def committed(ctx: RequestContext) -> None:
             log.exception("after-commit work failed after %s %s", ctx.service, ctx.operation)
 
 
+# Attempts of a unit of work the store refused to finish for a reason a new
+# attempt removes (PostgreSQL: a deadlock between nodes, 40P01).
+ATTEMPTS = 3
+
+
+def run(runtime, account: str, region: str, service: str, operation: str, fn, *args):
+    """`fn(ctx, *args)` as one unit of work, run again from the start when the store
+    ends it with a conflict a retry resolves (`store.retryable(error)`); SQLite never does.
+    The HTTP API runs every call through this."""
+    retryable = getattr(runtime.store, "retryable", None)
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with unit_of_work(runtime, account, region, service, operation) as ctx:
+                return fn(ctx, *args)
+        except Exception as error:
+            if retryable is None or attempt == ATTEMPTS or not retryable(error):
+                raise
+            log.info("retrying %s %s after %s", service, operation, error)
+
+
 def read_only(runtime, account: str, region: str, service: str = "iot", operation: str = ""):
     """A unit of work that only reads: no write lock, nothing to announce."""
     return unit_of_work(runtime, account, region, service, operation, write=False)

@@ -15,8 +15,9 @@ clock, and botocore errors in a form tests can compare.
 
 In pytest (the kit registers itself as a plugin when localiot is installed)
 the fixtures are `localiot_server`, `localiot_settings`, `localiot_defaults`,
-`localiot_servers`, `localiot_devices` and `localiot_moto` (see
-localiot.testing.plugin).
+`localiot_servers`, `localiot_devices`, `localiot_moto`, `localiot_store`,
+`localiot_postgres` and `localiot_nats` (see localiot.testing.plugin;
+--localiot-store=sqlite,postgresql runs the server tests on both stores).
 
 paho-mqtt (devices), moto (moto_server) and pytest (the fixtures) are imported
 only when used.
@@ -41,4 +42,6 @@ except ImportError:  # the kit works without pytest too
     pass
 else:
     from localiot.testing.plugin import (localiot_defaults, localiot_devices, localiot_moto,  # noqa: F401
-                                         localiot_server, localiot_servers, localiot_settings)
+                                         localiot_nats, localiot_postgres, localiot_server, localiot_servers,
+                                         localiot_settings, localiot_store, pytest_addoption,
+                                         pytest_configure, pytest_generate_tests)

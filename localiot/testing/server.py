@@ -14,7 +14,13 @@ from localiot.config import Config
 
 # What a test server differs from `localiot serve` in: free ports, quiet logs.
 TEST_SETTINGS = {"host": "127.0.0.1", "port": 0, "log_level": "WARNING",
-                 "mqtt_tls_port": 0, "mqtt_alpn_port": 0, "mqtt_plain_port": 0}
+                 "mqtt_tls_port": 0, "mqtt_alpn_port": 0, "mqtt_plain_port": 0,
+                 "device_advisor_port": 0}
+
+
+# The store of servers started without store=: "" (SQLite); the pytest plugin's
+# localiot_store sets it for the test session ("postgresql" in the PostgreSQL pass).
+DEFAULT_STORE = ""
 
 
 class ServerThread:
@@ -71,15 +77,37 @@ def local_server(**overrides):
     """A server on free loopback ports with its own data directory (or in memory).
 
     `overrides` are localiot.config.Config fields (mqtt_plain=True,
-    aws_endpoint_url=..., strict_signatures=True, background_period=0 ...)."""
-    with tempfile.TemporaryDirectory(prefix="localiot-") as data_dir:
+    aws_endpoint_url=..., strict_signatures=True, background_period=0 ...);
+    store="postgresql" runs it on a fresh PostgreSQL database."""
+    with tempfile.TemporaryDirectory(prefix="localiot-") as data_dir, ExitStack() as stack:
         settings = dict(TEST_SETTINGS, data_dir=data_dir)
         settings.update(overrides)
+        settings["store"] = _store(settings.get("store", DEFAULT_STORE), stack, overrides.get("data_dir"))
         server = ServerThread(Config.from_env(environ={}, **settings)).start()
         try:
             yield server
         finally:
             server.stop()
+
+
+def _store(store: str, stack: ExitStack, data_dir: str | None = None) -> str:
+    """Config.store for a test server: "sqlite" (or "") is the file in its data
+    directory, "postgresql" a fresh database on the process's throwaway
+    PostgreSQL (dropped with the server), anything else is used as given. A
+    server given its data_dir keeps its database, as it keeps its SQLite file:
+    the next server on that directory finds the state again (restart tests)."""
+    if store == "sqlite":
+        return ""
+    if store == "postgresql":
+        from localiot.testing.postgres import shared_server
+
+        pg = shared_server()
+        if data_dir is not None:
+            return pg.database_for(data_dir)
+        dsn = pg.create_database()
+        stack.callback(pg.drop_database, dsn)
+        return dsn
+    return store
 
 
 class ServerPool:

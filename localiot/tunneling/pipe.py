@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 
+from localiot.timeouts import within
 from localiot.services.tunneling.model import DESTINATION, SOURCE
 from localiot.tunneling import frames
 from localiot.tunneling.frames import (CONNECTION_RESET, CONNECTION_START, DATA, SERVICE_IDS, SESSION_RESET,
@@ -48,7 +49,7 @@ class Peer:
             return False
         try:
             async with self._lock:
-                await asyncio.wait_for(self.ws.send_bytes(data), timeout)
+                await within(self.ws.send_bytes(data), timeout)
             return True
         except asyncio.TimeoutError:
             self.abort()
@@ -69,7 +70,7 @@ class Peer:
     async def close(self, code: int, reason: str) -> None:
         self.gone = True
         try:  # a client that stopped reading cannot take the close frame either
-            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT)
+            await within(self.ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT)
         except Exception:
             self.abort()
 

@@ -1,10 +1,10 @@
 // The Fleet Hub dashboard: hash routes (#/search?q=..., #/thing/<name>, #/jobs,
-// #/job/<id>) over the JSON routes beside this page, and live updates from
+// #/job/<id>, #/alarms) over the JSON routes beside this page, and live updates from
 // the server-sent events at ./events. Everything shown is set as text, never HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ["search", "thing", "jobs", "job"];
+const VIEWS = ["search", "thing", "jobs", "job", "alarms"];
 const selected = new Set();
 let current = { view: "search", arg: "" };
 let tokens = [];  // nextToken of each page shown so far (paging)
@@ -43,6 +43,8 @@ function fillList(dl, pairs) {
 }
 
 const time = (t) => (t ? new Date(t * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "");
+const timeMs = (t) => (t ? time(t / 1000) : "");
+const shownValue = (v) => (v === null || v === undefined ? "" : typeof v === "object" ? JSON.stringify(Object.values(v).length === 1 ? Object.values(v)[0] : v) : String(v));
 const link = (href, text) => el("a", text, { href });
 const badge = (on, yes, no) => el("span", on ? yes : no, { class: "badge " + (on ? "on" : "off") });
 
@@ -110,6 +112,14 @@ async function showThing(name) {
     named.append(box);
     shadowBlocks(box, doc);
   }
+  const alarms = $("thing-violations").querySelector("tbody");
+  alarms.replaceChildren();
+  for (const v of d.violations) row(alarms, [v.securityProfileName, v.behaviorName, v.metric, v.criteriaType, shownValue(v.value), time(v.since)]).dataset.violation = v.violationId;
+  if (!d.violations.length) row(alarms, ["none"]);
+  const history = $("thing-history").querySelector("tbody");
+  history.replaceChildren();
+  for (const c of d.connections) row(history, [timeMs(c.connectedAt), c.disconnectedAt ? timeMs(c.disconnectedAt) : "connected", c.disconnectReason, c.ipAddress]);
+  if (!d.connections.length) row(history, ["none"]);
   const tbody = $("thing-jobs").querySelector("tbody");
   tbody.replaceChildren();
   for (const j of d.jobs) row(tbody, [link("#/job/" + encodeURIComponent(j.jobId), j.jobId), j.status, time(j.queuedAt), time(j.lastUpdatedAt)]);
@@ -149,6 +159,25 @@ async function createJob(event) {
   }
 }
 
+// alarms ---------------------------------------------------------------------------
+async function showAlarms() {
+  const d = await api("alarms");
+  const tbody = $("violations").querySelector("tbody");
+  tbody.replaceChildren();
+  for (const v of d.violations) {
+    row(tbody, [link("#/thing/" + encodeURIComponent(v.thingName), v.thingName), v.securityProfileName, v.behaviorName,
+      v.metric, v.criteriaType, shownValue(v.value), time(v.since), v.verificationState]).dataset.violation = v.violationId;
+  }
+  $("violations-status").textContent = `${d.violations.length} active violation(s)`;
+  const metrics = $("fleet-metrics").querySelector("tbody");
+  metrics.replaceChildren();
+  for (const m of d.fleetMetrics) {
+    row(metrics, [m.metricName, el("code", m.queryString), m.aggregationType,
+      m.error ? m.error : shownValue(m.value), m.period]).dataset.metric = m.metricName;
+  }
+  if (!d.fleetMetrics.length) row(metrics, ["none"]);
+}
+
 // routing and live updates --------------------------------------------------------
 function parseHash() {
   const [path, query] = (location.hash.replace(/^#\/?/, "") || "search").split("?");
@@ -165,6 +194,7 @@ async function render() {
     if (current.view === "search") await showSearch(current.query, 0);
     else if (current.view === "thing") await showThing(current.arg);
     else if (current.view === "jobs") await showJobs();
+    else if (current.view === "alarms") await showAlarms();
     else await showJob(current.arg);
   } catch (error) { showError(error); }
   document.body.dataset.rendered = String(Date.now());
@@ -173,6 +203,7 @@ async function render() {
 function touches(topic) {
   const v = current.view, name = current.arg;
   if (v === "thing") return topic.startsWith(`$aws/things/${name}/`) || topic.endsWith("/" + name) || topic.startsWith("$aws/events/job");
+  if (v === "alarms") return true;
   if (v === "job" || v === "jobs") return topic.includes("/jobs/") || topic.startsWith("$aws/events/job");
   return topic.includes("/shadow/") || topic.startsWith("$aws/events/presence/") || topic.startsWith("$aws/events/thing/");
 }

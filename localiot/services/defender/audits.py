@@ -247,8 +247,8 @@ def ListAuditTasks(ctx, req):
              if start <= doc["taskStartTime"] <= end
              and (not req.get("taskType") or doc["taskType"] == req["taskType"])
              and (not req.get("taskStatus") or doc["taskStatus"] == req["taskStatus"])]
-    tasks.sort(key=lambda d: (d["taskStartTime"], d["taskId"]), reverse=True)
-    found, extra = paginate(ctx, req, tasks, key=lambda d: (d["taskStartTime"], d["taskId"]), descending=True)
+    tasks.sort(key=lambda d: (d["taskStartTime"], d["taskId"]))  # oldest first: the one list order (issue 11 item 15)
+    found, extra = paginate(ctx, req, tasks, key=lambda d: (d["taskStartTime"], d["taskId"]))
     return {"tasks": [{"taskId": d["taskId"], "taskStatus": d["taskStatus"], "taskType": d["taskType"]}
                       for d in found], **extra}
 

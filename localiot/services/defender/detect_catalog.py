@@ -13,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from localiot.services.defender import detect_ml
+
 NUMBER_OPS = ("less-than", "less-than-equals", "greater-than", "greater-than-equals")
 PORT_OPS = ("in-port-set", "not-in-port-set")
 CIDR_OPS = ("in-cidr-set", "not-in-cidr-set")
@@ -100,7 +102,7 @@ def _behavior_errors(tx, b: dict) -> list[str]:
             out.append(f"Behavior {name}: criteria is required.")
         return out
     if criteria.get("mlDetectionConfig"):
-        return out + [f"Behavior {name}: ML Detect behaviors are not supported by localiot."]
+        return out + detect_ml.errors_of(name, metric, criteria)
     op = criteria.get("comparisonOperator")
     if op is None:
         return out + [f"Behavior {name}: comparisonOperator is required."]

@@ -22,7 +22,7 @@ from localiot.background import periodic
 from localiot.protocol.errors import invalid
 from localiot.services import operation
 from localiot.services.common import paginate
-from localiot.services.defender import detect_catalog as catalog, violations
+from localiot.services.defender import detect_catalog as catalog, detect_ml, device_stats, metrics_export, violations
 from localiot.services.defender.profiles import PROFILE, profiles_for_thing
 from localiot.services.unit_of_work import unit_of_work
 from localiot.topics import matches
@@ -88,9 +88,11 @@ def _profiles(ctx, thing: str, cache: dict) -> list[dict]:
     return out
 
 
-def _retained(profile: dict) -> list[tuple[str, str | None]]:
-    out = [(b["metric"], (b.get("metricDimension") or {}).get("dimensionName")) for b in profile.get("behaviors") or []]
-    out += [(m["metric"], (m.get("metricDimension") or {}).get("dimensionName"))
+def _retained(profile: dict) -> list[tuple[str, str | None, bool]]:
+    """(metric, dimension, exported) of every metric `profile` records."""
+    out = [(b["metric"], (b.get("metricDimension") or {}).get("dimensionName"), bool(b.get("exportMetric")))
+           for b in profile.get("behaviors") or [] if b.get("metric")]
+    out += [(m["metric"], (m.get("metricDimension") or {}).get("dimensionName"), bool(m.get("exportMetric")))
             for m in profile.get("additionalMetricsToRetainV2") or []]
     return out
 
@@ -99,22 +101,29 @@ def evaluate(ctx, thing: str, raw_values: dict, sources: tuple[str, ...], cache:
              thresholds: dict | None = None) -> None:
     """Record the datapoints of `thing` the profiles use, then evaluate every behavior of those
     profiles whose metric comes from `sources` and has a value in `raw_values`
-    (cloud-side: a metering snapshot; device-side: {metric: value})."""
+    (cloud-side: a metering snapshot; device-side: {metric: value}). Datapoints of
+    metrics marked exportMetric go to each profile's metricsExportConfig topic."""
     cache = {} if cache is None else cache
     recorded = set()
     for profile in _profiles(ctx, thing, cache):
-        for metric_name, dim in _retained(profile):
+        exported = []
+        for metric_name, dim, export in _retained(profile):
             metric = catalog.metric_of(ctx.tx, metric_name)
-            if metric is None or metric.source not in sources or (metric_name, dim) in recorded:
+            if metric is None or metric.source not in sources:
                 continue
             filters = _dimension_filters(ctx, {"metricDimension": {"dimensionName": dim}} if dim else {})
             raw = cloud_value(metric_name, raw_values, filters) if metric.source == "cloud" else raw_values.get(
                 metric_name)
             if raw is None:
                 continue
-            shown = raw[0] if metric.name == "aws:message-byte-size" else raw
-            record(ctx, thing, metric_name, dim, catalog.as_metric_value(metric, shown))
-            recorded.add((metric_name, dim))
+            shown = catalog.as_metric_value(metric, raw[0] if metric.name == "aws:message-byte-size" else raw)
+            if (metric_name, dim) not in recorded:
+                record(ctx, thing, metric_name, dim, shown)
+                recorded.add((metric_name, dim))
+            if export:
+                exported.append((metric_name, dim, shown))
+        if exported:
+            metrics_export.queue(ctx, profile, thing, exported, cache)
         for behavior in profile.get("behaviors") or []:
             criteria = behavior.get("criteria")
             metric = catalog.metric_of(ctx.tx, behavior["metric"])
@@ -124,6 +133,11 @@ def evaluate(ctx, thing: str, raw_values: dict, sources: tuple[str, ...], cache:
                    if metric.source == "cloud" else raw_values.get(metric.name))
             if raw is None:
                 continue
+            if criteria.get("mlDetectionConfig"):
+                observed = raw[0] if metric.name == "aws:message-byte-size" else raw
+                detect_ml.observe(ctx, profile, behavior, thing, observed, catalog.as_metric_value(metric, observed),
+                                  cache)
+                continue
             op = criteria["comparisonOperator"]
             observed = _observed(metric, op, raw)
             duration = criteria.get("durationSeconds")
@@ -131,10 +145,12 @@ def evaluate(ctx, thing: str, raw_values: dict, sources: tuple[str, ...], cache:
                 dim = (behavior.get("metricDimension") or {}).get("dimensionName")
                 observed = _sum_since(ctx, thing, metric.name, dim, ctx.now() - duration)
             if criteria.get("statisticalThreshold"):
-                key = (profile["securityProfileName"], behavior["name"])
-                expected = (thresholds or {}).get(key)
+                if metric.source == "cloud":
+                    expected = (thresholds or {}).get((profile["securityProfileName"], behavior["name"]))
+                else:  # device-side: ranked against the fleet's reports of the same duration
+                    expected = device_stats.threshold(ctx, profile, behavior, thing, observed)
                 if expected is None:
-                    continue  # no fleet statistic for this window
+                    continue  # no fleet statistic yet
             else:
                 expected = catalog.expected_value(criteria)
             bad = not catalog.normal(op, observed, expected)
@@ -178,6 +194,8 @@ def close_windows(store, runtime) -> None:
             thresholds = _fleet_thresholds(ctx, snapshots, cache)
             for thing, snap in sorted(snapshots.items()):
                 evaluate(ctx, thing, snap, ("cloud",), cache, thresholds)
+            detect_ml.flush(ctx, cache)
+            metrics_export.send(ctx, cache)
 
 
 @operation("iot")

@@ -212,8 +212,8 @@ def CancelDetectMitigationActionsTask(ctx, req):
 def ListDetectMitigationActionsTasks(ctx, req):
     start, end = req["startTime"], req["endTime"]
     tasks = sorted((d for _, d in ctx.tx.scan(TASK) if start <= d["taskStartTime"] <= end),
-                   key=lambda d: (d["taskStartTime"], d["taskId"]), reverse=True)
-    found, extra = paginate(ctx, req, tasks, key=lambda d: (d["taskStartTime"], d["taskId"]), descending=True)
+                   key=lambda d: (d["taskStartTime"], d["taskId"]))  # oldest first: the one list order (issue 11 item 15)
+    found, extra = paginate(ctx, req, tasks, key=lambda d: (d["taskStartTime"], d["taskId"]))
     return {"tasks": [_summary(ctx, d) for d in found], **extra}
 
 

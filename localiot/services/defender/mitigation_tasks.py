@@ -180,8 +180,8 @@ def ListAuditMitigationActionsTasks(ctx, req):
         rows = ctx.tx.scan(TASK)
     tasks = sorted((d for _, d in rows if start <= d["startTime"] <= end
                     and (not req.get("taskStatus") or d["taskStatus"] == req["taskStatus"])),
-                   key=lambda d: (d["startTime"], d["taskId"]), reverse=True)
-    found, extra = paginate(ctx, req, tasks, key=lambda d: (d["startTime"], d["taskId"]), descending=True)
+                   key=lambda d: (d["startTime"], d["taskId"]))  # oldest first: the one list order (issue 11 item 15)
+    found, extra = paginate(ctx, req, tasks, key=lambda d: (d["startTime"], d["taskId"]))
     return {"tasks": [{"taskId": d["taskId"], "startTime": d["startTime"], "taskStatus": d["taskStatus"]}
                       for d in found], **extra}
 

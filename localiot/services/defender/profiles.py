@@ -13,7 +13,7 @@ import re
 from localiot.protocol.errors import ServiceError, invalid
 from localiot.services import operation
 from localiot.services.common import Resource, check_version, paginate, tags_to_dict
-from localiot.services.defender import detect_catalog as catalog, violations
+from localiot.services.defender import detect_catalog as catalog, detect_ml, device_stats, metrics_export, violations
 from localiot.services.defender.configuration import ROLE_ARN, SNS_ARN
 from localiot.services.registry.things import KIND as THING, MEMBER_OF
 
@@ -43,9 +43,6 @@ def public(doc: dict) -> dict:
 
 
 def _behaviors(ctx, behaviors: list[dict]) -> list[dict]:
-    if any((b.get("criteria") or {}).get("mlDetectionConfig") for b in behaviors):
-        raise ServiceError("NotImplementedException", "ML Detect behaviors (mlDetectionConfig) are not implemented "
-                                                      "by localiot.")
     if len(behaviors) > 100:
         raise invalid("A security profile can have at most 100 behaviors.")
     errors = catalog.validate_behaviors(ctx.tx, behaviors)
@@ -95,7 +92,9 @@ def CreateSecurityProfile(ctx, req):
         doc["additionalMetricsToRetainV2"] = retained
     if req.get("metricsExportConfig"):
         doc["metricsExportConfig"] = req["metricsExportConfig"]
+    metrics_export.check(doc)
     PROFILE.create(ctx, name, doc, tags_to_dict(req.get("tags")), _index(doc))
+    detect_ml.sync(ctx, name, [], doc["behaviors"])
     return {"securityProfileName": name, "securityProfileArn": doc["securityProfileArn"]}
 
 
@@ -137,9 +136,11 @@ def UpdateSecurityProfile(ctx, req):
         doc["metricsExportConfig"] = req["metricsExportConfig"]
     if req.get("securityProfileDescription") is not None:
         doc["securityProfileDescription"] = req["securityProfileDescription"]
+    metrics_export.check(doc)
     doc["version"] += 1
     doc["lastModifiedDate"] = ctx.now()
     PROFILE.put(ctx, name, doc, _index(doc))
+    detect_ml.sync(ctx, name, list(old.values()), doc["behaviors"])
     kept = {b["name"]: b for b in doc["behaviors"]}
     # a behavior that went away or changed invalidates its active violations
     changed = {n for n, b in old.items() if kept.get(n) != b}
@@ -157,6 +158,8 @@ def DeleteSecurityProfile(ctx, req):
     check_version("security profile", name, doc["version"], req.get("expectedVersion"))
     violations.invalidate(ctx, name, lambda v: True)
     violations.forget_profile(ctx, name)
+    detect_ml.forget(ctx, name)
+    device_stats.forget(ctx, name)
     ctx.tx.unlink_all(TARGET, src=name)
     PROFILE.delete(ctx, name)
     return {}

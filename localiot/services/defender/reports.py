@@ -14,6 +14,7 @@ import ipaddress
 import json
 
 from localiot import cbor
+from localiot.services.defender import detect_ml, metrics_export
 from localiot.services.defender.detect_eval import evaluate
 
 SHORT = {"hed": "header", "rid": "report_id", "v": "version", "met": "metrics", "tp": "listening_tcp_ports",
@@ -167,7 +168,10 @@ def receive(ctx, thing: str, payload: bytes, fmt: str) -> None:
             reply["reportId"] = report_id
         _reply(ctx, f"{topic}/rejected", reply, fmt)
         return
-    evaluate(ctx, thing, values, ("device", "custom"))
+    cache: dict = {}
+    evaluate(ctx, thing, values, ("device", "custom"), cache)
+    detect_ml.flush(ctx, cache)
+    metrics_export.send(ctx, cache)
     _reply(ctx, f"{topic}/accepted", {"thingName": thing, "reportId": report_id, "status": "ACCEPTED",
                                       "timestamp": int(ctx.now() * 1000)}, fmt)
 

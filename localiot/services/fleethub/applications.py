@@ -6,9 +6,16 @@ next run of time-driven work (every LOCALIOT_BACKGROUND_PERIOD seconds, or
 when a test moves the clock); DeleteApplication turns it DELETING and the next
 run removes it. Fleet Hub needs fleet indexing: with thing indexing OFF,
 CreateApplication is refused with InvalidRequestException and nothing is kept.
+An account has at most APPLICATION_LIMIT applications per region (AWS's
+Fleet Hub quota, 100); one more is refused with LimitExceededException (HTTP
+410, as the API reference says). Each application gets its own ssoClientId,
+the client id of its sign-in: the session cookies of localiot.fleethub_web.signin
+are bound to the application they were issued for.
 """
 
 from __future__ import annotations
+
+import secrets
 
 from localiot.background import periodic
 from localiot.protocol.errors import ServiceError, invalid
@@ -22,6 +29,7 @@ _SUMMARY = ("applicationId", "applicationName", "applicationDescription", "appli
             "applicationLastUpdateDate", "applicationState")
 _DESCRIBED = _SUMMARY + ("applicationArn", "roleArn", "ssoClientId", "errorMessage")
 TOKEN_KEY = "clientToken"
+APPLICATION_LIMIT = 100
 
 
 def _fleet_indexing_on(ctx) -> bool:
@@ -37,6 +45,11 @@ def _check_role(role_arn: str) -> None:
         raise invalid(f"The role ARN {role_arn} is not the ARN of an IAM role.")
     if not role.rsplit("/", 1)[-1].startswith(ROLE_PREFIX):
         raise invalid(f"The name of the role {role_arn} must be in the form {ROLE_PREFIX}random_string.")
+
+
+def _sso_client_id() -> str:
+    """An OIDC-style client id (IAM Identity Center's are 22+ URL-safe characters)."""
+    return secrets.token_urlsafe(16).replace("-", "A").replace("_", "z")
 
 
 def _request_of(req: dict) -> dict:
@@ -55,6 +68,10 @@ def CreateApplication(ctx, req):
     if not _fleet_indexing_on(ctx):
         raise invalid("Fleet Hub requires fleet indexing: turn on thing indexing "
                       "(UpdateIndexingConfiguration) before you create an application.")
+    if len(APPLICATION.list(ctx)) >= APPLICATION_LIMIT:
+        raise ServiceError("LimitExceededException",
+                           f"A limit has been exceeded: an account can have {APPLICATION_LIMIT} Fleet Hub "
+                           f"applications in {ctx.region}.", status=410)
     app_id, now = new_id(), ctx.now()
     doc = {
         "applicationId": app_id,
@@ -65,7 +82,7 @@ def CreateApplication(ctx, req):
         "applicationState": CREATING,
         "applicationCreationDate": now,
         "applicationLastUpdateDate": now,
-        "ssoClientId": None,  # no IAM Identity Center here: the pages need no single sign-on client
+        "ssoClientId": _sso_client_id(),
         "errorMessage": None,
         "request": _request_of(req),
     }

@@ -3,7 +3,7 @@
 AWS answers with a host name only (identifier.iot.region.amazonaws.com), and
 every tutorial and SDK sample passes it on as is (`mosquitto_pub -h "$(aws iot
 describe-endpoint ...)" -p 8883`, the Device SDKs' `endpoint`). localiot does
-the same for every endpoint type: the answer is `endpoint_host(config)`:
+the same for every endpoint type: the answer is `localiot.config.endpoint_host(config)`:
 
 - `--endpoint-host` / LOCALIOT_ENDPOINT_HOST when given (it is added to the
   broker's server certificate);
@@ -21,14 +21,12 @@ InvalidRequestException.
 
 from __future__ import annotations
 
-import ipaddress
-
+from localiot.config import endpoint_host
 from localiot.protocol.errors import invalid
 from localiot.services import operation
 
 ENDPOINT_TYPES = ("iot:Data", "iot:Data-ATS", "iot:CredentialProvider", "iot:Jobs")
 _CANONICAL = {t.lower(): t for t in ENDPOINT_TYPES}
-_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
 
 
 def canonical_type(endpoint_type: str | None) -> str:
@@ -40,26 +38,6 @@ def canonical_type(endpoint_type: str | None) -> str:
             f"Endpoint type {endpoint_type} is not valid; valid types are {', '.join(ENDPOINT_TYPES)}."
         )
     return found
-
-
-def _loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def endpoint_host(config) -> str:
-    """The host name DescribeEndpoint answers (no port, like AWS)."""
-    configured = (getattr(config, "endpoint_host", "") or "").strip()
-    if configured:
-        return configured
-    host = (config.host or "").strip()
-    if host in _WILDCARDS or _loopback(host):
-        return "localhost"
-    return host.strip("[]")
 
 
 def endpoint_address(runtime, endpoint_type: str | None) -> str:

@@ -1,0 +1,14 @@
+"""The test cases' implementations, by AWS test id (localiot.advisor.catalog)."""
+
+from __future__ import annotations
+
+from localiot.advisor.cases import backoff, mqtt, services, tls
+from localiot.advisor.cases.base import CaseFailed, CaseRun
+
+__all__ = ["CaseFailed", "CaseRun", "implementation"]
+
+IMPLEMENTATIONS = {**tls.CASES, **mqtt.CASES, **backoff.CASES, **services.CASES}
+
+
+def implementation(test_id: str):
+    return IMPLEMENTATIONS.get(test_id)

@@ -1,0 +1,49 @@
+"""The message fabric: several localiot nodes, one MQTT broker to their devices.
+
+`localiot serve --fabric nats://host:4222` (or LOCALIOT_FABRIC) joins a node
+to the others that name the same NATS server (or cluster); without it a
+node is the single process it always was and nothing here runs. NATS
+carries, between the nodes:
+
+- MQTT messages: each message a node routes goes to the nodes whose
+  sessions subscribed to a matching filter (`node`); the mapping of MQTT
+  topics and filters to NATS subjects — levels and tokens, the characters
+  NATS treats specially, '#' and its parent level, '$' topics, accounts —
+  is `subjects`', the message body `wire`'s;
+- shared subscriptions as NATS queue groups: one delivery per group across
+  all nodes (`node`);
+- client-id takeover and persistent sessions moving between nodes
+  (`sessions`);
+- commit events, so that every node's caches follow what another node's API
+  call changed: device grants, revoked certificates (their connections are
+  dropped on every node), log levels, topic rules (`events`).
+- which clients are connected to which node, for GetThingConnectivityData
+  and DeleteConnection (`directory`);
+- heartbeats: the persistent sessions of a node that died are adopted by a
+  live one (`liveness`).
+
+State stays in the store: retained messages, persistent sessions and their
+queued QoS 1 messages are read from it by whichever node needs them, so with
+a store the nodes share (PostgreSQL, `--store`) a device may reconnect
+through any node.
+
+Each node's own NATS client (`client`) writes a message the moment the
+broker routes it.
+
+Delivery between nodes is what NATS core gives: at most once on the NATS
+hop, in order per publishing node. A QoS 1 message that a node acknowledged
+to its publisher is on its way to NATS (written before the PUBACK), not yet
+stored by the node of an offline subscriber: a node killed in that instant
+can lose it for that subscriber.
+"""
+
+from __future__ import annotations
+
+from localiot.fabric.node import Fabric
+
+__all__ = ["Fabric", "start_fabric"]
+
+
+async def start_fabric(runtime, url: str, node_id: str | None = None) -> Fabric:
+    """Connect this node to the fabric at `url`; the broker attaches itself as it starts."""
+    return await Fabric(runtime, url, node_id).start()

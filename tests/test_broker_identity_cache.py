@@ -1,0 +1,50 @@
+"""A reconnecting device's certificate identity is remembered (no store read,
+no certificate parse), and forgotten as soon as a committed call changes
+device rights: paho devices over mutual TLS against the real server."""
+
+from __future__ import annotations
+
+import json
+
+from localiot.testing import NOT_AUTHORIZED, V5, Device, address, ca_file, new_certificate
+
+
+def _policy(topic: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+        {"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:aws:iot:*:*:topic/${iot:ClientId}/" + topic},
+    ]})
+
+
+def test_reconnects_see_rights_changed_since_the_last_connection(localiot_server, iot, tmp_path):
+    cert = new_certificate(iot, tmp_path, "cached")
+    iot.create_policy(policyName="cached-policy", policyDocument=_policy("a"))
+    iot.attach_policy(policyName="cached-policy", target=cert.arn)
+    ca, (_, port) = ca_file(localiot_server, tmp_path), address(iot)
+
+    def session(client_id="sensor-1"):
+        return Device(port, client_id, ca=ca, cert=cert, version=V5)
+
+    first = session().connect_ok()
+    assert first.publish("sensor-1/a", b"1") == 0
+    assert first.publish("sensor-1/b", b"1") == NOT_AUTHORIZED
+    first.close()
+    known = localiot_server.app.runtime.broker.authenticate.__self__._known  # device_auth's Authentication
+    assert [key for key in known if key[0] == cert.id] == [(cert.id, "sensor-1", None)]
+    again = session().connect_ok()  # the same certificate and client id: remembered
+    assert again.publish("sensor-1/a", b"2") == 0
+    again.close()
+    other = session("sensor-2").connect_ok()  # policy variables are the connection's own
+    assert other.publish("sensor-2/a", b"1") == 0 and other.publish("sensor-1/a", b"1") == NOT_AUTHORIZED
+    other.close()
+
+    iot.create_policy_version(policyName="cached-policy", policyDocument=_policy("b"), setAsDefault=True)
+    changed = session().connect_ok()
+    assert changed.publish("sensor-1/b", b"3") == 0
+    assert changed.publish("sensor-1/a", b"3") == NOT_AUTHORIZED
+    changed.close()
+
+    iot.update_certificate(certificateId=cert.id, newStatus="INACTIVE")
+    refused = session()
+    assert refused.connect() == NOT_AUTHORIZED
+    refused.close()
