@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import os
 
+import urllib.request
+
 import pytest
 
 from localiot.testing.aws import moto_server
@@ -135,8 +137,13 @@ def localiot_devices(localiot_server):
 
 
 @pytest.fixture(scope="module")
-def localiot_moto():
+def localiot_moto(localiot_store):
+    # moto keeps its state in process-wide backends, whichever server object
+    # serves them: each module (and each store's run of it: the store is a
+    # session parameter) starts from a reset moto, so a test's PostgreSQL run
+    # does not find the queues and tables its SQLite run created.
     with moto_server() as url:
+        urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST", data=b"")).read()
         yield url
 
 
