@@ -33,7 +33,6 @@ localiot_nats     the nats:// URL of a real nats-server, one per test session
 from __future__ import annotations
 
 import os
-
 import urllib.request
 
 import pytest
