@@ -12,6 +12,7 @@ from aiohttp import web
 from localiot import __version__, cluster, health, iotlogs
 from localiot.background import Background, registered
 from localiot.bus import Bus
+from localiot.cluster import workers as unit_workers
 from localiot.clock import Clock
 from localiot.config import Config
 from localiot.datadir_lock import DataDirectoryLock
@@ -91,7 +92,7 @@ class LocalIoT:
             # model's {topic} label is one path segment); the signature still covers the raw path.
             path = "/topics/" + path[len("/topics/"):].replace("/", "%2F")
         body = await request.read()
-        reply = self.engine.handle(
+        reply = await self._dispatch(
             request.method,
             request.host,
             path,
@@ -101,6 +102,15 @@ class LocalIoT:
             body,
         )
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+
+    async def _dispatch(self, *request):
+        """The engine's answer to one API request: here on the loop with SQLite; on a
+        worker thread with PostgreSQL, so the loop never waits on the database
+        (localiot.cluster.workers)."""
+        pool = self.runtime.workers
+        if pool is None:
+            return self.engine.handle(*request)
+        return await pool.call(self.engine.handle, *request)
 
     async def _admin(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
         if path == "/_localiot/health" and request.method == "GET":
@@ -150,6 +160,7 @@ class LocalIoT:
         from localiot.services.defender import history
 
         history.install(self.runtime)  # the audit's connection history hears the broker from its first client
+        unit_workers.start(self.runtime)  # PostgreSQL: units of work off the loop
         if self.config.fabric:  # several nodes: messages and events over NATS (localiot.fabric)
             from localiot.fabric import start_fabric
 
@@ -170,6 +181,7 @@ class LocalIoT:
         from localiot.services.rules.engine import stop_rules_engine
 
         stop_rules_engine(self)
+        unit_workers.stop(self.runtime)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

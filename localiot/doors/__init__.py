@@ -82,6 +82,18 @@ def reserved_topics(app) -> ReservedTopics:
 
 def serve(app, identity, service_name: str, operation: str, fn: Callable):
     """Run `fn(ctx)` as one unit of work of `operation` in the device's account
-    and region, exactly as an HTTP call of it would run. Returns fn's result."""
-    with unit_of_work(app.runtime, identity.account, identity.region, service_name, operation) as ctx:
+    and region, exactly as an HTTP call of it would run. Returns fn's result;
+    with PostgreSQL (localiot.cluster.workers) the unit of work runs on a worker
+    thread, after the device's earlier door requests, and this returns the task
+    to await (the broker sends the PUBACK once it is done)."""
+    workers = app.runtime.workers
+    if workers is None:
+        with unit_of_work(app.runtime, identity.account, identity.region, service_name, operation) as ctx:
+            return fn(ctx)
+    return workers.in_order((identity.account, identity.region, identity.principal), _unit, app.runtime,
+                            identity, service_name, operation, fn)
+
+
+def _unit(runtime, identity, service_name: str, operation: str, fn: Callable):
+    with unit_of_work(runtime, identity.account, identity.region, service_name, operation) as ctx:
         return fn(ctx)

@@ -13,6 +13,5 @@ from localiot.services.defender import reports
 @door("$aws/things/{thing}/defender/metrics/{format:json|cbor}")
 def metrics_report(app, publish: ReservedPublish) -> bool:
     parts = publish.parts
-    serve(app, publish.identity, "iot", "DeviceDefenderMetricsReport",
-          lambda ctx: reports.receive(ctx, parts["thing"], publish.payload, parts["format"]))
-    return True
+    return serve(app, publish.identity, "iot", "DeviceDefenderMetricsReport",
+          lambda ctx: reports.receive(ctx, parts["thing"], publish.payload, parts["format"])) or True
