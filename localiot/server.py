@@ -120,12 +120,8 @@ class LocalIoT:
             self.store.reset()
             self.clock.reset()
             await self.background.coordinator.clock_moved(self.clock.offset)
-            if self.runtime.broker is not None:
-                self.runtime.broker.reset()
-            if getattr(self, "advisor_endpoint", None) is not None:  # Device Advisor runs in progress end
-                self.advisor_endpoint.reset()
-            self.rules.forget()
-            iotlogs.forget(self.runtime)
+            self._forget_memory()
+            await self.background.coordinator.reset()  # the other nodes sharing the store forget theirs
             return _json({"reset": True})
         if path == "/_localiot/ca.pem" and request.method == "GET":
             # The installation's root CA, so devices can trust the broker.
@@ -144,6 +140,16 @@ class LocalIoT:
                 await self.background.clock_moved()
             return _json({"now": self.clock.now(), "offset": self.clock.offset})
         return _json({"message": f"unknown admin route {request.method} {path}"}, status=404)
+
+    def _forget_memory(self) -> None:
+        """What this node keeps besides the store, forgotten on a reset (here or on another node)."""
+        if self.runtime.broker is not None:
+            self.runtime.broker.reset()
+        if getattr(self, "advisor_endpoint", None) is not None:  # Device Advisor runs in progress end
+            self.advisor_endpoint.reset()
+        if getattr(self, "rules", None) is not None:
+            self.rules.forget()
+        iotlogs.forget(self.runtime)
 
     async def start(self) -> int:
         server = ApiServer(self._http, self.engine.refusal, access_log=None)
@@ -166,6 +172,7 @@ class LocalIoT:
 
             self.runtime.fabric = await start_fabric(self.runtime, self.config.fabric)
         self.broker = await start_listeners(self)
+        self.background.coordinator.on_reset = self._forget_memory
         await self.background.start()
         log.info("localiot %s API on http://%s:%s (store %s)", __version__, self.config.host, self.port, self.store.path)
         return self.port

@@ -495,7 +495,7 @@ class Broker:
         if route.forward:  # subscribers see the request too (not Basic Ingest's)
             msg = Message.from_properties(decision.topic, payload, qos, False, properties, self.clock.now())
             self.route(identity.account, identity.region, msg)
-        return accepted if isinstance(accepted, asyncio.Future) else True
+        return request.pending if request.pending is not None else True
 
     def publish(self, account: str, region: str, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
                 properties: dict | None = None, source=None) -> None:

@@ -28,7 +28,7 @@ How to add a door
    subscribers (Basic Ingest).
 2. The door parses, the service decides: turn `parts` and the payload into
    plain arguments and call the service through
-   `serve(app, publish.identity, service, operation, fn)`, which runs
+   `serve(app, publish, service, operation, fn)`, which runs
    `fn(ctx)` as one unit of work (localiot.services.unit_of_work) of
    `operation` in the device's account and region, exactly as the HTTP API
    runs it: one transaction, then the commit listeners, then the topics
@@ -80,18 +80,20 @@ def reserved_topics(app) -> ReservedTopics:
     return ReservedTopics(routes)
 
 
-def serve(app, identity, service_name: str, operation: str, fn: Callable):
-    """Run `fn(ctx)` as one unit of work of `operation` in the device's account
-    and region, exactly as an HTTP call of it would run. Returns fn's result;
-    with PostgreSQL (localiot.cluster.workers) the unit of work runs on a worker
-    thread, after the device's earlier door requests, and this returns the task
-    to await (the broker sends the PUBACK once it is done)."""
+def serve(app, publish: ReservedPublish, service_name: str, operation: str, fn: Callable):
+    """Run `fn(ctx)` as one unit of work of `operation` in the publishing device's
+    account and region, exactly as an HTTP call of it would run. Returns fn's
+    result. With PostgreSQL (localiot.cluster.workers) the unit of work runs on a
+    worker thread after the device's earlier door requests; `publish.pending` is
+    then its task (the broker sends the PUBACK once it is done) and this returns None."""
+    identity = publish.identity
     workers = app.runtime.workers
     if workers is None:
         with unit_of_work(app.runtime, identity.account, identity.region, service_name, operation) as ctx:
             return fn(ctx)
-    return workers.in_order((identity.account, identity.region, identity.principal), _unit, app.runtime,
-                            identity, service_name, operation, fn)
+    publish.pending = workers.in_order((identity.account, identity.region, identity.principal), _unit,
+                                       app.runtime, identity, service_name, operation, fn)
+    return None
 
 
 def _unit(runtime, identity, service_name: str, operation: str, fn: Callable):

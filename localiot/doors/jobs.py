@@ -67,7 +67,8 @@ def jobs_request(app, publish: ReservedPublish) -> bool:
         ctx.events.insert(0, (reply_topic, json.dumps(body, separators=(",", ":")).encode()))
 
     operation = _OPERATIONS.get(route["operation"], "JobsMqttRequest")
-    return serve(app, publish.identity, "iot-jobs-data", operation, iotlogs.logged(call, publish, operation)) or True
+    serve(app, publish, "iot-jobs-data", operation, iotlogs.logged(call, publish, operation))
+    return True
 
 
 # the topics ---------------------------------------------------------------------------
