@@ -105,6 +105,12 @@ class Workers:
         task.add_done_callback(forget)
         return task
 
+    async def drain(self) -> None:
+        """Until the door requests queued so far (every lane) have run (call on the loop)."""
+        pending = list(self._lanes.values())
+        if pending:
+            await asyncio.wait(pending)
+
     def after_commit(self, fn: Callable, *args) -> None:
         """From a worker holding `commit_order` right after its COMMIT: `fn(*args)` on the loop."""
         self.loop.call_soon_threadsafe(fn, *args)

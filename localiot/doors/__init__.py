@@ -80,15 +80,17 @@ def reserved_topics(app) -> ReservedTopics:
     return ReservedTopics(routes)
 
 
-def serve(app, publish: ReservedPublish, service_name: str, operation: str, fn: Callable):
+def serve(app, publish, service_name: str, operation: str, fn: Callable):
     """Run `fn(ctx)` as one unit of work of `operation` in the publishing device's
     account and region, exactly as an HTTP call of it would run. Returns fn's
     result. With PostgreSQL (localiot.cluster.workers) the unit of work runs on a
     worker thread after the device's earlier door requests; `publish.pending` is
-    then its task (the broker sends the PUBACK once it is done) and this returns None."""
-    identity = publish.identity
+    then its task (the broker sends the PUBACK once it is done) and this returns None.
+    Given an Identity instead of the publish, it runs here and now (a door that
+    needs the result to answer: fleet provisioning)."""
+    identity = getattr(publish, "identity", publish)
     workers = app.runtime.workers
-    if workers is None:
+    if workers is None or identity is publish:
         with unit_of_work(app.runtime, identity.account, identity.region, service_name, operation) as ctx:
             return fn(ctx)
     publish.pending = workers.in_order((identity.account, identity.region, identity.principal), _unit,
