@@ -54,9 +54,9 @@ import uuid
 from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from control_plane import (  # noqa: E402  (the launchers, the process CPU reader and boto3's User-Agent)
-    ServerProc, _boto3_user_agent, _q, free_port, pct, proc_cpu, start_localiot, start_moto,
-)
+from control_plane import ServerProc, pct, start_localiot, start_moto  # noqa: E402  (the launchers)
+from procs import free_port, proc_cpu  # noqa: E402  (the process CPU reader)
+from sigv4_requests import _boto3_user_agent, _q  # noqa: E402  (boto3's User-Agent, SigV4 quoting)
 
 REGION = "us-east-1"
 ACCESS_KEY = "AKIDEXAMPLE"

@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from broker_load import connect_packet, publish_packet, subscribe_packet  # noqa: E402
+from mqtt_clients import connect_packet, publish_packet, subscribe_packet  # noqa: E402
 
 from localiot.testing.nats import NatsServer  # noqa: E402
 

@@ -45,9 +45,10 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from api_floor import Requests, connect  # noqa: E402  (pre-signed requests and the lean HTTP client)
-from broker_load import (CountingSubscriber, LatencySubscriber, open_client, publish_packet,  # noqa: E402
-                         subscribe_packet)
-from control_plane import free_port, pct, proc_cpu  # noqa: E402
+from control_plane import pct  # noqa: E402
+from mqtt_clients import (CountingSubscriber, LatencySubscriber, open_client, publish_packet,  # noqa: E402
+                          subscribe_packet)
+from procs import free_port, proc_cpu  # noqa: E402
 
 from localiot.testing.nats import NatsServer  # noqa: E402
 from localiot.testing.postgres import PostgresServer  # noqa: E402

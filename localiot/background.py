@@ -1,7 +1,8 @@
 """Time-driven work (command timeouts, bulk registration, job rollouts ...) as
-periodic tasks on the server's own loop: the store's one connection is used
+periodic tasks on the server's own loop: SQLite's one connection is used
 from that loop only, so nothing here runs on another thread while it touches
-the store. Each job is `fn(store, runtime)`, sync or async; a failing run is
+the store. With PostgreSQL a synchronous job runs on the node's worker
+threads instead (localiot.cluster.workers), so the loop never waits on it. Each job is `fn(store, runtime)`, sync or async; a failing run is
 logged and retried on the next period.
 
 A family registers its time-driven work where it defines it:
@@ -91,6 +92,10 @@ class Background:
 
     async def _run(self, job: Periodic) -> None:
         try:
+            workers = self.runtime.workers
+            if workers is not None and not inspect.iscoroutinefunction(job.fn):
+                await workers.call(job.fn, self.store, self.runtime)  # PostgreSQL: off the loop
+                return
             result = job.fn(self.store, self.runtime)
             if inspect.isawaitable(result):
                 await result

@@ -24,6 +24,7 @@ class Runtime:
         self.listeners: dict[str, str] = {}
         self.broker = None  # the MQTT broker, once the listeners started
         self.rules = None  # the rules engine (localiot.services.rules.engine) while it runs
+        self.workers = None  # PostgreSQL: the threads units of work run on (localiot.cluster.workers)
         # fn(ctx) after every committed unit of work (localiot.services.unit_of_work):
         # the broker drops cached authorizations when device rights changed.
         self.commit_listeners: list = []

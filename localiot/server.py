@@ -12,6 +12,7 @@ from aiohttp import web
 from localiot import __version__, cluster, health, iotlogs
 from localiot.background import Background, registered
 from localiot.bus import Bus
+from localiot.cluster import workers as unit_workers
 from localiot.clock import Clock
 from localiot.config import Config
 from localiot.datadir_lock import DataDirectoryLock
@@ -91,7 +92,7 @@ class LocalIoT:
             # model's {topic} label is one path segment); the signature still covers the raw path.
             path = "/topics/" + path[len("/topics/"):].replace("/", "%2F")
         body = await request.read()
-        reply = self.engine.handle(
+        reply = await self._dispatch(
             request.method,
             request.host,
             path,
@@ -102,6 +103,15 @@ class LocalIoT:
         )
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
+    async def _dispatch(self, *request):
+        """The engine's answer to one API request: here on the loop with SQLite; on a
+        worker thread with PostgreSQL, so the loop never waits on the database
+        (localiot.cluster.workers)."""
+        pool = self.runtime.workers
+        if pool is None:
+            return self.engine.handle(*request)
+        return await pool.call(self.engine.handle, *request)
+
     async def _admin(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
         if path == "/_localiot/health" and request.method == "GET":
             status, document = await health.report(self)
@@ -110,12 +120,8 @@ class LocalIoT:
             self.store.reset()
             self.clock.reset()
             await self.background.coordinator.clock_moved(self.clock.offset)
-            if self.runtime.broker is not None:
-                self.runtime.broker.reset()
-            if getattr(self, "advisor_endpoint", None) is not None:  # Device Advisor runs in progress end
-                self.advisor_endpoint.reset()
-            self.rules.forget()
-            iotlogs.forget(self.runtime)
+            self._forget_memory()
+            await self.background.coordinator.reset()  # the other nodes sharing the store forget theirs
             return _json({"reset": True})
         if path == "/_localiot/ca.pem" and request.method == "GET":
             # The installation's root CA, so devices can trust the broker.
@@ -135,6 +141,16 @@ class LocalIoT:
             return _json({"now": self.clock.now(), "offset": self.clock.offset})
         return _json({"message": f"unknown admin route {request.method} {path}"}, status=404)
 
+    def _forget_memory(self) -> None:
+        """What this node keeps besides the store, forgotten on a reset (here or on another node)."""
+        if self.runtime.broker is not None:
+            self.runtime.broker.reset()
+        if getattr(self, "advisor_endpoint", None) is not None:  # Device Advisor runs in progress end
+            self.advisor_endpoint.reset()
+        if getattr(self, "rules", None) is not None:
+            self.rules.forget()
+        iotlogs.forget(self.runtime)
+
     async def start(self) -> int:
         server = ApiServer(self._http, self.engine.refusal, access_log=None)
         self._runner = web.ServerRunner(server, access_log=None)
@@ -150,11 +166,13 @@ class LocalIoT:
         from localiot.services.defender import history
 
         history.install(self.runtime)  # the audit's connection history hears the broker from its first client
+        unit_workers.start(self.runtime)  # PostgreSQL: units of work off the loop
         if self.config.fabric:  # several nodes: messages and events over NATS (localiot.fabric)
             from localiot.fabric import start_fabric
 
             self.runtime.fabric = await start_fabric(self.runtime, self.config.fabric)
         self.broker = await start_listeners(self)
+        self.background.coordinator.on_reset = self._forget_memory
         await self.background.start()
         log.info("localiot %s API on http://%s:%s (store %s)", __version__, self.config.host, self.port, self.store.path)
         return self.port
@@ -170,6 +188,7 @@ class LocalIoT:
         from localiot.services.rules.engine import stop_rules_engine
 
         stop_rules_engine(self)
+        unit_workers.stop(self.runtime)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -1,6 +1,10 @@
-"""Real `localiot serve` processes sharing one store, for the multi-node tests
-(tests/test_cluster_*.py): each node is its own process, so a test can
-SIGKILL one and watch the others."""
+"""Several localiot nodes for the multi-node tests.
+
+`Node`: a real `localiot serve` process sharing one store (tests/test_cluster_*.py):
+each node is its own process, so a test can SIGKILL or SIGSTOP one and watch the
+others. `two_nodes`: two servers in this process (each on its own loop thread)
+joined by one nats-server, each with its own SQLite file or both on one
+PostgreSQL database (tests/test_fabric_pubsub.py, tests/test_multinode_cluster.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
+
+from localiot.testing import DevicePool, plain_device
+# (a test module that uses two_nodes picks its store itself: it does not hold
+# local_server by name, so the kit does not run it once per session store)
+from localiot.testing import server as kit
 
 BIN = Path(sys.executable).parent
 START_SECONDS = 60
@@ -65,6 +77,10 @@ class Node:
     def listener(self, name: str) -> int:
         return int(self.health()[1]["listeners"][name].rsplit(":", 1)[1])
 
+    def signal(self, number: int) -> None:
+        """Send `number` (SIGSTOP, SIGCONT ...) to the node's process."""
+        self.process.send_signal(number)
+
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
@@ -88,3 +104,46 @@ def wait_for(predicate, seconds: float = 20.0, every: float = 0.1):
         if answer or time.monotonic() > deadline:
             return answer
         time.sleep(every)
+
+
+@contextmanager
+def two_nodes(nats: str, *, shared_postgres: bool, **settings):
+    """Two in-process nodes on one nats-server with plain MQTT listeners and no timers:
+    each with its own SQLite file, or (shared_postgres) both on one fresh PostgreSQL database."""
+    settings = dict(mqtt_plain=True, fabric=nats, background_period=0, **settings)
+    if not shared_postgres:
+        with kit.local_server(store="sqlite", **settings) as a, kit.local_server(store="sqlite", **settings) as b:
+            yield a, b
+        return
+    from localiot.testing.postgres import shared_server
+
+    pg = shared_server()
+    dsn = pg.create_database()
+    try:
+        with kit.local_server(store=dsn, **settings) as a, kit.local_server(store=dsn, **settings) as b:
+            yield a, b
+    finally:
+        pg.drop_database(dsn)
+
+
+@pytest.fixture
+def devices():
+    """MQTT devices a test connects (closed after it)."""
+    pool = DevicePool()
+    yield pool
+    pool.close()
+
+
+def on(devices, server, client_id=None, **kw):
+    """A plain MQTT device connected to `server`, closed with the test."""
+    return devices.add(plain_device(server, client_id, **kw))
+
+
+def until(predicate, seconds: float = 5.0) -> bool:
+    """What crosses nodes arrives asynchronously: poll briefly for its effect."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -3,7 +3,8 @@ devices on each node, one nats-server between them (localiot.fabric)."""
 
 import pytest
 
-from localiot.testing import V5, DevicePool, local_server, plain_device
+from cluster_nodes import devices, on, two_nodes, until  # noqa: F401 (devices: a fixture)
+from localiot.testing import V5
 
 # Each node keeps its own SQLite file here (the shared PostgreSQL case is test_multinode_cluster).
 pytestmark = pytest.mark.sqlite_only("two nodes that each keep their own SQLite store")
@@ -11,20 +12,8 @@ pytestmark = pytest.mark.sqlite_only("two nodes that each keep their own SQLite 
 
 @pytest.fixture(scope="module")
 def nodes(localiot_nats):
-    with local_server(mqtt_plain=True, fabric=localiot_nats, background_period=0) as a, \
-            local_server(mqtt_plain=True, fabric=localiot_nats, background_period=0) as b:
-        yield a, b
-
-
-@pytest.fixture
-def devices():
-    pool = DevicePool()
-    yield pool
-    pool.close()
-
-
-def on(devices, server, client_id=None, **kw):
-    return devices.add(plain_device(server, client_id, **kw))
+    with two_nodes(localiot_nats, shared_postgres=False) as pair:
+        yield pair
 
 
 def test_a_message_published_on_one_node_reaches_a_subscriber_on_the_other(nodes, devices):
@@ -191,15 +180,3 @@ def test_connectivity_and_delete_connection_reach_a_client_on_the_other_node(nod
         assert until(lambda: not iot_b.get_thing_connectivity_data(thingName="far-away")["connected"])
     finally:
         iot_b.delete_thing(thingName="far-away")
-
-
-def until(predicate, seconds: float = 5.0) -> bool:
-    """Presence events cross nodes asynchronously: poll briefly for what follows from one."""
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True

@@ -4,49 +4,17 @@ nodes see one AWS IoT. Each node runs in this process on its own event loop
 thread, with its own data directory and listeners."""
 
 import json
-import time
 
 import pytest
 
-from localiot.testing import DevicePool, make_client, plain_device, tls_device
-# (the module picks its store itself, one PostgreSQL database for both nodes: it does not
-# hold local_server by name, so the kit does not run it once per session store)
-from localiot.testing import server as kit
+from cluster_nodes import devices, on, two_nodes, until  # noqa: F401 (devices: a fixture)
+from localiot.testing import advance, make_client, tls_device
 
 
 @pytest.fixture(scope="module")
 def nodes(localiot_nats):
-    from localiot.testing.postgres import shared_server
-
-    pg = shared_server()
-    dsn = pg.create_database()
-    try:
-        settings = dict(mqtt_plain=True, fabric=localiot_nats, background_period=0, store=dsn)
-        with kit.local_server(**settings) as a, kit.local_server(**settings) as b:
-            yield a, b
-    finally:
-        pg.drop_database(dsn)
-
-
-@pytest.fixture
-def devices():
-    pool = DevicePool()
-    yield pool
-    pool.close()
-
-
-def on(devices, server, client_id=None, **kw):
-    return devices.add(plain_device(server, client_id, **kw))
-
-
-def until(predicate, seconds: float = 5.0) -> bool:
-    """What crosses nodes arrives asynchronously: poll briefly for its effect."""
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    with two_nodes(localiot_nats, shared_postgres=True) as pair:
+        yield pair
 
 
 def test_a_tls_device_on_node_a_and_a_subscriber_on_node_b(nodes, devices):
@@ -178,3 +146,22 @@ def test_shared_subscribers_on_both_nodes_share_the_messages_of_either(nodes, de
                 break
     assert sorted(n for values in got.values() for n in values) == list(range(20))
     assert all(got.values())
+
+
+def test_a_reset_through_node_a_resets_the_memory_of_node_b_too(nodes, devices):
+    a, b = nodes
+    make_client(a).create_thing(thingName="before-reset")
+    kept = on(devices, b, "kept", clean=False)
+    kept.subscribe("kept/#", qos=1)
+    broker_b = b.app.runtime.broker
+    assert ("123456789012", "us-east-1", "kept") in broker_b.sessions
+    advance(a, 3600)
+    assert until(lambda: b.clock.offset >= 3600)
+    resets = broker_b.resets
+    a.reset()  # answers once node b confirmed
+    assert broker_b.resets == resets + 1 and not broker_b.sessions
+    assert b.clock.offset == 0
+    assert kept.wait_closed()
+    assert make_client(b).list_things()["things"] == []
+    back = on(devices, b, "kept", clean=False)
+    assert back.session_present is False

@@ -479,7 +479,8 @@ class Broker:
     def serve_reserved(self, identity, decision: Decision, payload: bytes, properties: dict, qos: int = 0,
                        connection: Connection | None = None) -> bool:
         """Hand an admitted publish on a reserved topic to the route serving it, with the
-        connection that published it (None for a will or an HTTP publish). False: refused."""
+        connection that published it (None for a will or an HTTP publish). False: refused;
+        an asyncio future when the door's unit of work still runs (PostgreSQL: on a worker)."""
         route = decision.route
         if route is None or route.serve is None:
             return False  # reserved for devices, but nothing serves it yet: refused like an unknown topic
@@ -494,7 +495,7 @@ class Broker:
         if route.forward:  # subscribers see the request too (not Basic Ingest's)
             msg = Message.from_properties(decision.topic, payload, qos, False, properties, self.clock.now())
             self.route(identity.account, identity.region, msg)
-        return True
+        return request.pending if request.pending is not None else True
 
     def publish(self, account: str, region: str, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
                 properties: dict | None = None, source=None) -> None:

@@ -510,12 +510,28 @@ class Connection(asyncio.Protocol):
             elif not self.v5:
                 self.drop("CLIENT_ERROR")
             return
-        if status == RESERVED and self.broker.serve_reserved(self.identity, decision, payload, props or {}, qos,
-                                                             connection=self):
+        served = status == RESERVED and self.broker.serve_reserved(self.identity, decision, payload, props or {},
+                                                                    qos, connection=self)
+        if isinstance(served, asyncio.Future):  # the door's unit of work runs on a worker (PostgreSQL)
+            served.add_done_callback(lambda done: self._served(done, decision, qos, pid))
+            return
+        if served:
             if qos:
                 self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
             return
-        # denied, or refused by the door
+        self._refused(decision, qos, pid)
+
+    def _served(self, done: asyncio.Future, decision: Decision, qos: int, pid: int) -> None:
+        """A door's unit of work ended: the PUBACK, or the refusal when it failed."""
+        if self.state == CLOSED:
+            return
+        if done.cancelled() or done.exception() is not None:
+            self._refused(decision, qos, pid)
+        elif qos:
+            self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
+
+    def _refused(self, decision: Decision, qos: int, pid: int) -> None:
+        """Denied, or refused by the door."""
         if self.meter is not None:
             self.meter.denied()
         iotlogs.publish_refused(self, decision)

@@ -89,6 +89,7 @@ class ReservedPublish:
     qos: int
     parts: dict[str, str]  # the template's named parts
     connection: Any = None  # the MQTT connection that published; None for a will or an HTTP publish
+    pending: Any = None  # set by a door whose unit of work still runs (an asyncio future): the PUBACK waits
 
 
 @dataclass(slots=True)

@@ -23,6 +23,12 @@ Locks are only ever *tried* (pg_try_advisory_lock), never waited for inside
 PostgreSQL: a waiting statement would hold the node's one lock connection and
 could deadlock two nodes each waiting for the other's lock.
 
+A reset (POST /_localiot/reset) is the whole installation's too: the node that
+empties the store NOTIFYs localiot_reset; every other node forgets what it
+keeps in memory (`on_reset`: broker sessions, caches) and answers on
+localiot_reset_done; the reset answers once every listening node did (or
+after RESET_WAIT_SECONDS).
+
 The clock: a clock move is the whole installation's. The receiving node stores
 the new offset (table localiot_cluster) and NOTIFYs it on channel
 localiot_clock; every node LISTENs on a second connection and adopts it within
@@ -55,6 +61,9 @@ log = logging.getLogger("localiot.cluster")
 OWNER = 0x4C494F54  # "LIOT"
 RUN = OWNER + 1
 CLOCK_CHANNEL = "localiot_clock"
+RESET_CHANNEL, RESET_DONE_CHANNEL = "localiot_reset", "localiot_reset_done"
+RESET_WAIT_SECONDS = 10.0
+LISTENER = "localiot:clock:"  # application_name of every node's listening session
 KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 RUN_WAIT_SECONDS = 120.0
 # Sessions of nodes that take jobs on their timers are named TAKER + node: they
@@ -93,6 +102,8 @@ class AdvisoryLocks:
         self._listen: psycopg.AsyncConnection | None = None
         self._tasks: list[asyncio.Task] = []
         self._gate = asyncio.Lock()  # one statement at a time on the lock connection
+        self.on_reset = None  # fn(): this node forgets its memory (set by the server)
+        self._reset_acks: dict[str, set[str]] = {}  # reset request -> nodes that did it
 
     # connections -------------------------------------------------------------
     async def _connect(self, purpose: str) -> psycopg.AsyncConnection:
@@ -247,13 +258,50 @@ class AdvisoryLocks:
         if rows:
             self.clock.offset = float(rows[0][0])
 
+    # the shared reset -------------------------------------------------------------
+    async def reset(self) -> None:
+        """This node emptied the store: every other node forgets its memory before this returns."""
+        request = uuid.uuid4().hex
+        acks = self._reset_acks[request] = set()
+        try:
+            others = (await self._execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name LIKE %s", (LISTENER + "%",)))[0][0] - 1
+            await self._execute("SELECT pg_notify(%s, %s)", (RESET_CHANNEL, f"{request} {self.instance}"))
+            deadline = time.monotonic() + RESET_WAIT_SECONDS
+            while len(acks) < others and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            if len(acks) < others:
+                log.warning("node %s: %d of %d nodes confirmed the reset", self.node, len(acks), others)
+        finally:
+            del self._reset_acks[request]
+
+    async def _on_reset(self, payload: str) -> None:
+        request, sender = payload.split(" ", 1)
+        if sender == self.instance:
+            return
+        try:
+            if self.on_reset is not None:
+                self.on_reset()
+        finally:
+            await self._execute("SELECT pg_notify(%s, %s)", (RESET_DONE_CHANNEL, f"{request} {self.instance}"))
+
     async def _listen_clock(self) -> None:
         while True:
             try:
                 self._listen = await self._connect("clock")
-                await self._listen.execute(f"LISTEN {CLOCK_CHANNEL}")
+                for channel in (CLOCK_CHANNEL, RESET_CHANNEL, RESET_DONE_CHANNEL):
+                    await self._listen.execute(f"LISTEN {channel}")
                 await self._adopt_stored_offset()  # what was moved while not listening
                 async for note in self._listen.notifies():
+                    if note.channel == RESET_CHANNEL:
+                        await self._on_reset(note.payload)
+                        continue
+                    if note.channel == RESET_DONE_CHANNEL:
+                        request, node = note.payload.split(" ", 1)
+                        if request in self._reset_acks:
+                            self._reset_acks[request].add(node)
+                        continue
                     sender, offset = note.payload.split(" ", 1)
                     if sender != self.instance:
                         self.clock.offset = float(offset)

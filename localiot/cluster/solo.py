@@ -25,5 +25,9 @@ class Solo:
     async def clock_moved(self, offset: float) -> None:
         return None
 
+    async def reset(self) -> None:
+        """A POST /_localiot/reset: alone, nobody else to tell."""
+        return None
+
     def describe(self) -> dict:
         return {"mode": self.mode, "held": "all"}

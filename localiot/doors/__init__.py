@@ -28,7 +28,7 @@ How to add a door
    subscribers (Basic Ingest).
 2. The door parses, the service decides: turn `parts` and the payload into
    plain arguments and call the service through
-   `serve(app, publish.identity, service, operation, fn)`, which runs
+   `serve(app, publish, service, operation, fn)`, which runs
    `fn(ctx)` as one unit of work (localiot.services.unit_of_work) of
    `operation` in the device's account and region, exactly as the HTTP API
    runs it: one transaction, then the commit listeners, then the topics
@@ -80,8 +80,24 @@ def reserved_topics(app) -> ReservedTopics:
     return ReservedTopics(routes)
 
 
-def serve(app, identity, service_name: str, operation: str, fn: Callable):
-    """Run `fn(ctx)` as one unit of work of `operation` in the device's account
-    and region, exactly as an HTTP call of it would run. Returns fn's result."""
-    with unit_of_work(app.runtime, identity.account, identity.region, service_name, operation) as ctx:
+def serve(app, publish, service_name: str, operation: str, fn: Callable):
+    """Run `fn(ctx)` as one unit of work of `operation` in the publishing device's
+    account and region, exactly as an HTTP call of it would run. Returns fn's
+    result. With PostgreSQL (localiot.cluster.workers) the unit of work runs on a
+    worker thread after the device's earlier door requests; `publish.pending` is
+    then its task (the broker sends the PUBACK once it is done) and this returns None.
+    Given an Identity instead of the publish, it runs here and now (a door that
+    needs the result to answer: fleet provisioning)."""
+    identity = getattr(publish, "identity", publish)
+    workers = app.runtime.workers
+    if workers is None or identity is publish:
+        with unit_of_work(app.runtime, identity.account, identity.region, service_name, operation) as ctx:
+            return fn(ctx)
+    publish.pending = workers.in_order((identity.account, identity.region, identity.principal), _unit,
+                                       app.runtime, identity, service_name, operation, fn)
+    return None
+
+
+def _unit(runtime, identity, service_name: str, operation: str, fn: Callable):
+    with unit_of_work(runtime, identity.account, identity.region, service_name, operation) as ctx:
         return fn(ctx)

@@ -14,7 +14,7 @@ from localiot.services.commands import executions
 @door("$aws/commands/{device_type:things|clients}/{device_id}/executions/{execution_id}/response/{format}")
 def command_response(app, publish: ReservedPublish) -> bool:
     parts = publish.parts
-    serve(app, publish.identity, "iot-jobs-data", "UpdateCommandExecution",
+    serve(app, publish, "iot-jobs-data", "UpdateCommandExecution",
           lambda ctx: executions.update_from_device(ctx, parts["device_type"], parts["device_id"],
                                                     parts["execution_id"], publish.payload, parts["format"]))
     return True

@@ -13,6 +13,6 @@ from localiot.services.defender import reports
 @door("$aws/things/{thing}/defender/metrics/{format:json|cbor}")
 def metrics_report(app, publish: ReservedPublish) -> bool:
     parts = publish.parts
-    serve(app, publish.identity, "iot", "DeviceDefenderMetricsReport",
+    serve(app, publish, "iot", "DeviceDefenderMetricsReport",
           lambda ctx: reports.receive(ctx, parts["thing"], publish.payload, parts["format"]))
     return True

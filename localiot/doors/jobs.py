@@ -67,7 +67,7 @@ def jobs_request(app, publish: ReservedPublish) -> bool:
         ctx.events.insert(0, (reply_topic, json.dumps(body, separators=(",", ":")).encode()))
 
     operation = _OPERATIONS.get(route["operation"], "JobsMqttRequest")
-    serve(app, publish.identity, "iot-jobs-data", operation, iotlogs.logged(call, publish, operation))
+    serve(app, publish, "iot-jobs-data", operation, iotlogs.logged(call, publish, operation))
     return True
 
 

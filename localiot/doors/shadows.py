@@ -43,5 +43,5 @@ def shadow_request(app, publish: ReservedPublish) -> bool:
         else:
             service.delete_shadow(ctx, thing, shadow_name, token, publish_rejected=True)
 
-    serve(app, publish.identity, "iot-data", _OPERATIONS[op], iotlogs.logged(call, publish, _OPERATIONS[op]))
+    serve(app, publish, "iot-data", _OPERATIONS[op], iotlogs.logged(call, publish, _OPERATIONS[op]))
     return True

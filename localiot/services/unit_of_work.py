@@ -16,6 +16,11 @@ after it happens.
 The HTTP API, the MQTT doors, just-in-time registration and every time-driven
 job use this; nothing else opens a writing transaction on behalf of an
 operation.
+
+With PostgreSQL a unit of work usually runs on one of the node's worker
+threads (localiot.cluster.workers): its body and transaction there, and
+everything after the commit (`committed`) on the event loop, queued in
+commit order. `run_off_loop` is how a caller on the loop runs one there.
 """
 
 from __future__ import annotations
@@ -68,6 +73,12 @@ class unit_of_work:  # noqa: N801 (used as a function: `with unit_of_work(...) a
             if not self._transaction.__exit__(*sys.exc_info()):
                 raise
             return False
+        workers = getattr(self.runtime, "workers", None)
+        if workers is not None and workers.on_worker():  # PostgreSQL, off the loop: what follows is the loop's
+            with workers.commit_order:
+                self._transaction.__exit__(None, None, None)
+                workers.after_commit(committed, ctx)
+            return False
         self._transaction.__exit__(None, None, None)
         committed(ctx)
         return False
@@ -108,6 +119,15 @@ def run(runtime, account: str, region: str, service: str, operation: str, fn, *a
             if retryable is None or attempt == ATTEMPTS or not retryable(error):
                 raise
             log.info("retrying %s %s after %s", service, operation, error)
+
+
+async def run_off_loop(runtime, fn, *args):
+    """`fn(*args)` (which opens its units of work) on a worker thread when the node has
+    them (PostgreSQL), else here on the loop, as before. Awaited on the loop."""
+    workers = getattr(runtime, "workers", None)
+    if workers is None:
+        return fn(*args)
+    return await workers.call(fn, *args)
 
 
 def read_only(runtime, account: str, region: str, service: str = "iot", operation: str = ""):

@@ -35,20 +35,21 @@ JSON text, where NUL is already written \u0000.
 
 The event loop. A transaction runs on the thread that opens it, on that
 thread's own connection (kept for the thread's life; psycopg_pool would add a
-checkout per call and nothing else here). Units of work run where they do on
-SQLite: synchronously on the loop thread, one at a time per node. That is a
-deliberate choice for now, not an oversight: handlers and their commit hooks
-touch loop-owned state in their bodies (the broker's sessions for iot-data
-Publish and DeleteConnection, asyncio tasks started by audits and OTA updates,
-the indexer's call_soon), and every family was written against "one unit of
-work at a time per node"; running them on worker threads, or interleaving them
-on the loop (an async driver plus a greenlet bridge), needs that audit first.
-What keeps the loop's waits short instead: a unit of work costs two round
-trips for a read and three for a read-modify-write (BEGIN and the lock ride
-with the first statement in one pipeline), a lock is held only for one
-synchronous unit of work on the node that holds it (never across an await),
-and lock_timeout bounds the rare long wait. bench/api_floor.py --servers
-localiot,localiot-pg measures the cost against SQLite in one run.
+checkout per call and nothing else here). The node's units of work run on a
+few worker threads (localiot.cluster.workers): the HTTP API's calls, the
+MQTT doors' units of work and synchronous time-driven work, each body and
+transaction there, and what follows a commit (bus, commit listeners,
+after-commit callbacks touching the broker's sessions or starting asyncio
+tasks) queued on the loop in commit order. So the loop never waits on one of
+those, and a call waiting on a lock another node (or another worker) holds
+holds one worker thread only; two units of work of one node run at the same
+time exactly as two nodes' do, which the locks above already make safe.
+Still on the loop: the broker's own store work (session persistence, the
+certificate and policy reads of a CONNECT, presence records) and units of
+work opened by asyncio tasks (audit, OTA, Device Advisor and tunnel tasks,
+async periodic jobs); each is short, and lock_timeout bounds a rare long
+wait. bench/api_floor.py --servers localiot,localiot-pg measures the cost
+against SQLite in one run.
 """
 
 from __future__ import annotations

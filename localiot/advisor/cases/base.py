@@ -144,5 +144,12 @@ class CaseRun:
         with unit_of_work(self.runtime, self.run.account, self.run.region, service, operation) as ctx:
             return HANDLERS[(service, operation)](ctx, request)
 
+    async def settled(self) -> None:
+        """Before reading what the device's requests on door topics (shadow, jobs) changed:
+        with PostgreSQL they run on worker threads after the publish (localiot.cluster.workers)."""
+        workers = self.runtime.workers
+        if workers is not None:
+            await workers.drain()
+
     def arn(self, resource: str) -> str:
         return f"arn:aws:iot:{self.run.region}:{self.run.account}:{resource}"

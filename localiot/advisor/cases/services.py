@@ -70,6 +70,7 @@ async def publish_reported(c: CaseRun) -> None:
     what = f"a reported state on {topic}" + (f" with {json.dumps(want)}" if want else "")
     event = await c.wait(wanted, what, since=0)
     c.log(f"The device reported {_reported(event, topic)} on {topic}.")
+    await c.settled()
     stored = _get_shadow(c, thing, shadow)
     reported = ((stored or {}).get("state") or {}).get("reported")
     if want is not None and not _contains(reported, want):
@@ -104,6 +105,7 @@ async def update_reported(c: CaseRun) -> None:
     event = await c.wait(lambda e: _contains(_reported(e, topic), desired),
                          f"the device to report {json.dumps(desired)} on {topic}", since=mark)
     c.log(f"The device reported {_reported(event, topic)} {event.t - t_set:.3f} s after the desired state changed.")
+    await c.settled()
     reported = (((_get_shadow(c, thing, shadow) or {}).get("state") or {}).get("reported"))
     if not _contains(reported, desired):
         c.fail(f"The shadow's reported state {reported} does not match the desired state {desired}.")
@@ -150,6 +152,7 @@ async def job_execution(c: CaseRun) -> None:
         return status in TERMINAL
 
     await c.wait(terminal, f"the device to run job {job_id} to a terminal status", since=mark)
+    await c.settled()
     try:
         execution = c.call("iot", "DescribeJobExecution", {"jobId": job_id, "thingName": thing})["execution"]
     except ServiceError as error:

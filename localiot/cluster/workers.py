@@ -1,0 +1,135 @@
+"""Units of work off the event loop: with the PostgreSQL store a node runs the
+HTTP API's calls, the MQTT doors' units of work and its synchronous
+time-driven work on a few worker threads, each with its own connection
+(localiot.store.postgresql), and the loop only awaits their results. A call
+waiting on PostgreSQL (a lock another node holds, a slow statement) then
+holds one worker thread, never the loop: MQTT traffic, /_localiot/health and
+the other API calls go on. SQLite keeps running everything on the loop
+(`runtime.workers` stays None: its one connection is the loop's).
+
+What runs where:
+- on a worker: the handler (or door function, or periodic job) and its
+  transaction, the UNIT_ENDING hooks and `ctx.before_commit` callbacks;
+  a handler's body reads loop-owned state only (the broker's admission table,
+  `is_connected`), single dictionary lookups the GIL keeps whole;
+- on the loop, after the COMMIT: everything `committed()` does (the events
+  to the bus, the commit listeners, `ctx.after_commit` callbacks: broker
+  deliveries, DeleteConnection's disconnect, the asyncio tasks of audits, OTA
+  updates and Device Advisor runs, the fabric's commit events). A worker
+  commits and queues that with `loop.call_soon_threadsafe` under one lock
+  (`commit_order`), so the loop hears commits in the order PostgreSQL made
+  them, and before the call that committed answers (the loop runs callbacks
+  in the order they were queued; the call's result is queued after).
+
+Several worker threads, not one: two units of work of one node now run at
+the same time, exactly as two nodes' do, and the store's per-document
+advisory locks already make those safe (localiot.store.postgresql). What
+must keep its order does: a device's requests on its door topics run one
+after the other in the order it sent them (`in_order`, keyed by client), and
+its PUBACK waits for its unit of work.
+
+`LOCALIOT_STORE_THREADS` sets the number of threads (default 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+log = logging.getLogger("localiot.cluster")
+
+DEFAULT_THREADS = 4
+
+
+def threads_from_env() -> int:
+    try:
+        return max(1, int(os.environ.get("LOCALIOT_STORE_THREADS", DEFAULT_THREADS)))
+    except ValueError:
+        return DEFAULT_THREADS
+
+
+class Workers:
+    def __init__(self, loop: asyncio.AbstractEventLoop, threads: int = DEFAULT_THREADS):
+        self.loop = loop
+        self.threads = threads
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="localiot-unit", initializer=self._mark)
+        # Held from a worker's COMMIT until its after-commit work is queued on the loop.
+        self.commit_order = threading.Lock()
+        self._lanes: dict = {}
+        self.busy = 0  # units of work submitted and not finished (health)
+
+    def _mark(self) -> None:
+        self._local.worker = True
+
+    def on_worker(self) -> bool:
+        """Is the calling thread one of these workers?"""
+        return getattr(self._local, "worker", False)
+
+    def call(self, fn: Callable, *args) -> asyncio.Future:
+        """`fn(*args)` on a worker thread; await the result on the loop."""
+        self.busy += 1
+        future = asyncio.wrap_future(self._pool.submit(fn, *args), loop=self.loop)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future) -> None:
+        self.busy -= 1
+
+    def in_order(self, key, fn: Callable, *args) -> asyncio.Task:
+        """`fn(*args)` on a worker once every earlier `in_order` call with the same `key`
+        has finished (call on the loop). Its failure is logged and raised to awaiters."""
+        previous = self._lanes.get(key)
+
+        async def run():
+            if previous is not None:
+                await asyncio.wait([previous])
+            try:
+                return await self.call(fn, *args)
+            except Exception:
+                log.exception("unit of work for %s failed", key)
+                raise
+
+        task = self.loop.create_task(run())
+        self._lanes[key] = task
+
+        def forget(done, key=key):
+            if self._lanes.get(key) is done:
+                del self._lanes[key]
+            if not done.cancelled():
+                done.exception()  # retrieved: logged above already
+
+        task.add_done_callback(forget)
+        return task
+
+    async def drain(self) -> None:
+        """Until the door requests queued so far (every lane) have run (call on the loop)."""
+        pending = list(self._lanes.values())
+        if pending:
+            await asyncio.wait(pending)
+
+    def after_commit(self, fn: Callable, *args) -> None:
+        """From a worker holding `commit_order` right after its COMMIT: `fn(*args)` on the loop."""
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def start(runtime) -> Workers | None:
+    """The workers of a node whose store is PostgreSQL (None for SQLite: the loop runs all)."""
+    if getattr(runtime.store, "dsn", None) is None:  # SQLite: one connection, the loop's
+        return None
+    workers = Workers(asyncio.get_running_loop(), threads_from_env())
+    runtime.workers = workers
+    return workers
+
+
+def stop(runtime) -> None:
+    workers = getattr(runtime, "workers", None)
+    if workers is not None:
+        runtime.workers = None
+        workers.close()
