@@ -1,0 +1,219 @@
+"""AWS's real localproxy (aws-samples/aws-iot-securetunneling-localproxy) and a
+real sshd, run as processes against a localiot relay: for
+tests/test_tunneling_real_localproxy.py and bench/tunneling.py.
+
+The binary is $LOCALIOT_LOCALPROXY or `localproxy` on PATH (bench/build_localproxy.sh
+builds it); sshd is /usr/sbin/sshd (Debian's openssh-server). Both are found or
+answered None with the reason, never installed from here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+PROTOCOL = "aws.iot.securetunneling-{}.0"
+
+
+def localproxy_binary() -> tuple[str | None, str]:
+    """(path, "") or (None, why not)."""
+    path = os.environ.get("LOCALIOT_LOCALPROXY") or shutil.which("localproxy")
+    if not path:
+        return None, "AWS localproxy not found: set LOCALIOT_LOCALPROXY or put localproxy on PATH " \
+                     "(bench/build_localproxy.sh builds it)"
+    if not os.access(path, os.X_OK):
+        return None, f"LOCALIOT_LOCALPROXY={path} is not an executable file"
+    return path, ""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ca_directory(api_endpoint: str, into: str) -> str:
+    """A --capath folder: the installation CA from /_localiot/ca.pem, hashed by `openssl rehash`."""
+    os.makedirs(into, exist_ok=True)
+    with urllib.request.urlopen(api_endpoint + "/_localiot/ca.pem") as response, \
+            open(os.path.join(into, "ca.pem"), "wb") as out:
+        out.write(response.read())
+    subprocess.run(["openssl", "rehash", into], check=True, capture_output=True)
+    return into
+
+
+class LocalProxyProcess:
+    """One localproxy process. `mapping` is what -d / -s take ("22", "SSH1=127.0.0.1:22,SSH2=..."
+    or "5555", "SSH1=5555,SSH2=5556"); the token travels in AWSIOT_TUNNEL_ACCESS_TOKEN, not argv.
+    `version` 2 sets the subprotocol to aws.iot.securetunneling-2.0 (and -y V2 on a source)."""
+
+    def __init__(self, binary: str, endpoint: str, capath: str, token: str, mode: str, mapping: str, *,
+                 version: int = 3, client_token: str | None = None, workdir: str | None = None,
+                 verbosity: int = 4):
+        self.mode, self.mapping = mode, mapping
+        self.workdir = workdir or tempfile.mkdtemp(prefix=f"localproxy-{mode}-")
+        self.log_path = os.path.join(self.workdir, f"{mode}.log")
+        argv = [binary, "--proxy-endpoint", endpoint, "--capath", capath,
+                "-d" if mode == "destination" else "-s", mapping, "-v", str(verbosity),
+                "--config-dir", self.workdir]
+        if version != 3:
+            settings = os.path.join(self.workdir, "settings.json")
+            with open(settings, "w") as out:
+                json.dump({"tunneling": {"proxy": {"websocket": {"subprotocol": PROTOCOL.format(version)}}}}, out)
+            argv += ["--settings-json", settings]
+            if mode == "source":
+                argv += ["-y", f"V{version}"]
+        env = dict(os.environ, AWSIOT_TUNNEL_ACCESS_TOKEN=token)
+        if client_token:
+            env["AWSIOT_TUNNEL_CLIENT_TOKEN"] = client_token
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, cwd=self.workdir)
+
+    def log(self) -> str:
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 20.0) -> None:
+        """Until the log holds `text` `count` times (AssertionError with the log if not, or if it exits)."""
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            if self.process.poll() is not None:
+                raise AssertionError(f"localproxy ({self.mode}) exited {self.process.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"localproxy ({self.mode}) never logged {text!r}:\n{self.log()[-4000:]}")
+            time.sleep(0.02)
+
+    def ready(self, services: int = 1, timeout: float = 20.0) -> "LocalProxyProcess":
+        """Connected to the relay (and, as a source, listening on its `services` ports)."""
+        self.wait_for("Successfully established websocket connection", timeout=timeout)
+        if self.mode == "source":
+            self.wait_for("Listening for new connection on port", services, timeout)
+        return self
+
+    def wait_exit(self, timeout: float = 20.0) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"localproxy ({self.mode}) still running:\n{self.log()[-4000:]}") from None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+class EchoServer:
+    """A threaded TCP echo server on a free loopback port."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn):
+        with conn:
+            try:
+                while data := conn.recv(1 << 18):
+                    conn.sendall(data)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+def connect(port: int, timeout: float = 30.0, attempts: int = 50) -> socket.socket:
+    """A connection to a local port (a source localproxy may still be binding it)."""
+    for _ in range(attempts):
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        except ConnectionRefusedError:
+            time.sleep(0.05)
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+
+def echo_round_trip(port: int, data: bytes, timeout: float = 120.0) -> bytes:
+    """Send `data` through the local port, read as many bytes back (writing and reading overlap)."""
+    with connect(port, timeout) as conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        writer = threading.Thread(target=conn.sendall, args=(data,), daemon=True)
+        writer.start()
+        got = bytearray()
+        while len(got) < len(data):
+            chunk = conn.recv(min(1 << 20, len(data) - len(got)))
+            if not chunk:
+                break
+            got += chunk
+        writer.join(timeout)
+        return bytes(got)
+
+
+class Sshd:
+    """sshd in the foreground on a free loopback port, with a temporary host key and one
+    authorized client key (for the user running it)."""
+
+    BINARY = "/usr/sbin/sshd"
+
+    @classmethod
+    def unavailable(cls) -> str:
+        if not os.access(cls.BINARY, os.X_OK) or not shutil.which("ssh") or not shutil.which("ssh-keygen"):
+            return "openssh-server / openssh-client not installed (apt-get install -y openssh-server openssh-client)"
+        if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
+            try:
+                os.makedirs("/run/sshd", mode=0o755)  # sshd's privilege separation directory
+            except OSError as error:
+                return f"sshd needs /run/sshd: {error}"
+        return ""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="localiot-sshd-")
+        for key in ("host", "client"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(self.dir, key)],
+                           check=True)
+        self.client_key = os.path.join(self.dir, "client")
+        shutil.copy(self.client_key + ".pub", os.path.join(self.dir, "authorized_keys"))
+        self.port = free_port()
+        self.log_path = os.path.join(self.dir, "sshd.log")
+        self.process = subprocess.Popen(
+            [self.BINARY, "-D", "-e", "-p", str(self.port), "-h", os.path.join(self.dir, "host"),
+             "-o", "ListenAddress=127.0.0.1", "-o", f"AuthorizedKeysFile={self.dir}/authorized_keys",
+             "-o", "PidFile=none", "-o", "UsePAM=no", "-o", "StrictModes=no",
+             "-o", "PermitRootLogin=prohibit-password"],
+            stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while "Server listening" not in open(self.log_path).read():
+            assert self.process.poll() is None and time.monotonic() < deadline, open(self.log_path).read()
+            time.sleep(0.02)
+
+    def ssh(self, port: int, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """`ssh -p port 127.0.0.1 command...` with the authorized key (through a tunnel: the source's port)."""
+        return subprocess.run(
+            ["ssh", "-p", str(port), "-i", self.client_key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20",
+             "127.0.0.1", *command], capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
