@@ -1,12 +1,19 @@
 """Secure Tunneling relay benchmark: throughput and round-trip latency through
 localiot's relay against a direct TCP connection, measured in the same run.
 
-    .venv/bin/python bench/tunneling.py [--megabytes 100] [--streams 10] [--pings 2000]
+    .venv/bin/python bench/tunneling.py [--localproxy [PATH]] [--megabytes 100] [--streams 10] [--pings 2000]
 
-Starts `localiot serve --in-memory` as a subprocess (the relay at ws://.../tunnel
-on the API port), opens a tunnel with boto3, and runs in this process a TCP
-echo server, a destination and a source local proxy (tests/tunneling_localproxy.py,
-protocol 3, written from AWS's guides). Measured:
+Starts `localiot serve --in-memory` as a subprocess, opens a tunnel with boto3,
+and runs a TCP echo server in this process behind a destination local proxy,
+with a source local proxy in front:
+
+- default: both proxies are Python, in this process (tests/tunneling_localproxy.py,
+  protocol 3, written from AWS's guides), through ws://.../tunnel on the API port;
+- `--localproxy`: both are AWS's real localproxy binary (tests/tunneling_binary.py
+  finds it; bench/build_localproxy.sh builds it), each its own process, through
+  wss://localhost:<ALPN port>/tunnel with the installation CA, as a user runs it.
+
+Measured:
 
 - one stream: `--megabytes` MB written to the source's local port and echoed
   back byte-exact (MB/s = bytes one way / time until the last byte returned);
@@ -14,9 +21,10 @@ protocol 3, written from AWS's guides). Measured:
   multiplexed on one stream), `--megabytes`/N MB each;
 - 1-byte echo: `--pings` sequential round trips, p50/p99.
 
-The same three loads run directly against the echo server for the ratio.
-The local proxies are Python and share this process's core with the echo
-server, so the figures are a floor for the relay, not its ceiling.
+The same three loads run directly against the echo server for the ratio, and
+the CPU seconds of the relay (the localiot process) and of the proxies are
+printed. In the default mode the Python proxies share this process's core
+with the echo server, so those figures are a floor for the relay.
 """
 
 from __future__ import annotations
@@ -31,11 +39,15 @@ import sys
 import tempfile
 import time
 
+import json
+import urllib.request
+
 import boto3
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
+from tunneling_binary import LocalProxyProcess, ca_directory, free_port, localproxy_binary  # noqa: E402
 from tunneling_localproxy import LocalProxy, echo_server, round_trip  # noqa: E402
 
 
@@ -85,22 +97,55 @@ async def measure(port: int, args) -> dict:
     }
 
 
-async def run(endpoint: str, args) -> tuple[dict, dict]:
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:  # Linux: utime + stime
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run(endpoint: str, args, logdir: str) -> tuple[dict, dict, dict]:
+    """(direct, relayed, CPU seconds of the proxies)."""
     tunnels = boto3.client("iotsecuretunneling", endpoint_url=endpoint, region_name="us-east-1",
                            aws_access_key_id="bench", aws_secret_access_key="bench")
     opened = await asyncio.to_thread(tunnels.open_tunnel, destinationConfig={"services": ["BENCH"]})
     echo, echo_port = await echo_server()
-    destination = await LocalProxy(endpoint, opened["destinationAccessToken"], "destination",
-                                   {"BENCH": echo_port}).start()
-    source = await LocalProxy(endpoint, opened["sourceAccessToken"], "source", {"BENCH": 0}).start()
     try:
-        direct = await measure(echo_port, args)
-        relayed = await measure(source.ports["BENCH"], args)
+        if args.localproxy:
+            return await _run_binary(endpoint, opened, echo_port, args, logdir)
+        destination = await LocalProxy(endpoint, opened["destinationAccessToken"], "destination",
+                                       {"BENCH": echo_port}).start()
+        source = await LocalProxy(endpoint, opened["sourceAccessToken"], "source", {"BENCH": 0}).start()
+        try:
+            direct = await measure(echo_port, args)
+            relayed = await measure(source.ports["BENCH"], args)
+        finally:
+            await source.stop()
+            await destination.stop()
+        return direct, relayed, {}
     finally:
-        await source.stop()
-        await destination.stop()
         echo.close()
-    return direct, relayed
+
+
+async def _run_binary(endpoint: str, opened: dict, echo_port: int, args, logdir: str):
+    with urllib.request.urlopen(endpoint + "/_localiot/health") as response:
+        alpn = json.load(response)["listeners"]["mqtt-alpn"]
+    relay = f"localhost:{alpn.rsplit(':', 1)[1]}"
+    capath = ca_directory(endpoint, os.path.join(logdir, "ca"))
+    port = free_port()
+    proxies = []
+    try:
+        for mode, mapping in (("destination", f"BENCH=127.0.0.1:{echo_port}"), ("source", f"BENCH={port}")):
+            workdir = os.path.join(logdir, mode)
+            os.makedirs(workdir)
+            proxies.append(LocalProxyProcess(args.localproxy, relay, capath, opened[f"{mode}AccessToken"], mode,
+                                             mapping, workdir=workdir))
+            await asyncio.to_thread(proxies[-1].wait_for, "Successfully established websocket connection")
+        direct = await measure(echo_port, args)
+        relayed = await measure(port, args)
+        return direct, relayed, {p.mode: cpu_seconds(p.process.pid) for p in proxies}
+    finally:
+        for proxy in proxies:
+            proxy.stop()
 
 
 def main() -> None:
@@ -108,18 +153,24 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=100)
     parser.add_argument("--streams", type=int, default=10)
     parser.add_argument("--pings", type=int, default=2000)
+    parser.add_argument("--localproxy", nargs="?", const="", default=None, metavar="PATH",
+                        help="AWS's localproxy at both ends (PATH, or found as the tests find it)")
     args = parser.parse_args()
+    if args.localproxy == "":
+        args.localproxy, why = localproxy_binary()
+        if args.localproxy is None:
+            raise SystemExit(why)
     logdir = tempfile.mkdtemp(prefix="bench-tunneling-")
     proc, endpoint = start_server(logdir)
     try:
-        direct, relayed = asyncio.run(run(endpoint, args))
-        with open(f"/proc/{proc.pid}/stat") as stat:  # the relay's CPU seconds (Linux)
-            fields = stat.read().rsplit(")", 1)[1].split()
-        relay_cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        direct, relayed, proxy_cpu = asyncio.run(run(endpoint, args, logdir))
+        relay_cpu = cpu_seconds(proc.pid)
         own = os.times()
     finally:
         proc.terminate()
         proc.wait(10)
+    kind = "AWS localproxy (wss://, ALPN port)" if args.localproxy else "Python proxies (ws://, API port)"
+    print(f"through the relay: {kind}; logs in {logdir}")
     print(f"{'load':<24} {'direct TCP':>16} {'through relay':>16} {'relay/direct':>12}")
     for key in direct:
         d, r = direct[key], relayed[key]
@@ -127,7 +178,12 @@ def main() -> None:
             print(f"{key:<24} {d[0]:>7.0f}/{d[1]:<8.0f} {r[0]:>7.0f}/{r[1]:<8.0f} {r[0] / d[0]:>11.1f}x")
         else:
             print(f"{key:<24} {d:>16.1f} {r:>16.1f} {r / d:>11.2f}x")
-    print(f"CPU seconds: relay process {relay_cpu:.1f}, proxies + echo + load process {own.user + own.system:.1f}")
+    if proxy_cpu:
+        print(f"CPU seconds: relay process {relay_cpu:.1f}, localproxy source {proxy_cpu['source']:.1f}, "
+              f"destination {proxy_cpu['destination']:.1f}, echo + load process {own.user + own.system:.1f}")
+    else:
+        print(f"CPU seconds: relay process {relay_cpu:.1f}, proxies + echo + load process "
+              f"{own.user + own.system:.1f}")
     relayed_mb = (2 * (1_000_000 + 2 * args.megabytes * 1_000_000) + 2 * args.pings) / 1e6  # both directions
     print(f"relay: {relayed_mb:.0f} MB carried, {relayed_mb / relay_cpu:.0f} MB per relay CPU-second "
           "(server process start-up included)")

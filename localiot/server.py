@@ -9,7 +9,7 @@ import os
 
 from aiohttp import web
 
-from localiot import __version__, cluster, health, iotlogs
+from localiot import __version__, cluster, health, iotlogs, tunneling
 from localiot.background import Background, registered
 from localiot.bus import Bus
 from localiot.clock import Clock
@@ -116,6 +116,7 @@ class LocalIoT:
                 self.advisor_endpoint.reset()
             self.rules.forget()
             iotlogs.forget(self.runtime)
+            await tunneling.reset(self.runtime)  # live tunnel WebSockets end with their tunnels
             return _json({"reset": True})
         if path == "/_localiot/ca.pem" and request.method == "GET":
             # The installation's root CA, so devices can trust the broker.

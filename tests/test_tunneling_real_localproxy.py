@@ -6,8 +6,9 @@ source whose local ports take a bulk transfer, concurrent echoes and real
 connection states DescribeTunnel reports while it is attached and after it
 leaves; CloseTunnel and token rotation cutting it off.
 
-Skipped (with the reason) when the binary is not found: $LOCALIOT_LOCALPROXY or
-`localproxy` on PATH; bench/build_localproxy.sh builds it."""
+Skipped (with the reason) when the binary is not found: $LOCALIOT_LOCALPROXY,
+`localproxy` on PATH, or ~/.cache/localiot/localproxy/bin/localproxy, where
+bench/build_localproxy.sh builds it."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 real sshd, run as processes against a localiot relay: for
 tests/test_tunneling_real_localproxy.py and bench/tunneling.py.
 
-The binary is $LOCALIOT_LOCALPROXY or `localproxy` on PATH (bench/build_localproxy.sh
-builds it); sshd is /usr/sbin/sshd (Debian's openssh-server). Both are found or
+The binary is $LOCALIOT_LOCALPROXY, `localproxy` on PATH, or where
+bench/build_localproxy.sh puts it (~/.cache/localiot/localproxy/bin); sshd is /usr/sbin/sshd (Debian's openssh-server). Both are found or
 answered None with the reason, never installed from here."""
 
 from __future__ import annotations
@@ -19,14 +19,17 @@ import time
 import urllib.request
 
 PROTOCOL = "aws.iot.securetunneling-{}.0"
+BUILT = os.path.join(os.environ.get("LOCALPROXY_PREFIX") or os.path.expanduser("~/.cache/localiot/localproxy"),
+                     "bin", "localproxy")  # bench/build_localproxy.sh's output
 
 
 def localproxy_binary() -> tuple[str | None, str]:
     """(path, "") or (None, why not)."""
-    path = os.environ.get("LOCALIOT_LOCALPROXY") or shutil.which("localproxy")
+    path = os.environ.get("LOCALIOT_LOCALPROXY") or shutil.which("localproxy") \
+        or (BUILT if os.path.exists(BUILT) else None)
     if not path:
-        return None, "AWS localproxy not found: set LOCALIOT_LOCALPROXY or put localproxy on PATH " \
-                     "(bench/build_localproxy.sh builds it)"
+        return None, "AWS localproxy not found: set LOCALIOT_LOCALPROXY, put localproxy on PATH or run " \
+                     f"bench/build_localproxy.sh (builds {BUILT})"
     if not os.access(path, os.X_OK):
         return None, f"LOCALIOT_LOCALPROXY={path} is not an executable file"
     return path, ""
@@ -217,3 +220,11 @@ class Sshd:
         self.process.terminate()
         self.process.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":  # an echo server of its own: `python tunneling_binary.py` prints its port
+    import sys
+
+    server = EchoServer()
+    print(server.port, flush=True)
+    sys.stdin.read()  # until the parent closes our stdin

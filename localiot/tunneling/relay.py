@@ -154,6 +154,16 @@ class Relay:
         return error
 
     # the tunnel's lifecycle ------------------------------------------------------
+    async def close_all(self, reason: str) -> None:
+        """Close every connected side (a reset wiped the tunnels) and wait for the closes."""
+        peers = [peer for pipe in list(self.pipes.values()) for peer in pipe.peers.values()
+                 if peer is not None and not peer.gone]
+        for peer in peers:
+            peer.close_soon(1000, REASONS.get(reason, reason))
+        for peer in peers:
+            if peer.closer is not None:
+                await peer.closer
+
     def revoked(self, account: str, region: str, tunnel_id: str, modes, reason: str) -> None:
         """A committed close, expiry or rotation: close the connections those tokens admitted."""
         pipe = self.pipes.get((account, region, tunnel_id))
