@@ -19,6 +19,11 @@ import time
 import urllib.request
 
 PROTOCOL = "aws.iot.securetunneling-{}.0"
+# localproxy's buffer for bytes on their way to a local TCP peer may hold 131076 bytes by default and
+# it keeps reading the tunnel when it is full: a local peer that falls behind for a moment makes it
+# exit with "[fatal] basic_multi_buffer too long" (aws-iot-securetunneling-localproxy issue #160;
+# AWS's per-tunnel bandwidth quota hides it). Its documented setting raises the ceiling.
+ROOMY = {"tcp": {"write_buffer_size": str(64 << 20)}}
 BUILT = os.path.join(os.environ.get("LOCALPROXY_PREFIX") or os.path.expanduser("~/.cache/localiot/localproxy"),
                      "bin", "localproxy")  # bench/build_localproxy.sh's output
 
@@ -54,24 +59,28 @@ def ca_directory(api_endpoint: str, into: str) -> str:
 class LocalProxyProcess:
     """One localproxy process. `mapping` is what -d / -s take ("22", "SSH1=127.0.0.1:22,SSH2=..."
     or "5555", "SSH1=5555,SSH2=5556"); the token travels in AWSIOT_TUNNEL_ACCESS_TOKEN, not argv.
-    `version` 2 sets the subprotocol to aws.iot.securetunneling-2.0 (and -y V2 on a source)."""
+    `version` 2 sets the subprotocol to aws.iot.securetunneling-2.0 (and -y V2 on a source);
+    `settings` are tunneling.proxy.* settings (e.g. ROOMY) passed with --settings-json."""
 
     def __init__(self, binary: str, endpoint: str, capath: str, token: str, mode: str, mapping: str, *,
                  version: int = 3, client_token: str | None = None, workdir: str | None = None,
-                 verbosity: int = 4):
+                 verbosity: int = 4, settings: dict | None = None):
         self.mode, self.mapping = mode, mapping
         self.workdir = workdir or tempfile.mkdtemp(prefix=f"localproxy-{mode}-")
         self.log_path = os.path.join(self.workdir, f"{mode}.log")
         argv = [binary, "--proxy-endpoint", endpoint, "--capath", capath,
                 "-d" if mode == "destination" else "-s", mapping, "-v", str(verbosity),
                 "--config-dir", self.workdir]
+        proxy = dict(settings or {})
         if version != 3:
-            settings = os.path.join(self.workdir, "settings.json")
-            with open(settings, "w") as out:
-                json.dump({"tunneling": {"proxy": {"websocket": {"subprotocol": PROTOCOL.format(version)}}}}, out)
-            argv += ["--settings-json", settings]
+            proxy["websocket"] = {**proxy.get("websocket", {}), "subprotocol": PROTOCOL.format(version)}
             if mode == "source":
                 argv += ["-y", f"V{version}"]
+        if proxy:  # --settings-json: tunneling.proxy.* as --export-default-settings writes them
+            path = os.path.join(self.workdir, "settings.json")
+            with open(path, "w") as out:
+                json.dump({"tunneling": {"proxy": proxy}}, out)
+            argv += ["--settings-json", path]
         env = dict(os.environ, AWSIOT_TUNNEL_ACCESS_TOKEN=token)
         if client_token:
             env["AWSIOT_TUNNEL_CLIENT_TOKEN"] = client_token
@@ -157,19 +166,21 @@ def connect(port: int, timeout: float = 30.0, attempts: int = 50) -> socket.sock
 
 
 def echo_round_trip(port: int, data: bytes, timeout: float = 120.0) -> bytes:
-    """Send `data` through the local port, read as many bytes back (writing and reading overlap)."""
+    """Send `data` through the local port, read as many bytes back (writing and reading overlap,
+    the reader receives straight into one buffer: a slow reader would overflow localproxy)."""
     with connect(port, timeout) as conn:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         writer = threading.Thread(target=conn.sendall, args=(data,), daemon=True)
         writer.start()
-        got = bytearray()
-        while len(got) < len(data):
-            chunk = conn.recv(min(1 << 20, len(data) - len(got)))
-            if not chunk:
+        got = bytearray(len(data))
+        view, filled = memoryview(got), 0
+        while filled < len(data):
+            count = conn.recv_into(view[filled:], min(1 << 20, len(data) - filled))
+            if not count:
                 break
-            got += chunk
+            filled += count
         writer.join(timeout)
-        return bytes(got)
+        return bytes(got[:filled])
 
 
 class Sshd:
