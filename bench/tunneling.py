@@ -50,7 +50,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 from tunneling_binary import (ROOMY, LocalProxyProcess, ca_directory, echo_round_trip,  # noqa: E402
-                              free_port, localproxy_binary)
+                              free_port, localproxy_binary, staggered_connections)
 from tunneling_localproxy import LocalProxy, echo_server, round_trip  # noqa: E402
 
 
@@ -134,7 +134,8 @@ def measure_blocking(port: int, args) -> dict:
     def throughput_blocking(total: int, streams: int) -> float:
         payloads = [os.urandom(total // streams) for _ in range(streams)]
         results = [b""] * streams
-        workers = [threading.Thread(target=lambda i=i: results.__setitem__(i, echo_round_trip(port, payloads[i],
+        conns = staggered_connections(port, streams)  # connected before the clock starts
+        workers = [threading.Thread(target=lambda i=i: results.__setitem__(i, echo_round_trip(conns[i], payloads[i],
                                                                                               600)))
                    for i in range(streams)]
         started = time.perf_counter()

@@ -20,8 +20,8 @@ import time
 import pytest
 
 from localiot.testing import make_client
-from tunneling_binary import (EchoServer, LocalProxyProcess, Sshd, ca_directory, echo_round_trip, free_port,
-                              localproxy_binary)
+from tunneling_binary import (ROOMY, EchoServer, LocalProxyProcess, Sshd, ca_directory, echo_round_trip,
+                              free_port, localproxy_binary, staggered_connections)
 
 BINARY, WHY = localproxy_binary()
 pytestmark = pytest.mark.skipif(BINARY is None, reason=WHY)
@@ -63,6 +63,7 @@ def proxies(relay, tmp_path):
     def start(token, mode, mapping, services=1, **options):
         workdir = tmp_path / f"{mode}-{len(started)}"
         workdir.mkdir()
+        options.setdefault("settings", ROOMY)  # see tunneling_binary.ROOMY (localproxy issue #160)
         proxy = LocalProxyProcess(BINARY, *relay, token, mode, mapping, workdir=str(workdir), **options)
         started.append(proxy)
         return proxy.ready(services)
@@ -113,10 +114,11 @@ def test_v3_two_services_bulk_echo_concurrent_connections_and_ssh(tunnels, proxi
     # simultaneous TCP connections on both services (CONNECTION_START on each service's stream)
     payloads = [os.urandom(300_000 + i) for i in range(6)]
     results, errors = [None] * 6, []
+    conns = staggered_connections(echo_port, 6)
 
     def one_echo(i):
         try:
-            results[i] = echo_round_trip(echo_port, payloads[i])
+            results[i] = echo_round_trip(conns[i], payloads[i])
         except Exception as error:  # reported below
             errors.append(error)
 

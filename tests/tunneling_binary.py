@@ -165,10 +165,21 @@ def connect(port: int, timeout: float = 30.0, attempts: int = 50) -> socket.sock
     return socket.create_connection(("127.0.0.1", port), timeout=timeout)
 
 
-def echo_round_trip(port: int, data: bytes, timeout: float = 120.0) -> bytes:
-    """Send `data` through the local port, read as many bytes back (writing and reading overlap,
-    the reader receives straight into one buffer: a slow reader would overflow localproxy)."""
-    with connect(port, timeout) as conn:
+def staggered_connections(port: int, count: int, timeout: float = 120.0) -> list[socket.socket]:
+    """`count` connections to a source localproxy's port, one at a time: it listens with a backlog
+    of 0 (acceptor_.listen(0) in TcpAdapterProxy.cpp), so simultaneous connects may be reset."""
+    conns = []
+    for _ in range(count):
+        conns.append(connect(port, timeout))
+        time.sleep(0.05)
+    return conns
+
+
+def echo_round_trip(port, data: bytes, timeout: float = 120.0) -> bytes:
+    """Send `data` through the local port (or an open connection to it), read as many bytes back
+    (writing and reading overlap, the reader receives straight into one buffer: a slow reader
+    would overflow localproxy)."""
+    with (port if isinstance(port, socket.socket) else connect(port, timeout)) as conn:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         writer = threading.Thread(target=conn.sendall, args=(data,), daemon=True)
         writer.start()
