@@ -57,7 +57,8 @@ from tunneling_localproxy import LocalProxy, echo_server, round_trip  # noqa: E4
 def start_server(logdir: str):
     exe = os.path.join(os.path.dirname(sys.executable), "localiot")
     proc = subprocess.Popen([exe, "serve", "--port", "0", "--mqtt-tls-port", "0", "--mqtt-alpn-port", "0",
-                             "--device-advisor-port", "0", "--in-memory", "--log-level", "WARNING"], stdout=subprocess.PIPE,
+                             "--device-advisor-port", "0", "--in-memory", "--log-level", "WARNING"],
+                            stdout=subprocess.PIPE,
                             stderr=open(os.path.join(logdir, "localiot.log"), "wb"), stdin=subprocess.DEVNULL)
     for line in proc.stdout:
         found = re.search(rb"localiot ready on (http://\S+)", line)
@@ -117,7 +118,8 @@ async def run(endpoint: str, opened: dict, args, relay_pid: int) -> tuple[dict, 
             direct = await measure(echo_port, args)
             before = cpu_seconds(relay_pid), time.process_time()
             relayed = await measure(source.ports["BENCH"], args)
-            cpu = {"relay": cpu_seconds(relay_pid) - before[0], "proxies + echo + load": time.process_time() - before[1]}
+            cpu = {"relay": cpu_seconds(relay_pid) - before[0],
+                   "proxies + echo + load": time.process_time() - before[1]}
         finally:
             await source.stop()
             await destination.stop()

@@ -3,8 +3,9 @@ real sshd, run as processes against a localiot relay: for
 tests/test_tunneling_real_localproxy.py and bench/tunneling.py.
 
 The binary is $LOCALIOT_LOCALPROXY, `localproxy` on PATH, or where
-bench/build_localproxy.sh puts it (~/.cache/localiot/localproxy/bin); sshd is /usr/sbin/sshd (Debian's openssh-server). Both are found or
-answered None with the reason, never installed from here."""
+bench/build_localproxy.sh puts it (~/.cache/localiot/localproxy/bin); sshd is
+/usr/sbin/sshd (Debian's openssh-server). Both are found or answered None with
+the reason, never installed from here."""
 
 from __future__ import annotations
 
