@@ -85,17 +85,6 @@ def wait_states(tunnels, tunnel_id, expected, timeout=15.0):
         time.sleep(0.05)
 
 
-def ssh_cat(sshd, port, data: bytes) -> bytes:
-    """`ssh ... cat` through the tunnel, `data` on stdin: what came back."""
-    import subprocess
-
-    done = subprocess.run(["ssh", "-p", str(port), "-i", sshd.client_key, "-o", "BatchMode=yes",
-                           "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                           "-o", "LogLevel=ERROR", "127.0.0.1", "cat"], input=data, capture_output=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def test_v3_two_services_bulk_echo_concurrent_connections_and_ssh(tunnels, proxies, sshd, echo):
     opened = tunnels.open_tunnel(destinationConfig={"thingName": "pump", "services": ["SSH1", "ECHO"]})
     tunnel_id = opened["tunnelId"]
@@ -133,7 +122,9 @@ def test_v3_two_services_bulk_echo_concurrent_connections_and_ssh(tunnels, proxi
         assert run.returncode == 0, run.stderr
         assert run.stdout == b"ok\n"
     shipped = os.urandom(2 * 1024 * 1024)
-    assert ssh_cat(sshd, ssh_port, shipped) == shipped
+    run = sshd.ssh(ssh_port, "cat", input=shipped)  # 2 MB through ssh and back
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == shipped
     assert "connection id: 2" in source.log()  # the later connections were CONNECTION_STARTs
 
     source.stop()

@@ -232,12 +232,15 @@ class Sshd:
             assert self.process.poll() is None and time.monotonic() < deadline, open(self.log_path).read()
             time.sleep(0.02)
 
-    def ssh(self, port: int, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        """`ssh -p port 127.0.0.1 command...` with the authorized key (through a tunnel: the source's port)."""
+    def ssh(self, port: int, *command: str, input: bytes | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+        """`ssh -p port 127.0.0.1 command...` with the authorized key (through a tunnel: the source's
+        port), `input` on its stdin."""
         return subprocess.run(
             ["ssh", "-p", str(port), "-i", self.client_key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
              "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20",
-             "127.0.0.1", *command], capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+             "127.0.0.1", *command], capture_output=True, timeout=timeout, input=input,
+            **({} if input is not None else {"stdin": subprocess.DEVNULL}))
 
     def stop(self):
         self.process.terminate()
