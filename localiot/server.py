@@ -9,7 +9,7 @@ import os
 
 from aiohttp import web
 
-from localiot import __version__, cluster, health, iotlogs
+from localiot import __version__, cluster, health, iotlogs, tunneling
 from localiot.background import Background, registered
 from localiot.bus import Bus
 from localiot.cluster import workers as unit_workers
@@ -34,6 +34,7 @@ class LocalIoT:
         self.clock = Clock()
         self.bus = Bus()
         self.runtime = Runtime(self.config, self.clock, self.bus)
+        self._closing_tunnels: set[asyncio.Task] = set()
         self._lock = None if self.config.in_memory else DataDirectoryLock(self.config.data_dir).acquire()
         db_path = ":memory:" if self.config.in_memory else os.path.join(self.config.data_dir, "localiot.db")
         self.store = open_store(self.config.store or db_path)
@@ -120,7 +121,7 @@ class LocalIoT:
             self.store.reset()
             self.clock.reset()
             await self.background.coordinator.clock_moved(self.clock.offset)
-            self._forget_memory()
+            await self._forget_memory()  # live tunnel WebSockets end with their tunnels
             await self.background.coordinator.reset()  # the other nodes sharing the store forget theirs
             return _json({"reset": True})
         if path == "/_localiot/ca.pem" and request.method == "GET":
@@ -141,8 +142,9 @@ class LocalIoT:
             return _json({"now": self.clock.now(), "offset": self.clock.offset})
         return _json({"message": f"unknown admin route {request.method} {path}"}, status=404)
 
-    def _forget_memory(self) -> None:
-        """What this node keeps besides the store, forgotten on a reset (here or on another node)."""
+    def _forget_memory(self) -> asyncio.Task:
+        """What this node keeps besides the store, forgotten on a reset (here or on another node);
+        the task closing the relay's tunnel WebSockets, which the reset on this node awaits."""
         if self.runtime.broker is not None:
             self.runtime.broker.reset()
         if getattr(self, "advisor_endpoint", None) is not None:  # Device Advisor runs in progress end
@@ -150,6 +152,10 @@ class LocalIoT:
         if getattr(self, "rules", None) is not None:
             self.rules.forget()
         iotlogs.forget(self.runtime)
+        closing = asyncio.get_running_loop().create_task(tunneling.reset(self.runtime))
+        self._closing_tunnels.add(closing)  # held until done (the loop keeps only weak references)
+        closing.add_done_callback(self._closing_tunnels.discard)
+        return closing
 
     async def start(self) -> int:
         server = ApiServer(self._http, self.engine.refusal, access_log=None)

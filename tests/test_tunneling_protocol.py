@@ -151,11 +151,17 @@ def test_service_ids_keep_alive_and_start_without_a_destination(localiot_server,
     (frame(T.SESSION_RESET), 1002),  # only the service sends it
     (frame(T.DATA, 1, "SSH", 1, b"x" * 64513), 1009),  # over the 63 KB payload limit
     (b"\x00\x02\x08\x01" + b"\x40\x05", 1002),  # a field the schema does not have
+    # connection ids (V3 guide): the first STREAM_START's format holds for the whole session
+    ((frame(T.STREAM_START, 1, "SSH", 1), frame(T.DATA, 1, "SSH", 0, b"x")), 1002),
+    ((frame(T.STREAM_START, 1, "SSH", 0), frame(T.DATA, 1, "SSH", 2, b"x")), 1002),
+    ((frame(T.STREAM_START, 1, "SSH", 0), frame(T.CONNECTION_START, 1, "SSH", 0)), 1002),
+    ((frame(T.STREAM_START, 1, "SSH", 1), frame(T.STREAM_START, 2, "SSH", 0)), 1002),
 ])
 def test_a_bad_frame_closes_only_its_sender(localiot_server, tunnels, bad, code):
     opened, bystander = open_tunnel(tunnels), open_tunnel(tunnels)
-    if bad.startswith(b"\x00\x02\x08\x01"):
+    if bad == b"\x00\x02\x08\x01\x40\x05":
         bad = b"\x00\x04\x08\x01\x40\x05"
+    sent = bad if isinstance(bad, tuple) else (bad,)  # frames that are fine, then the bad one
 
     async def scenario():
         async with aiohttp.ClientSession() as session:
@@ -166,7 +172,8 @@ def test_a_bad_frame_closes_only_its_sender(localiot_server, tunnels, bad, code)
             src = await connect(localiot_server.endpoint, opened["sourceAccessToken"], "source", session=session)
             for ws in (dest, other, src):
                 await receive_frames(ws)  # SERVICE_IDS
-            await src.send_bytes(bad)
+            for part in sent:
+                await src.send_bytes(part)
             assert await closed_with(src) == code
             assert not dest.closed and not other.closed
             await dest.ping()
@@ -242,6 +249,17 @@ def test_close_disconnects_both(localiot_server, tunnels):
     assert state(tunnels, opened["tunnelId"], "source") == "DISCONNECTED"
     assert state(tunnels, opened["tunnelId"], "destination") == "DISCONNECTED"
     assert refusal(localiot_server, opened["destinationAccessToken"], "destination") == 401
+
+
+def test_reset_disconnects_both(localiot_server, tunnels):
+    opened = open_tunnel(tunnels)
+
+    def reset():
+        request = urllib.request.Request(localiot_server.endpoint + "/_localiot/reset", method="POST", data=b"")
+        urllib.request.urlopen(request).close()
+
+    lifecycle(localiot_server, tunnels, opened, reset, {"source": True, "destination": True})
+    assert refusal(localiot_server, opened["sourceAccessToken"]) == 401  # the tunnel is gone with the reset
 
 
 def test_expiry_disconnects_both(localiot_server, tunnels):

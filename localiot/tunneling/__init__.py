@@ -4,7 +4,8 @@
     response = await relay.handle(request)   # an aiohttp request for GET /tunnel
 
 The API port routes `/tunnel` here (plain ws://); a TLS listener serves wss://
-by making the same call with its own request. See relay.py."""
+by making the same call with its own request. See relay.py.
+`await reset(runtime)` (POST /_localiot/reset) closes every live tunnel WebSocket."""
 
 from __future__ import annotations
 
@@ -21,3 +22,10 @@ def relay_for(runtime):
 
         relay = _RELAYS[runtime] = Relay(runtime)
     return relay
+
+
+async def reset(runtime) -> None:
+    """The store was wiped: close every WebSocket the relay holds (1000, "Tunnel closed")."""
+    relay = _RELAYS.get(runtime)
+    if relay is not None:
+        await relay.close_all("closed")

@@ -46,7 +46,7 @@ def message(kind: int, stream_id: int = 0, *, service_id: str = "", connection_i
     return encode(msg)
 
 
-def parse(body: bytes) -> Message:
+def parse(body) -> Message:
     msg = Message()
     try:
         msg.ParseFromString(body)
@@ -60,21 +60,24 @@ def parse(body: bytes) -> Message:
 
 
 class FrameReader:
-    """Bytes in, (raw frame bytes, Message) out, across WebSocket message boundaries."""
+    """Bytes in, frames out, across WebSocket message boundaries: `feed` answers the
+    bytes it parsed (the kept partial frame, if any, followed by `data`) and for each
+    whole frame its (start, end, Message), so whole runs of frames can be passed on
+    as slices of those bytes without copying them frame by frame."""
 
     def __init__(self) -> None:
         self._buffer = b""
 
-    def feed(self, data: bytes) -> list[tuple[bytes, Message]]:
+    def feed(self, data: bytes) -> tuple[bytes, list[tuple[int, int, Message]]]:
         buffer = self._buffer + data if self._buffer else data
+        view = memoryview(buffer)
         frames, offset, size = [], 0, len(buffer)
         while size - offset >= 2:
             (length,) = _LENGTH.unpack_from(buffer, offset)
             end = offset + 2 + length
             if end > size:
                 break
-            raw = buffer[offset:end]
-            frames.append((raw, parse(raw[2:])))
+            frames.append((offset, end, parse(view[offset + 2:end])))
             offset = end
-        self._buffer = buffer[offset:]
-        return frames
+        self._buffer = buffer[offset:] if offset < size else b""
+        return buffer, frames

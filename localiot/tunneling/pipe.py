@@ -10,6 +10,15 @@ service no stream was ever started on, a non-ignorable type its protocol
 version does not know) raises FrameError and the sender's WebSocket is closed.
 An ignorable unknown type is dropped. A stream started while the other side
 is absent is answered with STREAM_RESET (CONNECTION_RESET for a connection).
+
+Connection ids (V3 guide, "Backward compatibility between V2 and V3"): a
+source's first STREAM_START decides its message format for the session. With
+a connection id (protocol 3 format) every later STREAM_START, CONNECTION_START,
+DATA and CONNECTION_RESET it sends must carry one; without (protocol 2
+format) none may, and CONNECTION_START / CONNECTION_RESET are errors ("Any
+attempts [to send a previous version message format in the middle of an
+active websocket session] will be rejected"). STREAM_RESET never carries one.
+The destination is exempt: it answers in whatever format the source used.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ KNOWN = {1: {DATA, STREAM_START, STREAM_RESET, SESSION_RESET},
          3: {DATA, STREAM_START, STREAM_RESET, SESSION_RESET, SERVICE_IDS, CONNECTION_START, CONNECTION_RESET}}
 SERVER_ONLY = {SESSION_RESET, SERVICE_IDS}
 STREAM_TYPES = {DATA, STREAM_START, STREAM_RESET, CONNECTION_START, CONNECTION_RESET}
+CONNECTION_TYPES = {DATA, STREAM_START, CONNECTION_START, CONNECTION_RESET}  # those that carry connection ids
 FORWARD, DROP = "forward", "drop"
 CLOSE_TIMEOUT = 2.0
 
@@ -38,6 +48,7 @@ class Peer:
         self.ws, self.transport, self.mode, self.version = ws, transport, mode, version
         self.admission, self.channel = admission, channel
         self.with_service_ids: bool | None = None  # decided by its first stream message
+        self.with_connection_ids: bool | None = None  # a source's: decided by its first STREAM_START
         self._lock = asyncio.Lock()
         self.gone = False
         self.closer: asyncio.Task | None = None  # a close started by another task (close, rotation ...)
@@ -110,6 +121,8 @@ class Pipe:
             peer.with_service_ids = bool(service)
         elif peer.with_service_ids != bool(service):
             raise FrameError("messages with and without service ids may not be mixed")
+        if peer.mode == SOURCE and kind in CONNECTION_TYPES:
+            _check_connection_id(peer, msg)
         if kind == STREAM_START:
             self.streams[service] = msg.streamId
             self.started.add(service)
@@ -135,3 +148,15 @@ class Pipe:
                        for service, stream in self.streams.items())
         self.streams.clear()
         return out
+
+
+def _check_connection_id(peer: Peer, msg) -> None:
+    with_id = msg.connectionId != 0
+    if peer.with_connection_ids is None:
+        if msg.type != STREAM_START:  # nothing started yet: Pipe.check refuses it after this
+            return
+        peer.with_connection_ids = with_id
+    if not peer.with_connection_ids and msg.type in (CONNECTION_START, CONNECTION_RESET):
+        raise FrameError("CONNECTION_START and CONNECTION_RESET need streams started with connection ids")
+    if with_id != peer.with_connection_ids:
+        raise FrameError("messages with and without connection ids may not be mixed")

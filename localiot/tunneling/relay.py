@@ -127,33 +127,49 @@ class Relay:
                 return
 
     async def _relay(self, pipe: Pipe, peer: Peer, reader: FrameReader, data: bytes) -> FrameError | None:
-        """Check the frames in `data` and pass them on; the FrameError that ends the session, if any."""
-        batch, size, replies, error = [], 0, [], None
+        """Check the frames in `data` and pass them on; the FrameError that ends the session, if any.
+        Consecutive frames that pass go on as one slice of the bytes received (no copy when it is
+        all of them), in WebSocket messages of at most MAX_WS_MESSAGE bytes."""
+        runs, replies, error = [], [], None  # runs: [start, end) of frames to forward
         try:
-            for raw, msg in reader.feed(data):
+            buffer, parsed = reader.feed(data)
+            for start, end, msg in parsed:
                 if pipe.check(peer, msg) == DROP:
                     continue
-                other = pipe.other(peer)
-                if other is None:
+                if pipe.other(peer) is None:
                     reply = pipe.refusal(msg)
                     if reply:
                         replies.append(reply)
                     continue
-                if size + len(raw) > MAX_WS_MESSAGE:
-                    await other.send(b"".join(batch), self.send_timeout)
-                    batch, size = [], 0
-                batch.append(raw)
-                size += len(raw)
+                if runs and runs[-1][1] == start and end - runs[-1][0] <= MAX_WS_MESSAGE:
+                    runs[-1][1] = end
+                else:
+                    runs.append([start, end])
         except FrameError as failure:
             error = failure
-        other = pipe.other(peer)
-        if batch and other is not None:
-            await other.send(b"".join(batch), self.send_timeout)
+        if runs:
+            view = memoryview(buffer)
+            for start, end in runs:
+                other = pipe.other(peer)
+                if other is None:
+                    break
+                await other.send(buffer if (start, end) == (0, len(buffer)) else view[start:end],
+                                 self.send_timeout)
         if replies:
             await peer.send(b"".join(replies), self.send_timeout)
         return error
 
     # the tunnel's lifecycle ------------------------------------------------------
+    async def close_all(self, reason: str) -> None:
+        """Close every connected side (a reset wiped the tunnels) and wait for the closes."""
+        peers = [peer for pipe in list(self.pipes.values()) for peer in pipe.peers.values()
+                 if peer is not None and not peer.gone]
+        for peer in peers:
+            peer.close_soon(1000, REASONS.get(reason, reason))
+        for peer in peers:
+            if peer.closer is not None:
+                await peer.closer
+
     def revoked(self, account: str, region: str, tunnel_id: str, modes, reason: str) -> None:
         """A committed close, expiry or rotation: close the connections those tokens admitted."""
         pipe = self.pipes.get((account, region, tunnel_id))

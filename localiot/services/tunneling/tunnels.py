@@ -18,7 +18,7 @@ from localiot.services.tunneling import access
 from localiot.services.unit_of_work import unit_of_work
 from localiot.services.tunneling.model import (DEFAULT_LIFETIME_MINUTES, DESTINATION, DISCONNECTED, KIND,
                                                MAX_OPEN_TUNNELS, MAX_SERVICES, MODES, OPEN, SOURCE, TUNNEL, close,
-                                               new_grant, new_token, save)
+                                               new_grant, new_token, save, state)
 from localiot.services.tunneling.tags import tags_in, tags_out, tag_tunnel
 
 SERVICE = "iotsecuretunneling"
@@ -139,6 +139,8 @@ def RotateTunnelAccessToken(ctx, req):
     tokens = {m: new_token() for m in modes}
     for m, token in tokens.items():
         doc["grants"][m] = new_grant(token)
+        if state(doc, m)["status"] != DISCONNECTED:  # the relay closes what the old token admitted
+            doc[f"{m}ConnectionState"] = {"status": DISCONNECTED, "lastUpdatedAt": ctx.now()}
     destination = _destination(req.get("destinationConfig"))
     if destination:
         doc["destinationConfig"] = destination
