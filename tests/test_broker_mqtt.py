@@ -17,7 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from localiot.broker import Broker, Identity, Limits, Refusal, codec
-from localiot.broker.codec import Connect, Parser, Subscribe, SubOptions, Will, encode
+from localiot.broker.codec import Connect, Subscribe, SubOptions, Will, encode
 from localiot.broker.reserved import ReservedTopics, Route, TopicTemplate
 from localiot.broker.retained import get_retained, list_retained
 from localiot.bus import Bus
@@ -25,6 +25,7 @@ from localiot.clock import Clock
 from localiot.config import Config
 from localiot.runtime import Runtime
 from localiot.store import open_store
+from localiot.testing import RawClient, wait_until
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 V3, V5 = mqtt.MQTTv311, mqtt.MQTTv5
@@ -206,53 +207,6 @@ class Client:
         self.c.loop_stop()
 
 
-class Raw:
-    """A raw-socket MQTT client for what paho does not let a test do."""
-
-    def __init__(self, port, version=codec.MQTT311):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-        self.parser = Parser(version)
-        self.version = version
-        self.packets = []
-
-    def send(self, packet_or_bytes):
-        raw = packet_or_bytes if isinstance(packet_or_bytes, bytes) else encode(packet_or_bytes, self.version)
-        self.sock.sendall(raw)
-
-    def connect(self, client_id, **kw):
-        self.send(Connect(client_id, self.version, **kw))
-        return self.recv()
-
-    def recv(self):
-        while not self.packets:
-            data = self.sock.recv(65536)
-            if not data:
-                return None
-            self.packets += self.parser.feed(data)
-        return self.packets.pop(0)
-
-    def closed(self):
-        """True once the broker closed the connection (after any packets it sent)."""
-        try:
-            while True:
-                if self.recv() is None:
-                    return True
-        except (ConnectionResetError, socket.timeout):
-            return False
-
-    def close(self):
-        self.sock.close()
-
-
-def wait_until(predicate, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 # basics ---------------------------------------------------------------------------
 @pytest.mark.parametrize("version", [V3, V5])
 def test_publish_subscribe_qos0_and_qos1(broker, version):
@@ -423,7 +377,7 @@ def test_session_queue_quota_and_expiry(make_broker):
 
 
 def test_inflight_qos1_redelivered_with_dup(broker):
-    raw = Raw(broker.port)
+    raw = RawClient.plain(broker.port)
     assert raw.connect("dev", clean_start=False).reason_code == 0
     raw.send(Subscribe(1, [("t", SubOptions(1))]))
     assert raw.recv().reason_codes == [1]
@@ -433,7 +387,7 @@ def test_inflight_qos1_redelivered_with_dup(broker):
     assert (first.payload, first.dup, first.qos) == (b"unacked", False, 1)
     raw.close()  # never acknowledged
     assert wait_until(lambda: not broker.call(broker.broker.is_connected, ACCOUNT, REGION, "dev"))
-    again = Raw(broker.port)
+    again = RawClient.plain(broker.port)
     ack = again.connect("dev", clean_start=False)
     assert ack.session_present
     resent = again.recv()
@@ -513,7 +467,7 @@ def test_keep_alive_timeout(make_broker):
     watcher = Client(b.port, "watcher", V5)
     watcher.subscribe("$aws/events/presence/disconnected/#")
     watcher.subscribe("lwt/#")
-    raw = Raw(b.port)
+    raw = RawClient.plain(b.port)
     assert raw.connect("sleepy", keep_alive=1, will=Will("lwt/sleepy", b"timeout")).reason_code == 0
     assert raw.closed()  # after 1.5 x keep-alive without a packet
     event = json.loads(watcher.expect_topic("$aws/events/presence/disconnected/sleepy").payload)
@@ -523,23 +477,23 @@ def test_keep_alive_timeout(make_broker):
 
 
 def test_client_id_rules(broker):
-    raw = Raw(broker.port)
+    raw = RawClient.plain(broker.port)
     assert raw.connect("", clean_start=True).reason_code == 0  # v3 empty id with a clean session
     raw.close()
-    raw = Raw(broker.port)
+    raw = RawClient.plain(broker.port)
     assert raw.connect("", clean_start=False).reason_code == codec.V3_ID_REJECTED
     raw.close()
-    raw = Raw(broker.port)
+    raw = RawClient.plain(broker.port)
     assert raw.connect("x" * 129).reason_code == codec.V3_ID_REJECTED
     raw.close()
-    raw = Raw(broker.port, codec.MQTT5)
+    raw = RawClient.plain(broker.port, codec.MQTT5)
     ack = raw.connect("")
     assert ack.reason_code == 0 and ack.properties["assigned_client_identifier"].startswith("localiot-")
     raw.close()
-    raw = Raw(broker.port, codec.MQTT5)
+    raw = RawClient.plain(broker.port, codec.MQTT5)
     assert raw.connect("y" * 129).reason_code == codec.CLIENT_IDENTIFIER_NOT_VALID
     raw.close()
-    raw = Raw(broker.port)
+    raw = RawClient.plain(broker.port)
     raw.send(b"\x10\x0c\x00\x04MQTT\x03\x02\x00\x3c\x00\x00")  # MQTT 3.1 level 3
     assert raw.recv().reason_code == codec.V3_BAD_VERSION
     raw.close()
@@ -598,13 +552,13 @@ def test_subscription_limits(broker, version):
 
 
 def test_malformed_packet_closes_v5_with_reason(broker):
-    raw = Raw(broker.port, codec.MQTT5)
+    raw = RawClient.plain(broker.port, codec.MQTT5)
     assert raw.connect("m").reason_code == 0
     raw.send(b"\x36\x04\x00\x01a\x00")  # PUBLISH with QoS 3
     d = raw.recv()
     assert d.type == codec.DISCONNECT and d.reason_code == codec.MALFORMED_PACKET
     assert raw.closed()
-    raw = Raw(broker.port)
+    raw = RawClient.plain(broker.port)
     raw.send(b"\x30\x03\x00\x01a")  # PUBLISH before CONNECT
     assert raw.closed()
 
@@ -839,7 +793,7 @@ def test_connect_refusals(make_broker, version):
         assert c.connack[1] == v5_code, (username, client_id)  # paho maps 3.1.1 return codes to reason codes
         c.c.loop_stop()
         c.c.disconnect()
-        raw = Raw(b.port, version)
+        raw = RawClient.plain(b.port, version)
         ack = raw.connect(client_id, username=username)
         assert ack.reason_code == (v3_code if version == V3 else v5_code)
         if ack.reason_code:
@@ -879,14 +833,14 @@ def test_async_authenticate_holds_early_packets(make_broker):
         return Identity(ACCOUNT, REGION, principal="custom")
 
     b = make_broker(authenticate=authenticate)
-    raw = Raw(b.port, codec.MQTT5)
+    raw = RawClient.plain(b.port, codec.MQTT5)
     # CONNECT and SUBSCRIBE in one write: the SUBSCRIBE waits for the authorizer
     raw.send(encode(Connect("a", codec.MQTT5, username="u", password=b"token"), codec.MQTT5)
              + encode(Subscribe(1, [("t", SubOptions(1))]), codec.MQTT5))
     assert raw.recv().reason_code == 0
     assert raw.recv().reason_codes == [1]
     raw.close()
-    raw = Raw(b.port, codec.MQTT5)
+    raw = RawClient.plain(b.port, codec.MQTT5)
     ack = raw.connect("b", username="u", password=b"nope")
     assert ack.reason_code == codec.NOT_AUTHORIZED and ack.properties["reason_string"] == "bad token"
     assert raw.closed()
