@@ -7,32 +7,7 @@ import os
 import platform
 
 from broker_servers import BROKERS
-
-
-def fmt_n(x, digits=0) -> str:
-    if isinstance(x, str):
-        return x
-    if x is None or x != x:
-        return "-"
-    if digits == 0:
-        return f"{x:,.0f}"
-    return f"{x:,.{digits}f}"
-
-
-def ratio(a, b, digits=2) -> str:
-    if a is None or b is None or a != a or b != b or not b:
-        return "-"
-    return f"{a / b:.{digits}f}x"
-
-
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    out = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
-           "|" + "|".join("-" * (w + 1) + ":" if i else "-" * (w + 2) for i, w in enumerate(widths)) + "|"]
-    for r in rows:
-        out.append("| " + " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                   + " |")
-    return out
+from figures import fmt_n, ratio, table
 
 
 HEADER = ["", "mosquitto", "localiot", "localiot/mosquitto"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 
-from localiot.broker.lifecycle import parse_presence
+from localiot.broker.lifecycle import PRESENCE, parse_presence
 from localiot.bus import OncePerIteration
 from localiot.services.unit_of_work import unit_of_work
 
@@ -37,15 +37,13 @@ class Presence:
         self.recorders: list = []
         self.dirty: set[tuple[str, str]] = set()  # scopes with something to write
         self._flush = OncePerIteration(self.flush)
-        self.unsubscribe = runtime.bus.subscribe(self._on_bus)
+        self.unsubscribe = runtime.bus.subscribe(self._on_bus, prefix=PRESENCE)
 
     def register(self, recorder) -> None:
         if recorder not in self.recorders:
             self.recorders.append(recorder)
 
     def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
-        if not topic.startswith("$aws/events/presence/"):
-            return
         event = parse_presence(topic, payload)
         if event is None:
             return

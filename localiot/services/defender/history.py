@@ -8,7 +8,7 @@ through localiot.services.presence and keeps one record per connection in
 the store (kind "connection-history", named "<connectedAt ms, 13
 digits>|<clientId>|<sessionIdentifier>", in the client's account and
 region): {clientId, principal, ipAddress, connectedAt, disconnectedAt,
-disconnectReason}, indexed by principal and client. Writes share the
+disconnectReason}, indexed by client id. Writes share the
 presence unit of work of their loop iteration; `flush(runtime)` writes what
 is pending (an audit calls it first).
 
@@ -77,7 +77,7 @@ class ConnectionHistory:
                 record = {**stored, **record["update"]}
             else:
                 new_clients.add(record["clientId"])
-            tx.put(KIND, name, record, {"principal": record.get("principal"), "client": record["clientId"]})
+            tx.put(KIND, name, record, {"client": record["clientId"]})
         for client_id in new_clients:
             excess = tx.count(KIND, "client", client_id) - PER_CLIENT
             if excess > 0:  # oldest first (names start with the connection time)
