@@ -10,9 +10,12 @@ trips). Every timed request goes through boto3 over HTTP, one at a time,
 for both servers: the figures include boto3's own per-call cost (~1 ms).
 
 Prints p50 / p99 (ms) of SearchIndex for term, prefix, wildcard, numeric
-range and boolean queries at --things things, index lag (UpdateThingShadow
-returned -> SearchIndex sees it) and, at --moto-things things on both
-servers, the queries moto supports with the speed-up over moto.
+range and boolean queries at --things things, twice: through boto3 over
+HTTP (what a client sees, including boto3's own cost) and the handler alone
+on the server's loop (the index's own work: one read-only unit of work, no
+HTTP, no boto3); index lag (UpdateThingShadow returned -> SearchIndex sees
+it) and, at --moto-things things on both servers, the queries moto supports
+with the speed-up over moto (boto3 over HTTP for both).
 
 Usage:  .venv/bin/python bench/indexing.py [--things 100000] [--moto-things 10000] [--runs 200]
 """
@@ -20,27 +23,32 @@ Usage:  .venv/bin/python bench/indexing.py [--things 100000] [--moto-things 1000
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import logging
 import os
 import statistics
 import sys
 import time
+from urllib.parse import urlsplit
 
 import boto3
 from moto.server import ThreadedMotoServer
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from localiot.services import HANDLERS, load_all  # noqa: E402
-from localiot.services.unit_of_work import unit_of_work  # noqa: E402
+from localiot.services.unit_of_work import read_only, unit_of_work  # noqa: E402
 from localiot.testing import local_server  # noqa: E402
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 QUERIES = {
-    "term": "thingName:thing-054321",
+    "term": "thingName:thing-{probe}",
     "term (attribute)": "attributes.building:b17",
-    "prefix": "thingName:thing-0543*",
+    "prefix": "thingName:thing-{probe4}*",
     "wildcard": "thingName:thing-0?4321",
     "numeric range": "shadow.reported.temp:[20.5 TO 20.7]",
     "boolean": "attributes.building:b17 AND shadow.reported.temp>25 AND NOT attributes.floor:3",
@@ -78,6 +86,42 @@ def seed_localiot(server, count: int) -> None:
         server.call(batch, start, min(start + 1000, count))
 
 
+def handler_timed(server, query: str, runs: int) -> tuple[float, float]:
+    """p50 / p99 (ms) of the SearchIndex handler alone, timed on the server's loop."""
+    search, runtime = HANDLERS[("iot", "SearchIndex")], server.app.runtime
+
+    def once() -> float:
+        t = time.perf_counter()
+        with read_only(runtime, ACCOUNT, REGION, "iot", "SearchIndex") as ctx:
+            search(ctx, {"queryString": query, "maxResults": 100})
+        return (time.perf_counter() - t) * 1000
+
+    server.call(once)  # warm
+    samples = sorted(server.call(once) for _ in range(runs))
+    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+
+
+def raw_search(endpoint: str, query: str):
+    """One SearchIndex as a lean client sends it: signed once by botocore, replayed on
+    one keep-alive connection (no boto3 per call: what is left is the server's time)."""
+    body = json.dumps({"queryString": query, "maxResults": 100}).encode()
+    request = AWSRequest(method="POST", url=endpoint + "/indices/search", data=body,
+                         headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials("testing", "testing"), "iot", REGION).add_auth(request)
+    headers = dict(request.prepare().headers)
+    url = urlsplit(endpoint)
+    conn = http.client.HTTPConnection(url.hostname, url.port)
+
+    def once() -> None:
+        conn.request("POST", "/indices/search", body=body, headers=headers)
+        answer = conn.getresponse()
+        answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"SearchIndex {query!r} answered {answer.status}")
+
+    return once
+
+
 def timed(fn, runs: int) -> tuple[float, float]:
     fn()  # warm
     samples = []
@@ -90,12 +134,22 @@ def timed(fn, runs: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--things", type=int, default=100_000)
-    parser.add_argument("--moto-things", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=200)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--things", type=int, default=100_000, help="fleet size for the latency table")
+    parser.add_argument("--moto-things", type=int, default=10_000, help="fleet size for the comparison with moto")
+    parser.add_argument("--runs", type=int, default=200, help="timed requests per query (moto: a tenth)")
+    parser.add_argument("--parts", default="large,moto",
+                        help="what to run: large (the table at --things, index lag), moto (the comparison)")
     args = parser.parse_args()
+    probe = f"{min(54321, args.things - 1):06d}"
 
+    if "large" in args.parts:
+        large(args, probe)
+    if "moto" in args.parts:
+        versus_moto(args)
+
+
+def large(args, probe: str) -> None:
     with local_server(background_period=0) as server:
         iot = client(server.endpoint)
         data = client(server.endpoint, "iot-data")
@@ -105,12 +159,18 @@ def main() -> None:
         t = time.perf_counter()
         seed_localiot(server, args.things)
         print(f"seeded {args.things} things with shadows in {time.perf_counter() - t:.1f} s")
-        print(f"\nSearchIndex on {args.things} things (ms, maxResults 100)")
-        print(f"{'query':<18} {'p50':>8} {'p99':>8} {'hits':>6}")
+        print(f"\nSearchIndex on {args.things} things (ms, maxResults 100); load average {os.getloadavg()[0]:.1f}")
+        print(f"{'query':<18} {'boto3 p50':>10} {'boto3 p99':>10} {'http p50':>9} {'http p99':>9} "
+              f"{'handler p50':>12} {'handler p99':>12} {'hits':>6}")
         for label, query in QUERIES.items():
+            query = query.format(probe=probe, probe4=probe[:4])
             hits = len(iot.search_index(queryString=query, maxResults=100)["things"])
             p50, p99 = timed(lambda: iot.search_index(queryString=query, maxResults=100), args.runs)
-            print(f"{label:<18} {p50:8.2f} {p99:8.2f} {hits:6d}")
+            r50, r99 = timed(raw_search(server.endpoint, query), args.runs)
+            h50, h99 = handler_timed(server, query, args.runs)
+            print(f"{label:<18} {p50:10.2f} {p99:10.2f} {r50:9.2f} {r99:9.2f} {h50:12.2f} {h99:12.2f} {hits:6d}")
+        d50, d99 = timed(lambda: iot.describe_thing(thingName=f"thing-{probe}"), args.runs)
+        print(f"{'(DescribeThing)':<18} {d50:10.2f} {d99:10.2f}   (boto3 + HTTP floor of one small call)")
         lags = []
         for i in range(args.runs):
             name = f"thing-{(i * 7919) % args.things:06d}"
@@ -123,6 +183,10 @@ def main() -> None:
         lags.sort()
         print(f"\nindex lag after UpdateThingShadow (ms, includes one SearchIndex): "
               f"p50 {statistics.median(lags):.2f}  p99 {lags[int(len(lags) * 0.99) - 1]:.2f}")
+
+
+def versus_moto(args) -> None:
+    from moto.iot.models import iot_backends
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -139,15 +203,27 @@ def main() -> None:
                 theirs.create_thing(thingName=f"thing-{i:06d}", attributePayload={"attributes": {
                     "building": f"b{i % 50}", "floor": str(i % 10)}})
             print(f"\nseeded moto with {args.moto_things} things in {time.perf_counter() - t:.1f} s")
-            print(f"SearchIndex at {args.moto_things} things (ms): localiot vs moto's server")
-            print(f"{'query':<18} {'ours p50':>9} {'moto p50':>9} {'ratio':>7} {'hits':>9}")
+            backend = iot_backends[ACCOUNT][REGION]
+            print(f"SearchIndex at {args.moto_things} things (ms, p50): localiot vs moto's server; "
+                  f"load average {os.getloadavg()[0]:.1f}")
+            print("  boto3: the call over HTTP; http: a lean client replaying the signed request; "
+                  "handler: ours in its unit of work, moto's backend search_index")
+            print(f"{'query':<18} {'ours boto3':>10} {'moto boto3':>10} {'ratio':>7} "
+                  f"{'ours http':>9} {'moto http':>9} {'ratio':>7} "
+                  f"{'ours handler':>12} {'moto handler':>12} {'ratio':>8} {'hits':>9}")
             runs = max(10, args.runs // 10)
             for label, query in MOTO_QUERIES.items():
                 a = {t["thingName"] for t in ours.search_index(queryString=query, maxResults=100)["things"]}
                 b = {t["thingName"] for t in theirs.search_index(queryString=query, maxResults=100)["things"]}
                 p50, _ = timed(lambda: ours.search_index(queryString=query, maxResults=100), runs)
                 m50, _ = timed(lambda: theirs.search_index(queryString=query, maxResults=100), runs)
-                print(f"{label:<18} {p50:9.2f} {m50:9.2f} {m50 / p50:6.1f}x {len(a):4d}/{len(b):<4d}")
+                r50, _ = timed(raw_search(server.endpoint, query), runs)
+                mr50, _ = timed(raw_search(f"http://{host}:{port}", query), runs)
+                h50, _ = handler_timed(server, query, runs)
+                mh50, _ = timed(lambda: backend.search_index(query), runs)
+                print(f"{label:<18} {p50:10.2f} {m50:10.2f} {m50 / p50:6.1f}x "
+                      f"{r50:9.2f} {mr50:9.2f} {mr50 / r50:6.1f}x "
+                      f"{h50:12.2f} {mh50:12.2f} {mh50 / h50:7.0f}x {len(a):4d}/{len(b):<4d}")
     finally:
         moto.stop()
 

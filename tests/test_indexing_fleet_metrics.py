@@ -4,6 +4,7 @@ sent to CloudWatch on the injectable clock, read back from moto's server."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -69,38 +70,40 @@ def test_fleet_metric_crud_and_errors(iot):
 
 def test_data_points_reach_cloudwatch_each_period(localiot_server, iot, localiot_moto):
     data = make_client(localiot_server, "iot-data")
+    run = uuid.uuid4().hex[:6]  # moto is the test session's: this run's own metric names
+    temps_metric, p50_metric = f"temps-{run}", f"p50-{run}"
     temps = {"a": 10, "b": 35, "c": 40}
     for name, temp in temps.items():
         iot.create_thing(thingName=name)
         data.update_thing_shadow(thingName=name, payload=json.dumps({"state": {"reported": {"temp": temp}}}).encode())
     move_clock(localiot_server, set=T)
-    iot.create_fleet_metric(metricName="temps", queryString="thingName:*", period=60,
+    iot.create_fleet_metric(metricName=temps_metric, queryString="thingName:*", period=60,
                             aggregationType={"name": "Statistics", "values": ["average"]},
                             aggregationField="shadow.reported.temp")
-    iot.create_fleet_metric(metricName="p50", queryString="thingName:*", period=60,
+    iot.create_fleet_metric(metricName=p50_metric, queryString="thingName:*", period=60,
                             aggregationType={"name": "Percentiles", "values": ["50"]},
                             aggregationField="shadow.reported.temp")
     move_clock(localiot_server, advance=30)  # not due yet
     cw = make_client(localiot_moto, "cloudwatch")
-    assert cw.list_metrics(Namespace="IoTFleetMetrics")["Metrics"] == []
+    assert [m for m in cw.list_metrics(Namespace="IoTFleetMetrics")["Metrics"] if run in m["MetricName"]] == []
     move_clock(localiot_server, advance=31)
     names = {m["MetricName"] for m in cw.list_metrics(Namespace="IoTFleetMetrics")["Metrics"]}
-    assert names == {"temps", "p50"}
+    assert {name for name in names if run in name} == {temps_metric, p50_metric}
     start = datetime.fromtimestamp(T - 600, timezone.utc)
-    stats = cw.get_metric_statistics(Namespace="IoTFleetMetrics", MetricName="temps", StartTime=start,
+    stats = cw.get_metric_statistics(Namespace="IoTFleetMetrics", MetricName=temps_metric, StartTime=start,
                                      EndTime=start + timedelta(hours=1), Period=60,
                                      Statistics=["Average", "SampleCount", "Maximum"])["Datapoints"]
     assert len(stats) == 1
     assert stats[0]["SampleCount"] == 3 and stats[0]["Maximum"] == 40
     assert stats[0]["Average"] == pytest.approx(sum(temps.values()) / 3)
-    median = cw.get_metric_statistics(Namespace="IoTFleetMetrics", MetricName="p50", StartTime=start,
+    median = cw.get_metric_statistics(Namespace="IoTFleetMetrics", MetricName=p50_metric, StartTime=start,
                                       EndTime=start + timedelta(hours=1), Period=60, Statistics=["Maximum"],
                                       Dimensions=[{"Name": "Percentile", "Value": "50"}])["Datapoints"]
     assert [p["Maximum"] for p in median] == [35]
     # the next period sees the fleet as it is then
     data.update_thing_shadow(thingName="a", payload=b'{"state":{"reported":{"temp":100}}}')
     move_clock(localiot_server, advance=60)
-    stats = cw.get_metric_statistics(Namespace="IoTFleetMetrics", MetricName="temps", StartTime=start,
+    stats = cw.get_metric_statistics(Namespace="IoTFleetMetrics", MetricName=temps_metric, StartTime=start,
                                      EndTime=start + timedelta(hours=1), Period=3600,
                                      Statistics=["SampleCount", "Maximum"])["Datapoints"]
     assert stats[0]["SampleCount"] == 6 and stats[0]["Maximum"] == 100

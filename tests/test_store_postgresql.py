@@ -97,6 +97,46 @@ def test_scans_and_pagination_order_like_sqlite(dsn):
         lite.close()
 
 
+PATTERNS = ["*", "a*", "a?", "?", "*1", "a[.]1", "a[-_]1", "[^a]*", "[]]*", "日*", "*[*]*", "é", "[0-9]*", "a[^-]1"]
+
+
+def test_find_names_matches_sqlite(dsn):
+    """find_names (fleet indexing's ranges and wildcards): the same names as SQLite's
+    GLOB and string ranges. (SQLite's GLOB stops reading a value at a NUL, so values
+    holding one are checked on PostgreSQL alone: there ? and * match NUL and the
+    escape character like any other.)"""
+    pg, lite = open_store(dsn), SQLiteStore(":memory:")
+    values = [name for name in NAMES if "\x00" not in name] + ["a*1", "]x"]
+    try:
+        for store in (pg, lite):
+            with store.transaction(ACCOUNT, REGION) as tx:
+                for i, value in enumerate(values):
+                    tx.put("thing", f"t{i}", {}, {"v": value})
+        answers = []
+        for store in (pg, lite):
+            with store.transaction(ACCOUNT, REGION, write=False) as tx:
+                answer = [sorted(tx.find_names("thing", "v", pattern=p)) for p in PATTERNS]
+                answer.append(sorted(tx.find_names("thing", "v")))
+                answer.append(sorted(tx.find_names("thing", "v", low="a", high="b", include_high=False)))
+                answer.append(sorted(tx.find_names("thing", "v", low="a", include_low=False, pattern="*1")))
+                answer.append(sorted(tx.find_names("thing", "v", high="a\x01")))
+                answers.append(answer)
+        for pattern, got, expected in zip(PATTERNS, answers[0], answers[1]):
+            assert got == expected, pattern
+        assert answers[0] == answers[1]
+        assert len(answers[1][0]) == len(values) and answers[1][1]  # the patterns do select
+        with pg.transaction(ACCOUNT, REGION) as tx:
+            for i, value in enumerate(["b\x00", "b\x01", "b\x00c", "bc"]):
+                tx.put("nul", f"n{i}", {}, {"v": value})
+        with pg.transaction(ACCOUNT, REGION, write=False) as tx:
+            assert sorted(tx.find_names("nul", "v", pattern="b?")) == ["n0", "n1", "n3"]
+            assert sorted(tx.find_names("nul", "v", pattern="b?c")) == ["n2"]
+            assert sorted(tx.find_names("nul", "v", pattern="b*")) == ["n0", "n1", "n2", "n3"]
+    finally:
+        pg.close()
+        lite.close()
+
+
 def test_two_stores_racing_read_modify_write_lose_nothing(dsn):
     """The shape of a shadow update: get, version + 1, put. 2 nodes x 40 updates."""
     stores = [open_store(dsn), open_store(dsn)]

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Term:
-    """field:value (exact), field:pat*tern (wildcard) or field:* (exists)."""
+    """field:value (exact), field:pat*tern (wildcard), field:* (exists) or
+    field:geo_distance,... / geo_bounding_box,... on a location field (geo)."""
 
     field: str
     value: str  # the literal (term), an anchored regular expression (wildcard), "" (exists)
-    kind: str = "term"  # "term" | "wildcard" | "exists"
+    kind: str = "term"  # "term" | "wildcard" | "exists" | "geo"
     prefix: str = ""  # wildcard: the literal text before the first * or ?
+    pattern: str = ""  # wildcard: the same as a GLOB pattern (for the store's index)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from localiot.indexing import geo
+
 
 def flatten(prefix: str, value, out: dict[str, list]) -> None:
     if isinstance(value, dict):
@@ -63,6 +65,11 @@ def build(thing: dict, groups: list[str], config: dict, *, classic: dict | None 
                 flatten(f"shadow.name.{name}", view, fields)
     if shadow:
         result["shadow"] = json.dumps(shadow, separators=(",", ":"))
+        for target in (config.get("filter") or {}).get("geoLocations") or []:
+            where = geo.point(geo.value_at(shadow, target["name"]), target.get("order") or "LatLon")
+            if where is not None:
+                fields[geo.field_key(target["name"])] = [geo.encode(where)]
+                fields[geo.latitude_key(target["name"])] = [where[0]]
     if config.get("thingConnectivityIndexingMode") == "STATUS":
         conn = {"connected": bool(connectivity and connectivity.get("connected"))}
         if connectivity and connectivity.get("timestamp") is not None:
@@ -75,6 +82,28 @@ def build(thing: dict, groups: list[str], config: dict, *, classic: dict | None 
         result["deviceDefender"] = json.dumps(defender, separators=(",", ":"))
         flatten("deviceDefender", defender, fields)
     return {"fields": fields, "result": result}
+
+
+def defender_view(violations) -> dict:
+    """The deviceDefender part of a thing document from its Device Defender
+    violations: violationCount (active ones) and, per security profile and
+    behavior, inViolation, lastViolationTime (ms) and lastViolationValue of
+    its current (else latest) violation."""
+    latest: dict[tuple[str, str], dict] = {}
+    for v in violations:
+        key = (v["securityProfileName"], v["behavior"]["name"])
+        rank = (bool(v.get("active")), v.get("lastViolationTime") or 0)
+        if key not in latest or rank > (bool(latest[key].get("active")), latest[key].get("lastViolationTime") or 0):
+            latest[key] = v
+    view: dict = {"violationCount": sum(1 for v in latest.values() if v.get("active"))}
+    for (profile, behavior), v in sorted(latest.items()):
+        entry: dict = {"inViolation": bool(v.get("active"))}
+        if v.get("lastViolationTime") is not None:
+            entry["lastViolationTime"] = int(v["lastViolationTime"] * 1000)
+        if v.get("lastViolationValue"):
+            entry["lastViolationValue"] = v["lastViolationValue"]
+        view.setdefault(profile, {})[behavior] = entry
+    return view
 
 
 def build_group(group: dict) -> dict:

@@ -13,7 +13,7 @@ import re
 from functools import lru_cache
 from typing import Callable
 
-from localiot.indexing import fields
+from localiot.indexing import fields, geo
 from localiot.indexing.ast import All, And, Not, Or, Range, Term
 from localiot.indexing.query import is_number
 
@@ -36,7 +36,7 @@ def canonical_number(value) -> str:
     return repr(number)
 
 
-def _as_number(value):
+def as_number(value):
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -79,10 +79,13 @@ def _term(n: Term):
     field = n.field
     if n.kind == "exists":
         return lambda doc: bool(doc.get(field))
+    if n.kind == "geo":
+        inside, key = geo.compile_geo(n.value), geo.field_key(field)
+        return lambda doc: any(inside(geo.decode(v)) for v in doc.get(key, ()))
     if n.kind == "wildcard":
         pattern = re.compile(n.value, re.DOTALL)
         return lambda doc: any(pattern.match(text(v)) for v in doc.get(field, ()))
-    wanted, number = n.value, _as_number(n.value)
+    wanted, number = n.value, as_number(n.value)
 
     def match(doc):
         for v in doc.get(field, ()):
@@ -117,7 +120,7 @@ def _range(n: Range, declared: str | None):
             if isinstance(v, bool):
                 continue
             if declared != "String" and numeric_bounds:
-                number = _as_number(v)
+                number = as_number(v)
                 if number is not None and within(number, low_n, high_n):
                     return True
                 if number is not None or declared == "Number":
@@ -127,32 +130,3 @@ def _range(n: Range, declared: str | None):
         return False
 
     return match
-
-
-# planning ----------------------------------------------------------------------
-def lookups(node) -> list[tuple[str, str, bool]] | None:
-    """Index look-ups (field, value, prefix?) whose union holds every match,
-    or None when the query needs a scan."""
-    if isinstance(node, Term):
-        if node.kind == "term":
-            found = [(node.field, node.value, False)]
-            if is_number(node.value) and canonical_number(node.value) != node.value:
-                found.append((node.field, canonical_number(node.value), False))
-            return found
-        if node.kind == "wildcard" and node.prefix:
-            return [(node.field, node.prefix, True)]
-        return None
-    if isinstance(node, And):
-        options = [found for found in (lookups(i) for i in node.items) if found is not None]
-        if not options:
-            return None
-        return min(options, key=lambda found: (len(found), sum(1 for f in found if f[2])))
-    if isinstance(node, Or):
-        union = []
-        for item in node.items:
-            found = lookups(item)
-            if found is None:
-                return None
-            union += found
-        return union
-    return None

@@ -19,12 +19,15 @@ _THING_EXACT = {
     "shadow.version": "Number", "shadow.hasDelta": "Boolean",
     "connectivity.connected": "Boolean", "connectivity.timestamp": "Number",
     "connectivity.disconnectReason": "String", "connectivity.version": "Number",
+    "deviceDefender.violationCount": "Number",
 }
 _THING_OPEN = re.compile(
     r"^(attributes\.|shadow\.(reported|desired|metadata)\.|deviceDefender\.|"
     r"shadow\.name\.[^.]+\.(reported|desired|metadata)\.).+$"
 )
 _NAMED_MANAGED = re.compile(r"^shadow\.name\.[^.]+\.(version|hasDelta)$")
+# Device Defender violations: deviceDefender.<security profile>.<behavior>.<what>
+_DEFENDER_MANAGED = re.compile(r"^deviceDefender\.[^.]+\.[^.]+\.(inViolation|lastViolationTime)$")
 _GROUP_EXACT = {"thingGroupName": "String", "thingGroupId": "String", "thingGroupDescription": "String",
                 "parentGroupNames": "String"}
 _GROUP_OPEN = re.compile(r"^attributes\..+$")
@@ -45,6 +48,9 @@ def managed_type(index: str, field: str) -> str | None:
         match = _NAMED_MANAGED.match(field)
         if match:
             return "Number" if match.group(1) == "version" else "Boolean"
+        match = _DEFENDER_MANAGED.match(field)
+        if match:
+            return "Boolean" if match.group(1) == "inViolation" else "Number"
         return None
     return _GROUP_EXACT.get(field)
 
@@ -68,6 +74,9 @@ def managed_fields(thing_config: dict) -> list[dict]:
     if thing_config.get("thingConnectivityIndexingMode") == "STATUS":
         fields += [("connectivity.timestamp", "Number"), ("connectivity.version", "Number"),
                    ("connectivity.connected", "Boolean"), ("connectivity.disconnectReason", "String")]
+    if thing_config.get("deviceDefenderIndexingMode") == "VIOLATIONS":
+        fields += [("deviceDefender.violationCount", "Number"), ("deviceDefender.*.*.inViolation", "Boolean"),
+                   ("deviceDefender.*.*.lastViolationTime", "Number")]
     return [{"name": n, "type": t} for n, t in fields]
 
 

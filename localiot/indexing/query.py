@@ -22,7 +22,7 @@ from luqum import tree as lt
 from luqum.exceptions import ParseError
 from luqum.parser import parser
 
-from localiot.indexing import fields
+from localiot.indexing import fields, geo
 from localiot.indexing.ast import All, And, Not, Or, Range, Term
 
 MAX_CLAUSES = 1024  # Lucene's default maxClauseCount
@@ -35,6 +35,8 @@ class QueryError(ValueError):
 
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _COMPARE = re.compile(r"(?<=[\w\]\*?.\-])\s*(>=|<=|>|<)\s*(?=[^\s)])")
+_NEGATIVE = re.compile(r":(>=|<=|>|<)(-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?=[\s)]|$)")
+_AS_RANGE = {">": "{{{} TO *]", ">=": "[{} TO *]", "<": "[* TO {}}}", "<=": "[* TO {}]"}
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -42,14 +44,20 @@ def is_number(text: str) -> bool:
     return bool(_NUMBER.match(text))
 
 
+def _compare(text: str) -> str:
+    text = _COMPARE.sub(r":\1", text)
+    # luqum reads `field:<-3` as a syntax error: a comparison with a negative number is its range
+    return _NEGATIVE.sub(lambda m: ":" + _AS_RANGE[m.group(1)].format(m.group(2)), text)
+
+
 def _normalize(query: str) -> str:
     """AWS writes comparisons as `field>3`; Lucene (and luqum) as `field:>3`."""
     out, last = [], 0
     for match in _QUOTED.finditer(query):
-        out.append(_COMPARE.sub(r":\1", query[last:match.start()]))
+        out.append(_compare(query[last:match.start()]))
         out.append(match.group(0))
         last = match.end()
-    out.append(_COMPARE.sub(r":\1", query[last:]))
+    out.append(_compare(query[last:]))
     return "".join(out)
 
 
@@ -57,13 +65,18 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-def _wildcard(text: str) -> tuple[str, str] | None:
-    """(anchored regex, literal prefix) when `text` holds an unescaped * or ?."""
-    parts, prefix, wild, i = [], None, False, 0
+def _glob(ch: str) -> str:
+    return f"[{ch}]" if ch in "*?[" else ch
+
+
+def _wildcard(text: str) -> tuple[str, str, str] | None:
+    """(anchored regex, literal prefix, GLOB pattern) when `text` holds an unescaped * or ?."""
+    parts, globbed, prefix, wild, i = [], [], None, False, 0
     while i < len(text):
         ch = text[i]
         if ch == "\\" and i + 1 < len(text):
             parts.append(re.escape(text[i + 1]))
+            globbed.append(_glob(text[i + 1]))
             i += 2
             continue
         if ch in "*?":
@@ -71,12 +84,14 @@ def _wildcard(text: str) -> tuple[str, str] | None:
                 prefix = _unescape(text[:i])
             wild = True
             parts.append(".*" if ch == "*" else ".")
+            globbed.append(ch)
         else:
             parts.append(re.escape(ch))
+            globbed.append(_glob(ch))
         i += 1
     if not wild:
         return None
-    return "^" + "".join(parts) + "$", prefix or ""
+    return "^" + "".join(parts) + "$", prefix or "", "".join(globbed)
 
 
 class _Checker:
@@ -139,6 +154,8 @@ class _Checker:
         raise QueryError(f"{what} are not supported by fleet indexing queries.")
 
     def bound(self, node) -> str | None:
+        if isinstance(node, lt.Prohibit) and isinstance(node.a, lt.Word) and is_number(node.a.value):
+            return "-" + node.a.value  # [-5 TO 0]: luqum reads the sign as a prohibition
         if isinstance(node, lt.Word):
             return None if node.value == "*" else _unescape(node.value)
         if isinstance(node, lt.Phrase):
@@ -148,12 +165,18 @@ class _Checker:
     def word(self, field: str, value: str):
         if value == "*":
             return Term(field, "", "exists")
+        if fields.field_type(self.index, field, self.custom) == "Geo" and geo.is_geo_query(value):
+            try:
+                geo.compile_geo(value)
+            except geo.GeoError as exc:
+                raise QueryError(f"Invalid geoquery on {field}: {exc}") from None
+            return Term(field, value, "geo")
         wildcard = _wildcard(value)
         if wildcard is not None:
             kind = fields.field_type(self.index, field, self.custom)
             if kind in ("Number", "Boolean"):
                 raise QueryError(f"Wildcards cannot be used on {kind} field {field}.")
-            return Term(field, wildcard[0], "wildcard", wildcard[1])
+            return Term(field, wildcard[0], "wildcard", wildcard[1], wildcard[2])
         return self.term(field, _unescape(value))
 
     def term(self, field: str, value: str):

@@ -23,6 +23,7 @@ class RequestContext:
     events: list[tuple[str, bytes]] = field(default_factory=list)
     before_commit_hooks: list = field(default_factory=list)
     after_commit_hooks: list = field(default_factory=list)
+    extra_affects: object = None  # Affects the work added beyond its operation's declaration
 
     @property
     def clock(self) -> Clock:
@@ -45,7 +46,13 @@ class RequestContext:
         global _affects
         if _affects is None:  # imported late: localiot.services imports this module
             from localiot.services import affects as _affects
-        return _affects(self.service, self.operation)
+        declared = _affects(self.service, self.operation)
+        return declared | self.extra_affects if self.extra_affects else declared
+
+    def also_affects(self, what) -> None:
+        """Declare that this run changed more for connected devices than its operation
+        declares (a shadow update that moved a thing into a dynamic group with a policy)."""
+        self.extra_affects = what if self.extra_affects is None else self.extra_affects | what
 
     def before_commit(self, fn) -> None:
         """Run `fn()` at the end of the unit of work, inside its transaction."""

@@ -91,6 +91,37 @@ def _args(args):
     return [_enc(a) if a.__class__ is str else [_enc(x) for x in a] if a.__class__ is list else a for a in args]
 
 
+# One character of an encoded value (see _enc): an escape pair or any other character.
+_ONE = r"(?:\x01[\x01\x02]|[^\x01])"
+
+
+def _glob_regex(pattern: str) -> str:
+    """SQLite's GLOB `pattern` (* any run, ? one character, [..] / [^..] a class;
+    case-sensitive) as an anchored PostgreSQL regular expression over encoded
+    values. Escapes (\\xhh) stand for NUL and \\x01 so that the expression
+    itself holds no character _enc would rewrite."""
+    out, i = ["^"], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*":
+            out.append(_ONE + "*")
+        elif ch == "?":
+            out.append(_ONE)
+        elif ch == "[" and pattern.find("]", i + 2 + (pattern[i + 1:i + 2] == "^")) > 0:
+            end = pattern.find("]", i + 2 + (pattern[i + 1:i + 2] == "^"))  # a ] right after [ or [^ is a member
+            body = pattern[i + 1:end]
+            negate = body.startswith("^")
+            members = body[1:] if negate else body
+            out.append("[" + ("^" if negate else "") + members.replace("\\", "\\\\") + "]")
+            i = end
+        elif ch in "\x00\x01":
+            out.append(r"\x01\x01" if ch == "\x00" else r"\x01\x02")
+        else:
+            out.append(ch if ch.isalnum() else "\\" + ch)
+        i += 1
+    return "".join(out) + "$"
+
+
 def _lock_key(*parts: str) -> int:
     digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
@@ -347,6 +378,20 @@ class PostgreSQLTx:
             args.append(limit)
         lock = None if prefix else ("index", kind, key, value)
         return [(_dec(name), _loads(doc)) for name, doc in self._q(sql, args, lock).fetchall()]
+
+    def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):
+        sql = "SELECT DISTINCT name FROM object_index WHERE account=%s AND region=%s AND kind=%s AND key=%s"
+        args: list = [*self._scope, kind, key]
+        if low is not None:
+            sql += " AND value >= %s" if include_low else " AND value > %s"
+            args.append(low)
+        if high is not None:
+            sql += " AND value <= %s" if include_high else " AND value < %s"
+            args.append(high)
+        if pattern is not None:
+            sql += " AND value ~ %s"
+            args.append(_glob_regex(pattern))
+        return [_dec(row[0]) for row in self._q(sql, args).fetchall()]
 
     def count(self, kind, key=None, value=None) -> int:
         if key is None:

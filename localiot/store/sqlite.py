@@ -231,6 +231,20 @@ class SQLiteTx:
             args.append(limit)
         return [(name, _loads(doc)) for name, doc in self.db.execute(sql, args)]
 
+    def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):
+        sql = "SELECT DISTINCT name FROM object_index WHERE account=? AND region=? AND kind=? AND key=?"
+        args: list = [*self._scope, kind, key]
+        if low is not None:
+            sql += " AND value >= ?" if include_low else " AND value > ?"
+            args.append(low)
+        if high is not None:
+            sql += " AND value <= ?" if include_high else " AND value < ?"
+            args.append(high)
+        if pattern is not None:
+            sql += " AND value GLOB ?"
+            args.append(pattern)
+        return [row[0] for row in self.db.execute(sql, args)]
+
     def count(self, kind, key=None, value=None) -> int:
         if key is None:
             sql, args = "SELECT COUNT(*) FROM objects WHERE account=? AND region=? AND kind=?", [*self._scope, kind]

@@ -28,10 +28,10 @@ def _field(index: str, config: dict, name: str | None, *, default: str | None = 
     return name, kind
 
 
-def values_of(ctx, req, field: str | None, index: str, node, predicate) -> tuple[int, list]:
+def values_of(ctx, req, field: str | None, index: str, node, predicate, config=None) -> tuple[int, list]:
     """(number of matching documents, every value of `field` in them)."""
     matched, values = 0, []
-    for _, doc in matching(ctx.tx, index, node, predicate):
+    for _, doc in matching(ctx.tx, index, node, predicate, config=config):
         matched += 1
         if field is not None:
             values.extend(doc["fields"].get(field, ()))
@@ -42,10 +42,10 @@ def statistics(ctx, req) -> dict:
     index, config, node, predicate = checked_query(ctx, req)
     name = req.get("aggregationField")
     if not name:
-        matched, _ = values_of(ctx, req, None, index, node, predicate)
+        matched, _ = values_of(ctx, req, None, index, node, predicate, config)
         return {"count": matched}
     name, kind = _field(index, config, name)
-    _, values = values_of(ctx, req, name, index, node, predicate)
+    _, values = values_of(ctx, req, name, index, node, predicate, config)
     if kind != "Number":
         return {"count": len(values)}
     return aggregate.statistics(aggregate.numbers(values))
@@ -60,7 +60,7 @@ def GetStatistics(ctx, req):
 def GetCardinality(ctx, req):
     index, config, node, predicate = checked_query(ctx, req)
     name, _ = _field(index, config, req.get("aggregationField"), default=fields.DEFAULT_FIELD[index])
-    _, values = values_of(ctx, req, name, index, node, predicate)
+    _, values = values_of(ctx, req, name, index, node, predicate, config)
     return {"cardinality": aggregate.cardinality(values)}
 
 
@@ -70,7 +70,7 @@ def GetPercentiles(ctx, req):
     name, kind = _field(index, config, req.get("aggregationField"))
     if kind != "Number":
         raise ServiceError("InvalidAggregationException", f"Percentiles need a Number field; {name} is {kind}.")
-    _, values = values_of(ctx, req, name, index, node, predicate)
+    _, values = values_of(ctx, req, name, index, node, predicate, config)
     return {"percentiles": aggregate.percentiles(aggregate.numbers(values), req.get("percents"))}
 
 
@@ -79,5 +79,5 @@ def GetBucketsAggregation(ctx, req):
     index, config, node, predicate = checked_query(ctx, req)
     name, _ = _field(index, config, req.get("aggregationField"))
     terms = (req.get("bucketsAggregationType") or {}).get("termsAggregation") or {}
-    matched, values = values_of(ctx, req, name, index, node, predicate)
+    matched, values = values_of(ctx, req, name, index, node, predicate, config)
     return {"totalCount": matched, "buckets": aggregate.buckets(values, terms.get("maxBuckets") or DEFAULT_BUCKETS)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from localiot.indexing import fields
 from localiot.protocol.errors import invalid, not_found
 from localiot.services import operation
@@ -12,6 +14,9 @@ from localiot.services.indexing import maintain, settings
 _THING_SHAPE = ("thingIndexingMode", "thingConnectivityIndexingMode", "deviceDefenderIndexingMode",
                 "namedShadowIndexingMode", "filter")
 MAX_NAMED_SHADOW_FILTER = 10
+MAX_GEO_LOCATIONS = 1  # AWS's default quota of geolocation targets
+_CLASSIC_GEO = re.compile(r"^shadow\.(reported|desired)\..+$")
+_NAMED_GEO = re.compile(r"^shadow\.name\.([^.]+)\.(reported|desired)\..+$")
 
 
 def _custom_fields(given: list | None, index: str) -> list[dict]:
@@ -55,8 +60,32 @@ def _thing_part(given: dict) -> dict:
                 raise invalid("A named shadow filter needs NamedShadowIndexingMode ON.")
             if len(names) > MAX_NAMED_SHADOW_FILTER:
                 raise invalid(f"At most {MAX_NAMED_SHADOW_FILTER} named shadows can be indexed.")
+        _check_geo(part, flt)
         part["filter"] = {k: v for k, v in flt.items() if v is not None}
     return part
+
+
+def _check_geo(part: dict, flt: dict) -> None:
+    """Each geolocation target names a field of a shadow this configuration indexes."""
+    targets = flt.get("geoLocations")
+    if not targets:
+        return
+    if len(targets) > MAX_GEO_LOCATIONS:
+        raise invalid(f"At most {MAX_GEO_LOCATIONS} geolocation target can be indexed.")
+    for target in targets:
+        name = target.get("name") or ""
+        named = _NAMED_GEO.match(name)
+        if named:
+            shadows = flt.get("namedShadowNames")
+            if part["namedShadowIndexingMode"] != "ON" or (shadows is not None and named.group(1) not in shadows):
+                raise invalid(f"Geolocation target {name} needs NamedShadowIndexingMode ON and shadow "
+                              f"{named.group(1)} in the namedShadowNames filter.")
+        elif _CLASSIC_GEO.match(name):
+            if part["thingIndexingMode"] != "REGISTRY_AND_SHADOW":
+                raise invalid(f"Geolocation target {name} needs ThingIndexingMode REGISTRY_AND_SHADOW.")
+        else:
+            raise invalid(f"Geolocation target {name!r} is not a field of a classic or named shadow "
+                          "(shadow.reported.<field> or shadow.name.<shadow>.reported.<field>).")
 
 
 def _group_part(given: dict) -> dict:

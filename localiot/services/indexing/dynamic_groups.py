@@ -6,17 +6,18 @@ through thing_groups.save so the registry lists, describes and refuses to
 treat it as static); its query lives beside it (kind maintain.DYNAMIC) so
 the index maintenance (localiot.services.indexing.maintain) re-evaluates it
 for every thing it indexes again: membership follows registry, shadow and
-connectivity changes in the same unit of work. A thing joining fires
-hooks.THING_ADDED_TO_GROUP, so continuous jobs targeting the group reach it.
+connectivity changes in the same unit of work. Joining and leaving go
+through localiot.services.indexing.membership (events, jobs, device rights,
+the 10-groups-per-thing limit).
 """
 
 from __future__ import annotations
 
 from localiot.indexing import fields
 from localiot.protocol.errors import ServiceError, invalid
-from localiot.services import Affects, hooks, operation
+from localiot.services import Affects, operation
 from localiot.services.common import apply_tags, check_version, new_id, tags_to_dict
-from localiot.services.indexing import maintain
+from localiot.services.indexing import maintain, membership
 from localiot.services.indexing.search import checked_query, matching
 from localiot.services.registry import thing_groups
 from localiot.services.registry.things import KIND as THING, MEMBER_OF
@@ -32,19 +33,18 @@ def _query(ctx, req) -> tuple:
 
 
 def _refresh_members(ctx, group: dict, node, predicate) -> None:
-    """Make the group's members exactly the things the query matches now."""
+    """Make the group's members exactly the things the query matches now (as room allows)."""
     name = group["thingGroupName"]
     current = set(ctx.tx.linked(MEMBER_OF, name))
     wanted = set()
     for thing_name, _ in matching(ctx.tx, fields.THINGS, node, predicate):
         wanted.add(thing_name)
         if thing_name not in current:
-            ctx.tx.link(MEMBER_OF, name, thing_name)
             thing = ctx.tx.get(THING, thing_name)
             if thing is not None:
-                hooks.fire(hooks.THING_ADDED_TO_GROUP, ctx, group, thing)
+                membership.join(ctx, ctx.tx, group, thing)
     for thing_name in current - wanted:
-        ctx.tx.unlink(MEMBER_OF, name, thing_name)
+        membership.leave(ctx, ctx.tx, group, thing_name)
 
 
 def _spec(req, index: str) -> dict:
@@ -71,6 +71,7 @@ def CreateDynamicThingGroup(ctx, req):
         "ancestors": [],
         "creationDate": ctx.now(),
         "dynamic": True,
+        "dynamicGroupMappingId": new_id(),  # the registry events' id of the query mapping
         "status": "ACTIVE",
         **_spec(req, index),
     }
@@ -78,6 +79,7 @@ def CreateDynamicThingGroup(ctx, req):
     ctx.tx.put(maintain.DYNAMIC, name, _spec(req, index))
     apply_tags(ctx, doc["thingGroupArn"], tags_to_dict(req.get("tags")))
     _refresh_members(ctx, doc, node, predicate)
+    thing_groups.emit_group_event(ctx, doc, "CREATED")
     return {"thingGroupName": name, "thingGroupArn": doc["thingGroupArn"], "thingGroupId": doc["thingGroupId"],
             "indexName": index, "queryString": doc["queryString"], "queryVersion": doc.get("queryVersion")}
 
@@ -102,6 +104,7 @@ def UpdateDynamicThingGroup(ctx, req):
     thing_groups.save(ctx, doc)
     ctx.tx.put(maintain.DYNAMIC, name, {**spec, "indexName": index})
     _refresh_members(ctx, doc, node, predicate)
+    thing_groups.emit_group_event(ctx, doc, "UPDATED")
     return {"version": doc["version"]}
 
 
@@ -114,9 +117,11 @@ def DeleteDynamicThingGroup(ctx, req):
     if not doc.get("dynamic"):
         raise invalid(f"Thing group {name} is not a dynamic thing group; delete it with DeleteThingGroup.")
     check_version("thing group", name, doc["version"], req.get("expectedVersion"))
-    ctx.tx.unlink_all(MEMBER_OF, src=name)
+    ctx.tx.delete(maintain.DYNAMIC, name)  # first: the members are indexed again without it
+    for thing_name in ctx.tx.linked(MEMBER_OF, name):
+        membership.leave(ctx, ctx.tx, doc, thing_name)
     ctx.tx.delete(thing_groups.KIND, name)
-    ctx.tx.delete(maintain.DYNAMIC, name)
     ctx.tx.drop_tags(doc["thingGroupArn"])
     ctx.tx.unlink_all("policy-target", dst=doc["thingGroupArn"])
+    thing_groups.emit_group_event(ctx, doc, "DELETED")
     return {}

@@ -24,10 +24,11 @@ import logging
 
 from localiot.background import periodic
 from localiot.indexing import document, fields
-from localiot.indexing.evaluate import compile_query, text
+from localiot.indexing.evaluate import as_number, compile_query, text
+from localiot.indexing.plan import numeric_key, sortable
 from localiot.indexing.query import QueryError, parse
 from localiot.services import hooks
-from localiot.services.indexing import settings
+from localiot.services.indexing import membership, settings
 from localiot.services.registry.things import KIND as THING, MEMBER_OF
 from localiot.services.unit_of_work import unit_of_work
 
@@ -37,12 +38,21 @@ SHADOW = "shadow"
 NAMED_SHADOWS = "named"  # the shadow family's index key: thing name of live named shadows
 CONNECTIVITY = "thing-connectivity"
 GROUP = "thinggroup"
+VIOLATION = "detect-violation"  # the Defender family's violations (index "thing"): deviceDefender.*
 DYNAMIC = "dynamic-group-query"  # one per dynamic thing group: its query and state
 BATCH = 1000
 
 
 def entries(flat: dict[str, list]) -> dict[str, list[str]]:
-    return {field: sorted({text(v) for v in values}) for field, values in flat.items()}
+    """Index entries of a flattened document: each value's text, and each number's
+    ordered form under the field's numeric key (localiot.indexing.plan)."""
+    out = {}
+    for field, values in flat.items():
+        out[field] = sorted({text(v) for v in values})
+        numbers = {sortable(n) for n in (as_number(v) for v in values) if n is not None}
+        if numbers:
+            out[numeric_key(field)] = sorted(numbers)
+    return out
 
 
 # one thing / one group -----------------------------------------------------------
@@ -62,7 +72,11 @@ def reindex_thing(ctx, tx, config: dict, name: str) -> None:
         named = {doc["shadowName"]: doc for _, doc in tx.find(SHADOW, NAMED_SHADOWS, name)}
     if part.get("thingConnectivityIndexingMode") == "STATUS":
         connectivity = tx.get(CONNECTIVITY, name)
-    entry = document.build(thing, groups, part, classic=classic, named=named, connectivity=connectivity)
+    defender = None
+    if part.get("deviceDefenderIndexingMode") == "VIOLATIONS":
+        defender = document.defender_view(doc for _, doc in tx.find(VIOLATION, "thing", name))
+    entry = document.build(thing, groups, part, classic=classic, named=named, connectivity=connectivity,
+                           defender=defender)
     tx.put(settings.THING_INDEX, name, entry, entries(entry["fields"]))
     _follow_dynamic_groups(ctx, tx, config, thing, entry, groups)
 
@@ -92,18 +106,19 @@ def _follow_dynamic_groups(ctx, tx, config: dict, thing: dict, entry: dict, grou
         except QueryError:
             continue
         member = group_name in groups
-        if matches and not member:
-            tx.link(MEMBER_OF, group_name, name)
-            if ctx is not None and (tx.account, tx.region) == (ctx.account, ctx.region):
-                group = tx.get(GROUP, group_name)
-                if group is not None:
-                    hooks.fire(hooks.THING_ADDED_TO_GROUP, ctx, group, thing)
-        elif member and not matches:
-            tx.unlink(MEMBER_OF, group_name, name)
+        if matches == member:
+            continue
+        group = tx.get(GROUP, group_name)
+        if group is None:
+            continue
+        if matches:
+            membership.join(ctx, tx, group, thing)
+        else:
+            membership.leave(ctx, tx, group, name)
 
 
 # following a unit of work ------------------------------------------------------------
-def _affected(changes) -> tuple[dict, dict]:
+def _affected(tx, changes) -> tuple[dict, dict]:
     things: dict[tuple[str, str], set] = {}
     groups: dict[tuple[str, str], set] = {}
     for change in changes:
@@ -111,6 +126,11 @@ def _affected(changes) -> tuple[dict, dict]:
             _, account, region, kind, name = change
             if kind == THING or kind == CONNECTIVITY:
                 things.setdefault((account, region), set()).add(name)
+            elif kind == VIOLATION:  # named by violation id: the document names the thing
+                scoped = tx if (account, region) == (tx.account, tx.region) else tx.scope(account, region)
+                violation = scoped.get(VIOLATION, name)
+                if violation is not None:
+                    things.setdefault((account, region), set()).add(violation["thingName"])
             elif kind == SHADOW:
                 things.setdefault((account, region), set()).add(name.split("/", 1)[0])
             elif kind == GROUP:
@@ -127,7 +147,7 @@ def on_unit_ending(ctx) -> None:
         return
     start = 0
     for _ in range(4):  # membership links made here are followed too, a few rounds at most
-        things, groups = _affected(changes[start:])
+        things, groups = _affected(tx, changes[start:])
         start = len(changes)
         if not things and not groups:
             return
@@ -170,6 +190,7 @@ def build_step(ctx) -> bool:
             reindex_thing(ctx, tx, config, name)
         if len(rows) < BATCH:
             config["thingStatus"], config["thingCursor"] = "ACTIVE", None
+            config[settings.ENTRIES[fields.THINGS]] = settings.ENTRY_FORMAT
         else:
             config["thingCursor"] = rows[-1][0]
             more = True
@@ -177,22 +198,54 @@ def build_step(ctx) -> bool:
         for name, _ in tx.scan(GROUP):
             reindex_group(tx, name)
         config["groupStatus"] = "ACTIVE"
+        config[settings.ENTRIES[fields.THING_GROUPS]] = settings.ENTRY_FORMAT
     settings.save(tx, config)
     return more
 
 
-def continue_build(runtime, account: str, region: str) -> None:
-    """Run the remaining build steps on the loop, one unit of work each."""
+def upgrade_step(ctx) -> bool:
+    """Rewrite the next batch of entries of an active index built before the
+    current entry format (settings.ENTRY_FORMAT). True when more remains."""
+    tx = ctx.tx
+    config = settings.load(tx)
+    more = False
+    for index, kind, on, status in ((fields.THINGS, settings.THING_INDEX, settings.things_on, "thingStatus"),
+                                    (fields.THING_GROUPS, settings.GROUP_INDEX, settings.groups_on, "groupStatus")):
+        if not on(config) or config.get(status) != "ACTIVE" or settings.numeric_entries(config, index):
+            continue
+        cursor = settings.ENTRIES[index] + "Cursor"
+        rows = tx.scan(kind, after=config.get(cursor), limit=BATCH)
+        for name, doc in rows:
+            tx.put(kind, name, doc, entries(doc["fields"]))
+        if len(rows) < BATCH:
+            config[settings.ENTRIES[index]] = settings.ENTRY_FORMAT
+            config.pop(cursor, None)
+        else:
+            config[cursor] = rows[-1][0]
+            more = True
+    settings.save(tx, config)
+    return more
+
+
+def _outdated(doc: dict) -> bool:
+    return any(doc.get(status) == "ACTIVE" and not settings.numeric_entries(doc, index)
+               for index, status in ((fields.THINGS, "thingStatus"), (fields.THING_GROUPS, "groupStatus")))
+
+
+def continue_build(runtime, account: str, region: str, step_fn=build_step, done=lambda: None) -> None:
+    """Run the remaining build (or upgrade) steps on the loop, one unit of work each."""
 
     def step():
         try:
             with unit_of_work(runtime, account, region, "iot", "BuildIndex") as ctx:
-                more = build_step(ctx)
+                more = step_fn(ctx)
         except Exception:
             log.exception("building the fleet index of %s %s failed", account, region)
-            return
+            more = False
         if more:
             schedule()
+        else:
+            done()
 
     def schedule():
         try:
@@ -205,8 +258,16 @@ def continue_build(runtime, account: str, region: str) -> None:
 
 @periodic("fleet-index-build")
 def resume_builds(store, runtime) -> None:
-    """A build cut short by a restart goes on."""
+    """A build cut short by a restart goes on; an index built before the current
+    entry format is upgraded in place."""
     for account, region, _, doc in store.scan_all_scopes(settings.KIND):
         if doc.get("thingStatus") in ("BUILDING", "REBUILDING") or doc.get("groupStatus") in ("BUILDING", "REBUILDING"):
             with unit_of_work(runtime, account, region, "iot", "BuildIndex") as ctx:
                 build_step(ctx)
+        elif _outdated(doc) and (id(runtime), account, region) not in _UPGRADING:
+            _UPGRADING.add((id(runtime), account, region))
+            continue_build(runtime, account, region, upgrade_step,
+                           done=lambda key=(id(runtime), account, region): _UPGRADING.discard(key))
+
+
+_UPGRADING: set = set()  # (runtime, account, region) whose upgrade is under way on the loop

@@ -1,9 +1,13 @@
 """SearchIndex, and the one way every indexing feature finds matching
 documents (aggregations, dynamic groups and fleet metrics use `matching`).
 
-The planner (localiot.indexing.evaluate.lookups) names index entries whose
-union holds every match: term and prefix queries read only those, through
-the store's (kind, key, value) index, merged in name order; other queries
+The planner (localiot.indexing.plan.lookups) names index look-ups whose
+union holds every match. Exact values read the store's (kind, key, value)
+index in name order, merged, a page at a time; a prefix of the name field
+is a key range of the documents; ranges (text, or numeric through the
+ordered numeric entries), other prefixes, wildcard patterns and `field:*`
+collect the names of their candidates from the index alone, then read the
+documents in name order. Queries with no look-up (NOT alone, geoqueries)
 scan the index in name order. Either way every candidate is checked against
 the whole query, so the plan only ever narrows."""
 
@@ -12,7 +16,8 @@ from __future__ import annotations
 import heapq
 
 from localiot.indexing import fields
-from localiot.indexing.evaluate import compile_query, lookups
+from localiot.indexing.evaluate import compile_query
+from localiot.indexing.plan import NUMERIC, lookups
 from localiot.indexing.query import QueryError, parse
 from localiot.protocol.errors import ServiceError, invalid
 from localiot.services import operation
@@ -50,24 +55,52 @@ def _stream(fetch, after, first: int = CHUNK):
         cursor, size = rows[-1][0], min(size * 4, CHUNK)
 
 
-def matching(tx, index: str, node, predicate, after: str | None = None, first: int = CHUNK):
+def _names_in_order(tx, kind: str, names: set, after: str | None):
+    for name in sorted(n for n in names if after is None or n > after):
+        doc = tx.get(kind, name)
+        if doc is not None:
+            yield name, doc
+
+
+def _candidates(tx, kind: str, plan, name_field: str, after: str | None, first: int):
+    if all(p.kind == "term" or (p.kind == "prefix" and p.field == name_field) for p in plan):
+        streams = [
+            _stream(lambda cursor, limit, v=p.value: tx.scan(kind, prefix=v, after=cursor, limit=limit), after, first)
+            if p.kind == "prefix" else
+            _stream(lambda cursor, limit, f=p.field, v=p.value: tx.find(kind, f, v, after=cursor, limit=limit),
+                    after, first)
+            for p in plan
+        ]
+        return streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda row: row[0])
+    names: set = set()
+    for p in plan:
+        if p.kind == "term":
+            names.update(tx.find_names(kind, p.field, low=p.value, high=p.value))
+        elif p.kind == "prefix":
+            names.update(tx.find_names(kind, p.field, low=p.value, high=p.value + "\U0010ffff"))
+        elif p.kind == "exists":
+            names.update(tx.find_names(kind, p.field))
+        else:  # range, pattern
+            names.update(tx.find_names(kind, p.field, low=p.low, high=p.high, include_low=p.include_low,
+                                       include_high=p.include_high,
+                                       pattern=p.value if p.kind == "pattern" else None))
+    return _names_in_order(tx, kind, names, after)
+
+
+def matching(tx, index: str, node, predicate, after: str | None = None, first: int = CHUNK,
+             config: dict | None = None):
     """(name, indexed document) of every match after `after`, in name order
     (`first`: how many the caller will likely take, to size the first read)."""
     kind = settings.THING_INDEX if index == fields.THINGS else settings.GROUP_INDEX
-    name_field = fields.DEFAULT_FIELD[index]
-    plan = lookups(node)
-    # Exact values read the (key, value, name) index in name order; a prefix of
-    # the name is a key range of the documents; any other prefix scans.
-    if plan is None or len(plan) > MAX_LOOKUPS or any(p and f != name_field for f, _, p in plan):
+    config = config if config is not None else settings.load(tx)
+    custom = settings.custom_types(config, index)
+    plan = lookups(node, lambda field: fields.field_type(index, field, custom))
+    if plan is not None and not settings.numeric_entries(config, index):
+        plan = None if any(p.field.endswith(NUMERIC) for p in plan) else plan  # an index older than them
+    if plan is None or len(plan) > MAX_LOOKUPS:
         rows = _stream(lambda cursor, limit: tx.scan(kind, after=cursor, limit=limit), after, first)
     else:
-        streams = [
-            _stream(lambda cursor, limit, v=v: tx.scan(kind, prefix=v, after=cursor, limit=limit), after, first)
-            if p else
-            _stream(lambda cursor, limit, f=f, v=v: tx.find(kind, f, v, after=cursor, limit=limit), after, first)
-            for f, v, p in plan
-        ]
-        rows = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda row: row[0])
+        rows = _candidates(tx, kind, plan, fields.DEFAULT_FIELD[index], after, first)
     last = None
     for name, doc in rows:
         if name == last:
@@ -79,10 +112,10 @@ def matching(tx, index: str, node, predicate, after: str | None = None, first: i
 
 @operation("iot")
 def SearchIndex(ctx, req):
-    index, _, node, predicate = checked_query(ctx, req)
+    index, config, node, predicate = checked_query(ctx, req)
     limit = req.get("maxResults") or DEFAULT_RESULTS
     found = []
-    for row in matching(ctx.tx, index, node, predicate, decode_token(req.get("nextToken")), limit + 1):
+    for row in matching(ctx.tx, index, node, predicate, decode_token(req.get("nextToken")), limit + 1, config):
         found.append(row)
         if len(found) > limit:
             break

@@ -13,6 +13,11 @@ GROUP_INDEX = "fleet-index-group"  # kind of the indexed thing groups
 DEFAULT_THING = {"thingIndexingMode": "OFF", "thingConnectivityIndexingMode": "OFF",
                  "deviceDefenderIndexingMode": "OFF", "namedShadowIndexingMode": "OFF"}
 DEFAULT_GROUP = {"thingGroupIndexingMode": "OFF"}
+# The shape of the index entries: 2 = text entries plus ordered numeric entries
+# (localiot.indexing.plan). An index built before them is upgraded in place
+# (maintain.upgrade_step) and planned without numeric look-ups until then.
+ENTRY_FORMAT = 2
+ENTRIES = {fields.THINGS: "thingEntries", fields.THING_GROUPS: "groupEntries"}
 
 
 def load(tx) -> dict:
@@ -34,9 +39,18 @@ def groups_on(doc: dict) -> bool:
     return doc["group"].get("thingGroupIndexingMode", "OFF") != "OFF"
 
 
+def numeric_entries(doc: dict, index: str) -> bool:
+    return doc.get(ENTRIES[index]) == ENTRY_FORMAT
+
+
 def custom_types(doc: dict, index: str) -> dict[str, str]:
+    """Declared field types: custom fields, and the location fields of geoLocations ("Geo")."""
     part = doc["thing"] if index == fields.THINGS else doc["group"]
-    return {f["name"]: f["type"] for f in part.get("customFields") or [] if f.get("type")}
+    types = {f["name"]: f["type"] for f in part.get("customFields") or [] if f.get("type")}
+    if index == fields.THINGS:
+        for target in (part.get("filter") or {}).get("geoLocations") or []:
+            types.setdefault(target["name"], "Geo")
+    return types
 
 
 def schema(thing: dict) -> str:

@@ -84,7 +84,7 @@ def _attributes(doc: dict) -> dict:
 
 
 # events ----------------------------------------------------------------------
-def _emit(ctx, doc: dict, op: str) -> None:
+def emit_group_event(ctx, doc: dict, op: str) -> None:
     ancestors = doc.get("ancestors") or []
     events.emit(ctx, "THING_GROUP", f"$aws/events/thingGroup/{doc['thingGroupName']}/{op.lower()}", op, {
         "thingGroupId": doc["thingGroupId"],
@@ -95,7 +95,7 @@ def _emit(ctx, doc: dict, op: str) -> None:
         "description": doc["thingGroupProperties"].get("thingGroupDescription"),
         "rootToParentThingGroups": [{"groupArn": a["groupArn"], "groupId": a["groupId"]} for a in ancestors],
         "attributes": _attributes(doc),
-        "dynamicGroupMappingId": None,
+        "dynamicGroupMappingId": doc.get("dynamicGroupMappingId"),
     })
 
 
@@ -114,7 +114,7 @@ def _emit_hierarchy(ctx, parent: dict, child: dict, op: str) -> None:
     )
 
 
-def _emit_membership(ctx, group: dict, thing: dict, op: str) -> None:
+def emit_membership(ctx, group: dict, thing: dict, op: str) -> None:
     events.emit(
         ctx, "THING_GROUP_MEMBERSHIP",
         f"$aws/events/thingGroupMembership/thingGroup/{group['thingGroupName']}"
@@ -180,7 +180,7 @@ def CreateThingGroup(ctx, req):
     }
     save(ctx, doc)
     apply_tags(ctx, doc["thingGroupArn"], tags_to_dict(req.get("tags")))
-    _emit(ctx, doc, "CREATED")
+    emit_group_event(ctx, doc, "CREATED")
     if ancestors:
         _emit_hierarchy(ctx, ancestors[-1], doc, "ADDED")
     return _created(doc)
@@ -248,7 +248,7 @@ def UpdateThingGroup(ctx, req):
     props = updated_properties(doc, req.get("thingGroupProperties") or {})
     doc.update(thingGroupProperties=props, version=doc["version"] + 1)
     save(ctx, doc)
-    _emit(ctx, doc, "UPDATED")
+    emit_group_event(ctx, doc, "UPDATED")
     return {"version": doc["version"]}
 
 
@@ -273,10 +273,10 @@ def DeleteThingGroup(ctx, req):
         for thing_name in members:
             thing = ctx.tx.get(things.KIND, thing_name)
             if thing is not None:
-                _emit_membership(ctx, doc, thing, "REMOVED")
+                emit_membership(ctx, doc, thing, "REMOVED")
     if doc.get("ancestors"):
         _emit_hierarchy(ctx, doc["ancestors"][-1], doc, "REMOVED")
-    _emit(ctx, doc, "DELETED")
+    emit_group_event(ctx, doc, "DELETED")
     return {}
 
 
@@ -339,9 +339,9 @@ def _add(ctx, group: dict, thing: dict, override_dynamic: bool) -> None:
         # overrideDynamicGroups: the thing leaves the last dynamic group.
         dropped = dynamic[-1]
         ctx.tx.unlink(MEMBER_OF, dropped["thingGroupName"], thing_name)
-        _emit_membership(ctx, dropped, thing, "REMOVED")
+        emit_membership(ctx, dropped, thing, "REMOVED")
     ctx.tx.link(MEMBER_OF, group_name, thing_name)
-    _emit_membership(ctx, group, thing, "ADDED")
+    emit_membership(ctx, group, thing, "ADDED")
     hooks.fire(hooks.THING_ADDED_TO_GROUP, ctx, group, thing)
 
 
@@ -349,7 +349,7 @@ def _remove(ctx, group: dict, thing: dict) -> None:
     if group.get("dynamic"):
         raise invalid(f"Cannot remove things from dynamic thing group {group['thingGroupName']}.")
     if ctx.tx.unlink(MEMBER_OF, group["thingGroupName"], thing["thingName"]):
-        _emit_membership(ctx, group, thing, "REMOVED")
+        emit_membership(ctx, group, thing, "REMOVED")
 
 
 def _membership_request(ctx, req) -> tuple[dict, dict]:
