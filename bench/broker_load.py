@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover
     uvloop = None
 from mqtt_clients import (DISCONNECT, AckingSubscriber, CountingSubscriber, LatencySubscriber, Publisher,
-                          client_ssl_contexts, cpu_seconds, mqtt_open, open_client, publish_packet, subscribe_packet,
+                          client_ssl_contexts, cpu_seconds, mqtt_open, open_client, publish_packet, subscribe,
                           sys_seconds)
 
 
@@ -84,8 +84,7 @@ class SubscriberRole(_Role):
         mode = s["mode"]
         cls = {"qos0": CountingSubscriber, "qos1": AckingSubscriber, "latency": LatencySubscriber}[mode]
         self.proto = await open_client(self.loop, lambda: cls(self.loop), s["host"], s["port"], s["client_id"])
-        self.proto.transport.write(subscribe_packet(1, s["topic_filter"], 1 if mode == "qos1" else 0))
-        await asyncio.wait_for(self.proto.suback, 30)
+        await subscribe(self.proto, s["topic_filter"], 1 if mode == "qos1" else 0)
         return {}
 
     def counters(self):

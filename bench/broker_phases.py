@@ -16,6 +16,7 @@ import uuid
 
 import broker_load as load
 from broker_servers import Broker, idle_brokers_cpu
+from figures import pct
 from procs import BIN, HOST, ROOT, log, machine_busy, proc_cpu, proc_rss
 
 
@@ -281,13 +282,6 @@ def latency_rounds(order: list, args, spy: Spy) -> dict:
         m["rounds"] = len(rs)
         merged[name] = m
     return merged
-
-
-def pct(sorted_values: list, q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    k = min(len(sorted_values) - 1, max(0, int(round(q / 100 * len(sorted_values) + 0.5)) - 1))
-    return sorted_values[k]
 
 
 def tls_spec(broker: Broker, certs: dict | None) -> dict | None:

@@ -7,32 +7,7 @@ import os
 import platform
 
 from broker_servers import BROKERS
-
-
-def fmt_n(x, digits=0) -> str:
-    if isinstance(x, str):
-        return x
-    if x is None or x != x:
-        return "-"
-    if digits == 0:
-        return f"{x:,.0f}"
-    return f"{x:,.{digits}f}"
-
-
-def ratio(a, b, digits=2) -> str:
-    if a is None or b is None or a != a or b != b or not b:
-        return "-"
-    return f"{a / b:.{digits}f}x"
-
-
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    out = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
-           "|" + "|".join("-" * (w + 1) + ":" if i else "-" * (w + 2) for i, w in enumerate(widths)) + "|"]
-    for r in rows:
-        out.append("| " + " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                   + " |")
-    return out
+from figures import fmt_n, ratio, table
 
 
 HEADER = ["", "mosquitto", "localiot", "localiot/mosquitto"]
@@ -83,6 +58,7 @@ def render(results: dict, args, meta: dict) -> str:
     out += table(HEADER, metric_rows(results, "qos0", [
         ("messages/s received (subscriber)", "rate", 0, True),
         ("messages/s written by publishers", "offered", 0, True),
+        ("messages received per broker CPU second", "per_cpu_s", 0, True),
         ("broker CPU %", "broker_cpu", 0, False),
         (f"generator CPU %: publishers ({args.pub_procs} procs)", "pub_cpu", 0, False),
         ("generator CPU %: subscriber (1 proc)", "sub_cpu", 0, False),
@@ -150,6 +126,7 @@ def render(results: dict, args, meta: dict) -> str:
         rows += metric_rows(results, metric, [
             (f"{what}: connections/s", "rate", 0, True),
             (f"{what}: connect time p50 (ms)", "p50", 2, True),
+            (f"{what}: broker CPU ms per connection", "cpu_ms_per_conn", 3, True),
             (f"{what}: broker CPU %", "broker_cpu", 0, False),
             (f"{what}: generator CPU % (of which kernel)", "gen_cpu_str", None, False),
             (f"{what}: other CPU %: idle broker / rest", "other_cpu", None, False),
@@ -233,6 +210,8 @@ def derive(results: dict) -> None:
                 m["gen_cpu"] = m["pub_cpu"] + m["sub_cpu"]
                 other = max(0.0, m["machine_cpu"] - m["broker_cpu"] - m["gen_cpu"] - m["idle_broker_cpu"])
                 m["other_cpu"] = f"{m['idle_broker_cpu']:.0f} / {other:.0f}"
+                # what the broker did per second of its own CPU: comparable when the machine is shared
+                m["per_cpu_s"] = m["rate"] / (m["broker_cpu"] / 100) if m["broker_cpu"] > 0 else float("nan")
         if "qos1" in r and r["qos1"]["acked"]:
             r["qos1"]["unreceived_pct"] = max(0.0, 100 * (1 - r["qos1"]["rate"] / r["qos1"]["acked"]))
         for k in ("conn_plain", "conn_tls"):
@@ -241,6 +220,8 @@ def derive(results: dict) -> None:
                 other = max(0.0, m["machine_cpu"] - m["broker_cpu"] - m["gen_cpu"] - m["idle_broker_cpu"])
                 m["other_cpu"] = f"{m['idle_broker_cpu']:.0f} / {other:.0f}"
                 m["gen_cpu_str"] = f"{m['gen_cpu']:.0f} ({m['gen_sys_cpu']:.0f})"
+                # broker CPU per connection: comparable when the machine is shared
+                m["cpu_ms_per_conn"] = m["broker_cpu"] * 10 / m["rate"] if m["rate"] else float("nan")
         for k in ("idle_plain", "idle_tls"):
             if k in r and "rss0" in r[k]:
                 r[k]["per_conn_kb"] = r[k]["per_conn"] / 1024

@@ -44,7 +44,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from broker_servers import Localiot  # noqa: E402
-from mqtt_clients import _Client, _frame, connect_packet, publish_packet, subscribe_packet  # noqa: E402
+from figures import fmt_n, table  # noqa: E402
+from mqtt_clients import _Client, open_client, publish_packet, subscribe  # noqa: E402
 from procs import HOST, log, proc_rss  # noqa: E402
 
 try:
@@ -65,22 +66,15 @@ class Counter(_Client):
         self.received = self.duplicates = self.other = 0
 
     def data_received(self, data):
-        if self.rest:
-            data = self.rest + data
-        n, pos, acks, seen = len(data), 0, [], self.seen
-        while n - pos >= 2:
-            got = _frame(data, pos, n)
-            if got is None or got[1] > n:
-                break
-            start, end = got
-            first = data[pos]
+        acks, seen = [], self.seen
+        for buf, first, start, end in self.frames(data):
             if first & 0xF0 == 0x30:
-                p = start + 2 + ((data[start] << 8) | data[start + 1])
+                p = start + 2 + ((buf[start] << 8) | buf[start + 1])
                 if first & 0x06:
-                    acks.append(b"\x40\x02" + data[p:p + 2])
+                    acks.append(b"\x40\x02" + buf[p:p + 2])
                     p += 2
                 if seen and end - p >= 6:
-                    pub, seq = data[p], int.from_bytes(data[p + 1:p + 5], "big")
+                    pub, seq = buf[p], int.from_bytes(buf[p + 1:p + 5], "big")
                     bit, byte = 1 << (seq & 7), seq >> 3
                     if seen[pub][byte] & bit:
                         self.duplicates += 1
@@ -90,9 +84,7 @@ class Counter(_Client):
                 else:
                     self.other += 1
             else:
-                self.control(first, data[start:end])
-            pos = end
-        self.rest = data[pos:] if pos < n else b""
+                self.control(first, buf[start:end])
         if acks and self.transport is not None:
             self.transport.write(b"".join(acks))
 
@@ -121,33 +113,18 @@ class Publisher(_Client):
         self.transport.write(b"".join(out))
 
     def data_received(self, data):
-        if self.rest:
-            data = self.rest + data
-        n, pos, acked = len(data), 0, 0
-        while n - pos >= 2:
-            got = _frame(data, pos, n)
-            if got is None or got[1] > n:
-                break
-            if data[pos] & 0xF0 == 0x40:
+        acked = 0
+        for buf, first, start, end in self.frames(data):
+            if first & 0xF0 == 0x40:
                 acked += 1
             else:
-                self.control(data[pos], data[got[0]:got[1]])
-            pos = got[1]
-        self.rest = data[pos:] if pos < n else b""
+                self.control(first, buf[start:end])
         self.acked += acked
         self.inflight -= acked
 
 
 async def connect(loop, factory, port: int, client_id: str, clean: bool = True):
-    _, proto = await loop.create_connection(factory, HOST, port)
-    proto.transport.write(connect_packet(client_id, 1200, clean))
-    await asyncio.wait_for(proto.connack, 30)
-    return proto
-
-
-async def subscribe(proto, topic_filter: str) -> None:
-    proto.transport.write(subscribe_packet(1, topic_filter, 1))
-    await asyncio.wait_for(proto.suback, 30)
+    return await open_client(loop, factory, HOST, port, client_id, 1200, clean)
 
 
 async def drive(pubs: list[Publisher], rate: float | None, until: float) -> None:
@@ -260,21 +237,21 @@ def render(r: dict, args) -> str:
                      f"{args.fraction:.0%} of it: {r['rate']:,.0f} msg/s")
     else:
         lines.append(f"Soak rate (--rate): {r['rate']:,.0f} msg/s")
-    lines += ["", "| t (s) | localiot RSS (MB) | msg/s received |", "|---:|---:|---:|"]
     step = max(1, len(samples) // 20)
-    for t, m, rate in samples[::step] + ([samples[-1]] if (len(samples) - 1) % step else []):
-        lines.append(f"| {t:.0f} | {m:.1f} | {rate:,.0f} |")
+    shown = samples[::step] + ([samples[-1]] if (len(samples) - 1) % step else [])
+    lines += [""] + table(["t (s)", "localiot RSS (MB)", "msg/s received"],
+                          [[f"{t:.0f}", f"{m:.1f}", fmt_n(rate)] for t, m, rate in shown])
     churn_stats = r["churn"]
-    lines += ["", "| figure | value |", "|---|---:|",
-              f"| RSS at the first sample (MB) | {rss[0]:.1f} |" if rss else "| RSS | - |",
-              f"| RSS at the end (MB) | {rss[-1]:.1f} |" if rss else "",
-              f"| RSS peak (MB) | {max(rss):.1f} |" if rss else "",
-              f"| messages published / acknowledged | {r['sent']:,} / {r['acked']:,} |",
-              f"| received by the subscriber | {r['received']:,} |",
-              f"| lost (acknowledged, never received) | {r['lost']:,} |",
-              f"| duplicates | {r['duplicates']:,} |",
-              f"| churn: connections / errors | {churn_stats['connects']:,} / {churn_stats['errors']} |",
-              f"| subscriber still connected | {'yes' if r['subscriber_connected'] else 'NO'} |"]
+    figures = [["RSS at the first sample (MB)", f"{rss[0]:.1f}" if rss else "-"],
+               ["RSS at the end (MB)", f"{rss[-1]:.1f}" if rss else "-"],
+               ["RSS peak (MB)", f"{max(rss):.1f}" if rss else "-"],
+               ["messages published / acknowledged", f"{r['sent']:,} / {r['acked']:,}"],
+               ["received by the subscriber", f"{r['received']:,}"],
+               ["lost (acknowledged, never received)", f"{r['lost']:,}"],
+               ["duplicates", f"{r['duplicates']:,}"],
+               ["churn: connections / errors", f"{churn_stats['connects']:,} / {churn_stats['errors']}"],
+               ["subscriber still connected", "yes" if r["subscriber_connected"] else "NO"]]
+    lines += [""] + table(["figure", "value"], figures)
     if churn_stats["last_error"]:
         lines.append(f"\nLast churn error: {churn_stats['last_error']}")
     return "\n".join(line for line in lines if line is not None) + "\n"

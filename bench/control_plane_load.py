@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from figures import pct  # noqa: F401 (control_plane.py takes it from here)
 from procs import proc_cpu
 from sigv4_requests import Req
 
@@ -148,11 +149,3 @@ async def run_sequential(session, make_req, samples: int, max_seconds: float) ->
             break
     result.elapsed = time.perf_counter() - start
     return result
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, int(-(-p * len(ordered) // 100)))  # nearest rank
-    return ordered[min(rank, len(ordered)) - 1]

@@ -10,8 +10,8 @@ not the generator, is measured:
   QoS 1 publishers keep every PUBLISH (packet ids 1..65535) ready and write
   as many as PUBACKs came back (`transport.writelines`), keeping `window`
   messages in flight;
-* incoming bytes are framed with a tight loop over the fixed header only
-  (type and remaining length); the QoS 1 subscriber slices each packet id
+* incoming bytes are framed by one generator over the fixed header only
+  (type and remaining length, `_Client.frames`), shared by every role; the QoS 1 subscriber slices each packet id
   out of the buffer and answers all PUBACKs of one read with one write;
 * the streaming clients use asyncio Protocols (no streams); connection
   tests (connections/s, idle connections) use raw non-blocking sockets, and
@@ -145,34 +145,14 @@ class _Client(asyncio.Protocol):
                 else:
                     self.suback.set_result(body[2:])
 
-    def data_received(self, data):  # control packets only (until the subclass takes over)
+    def frames(self, data):
+        """Each complete packet of what arrived (after what the last read left over):
+        (buffer, first byte, body start, body end). An incomplete packet waits for the next read."""
         if self.rest:
             data = self.rest + data
         n = len(data)
         pos = 0
         while n - pos >= 2:
-            got = _frame(data, pos, n)
-            if got is None or got[1] > n:
-                break
-            start, end = got
-            self.control(data[pos], data[start:end])
-            pos = end
-        self.rest = data[pos:]
-
-
-class CountingSubscriber(_Client):
-    """QoS 0 subscriber: counts PUBLISH packets."""
-
-    count = 0
-
-    def data_received(self, data):
-        if self.rest:
-            data = self.rest + data
-        n = len(data)
-        pos = 0
-        cnt = 0
-        while n - pos >= 2:
-            first = data[pos]
             rl = data[pos + 1]
             if rl < 128:
                 start = pos + 2
@@ -184,12 +164,27 @@ class CountingSubscriber(_Client):
                 start, end = got
             if end > n:
                 break
+            yield data, data[pos], start, end
+            pos = end
+        self.rest = data[pos:] if pos < n else b""
+
+    def data_received(self, data):  # control packets only (until the subclass takes over)
+        for buf, first, start, end in self.frames(data):
+            self.control(first, buf[start:end])
+
+
+class CountingSubscriber(_Client):
+    """QoS 0 subscriber: counts PUBLISH packets."""
+
+    count = 0
+
+    def data_received(self, data):
+        cnt = 0
+        for buf, first, start, end in self.frames(data):
             if first & 0xF0 == 0x30:
                 cnt += 1
             else:
-                self.control(first, data[start:end])
-            pos = end
-        self.rest = data[pos:] if pos < n else b""
+                self.control(first, buf[start:end])
         self.count += cnt
 
 
@@ -200,34 +195,16 @@ class AckingSubscriber(_Client):
     count = 0
 
     def data_received(self, data):
-        if self.rest:
-            data = self.rest + data
-        n = len(data)
-        pos = 0
         cnt = 0
         acks = []
-        while n - pos >= 2:
-            first = data[pos]
-            rl = data[pos + 1]
-            if rl < 128:
-                start = pos + 2
-                end = start + rl
-            else:
-                got = _frame(data, pos, n)
-                if got is None:
-                    break
-                start, end = got
-            if end > n:
-                break
+        for buf, first, start, end in self.frames(data):
             if first & 0xF0 == 0x30:
                 cnt += 1
                 if first & 0x06:
-                    p = start + 2 + ((data[start] << 8) | data[start + 1])
-                    acks.append(b"\x40\x02" + data[p:p + 2])
+                    p = start + 2 + ((buf[start] << 8) | buf[start + 1])
+                    acks.append(b"\x40\x02" + buf[p:p + 2])
             else:
-                self.control(first, data[start:end])
-            pos = end
-        self.rest = data[pos:] if pos < n else b""
+                self.control(first, buf[start:end])
         self.count += cnt
         if acks and self.transport is not None:
             self.transport.write(b"".join(acks))
@@ -247,29 +224,18 @@ class LatencySubscriber(_Client):
 
     def data_received(self, data):
         now = time.monotonic_ns()
-        if self.rest:
-            data = self.rest + data
-        n = len(data)
-        pos = 0
         record = self.window_from <= now < self.window_to
         lat = self.latencies
-        while n - pos >= 2:
-            got = _frame(data, pos, n)
-            if got is None or got[1] > n:
-                break
-            start, end = got
-            first = data[pos]
+        for buf, first, start, end in self.frames(data):
             if first & 0xF0 == 0x30:
                 self.count += 1
-                p = start + 2 + ((data[start] << 8) | data[start + 1])
+                p = start + 2 + ((buf[start] << 8) | buf[start + 1])
                 if first & 0x06:
                     p += 2
                 if record and end - p >= 8:
-                    lat.append(now - int.from_bytes(data[p:p + 8], "big"))
+                    lat.append(now - int.from_bytes(buf[p:p + 8], "big"))
             else:
-                self.control(first, data[start:end])
-            pos = end
-        self.rest = data[pos:] if pos < n else b""
+                self.control(first, buf[start:end])
 
 
 class Publisher(_Client):
@@ -341,29 +307,28 @@ class Publisher(_Client):
             if self.connack.done():
                 self.connected = True
             return
-        if self.rest:
-            data = self.rest + data
-        n = len(data)
-        pos = 0
         k = 0
-        while n - pos >= 2:
-            got = _frame(data, pos, n)
-            if got is None or got[1] > n:
-                break
-            if data[pos] == 0x40:
+        for _, first, _, _ in self.frames(data):
+            if first == 0x40:
                 k += 1
-            pos = got[1]
-        self.rest = data[pos:] if pos < n else b""
         self.acked += k
         if k and self.qos:
             self.send_qos1(k)
 
 
-async def open_client(loop, factory, host: str, port: int, client_id: str, keepalive: int = 1200):
+async def open_client(loop, factory, host: str, port: int, client_id: str, keepalive: int = 1200,
+                      clean: bool = True):
+    """A streaming client (`factory()`, a _Client) connected: CONNECT sent, CONNACK received."""
     _, proto = await loop.create_connection(factory, host, port)
-    proto.transport.write(connect_packet(client_id, keepalive))
+    proto.transport.write(connect_packet(client_id, keepalive, clean))
     await asyncio.wait_for(proto.connack, 30)
     return proto
+
+
+async def subscribe(proto, topic_filter: str, qos: int = 1) -> None:
+    """SUBSCRIBE and wait for the SUBACK (a refused subscription raises ConnectionError)."""
+    proto.transport.write(subscribe_packet(1, topic_filter, qos))
+    await asyncio.wait_for(proto.suback, 30)
 
 
 # ---------------------------------------------------------------------------

@@ -26,20 +26,28 @@ Publisher = tuple[str, str] | None
 
 class Bus:
     def __init__(self) -> None:
-        self._subscribers: list[tuple[Callable, object, bool]] = []
+        # a tuple, replaced (not changed) on subscribe/unsubscribe: publish iterates it without a copy
+        self._subscribers: tuple[tuple[Callable, object, bool, str], ...] = ()
 
-    def subscribe(self, fn: Callable, *, origin: object = None, publisher: bool = False) -> Callable[[], None]:
+    def subscribe(self, fn: Callable, *, origin: object = None, publisher: bool = False,
+                  prefix: str = "") -> Callable[[], None]:
         """`fn(account, region, topic, payload)`, or with `publisher=True`
-        `fn(account, region, topic, payload, publisher)`."""
-        entry = (fn, origin, publisher)
-        self._subscribers.append(entry)
-        return lambda: self._subscribers.remove(entry)
+        `fn(account, region, topic, payload, publisher)`; with `prefix`, only for
+        topics that start with it (the bus checks it, without calling `fn`)."""
+        entry = (fn, origin, publisher, prefix)
+        self._subscribers = (*self._subscribers, entry)
+
+        def unsubscribe() -> None:
+            self._subscribers = tuple(e for e in self._subscribers if e is not entry)
+        return unsubscribe
 
     def publish(self, account: str, region: str, topic: str, payload: bytes, origin: object = None,
                 publisher: Publisher = None) -> None:
-        for fn, own, wants_publisher in list(self._subscribers):
+        for fn, own, wants_publisher, prefix in self._subscribers:
             if own is not None and own is origin:
                 continue  # the subscriber's own message
+            if prefix and not topic.startswith(prefix):
+                continue
             try:
                 if wants_publisher:
                     fn(account, region, topic, payload, publisher)

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, seed, settings, strategies as st
 
 from localiot.broker import codec
 from localiot.broker.codec import MalformedPacket, Subscribe, SubOptions, decode, decode_publish, encode
-from test_broker_mqtt import V3, V5, WAIT, Client, Raw, make_broker  # noqa: F401 (fixture)
+from localiot.testing import RawClient
+from test_broker_mqtt import V3, V5, WAIT, Client, make_broker  # noqa: F401 (fixture)
 
 VALID = [  # seeds that hypothesis mutates: one well-formed packet of each kind a client sends
     encode(codec.Connect("fuzz", codec.MQTT5, properties={"receive_maximum": 5}), codec.MQTT5),
@@ -63,7 +64,7 @@ def test_decode_of_mutated_packets_raises_only_malformed_packet(data):
 @given(data=st.data())
 def test_no_exception_escapes_a_connection(make_broker, data):
     b = _fuzz_broker(make_broker)
-    raw = Raw(b.port, codec.MQTT5)
+    raw = RawClient.plain(b.port, codec.MQTT5)
     if data.draw(st.booleans()):  # after a CONNECT too, where PUBLISH takes the fast path
         assert raw.connect(f"fuzz-{id(data)}").reason_code == 0
     chunks = [_mutate(data) for _ in range(data.draw(st.integers(1, 4)))]
@@ -96,7 +97,7 @@ def _fuzz_broker(make_broker):
 
 def test_oversized_remaining_length_closes_only_that_connection(make_broker):
     b = _fuzz_broker(make_broker)
-    raw = Raw(b.port)
+    raw = RawClient.plain(b.port)
     raw.send(b"\x10\xff\xff\xff\xff\x7f")  # a remaining length past the maximum
     assert raw.closed()
     sub = Client(b.port, "ok", V3)

@@ -15,7 +15,8 @@ import paho.mqtt.client as mqtt
 
 from localiot.broker import codec
 from localiot.broker.codec import Ack, Subscribe, SubOptions
-from test_broker_mqtt import V3, WAIT, Raw
+from localiot.testing import RawClient
+from test_broker_mqtt import V3, WAIT
 
 BIN = Path(sys.executable).parent
 COUNT = 150  # more than the in-flight window (100): some wait on the broker, some are on the wire
@@ -43,7 +44,7 @@ def test_sigkill_keeps_qos1_messages_in_flight_to_a_connected_persistent_session
     port = _free_port()
     server = _serve(tmp_path, port)
     try:
-        device = Raw(port)
+        device = RawClient.plain(port)
         assert device.connect("device", clean_start=False).reason_code == 0
         device.send(Subscribe(1, [("cmd/#", SubOptions(1))]))
         assert device.recv().reason_codes == [1]
@@ -63,7 +64,7 @@ def test_sigkill_keeps_qos1_messages_in_flight_to_a_connected_persistent_session
         publisher.loop_stop()
         device.close()
         server = _serve(tmp_path, port)
-        back = Raw(port)
+        back = RawClient.plain(port)
         assert back.connect("device", clean_start=False).session_present
         got = []
         back.sock.settimeout(WAIT)

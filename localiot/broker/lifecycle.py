@@ -15,6 +15,11 @@ from localiot.broker.sessions import Session
 PRESENCE = "$aws/events/presence/"
 
 
+# The body of the last presence event this process sent, by its payload object: its
+# listeners on the bus get it without parsing the JSON again (they must not change it).
+_last_sent: tuple[bytes, dict] | None = None
+
+
 def parse_presence(topic: str, payload: bytes) -> tuple[str, str, dict] | None:
     """("connected" | "disconnected", client id, event body) of a presence event
     heard on the bus; None for any other topic or an unreadable body."""
@@ -23,6 +28,9 @@ def parse_presence(topic: str, payload: bytes) -> tuple[str, str, dict] | None:
     parts = topic.split("/", 4)
     if len(parts) != 5 or parts[3] not in ("connected", "disconnected"):
         return None
+    last = _last_sent
+    if last is not None and last[0] is payload:
+        return parts[3], parts[4], last[1]
     try:
         body = json.loads(payload)
     except ValueError:
@@ -37,7 +45,10 @@ class LifecycleEvents:
         self._versions: dict[tuple[str, str, str], int] = {}  # client -> version of its last connection
 
     def _send(self, account: str, region: str, topic: str, body: dict) -> None:
+        global _last_sent
         payload = json.dumps(body, separators=(",", ":")).encode()
+        if topic.startswith(PRESENCE):
+            _last_sent = (payload, body)
         self.route(account, region, Message(topic, payload, 1))
 
     def presence(self, conn, session: Session, event: str) -> None:

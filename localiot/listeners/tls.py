@@ -154,6 +154,11 @@ class TrustStore:
         if alpn:
             ctx.set_alpn_protocols(alpn)
         ctx.sni_callback = remember_sni
+        # No TLS 1.3 session tickets: making the two OpenSSL sends by default costs the
+        # server ~1 ms of CPU per handshake (~25%, bench/README.md), for clients that resume,
+        # which devices rarely do; a client that tries gets a full handshake, as with any
+        # server that issued no ticket.
+        ctx.num_tickets = 0
         self.contexts.append(ctx)
         return ctx
 

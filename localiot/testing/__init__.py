@@ -27,13 +27,14 @@ from localiot.testing.aws import (ACCOUNT, REGION, advance, client_error, error_
                                   make_client, moto_server, move_clock)
 from localiot.testing.mqtt import (ALLOW_ALL, NOT_AUTHORIZED, V3, V5, WAIT, Cert, Device, DevicePool, address,
                                    alpn_port, ca_file, new_certificate, plain_device, tls_device)
+from localiot.testing.raw import RawClient, wait_until
 from localiot.testing.server import ServerPool, ServerThread, local_server
 
 __all__ = [
     "ACCOUNT", "REGION", "advance", "client_error", "error_code", "error_message", "error_of", "make_client",
     "moto_server", "move_clock", "ALLOW_ALL", "NOT_AUTHORIZED", "V3", "V5", "WAIT", "Cert", "Device",
     "DevicePool", "address", "alpn_port", "ca_file", "new_certificate", "plain_device", "tls_device",
-    "ServerPool", "ServerThread", "local_server",
+    "RawClient", "wait_until", "ServerPool", "ServerThread", "local_server",
 ]
 
 try:

@@ -4,10 +4,11 @@ when, and why did it last disconnect.
 As AWS documents, the client whose id is the thing's name counts. Whether it
 is connected now is the broker's answer; the time and the disconnect reason
 come from the last `$aws/events/presence/connected|disconnected/{clientId}`
-event the broker published for it. A `PresenceLog` hears those on the bus
-and keeps the last one per registered thing in the store (kind
-"thing-connectivity", named by thing, in the thing's account and region),
-written once per loop iteration, so the answer survives a restart and is
+event the broker published for it. A `PresenceLog` hears those (through
+localiot.services.presence) and keeps the last one per registered thing in
+the store (kind "thing-connectivity", named by thing, in the thing's account
+and region), written once per loop iteration in the presence unit of work
+it shares with the audit's connection history, so the answer survives a restart and is
 gone with the thing's account state on reset. A record that disagrees with
 the broker (a server stopped without its clients disconnecting) is not
 shown: then the answer is the connection state alone, as AWS gives for a
@@ -19,16 +20,9 @@ first GetThingConnectivityData installs it too, hearing events from then on).
 
 from __future__ import annotations
 
-import logging
-
-from localiot.broker.lifecycle import parse_presence
-from localiot.bus import OncePerIteration
 from localiot.protocol.errors import not_found
-from localiot.services import hooks, operation
+from localiot.services import hooks, operation, presence
 from localiot.services.registry import things
-from localiot.services.unit_of_work import unit_of_work
-
-log = logging.getLogger("localiot.connectivity")
 
 KIND = "thing-connectivity"
 # The model's disconnectReason values; a broker reason outside them is mapped.
@@ -39,54 +33,43 @@ _REASON_MAP = {"API_INITIATED_DISCONNECT": "SERVER_INITIATED_DISCONNECT"}
 
 
 class PresenceLog:
+    """A recorder of localiot.services.presence: the last event per client, written
+    in the presence unit of work of its loop iteration for registered things."""
+
     def __init__(self, runtime):
         self.runtime = runtime
-        self.pending: dict[tuple[str, str, str], dict] = {}
-        self._flush = OncePerIteration(self.flush)
-        self.unsubscribe = runtime.bus.subscribe(self._on_bus)
+        self.pending: dict[tuple[str, str], dict[str, dict]] = {}  # (account, region) -> {client: record}
 
-    def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
-        event = parse_presence(topic, payload)
-        if event is None:
-            return
-        kind, client_id, body = event
-        self.pending[(account, region, client_id)] = {
+    def hear(self, account: str, region: str, kind: str, client_id: str, body: dict) -> bool:
+        self.pending.setdefault((account, region), {})[client_id] = {
             "connected": kind == "connected",
             "timestamp": body.get("timestamp"),
             "disconnectReason": body.get("disconnectReason"),
             "sessionIdentifier": body.get("sessionIdentifier"),
         }
-        self._flush.request()
+        return True
 
-    def flush(self) -> None:
-        """Store the pending records of registered things, one unit of work per scope."""
-        pending, self.pending = self.pending, {}
-        broker = self.runtime.broker
-        if not pending or broker is None:
+    def write(self, ctx) -> None:
+        """Store the pending records of registered things (the fleet index follows in the same unit)."""
+        records = self.pending.pop((ctx.account, ctx.region), None)
+        if not records or self.runtime.broker is None:
             return
-        by_scope: dict[tuple[str, str], list] = {}
-        for (account, region, client_id), record in pending.items():
-            by_scope.setdefault((account, region), []).append((client_id, record))
-        for (account, region), records in by_scope.items():
-            try:
-                # A unit of work, so what follows connectivity (the fleet index) hears it.
-                with unit_of_work(self.runtime, account, region, "iot", "PresenceEvent") as ctx:
-                    for client_id, record in records:
-                        if ctx.tx.get(things.KIND, client_id) is not None:
-                            ctx.tx.put(KIND, client_id, record)
-            except Exception:
-                log.exception("could not store %d connectivity records", len(records))
+        tx = ctx.tx
+        for client_id, record in records.items():
+            if tx.get(things.KIND, client_id) is not None:
+                tx.put(KIND, client_id, record)
 
     def last(self, ctx, client_id: str) -> dict | None:
-        record = self.pending.get((ctx.account, ctx.region, client_id))
+        record = self.pending.get((ctx.account, ctx.region), {}).get(client_id)
         return record if record is not None else ctx.tx.get(KIND, client_id)
 
 
 def install(runtime) -> PresenceLog:
-    presence = getattr(runtime, "presence_log", None)
-    if presence is None:
-        presence = runtime.presence_log = PresenceLog(runtime)
-    return presence
+    log_ = getattr(runtime, "presence_log", None)
+    if log_ is None:
+        log_ = runtime.presence_log = PresenceLog(runtime)
+        presence.install(runtime).register(log_)
+    return log_
 
 
 def connectivity(ctx, thing_name: str) -> dict:

@@ -1,0 +1,82 @@
+"""Presence events to the store: one unit of work per account and region per
+loop iteration for everyone who keeps a record of them.
+
+The broker publishes `$aws/events/presence/connected|disconnected/{clientId}`
+on the bus for every connection. Two families keep a record of them: the
+audit's connection history (localiot.services.defender.history) and the
+connectivity log behind GetThingConnectivityData and the fleet index
+(localiot.services.data.connectivity). Each used to hear the bus, parse the
+event and write it in its own transaction; a connect + disconnect cost four
+transactions. Here the event is parsed once, handed to every recorder at
+once (`hear`, for what they answer before the write), and written once per
+loop iteration in one unit of work per (account, region) in which every
+recorder writes its part (`write(ctx)`): the fleet index follows the
+connectivity records in that same unit, as before.
+
+    presence.install(runtime).register(recorder)   # recorder.hear(...), recorder.write(ctx)
+    presence.flush(runtime)                          # write what is pending now (an audit does)
+
+A recorder that fails is logged and rolls back the unit of its scope (the
+records of that iteration are lost, as a failed write lost them before).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from localiot.broker.lifecycle import PRESENCE, parse_presence
+from localiot.bus import OncePerIteration
+from localiot.services.unit_of_work import unit_of_work
+
+log = logging.getLogger("localiot.presence")
+
+
+class Presence:
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self.recorders: list = []
+        self.dirty: set[tuple[str, str]] = set()  # scopes with something to write
+        self._flush = OncePerIteration(self.flush)
+        self.unsubscribe = runtime.bus.subscribe(self._on_bus, prefix=PRESENCE)
+
+    def register(self, recorder) -> None:
+        if recorder not in self.recorders:
+            self.recorders.append(recorder)
+
+    def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
+        event = parse_presence(topic, payload)
+        if event is None:
+            return
+        kind, client_id, body = event
+        wrote = False
+        for recorder in self.recorders:
+            wrote = recorder.hear(account, region, kind, client_id, body) is not False or wrote
+        if wrote:
+            self.dirty.add((account, region))
+            self._flush.request()
+
+    def flush(self) -> None:
+        """Write what every recorder has pending: one unit of work per scope."""
+        dirty, self.dirty = self.dirty, set()
+        if not dirty or self.runtime.store is None:
+            return
+        for account, region in dirty:
+            try:
+                with unit_of_work(self.runtime, account, region, "iot", "PresenceEvent") as ctx:
+                    for recorder in self.recorders:
+                        recorder.write(ctx)
+            except Exception:
+                log.exception("could not store the presence records of %s/%s", account, region)
+
+
+def install(runtime) -> Presence:
+    presence = getattr(runtime, "presence", None)
+    if presence is None:
+        presence = runtime.presence = Presence(runtime)
+    return presence
+
+
+def flush(runtime) -> None:
+    presence = getattr(runtime, "presence", None)
+    if presence is not None:
+        presence.flush()

@@ -1,0 +1,98 @@
+"""Presence events to the store (localiot.services.presence): the audit's
+connection history and the connectivity log are written together, once per
+loop iteration, and the history is bounded as the audit needs it (the latest
+100 records per client id; nothing that ended before the audit's 31-day
+window). Real clients over plain MQTT; the audit through boto3."""
+
+from __future__ import annotations
+
+import pytest
+
+from localiot.services.defender import history
+from localiot.testing import ACCOUNT, REGION, RawClient, advance, wait_until
+from test_audit_checks import audit, configure, findings_of
+
+
+@pytest.fixture(scope="module")
+def localiot_settings():
+    return {"mqtt_plain": True}
+
+
+def _port(server) -> int:
+    return server.listener("mqtt-plain")[1]
+
+
+def _connected(server, client_id: str) -> bool:
+    broker = server.app.runtime.broker
+    return server.call(broker.is_connected, ACCOUNT, REGION, client_id)
+
+
+def _visit(server, client_id: str) -> None:
+    """Connect, then DISCONNECT; returns once the broker saw the client go."""
+    raw = RawClient.plain(_port(server))
+    assert raw.connect(client_id).reason_code == 0
+    raw.send(b"\xe0\x00")
+    assert raw.closed()
+    raw.close()
+    assert wait_until(lambda: not _connected(server, client_id))
+
+
+def _records(server, client_id: str | None = None) -> list[dict]:
+    def scan():
+        history.flush(server.app.runtime)
+        with server.app.store.transaction(ACCOUNT, REGION, write=False) as tx:
+            return [doc for _, doc in tx.scan(history.KIND)]
+    return [d for d in server.call(scan) if client_id is None or d["clientId"] == client_id]
+
+
+def test_a_client_id_keeps_its_latest_100_connection_records(localiot_server, iot):
+    server = localiot_server
+    for _ in range(history.PER_CLIENT + 4):
+        _visit(server, "flapper")
+    # then a takeover: the second connection with the same client id drops the first
+    first = RawClient.plain(_port(server))
+    assert first.connect("flapper").reason_code == 0
+    second = RawClient.plain(_port(server))
+    assert second.connect("flapper").reason_code == 0
+    assert first.closed()
+    second.send(b"\xe0\x00")
+    assert second.closed()
+    assert wait_until(lambda: not _connected(server, "flapper"))
+
+    records = _records(server, "flapper")
+    assert len(records) == history.PER_CLIENT  # 106 connections were made
+    assert [r["disconnectReason"] for r in records].count("DUPLICATE_CLIENTID") == 1  # the latest ones stay
+    configure(iot, "CONFLICTING_CLIENT_IDS_CHECK")
+    task_id, _ = audit(iot, "CONFLICTING_CLIENT_IDS_CHECK")
+    [finding] = findings_of(iot, taskId=task_id)
+    resource = finding["nonCompliantResource"]
+    assert resource["resourceIdentifier"] == {"clientId": "flapper"}
+    assert resource["additionalInfo"] == {"CONNECTION_COUNT": str(history.PER_CLIENT)}
+    first.close()
+    second.close()
+
+
+def test_records_that_ended_before_the_audit_window_are_deleted(localiot_server):
+    server = localiot_server
+    _visit(server, "old-timer")
+    still_open = RawClient.plain(_port(server))
+    assert still_open.connect("always-on").reason_code == 0
+    assert {r["clientId"] for r in _records(server)} == {"old-timer", "always-on"}
+
+    advance(server, 32 * 86400)  # past the 31 days CONFLICTING_CLIENT_IDS / DEVICE_CERTIFICATE_SHARED look at
+    _visit(server, "newcomer")  # the next presence write looks for expired records
+    assert sorted(r["clientId"] for r in _records(server)) == ["always-on", "newcomer"]  # open: still counts
+    still_open.send(b"\xe0\x00")
+    still_open.close()
+
+
+def test_connectivity_and_history_share_one_unit_of_work(localiot_server, iot):
+    """A thing's connect + disconnect: GetThingConnectivityData and the history agree."""
+    server = localiot_server
+    iot.create_thing(thingName="lamp")
+    _visit(server, "lamp")
+    data = iot.get_thing_connectivity_data(thingName="lamp")
+    assert (data["connected"], data["disconnectReason"]) == (False, "CLIENT_INITIATED_DISCONNECT")
+    [record] = _records(server, "lamp")
+    assert record["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
+    assert record["disconnectedAt"] == int(data["timestamp"].timestamp() * 1000)
