@@ -60,6 +60,18 @@ def check(value: Any, *, max_depth: int = MAX_DEPTH, where: str = "", surrogates
     `max_depth` or holds a string (or key) with a lone surrogate. Iterative, so
     it cannot overflow the stack itself. `where` names the value in messages;
     `surrogates` lets lone surrogates pass (only the depth is checked)."""
+    if value.__class__ is dict and max_depth > 0:  # most inputs: a flat dict of strings, checked at once
+        for item in value.values():
+            if item.__class__ is not str:
+                break
+        else:
+            try:
+                text = "".join(value) + "".join(value.values())
+            except TypeError:  # a key that is not a string: the walk below
+                pass
+            else:
+                if surrogates or _SURROGATE.search(text) is None:
+                    return
     stack = [(value, 0, where)]
     while stack:
         item, depth, path = stack.pop()
