@@ -16,10 +16,13 @@ from typing import Iterable
 
 import orjson
 
+from localiot.protocol import jsontext
 from localiot.store.migrations import MIGRATIONS, TABLES
 from localiot.store.queries import Queries
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+def _dumps(doc) -> str:
+    """A document as stored: compact JSON text (orjson where its text is json's)."""
+    return jsontext.dumps(doc, ensure_ascii=False).decode()
 
 
 def _loads(text: str):
