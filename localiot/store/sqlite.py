@@ -35,6 +35,15 @@ def _loads(text: str):
         return json.loads(text)
 
 
+def _named(rows) -> list[tuple[str, dict]]:
+    """(name, document) of (name, stored text) rows; a page of ListThings is 101 of them."""
+    loads = orjson.loads
+    try:
+        return [(name, loads(doc)) for name, doc in rows]
+    except orjson.JSONDecodeError:  # one of them needs json (see _loads)
+        return [(name, _loads(doc)) for name, doc in rows]
+
+
 # Point reads through mmap were ~15% cheaper than through SQLite's page cache on a
 # 100,000-thing file (bench/README.md); WAL and synchronous are untouched.
 MMAP_BYTES = 256 * 1024 * 1024
@@ -214,12 +223,10 @@ class SQLiteTx:
         return cur.rowcount > 0
 
     def scan(self, kind, *, after=None, prefix=None, limit=None):
-        sql, args = SQL.scan(self._scope, kind, after, prefix, limit)
-        return [(name, _loads(doc)) for name, doc in self.db.execute(sql, args)]
+        return _named(self.db.execute(*SQL.scan(self._scope, kind, after, prefix, limit)).fetchall())
 
     def find(self, kind, key, value, *, prefix=False, after=None, limit=None):
-        sql, args = SQL.find(self._scope, kind, key, value, prefix, after, limit)
-        return [(name, _loads(doc)) for name, doc in self.db.execute(sql, args)]
+        return _named(self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit)).fetchall())
 
     def count(self, kind, key=None, value=None) -> int:
         return self.db.execute(*SQL.count(self._scope, kind, key, value)).fetchone()[0]
