@@ -54,7 +54,8 @@ import uuid
 from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from control_plane import ServerProc, pct, start_localiot, start_moto  # noqa: E402  (the launchers)
+from control_plane import ServerProc, start_localiot, start_moto  # noqa: E402  (the launchers)
+from figures import pct  # noqa: E402
 from procs import free_port, proc_cpu  # noqa: E402  (the process CPU reader)
 from sigv4_requests import _boto3_user_agent, _q  # noqa: E402  (boto3's User-Agent, SigV4 quoting)
 

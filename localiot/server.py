@@ -8,6 +8,7 @@ import logging
 import os
 
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
 
 from localiot import __version__, cluster, health, iotlogs, tunneling
 from localiot.background import Background, registered
@@ -26,6 +27,10 @@ from localiot.services.unit_of_work import run as run_unit
 from localiot.store import open_store
 
 log = logging.getLogger("localiot")
+
+_NO_QUERY = MultiDictProxy(MultiDict())
+# Paths served beside the API (see LocalIoT._special).
+_SPECIAL = ("/_localiot/", "/fleethub/", "/deviceadvisor/reports/")
 
 
 class LocalIoT:
@@ -69,7 +74,34 @@ class LocalIoT:
 
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
-        path = request.rel_url.raw_path
+        target = request.raw_path
+        if target.startswith("/") and "?" not in target and "#" not in target:
+            # origin-form without a query: the path as sent is the URL's raw path
+            # (aiohttp builds rel_url from it unchanged), no query to parse.
+            path, query = target, _NO_QUERY
+        else:
+            path, query = request.rel_url.raw_path, request.rel_url.query
+        if path.startswith(_SPECIAL):
+            return await self._special(request, path)
+        method = request.method
+        if method == "GET" and (path == "/tunnel" or ("%" in path and request.rel_url.path == "/tunnel")):
+            from localiot.tunneling import relay_for  # the Secure Tunneling relay (ws://)
+
+            return await relay_for(self.runtime).handle(request)
+        if method == "POST" and path.startswith("/topics/"):
+            # iot-data Publish with literal slashes in the topic, as devices send it (the
+            # model's {topic} label is one path segment); the signature still covers the raw path.
+            path = "/topics/" + path[8:].replace("/", "%2F")
+        body = await request.read()
+        engine, pool = self.engine, self.runtime.workers
+        call = (method, request.host if engine.strict else "", path, target, query, request.headers, body)
+        # SQLite: here on the loop. PostgreSQL: on a worker thread, so the loop never
+        # waits on the database (localiot.cluster.workers).
+        reply = engine.handle(*call) if pool is None else await pool.call(engine.handle, *call)
+        return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+
+    async def _special(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
+        """The pages served beside the API: admin routes, Device Advisor logs and reports, Fleet Hub."""
         if path.startswith("/_localiot/deviceadvisor/"):  # Device Advisor test case logs (logUrl)
             from localiot.advisor.logs import serve as advisor_log
 
@@ -80,38 +112,10 @@ class LocalIoT:
             from localiot.fleethub_web import handle as fleethub_page
 
             return await fleethub_page(self, request)
-        if path.startswith("/deviceadvisor/reports/"):  # GetSuiteRunReport's download URLs
-            from localiot.services.deviceadvisor.web import handle as advisor_report
+        # GetSuiteRunReport's download URLs
+        from localiot.services.deviceadvisor.web import handle as advisor_report
 
-            return await advisor_report(self, request)
-        if request.rel_url.path == "/tunnel" and request.method == "GET":  # the Secure Tunneling relay (ws://)
-            from localiot.tunneling import relay_for
-
-            return await relay_for(self.runtime).handle(request)
-        if request.method == "POST" and path.startswith("/topics/"):
-            # iot-data Publish with literal slashes in the topic, as devices send it (the
-            # model's {topic} label is one path segment); the signature still covers the raw path.
-            path = "/topics/" + path[len("/topics/"):].replace("/", "%2F")
-        body = await request.read()
-        reply = await self._dispatch(
-            request.method,
-            request.host,
-            path,
-            request.raw_path,
-            request.rel_url.query,
-            request.headers,
-            body,
-        )
-        return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
-
-    async def _dispatch(self, *request):
-        """The engine's answer to one API request: here on the loop with SQLite; on a
-        worker thread with PostgreSQL, so the loop never waits on the database
-        (localiot.cluster.workers)."""
-        pool = self.runtime.workers
-        if pool is None:
-            return self.engine.handle(*request)
-        return await pool.call(self.engine.handle, *request)
+        return await advisor_report(self, request)
 
     async def _admin(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
         if path == "/_localiot/health" and request.method == "GET":

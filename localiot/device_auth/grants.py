@@ -168,6 +168,8 @@ class Grants:
         """Commit listener: operations declare on their @operation decorator what they
         may change for connected devices (localiot.services.Affects)."""
         affects = ctx.affects
+        if not affects:  # most calls (every read) change nothing for devices
+            return
         if Affects.TRUST_ANCHORS in affects and self.on_trust_change is not None:
             self.on_trust_change()
         if Affects.DEVICE_RIGHTS not in affects:

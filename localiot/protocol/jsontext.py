@@ -15,6 +15,8 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 MAX_DEPTH = 100  # far beyond any modelled shape; well below the interpreter's recursion limit
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -38,13 +40,30 @@ def has_lone_surrogate(text: str) -> bool:
     return _SURROGATE.search(text) is not None
 
 
+# Integers orjson would read as floats (beyond 64 bits) have at least 19 digits.
+_LONG_NUMBER = re.compile(r"[0-9]{19}")
+
+
 def loads(text: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH, surrogates: bool = False, **kwargs) -> Any:
     """json.loads, refusing nesting deeper than `max_depth` and (unless
-    `surrogates`, for callers that check the values they keep) lone surrogates."""
+    `surrogates`, for callers that check the values they keep) lone surrogates.
+
+    orjson reads the text first (~5x faster) where its result is json's: no hook
+    other than parse_constant asked for and no 19-digit number (orjson reads
+    integers beyond 64 bits as floats). Whatever orjson refuses (NaN and
+    Infinity, 1e400, lone surrogate escapes, nesting past 1024, malformed text)
+    is read by json as before, with json's result or error."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8")  # UnicodeDecodeError is a ValueError too
+    value = _MISSING
+    if (not kwargs or kwargs.keys() == {"parse_constant"}) and _LONG_NUMBER.search(text) is None:
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
     try:
-        value = json.loads(text, **kwargs)
+        if value is _MISSING:
+            value = json.loads(text, **kwargs)
     except RecursionError:
         raise JsonRefused(f"JSON nested deeper than {max_depth} levels", too_deep=True) from None
     # Cheap cases first: no surrogate escape and too few brackets to be deep.
@@ -55,11 +74,66 @@ def loads(text: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH, surrogat
     return value
 
 
+_MISSING = object()
+
+
+def _orjson_safe(value) -> bool:
+    """Whether orjson writes `value` exactly as json does: only dicts, lists,
+    strings, ints, bools, None and floats that json writes without an exponent
+    (finite, 0 or 1e-4 <= |x| < 1e16, where both write the shortest repr)."""
+    cls = value.__class__
+    if cls is dict:
+        values = value.values()
+    elif cls is list:
+        values = value
+    elif cls is float:
+        return value == 0.0 or 1e-4 <= abs(value) < 1e16
+    else:
+        return cls is str or cls is int or cls is bool or value is None
+    for item in values:
+        c = item.__class__
+        if not (c is str or c is int or c is bool or item is None or _orjson_safe(item)):
+            return False
+    return True
+
+
+def dumps(value: Any, *, ensure_ascii: bool = True) -> bytes:
+    """Compact JSON bytes, exactly json.dumps(value, separators=(",", ":"),
+    ensure_ascii=ensure_ascii).encode(): written by orjson where its bytes are
+    json's (see _orjson_safe; with ensure_ascii, only pure ASCII output with no
+    escape json would write differently), else by json."""
+    if _orjson_safe(value):
+        try:
+            out = orjson.dumps(value)
+        except TypeError:  # orjson.JSONEncodeError: non-string keys, integers beyond 64 bits, lone surrogates
+            pass
+        else:
+            if not ensure_ascii or (out.isascii() and b"\\u" not in out and b"\x7f" not in out):
+                return out
+    return (_ASCII if ensure_ascii else _UTF8)(value).encode()
+
+
+_ASCII = json.JSONEncoder(separators=(",", ":")).encode
+_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def check(value: Any, *, max_depth: int = MAX_DEPTH, where: str = "", surrogates: bool = False) -> None:
     """Raise JsonRefused when `value` (dicts, lists, strings ...) nests deeper than
     `max_depth` or holds a string (or key) with a lone surrogate. Iterative, so
     it cannot overflow the stack itself. `where` names the value in messages;
     `surrogates` lets lone surrogates pass (only the depth is checked)."""
+    if value.__class__ is dict and max_depth > 0:  # most inputs: a flat dict of strings, checked at once
+        for item in value.values():
+            if item.__class__ is not str:
+                break
+        else:
+            try:
+                text = "".join(value) + "".join(value.values())
+            except TypeError:  # a key that is not a string: the walk below
+                pass
+            else:
+                if surrogates or _SURROGATE.search(text) is None:
+                    return
     stack = [(value, 0, where)]
     while stack:
         item, depth, path = stack.pop()

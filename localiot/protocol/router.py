@@ -27,10 +27,16 @@ class Route:
     required_query: dict[str, str | None] = field(default_factory=dict)
     score: tuple = ()
     first_segment: str | None = None  # literal first path segment, None for a label
+    segments: int = 1  # path segments (a greedy label may span more)
+    greedy: bool = False
 
     @property
     def name(self) -> str:
         return self.operation.name
+
+    @cached_property
+    def service_name(self) -> str:
+        return self.service.name
 
     @cached_property
     def protocol(self) -> str:
@@ -99,7 +105,15 @@ def compile_route(service: Service, operation: OperationModel) -> Route:
     score = (-literal_segments, greedy, -len(required_query), -len(path))
     first = path.strip("/").split("/", 1)[0]
     first_segment = None if "{" in first else first
-    return Route(service, operation, operation.http["method"], pattern, labels, required_query, score, first_segment)
+    return Route(service, operation, operation.http["method"], pattern, labels, required_query, score, first_segment,
+                 max(1, len(regex_parts)), greedy > 0)
+
+
+def _segments(raw_path: str) -> int:
+    """How many segments a route must have to match `raw_path` (one trailing slash is optional)."""
+    if raw_path.endswith("/") and len(raw_path) > 1:
+        return raw_path.count("/") - 1
+    return raw_path.count("/")
 
 
 class Router:
@@ -118,6 +132,11 @@ class Router:
                     self._targets[f"{prefix}.{op.name}"] = route
                 else:
                     self._routes.setdefault(route.method, []).append(route)
+        # "method first-segment" -> {segment count: the bucket's routes that can match a
+        # path of that many segments}, filled on first use; counts beyond the longest
+        # route have the same candidates (only greedy routes can match them).
+        self._by_count: dict[str, dict[int, list[Route]]] = {}
+        self._longest = max((r.segments for routes in self._routes.values() for r in routes), default=1)
         for method, routes in self._routes.items():
             routes.sort(key=lambda r: r.score)
             self._buckets[(method, "")] = [r for r in routes if r.first_segment is None]
@@ -134,22 +153,41 @@ class Router:
     ) -> tuple[Route, dict[str, str]] | None:
         """First matching route, restricted to `services` when the caller named one."""
         first = raw_path[1:].split("/", 1)[0]
-        candidates = self._buckets.get((method, first))
+        count = _segments(raw_path)
+        if count > self._longest:
+            count = self._longest + 1
+        by_count = self._by_count.get(method + " " + first)
+        candidates = by_count.get(count) if by_count is not None else None
         if candidates is None:
-            candidates = self._buckets.get((method, ""), ())
+            candidates = self._candidates(method, first, count)
         for route in candidates:
-            if services is not None and route.service.name not in services:
+            if services is not None and route.service_name not in services:
                 continue
             m = route.pattern.match(raw_path)
             if m is None:
                 continue
-            if any(
+            if route.required_query and any(
                 key not in query or (value is not None and query.get(key) != value)
                 for key, value in route.required_query.items()
             ):
                 continue
-            return route, {member: unquote(m.group(group)) for group, member in route.labels}
+            labels = {}
+            for group, member in route.labels:
+                text = m.group(group)
+                labels[member] = unquote(text) if "%" in text else text
+            return route, labels
         return None
+
+    def _candidates(self, method: str, first: str, count: int) -> list[Route]:
+        bucket = self._buckets.get((method, first))
+        known = bucket is not None
+        if not known:  # an unknown first segment: only routes starting with a label (not cached)
+            bucket = self._buckets.get((method, ""), ())
+        candidates = [r for r in bucket if r.segments == count or (r.greedy and r.segments <= count)]
+        if known:
+            by_count = self._by_count.setdefault(method + " " + first, {})
+            by_count[count] = candidates
+        return candidates
 
     def all_routes(self):
         for routes in self._routes.values():

@@ -11,7 +11,6 @@ import calendar
 import hmac
 import re
 import time
-from dataclasses import dataclass
 
 from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
@@ -24,15 +23,20 @@ _AUTH = re.compile(
 )
 
 
-@dataclass
 class Scope:
-    access_key: str
-    date: str
-    region: str
-    service: str
-    signed_headers: list[str]
-    signature: str
-    presigned: bool = False
+    """A request's SigV4 credential scope. The signed header list is split only
+    when a strict server verifies the signature."""
+
+    __slots__ = ("access_key", "date", "region", "service", "_signed", "signature", "presigned")
+
+    def __init__(self, access_key: str, date: str, region: str, service: str, signed: str, signature: str,
+                 presigned: bool = False):
+        self.access_key, self.date, self.region, self.service = access_key, date, region, service
+        self._signed, self.signature, self.presigned = signed, signature, presigned
+
+    @property
+    def signed_headers(self) -> list[str]:
+        return self._signed.split(";")
 
 
 def read_scope(headers, query) -> Scope | None:
@@ -41,13 +45,12 @@ def read_scope(headers, query) -> Scope | None:
         m = _AUTH.match(header)
         if not m:
             return None
-        cred = m.group("cred").split("/")
-        signed = m.group("signed").split(";")
-        sig = m.group("sig")
+        cred, signed, sig = m.group("cred", "signed", "sig")
+        cred = cred.split("/")
         presigned = False
-    elif "X-Amz-Credential" in query:
+    elif query and "X-Amz-Credential" in query:
         cred = query.get("X-Amz-Credential", "").split("/")
-        signed = query.get("X-Amz-SignedHeaders", "host").split(";")
+        signed = query.get("X-Amz-SignedHeaders", "host")
         sig = query.get("X-Amz-Signature", "")
         presigned = True
     else:

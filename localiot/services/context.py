@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from localiot.clock import Clock
 from localiot.config import Config
+from localiot.protocol import jsontext
 from localiot.runtime import Runtime
 
 _affects = None  # localiot.services.affects, once imported
@@ -64,4 +64,4 @@ class RequestContext:
 
     def publish(self, topic: str, payload: dict) -> None:
         """Queue an event; it reaches the bus only if the call's transaction commits."""
-        self.events.append((topic, json.dumps(payload, separators=(",", ":")).encode()))
+        self.events.append((topic, jsontext.dumps(payload)))

@@ -21,7 +21,6 @@ captured AWS responses do; each is said where it is made.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from dataclasses import dataclass
 
@@ -86,7 +85,7 @@ def validate_names(thing: str, shadow_name: str | None) -> None:
 
 def dumps(document) -> bytes:
     """Compact UTF-8 JSON, the way AWS writes shadow documents."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsontext.dumps(document, ensure_ascii=False)
 
 
 # request parsing ------------------------------------------------------------

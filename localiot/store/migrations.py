@@ -24,6 +24,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 PRIMARY KEY (account, region, arn, key))""",
         ],
     ),
+    (
+        2,
+        [
+            # scan_all_scopes(kind): every periodic job asks once a second; without it
+            # each ask read the whole objects table (all things and shadows).
+            "CREATE INDEX objects_by_kind ON objects (kind, account, region, name)",
+        ],
+    ),
 ]
 
 TABLES = ("objects", "object_index", "links", "tags")

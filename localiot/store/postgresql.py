@@ -61,6 +61,7 @@ import threading
 from typing import Iterable
 
 from localiot.store.migrations import MIGRATIONS, TABLES
+from localiot.store.queries import Queries
 from localiot.store.sqlite import _dumps, _index_rows, _loads
 
 # Held during migrations so nodes starting together migrate once.
@@ -208,10 +209,7 @@ class PostgreSQLStore:
         return [(a, r, _dec(n), _loads(d)) for a, r, n, d in rows]
 
     def scopes_indexing(self, kind: str, key: str, value: str) -> list[tuple[str, str]]:
-        rows = self.connection().execute(
-            "SELECT DISTINCT account, region FROM object_index WHERE kind = %s AND key = %s AND value = %s",
-            _args((kind, key, value)),
-        ).fetchall()
+        rows = self.connection().execute(SQL.scopes_indexing, _args((kind, key, value))).fetchall()
         return [tuple(row) for row in rows]
 
     def reset(self) -> None:
@@ -258,6 +256,10 @@ class _Transaction:
 
 
 _LOCK = "SELECT pg_advisory_xact_lock(%s)"
+
+SQL = Queries("%s", find_group_by="o.name, o.doc")
+_PUT_INDEX = SQL.put_index + " ON CONFLICT DO NOTHING"
+_REMOVE_TAGS = "DELETE FROM tags WHERE account=%s AND region=%s AND arn=%s AND key = ANY(%s)"
 
 
 class PostgreSQLTx:
@@ -307,35 +309,25 @@ class PostgreSQLTx:
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:
-        row = self._q(
-            "SELECT doc FROM objects WHERE account=%s AND region=%s AND kind=%s AND name=%s",
-            (*self._scope, kind, name), ("doc", kind, name),
-        ).fetchone()
+        row = self._q(SQL.get, (*self._scope, kind, name), ("doc", kind, name)).fetchone()
         return _loads(row[0]) if row else None
 
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
         with self.conn.pipeline():  # one round trip for the document and its index entries
-            self._q(
-                "INSERT INTO objects (account, region, kind, name, doc) VALUES (%s,%s,%s,%s,%s) "
-                "ON CONFLICT (account, region, kind, name) DO UPDATE SET doc=excluded.doc",
-                (*self._scope, kind, name, _dumps(doc)), ("doc", kind, name),
-            )
+            self._q(SQL.put, (*self._scope, kind, name, _dumps(doc)), ("doc", kind, name))
             if index is not None:
                 self._drop_index(kind, name)
                 rows = [(*self._scope, kind, key, value, name) for key, value in _index_rows(index)]
                 if rows:
-                    self._many("INSERT INTO object_index (account, region, kind, key, value, name) "
-                               "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING", rows)
+                    self._many(_PUT_INDEX, rows)
         self.changes.append(("doc", *self._scope, kind, name))
 
     def _drop_index(self, kind: str, name: str) -> None:
-        self._q("DELETE FROM object_index WHERE account=%s AND region=%s AND kind=%s AND name=%s",
-                (*self._scope, kind, name))
+        self._q(SQL.drop_index, (*self._scope, kind, name))
 
     def delete(self, kind: str, name: str) -> bool:
         with self.conn.pipeline():
-            cur = self._q("DELETE FROM objects WHERE account=%s AND region=%s AND kind=%s AND name=%s",
-                          (*self._scope, kind, name), ("doc", kind, name))
+            cur = self._q(SQL.delete, (*self._scope, kind, name), ("doc", kind, name))
             self._drop_index(kind, name)
         gone = cur.rowcount > 0
         if gone:
@@ -343,40 +335,11 @@ class PostgreSQLTx:
         return gone
 
     def scan(self, kind, *, after=None, prefix=None, limit=None):
-        sql = "SELECT name, doc FROM objects WHERE account=%s AND region=%s AND kind=%s"
-        args: list = [*self._scope, kind]
-        if after is not None:
-            sql += " AND name > %s"
-            args.append(after)
-        if prefix:
-            sql += " AND name >= %s AND name < %s"
-            args += [prefix, prefix + "\U0010ffff"]
-        sql += " ORDER BY name"
-        if limit is not None:
-            sql += " LIMIT %s"
-            args.append(limit)
-        return [(_dec(name), _loads(doc)) for name, doc in self._q(sql, args).fetchall()]
+        return [(_dec(name), _loads(doc))
+                for name, doc in self._q(*SQL.scan(self._scope, kind, after, prefix, limit)).fetchall()]
 
     def find(self, kind, key, value, *, prefix=False, after=None, limit=None):
-        sql = (
-            "SELECT o.name, o.doc FROM object_index i JOIN objects o ON o.account=i.account "
-            "AND o.region=i.region AND o.kind=i.kind AND o.name=i.name "
-            "WHERE i.account=%s AND i.region=%s AND i.kind=%s AND i.key=%s"
-        )
-        args: list = [*self._scope, kind, key]
-        if prefix:
-            sql += " AND i.value >= %s AND i.value < %s"
-            args += [value, value + "\U0010ffff"]
-        else:
-            sql += " AND i.value = %s"
-            args.append(value)
-        if after is not None:
-            sql += " AND i.name > %s"
-            args.append(after)
-        sql += " GROUP BY o.name, o.doc ORDER BY o.name" if prefix else " ORDER BY i.name"
-        if limit is not None:
-            sql += " LIMIT %s"
-            args.append(limit)
+        sql, args = SQL.find(self._scope, kind, key, value, prefix, after, limit)
         lock = None if prefix else ("index", kind, key, value)
         return [(_dec(name), _loads(doc)) for name, doc in self._q(sql, args, lock).fetchall()]
 
@@ -395,91 +358,51 @@ class PostgreSQLTx:
         return [_dec(row[0]) for row in self._q(sql, args).fetchall()]
 
     def count(self, kind, key=None, value=None) -> int:
-        if key is None:
-            sql, args = "SELECT COUNT(*) FROM objects WHERE account=%s AND region=%s AND kind=%s", [*self._scope, kind]
-        else:
-            sql = ("SELECT COUNT(*) FROM object_index WHERE account=%s AND region=%s AND kind=%s "
-                   "AND key=%s AND value=%s")
-            args = [*self._scope, kind, key, value]
-        return self._q(sql, args).fetchone()[0]
+        return self._q(*SQL.count(self._scope, kind, key, value)).fetchone()[0]
 
     # links ---------------------------------------------------------------
     def link(self, rel, src, dst) -> bool:
-        cur = self._q("INSERT INTO links (account, region, rel, src, dst) VALUES (%s,%s,%s,%s,%s) "
-                      "ON CONFLICT DO NOTHING", (*self._scope, rel, src, dst))
+        cur = self._q(SQL.link, (*self._scope, rel, src, dst))
         if cur.rowcount:
             self.changes.append(("link", *self._scope, rel, src, dst))
         return cur.rowcount > 0
 
     def unlink(self, rel, src, dst) -> bool:
-        cur = self._q("DELETE FROM links WHERE account=%s AND region=%s AND rel=%s AND src=%s AND dst=%s",
-                      (*self._scope, rel, src, dst))
+        cur = self._q(SQL.unlink, (*self._scope, rel, src, dst))
         if cur.rowcount:
             self.changes.append(("link", *self._scope, rel, src, dst))
         return cur.rowcount > 0
 
-    def _walk(self, rel, column, other, fixed, after, limit):
-        sql = f"SELECT {other} FROM links WHERE account=%s AND region=%s AND rel=%s AND {column}=%s"
-        args: list = [*self._scope, rel, fixed]
-        if after is not None:
-            sql += f" AND {other} > %s"
-            args.append(after)
-        sql += f" ORDER BY {other}"
-        if limit is not None:
-            sql += " LIMIT %s"
-            args.append(limit)
-        return [_dec(row[0]) for row in self._q(sql, args).fetchall()]
-
     def linked(self, rel, src, *, after=None, limit=None):
-        return self._walk(rel, "src", "dst", src, after, limit)
+        return [_dec(row[0]) for row in self._q(*SQL.walk(self._scope, rel, "src", "dst", src, after, limit)).fetchall()]
 
     def linked_to(self, rel, dst, *, after=None, limit=None):
-        return self._walk(rel, "dst", "src", dst, after, limit)
+        return [_dec(row[0]) for row in self._q(*SQL.walk(self._scope, rel, "dst", "src", dst, after, limit)).fetchall()]
 
     def is_linked(self, rel, src, dst) -> bool:
-        return self._q("SELECT 1 FROM links WHERE account=%s AND region=%s AND rel=%s AND src=%s AND dst=%s",
-                       (*self._scope, rel, src, dst)).fetchone() is not None
+        return self._q(SQL.is_linked, (*self._scope, rel, src, dst)).fetchone() is not None
 
     def count_links(self, rel, *, src=None, dst=None) -> int:
-        sql, args = "SELECT COUNT(*) FROM links WHERE account=%s AND region=%s AND rel=%s", [*self._scope, rel]
-        if src is not None:
-            sql += " AND src=%s"
-            args.append(src)
-        if dst is not None:
-            sql += " AND dst=%s"
-            args.append(dst)
-        return self._q(sql, args).fetchone()[0]
+        return self._q(*SQL.count_links(self._scope, rel, src, dst)).fetchone()[0]
 
     def unlink_all(self, rel, *, src=None, dst=None) -> int:
-        where, args = " WHERE account=%s AND region=%s AND rel=%s", [*self._scope, rel]
-        if src is not None:
-            where += " AND src=%s"
-            args.append(src)
-        if dst is not None:
-            where += " AND dst=%s"
-            args.append(dst)
-        gone = self._q("DELETE FROM links" + where + " RETURNING src, dst", args).fetchall()
+        gone = self._q(*SQL.delete_links(self._scope, rel, src, dst, " RETURNING src, dst")).fetchall()
         gone.sort()
         self.changes.extend(("link", *self._scope, rel, _dec(s), _dec(d)) for s, d in gone)
         return len(gone)
 
     # tags ----------------------------------------------------------------
     def get_tags(self, arn: str) -> dict[str, str]:
-        rows = self._q("SELECT key, value FROM tags WHERE account=%s AND region=%s AND arn=%s ORDER BY key",
-                       (*self._scope, arn)).fetchall()
-        return {_dec(k): _dec(v) for k, v in rows}
+        return {_dec(k): _dec(v) for k, v in self._q(SQL.get_tags, (*self._scope, arn)).fetchall()}
 
     def put_tags(self, arn: str, tags: dict[str, str]) -> None:
         if tags:
-            self._many("INSERT INTO tags (account, region, arn, key, value) VALUES (%s,%s,%s,%s,%s) "
-                       "ON CONFLICT (account, region, arn, key) DO UPDATE SET value=excluded.value",
-                       [(*self._scope, arn, k, v) for k, v in tags.items()])
+            self._many(SQL.put_tags, [(*self._scope, arn, k, v) for k, v in tags.items()])
 
     def remove_tags(self, arn: str, keys: Iterable[str]) -> None:
         keys = list(keys)
         if keys:
-            self._q("DELETE FROM tags WHERE account=%s AND region=%s AND arn=%s AND key = ANY(%s)",
-                    (*self._scope, arn, keys))
+            self._q(_REMOVE_TAGS, (*self._scope, arn, keys))
 
     def drop_tags(self, arn: str) -> None:
-        self._q("DELETE FROM tags WHERE account=%s AND region=%s AND arn=%s", (*self._scope, arn))
+        self._q(SQL.drop_tags, (*self._scope, arn))

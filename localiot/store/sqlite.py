@@ -16,9 +16,13 @@ from typing import Iterable
 
 import orjson
 
+from localiot.protocol import jsontext
 from localiot.store.migrations import MIGRATIONS, TABLES
+from localiot.store.queries import Queries
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+def _dumps(doc) -> str:
+    """A document as stored: compact JSON text (orjson where its text is json's)."""
+    return jsontext.dumps(doc, ensure_ascii=False).decode()
 
 
 def _loads(text: str):
@@ -29,6 +33,15 @@ def _loads(text: str):
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+def _named(rows) -> list[tuple[str, dict]]:
+    """(name, document) of (name, stored text) rows; a page of ListThings is 101 of them."""
+    loads = orjson.loads
+    try:
+        return [(name, loads(doc)) for name, doc in rows]
+    except orjson.JSONDecodeError:  # one of them needs json (see _loads)
+        return [(name, _loads(doc)) for name, doc in rows]
 
 
 # Point reads through mmap were ~15% cheaper than through SQLite's page cache on a
@@ -101,11 +114,7 @@ class SQLiteStore:
 
     def scopes_indexing(self, kind: str, key: str, value: str) -> list[tuple[str, str]]:
         """The (account, region) scopes holding a `kind` document with index entry key=value."""
-        rows = self.db.execute(
-            "SELECT DISTINCT account, region FROM object_index WHERE kind = ? AND key = ? AND value = ?",
-            (kind, key, value),
-        )
-        return [tuple(row) for row in rows]
+        return [tuple(row) for row in self.db.execute(SQL.scopes_indexing, (kind, key, value))]
 
     def reset(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
@@ -118,19 +127,33 @@ class SQLiteStore:
 
 
 class _Transaction:
-    """One transaction as a plain context manager (every API call opens one)."""
+    """One transaction as a plain context manager (every API call opens one).
 
-    __slots__ = ("db", "account", "region", "write")
+    BEGIN IMMEDIATE goes out with the first write, not at the start: the store has
+    one connection used by one thread (the event loop's), so no other writer can
+    come between a unit of work's reads, and a unit of work that only reads (a
+    Describe, a Get, a List) runs its statements in autocommit, without BEGIN and
+    COMMIT. What a unit of work writes is still one transaction: committed at the
+    end, rolled back whole when it raises."""
+
+    __slots__ = ("db", "account", "region", "began")
 
     def __init__(self, db: sqlite3.Connection, account: str, region: str, write: bool):
-        self.db, self.account, self.region, self.write = db, account, region, write
+        self.db, self.account, self.region = db, account, region
 
     def __enter__(self) -> "SQLiteTx":
-        self.db.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
-        return SQLiteTx(self.db, self.account, self.region, [])
+        self.began = False
+        return SQLiteTx(self.db, self.account, self.region, [], self)
+
+    def begin(self) -> None:
+        if not self.began:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.began = True
 
     def __exit__(self, kind, error, trace) -> bool:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if self.began:
+            self.began = False
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
         return False
 
 
@@ -144,92 +167,66 @@ def _index_rows(index):
             yield key, value
 
 
+SQL = Queries("?")
+
+
 class SQLiteTx:
-    def __init__(self, db: sqlite3.Connection, account: str, region: str, changes: list | None = None):
+    __slots__ = ("db", "account", "region", "_scope", "changes", "_transaction")
+
+    def __init__(self, db: sqlite3.Connection, account: str, region: str, changes: list | None = None,
+                 transaction: _Transaction | None = None):
         self.db = db
         self.account = account
         self.region = region
         self._scope = (account, region)
         # What this transaction wrote, shared by its scopes (see base.Tx.changes).
         self.changes = changes if changes is not None else []
+        self._transaction = transaction
 
     def scope(self, account: str, region: str) -> "SQLiteTx":
-        return SQLiteTx(self.db, account, region, self.changes)
+        return SQLiteTx(self.db, account, region, self.changes, self._transaction)
+
+    def _write(self, sql: str, args) -> sqlite3.Cursor:
+        """A writing statement, after the transaction's BEGIN if it is the first."""
+        transaction = self._transaction
+        if transaction is not None and not transaction.began:
+            transaction.begin()
+        return self.db.execute(sql, args)
+
+    def _write_many(self, sql: str, rows: list) -> None:
+        transaction = self._transaction
+        if transaction is not None and not transaction.began:
+            transaction.begin()
+        self.db.executemany(sql, rows)
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:
-        row = self.db.execute(
-            "SELECT doc FROM objects WHERE account=? AND region=? AND kind=? AND name=?",
-            (*self._scope, kind, name),
-        ).fetchone()
+        row = self.db.execute(SQL.get, (*self._scope, kind, name)).fetchone()
         return _loads(row[0]) if row else None
 
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
-        self.db.execute(
-            "INSERT INTO objects (account, region, kind, name, doc) VALUES (?,?,?,?,?) "
-            "ON CONFLICT (account, region, kind, name) DO UPDATE SET doc=excluded.doc",
-            (*self._scope, kind, name, _dumps(doc)),
-        )
+        self._write(SQL.put, (*self._scope, kind, name, _dumps(doc)))
         self.changes.append(("doc", *self._scope, kind, name))
         if index is not None:
             self._drop_index(kind, name)
-            self.db.executemany(
-                "INSERT INTO object_index (account, region, kind, key, value, name) VALUES (?,?,?,?,?,?)",
-                [(*self._scope, kind, key, value, name) for key, value in _index_rows(index)],
-            )
+            self.db.executemany(SQL.put_index, [(*self._scope, kind, key, value, name)
+                                                for key, value in _index_rows(index)])
 
     def _drop_index(self, kind: str, name: str) -> None:
-        self.db.execute(
-            "DELETE FROM object_index WHERE account=? AND region=? AND kind=? AND name=?",
-            (*self._scope, kind, name),
-        )
+        self._write(SQL.drop_index, (*self._scope, kind, name))
 
     def delete(self, kind: str, name: str) -> bool:
-        cur = self.db.execute(
-            "DELETE FROM objects WHERE account=? AND region=? AND kind=? AND name=?",
-            (*self._scope, kind, name),
-        )
+        cur = self._write(SQL.delete, (*self._scope, kind, name))
         self._drop_index(kind, name)
         if cur.rowcount:
             self.changes.append(("doc", *self._scope, kind, name))
         return cur.rowcount > 0
 
     def scan(self, kind, *, after=None, prefix=None, limit=None):
-        sql = "SELECT name, doc FROM objects WHERE account=? AND region=? AND kind=?"
-        args: list = [*self._scope, kind]
-        if after is not None:
-            sql += " AND name > ?"
-            args.append(after)
-        if prefix:
-            sql += " AND name >= ? AND name < ?"
-            args += [prefix, prefix + "\U0010ffff"]
-        sql += " ORDER BY name"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        return [(name, _loads(doc)) for name, doc in self.db.execute(sql, args)]
+        return _named(self.db.execute(*SQL.scan(self._scope, kind, after, prefix, limit)).fetchall())
 
     def find(self, kind, key, value, *, prefix=False, after=None, limit=None):
-        sql = (
-            "SELECT o.name, o.doc FROM object_index i JOIN objects o ON o.account=i.account "
-            "AND o.region=i.region AND o.kind=i.kind AND o.name=i.name "
-            "WHERE i.account=? AND i.region=? AND i.kind=? AND i.key=?"
-        )
-        args: list = [*self._scope, kind, key]
-        if prefix:
-            sql += " AND i.value >= ? AND i.value < ?"
-            args += [value, value + "\U0010ffff"]
-        else:
-            sql += " AND i.value = ?"
-            args.append(value)
-        if after is not None:
-            sql += " AND i.name > ?"
-            args.append(after)
-        sql += " GROUP BY o.name ORDER BY o.name" if prefix else " ORDER BY i.name"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        return [(name, _loads(doc)) for name, doc in self.db.execute(sql, args)]
+        return _named(self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit)).fetchall())
 
     def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):
         sql = "SELECT DISTINCT name FROM object_index WHERE account=? AND region=? AND kind=? AND key=?"
@@ -246,99 +243,47 @@ class SQLiteTx:
         return [row[0] for row in self.db.execute(sql, args)]
 
     def count(self, kind, key=None, value=None) -> int:
-        if key is None:
-            sql, args = "SELECT COUNT(*) FROM objects WHERE account=? AND region=? AND kind=?", [*self._scope, kind]
-        else:
-            sql = "SELECT COUNT(*) FROM object_index WHERE account=? AND region=? AND kind=? AND key=? AND value=?"
-            args = [*self._scope, kind, key, value]
-        return self.db.execute(sql, args).fetchone()[0]
+        return self.db.execute(*SQL.count(self._scope, kind, key, value)).fetchone()[0]
 
     # links ---------------------------------------------------------------
     def link(self, rel, src, dst) -> bool:
-        cur = self.db.execute(
-            "INSERT INTO links (account, region, rel, src, dst) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
-            (*self._scope, rel, src, dst),
-        )
+        cur = self._write(SQL.link, (*self._scope, rel, src, dst))
         if cur.rowcount:
             self.changes.append(("link", *self._scope, rel, src, dst))
         return cur.rowcount > 0
 
     def unlink(self, rel, src, dst) -> bool:
-        cur = self.db.execute(
-            "DELETE FROM links WHERE account=? AND region=? AND rel=? AND src=? AND dst=?",
-            (*self._scope, rel, src, dst),
-        )
+        cur = self._write(SQL.unlink, (*self._scope, rel, src, dst))
         if cur.rowcount:
             self.changes.append(("link", *self._scope, rel, src, dst))
         return cur.rowcount > 0
 
-    def _walk(self, rel, column, other, fixed, after, limit):
-        sql = f"SELECT {other} FROM links WHERE account=? AND region=? AND rel=? AND {column}=?"
-        args: list = [*self._scope, rel, fixed]
-        if after is not None:
-            sql += f" AND {other} > ?"
-            args.append(after)
-        sql += f" ORDER BY {other}"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        return [row[0] for row in self.db.execute(sql, args)]
-
     def linked(self, rel, src, *, after=None, limit=None):
-        return self._walk(rel, "src", "dst", src, after, limit)
+        return [row[0] for row in self.db.execute(*SQL.walk(self._scope, rel, "src", "dst", src, after, limit))]
 
     def linked_to(self, rel, dst, *, after=None, limit=None):
-        return self._walk(rel, "dst", "src", dst, after, limit)
+        return [row[0] for row in self.db.execute(*SQL.walk(self._scope, rel, "dst", "src", dst, after, limit))]
 
     def is_linked(self, rel, src, dst) -> bool:
-        row = self.db.execute(
-            "SELECT 1 FROM links WHERE account=? AND region=? AND rel=? AND src=? AND dst=?",
-            (*self._scope, rel, src, dst),
-        ).fetchone()
-        return row is not None
+        return self.db.execute(SQL.is_linked, (*self._scope, rel, src, dst)).fetchone() is not None
 
     def count_links(self, rel, *, src=None, dst=None) -> int:
-        sql, args = "SELECT COUNT(*) FROM links WHERE account=? AND region=? AND rel=?", [*self._scope, rel]
-        if src is not None:
-            sql += " AND src=?"
-            args.append(src)
-        if dst is not None:
-            sql += " AND dst=?"
-            args.append(dst)
-        return self.db.execute(sql, args).fetchone()[0]
+        return self.db.execute(*SQL.count_links(self._scope, rel, src, dst)).fetchone()[0]
 
     def unlink_all(self, rel, *, src=None, dst=None) -> int:
-        where, args = " WHERE account=? AND region=? AND rel=?", [*self._scope, rel]
-        if src is not None:
-            where += " AND src=?"
-            args.append(src)
-        if dst is not None:
-            where += " AND dst=?"
-            args.append(dst)
-        gone = self.db.execute("SELECT src, dst FROM links" + where, args).fetchall()
+        gone = self.db.execute(*SQL.select_links(self._scope, rel, src, dst)).fetchall()
         self.changes.extend(("link", *self._scope, rel, s, d) for s, d in gone)
-        return self.db.execute("DELETE FROM links" + where, args).rowcount
+        return self._write(*SQL.delete_links(self._scope, rel, src, dst)).rowcount
 
     # tags ----------------------------------------------------------------
     def get_tags(self, arn: str) -> dict[str, str]:
-        rows = self.db.execute(
-            "SELECT key, value FROM tags WHERE account=? AND region=? AND arn=? ORDER BY key",
-            (*self._scope, arn),
-        )
-        return dict(rows.fetchall())
+        return dict(self.db.execute(SQL.get_tags, (*self._scope, arn)).fetchall())
 
     def put_tags(self, arn: str, tags: dict[str, str]) -> None:
-        self.db.executemany(
-            "INSERT INTO tags (account, region, arn, key, value) VALUES (?,?,?,?,?) "
-            "ON CONFLICT (account, region, arn, key) DO UPDATE SET value=excluded.value",
-            [(*self._scope, arn, k, v) for k, v in tags.items()],
-        )
+        self._write_many(SQL.put_tags, [(*self._scope, arn, k, v) for k, v in tags.items()])
 
     def remove_tags(self, arn: str, keys: Iterable[str]) -> None:
-        self.db.executemany(
-            "DELETE FROM tags WHERE account=? AND region=? AND arn=? AND key=?",
-            [(*self._scope, arn, k) for k in keys],
-        )
+        self._write_many(SQL.remove_tag, [(*self._scope, arn, k) for k in keys])
 
     def drop_tags(self, arn: str) -> None:
-        self.db.execute("DELETE FROM tags WHERE account=? AND region=? AND arn=?", (*self._scope, arn))
+        self._write(SQL.drop_tags, (*self._scope, arn))

@@ -1,0 +1,152 @@
+"""The store's SQL, written once for both backends.
+
+SQLite writes a parameter `?`, psycopg `%s`; otherwise the statements of the
+two stores are the same. `Queries(placeholder)` holds every statement as a
+constant string: the fixed ones are built in the constructor, the ones whose
+clauses depend on optional arguments (after=, prefix=, limit=, src=, dst=) are
+built once per combination and cached, so a call never builds SQL text and
+SQLite's statement cache (keyed by the text) always hits.
+
+Each method returns (sql, args) for a transaction scoped to `scope`
+(account, region).
+"""
+
+from __future__ import annotations
+
+# Upper bound of a prefix range: every string starting with the prefix sorts below prefix + U+10FFFF.
+TOP = "\U0010ffff"
+
+
+class Queries:
+    def __init__(self, placeholder: str, *, find_group_by: str = "o.name"):
+        p = self.p = placeholder
+        self._find_group_by = find_group_by
+        self._cache: dict[tuple, str] = {}
+        self.get = f"SELECT doc FROM objects WHERE account={p} AND region={p} AND kind={p} AND name={p}"
+        self.put = (f"INSERT INTO objects (account, region, kind, name, doc) VALUES ({p},{p},{p},{p},{p}) "
+                    "ON CONFLICT (account, region, kind, name) DO UPDATE SET doc=excluded.doc")
+        self.put_index = (f"INSERT INTO object_index (account, region, kind, key, value, name) "
+                          f"VALUES ({p},{p},{p},{p},{p},{p})")
+        self.drop_index = f"DELETE FROM object_index WHERE account={p} AND region={p} AND kind={p} AND name={p}"
+        self.delete = f"DELETE FROM objects WHERE account={p} AND region={p} AND kind={p} AND name={p}"
+        self.count_kind = f"SELECT COUNT(*) FROM objects WHERE account={p} AND region={p} AND kind={p}"
+        self.count_index = (f"SELECT COUNT(*) FROM object_index WHERE account={p} AND region={p} AND kind={p} "
+                            f"AND key={p} AND value={p}")
+        self.link = (f"INSERT INTO links (account, region, rel, src, dst) VALUES ({p},{p},{p},{p},{p}) "
+                     "ON CONFLICT DO NOTHING")
+        self.unlink = f"DELETE FROM links WHERE account={p} AND region={p} AND rel={p} AND src={p} AND dst={p}"
+        self.is_linked = f"SELECT 1 FROM links WHERE account={p} AND region={p} AND rel={p} AND src={p} AND dst={p}"
+        self.get_tags = f"SELECT key, value FROM tags WHERE account={p} AND region={p} AND arn={p} ORDER BY key"
+        self.put_tags = (f"INSERT INTO tags (account, region, arn, key, value) VALUES ({p},{p},{p},{p},{p}) "
+                         "ON CONFLICT (account, region, arn, key) DO UPDATE SET value=excluded.value")
+        self.remove_tag = f"DELETE FROM tags WHERE account={p} AND region={p} AND arn={p} AND key={p}"
+        self.drop_tags = f"DELETE FROM tags WHERE account={p} AND region={p} AND arn={p}"
+        self.scopes_indexing = (f"SELECT DISTINCT account, region FROM object_index WHERE kind = {p} AND key = {p} "
+                                f"AND value = {p}")
+
+    def _built(self, key: tuple, build) -> str:
+        sql = self._cache.get(key)
+        if sql is None:
+            sql = self._cache[key] = build()
+        return sql
+
+    # documents -----------------------------------------------------------
+    def scan(self, scope, kind, after, prefix, limit) -> tuple[str, list]:
+        args = [*scope, kind]
+        if after is not None:
+            args.append(after)
+        if prefix:
+            args += [prefix, prefix + TOP]
+        if limit is not None:
+            args.append(limit)
+        key = ("scan", after is not None, bool(prefix), limit is not None)
+        return self._built(key, lambda: self._scan(*key[1:])), args
+
+    def _scan(self, after: bool, prefix: bool, limit: bool) -> str:
+        p = self.p
+        sql = f"SELECT name, doc FROM objects WHERE account={p} AND region={p} AND kind={p}"
+        if after:
+            sql += f" AND name > {p}"
+        if prefix:
+            sql += f" AND name >= {p} AND name < {p}"
+        sql += " ORDER BY name"
+        return sql + (f" LIMIT {p}" if limit else "")
+
+    def find(self, scope, kind, key, value, prefix, after, limit) -> tuple[str, list]:
+        args = [*scope, kind, key]
+        if prefix:
+            args += [value, value + TOP]
+        else:
+            args.append(value)
+        if after is not None:
+            args.append(after)
+        if limit is not None:
+            args.append(limit)
+        flags = ("find", bool(prefix), after is not None, limit is not None)
+        return self._built(flags, lambda: self._find(*flags[1:])), args
+
+    def _find(self, prefix: bool, after: bool, limit: bool) -> str:
+        p = self.p
+        sql = ("SELECT o.name, o.doc FROM object_index i JOIN objects o ON o.account=i.account "
+               "AND o.region=i.region AND o.kind=i.kind AND o.name=i.name "
+               f"WHERE i.account={p} AND i.region={p} AND i.kind={p} AND i.key={p}")
+        sql += f" AND i.value >= {p} AND i.value < {p}" if prefix else f" AND i.value = {p}"
+        if after:
+            sql += f" AND i.name > {p}"
+        sql += f" GROUP BY {self._find_group_by} ORDER BY o.name" if prefix else " ORDER BY i.name"
+        return sql + (f" LIMIT {p}" if limit else "")
+
+    def count(self, scope, kind, key, value) -> tuple[str, list]:
+        if key is None:
+            return self.count_kind, [*scope, kind]
+        return self.count_index, [*scope, kind, key, value]
+
+    # links ---------------------------------------------------------------
+    def walk(self, scope, rel, column: str, other: str, fixed, after, limit) -> tuple[str, list]:
+        """`other` ends of `rel` links whose `column` end is `fixed` (column/other: "src"/"dst")."""
+        args = [*scope, rel, fixed]
+        if after is not None:
+            args.append(after)
+        if limit is not None:
+            args.append(limit)
+        key = ("walk", column, other, after is not None, limit is not None)
+        return self._built(key, lambda: self._walk(*key[1:])), args
+
+    def _walk(self, column: str, other: str, after: bool, limit: bool) -> str:
+        p = self.p
+        sql = f"SELECT {other} FROM links WHERE account={p} AND region={p} AND rel={p} AND {column}={p}"
+        if after:
+            sql += f" AND {other} > {p}"
+        sql += f" ORDER BY {other}"
+        return sql + (f" LIMIT {p}" if limit else "")
+
+    def links_where(self, scope, rel, src, dst) -> tuple[str, list]:
+        """The WHERE clause selecting `rel` links from `src` and/or to `dst` (None: any)."""
+        args = [*scope, rel]
+        if src is not None:
+            args.append(src)
+        if dst is not None:
+            args.append(dst)
+        key = ("links", src is not None, dst is not None)
+        return self._built(key, lambda: self._links_where(*key[1:])), args
+
+    def _links_where(self, src: bool, dst: bool) -> str:
+        p = self.p
+        where = f" WHERE account={p} AND region={p} AND rel={p}"
+        if src:
+            where += f" AND src={p}"
+        if dst:
+            where += f" AND dst={p}"
+        return where
+
+    def count_links(self, scope, rel, src, dst) -> tuple[str, list]:
+        where, args = self.links_where(scope, rel, src, dst)
+        return self._built(("count_links", where), lambda: "SELECT COUNT(*) FROM links" + where), args
+
+    def select_links(self, scope, rel, src, dst) -> tuple[str, list]:
+        where, args = self.links_where(scope, rel, src, dst)
+        return self._built(("select_links", where), lambda: "SELECT src, dst FROM links" + where), args
+
+    def delete_links(self, scope, rel, src, dst, returning: str = "") -> tuple[str, list]:
+        where, args = self.links_where(scope, rel, src, dst)
+        return self._built(("delete_links", where, returning), lambda: "DELETE FROM links" + where + returning), args
