@@ -176,16 +176,17 @@ def test_search_open_a_device_and_watch_it_live(page, fleet, localiot_server):
     rows = "#results tbody tr"
     _wait(driver, lambda d: sorted(_text(d, f"{rows}[data-thing='{t}'] a") for t in ("gateway", "sensor-1", "sensor-2"))
           == ["", "gateway", "sensor-1"] and len(d.find_elements(By.CSS_SELECTOR, rows)) == 2, "the two connected things")
-    assert "connected" in _text(driver, "#results tbody tr[data-thing='sensor-1']")
+    _wait(driver, lambda d: "connected" in _text(d, "#results tbody tr[data-thing='sensor-1']"), "sensor-1 connected")
     _shot(driver, "1-search")
 
     # open one device
     _click(driver, "#results a[href='#/thing/sensor-1']")
     _wait(driver, lambda d: _text(d, "#thing-title") == "sensor-1", "the device page")
     reported = "#thing-shadow [data-part='reported'] pre"
-    assert json.loads(_text(driver, reported)) == {"temp": 20}
-    assert _text(driver, "#thing-groups") == "floor-1"
-    assert "yes" in _text(driver, "#thing-connectivity")
+    # (live updates redraw parts of the page at any time: each read is a wait, which fails when it times out)
+    _wait(driver, lambda d: _json(d, reported) == {"temp": 20}, "the reported state")
+    _wait(driver, lambda d: _text(d, "#thing-groups") == "floor-1", "the device's groups")
+    _wait(driver, lambda d: "yes" in _text(d, "#thing-connectivity"), "the device's connectivity")
     driver.execute_script("window.__samePage = true")
 
     # the device reports over MQTT: the page shows it without being reloaded
@@ -197,7 +198,7 @@ def test_search_open_a_device_and_watch_it_live(page, fleet, localiot_server):
         thingName="sensor-1", payload=json.dumps({"state": {"desired": {"temp": 19}}}))
     _wait(driver, lambda d: _json(d, "#thing-shadow [data-part='delta'] pre") == {"temp": 19},
           "the delta")
-    assert json.loads(_text(driver, "#thing-shadow [data-part='desired'] pre")) == {"temp": 19}
+    _wait(driver, lambda d: _json(d, "#thing-shadow [data-part='desired'] pre") == {"temp": 19}, "the desired state")
     assert driver.execute_script("return window.__samePage") is True
     _shot(driver, "2-device")
 
@@ -263,21 +264,33 @@ def test_alarms_fleet_metrics_and_connection_history(page, fleet, localiot_serve
     app = active_application(fleethub_client(localiot_server), localiot_server, name="Alarms")
     driver.get(app["applicationUrl"] + "#/alarms")
     rows = "#violations tbody tr"
-    # the live view re-renders the table: wait until the whole row is there, then read it
-    _wait(driver, lambda d: all(part in _text(d, rows) for part in (
-        "only-ssh", "gateway", "aws:listening-tcp-ports", "STATIC", "[22,8080]")), "the violation")
-    row = _text(driver, rows)
+    # the live view re-renders the table at any time: keep the text read when the whole row was there
+    seen = {}
+
+    def whole_row(d):
+        text = _text(d, rows)
+        if all(part in text for part in ("only-ssh", "gateway", "aws:listening-tcp-ports", "STATIC", "[22,8080]")):
+            seen["row"] = text
+        return "row" in seen
+
+    _wait(driver, whole_row, "the violation")
+    row = seen["row"]
     assert "gateway" in row and "ports" in row and "aws:listening-tcp-ports" in row and "STATIC" in row
     assert "[22,8080]" in row
-    _wait(driver, lambda d: "temperature" in _text(d, "#fleet-metrics tbody"), "the fleet metric")
-    metric = _text(driver, "#fleet-metrics tr[data-metric='temperature']")
-    assert '"average":20' in metric.replace(" ", "") and '"count":1' in metric.replace(" ", "")
+    def metric_row(d):
+        text = _text(d, "#fleet-metrics tr[data-metric='temperature']").replace(" ", "")
+        if '"average":20' in text and '"count":1' in text:  # (a wait that times out fails the test)
+            seen["metric"] = text
+        return "metric" in seen
+
+    _wait(driver, metric_row, "the fleet metric")
+    assert '"average":20' in seen["metric"] and '"count":1' in seen["metric"]
     _shot(driver, "4-alarms")
 
     # the violating device's page: its alarm and its connection history
     _click(driver, "#violations a[href='#/thing/gateway']")
     _wait(driver, lambda d: _text(d, "#thing-title") == "gateway", "the device page")
-    assert "only-ssh" in _text(driver, "#thing-violations tbody")
+    _wait(driver, lambda d: "only-ssh" in _text(d, "#thing-violations tbody"), "the device's alarm")
     history = "#thing-history tbody tr"
     _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, history)) == 1 and "connected" in _text(d, history),
           "one open connection")
