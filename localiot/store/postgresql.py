@@ -257,7 +257,7 @@ class _Transaction:
 
 _LOCK = "SELECT pg_advisory_xact_lock(%s)"
 
-SQL = Queries("%s", find_group_by="o.name, o.doc")
+SQL = Queries("%s", find_group_by="o.name, o.doc", pattern_op="~")
 _PUT_INDEX = SQL.put_index + " ON CONFLICT DO NOTHING"
 _REMOVE_TAGS = "DELETE FROM tags WHERE account=%s AND region=%s AND arn=%s AND key = ANY(%s)"
 
@@ -344,17 +344,8 @@ class PostgreSQLTx:
         return [(_dec(name), _loads(doc)) for name, doc in self._q(sql, args, lock).fetchall()]
 
     def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):
-        sql = "SELECT DISTINCT name FROM object_index WHERE account=%s AND region=%s AND kind=%s AND key=%s"
-        args: list = [*self._scope, kind, key]
-        if low is not None:
-            sql += " AND value >= %s" if include_low else " AND value > %s"
-            args.append(low)
-        if high is not None:
-            sql += " AND value <= %s" if include_high else " AND value < %s"
-            args.append(high)
-        if pattern is not None:
-            sql += " AND value ~ %s"
-            args.append(_glob_regex(pattern))
+        regex = None if pattern is None else _glob_regex(pattern)
+        sql, args = SQL.find_names(self._scope, kind, key, low, high, include_low, include_high, regex)
         return [_dec(row[0]) for row in self._q(sql, args).fetchall()]
 
     def count(self, kind, key=None, value=None) -> int:

@@ -18,9 +18,10 @@ TOP = "\U0010ffff"
 
 
 class Queries:
-    def __init__(self, placeholder: str, *, find_group_by: str = "o.name"):
+    def __init__(self, placeholder: str, *, find_group_by: str = "o.name", pattern_op: str = "GLOB"):
         p = self.p = placeholder
         self._find_group_by = find_group_by
+        self._pattern_op = pattern_op  # how `find_names` matches its pattern (PostgreSQL: a regex, "~")
         self._cache: dict[tuple, str] = {}
         self.get = f"SELECT doc FROM objects WHERE account={p} AND region={p} AND kind={p} AND name={p}"
         self.put = (f"INSERT INTO objects (account, region, kind, name, doc) VALUES ({p},{p},{p},{p},{p}) "
@@ -95,6 +96,24 @@ class Queries:
             sql += f" AND i.name > {p}"
         sql += f" GROUP BY {self._find_group_by} ORDER BY o.name" if prefix else " ORDER BY i.name"
         return sql + (f" LIMIT {p}" if limit else "")
+
+    def find_names(self, scope, kind, key, low, high, include_low, include_high, pattern) -> tuple[str, list]:
+        """Distinct names with an index entry `key` in [low, high] (None: unbounded) matching
+        `pattern` (None: any), in the backend's own pattern syntax (see pattern_op)."""
+        args = [*scope, kind, key]
+        args += [bound for bound in (low, high, pattern) if bound is not None]
+        flags = ("find_names", None if low is None else include_low, None if high is None else include_high,
+                 pattern is not None)
+        return self._built(flags, lambda: self._find_names(*flags[1:])), args
+
+    def _find_names(self, low: bool | None, high: bool | None, pattern: bool) -> str:
+        p = self.p
+        sql = f"SELECT DISTINCT name FROM object_index WHERE account={p} AND region={p} AND kind={p} AND key={p}"
+        if low is not None:
+            sql += f" AND value >= {p}" if low else f" AND value > {p}"
+        if high is not None:
+            sql += f" AND value <= {p}" if high else f" AND value < {p}"
+        return sql + (f" AND value {self._pattern_op} {p}" if pattern else "")
 
     def count(self, scope, kind, key, value) -> tuple[str, list]:
         if key is None:

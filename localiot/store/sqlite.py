@@ -237,17 +237,7 @@ class SQLiteTx:
         return _named(self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit)).fetchall())
 
     def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):
-        sql = "SELECT DISTINCT name FROM object_index WHERE account=? AND region=? AND kind=? AND key=?"
-        args: list = [*self._scope, kind, key]
-        if low is not None:
-            sql += " AND value >= ?" if include_low else " AND value > ?"
-            args.append(low)
-        if high is not None:
-            sql += " AND value <= ?" if include_high else " AND value < ?"
-            args.append(high)
-        if pattern is not None:
-            sql += " AND value GLOB ?"
-            args.append(pattern)
+        sql, args = SQL.find_names(self._scope, kind, key, low, high, include_low, include_high, pattern)
         return [row[0] for row in self.db.execute(sql, args)]
 
     def count(self, kind, key=None, value=None) -> int:
