@@ -16,10 +16,11 @@ import psycopg
 import pytest
 
 from localiot.store.postgresql import _lock_key
-from localiot.testing import DevicePool, make_client, plain_device
+from localiot.testing import make_client, plain_device
 # (the module picks its store itself, a PostgreSQL database of its own: it does not hold
 # local_server by name, so the kit does not run it once per session store)
 from localiot.testing import server as kit
+from cluster_nodes import devices  # noqa: F401,E402 (a fixture)
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 PROMPT = 2.0  # seconds: what "answered while the other call waits" means here
@@ -36,13 +37,6 @@ def node():
             yield server, dsn
     finally:
         pg.drop_database(dsn)
-
-
-@pytest.fixture
-def devices():
-    pool = DevicePool()
-    yield pool
-    pool.close()
 
 
 class HeldLock:
