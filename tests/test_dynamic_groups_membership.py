@@ -12,6 +12,7 @@ import json
 import pytest
 
 from localiot.testing import error_code, error_of, make_client
+from test_indexing_dynamic_groups import data, members, report  # noqa: F401 (data is a fixture)
 
 MEMBERSHIP_EVENTS = "$aws/events/thingGroupMembership/#"
 
@@ -23,17 +24,6 @@ def iot(localiot_server):
     return client
 
 
-@pytest.fixture
-def data(localiot_server):
-    return make_client(localiot_server, "iot-data")
-
-
-def report(data, thing, **reported):
-    data.update_thing_shadow(thingName=thing, payload=json.dumps({"state": {"reported": reported}}).encode())
-
-
-def members(iot, group):
-    return sorted(iot.list_things_in_thing_group(thingGroupName=group)["things"])
 
 
 def groups_of(iot, thing):
