@@ -55,6 +55,18 @@ class Result:
         if len(self.samples) < 3:
             self.samples.append(f"{key}: {detail[:300]}")
 
+    async def sent(self, session, req) -> None:
+        """Send `req` and count its answer: ok (2xx) or an error by kind."""
+        try:
+            status, body = await send(session, req)
+        except Exception as exc:  # connection reset, timeout ...
+            self.add_error(type(exc).__name__, str(exc))
+            return
+        if 200 <= status < 300:
+            self.ok += 1
+        else:
+            self.add_error(f"HTTP {status}", body.decode(errors="replace"))
+
     def merge(self, other: "Result") -> None:
         # CPU shares are time-weighted
         total = self.elapsed + other.elapsed
@@ -80,15 +92,7 @@ async def run_fixed(session, requests: list[Req], concurrency: int) -> Result:
 
     async def worker():
         for req in it:
-            try:
-                status, body = await send(session, req)
-            except Exception as exc:  # connection reset, timeout ...
-                result.add_error(type(exc).__name__, str(exc))
-                continue
-            if 200 <= status < 300:
-                result.ok += 1
-            else:
-                result.add_error(f"HTTP {status}", body.decode(errors="replace"))
+            await result.sent(session, req)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -111,15 +115,7 @@ async def run_duration(session, pool: list[Req], concurrency: int, duration: flo
         while time.perf_counter() < deadline:
             req = pool[counter % len(pool)]
             counter += 1
-            try:
-                status, body = await send(session, req)
-            except Exception as exc:
-                result.add_error(type(exc).__name__, str(exc))
-                continue
-            if 200 <= status < 300:
-                result.ok += 1
-            else:
-                result.add_error(f"HTTP {status}", body.decode(errors="replace"))
+            await result.sent(session, req)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
