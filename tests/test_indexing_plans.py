@@ -10,6 +10,9 @@ import json
 
 import pytest
 
+from localiot.indexing import fields
+from localiot.indexing.plan import exact
+from localiot.indexing.query import parse
 from localiot.testing import advance, make_client
 
 TEMPS = [-12.5, -3, 0, 0.5, 2, 7, 7.25, 10, 19.99, 20, 20.5, 100, 1e6]
@@ -29,6 +32,7 @@ def _seed(iot, data) -> dict[str, dict]:
                     "code": ["20.50", 20.5, "2.05e1", "20.5x", 7][i % 5]}
         if i % 9:
             reported["battery"] = i
+        reported["on"] = i % 3 == 0
         data.update_thing_shadow(thingName=name, payload=json.dumps({"state": {"reported": reported}}).encode())
         fleet[name] = {"attrs": attrs, "reported": reported}
     return fleet
@@ -78,6 +82,17 @@ CASES = [  # (query, predicate over one seeded thing)
      lambda t: 0 <= t["reported"]["temp"] <= 10 and t["reported"]["label"] == "alpha"),
     ("shadow.reported.battery>=30 AND shadow.reported.battery<40 AND thingName:dev-03*",
      lambda t: 30 <= t["reported"].get("battery", -1) < 40),
+    # exact plans (plan.exact): the look-up's rows are answered without checking each again
+    ("shadow.reported.label:alpha", lambda t: t["reported"]["label"] == "alpha"),
+    ("shadow.reported.label:Alpha", lambda t: t["reported"]["label"] == "Alpha"),
+    ("shadow.reported.mixed:warm", lambda t: t["reported"]["mixed"] == "warm"),
+    ("shadow.reported.on:true", lambda t: t["reported"]["on"] is True),
+    ("shadow.reported.on:false", lambda t: t["reported"]["on"] is False),
+    ("shadow.reported.code:20.5x", lambda t: t["reported"]["code"] == "20.5x"),
+    ("thingName:dev-01*", lambda t: t["name"].startswith("dev-01")),
+    ("thingName:dev-0*", lambda t: t["name"].startswith("dev-0")),
+    ("thingName:dev-042", lambda t: t["name"] == "dev-042"),
+    ("attributes.level:n\\/a", lambda t: t["attrs"]["level"] == "n/a"),
 ]
 
 
@@ -111,6 +126,18 @@ def test_planned_queries_match_a_full_evaluation(fleet, query, predicate):
     found = _all(iot, query)
     assert found == sorted(found)  # name order across pages
     assert found == _expected(seeded, predicate)
+
+
+@pytest.mark.parametrize("query,answer", [
+    ("shadow.reported.label:alpha", True), ("thingName:dev-01*", True), ("thingName:dev-042", True),
+    ("shadow.reported.on:true", True),
+    ("shadow.reported.temp:20", False),  # 20 is also the text of "20.0"'s number: checked
+    ("shadow.reported.label:alpha*", False),  # a prefix of another field: checked
+    ("thingName:dev-0?7", False), ("shadow.reported.battery:*", False),
+    ("shadow.reported.label:alpha AND thingName:dev-01*", False), ("NOT thingName:dev-01*", False),
+])
+def test_which_plans_are_exact(query, answer):
+    assert exact(parse(query, fields.THINGS, {}), fields.DEFAULT_FIELD[fields.THINGS]) is answer
 
 
 def test_an_index_from_before_numeric_entries_is_upgraded_in_place(fleet, localiot_server):

@@ -109,3 +109,18 @@ def lookups(node, declared=lambda field: None) -> list[Lookup] | None:
             union += found
         return union
     return None
+
+
+def exact(node, name_field: str) -> bool:
+    """Whether `lookups(node)` reads exactly the documents `node` matches, so a
+    candidate need not be checked again: one text term that is not a number
+    (its entry is the value's text, and only a number's text can equal a
+    number's), or a literal prefix of the name field (a key range of the
+    document names, each document's one name value)."""
+    if not isinstance(node, Term):
+        return False
+    if node.kind == "term":
+        return not is_number(node.value)
+    if node.kind == "wildcard" and node.field == name_field:
+        return _term(node) == [Lookup("prefix", node.field, node.prefix)]
+    return False

@@ -8,8 +8,10 @@ is a key range of the documents; ranges (text, or numeric through the
 ordered numeric entries), other prefixes, wildcard patterns and `field:*`
 collect the names of their candidates from the index alone, then read the
 documents in name order. Queries with no look-up (NOT alone, geoqueries)
-scan the index in name order. Either way every candidate is checked against
-the whole query, so the plan only ever narrows."""
+scan the index in name order. Every candidate is then checked against the
+whole query, so the plan only ever narrows; except where the plan is exact
+(one text term, a prefix of the name: `plan.exact`), whose rows are the
+matches."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import heapq
 
 from localiot.indexing import fields
 from localiot.indexing.evaluate import compile_query
-from localiot.indexing.plan import NUMERIC, lookups
+from localiot.indexing.plan import NUMERIC, exact, lookups
 from localiot.indexing.query import QueryError, parse
 from localiot.protocol.errors import ServiceError, invalid
 from localiot.services import operation
@@ -97,10 +99,14 @@ def matching(tx, index: str, node, predicate, after: str | None = None, first: i
     plan = lookups(node, lambda field: fields.field_type(index, field, custom))
     if plan is not None and not settings.numeric_entries(config, index):
         plan = None if any(p.field.endswith(NUMERIC) for p in plan) else plan  # an index older than them
+    name_field = fields.DEFAULT_FIELD[index]
     if plan is None or len(plan) > MAX_LOOKUPS:
         rows = _stream(lambda cursor, limit: tx.scan(kind, after=cursor, limit=limit), after, first)
     else:
-        rows = _candidates(tx, kind, plan, fields.DEFAULT_FIELD[index], after, first)
+        rows = _candidates(tx, kind, plan, name_field, after, first)
+        if exact(node, name_field):  # the look-up's rows are the matches (tests/test_indexing_plans.py)
+            yield from rows
+            return
     last = None
     for name, doc in rows:
         if name == last:
