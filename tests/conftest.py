@@ -5,7 +5,7 @@ import pytest
 from localiot.testing import make_client
 
 # The kit (localiot/testing/): localiot_server, localiot_settings, localiot_devices, localiot_moto ...
-pytest_plugins = ["localiot.testing"]
+pytest_plugins = ["localiot.testing", "advisor_kit"]  # advisor_kit: Device Advisor's da / dut fixtures
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

@@ -10,17 +10,7 @@ import ssl
 import threading
 import time
 
-from test_deviceadvisor_e2e import (  # noqa: F401 (fixtures)
-    DONE,
-    ROLE,
-    da,
-    dut,
-    explain,
-    log_of,
-    paho_device,
-    results,
-    run_suite,
-)
+from advisor_kit import DONE, ROLE, explain, log_of, paho_device, results, run_suite
 
 from localiot.broker import codec
 from localiot.testing import ALLOW_ALL, new_certificate

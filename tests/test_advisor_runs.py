@@ -16,16 +16,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from test_deviceadvisor_e2e import (  # noqa: F401
-    DONE,
-    ROLE,
-    da,
-    dut,
-    explain,
-    paho_device,
-    results,
-    run_suite,
-)
+from advisor_kit import DONE, ROLE, explain, paho_device, results, run_suite
 
 from localiot.testing import ACCOUNT, REGION, local_server, make_client
 

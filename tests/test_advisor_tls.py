@@ -6,15 +6,7 @@ from __future__ import annotations
 
 import json
 
-from test_deviceadvisor_e2e import (  # noqa: F401 (fixtures)
-    da,
-    dut,
-    explain,
-    log_of,
-    paho_device,
-    results,
-    run_suite,
-)
+from advisor_kit import explain, log_of, paho_device, results, run_suite
 
 
 def suite(*cases) -> str:
