@@ -207,6 +207,39 @@ def test_search_open_a_device_and_watch_it_live(page, fleet, localiot_server):
     _wait(driver, lambda d: "no" in _text(d, "#thing-connectivity").split(), "the disconnection")
 
 
+def test_the_device_page_shows_its_messages_while_open(page, fleet, localiot_server):
+    """What the device publishes and what is delivered to it arrive on its page as they happen
+    (newest first, payload text or base64); another device's messages do not."""
+    driver = page
+    app = active_application(fleethub_client(localiot_server), localiot_server)
+    device = fleet["sensor-1"]
+    device.subscribe("cmd/sensor-1", qos=1)
+    driver.get(app["applicationUrl"] + "#/thing/sensor-1")
+    _wait(driver, lambda d: _text(d, "#thing-title") == "sensor-1", "the device page")
+    _wait(driver, lambda d: "Waiting" in _text(d, "#messages-status"), "the message stream")
+    rows = "#thing-messages tbody tr"
+
+    def shown(d) -> list[str]:
+        return [_text(d, f"{rows}:nth-child({i + 1})") for i in range(len(d.find_elements("css selector", rows)))]
+
+    fleet["gateway"].publish("telemetry/gateway", b"not sensor-1's", qos=1).wait_for_publish(5)
+    # the page's stream may open a moment after it says so: publish until the first one shows
+    _wait(driver, lambda d: device.publish("telemetry/sensor-1", json.dumps({"temp": 21}), qos=1) and
+          any("telemetry/sensor-1" in row for row in shown(d)), "the device's own publish")
+    first = shown(driver)[0]
+    assert "from device" in first and '{"temp": 21}' in first, first
+    make_client(localiot_server, "iot-data").publish(topic="cmd/sensor-1", qos=1, payload=b"\xff\x00reboot")
+    _wait(driver, lambda d: "cmd/sensor-1" in (shown(d) or [""])[0], "the message delivered to the device")
+    delivered = shown(driver)[0]
+    assert "to device" in delivered and "base64:/wByZWJvb3Q=" in delivered, delivered
+    assert not any("gateway" in row for row in shown(driver))
+    _shot(driver, "2b-device-messages")
+    # leaving the page stops the watch: the broker keeps no watcher for the device
+    driver.get("about:blank")
+    broker = localiot_server.app.runtime.broker
+    assert eventually(lambda: not broker.watched), broker.watched
+
+
 def test_start_a_job_and_watch_it_complete(page, fleet, localiot_server, iot):
     from selenium.webdriver.common.by import By
 

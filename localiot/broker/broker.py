@@ -19,7 +19,7 @@ import logging
 import threading
 
 from localiot import iotlogs, metering
-from localiot.broker import auth, codec, flow
+from localiot.broker import auth, codec, flow, watchers
 from localiot.broker.admission import OK, RESERVED, Decision, admit
 from localiot.broker.connection import CONNECTED, CLOSED, Connection
 from localiot.broker.lifecycle import LifecycleEvents
@@ -73,6 +73,7 @@ class Broker:
         self._started = False
         # the message fabric between nodes (localiot.fabric), None in a single process
         self.fabric = getattr(runtime, "fabric", None)
+        self.watched: dict = {}  # (account, region, client id) -> watchers of its messages (watchers.py)
         self.resets = 0  # times the state was wiped (caches keyed on stored state compare it)
 
     # listeners -------------------------------------------------------------
@@ -382,6 +383,8 @@ class Broker:
             return
         if conn.meter is not None:
             conn.meter.received(msg.topic)
+        if self.watched:
+            watchers.tell(self, conn, "received", msg.topic, msg.payload)
         now = 0.0
         if msg.expires_at is not None:
             now = self.clock.now()

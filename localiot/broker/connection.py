@@ -13,7 +13,7 @@ import inspect
 import uuid
 
 from localiot import iotlogs, metering
-from localiot.broker import auth, codec, flow, subscriptions
+from localiot.broker import auth, codec, flow, subscriptions, watchers
 from localiot.broker.admission import INVALID, RESERVED, Decision
 from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
 from localiot.broker.message import Message
@@ -449,6 +449,8 @@ class Connection(asyncio.Protocol):
             decision = self._admit(tb)
         if self.meter is not None:
             self.meter.sent(decision.topic, end - p)
+        if broker.watched:
+            watchers.tell(broker, self, "sent", decision.topic, buf[p:end])
         retain = first & 1
         if decision.status or retain:
             if retain:  # iot:RetainPublish too: asked per message, never cached

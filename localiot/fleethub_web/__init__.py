@@ -9,6 +9,7 @@ applicationUrl (/fleethub/<applicationId>/):
     GET  /fleethub/<id>/api/jobs, /api/jobs/<jobId>; POST /api/jobs
     GET  /fleethub/<id>/api/alarms       Device Defender violations and fleet metric values
     GET  /fleethub/<id>/events           live updates (server-sent events)
+    GET  /fleethub/<id>/things/<name>/messages  a device's MQTT messages while watched (server-sent events)
     GET  /fleethub/<id>/signin?X-Amz-... sign in with a presigned URL (strict signatures, signin.py)
 
 Only ACTIVE applications are served, each with its own account's and
@@ -75,6 +76,11 @@ async def _route(app, request, scope: Scope, sub: str) -> web.StreamResponse:
         return _file(name) if name in FILES and name != "index.html" else _page_error(404, "No such file.")
     if sub == "events" and method == "GET":
         return await live.stream(request, app.bus, scope.account, scope.region)
+    if sub.startswith("things/") and sub.endswith("/messages") and method == "GET":
+        thing = unquote(sub[len("things/"):-len("/messages")])
+        if getattr(app.runtime, "broker", None) is None:
+            return _json({"code": "NotFound", "message": "This server runs no MQTT broker."}, 404)
+        return await live.messages(request, app.runtime.broker, app.clock, scope.account, scope.region, thing)
     if not sub.startswith("api/"):
         return _page_error(404, "No such page.")
     what, _, arg = sub[len("api/"):].partition("/")

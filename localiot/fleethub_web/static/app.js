@@ -125,6 +125,34 @@ async function showThing(name) {
   for (const j of d.jobs) row(tbody, [link("#/job/" + encodeURIComponent(j.jobId), j.jobId), j.status, time(j.queuedAt), time(j.lastUpdatedAt)]);
 }
 
+// a device's MQTT messages while its page is open (./things/<name>/messages) -------
+const MESSAGES_KEPT = 50;
+let watching = null;  // { name, source }
+
+function watchMessages(name) {
+  if (watching && watching.name === name) return;  // a re-render keeps what arrived
+  stopWatching();
+  $("thing-messages").querySelector("tbody").replaceChildren();
+  $("messages-status").textContent = "Waiting for messages…";
+  const source = new EventSource("things/" + encodeURIComponent(name) + "/messages");
+  source.onmessage = (message) => {
+    const m = JSON.parse(message.data);
+    const tbody = $("thing-messages").querySelector("tbody");
+    const payload = (m.text !== undefined ? m.text : "base64:" + m.base64) + (m.truncated ? " …" : "");
+    const tr = row(tbody, [time(m.at), m.direction === "sent" ? "from device" : "to device", el("code", m.topic),
+      el("code", payload), String(m.size)]);
+    tr.dataset.topic = m.topic;
+    tbody.prepend(tr);
+    while (tbody.rows.length > MESSAGES_KEPT) tbody.deleteRow(-1);
+    $("messages-status").textContent = `${tbody.rows.length} message(s) since this page opened`;
+  };
+  watching = { name, source };
+}
+
+function stopWatching() {
+  if (watching) { watching.source.close(); watching = null; }
+}
+
 // jobs ---------------------------------------------------------------------------
 async function showJobs() {
   const d = await api("jobs");
@@ -189,6 +217,7 @@ function parseHash() {
 async function render() {
   current = parseHash();
   for (const v of VIEWS) $("view-" + v).hidden = v !== current.view;
+  if (current.view === "thing") watchMessages(current.arg); else stopWatching();
   showError(null);
   try {
     if (current.view === "search") await showSearch(current.query, 0);
