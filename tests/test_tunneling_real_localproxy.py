@@ -2,7 +2,10 @@
 port as a user would run it (`--proxy-endpoint localhost:<port> --capath <dir
 with ca.pem>`): a destination in front of a TCP echo server and a real sshd, a
 source whose local ports take a bulk transfer, concurrent echoes and real
-`ssh` sessions; protocol 3 with two services, protocol 2 with one; the
+`ssh` sessions; protocol 3 with two services, protocol 2 with one, protocol 1
+(localproxy's source in its V1 compatibility mode, the destination a
+protocol 1 local proxy written from the guides, since localproxy cannot be
+one); the
 connection states DescribeTunnel reports while it is attached and after it
 leaves; CloseTunnel and token rotation cutting it off.
 
@@ -12,14 +15,17 @@ bench/build_localproxy.sh builds it."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import ssl
 import threading
 import time
 
 import pytest
 
 from localiot.testing import make_client
+from tunneling_localproxy import LocalProxy
 from tunneling_binary import (ROOMY, EchoServer, LocalProxyProcess, Sshd, ca_directory, echo_round_trip,
                               free_port, localproxy_binary, staggered_connections)
 
@@ -155,6 +161,51 @@ def test_v2_single_service_echo_and_ssh(tunnels, proxies, sshd, echo):
         destination.stop()
         wait_states(tunnels, opened["tunnelId"], ("DISCONNECTED", "DISCONNECTED"))
 
+
+
+class GuideProxyThread:
+    """The guide-written local proxy (tests/tunneling_localproxy.py) on a loop of its own."""
+
+    def __init__(self, relay, token: str, mode: str, services: dict, version: int):
+        endpoint, capath = relay
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.proxy = LocalProxy("https://" + endpoint, token, mode, services, version=version,
+                                ssl=ssl.create_default_context(capath=capath))
+        self.run(self.proxy.start())
+
+    def run(self, coro, timeout: float = 30.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        try:
+            self.run(self.proxy.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+def test_v1_destination_behind_a_source_in_v1_compatibility_mode(tunnels, proxies, relay, echo):
+    """AWS's localproxy as source with -y V1 (messages without service ids) and a protocol 1
+    destination (subprotocol aws.iot.securetunneling-1.0): echo, 1 byte and 10 MB."""
+    opened = tunnels.open_tunnel(destinationConfig={"thingName": "pump", "services": ["SSH"]})
+    destination = GuideProxyThread(relay, opened["destinationAccessToken"], "destination", {"": echo.port}, 1)
+    try:
+        port = free_port()
+        source = proxies(opened["sourceAccessToken"], "source", str(port), verbosity=5, destination_client_type="V1")
+        wait_states(tunnels, opened["tunnelId"], ("CONNECTED", "CONNECTED"))
+        assert echo_round_trip(port, b"x") == b"x"
+        bulk = os.urandom(10 * 1024 * 1024)
+        assert echo_round_trip(port, bulk) == bulk
+        assert "setting source protocol to V1" in source.log()
+        assert destination.proxy.ws.protocol == "aws.iot.securetunneling-1.0"
+        assert destination.proxy.service_ids is None  # protocol 1 has no SERVICE_IDS message
+        source.stop()
+        wait_states(tunnels, opened["tunnelId"], ("DISCONNECTED", "CONNECTED"))
+    finally:
+        destination.stop()
+    wait_states(tunnels, opened["tunnelId"], ("DISCONNECTED", "DISCONNECTED"))
 
 
 def test_close_tunnel_ends_both_real_proxies(tunnels, proxies, echo):

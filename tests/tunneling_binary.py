@@ -61,11 +61,12 @@ class LocalProxyProcess:
     """One localproxy process. `mapping` is what -d / -s take ("22", "SSH1=127.0.0.1:22,SSH2=..."
     or "5555", "SSH1=5555,SSH2=5556"); the token travels in AWSIOT_TUNNEL_ACCESS_TOKEN, not argv.
     `version` 2 sets the subprotocol to aws.iot.securetunneling-2.0 (and -y V2 on a source);
-    `settings` are tunneling.proxy.* settings (e.g. ROOMY) passed with --settings-json."""
+    `settings` are tunneling.proxy.* settings (e.g. ROOMY) passed with --settings-json;
+    `destination_client_type` ("V1") is -y alone, keeping the subprotocol (protocol 3)."""
 
     def __init__(self, binary: str, endpoint: str, capath: str, token: str, mode: str, mapping: str, *,
                  version: int = 3, client_token: str | None = None, workdir: str | None = None,
-                 verbosity: int = 4, settings: dict | None = None):
+                 verbosity: int = 4, settings: dict | None = None, destination_client_type: str | None = None):
         self.mode, self.mapping = mode, mapping
         self.workdir = workdir or tempfile.mkdtemp(prefix=f"localproxy-{mode}-")
         self.log_path = os.path.join(self.workdir, f"{mode}.log")
@@ -77,6 +78,8 @@ class LocalProxyProcess:
             proxy["websocket"] = {**proxy.get("websocket", {}), "subprotocol": PROTOCOL.format(version)}
             if mode == "source":
                 argv += ["-y", f"V{version}"]
+        if destination_client_type:  # -y alone: a source whose destination is an older local proxy
+            argv += ["-y", destination_client_type]
         if proxy:  # --settings-json: tunneling.proxy.* as --export-default-settings writes them
             path = os.path.join(self.workdir, "settings.json")
             with open(path, "w") as out:
