@@ -19,7 +19,11 @@ Measured:
   back byte-exact (MB/s = bytes one way / time until the last byte returned);
 - N concurrent: `--streams` connections on one service (protocol 3 connections
   multiplexed on one stream), `--megabytes`/N MB each;
-- 1-byte echo: `--pings` sequential round trips, p50/p99.
+- 1-byte echo: `--pings` sequential round trips, p50/p99;
+- with `--localproxy`, also one stream one way: `--megabytes` MB from the
+  source's port into a sink behind the destination (a second service), MB/s
+  until the sink has them all (the bytes cross the relay once, as in a file
+  copy; in the echo they cross it twice).
 
 The same three loads run directly against the echo server for the ratio, and
 the CPU seconds of the relay (the localiot process) and of the proxies are
@@ -50,7 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 from tunneling_binary import (ROOMY, LocalProxyProcess, ca_directory, echo_round_trip,  # noqa: E402
-                              free_port, localproxy_binary, staggered_connections)
+                              free_port, localproxy_binary, one_way, staggered_connections)
 from tunneling_localproxy import LocalProxy, echo_server, round_trip  # noqa: E402
 
 
@@ -129,8 +133,9 @@ async def run(endpoint: str, opened: dict, args, relay_pid: int) -> tuple[dict, 
         echo.close()
 
 
-def measure_blocking(port: int, args) -> dict:
-    """The same loads with blocking sockets and threads (for the localproxy processes)."""
+def measure_blocking(port: int, args, sink_port: int | None = None) -> dict:
+    """The same loads with blocking sockets and threads (for the localproxy processes); with a
+    sink, also one stream one way (the source's bytes into a sink behind the destination)."""
     total = args.megabytes * 1_000_000
 
     def throughput_blocking(total: int, streams: int) -> float:
@@ -164,9 +169,17 @@ def measure_blocking(port: int, args) -> dict:
         samples.sort()
         return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
 
+    def one_way_blocking(total: int) -> float:
+        payload = os.urandom(total)
+        conn = staggered_connections(sink_port, 1)[0]
+        started = time.perf_counter()
+        assert one_way(conn, payload, 600), "the sink did not receive every byte"
+        return total / (time.perf_counter() - started) / 1e6
+
     throughput_blocking(1_000_000, 1)  # warm-up
     return {
         "one stream MB/s": throughput_blocking(total, 1),
+        **({"one stream one-way MB/s": one_way_blocking(total)} if sink_port else {}),
         f"{args.streams} concurrent MB/s": throughput_blocking(total, args.streams),
         "1-byte echo p50/p99 us": pings_blocking(args.pings),
     }
@@ -181,19 +194,21 @@ def run_binary(endpoint: str, opened: dict, args, logdir: str, relay_pid: int) -
     capath = ca_directory(endpoint, os.path.join(logdir, "ca"))
     echo = subprocess.Popen([sys.executable, os.path.join(HERE, "..", "tests", "tunneling_binary.py")],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    echo_port, port, proxies = int(echo.stdout.readline()), free_port(), []
+    echo_port, sink_port = int(echo.stdout.readline()), int(echo.stdout.readline())
+    port, sink_local, proxies = free_port(), free_port(), []
     try:
-        for mode, mapping in (("destination", f"BENCH=127.0.0.1:{echo_port}"), ("source", f"BENCH={port}")):
+        for mode, mapping in (("destination", f"BENCH=127.0.0.1:{echo_port},SINK=127.0.0.1:{sink_port}"),
+                              ("source", f"BENCH={port},SINK={sink_local}")):
             workdir = os.path.join(logdir, mode)
             os.makedirs(workdir)
             proxies.append(LocalProxyProcess(args.localproxy, relay, capath, opened[f"{mode}AccessToken"], mode,
-                                             mapping, workdir=workdir, settings=ROOMY).ready())
-        direct = measure_blocking(echo_port, args)
+                                             mapping, workdir=workdir, settings=ROOMY).ready(services=2))
+        direct = measure_blocking(echo_port, args, sink_port)
         pids = {"relay": relay_pid, "localproxy source": proxies[1].process.pid,
                 "localproxy destination": proxies[0].process.pid, "echo server": echo.pid}
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         own = time.process_time()
-        relayed = measure_blocking(port, args)
+        relayed = measure_blocking(port, args, sink_local)
         cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
         cpu["load"] = time.process_time() - own
         return direct, relayed, cpu
@@ -221,7 +236,7 @@ def main() -> None:
     try:
         tunnels = boto3.client("iotsecuretunneling", endpoint_url=endpoint, region_name="us-east-1",
                                aws_access_key_id="bench", aws_secret_access_key="bench")
-        opened = tunnels.open_tunnel(destinationConfig={"services": ["BENCH"]})
+        opened = tunnels.open_tunnel(destinationConfig={"services": ["BENCH", "SINK"] if args.localproxy else ["BENCH"]})
         if args.localproxy:
             direct, relayed, cpu = run_binary(endpoint, opened, args, logdir, proc.pid)
         else:
@@ -240,6 +255,8 @@ def main() -> None:
             print(f"{key:<24} {d:>16.1f} {r:>16.1f} {r / d:>11.2f}x")
     print("CPU seconds of the relayed loads: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items()))
     carried = (2 * (1_000_000 + 2 * args.megabytes * 1_000_000) + 2 * args.pings) / 1e6  # both directions
+    if "one stream one-way MB/s" in relayed:
+        carried += args.megabytes
     print(f"relay: {carried:.0f} MB carried, {carried / cpu['relay']:.0f} MB per relay CPU-second")
 
 

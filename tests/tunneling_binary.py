@@ -159,6 +159,39 @@ class EchoServer:
         self.sock.close()
 
 
+class SinkServer(EchoServer):
+    """A one-way transfer's far end: each connection sends an 8-byte big-endian length, then
+    that many bytes; the sink reads them all and answers b"ok"."""
+
+    @staticmethod
+    def _echo(conn):
+        with conn:
+            try:
+                header = b""
+                while len(header) < 8 and (data := conn.recv(8 - len(header))):
+                    header += data
+                left = int.from_bytes(header, "big")
+                buffer = bytearray(1 << 20)
+                while left > 0 and (count := conn.recv_into(buffer, min(len(buffer), left))):
+                    left -= count
+                if left == 0:
+                    conn.sendall(b"ok")
+            except OSError:
+                pass
+
+
+def one_way(port, data: bytes, timeout: float = 120.0) -> bool:
+    """Send `data` to a SinkServer through the local port; True once the sink has all of it."""
+    with (port if isinstance(port, socket.socket) else connect(port, timeout)) as conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.sendall(len(data).to_bytes(8, "big"))
+        conn.sendall(data)
+        answer = b""
+        while len(answer) < 2 and (got := conn.recv(2 - len(answer))):
+            answer += got
+        return answer == b"ok"
+
+
 def connect(port: int, timeout: float = 30.0, attempts: int = 50) -> socket.socket:
     """A connection to a local port (a source localproxy may still be binding it)."""
     for _ in range(attempts):
@@ -251,9 +284,10 @@ class Sshd:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-if __name__ == "__main__":  # an echo server of its own: `python tunneling_binary.py` prints its port
+if __name__ == "__main__":  # servers of its own: `python tunneling_binary.py` prints the echo's, then the sink's port
     import sys
 
-    server = EchoServer()
+    server, sink = EchoServer(), SinkServer()
     print(server.port, flush=True)
+    print(sink.port, flush=True)
     sys.stdin.read()  # until the parent closes our stdin
