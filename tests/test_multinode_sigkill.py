@@ -3,65 +3,30 @@ nothing it acknowledged is lost, and what is published for its away sessions
 after its death is queued by the node that adopted them. Two `localiot serve` processes on one
 PostgreSQL database and one nats-server (so one of them can really die)."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from cluster_nodes import Node
 
 from localiot.testing import Device
 
-BIN = Path(sys.executable).parent
 
+class PlainNode(Node):
+    """A `localiot serve` process (tests/cluster_nodes.py) with plain MQTT for allow-all devices,
+    INFO logs (the adoption is read from them) and no timers."""
 
-class Node:
-    """`localiot serve` in a process of its own, plain MQTT on for allow-all devices."""
-
-    def __init__(self, folder: Path, name: str, store: str, fabric: str):
-        self.log = folder / f"{name}.log"
-        (folder / name).mkdir()
-        args = [str(BIN / "localiot"), "serve", "--port", "0", "--mqtt-tls-port", "0", "--mqtt-alpn-port", "0",
-                "--mqtt-plain", "--mqtt-plain-port", "0", "--data-dir", str(folder / name), "--log-level", "INFO"]
-        env = {**os.environ, "LOCALIOT_STORE": store, "LOCALIOT_FABRIC": fabric, "LOCALIOT_NODE_ID": name,
-               "LOCALIOT_BACKGROUND_PERIOD": "0"}
-        with open(self.log, "w") as out:
-            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    def __init__(self, folder, name: str, store: str, fabric: str):
+        super().__init__(name, folder, store=store, fabric=fabric, period=0,
+                         extra=["--mqtt-plain", "--mqtt-plain-port", "0", "--log-level", "INFO"])
         self.mqtt_port = 0
 
-    def wait_ready(self) -> "Node":
-        self.mqtt_port = self._ready_port()
+    def wait_ready(self) -> "PlainNode":
+        super().wait_ready()
+        self.mqtt_port = self.listener("mqtt-plain")
         return self
-
-    def _ready_port(self) -> int:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            text = self.log.read_text()
-            if "localiot ready on " in text:
-                for line in text.splitlines():
-                    if "MQTT tcp listener on" in line:
-                        return int(line.rsplit(":", 1)[1])
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"node did not start:\n{self.log.read_text()[-3000:]}")
 
     def device(self, client_id: str, **kw) -> Device:
         return Device(self.mqtt_port, client_id, version=4, **kw)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture
@@ -70,10 +35,10 @@ def two_nodes(localiot_nats, tmp_path):
 
     pg = shared_server()
     dsn = pg.create_database()
-    nodes = []
+    nodes = [PlainNode(tmp_path, name, dsn, localiot_nats) for name in ("a", "b")]
     try:
-        nodes.append(Node(tmp_path, "a", dsn, localiot_nats))
-        nodes.append(Node(tmp_path, "b", dsn, localiot_nats))  # both start at once (imports, migrations)
+        for node in nodes:  # both start at once (imports, migrations)
+            node.launch()
         yield [node.wait_ready() for node in nodes]
     finally:
         for node in nodes:
