@@ -16,7 +16,7 @@ import pytest
 from advisor_kit import ROLE, PahoDevice, explain, log_of, results, root_group, run_suite
 from test_mqtt_websocket import presigned_path
 
-from localiot.testing import ACCOUNT
+from localiot.testing import ACCOUNT, REGION
 
 OTHER_ACCOUNT = "111122223333"
 WEBSOCKET_PROTOCOLS = [("MqttV5_OverWebSocket", mqtt.MQTTv5), ("MqttV3_1_1_OverWebSocket", mqtt.MQTTv311)]
@@ -32,10 +32,11 @@ def sigv4_endpoint(da, dut) -> str:
                            authenticationMethod="SignatureVersion4")["endpoint"]
 
 
-def websocket_device(host: str, version=mqtt.MQTTv5, access_key: str = "testing", secret: str = "testing", **kw):
+def websocket_device(host: str, version=mqtt.MQTTv5, access_key: str = "testing", secret: str = "testing",
+                     region: str = REGION, **kw):
     """The kit's device application over WebSocket, its URL presigned for `host` and the test endpoint's port."""
     def make(dut):
-        path = presigned_path(dut["port"], access_key, secret, host=host)
+        path = presigned_path(dut["port"], access_key, secret, host=host, region=region)
         return PahoDevice(host, dut["port"], dut["ca"], None, dut["thing"], version=version, websocket=path, **kw)
     return make
 
@@ -96,15 +97,22 @@ def test_tls_and_policy_cases_end_error_in_a_websocket_suite(da, dut):
     assert "this suite's protocol is MqttV5_OverWebSocket" in failures["policies"]
 
 
-def test_credentials_of_another_account_are_refused_and_the_log_says_why(da, dut):
+@pytest.mark.parametrize("access_key, secret, region, why", [
+    (OTHER_ACCOUNT, "other-secret", REGION, f"The presigned URL is signed with credentials of the account "
+                                            f"{OTHER_ACCOUNT} (access key {OTHER_ACCOUNT}); the device under test "
+                                            f"is in the account {ACCOUNT}."),
+    ("testing", "testing", "eu-west-1", f"The presigned URL is signed for the region eu-west-1; the suite run is "
+                                        f"in the region {REGION}."),
+])
+def test_credentials_of_another_account_or_region_are_refused_and_the_log_says_why(da, dut, access_key, secret,
+                                                                                    region, why):
     root = one_group(("connect", "MQTT_Connect", {"EXECUTION_TIMEOUT": "4"}))
-    device = websocket_device(sigv4_endpoint(da, dut), access_key=OTHER_ACCOUNT, secret="other-secret")
+    device = websocket_device(sigv4_endpoint(da, dut), access_key=access_key, secret=secret, region=region)
     run = run_suite(da, dut, root, device, protocol="MqttV5_OverWebSocket")
     case = run["testResult"]["groups"][0]["tests"][0]
     assert (case["status"], run["status"]) == ("FAIL", "FAIL"), explain(run)
-    why = f"signed with credentials of the account {OTHER_ACCOUNT}"
-    assert why in case["failure"] and f"the device under test is in the account {ACCOUNT}" in case["failure"]
-    assert f"The endpoint refused a connection: The presigned URL is {why}" in log_of(run, "connect")
+    assert case["failure"].endswith(f"; the last: {why}"), case
+    assert f"The endpoint refused a connection: {why}" in log_of(run, "connect")
 
 
 def test_a_badly_signed_url_is_refused_and_the_log_says_why(da, dut):

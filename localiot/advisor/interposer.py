@@ -106,7 +106,6 @@ class AdvisorConnection(DeviceConnection):
         self.number = 0
         self.certificate_id: str | None = None
         self._rest = b""
-        self._early: list[bytes] = []
         self.hung_up = False  # the server closed it (journaled as such)
 
     # asyncio ---------------------------------------------------------------------
@@ -126,9 +125,6 @@ class AdvisorConnection(DeviceConnection):
             self.run = self.endpoint.run_for(self.certificate_id, None)
         if self.run is not None:
             self.run.attach(self, self.tls)
-        early, self._early = self._early, []
-        for data in early:
-            self.data_received(data)
 
     def connection_lost(self, exc) -> None:
         run = self.run
@@ -138,8 +134,7 @@ class AdvisorConnection(DeviceConnection):
             run.detach(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.transport is None:  # data that came with the end of the handshake
-            self._early.append(data)
+        if self.transport is None:  # closed
             return
         frames, self._rest = _frames(self._rest + data)
         for first, body, whole in frames:

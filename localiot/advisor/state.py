@@ -62,10 +62,13 @@ class RunState:
         if conn.sigv4 is None:
             return ("The connection over WebSocket carries no SigV4-presigned URL; the device must sign "
                     "its wss:// URL with credentials of the account " + self.account + ".")
-        account = conn.sigv4[0]
+        account, region, access_key = conn.sigv4
         if account != self.account:
             return (f"The presigned URL is signed with credentials of the account {account} (access key "
-                    f"{conn.sigv4[2]}); the device under test is in the account {self.account}.")
+                    f"{access_key}); the device under test is in the account {self.account}.")
+        if region != self.region:
+            return (f"The presigned URL is signed for the region {region}; the suite run is in the region "
+                    f"{self.region}.")
         return None
 
     def refused(self, reason: str, **data) -> None:
