@@ -128,18 +128,26 @@ class PahoDevice:
 
 
 class SdkDevice:
-    """The application on the AWS IoT Device SDK v2's MQTT 5 client, default reconnect settings."""
+    """The application on the AWS IoT Device SDK v2's MQTT 5 client, default reconnect settings: with its
+    certificate, or with `websocket` = (access key, secret, region) over WebSocket, the SDK signing its
+    handshake with SigV4 (websockets_with_default_aws_signing)."""
 
-    def __init__(self, host, port, ca, cert, thing):
-        from awscrt import mqtt5
+    def __init__(self, host, port, ca, cert, thing, websocket: tuple[str, str, str] | None = None):
+        from awscrt import auth, mqtt5
         from awsiot import mqtt5_client_builder
 
         self.app = App(thing)
         self.mqtt5 = mqtt5
-        self.client = mqtt5_client_builder.mtls_from_path(
-            endpoint=host, port=port, cert_filepath=str(cert.cert_file), pri_key_filepath=str(cert.key_file),
-            ca_filepath=ca, client_id=thing,
-            on_publish_received=self._received, on_lifecycle_connection_success=self._connected)
+        common = {"endpoint": host, "port": port, "ca_filepath": ca, "client_id": thing,
+                  "on_publish_received": self._received, "on_lifecycle_connection_success": self._connected}
+        if websocket:
+            access_key, secret, region = websocket
+            self.client = mqtt5_client_builder.websockets_with_default_aws_signing(
+                region=region, credentials_provider=auth.AwsCredentialsProvider.new_static(access_key, secret),
+                **common)
+        else:
+            self.client = mqtt5_client_builder.mtls_from_path(
+                cert_filepath=str(cert.cert_file), pri_key_filepath=str(cert.key_file), **common)
         self.app.send = self._send
 
     def _send(self, topic, payload, qos):

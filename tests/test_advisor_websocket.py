@@ -13,7 +13,7 @@ import json
 
 import paho.mqtt.client as mqtt
 import pytest
-from advisor_kit import ROLE, PahoDevice, explain, log_of, results, root_group, run_suite
+from advisor_kit import ROLE, PahoDevice, SdkDevice, explain, log_of, results, root_group, run_suite
 from test_mqtt_websocket import presigned_path
 
 from localiot.testing import ACCOUNT, REGION
@@ -60,6 +60,17 @@ def test_a_paho_device_over_websocket_passes_mqtt_shadow_and_job_cases(da, dut, 
     assert f"CONNECT from client id {dut['thing']!r} (MQTT level {level}" in log_of(run, "connect")
     assert "reported {'led': 'on'}" in log_of(run, "follows desired")
     assert "stored status is SUCCEEDED" in log_of(run, "job execution")
+
+
+def test_an_sdk_v2_device_over_websocket_passes_mqtt_shadow_and_job_cases(da, dut):
+    """The AWS IoT Device SDK v2's MQTT 5 client signing its own WebSocket handshake (awscrt's SigV4)."""
+    host = sigv4_endpoint(da, dut)
+    run = run_suite(da, dut, root_group(dut["thing"], backoff=False),
+                    lambda d: SdkDevice(host, d["port"], d["ca"], None, d["thing"], websocket=("testing", "testing",
+                                                                                             REGION)),
+                    protocol="MqttV5_OverWebSocket")
+    assert set(results(run).values()) == {"PASS"} and len(results(run)) == 6, explain(run)
+    assert "(MQTT level 5" in log_of(run, "connect")
 
 
 def test_scripted_cases_work_on_the_mqtt_bytes_of_the_websocket(da, dut):
