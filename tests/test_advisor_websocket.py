@@ -10,6 +10,9 @@ answers for SignatureVersion4. The server verifies signatures
 from __future__ import annotations
 
 import json
+import ssl
+import urllib.error
+import urllib.request
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -144,3 +147,12 @@ def test_a_certificate_device_is_not_the_device_of_a_websocket_run(da, dut):
     root = one_group(("connect", "MQTT_Connect", {"EXECUTION_TIMEOUT": "3"}))
     run = run_suite(da, dut, root, paho_device, protocol="MqttV5_OverWebSocket")
     assert results(run) == {"connect": "FAIL"}, explain(run)
+
+
+def test_other_http_requests_on_the_test_endpoint_are_not_found(dut):
+    context = ssl.create_default_context(cafile=dut["ca"])
+    for path in ("/", "/mqtt"):  # /mqtt without a WebSocket upgrade
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"https://localhost:{dut['port']}{path}", context=context, timeout=10)
+        assert refused.value.code == 404
+        assert "MQTT over WebSocket at GET /mqtt" in json.load(refused.value)["message"]

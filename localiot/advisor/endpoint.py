@@ -14,10 +14,11 @@ binary frames of a WebSocket (`websocket.Sniffer` tells which).
 Which run a connection belongs to: the run whose device has the client
 certificate's id (or, when the run names only a thing, whose thing is the
 CONNECT's client id); over WebSocket, the run over WebSocket whose thing is
-the CONNECT's client id, in the presigned URL's account. A handshake happens before the client certificate is
-known, so while a TLS test case of a run wants a special server certificate,
-every new handshake on the endpoint gets it, and refused handshakes are
-journaled to the runs in such a case. Runs of different devices at the
+the CONNECT's client id, in the presigned URL's account and region. A
+handshake happens before the client certificate is known, so while a TLS
+test case of a run wants a special server certificate, every new handshake
+on the endpoint gets it, and refused handshakes are journaled to the runs in
+such a case. Runs of different devices at the
 same time work; TLS server-certificate cases of two runs at once would
 disturb each other (the endpoint logs a warning).
 """

@@ -161,7 +161,7 @@ class AdvisorConnection(DeviceConnection):
         if self.run is None and kind == j.CONNECT:  # a device known by its client id (the thing's name)
             run = self.endpoint.run_for(self.certificate_id, packet.client_id, self.websocket)
             why = run.refusal(self) if run is not None else None
-            if why is not None:  # over WebSocket: credentials of another account
+            if why is not None:  # over WebSocket: no presigned URL, or one of another account or region
                 run.refused(why, client_id=packet.client_id)
                 self.version, self.v5 = packet.protocol_level, packet.protocol_level == codec.MQTT5
                 self.refuse(codec.NOT_AUTHORIZED, why)
