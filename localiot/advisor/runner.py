@@ -29,9 +29,6 @@ from localiot.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("localiot.advisor")
 
-# the suite protocols the test endpoint serves: MQTT over TLS with client certificates, and MQTT over
-# WebSocket with SigV4-presigned URLs (localiot.advisor.websocket)
-PROTOCOLS = ("MqttV3_1_1", "MqttV5", "MqttV3_1_1_OverWebSocket", "MqttV5_OverWebSocket")
 RUN = "advisor-run"
 SERVICE = "iotdeviceadvisor"
 PASS, FAIL, ERROR, STOPPED, RUNNING, PENDING, STOPPING = (
