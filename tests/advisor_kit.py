@@ -72,21 +72,25 @@ class App:
 class PahoDevice:
     """The application on paho (MQTT 3.1.1 unless told), reconnecting immediately whenever it is
     disconnected, or after delays(attempt) seconds (attempt 1, 2 ... since its last accepted CONNECT). With resume_session it keeps a persistent session and
-    subscribes only when the CONNACK says none was present."""
+    subscribes only when the CONNACK says none was present. With `websocket` (the path and query of
+    a SigV4-presigned wss:// URL) it speaks MQTT over WebSocket, without a client certificate."""
 
     def __init__(self, host, port, ca, cert, thing, verify=True, *, version=mqtt.MQTTv311, keepalive=30,
-                 delays=None, resume_session=False):
+                 delays=None, resume_session=False, websocket: str | None = None):
         self.app = App(thing)
         self.stop = threading.Event()
         self.version, self.keepalive, self.delays, self.resume = version, keepalive, delays, resume_session
         kw = {"clean_session": not resume_session} if version == mqtt.MQTTv311 else {}
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=thing, protocol=version,
-                                  reconnect_on_failure=False, **kw)
+                                  reconnect_on_failure=False, transport="websockets" if websocket else "tcp", **kw)
         context = ssl.create_default_context(cafile=ca)
         if not verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        context.load_cert_chain(str(cert.cert_file), str(cert.key_file))
+        if websocket:
+            self.client.ws_set_options(path=websocket)
+        else:
+            context.load_cert_chain(str(cert.cert_file), str(cert.key_file))
         self.client.tls_set_context(context)
         self.client.on_connect = lambda c, u, f, rc, p: self._connected(rc, f.session_present)
         self.client.on_message = lambda c, u, m: self.app.on_message(m.topic, m.payload)
@@ -124,18 +128,26 @@ class PahoDevice:
 
 
 class SdkDevice:
-    """The application on the AWS IoT Device SDK v2's MQTT 5 client, default reconnect settings."""
+    """The application on the AWS IoT Device SDK v2's MQTT 5 client, default reconnect settings: with its
+    certificate, or with `websocket` = (access key, secret, region) over WebSocket, the SDK signing its
+    handshake with SigV4 (websockets_with_default_aws_signing)."""
 
-    def __init__(self, host, port, ca, cert, thing):
-        from awscrt import mqtt5
+    def __init__(self, host, port, ca, cert, thing, websocket: tuple[str, str, str] | None = None):
+        from awscrt import auth, mqtt5
         from awsiot import mqtt5_client_builder
 
         self.app = App(thing)
         self.mqtt5 = mqtt5
-        self.client = mqtt5_client_builder.mtls_from_path(
-            endpoint=host, port=port, cert_filepath=str(cert.cert_file), pri_key_filepath=str(cert.key_file),
-            ca_filepath=ca, client_id=thing,
-            on_publish_received=self._received, on_lifecycle_connection_success=self._connected)
+        common = {"endpoint": host, "port": port, "ca_filepath": ca, "client_id": thing,
+                  "on_publish_received": self._received, "on_lifecycle_connection_success": self._connected}
+        if websocket:
+            access_key, secret, region = websocket
+            self.client = mqtt5_client_builder.websockets_with_default_aws_signing(
+                region=region, credentials_provider=auth.AwsCredentialsProvider.new_static(access_key, secret),
+                **common)
+        else:
+            self.client = mqtt5_client_builder.mtls_from_path(
+                cert_filepath=str(cert.cert_file), pri_key_filepath=str(cert.key_file), **common)
         self.app.send = self._send
 
     def _send(self, topic, payload, qos):
@@ -160,7 +172,7 @@ class SdkDevice:
 
 
 # the suite ---------------------------------------------------------------------------------------
-def root_group(thing: str) -> str:
+def root_group(thing: str, backoff: bool = True) -> str:
     def case(name, test_id, **conf):
         return {"name": name, "configuration": conf, "test": {"id": test_id, "version": "0.0.0"}}
 
@@ -169,9 +181,8 @@ def root_group(thing: str) -> str:
             case("connect", "MQTT_Connect"),
             case("publish", "MQTT_Publish", TOPIC_FOR_PUBLISH_VALIDATION=f"dut/{thing}/telemetry"),
             case("subscribe", "MQTT_Subscribe", TOPIC_LIST_FOR_SUBSCRIPTION_VALIDATION_ID=[f"dut/{thing}/in"]),
-            case("reconnect backoff", "MQTT_Reconnect_Backoff_Retries_On_Server_Disconnect",
-                 EXECUTION_TIMEOUT="45", RECONNECTION_ATTEMPTS="5"),
-        ]},
+        ] + ([case("reconnect backoff", "MQTT_Reconnect_Backoff_Retries_On_Server_Disconnect",
+                    EXECUTION_TIMEOUT="45", RECONNECTION_ATTEMPTS="5")] if backoff else [])},
         {"name": "Shadow", "configuration": {}, "tests": [
             case("publishes reported", "Shadow_Publish_Reported_State", REPORTED_STATE={"led": "off"}),
             case("follows desired", "Shadow_Update_Reported_State", DESIRED_STATE={"led": "on"}),
@@ -199,12 +210,12 @@ def dut(iot, tmp_path, localiot_server):
             "thingArn": iot.describe_thing(thingName=thing)["thingArn"]}
 
 
-def run_suite(da, dut, root: str, device, timeout: float = 120) -> dict:
+def run_suite(da, dut, root: str, device, timeout: float = 120, protocol: str = "MqttV5") -> dict:
     """Start a suite run for the device, then the device application (as AWS's workflow has it:
     the device connects once the run is started); the run once it has ended."""
     suite = da.create_suite_definition(suiteDefinitionConfiguration={
         "suiteDefinitionName": "e2e", "rootGroup": root, "devicePermissionRoleArn": ROLE,
-        "devices": [{"thingArn": dut["thingArn"]}], "protocol": "MqttV5"})["suiteDefinitionId"]
+        "devices": [{"thingArn": dut["thingArn"]}], "protocol": protocol})["suiteDefinitionId"]
     run = da.start_suite_run(suiteDefinitionId=suite, suiteRunConfiguration={
         "primaryDevice": {"thingArn": dut["thingArn"]}})
     app = device(dut).start()

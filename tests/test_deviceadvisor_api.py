@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from localiot.testing import ACCOUNT, REGION, advance, error_message, error_of, make_client
+from localiot.testing import ACCOUNT, REGION, advance, error_message, error_of, make_client, new_certificate
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/device-advisor"
 ACTIVE = ("PENDING", "RUNNING", "STOPPING")
@@ -291,16 +291,16 @@ def test_selected_tests_and_refused_starts(da, device, iot):
         [("messaging", ["publish"])]
 
 
-def test_a_protocol_the_test_endpoint_does_not_serve_is_refused_honestly(da, device):
-    from localiot.advisor import runner
-
-    served = getattr(runner, "PROTOCOLS", ("MqttV3_1_1", "MqttV5"))
-    missing = [p for p in ("MqttV3_1_1_OverWebSocket", "MqttV5_OverWebSocket") if p not in served]
-    if not missing:
-        pytest.skip("the test endpoint serves every protocol")
-    suite_id = create(da, protocol=missing[0])["suiteDefinitionId"]
-    assert error_of(start, da, suite_id, device) == ("NotImplementedException", 501)
+@pytest.mark.parametrize("protocol", ["MqttV3_1_1_OverWebSocket", "MqttV5_OverWebSocket"])
+def test_a_suite_over_websocket_starts_for_a_thing_only(da, device, iot, tmp_path, protocol):
+    suite_id = create(da, protocol=protocol)["suiteDefinitionId"]
+    lonely = new_certificate(iot, tmp_path, "lonely")  # attached to no thing: no client id to know it by
+    assert "needs a thing" in error_message(start, da, suite_id, {"certificateArn": lonely.arn})
     assert da.list_suite_runs()["suiteRunsList"] == []
+    run = start(da, suite_id, {"thingArn": device["thingArn"]})
+    assert da.get_suite_run(suiteDefinitionId=suite_id, suiteRunId=run["suiteRunId"])["status"] in \
+        ("PENDING", "RUNNING")
+    da.stop_suite_run(suiteDefinitionId=suite_id, suiteRunId=run["suiteRunId"])
 
 
 def test_shadow_cases_need_a_thing(da, iot):

@@ -5,7 +5,9 @@ suites and starts runs is localiot.services.deviceadvisor).
   check of a suite's rootGroup.
 - `endpoint`: the TLS listener of its own (`--device-advisor-port`) the
   device under test connects to; `certs`: the server certificates it can
-  present (right, wrong subject, self-signed, expired, large).
+  present (right, wrong subject, self-signed, expired, large); `websocket`:
+  MQTT over WebSocket on the same port (`GET /mqtt`, SigV4-presigned), for
+  the suites over WebSocket.
 - `interposer`: each device connection, a real broker connection behind a
   scripted interposer; `journal`: what the device did, timed; `state`: one
   run while it executes (its device, connections, journal, current script).

@@ -57,6 +57,13 @@ class TestCase:
     needs_thing: bool = False  # shadow and jobs cases need a thing as the device under test
     aliases: tuple[str, ...] = ()
 
+    @property
+    def over_websocket(self) -> bool:
+        """Whether the case runs in a suite over WebSocket: AWS offers the MQTT, shadow and job cases
+        there; the TLS cases test a TLS client with its certificate, and the policy case the policies of
+        the certificate, which a device signing with SigV4 has neither of."""
+        return self.category in WEBSOCKET_CATEGORIES
+
     def key(self, name: str) -> Key | None:
         for k in self.keys:
             if k.name == name:
@@ -64,6 +71,7 @@ class TestCase:
         return None
 
 
+WEBSOCKET_CATEGORIES = ("MQTT", "Shadow", "Job Execution")
 TIMEOUT = Key("EXECUTION_TIMEOUT", SECONDS)
 _PUBLISH_KEYS = (TIMEOUT, Key("TOPIC_FOR_PUBLISH_VALIDATION"), Key("PAYLOAD_FOR_PUBLISH_VALIDATION"))
 _SUBSCRIBE_KEYS = (TIMEOUT, Key("TOPIC_LIST_FOR_SUBSCRIPTION_VALIDATION_ID", TOPIC_LIST))

@@ -1,20 +1,24 @@
 """The Device Advisor test endpoint: a TLS listener of its own
 (`--device-advisor-port`, LOCALIOT_DEVICE_ADVISOR_PORT) where the device
-under test connects with its certificate during a suite run.
+under test connects during a suite run: MQTT with its certificate, or MQTT
+over WebSocket at `GET /mqtt` with a SigV4-presigned URL (`websocket`).
 
 Connections are accepted as plain TCP and TLS starts on them afterwards
 (`loop.start_tls`), so that the endpoint (1) picks the server certificate
 and cipher list per handshake, as the current test case of a running suite
 asks (`certs`), and (2) sees handshakes the device refuses, which an
 `ssl=` server would only log. After the handshake the connection is a broker
-connection behind the scripted interposer (`interposer`).
+connection behind the scripted interposer (`interposer`), directly or in the
+binary frames of a WebSocket (`websocket.Sniffer` tells which).
 
 Which run a connection belongs to: the run whose device has the client
 certificate's id (or, when the run names only a thing, whose thing is the
-CONNECT's client id). A handshake happens before the client certificate is
-known, so while a TLS test case of a run wants a special server certificate,
-every new handshake on the endpoint gets it, and refused handshakes are
-journaled to the runs in such a case. Runs of different devices at the
+CONNECT's client id); over WebSocket, the run over WebSocket whose thing is
+the CONNECT's client id, in the presigned URL's account and region. A
+handshake happens before the client certificate is known, so while a TLS
+test case of a run wants a special server certificate, every new handshake
+on the endpoint gets it, and refused handshakes are journaled to the runs in
+such a case. Runs of different devices at the
 same time work; TLS server-certificate cases of two runs at once would
 disturb each other (the endpoint logs a warning).
 """
@@ -28,9 +32,10 @@ import ssl
 from localiot.timeouts import within
 from localiot.advisor import certs, registry
 from localiot.advisor import journal as j
-from localiot.advisor.interposer import AdvisorConnection
-from localiot.listeners.alpn import ALPN_MQTT, ALPN_MQTT_CA
+from localiot.advisor.websocket import Sniffer, serve_http
+from localiot.listeners.alpn import ALPN_HTTP, ALPN_MQTT, ALPN_MQTT_CA
 from localiot.listeners.tls import TrustStore
+from localiot.protocol.http import ApiServer
 
 log = logging.getLogger("localiot.advisor")
 
@@ -59,6 +64,7 @@ class Endpoint:
         self.broker = broker
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: asyncio.AbstractServer | None = None
+        self.http_server: ApiServer | None = None  # () -> the protocol of an HTTP/1.1 connection (WebSocket)
         self.runs: dict[str, object] = {}  # suiteRunId -> RunState (localiot.advisor.runner)
         self.connections: set = set()  # every live AdvisorConnection
         self._contexts: dict[str, tuple[TrustStore, ssl.SSLContext]] = {}
@@ -66,12 +72,15 @@ class Endpoint:
     async def start(self) -> None:
         config = self.app.config
         self.loop = asyncio.get_running_loop()
+        self.http_server = ApiServer(lambda request: serve_http(self, request), self.app.engine.refusal,
+                                     access_log=None)
         self.server = await self.loop.create_server(lambda: _Acceptor(self), config.host,
                                                     config.device_advisor_port, backlog=256)
         port = self.server.sockets[0].getsockname()[1]
         self.runtime.listeners["device-advisor"] = f"{config.host}:{port}"
         _ENDPOINTS[self.runtime] = self
-        log.info("Device Advisor test endpoint (MQTT over TLS) on %s:%s", config.host, port)
+        log.info("Device Advisor test endpoint (MQTT over TLS; MQTT over WebSocket at /mqtt) on %s:%s",
+                 config.host, port)
 
     def close(self) -> None:
         if self.server is not None:
@@ -81,6 +90,8 @@ class Endpoint:
         _ENDPOINTS.pop(self.runtime, None)
 
     async def wait_closed(self) -> None:
+        if self.http_server is not None:
+            await self.http_server.shutdown(1.0)
         if self.server is not None:
             try:
                 await within(self.server.wait_closed(), 2.0)
@@ -99,7 +110,7 @@ class Endpoint:
         that the device comes back into the run and every case sees it connect."""
         self.runs[run.suite_run_id] = run
         for conn in list(self.connections):
-            if conn.run is None and run.matches(conn.certificate_id, conn.client_id):
+            if conn.run is None and run.matches(conn.certificate_id, conn.client_id, conn.websocket):
                 conn.hung_up = True
                 conn.hang_up()
 
@@ -114,9 +125,9 @@ class Endpoint:
                 return run.suite_run_id
         return None
 
-    def run_for(self, certificate_id: str | None, client_id: str | None):
+    def run_for(self, certificate_id: str | None, client_id: str | None, websocket: bool = False):
         for run in self.runs.values():
-            if run.matches(certificate_id, client_id):
+            if run.matches(certificate_id, client_id, websocket):
                 return run
         return None
 
@@ -133,7 +144,7 @@ class Endpoint:
         if found is None:
             cert_pem, key_pem = certs.variant_certificate(self.runtime, variant)
             trust = TrustStore(self.app.store, self.runtime.ca.pem, cert_pem, key_pem)
-            ctx = trust.context([ALPN_MQTT_CA, ALPN_MQTT])
+            ctx = trust.context([ALPN_MQTT_CA, ALPN_MQTT, ALPN_HTTP])
             if variant == certs.CIPHERS:  # see every suite the client offers, not only the default list's
                 ctx.set_ciphers("ALL:@SECLEVEL=0")
             found = self._contexts[variant] = (trust, ctx)
@@ -144,10 +155,10 @@ class Endpoint:
 
     async def handshake(self, transport) -> None:
         variant, wanting = self._variant()
-        conn = AdvisorConnection(self, variant)
+        sniffer = Sniffer(self, variant)
         try:
             ctx = self.context(variant)
-            tls = await self.loop.start_tls(transport, conn, ctx, server_side=True,
+            tls = await self.loop.start_tls(transport, sniffer, ctx, server_side=True,
                                             ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
         except (TimeoutError, ssl.SSLError, OSError, ConnectionError, ValueError) as error:
             transport.close()
@@ -159,7 +170,7 @@ class Endpoint:
             raise
         if tls is None or tls.is_closing():
             return
-        conn.connection_made(tls)
+        sniffer.begin(tls)
 
 
 def _reason(error: BaseException) -> str:

@@ -91,22 +91,29 @@ class Tap:
 
 
 class AdvisorConnection(DeviceConnection):
-    def __init__(self, endpoint, variant: str = "default"):
-        super().__init__(endpoint.broker, LISTENER)
+    """MQTT over TLS (`door` None: the client certificate authenticates, the listener is
+    "device-advisor"), or MQTT over WebSocket (`door`: the upgrade's "wss" Door with its
+    verified presigned URL, authenticated as on the ALPN port; `tls`: the TLS under it)."""
+
+    def __init__(self, endpoint, variant: str = "default", door=None, tls=None):
+        super().__init__(endpoint.broker, LISTENER if door is None else door)
         self.endpoint = endpoint
         self.variant = variant  # which server certificate the handshake used
+        self.websocket = door is not None
+        self.sigv4 = getattr(door, "sigv4", None)  # (account, region, access key id) of the presigned URL
+        self.tls = tls  # the ssl object of the TLS handshake (journaled when the run attaches)
         self.run = None  # the RunState testing this device, once known
         self.number = 0
         self.certificate_id: str | None = None
         self._rest = b""
-        self._early: list[bytes] = []
         self.hung_up = False  # the server closed it (journaled as such)
 
     # asyncio ---------------------------------------------------------------------
     def connection_made(self, transport) -> None:
-        ssl_object = transport.get_extra_info("ssl_object")
+        ssl_object = transport.get_extra_info("ssl_object")  # None over WebSocket: no client certificate
         der = None
         if ssl_object is not None:
+            self.tls = ssl_object
             try:
                 der = ssl_object.getpeercert(binary_form=True)
             except ValueError:
@@ -114,12 +121,10 @@ class AdvisorConnection(DeviceConnection):
         self.certificate_id = hashlib.sha256(der).hexdigest() if der else None
         super().connection_made(Tap(transport, self))
         self.endpoint.connections.add(self)
-        self.run = self.endpoint.run_for(self.certificate_id, None)
+        if not self.websocket:
+            self.run = self.endpoint.run_for(self.certificate_id, None)
         if self.run is not None:
-            self.run.attach(self, ssl_object)
-        early, self._early = self._early, []
-        for data in early:
-            self.data_received(data)
+            self.run.attach(self, self.tls)
 
     def connection_lost(self, exc) -> None:
         run = self.run
@@ -129,8 +134,7 @@ class AdvisorConnection(DeviceConnection):
             run.detach(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.transport is None:  # data that came with the end of the handshake
-            self._early.append(data)
+        if self.transport is None:  # closed
             return
         frames, self._rest = _frames(self._rest + data)
         for first, body, whole in frames:
@@ -155,9 +159,16 @@ class AdvisorConnection(DeviceConnection):
             except MalformedPacket:
                 kind = None
         if self.run is None and kind == j.CONNECT:  # a device known by its client id (the thing's name)
-            self.run = self.endpoint.run_for(self.certificate_id, packet.client_id)
-            if self.run is not None:
-                self.run.attach(self, self.transport.get_extra_info("ssl_object"))
+            run = self.endpoint.run_for(self.certificate_id, packet.client_id, self.websocket)
+            why = run.refusal(self) if run is not None else None
+            if why is not None:  # over WebSocket: no presigned URL, or one of another account or region
+                run.refused(why, client_id=packet.client_id)
+                self.version, self.v5 = packet.protocol_level, packet.protocol_level == codec.MQTT5
+                self.refuse(codec.NOT_AUTHORIZED, why)
+                return DROP
+            self.run = run
+            if run is not None:
+                run.attach(self, self.tls)
         if self.run is None or kind is None:
             return FORWARD
         return self.run.incoming(self, kind, packet, _data(kind, packet))

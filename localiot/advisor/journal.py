@@ -17,6 +17,7 @@ from localiot.timeouts import within
 
 # kinds of events
 HANDSHAKE, HANDSHAKE_FAILED, CLOSED = "handshake", "handshake-failed", "closed"
+REFUSED = "refused"  # a connection that may be the device's was refused (a WebSocket upgrade, another account)
 CONNECT, CONNACK, SUBSCRIBE, SUBACK, UNSUBSCRIBE = "connect", "connack", "subscribe", "suback", "unsubscribe"
 PUBLISH, PUBACK, PUBLISH_OUT, PUBACK_OUT = "publish", "puback", "publish-out", "puback-out"
 PINGREQ, PINGRESP, DISCONNECT = "pingreq", "pingresp", "disconnect"

@@ -21,6 +21,7 @@ import uuid
 
 from localiot.timeouts import within
 from localiot.advisor import catalog, logs
+from localiot.advisor import journal as j
 from localiot.advisor.cases import CaseFailed, CaseRun, implementation
 from localiot.advisor.registry import endpoint_of
 from localiot.advisor.state import RunState
@@ -28,8 +29,6 @@ from localiot.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("localiot.advisor")
 
-# the suite protocols the test endpoint serves (MQTT over TLS with client certificates; not yet WebSocket)
-PROTOCOLS = ("MqttV3_1_1", "MqttV5")
 RUN = "advisor-run"
 SERVICE = "iotdeviceadvisor"
 PASS, FAIL, ERROR, STOPPED, RUNNING, PENDING, STOPPING = (
@@ -271,13 +270,18 @@ async def _run_case(run: RunState, planned, case_run_id: str) -> str:
         test.update(status=RUNNING, startTime=doc["_now"], logUrl=url)
 
     update(runtime, account, region, run.suite_run_id, started)
-    case = CaseRun(run, planned)
+    case = run.case = CaseRun(run, planned)
     fn = implementation(planned.case.id)
     status, failure = PASS, None
     case.log(f"Test case {planned.name} ({planned.case.id}) started; EXECUTION_TIMEOUT {planned.timeout:g} s.")
     try:
         if fn is None:
             raise CaseFailed(f"localiot does not implement the test case {planned.case.id}.", ERROR)
+        if run.websocket and not planned.case.over_websocket:
+            raise CaseFailed(f"{planned.case.id} is a {planned.case.category} test case, which Device Advisor runs "
+                             f"for devices on MQTT over TLS with a client certificate (protocol MqttV3_1_1 or "
+                             f"MqttV5); this suite's protocol is {run.protocol}, where the MQTT, shadow and job "
+                             f"execution test cases run.", ERROR)
         await within(fn(case), planned.timeout)
         status = PASS_WITH_WARNINGS if case.warnings else PASS
     except CaseFailed as failed:
@@ -285,6 +289,9 @@ async def _run_case(run: RunState, planned, case_run_id: str) -> str:
     except TimeoutError:
         status = FAIL
         failure = f"Timed out after {planned.timeout:g} s" + (f" waiting for {case.waiting}." if case.waiting else ".")
+        refused = run.journal.since(case.mark, j.REFUSED)
+        if refused:  # why the device never got in
+            failure += f" The endpoint refused {len(refused)} connection(s); the last: {refused[-1]['reason']}"
     except asyncio.CancelledError:
         status, failure = STOPPED, "The suite run was stopped."
     except Exception as error:
@@ -292,6 +299,7 @@ async def _run_case(run: RunState, planned, case_run_id: str) -> str:
         status, failure = ERROR, f"Internal error: {error}"
     finally:
         run.reset_script()
+        run.case = None
     case.log(f"Result: {status}" + (f": {failure}" if failure else ""))
     for warning in case.warnings:
         case.log(f"Warning: {warning}")

@@ -11,6 +11,8 @@ from localiot.advisor import certs
 from localiot.advisor import journal as j
 from localiot.advisor.interposer import FORWARD
 
+WEBSOCKET = "_OverWebSocket"  # the suffix of the suite protocols over WebSocket
+
 # script(conn, kind, data) -> FORWARD / DROP / CLOSE, or None for the default (FORWARD)
 IncomingScript = Callable[[object, str, dict], str | None]
 # script(conn, kind, data) -> False to hold the packet back, None/True to send it
@@ -26,6 +28,8 @@ class RunState:
         self.certificate_id = device.get("certificateId") or None
         self.thing = device.get("thingName") or None
         self.protocol = device.get("protocol") or "MqttV3_1_1"
+        self.websocket = self.protocol.endswith(WEBSOCKET)  # MQTT over WebSocket, SigV4-presigned
+        self.case = None  # the CaseRun in progress (its log hears of refused connections)
         self.journal = j.Journal(endpoint.loop)
         self.connections: list = []  # live AdvisorConnections of the device, oldest first
         self.on_incoming: IncomingScript | None = None
@@ -40,10 +44,38 @@ class RunState:
     def tests(self, certificate_id: str | None, thing: str | None) -> bool:
         return bool((certificate_id and certificate_id == self.certificate_id) or (thing and thing == self.thing))
 
-    def matches(self, certificate_id: str | None, client_id: str | None) -> bool:
-        if self.certificate_id:
+    def matches(self, certificate_id: str | None, client_id: str | None, websocket: bool = False) -> bool:
+        """Whether a connection is this run's device: over TLS its client certificate (or, when the
+        run names only a thing, its client id); over WebSocket, which has no certificate, its client id
+        is the thing's name. A run tests its suite's transport only."""
+        if websocket != self.websocket:
+            return False
+        if self.certificate_id and not websocket:
             return certificate_id == self.certificate_id
         return bool(client_id and client_id == self.thing)
+
+    def refusal(self, conn) -> str | None:
+        """Why a matching connection may not join the run, or None: over WebSocket, the presigned
+        URL's credentials must be of the run's account (AWS's test endpoint is the account's)."""
+        if not conn.websocket:
+            return None
+        if conn.sigv4 is None:
+            return ("The connection over WebSocket carries no SigV4-presigned URL; the device must sign "
+                    "its wss:// URL with credentials of the account " + self.account + ".")
+        account, region, access_key = conn.sigv4
+        if account != self.account:
+            return (f"The presigned URL is signed with credentials of the account {account} (access key "
+                    f"{access_key}); the device under test is in the account {self.account}.")
+        if region != self.region:
+            return (f"The presigned URL is signed for the region {region}; the suite run is in the region "
+                    f"{self.region}.")
+        return None
+
+    def refused(self, reason: str, **data) -> None:
+        """The endpoint refused a connection that may be the device's: journaled, and told to the case log."""
+        self.journal.add(j.REFUSED, 0, reason=reason, **data)
+        if self.case is not None:
+            self.case.log(f"The endpoint refused a connection: {reason}")
 
     # connections -------------------------------------------------------------------------------
     def attach(self, conn, ssl_object) -> None:

@@ -20,8 +20,11 @@ WS_CLOSE_TIMEOUT = 2.0  # how long a closing WebSocket waits for the client's cl
 WS_HIGH_WATER = 1024 * 1024  # queued bytes that pause a WebSocket client's output
 
 
-async def serve_websocket(request: web.BaseRequest, broker, config, clock) -> web.StreamResponse:
-    """Run one MQTT connection over the WebSocket this upgrade request opens."""
+async def serve_websocket(request: web.BaseRequest, broker, config, clock, *, connection=Connection,
+                          refused=None) -> web.StreamResponse:
+    """Run one MQTT connection over the WebSocket this upgrade request opens: `connection(broker, door)`
+    (a broker Connection unless told) takes its MQTT bytes; `refused(status, message)`, if given, hears
+    of an upgrade refused for its presigned URL (the Device Advisor test endpoint journals it)."""
     sigv4 = None
     query = [(k, v) for k, v in request.rel_url.query.items()]
     if any(k == "X-Amz-Credential" for k, _ in query):
@@ -31,6 +34,8 @@ async def serve_websocket(request: web.BaseRequest, broker, config, clock) -> we
                 strict=config.strict_signatures, now=clock.now(), default_account=config.default_account,
             )
         except AuthFailure as e:
+            if refused is not None:
+                refused(e.status, e.message)
             return reply(e.status, e.message)
     door = Door("wss", sni=sni_of(request.transport), http=http_context(request), sigv4=sigv4)
     ws = web.WebSocketResponse(protocols=("mqtt",), autoping=True, compress=False, timeout=WS_CLOSE_TIMEOUT,
@@ -40,7 +45,7 @@ async def serve_websocket(request: web.BaseRequest, broker, config, clock) -> we
     await ws.prepare(request)
     loop = asyncio.get_running_loop()
     transport = WebSocketTransport(ws, request.transport, loop)
-    conn = Connection(broker, door)
+    conn = connection(broker, door)
     transport.set_protocol(conn)
     conn.connection_made(transport)
     try:

@@ -13,7 +13,7 @@ import re
 import time
 
 from botocore.auth import SigV4Auth, SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
+from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
 from localiot.protocol.errors import ServiceError
@@ -132,6 +132,22 @@ PRESIGNED_MISMATCH = ("The request signature we calculated does not match the si
                       "Check your AWS Secret Access Key and signing method.")
 
 
+class _ClientSignedHeaders(SigV4QueryAuth):
+    """botocore's presigned-URL signer over exactly the headers the client signed: the AWS IoT Device
+    SDK v2 (awscrt) signs its WebSocket upgrade's `connection` header, which botocore leaves out of
+    the headers it chooses to sign itself."""
+
+    def __init__(self, names: list[str], *args):
+        super().__init__(*args)
+        self._names = names
+
+    def headers_to_sign(self, request):
+        chosen = HTTPHeaders()
+        for name in self._names:
+            chosen[name] = request.headers.get(name, "")
+        return chosen
+
+
 def verify_presigned(method: str, raw_path: str, query: list[tuple[str, str]], headers, *, secrets: dict[str, str],
                      strict: bool, now: float, default_account: str) -> tuple[str, str, str]:
     """(account, region, access key id) of a SigV4-presigned URL, as the AWS SDKs build
@@ -163,8 +179,9 @@ def verify_presigned(method: str, raw_path: str, query: list[tuple[str, str]], h
         raise _forbidden("InvalidSignatureException", "The presigned URL has expired.")
     if signed_at > now + 900:
         raise _forbidden("InvalidSignatureException", "Signature not yet current.")
-    signed_headers = {name: headers.get(name) or "" for name in params.get("X-Amz-SignedHeaders", "host").split(";")}
-    signer = SigV4QueryAuth(Credentials(access_key, secret), service, region)
+    signed_names = params.get("X-Amz-SignedHeaders", "host").split(";")
+    signed_headers = {name: headers.get(name) or "" for name in signed_names}
+    signer = _ClientSignedHeaders(signed_names, Credentials(access_key, secret), service, region)
     unsigned = [pair for pair in query if pair[0] != "X-Amz-Signature"]
     variants = [unsigned]
     if "X-Amz-Security-Token" in params:  # the AWS IoT Device SDKs may add the token after signing

@@ -6,7 +6,12 @@ answers (`localiot.config.endpoint_host`), host only as AWS does. The port is
 the Device Advisor test listener's (`--device-advisor-port`, see localiot.advisor),
 which serves whichever device has a run in progress. X509ClientCertificate
 devices connect with their certificate; SignatureVersion4 ones over MQTT over
-WebSocket signed with the credentials of their device role.
+WebSocket on the same host and port (`wss://<endpoint>:<port>/mqtt`, the URL
+presigned with SigV4 as for AWS IoT's wss endpoint): AWS answers a host name
+for either method (the model's `endpoint` is a bare host of 45 to 75
+characters), so the answer is the same host. The device role is not checked
+against the credentials the device signs with (IAM roles are not modelled);
+their account and region must be the run's (localiot.advisor.websocket).
 """
 
 from __future__ import annotations

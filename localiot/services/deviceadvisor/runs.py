@@ -27,6 +27,9 @@ from localiot.services.deviceadvisor.model import (ACTIVE, DEFAULT_PROTOCOL, ERR
 from localiot.services.deviceadvisor.suites import version_of
 
 
+WEBSOCKET = "_OverWebSocket"  # the suffix of the suite protocols over WebSocket
+
+
 def _invalid(message: str) -> ServiceError:
     return ServiceError("ValidationException", message)
 
@@ -38,14 +41,6 @@ def _holder(ctx, device: dict) -> tuple[str, dict] | None:
             if run["status"] in ACTIVE:
                 return run_id, run
     return None
-
-
-def _served_protocols() -> tuple[str, ...]:
-    """The suite protocols the engine's test endpoint serves (its runner's PROTOCOLS when it
-    declares them; MQTT 3.1.1 and 5 over TLS otherwise)."""
-    from localiot.advisor import runner
-
-    return tuple(getattr(runner, "PROTOCOLS", ("MqttV3_1_1", "MqttV5")))
 
 
 def _hand_over(ctx, function: str, run_id: str) -> None:
@@ -72,18 +67,17 @@ def StartSuiteRun(ctx, req):
         if needing:
             raise _invalid(f"Test cases {', '.join(needing)} need a thing as the device under test; "
                            f"{device['certificateArn']} is attached to no thing.")
+    suite_configuration = version["suiteDefinitionConfiguration"]
+    device["protocol"] = suite_configuration.get("protocol") or DEFAULT_PROTOCOL
+    if device["protocol"].endswith(WEBSOCKET) and not device["thingName"]:
+        raise _invalid(f"A suite over WebSocket ({device['protocol']}) needs a thing as the device under test: "
+                       f"the device signs its connection with SigV4, without a certificate, and connects with "
+                       f"the thing's name as its client id; {device['certificateArn']} is attached to no thing.")
     held = _holder(ctx, device)
     if held is not None:
         arn = config["primaryDevice"].get("thingArn") or config["primaryDevice"].get("certificateArn")
         raise ServiceError("ConflictException",
                            f"The device {arn} is already under test in suite run {held[0]} ({held[1]['status']}).")
-    suite_configuration = version["suiteDefinitionConfiguration"]
-    device["protocol"] = suite_configuration.get("protocol") or DEFAULT_PROTOCOL
-    served = _served_protocols()
-    if device["protocol"] not in served:
-        raise ServiceError("NotImplementedException",
-                           f"localiot's Device Advisor test endpoint does not serve {device['protocol']} yet "
-                           f"(it serves {', '.join(served)}).", status=501)
     run_id, now = new_id(), ctx.now()
     result_groups, cases, order = _test_cases(groups)
     doc = {
