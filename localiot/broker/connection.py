@@ -476,6 +476,13 @@ class Connection(asyncio.Protocol):
         broker.route(identity.account, identity.region, msg)
         iotlogs.published(self, decision.topic)
         if qos:
+            fabric = broker.fabric  # several nodes: the PUBACK waits until the others made it safe
+            if fabric is None or not fabric.confirm.after(self._confirmed, pid):
+                self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
+
+    def _confirmed(self, pid: int) -> None:
+        """Every node holding a matching subscriber made the message safe (localiot.fabric.confirm)."""
+        if self.state == CONNECTED:
             self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
 
     def _puback(self, pid: int, code: int) -> None:
