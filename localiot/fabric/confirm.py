@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import deque
 
@@ -55,7 +56,7 @@ from localiot.topics import matches, parse_shared
 
 log = logging.getLogger("localiot.fabric")
 
-CONFIRM_TIMEOUT = 5.0  # seconds a batch waits for a node's confirmation
+CONFIRM_TIMEOUT = 5.0  # seconds a batch waits for a node's confirmation (LOCALIOT_FABRIC_CONFIRM_TIMEOUT)
 SYNC = subjects.CONTROL + "sync"
 REPLY = "liot.r."
 
@@ -77,6 +78,7 @@ class Confirmations:
         self.fabric = fabric
         self.node = fabric.node_id
         self.loop = asyncio.get_running_loop()
+        self.timeout = _timeout_from_env()
         self.open: _Batch | None = None  # this iteration's batch, until its sync goes out
         self.waiting: deque[_Batch] = deque()
         self.confirmed: dict[tuple[str, str], int] = {}  # (node, connection) -> highest seq confirmed
@@ -120,7 +122,7 @@ class Confirmations:
         others |= self.lingering
         batch.expected = frozenset([(n, "m") for n in others] + [(n, "q") for n in others] + [(self.node, "q")])
         batch.sent_at = time.time()
-        batch.deadline = time.monotonic() + CONFIRM_TIMEOUT
+        batch.deadline = time.monotonic() + self.timeout
         self.waiting.append(batch)
         reply = REPLY + subjects.token(self.node)
         if not self.fabric.conn.publish(SYNC, f"{self.node} {batch.seq}".encode(), reply):
@@ -165,7 +167,7 @@ class Confirmations:
             self.timeouts += 1
             if silent:
                 log.warning("fabric: nodes %s did not confirm %d QoS 1 messages within %gs",
-                            sorted(silent), len(batch.messages), CONFIRM_TIMEOUT)
+                            sorted(silent), len(batch.messages), self.timeout)
                 try:
                     self._requeue(batch, silent)
                 except Exception:
@@ -195,7 +197,7 @@ class Confirmations:
         if sessions is None or not sessions.shared_store:
             return
         broker = self.fabric.broker
-        since = batch.sent_at - 2 * CONFIRM_TIMEOUT
+        since = batch.sent_at - 2 * self.timeout
         by_scope: dict[tuple[str, str], list] = {}
         for account, region, msg in batch.messages:
             by_scope.setdefault((account, region), []).append(msg)
@@ -261,6 +263,13 @@ class Confirmations:
     def state(self) -> dict:
         return {"waiting": len(self.waiting), "batches": self.batches, "timeouts": self.timeouts,
                 "requeued": self.requeued}
+
+
+def _timeout_from_env() -> float:
+    try:
+        return max(0.1, float(os.environ.get("LOCALIOT_FABRIC_CONFIRM_TIMEOUT", CONFIRM_TIMEOUT)))
+    except ValueError:
+        return CONFIRM_TIMEOUT
 
 
 def _run(batch: _Batch) -> None:
