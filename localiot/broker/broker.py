@@ -229,7 +229,9 @@ class Broker:
         return scope
 
     def open_session(self, conn: Connection, identity, client_id: str, clean_start: bool,
-                     expiry: int) -> tuple[Session, bool]:
+                     expiry: int, save: bool = True) -> tuple[Session, bool]:
+        """The session of a connection accepted now; a persistent one is stored (unless not
+        `save`: the connection stores it itself, off the loop)."""
         key = (identity.account, identity.region, client_id)
         old = self.sessions.get(key)
         if old is not None and old.conn is not None:  # duplicate client id: the old connection goes
@@ -252,9 +254,15 @@ class Broker:
         session.expires_at = None
         session.receive_cache.clear()
         conn.session = session
-        if session.persistent or session.stored:
+        if save and (session.persistent or session.stored):
             self.persistence.save(session)
         return session, present
+
+    def detach_unconnected(self, session: Session) -> None:
+        """A session whose client went before its CONNACK: away (or gone) as if it had connected."""
+        session.conn = None
+        self.offline.discard(session)
+        self._detach(session)
 
     def _discard(self, session: Session) -> None:
         scope = self.scopes.get((session.account, session.region))

@@ -349,6 +349,10 @@ class Connection(asyncio.Protocol):
             self.broker.log.error("authenticate failed for client %s: %r", client_id, task.exception())
             return self.refuse(codec.SERVER_UNAVAILABLE)
         self._accept(c, client_id, assigned, task.result())
+        self._read_on()
+
+    def _read_on(self) -> None:
+        """Connected after an asynchronous step: read again, starting with what arrived meanwhile."""
         if self.state == CONNECTED:
             self.reading_paused = False
             self.transport.resume_reading()
@@ -389,7 +393,51 @@ class Connection(asyncio.Protocol):
         if self.v5:
             self.send_window = min(c.properties.get("receive_maximum", 65535), limits.receive_maximum)
             self.max_out_packet = c.properties.get("maximum_packet_size")
-        session, present = broker.open_session(self, identity, client_id, c.clean_start, expiry)
+        workers = getattr(broker.runtime, "workers", None)  # PostgreSQL: the session's store write off the loop
+        session, present = broker.open_session(self, identity, client_id, c.clean_start, expiry,
+                                               save=workers is None)
+        if workers is not None and (session.persistent or session.stored):
+            self._save_then_welcome(workers, c, session, present, assigned)
+            return
+        self._welcome(c, session, present, assigned)
+
+    def _save_then_welcome(self, workers, c, session, present: bool, assigned) -> None:
+        """Store the session on a worker, then CONNACK. Meanwhile the session counts as away
+        (what is routed to it is queued, and handed over as it connects) and the connection's
+        further packets wait unread, as during an asynchronous authentication."""
+        broker = self.broker
+        session.conn = self.session = None
+        broker.offline.add(session)
+        self.state = AUTHENTICATING
+        if not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+        def saved(done) -> None:
+            if done.cancelled() or done.exception() is not None:
+                broker.log.error("could not store the session of client %s: %r", self.client_id,
+                                 None if done.cancelled() else done.exception())
+            if self.state == CLOSED or self.transport is None or session.conn is not None \
+                    or broker.sessions.get(session.key) is not session:
+                if self.state != CLOSED:  # taken over meanwhile by another connection
+                    self.state = CLOSED
+                    self.close()
+                elif session.conn is None and broker.sessions.get(session.key) is session:
+                    broker.detach_unconnected(session)  # its client went during the write
+                return
+            broker.offline.discard(session)
+            session.conn, self.session, self.state = self, session, NEW
+            self._welcome(c, session, present, assigned)
+            self._read_on()
+
+        workers.call(broker.persistence.save, session).add_done_callback(saved)
+
+    def _welcome(self, c, session, present: bool, assigned) -> None:
+        broker = self.broker
+        limits = broker.limits
+        identity = self.identity
+        client_id = self.client_id
+        expiry = session.expiry_interval
         props = {}
         if self.v5:
             requested = c.properties.get("session_expiry_interval", 0)

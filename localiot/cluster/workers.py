@@ -61,6 +61,8 @@ class Workers:
         self.commit_order = threading.Lock()
         self._lanes: dict = {}
         self.busy = 0  # units of work submitted and not finished (health)
+        self.running = 0  # ... of which a thread runs now (the others are queued)
+        self._count = threading.Lock()
 
     def _mark(self) -> None:
         self._local.worker = True
@@ -72,12 +74,26 @@ class Workers:
     def call(self, fn: Callable, *args) -> asyncio.Future:
         """`fn(*args)` on a worker thread; await the result on the loop."""
         self.busy += 1
-        future = asyncio.wrap_future(self._pool.submit(fn, *args), loop=self.loop)
+        future = asyncio.wrap_future(self._pool.submit(self._run, fn, args), loop=self.loop)
         future.add_done_callback(self._done)
         return future
 
+    def _run(self, fn: Callable, args: tuple):
+        with self._count:
+            self.running += 1
+        try:
+            return fn(*args)
+        finally:
+            with self._count:
+                self.running -= 1
+
     def _done(self, _future) -> None:
         self.busy -= 1
+
+    def state(self) -> dict:
+        """For /_localiot/health: threads, units running on them, units waiting for one."""
+        running = self.running
+        return {"threads": self.threads, "busy": running, "queued": max(0, self.busy - running)}
 
     def in_order(self, key, fn: Callable, *args) -> asyncio.Task:
         """`fn(*args)` on a worker once every earlier `in_order` call with the same `key`
