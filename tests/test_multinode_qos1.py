@@ -15,7 +15,7 @@ from localiot.fabric.liveness import HEARTBEAT
 from localiot.testing import Device
 
 PLAIN = ["--mqtt-plain", "--mqtt-plain-port", "0", "--log-level", "INFO"]
-CONFIRM = 2.0  # LOCALIOT_FABRIC_CONFIRM_TIMEOUT of the nodes: how long a PUBACK waits for a silent node
+CONFIRM = 4.0  # LOCALIOT_FABRIC_CONFIRM_TIMEOUT of the nodes: longer than a release request to a silent node (2 s)
 
 
 @pytest.fixture
@@ -120,3 +120,17 @@ def test_a_node_that_does_not_confirm_gets_the_messages_queued_in_the_store_for_
     reconnect_and_check(made, a, topics)
     assert waited >= CONFIRM * 0.9  # the PUBACKs waited for b ...
     assert "did not confirm" in a.log.read_text()  # ... then a queued the messages for b's sessions
+
+
+def test_a_session_that_moves_while_its_node_is_silent_gets_what_was_acknowledged_meanwhile(cluster):
+    (a, b), made = cluster
+    sessions_on_b(made, b)
+    publisher = device(made, a, "pub").connect_ok()
+    b.signal(signal.SIGSTOP)
+    topics = [f"work/{i}" for i in range(10)]
+    mids = [publisher.client.publish(topic, topic.encode(), 1).mid for topic in topics]  # b does not confirm
+    back = device(made, a, "away", clean=False).connect_ok()  # through a while b is silent: the session moves
+    assert back.session_present is True
+    for mid in mids:
+        assert publisher.acks.setdefault(mid, threading.Event()).wait(4 * CONFIRM + 10), f"no PUBACK for {mid}"
+    assert received(back, len(topics)) == {t.encode() for t in topics}

@@ -226,10 +226,9 @@ class Confirmations:
                     n += 1
                 if n:
                     self.requeued += n
-                    if holder not in silent and holder is not None:
-                        told.add((holder, session.key))
-        for holder, key in told:
-            sessions.requeued(holder, key)
+                    told.add(session.key)
+        if told:
+            sessions.requeued(sorted(told))
 
     # receiving side ------------------------------------------------------------------
     def _on_sync(self, kind: str, reply, body: bytes) -> None:

@@ -52,6 +52,7 @@ class SessionMoves:
         self.shared_store = _shared(fabric.runtime.store)
         self.conn.subscribe(subjects.NODE + fabric.node_id, self._on_request)
         self.conn.subscribe(subjects.CONTROL + "takeover", self._on_takeover)
+        self.conn.subscribe(subjects.CONTROL + "requeued", self._on_requeued)
 
     def attach(self, broker) -> None:
         self.broker = broker
@@ -165,12 +166,16 @@ class SessionMoves:
         return adopted
 
     # the node that held it -----------------------------------------------------------------
-    def requeued(self, holder: str, key) -> None:
-        """Another node queued messages in the store for a session `holder` holds: it reads them."""
-        if holder == self.fabric.node_id:
-            self.reread(key)
-        else:
-            self.conn.publish(subjects.NODE + holder, json.dumps(["requeued", *key]).encode())
+    def requeued(self, keys: list) -> None:
+        """This node queued messages in the store for these sessions: whichever node holds one reads
+        its queue again (this one too; its own NATS connection does not hear itself)."""
+        self.conn.publish(subjects.CONTROL + "requeued", json.dumps(keys).encode())
+        for key in keys:
+            self.reread(tuple(key))
+
+    def _on_requeued(self, subject: str, reply, body: bytes) -> None:
+        for key in json.loads(body):
+            self.reread(tuple(key))
 
     def reread(self, key) -> None:
         """Messages were queued in the store for a session of this node's: an offline one counts
@@ -203,8 +208,6 @@ class SessionMoves:
         request = json.loads(body)
         if request[0] == "release":
             self.release(tuple(request[1:4]))
-        elif request[0] == "requeued":
-            self.reread(tuple(request[1:4]))
         if reply:
             self.conn.publish(reply, b"ok")
 
