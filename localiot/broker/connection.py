@@ -111,8 +111,7 @@ class Connection(asyncio.Protocol):
 
     def _resume_pending(self) -> None:
         if self.blocked_by is None and self.state == CONNECTED and self._pending:
-            data = b"".join(self._pending)
-            self._pending = None
+            data, self._pending = b"".join(self._pending), None
             self._process(data)
 
     def eof_received(self):
@@ -357,8 +356,7 @@ class Connection(asyncio.Protocol):
             self.reading_paused = False
             self.transport.resume_reading()
             if self._pending:
-                data = b"".join(self._pending)
-                self._pending = None
+                data, self._pending = b"".join(self._pending), None
                 self._process(data)
         self.broker.flush_soon()
 
@@ -402,9 +400,8 @@ class Connection(asyncio.Protocol):
         self._welcome(c, session, present, assigned)
 
     def _save_then_welcome(self, workers, c, session, present: bool, assigned) -> None:
-        """Store the session on a worker, then CONNACK. Meanwhile the session counts as away
-        (what is routed to it is queued, and handed over as it connects) and the connection's
-        further packets wait unread, as during an asynchronous authentication."""
+        """Store the session on a worker, then CONNACK. Meanwhile the session counts as away (what is
+        routed to it is queued for it) and further packets wait unread, as during authentication."""
         broker = self.broker
         session.conn = self.session = None
         broker.offline.add(session)
@@ -528,10 +525,13 @@ class Connection(asyncio.Protocol):
             if fabric is None or not fabric.confirm.after(self._confirmed, pid):
                 self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
 
-    def _confirmed(self, pid: int) -> None:
-        """Every node holding a matching subscriber made the message safe (localiot.fabric.confirm)."""
-        if self.state == CONNECTED:
+    def _confirmed(self, pid: int, safe: bool = True) -> None:
+        """Every node holding a matching subscriber made the message safe (localiot.fabric.confirm),
+        or could not be made to: no PUBACK, the client sends it again on its next connection."""
+        if self.state == CONNECTED and safe:
             self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
+        elif self.state == CONNECTED:
+            self.drop("SERVER_INITIATED_DISCONNECT", codec.SERVER_UNAVAILABLE, "A node did not store it.")
 
     def _puback(self, pid: int, code: int) -> None:
         if self.v5:

@@ -10,6 +10,9 @@ the other API calls go on. SQLite keeps running everything on the loop
 What runs where:
 - on a worker: the handler (or door function, or periodic job) and its
   transaction, the UNIT_ENDING hooks and `ctx.before_commit` callbacks;
+  a CONNECT's certificate and policy reads (when the identity is not
+  cached) and its persistent session's write before the CONNACK
+  (localiot.broker.connection);
   a handler's body reads loop-owned state only (the broker's admission table,
   `is_connected`), single dictionary lookups the GIL keeps whole;
 - on the loop, after the COMMIT: everything `committed()` does (the events
@@ -28,7 +31,13 @@ must keep its order does: a device's requests on its door topics run one
 after the other in the order it sent them (`in_order`, keyed by client), and
 its PUBACK waits for its unit of work.
 
-`LOCALIOT_STORE_THREADS` sets the number of threads (default 4)."""
+Still on the loop with PostgreSQL: the broker's group commit of QoS 1
+messages before PUBACKs, parking a session's messages as its client goes,
+reading them as it comes back, retained messages, the presence records and
+the fabric's session moves.
+
+`LOCALIOT_STORE_THREADS` sets the number of threads (default 4); health
+reports them (`state`)."""
 
 from __future__ import annotations
 

@@ -27,9 +27,11 @@ batch's messages: with a store the nodes share, this node queues them in
 the store itself for the persistent sessions that the silent node holds
 (their refs name it) or that moved between nodes recently (adopted from a
 dead node, or taken over by a reconnecting client: `movedAt`), whose
-subscriptions match, up to the queued-messages quota; it tells the node
-holding each of those sessions, if it is another live one, to read its
-queue again, and only then sends the PUBACKs. A session that got the message
+subscriptions match, up to the queued-messages quota; it tells every node
+(`liot.c.requeued`) that those sessions' queues grew, so whichever holds
+one in memory, connected or away, reads it again; only then do the PUBACKs
+go (if the write fails, none does: the publishers' connections are closed
+and their clients send the messages again). A session that got a message
 as well receives it twice, which QoS 1 allows. The sessions of a dead node
 are adopted as before (`liveness`), and a node declared dead stays expected
 (so its batches keep being resolved this way) until no stored session names
@@ -57,6 +59,7 @@ from localiot.topics import matches, parse_shared
 log = logging.getLogger("localiot.fabric")
 
 CONFIRM_TIMEOUT = 5.0  # seconds a batch waits for a node's confirmation (LOCALIOT_FABRIC_CONFIRM_TIMEOUT)
+LINGER_MAX = 60.0  # seconds a dead node's confirmations stay awaited while stored sessions name it
 SYNC = subjects.CONTROL + "sync"
 REPLY = "liot.r."
 
@@ -82,7 +85,7 @@ class Confirmations:
         self.open: _Batch | None = None  # this iteration's batch, until its sync goes out
         self.waiting: deque[_Batch] = deque()
         self.confirmed: dict[tuple[str, str], int] = {}  # (node, connection) -> highest seq confirmed
-        self.lingering: set[str] = set()  # dead nodes whose sessions may still be stored under their name
+        self.lingering: dict[str, float] = {}  # dead node -> since when (its sessions may still name it)
         self._replies: list = []  # (reply subject, connection kind, seq) waiting for this iteration's commit
         self._commit_scheduled = False
         self._timer = None
@@ -92,6 +95,11 @@ class Confirmations:
         fabric.conn.subscribe(SYNC, lambda s, r, b: self._on_sync("m", r, b))
         fabric.queues.subscribe(SYNC, lambda s, r, b: self._on_sync("q", r, b))
         fabric.conn.subscribe(REPLY + subjects.token(self.node), self._on_reply)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     # publishing side ---------------------------------------------------------------
     def note(self, account: str, region: str, msg, seq: int) -> None:
@@ -104,8 +112,8 @@ class Confirmations:
         batch.messages.append((account, region, msg))
 
     def after(self, fn, arg) -> bool:
-        """`fn(arg)` once the QoS 1 message just noted is safe on every node; False when nothing
-        was noted (the caller goes on at once)."""
+        """`fn(arg)` once the QoS 1 message just noted is safe on every node (`fn(arg, False)` if
+        it could not be made safe); False when nothing was noted (the caller goes on at once)."""
         batch = self.open
         if batch is None:
             return False
@@ -119,7 +127,7 @@ class Confirmations:
         self.batches += 1
         liveness = self.fabric.liveness
         others = set(liveness.alive) if liveness is not None else set()
-        others |= self.lingering
+        others.update(self.lingering)
         batch.expected = frozenset([(n, "m") for n in others] + [(n, "q") for n in others] + [(self.node, "q")])
         batch.sent_at = time.time()
         batch.deadline = time.monotonic() + self.timeout
@@ -170,8 +178,10 @@ class Confirmations:
                             sorted(silent), len(batch.messages), self.timeout)
                 try:
                     self._requeue(batch, silent)
-                except Exception:
+                except Exception:  # not safe: no PUBACK (its publisher sends it again as it reconnects)
                     log.exception("fabric: could not queue unconfirmed QoS 1 messages in the store")
+                    _run(batch, False)
+                    continue
             _run(batch)
             self.fabric.broker.flush_soon()
         self._settle()
@@ -180,16 +190,24 @@ class Confirmations:
     def node_gone(self, node: str) -> None:
         """Liveness declared `node` dead: expected until no stored session names it."""
         if self.fabric.sessions is not None and self.fabric.sessions.shared_store:
-            self.lingering.add(node)
+            self.lingering[node] = time.monotonic()
 
     def settle_gone(self) -> None:
-        """Drop the dead nodes that no stored session names any more (called by liveness)."""
+        """Drop the dead nodes that no stored session names any more (called by liveness), or
+        that still do LINGER_MAX seconds after their death (their adoption failed: logged)."""
         if not self.lingering:
             return
         broker = self.fabric.broker
         with broker.store.transaction(*BROKER_SCOPE, write=False) as tx:
             holders = {ref.get("node") for _, ref in tx.scan(REF_KIND)}
-        self.lingering &= holders
+        now = time.monotonic()
+        for node, since in list(self.lingering.items()):
+            if node not in holders:
+                del self.lingering[node]
+            elif now - since > LINGER_MAX:
+                del self.lingering[node]
+                log.warning("fabric: sessions of dead node %s were not adopted in %gs; its QoS 1 "
+                            "confirmations are no longer awaited", node, LINGER_MAX)
 
     def _requeue(self, batch: _Batch, silent: set) -> None:
         """The batch's messages, into the store for the sessions the silent nodes hold or that moved."""
@@ -271,10 +289,10 @@ def _timeout_from_env() -> float:
         return CONFIRM_TIMEOUT
 
 
-def _run(batch: _Batch) -> None:
+def _run(batch: _Batch, safe: bool = True) -> None:
     for fn, arg in batch.then:
         try:
-            fn(arg)
+            fn(arg) if safe else fn(arg, False)
         except Exception:
             log.exception("fabric: a confirmed QoS 1 callback failed")
 

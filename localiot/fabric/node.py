@@ -94,6 +94,8 @@ class Fabric:
             self.events.stop()
         if self.liveness is not None:
             self.liveness.stop()
+        if self.confirm is not None:
+            self.confirm.stop()
         await self.conn.close()
         await self.queues.close()
 
