@@ -174,3 +174,24 @@ def test_a_connect_answers_while_another_connects_session_write_waits_on_a_lock(
     patient.join(10)
     assert "value" in outcome, outcome
     assert outcome["value"].expect("news/today").payload == b"while waiting"
+
+
+def test_of_two_connects_waiting_for_their_session_write_the_newer_keeps_the_client_id(node, devices):
+    server, dsn = node
+    devices.add(plain_device(server, "twice", clean=False)).close()  # a stored persistent session
+    lock = HeldLock(dsn, "mqtt-session", "twice")
+    try:
+        older, first = waiting_call(lambda: plain_device(server, "twice", clean=False))
+        time.sleep(0.3)  # its CONNECT waits on the session's write
+        newer, second = waiting_call(lambda: devices.add(plain_device(server, "twice", clean=False)))
+        time.sleep(0.3)
+    finally:
+        lock.release()
+    older.join(10)
+    newer.join(10)
+    assert "error" in first, first  # no CONNACK: the newer connection took the client id
+    assert "value" in second, second
+    device = second["value"]
+    device.subscribe("twice/t")
+    assert device.publish("twice/t", b"still here") == 0
+    assert device.expect("twice/t").payload == b"still here"

@@ -64,6 +64,7 @@ class Broker:
         self.connections: set[Connection] = set()
         self.sessions: dict[tuple[str, str, str], Session] = {}
         self.offline: set[Session] = set()
+        self.connecting: dict[tuple[str, str, str], Connection] = {}  # CONNACK waiting for the session's write
         self.scopes: dict[tuple[str, str], Scope] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._dirty: list[Connection] = []
@@ -136,6 +137,7 @@ class Broker:
             conn.drop("SERVER_INITIATED_DISCONNECT", codec.ADMINISTRATIVE_ACTION, will=False)
         self.sessions.clear()
         self.offline.clear()
+        self.connecting.clear()
         self.scopes.clear()
         self.persistence.forget()
         if self.fabric is not None:
@@ -233,6 +235,9 @@ class Broker:
         """The session of a connection accepted now; a persistent one is stored (unless not
         `save`: the connection stores it itself, off the loop)."""
         key = (identity.account, identity.region, client_id)
+        waiting = self.connecting.pop(key, None)
+        if waiting is not None and waiting is not conn:  # an older CONNECT still storing its session
+            waiting.drop("DUPLICATE_CLIENTID", codec.SESSION_TAKEN_OVER, "Another connection uses this client id.")
         old = self.sessions.get(key)
         if old is not None and old.conn is not None:  # duplicate client id: the old connection goes
             old.conn.drop("DUPLICATE_CLIENTID", codec.SESSION_TAKEN_OVER, "Another connection uses this client id.")
@@ -258,11 +263,34 @@ class Broker:
             self.persistence.save(session)
         return session, present
 
-    def detach_unconnected(self, session: Session) -> None:
-        """A session whose client went before its CONNACK: away (or gone) as if it had connected."""
-        session.conn = None
+    def hold_for_save(self, conn: Connection, session: Session) -> None:
+        """A CONNECT whose session is stored off the loop (PostgreSQL) before its CONNACK: until
+        then the session counts as away (what is routed to it is queued for it)."""
+        session.conn = conn.session = None
+        self.offline.add(session)
+        self.connecting[session.key] = conn
+
+    def saved_for(self, conn: Connection, session: Session, done) -> bool:
+        """The session's write for `conn` ended: True when `conn` goes on to its CONNACK, holding
+        the session; False when another connection took the client id meanwhile or `conn` went."""
+        if done.cancelled() or done.exception() is not None:
+            log.error("could not store the session of client %s: %r", session.client_id,
+                      None if done.cancelled() else done.exception())
+        key = session.key
+        mine = self.connecting.get(key) is conn
+        if mine:
+            del self.connecting[key]
+        if not mine or conn.state == CLOSED or session.conn is not None or self.sessions.get(key) is not session:
+            if conn.state != CLOSED:  # taken over meanwhile
+                conn.state = CLOSED
+                conn.close()
+            elif mine and session.conn is None and self.sessions.get(key) is session:
+                self.offline.discard(session)
+                self._detach(session)  # its client went during the write: away, or gone
+            return False
         self.offline.discard(session)
-        self._detach(session)
+        session.conn, conn.session = conn, session
+        return True
 
     def _discard(self, session: Session) -> None:
         scope = self.scopes.get((session.account, session.region))

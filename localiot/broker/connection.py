@@ -403,29 +403,17 @@ class Connection(asyncio.Protocol):
         """Store the session on a worker, then CONNACK. Meanwhile the session counts as away (what is
         routed to it is queued for it) and further packets wait unread, as during authentication."""
         broker = self.broker
-        session.conn = self.session = None
-        broker.offline.add(session)
+        broker.hold_for_save(self, session)
         self.state = AUTHENTICATING
         if not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
 
         def saved(done) -> None:
-            if done.cancelled() or done.exception() is not None:
-                broker.log.error("could not store the session of client %s: %r", self.client_id,
-                                 None if done.cancelled() else done.exception())
-            if self.state == CLOSED or self.transport is None or session.conn is not None \
-                    or broker.sessions.get(session.key) is not session:
-                if self.state != CLOSED:  # taken over meanwhile by another connection
-                    self.state = CLOSED
-                    self.close()
-                elif session.conn is None and broker.sessions.get(session.key) is session:
-                    broker.detach_unconnected(session)  # its client went during the write
-                return
-            broker.offline.discard(session)
-            session.conn, self.session, self.state = self, session, NEW
-            self._welcome(c, session, present, assigned)
-            self._read_on()
+            if broker.saved_for(self, session, done):
+                self.state = NEW
+                self._welcome(c, session, present, assigned)
+                self._read_on()
 
         workers.call(broker.persistence.save, session).add_done_callback(saved)
 
