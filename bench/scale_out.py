@@ -437,6 +437,7 @@ async def run(args) -> dict:
     pg = PostgresServer().start()
     nats = NatsServer().start()
     nodes: list[Node] = []
+    lite = None
     try:
         dsn = pg.create_database("scale")
         log(f"PostgreSQL on {pg.port}, NATS at {nats.url}")
@@ -485,7 +486,7 @@ async def run(args) -> dict:
             log(f"  {n} node(s): fan-out {fan['per_s']:.0f} msg/s, API {api['rps']:.0f} req/s")
         return results
     finally:
-        for node in nodes:
+        for node in nodes + ([lite] if lite is not None else []):
             node.stop()
         nats.stop()
         pg.stop()

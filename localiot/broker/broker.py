@@ -273,20 +273,22 @@ class Broker:
     def saved_for(self, conn: Connection, session: Session, done) -> bool:
         """The session's write for `conn` ended: True when `conn` goes on to its CONNACK, holding
         the session; False when another connection took the client id meanwhile or `conn` went."""
-        if done.cancelled() or done.exception() is not None:
+        failed = done.cancelled() or done.exception() is not None
+        if failed:
             log.error("could not store the session of client %s: %r", session.client_id,
                       None if done.cancelled() else done.exception())
         key = session.key
         mine = self.connecting.get(key) is conn
         if mine:
             del self.connecting[key]
-        if not mine or conn.state == CLOSED or session.conn is not None or self.sessions.get(key) is not session:
-            if conn.state != CLOSED:  # taken over meanwhile
-                conn.state = CLOSED
-                conn.close()
-            elif mine and session.conn is None and self.sessions.get(key) is session:
-                self.offline.discard(session)
-                self._detach(session)  # its client went during the write: away, or gone
+        if failed or not mine or conn.state == CLOSED or session.conn is not None \
+                or self.sessions.get(key) is not session:
+            if conn.state != CLOSED:  # refused (the store failed), or taken over meanwhile
+                conn.refuse(codec.SERVER_UNAVAILABLE) if failed else conn.drop("DUPLICATE_CLIENTID")
+            if mine and session.conn is None and self.sessions.get(key) is session:
+                session.expires_at = self.clock.now() + session.expiry_interval  # away, as if it had connected
+                if not session.persistent:
+                    self._discard(session)
             return False
         self.offline.discard(session)
         session.conn, conn.session = conn, session
