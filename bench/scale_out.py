@@ -14,6 +14,12 @@ own SQLite file. Then:
    DescribeThing and UpdateThingShadow replayed as pre-signed raw HTTP over
    ``--connections`` keep-alive connections (bench/api_floor.py's client).
    Requests/s, p50/p99, CPU µs per request in the node and in PostgreSQL.
+2b. **QoS 1, same node vs cross node**: a persistent-session subscriber
+   (clean session 0, QoS 1, acknowledging) on node 1 or node 2, the
+   publisher on node 1: PUBACK latency p50/p99 of single messages at
+   ``--qos1-rate``/s, then acknowledged messages/s with ``--qos1-window``
+   messages in flight (a cross-node PUBACK waits until node 2 committed the
+   message: localiot.fabric.confirm).
 3. **Scaling, 1, 2, 3 nodes** (the first n of the three): QoS 0 fan-out (one
    publisher and ``--subscribers`` subscribers to ``fan/#`` per node; the
    publishers send bursts of ``--burst``, at most ``--window`` bursts ahead
@@ -25,7 +31,8 @@ own SQLite file. Then:
    CPU per unit is what predicts the rate n nodes reach.
 
 Usage:  .venv/bin/python bench/scale_out.py [--duration 5] [--rate 500] [--connections 16]
-                                             [--population 500] [--subscribers 4] [--out FILE]
+                                             [--population 500] [--subscribers 4] [--qos1-rate 100] [--qos1-window 100]
+                                             [--only latency,qos1,api,scaling] [--out FILE]
 """
 
 from __future__ import annotations
@@ -46,8 +53,8 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from api_floor import Requests, connect  # noqa: E402  (pre-signed requests and the lean HTTP client)
 from control_plane import pct  # noqa: E402
-from mqtt_clients import (CountingSubscriber, LatencySubscriber, open_client, publish_packet,  # noqa: E402
-                          subscribe_packet)
+from mqtt_clients import (AckingSubscriber, CountingSubscriber, LatencySubscriber, Publisher,  # noqa: E402
+                          _Client, open_client, publish_packet, subscribe, subscribe_packet)
 from procs import free_port, proc_cpu  # noqa: E402
 
 from localiot.testing.nats import NatsServer  # noqa: E402
@@ -195,6 +202,64 @@ async def latency_phase(nodes: list[Node], args) -> dict:
     return out
 
 
+class AckTimer(_Client):
+    """QoS 1 publisher of single messages: the PUBACK latency of each (packet id -> send time)."""
+
+    def __init__(self, loop):
+        super().__init__(loop)
+        self.sent: dict[int, int] = {}
+        self.latencies: list[float] = []
+
+    def publish(self, topic: str, pid: int) -> None:
+        self.sent[pid] = time.monotonic_ns()
+        self.transport.write(publish_packet(topic, b"q" * 64, 1, pid))
+
+    def data_received(self, data):
+        now = time.monotonic_ns()
+        for buf, first, start, end in self.frames(data):
+            if first == 0x40:
+                sent = self.sent.pop((buf[start] << 8) | buf[start + 1], None)
+                if sent is not None:
+                    self.latencies.append((now - sent) / 1e6)
+            else:
+                self.control(first, buf[start:end])
+
+
+async def qos1_phase(nodes: list[Node], args) -> dict:
+    """Persistent QoS 1 subscriber on node 1 (same) or node 2 (cross), publisher on node 1."""
+    loop = asyncio.get_running_loop()
+    out = {}
+    for path, node, tag in (("same node", nodes[0], "same"), ("cross node", nodes[1], "cross")):
+        sub = await open_client(loop, lambda: AckingSubscriber(loop), "127.0.0.1", node.mqtt_port,
+                                f"q1-sub-{tag}", clean=False)
+        await subscribe(sub, f"q1/{tag}", 1)
+        await asyncio.sleep(1.0)  # the subscription reaches every node
+        timer = await open_client(loop, lambda: AckTimer(loop), "127.0.0.1", nodes[0].mqtt_port, f"q1-lat-{tag}")
+        interval = 1.0 / args.qos1_rate
+        t0 = time.monotonic()
+        pid = 0
+        while time.monotonic() - t0 < args.duration:
+            pid = pid % 65535 + 1
+            timer.publish(f"q1/{tag}", pid)
+            await asyncio.sleep(interval)
+        await asyncio.sleep(1.0)
+        lat = timer.latencies[len(timer.latencies) // 10:]  # the first tenth warms up
+        pub = await open_client(loop, lambda: Publisher(loop, f"q1/{tag}", b"r" * 64, 1, args.qos1_window),
+                                "127.0.0.1", nodes[0].mqtt_port, f"q1-pub-{tag}")
+        base = sub.count
+        t0 = time.monotonic()
+        pub.start()
+        await asyncio.sleep(args.duration)
+        acked, elapsed = pub.acked, time.monotonic() - t0
+        pub.running = False
+        await asyncio.sleep(1.0)
+        out[path] = {"p50": pct(lat, 50), "p99": pct(lat, 99), "acked": acked, "per_s": acked / elapsed,
+                     "delivered": sub.count - base}
+        for client in (sub, timer, pub):
+            client.transport.close()
+    return out
+
+
 async def fanout_phase(nodes: list[Node], meter_groups: dict, args) -> dict:
     """One publisher and args.subscribers subscribers per node; bursts of args.burst per publisher."""
     loop = asyncio.get_running_loop()
@@ -313,14 +378,24 @@ def us(seconds: float, count: int) -> str:
 def render(results: dict, args) -> str:
     lines = [f"Machine: {os.cpu_count()} cores, {platform.python_version()}, load average at start "
              f"{results['load']}; {args.duration:g} s per phase.", ""]
-    lat = results["latency"]
-    lines += ["Delivery latency, QoS 0, publisher on node 1 "
-              f"({args.rate}/s for {args.duration:g} s, {lat['sent']} sent), in ms:", "",
-              "| path | received | p50 | p99 |", "| --- | ---: | ---: | ---: |"]
-    for path in ("same node", "cross node"):
-        r = lat[path]
-        lines.append(f"| {path} (subscriber on node {1 if path == 'same node' else 2}) | {r['received']} | "
-                     f"{r['p50']:.2f} | {r['p99']:.2f} |")
+    lat = results.get("latency")
+    if lat is not None:
+        lines += ["Delivery latency, QoS 0, publisher on node 1 "
+                  f"({args.rate}/s for {args.duration:g} s, {lat['sent']} sent), in ms:", "",
+                  "| path | received | p50 | p99 |", "| --- | ---: | ---: | ---: |"]
+        for path in ("same node", "cross node"):
+            r = lat[path]
+            lines.append(f"| {path} (subscriber on node {1 if path == 'same node' else 2}) | {r['received']} | "
+                         f"{r['p50']:.2f} | {r['p99']:.2f} |")
+    if "qos1" in results:
+        lines += ["", f"QoS 1, publisher on node 1, persistent-session subscriber (PUBACK latency: single messages "
+                  f"at {args.qos1_rate}/s; rate: {args.qos1_window} in flight):", "",
+                  "| path | PUBACK p50 ms | PUBACK p99 ms | acknowledged msg/s | delivered |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for path, r in results["qos1"].items():
+            lines.append(f"| {path} | {r['p50']:.2f} | {r['p99']:.2f} | {r['per_s']:.0f} | {r['delivered']} |")
+    if "api" not in results:
+        return "\n".join(lines) + "\n"
     lines += ["", f"API, one node each, {args.population} things, {args.connections} connections:", "",
               "| store | operation | requests/s | p50 ms | p99 ms | node CPU µs/req | PostgreSQL CPU µs/req |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -350,6 +425,9 @@ def parse_args(argv=None):
     parser.add_argument("--subscribers", type=int, default=4, help="fan-out subscribers per node")
     parser.add_argument("--burst", type=int, default=200, help="fan-out messages per publisher per round")
     parser.add_argument("--window", type=int, default=3, help="fan-out rounds in flight at most")
+    parser.add_argument("--qos1-rate", type=int, default=100, help="QoS 1 phase: messages/s for the latency")
+    parser.add_argument("--qos1-window", type=int, default=100, help="QoS 1 phase: messages in flight")
+    parser.add_argument("--only", default="latency,qos1,api,scaling", help="phases to run (comma-separated)")
     parser.add_argument("--out", help="also write the tables to this file")
     return parser.parse_args(argv)
 
@@ -359,6 +437,7 @@ async def run(args) -> dict:
     pg = PostgresServer().start()
     nats = NatsServer().start()
     nodes: list[Node] = []
+    lite = None
     try:
         dsn = pg.create_database("scale")
         log(f"PostgreSQL on {pg.port}, NATS at {nats.url}")
@@ -373,8 +452,17 @@ async def run(args) -> dict:
                 raise SystemExit(f"{node.name} is not on PostgreSQL + NATS: {health['store']}, {health['fabric']}")
         pg_pids = lambda: postgres_pids(pg)  # noqa: E731
 
-        log("latency: same node vs cross node")
-        results["latency"] = await latency_phase(nodes, args)
+        phases = set(args.only.split(","))
+        if "latency" in phases:
+            log("latency: same node vs cross node")
+            results["latency"] = await latency_phase(nodes, args)
+        if "qos1" in phases:
+            log("QoS 1: same node vs cross node")
+            results["qos1"] = await qos1_phase(nodes, args)
+            for path, r in results["qos1"].items():
+                log(f"  {path}: PUBACK p50 {r['p50']:.2f} ms, {r['per_s']:.0f} msg/s")
+        if "api" not in phases:
+            return results
 
         log("API: PostgreSQL vs SQLite")
         await populate(nodes[0], args.population, args.connections)
@@ -398,7 +486,7 @@ async def run(args) -> dict:
             log(f"  {n} node(s): fan-out {fan['per_s']:.0f} msg/s, API {api['rps']:.0f} req/s")
         return results
     finally:
-        for node in nodes:
+        for node in nodes + ([lite] if lite is not None else []):
             node.stop()
         nats.stop()
         pg.stop()

@@ -8,7 +8,8 @@ takes a node out of rotation when it lost PostgreSQL or NATS:
      "node": {"id", "host", "pid"},
      "store": {"backend": "sqlite" | "postgresql", "location", "reachable", "schemaVersion"[, "error"]},
      "fabric": {"kind": "none" | "nats", "connected"[, "url", "nodeId"]},
-     "periodic": {"mode", "held", ...}}   # which time-driven work this node runs
+     "periodic": {"mode", "held", ...},   # which time-driven work this node runs
+     "workers": {"threads", "busy", "queued"} | null}   # PostgreSQL: the threads units of work run on
 
 The store is asked for its schema version: inline for SQLite (one local
 file, microseconds), from a worker thread with a time limit for a network
@@ -66,7 +67,15 @@ def fabric_state(runtime) -> dict:
         value = getattr(fabric, attribute, None)
         if value:
             state[field] = _redacted(value) if field == "url" else value
+    confirm = getattr(fabric, "confirm", None)
+    if confirm is not None:
+        state["qos1"] = confirm.state()  # cross-node QoS 1 confirmations (localiot.fabric.confirm)
     return state
+
+
+def workers_state(runtime) -> dict | None:
+    workers = getattr(runtime, "workers", None)
+    return None if workers is None else workers.state()
 
 
 async def report(app) -> tuple[int, dict]:
@@ -83,4 +92,5 @@ async def report(app) -> tuple[int, dict]:
         "store": store,
         "fabric": fabric,
         "periodic": app.background.coordinator.describe(),
+        "workers": workers_state(app.runtime),
     }

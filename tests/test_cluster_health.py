@@ -34,6 +34,7 @@ def test_a_single_sqlite_node_is_healthy_and_says_what_it_is(nodes, tmp_path):
     assert health["fabric"] == {"kind": "none", "connected": None}
     assert health["node"]["id"] == "solo" and health["node"]["pid"] == node.process.pid
     assert health["periodic"] == {"mode": "single-node", "held": "all"}
+    assert health["workers"] is None  # SQLite: units of work run on the loop
     assert health["listeners"]["api"] == node.endpoint.removeprefix("http://")
 
 
@@ -49,6 +50,8 @@ def test_a_node_whose_postgresql_is_gone_answers_503(nodes, tmp_path):
         assert store["backend"] == "postgresql" and store["reachable"] is True
         assert store["schemaVersion"] == SCHEMA and store["location"] == dsn
         assert health["periodic"]["mode"] == "postgresql-advisory-locks"
+        workers = health["workers"]
+        assert workers["threads"] == 4 and workers["busy"] >= 0 and workers["queued"] >= 0
         assert wait_for(lambda: node.health()[1]["periodic"]["held"])
     finally:
         pg.stop()  # immediate shutdown: every session is cut
@@ -70,6 +73,7 @@ def test_a_node_that_lost_nats_answers_503(nodes, tmp_path, localiot_postgres):
         fabric = health["fabric"]
         assert fabric["kind"] == "nats" and fabric["connected"] is True and fabric["url"] == nats.url
         assert fabric["nodeId"].startswith("meshed-")
+        assert fabric["qos1"] == {"waiting": 0, "batches": 0, "timeouts": 0, "requeued": 0}
     finally:
         nats.stop()
     status, health = wait_for(lambda: (lambda answer: answer if answer[0] == 503 else None)(node.health()))

@@ -144,3 +144,54 @@ def test_the_puback_of_a_door_request_follows_its_commit(node, devices):
         assert device.publish("$aws/things/acked/shadow/update", {"state": {"reported": {"n": n}}}, qos=1) == 0
         shadow = json.loads(data.get_thing_shadow(thingName="acked")["payload"].read())
         assert shadow["state"]["reported"] == {"n": n}
+
+
+def test_a_connect_answers_while_another_connects_session_write_waits_on_a_lock(node, devices):
+    """The broker's own store work is off the loop too: while another PostgreSQL session holds
+    the lock of one persistent session's document, that client's CONNECT waits (its session is
+    stored before the CONNACK), and other clients still connect, publish and subscribe; messages
+    for the waiting session meanwhile are queued for it and handed over as it connects."""
+    server, dsn = node
+    port = server.listener("mqtt-plain")[1]
+    stats = lambda: json.load(urllib.request.urlopen(server.endpoint + "/_localiot/health", timeout=PROMPT))  # noqa: E731
+    first = devices.add(plain_device(server, "patient", clean=False))
+    first.subscribe("news/#", qos=1)
+    first.close()
+    lock = HeldLock(dsn, "mqtt-session", "patient")
+    try:
+        patient, outcome = waiting_call(lambda: devices.add(plain_device(server, "patient", clean=False)))
+        time.sleep(0.3)  # its CONNECT reached the store write and waits on the lock
+        assert patient.is_alive() and not outcome
+        workers = stats()["workers"]
+        assert workers["threads"] >= 1 and workers["busy"] >= 1
+        other, seconds = timed(lambda: devices.add(plain_device(server, "impatient", clean=False)))
+        assert seconds < PROMPT
+        assert pingreq(port) == b"\xd0\x00"
+        assert other.publish("news/today", b"while waiting", qos=1) == 0
+        assert patient.is_alive() and not outcome  # still waiting all along
+    finally:
+        lock.release()
+    patient.join(10)
+    assert "value" in outcome, outcome
+    assert outcome["value"].expect("news/today").payload == b"while waiting"
+
+
+def test_of_two_connects_waiting_for_their_session_write_the_newer_keeps_the_client_id(node, devices):
+    server, dsn = node
+    devices.add(plain_device(server, "twice", clean=False)).close()  # a stored persistent session
+    lock = HeldLock(dsn, "mqtt-session", "twice")
+    try:
+        older, first = waiting_call(lambda: plain_device(server, "twice", clean=False))
+        time.sleep(0.3)  # its CONNECT waits on the session's write
+        newer, second = waiting_call(lambda: devices.add(plain_device(server, "twice", clean=False)))
+        time.sleep(0.3)
+    finally:
+        lock.release()
+    older.join(10)
+    newer.join(10)
+    assert "error" in first, first  # no CONNACK: the newer connection took the client id
+    assert "value" in second, second
+    device = second["value"]
+    device.subscribe("twice/t")
+    assert device.publish("twice/t", b"still here") == 0
+    assert device.expect("twice/t").payload == b"still here"

@@ -64,6 +64,7 @@ class Broker:
         self.connections: set[Connection] = set()
         self.sessions: dict[tuple[str, str, str], Session] = {}
         self.offline: set[Session] = set()
+        self.connecting: dict[tuple[str, str, str], Connection] = {}  # CONNACK waiting for the session's write
         self.scopes: dict[tuple[str, str], Scope] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._dirty: list[Connection] = []
@@ -137,6 +138,7 @@ class Broker:
             conn.drop("SERVER_INITIATED_DISCONNECT", codec.ADMINISTRATIVE_ACTION, will=False)
         self.sessions.clear()
         self.offline.clear()
+        self.connecting.clear()
         self.scopes.clear()
         self.persistence.forget()
         if self.fabric is not None:
@@ -230,8 +232,13 @@ class Broker:
         return scope
 
     def open_session(self, conn: Connection, identity, client_id: str, clean_start: bool,
-                     expiry: int) -> tuple[Session, bool]:
+                     expiry: int, save: bool = True) -> tuple[Session, bool]:
+        """The session of a connection accepted now; a persistent one is stored (unless not
+        `save`: the connection stores it itself, off the loop)."""
         key = (identity.account, identity.region, client_id)
+        waiting = self.connecting.pop(key, None)
+        if waiting is not None and waiting is not conn:  # an older CONNECT still storing its session
+            waiting.drop("DUPLICATE_CLIENTID", codec.SESSION_TAKEN_OVER, "Another connection uses this client id.")
         old = self.sessions.get(key)
         if old is not None and old.conn is not None:  # duplicate client id: the old connection goes
             old.conn.drop("DUPLICATE_CLIENTID", codec.SESSION_TAKEN_OVER, "Another connection uses this client id.")
@@ -253,9 +260,40 @@ class Broker:
         session.expires_at = None
         session.receive_cache.clear()
         conn.session = session
-        if session.persistent or session.stored:
+        if save and (session.persistent or session.stored):
             self.persistence.save(session)
         return session, present
+
+    def hold_for_save(self, conn: Connection, session: Session) -> None:
+        """A CONNECT whose session is stored off the loop (PostgreSQL) before its CONNACK: until
+        then the session counts as away (what is routed to it is queued for it)."""
+        session.conn = conn.session = None
+        self.offline.add(session)
+        self.connecting[session.key] = conn
+
+    def saved_for(self, conn: Connection, session: Session, done) -> bool:
+        """The session's write for `conn` ended: True when `conn` goes on to its CONNACK, holding
+        the session; False when another connection took the client id meanwhile or `conn` went."""
+        failed = done.cancelled() or done.exception() is not None
+        if failed:
+            log.error("could not store the session of client %s: %r", session.client_id,
+                      None if done.cancelled() else done.exception())
+        key = session.key
+        mine = self.connecting.get(key) is conn
+        if mine:
+            del self.connecting[key]
+        if failed or not mine or conn.state == CLOSED or session.conn is not None \
+                or self.sessions.get(key) is not session:
+            if conn.state != CLOSED:  # refused (the store failed), or taken over meanwhile
+                conn.refuse(codec.SERVER_UNAVAILABLE) if failed else conn.drop("DUPLICATE_CLIENTID")
+            if mine and session.conn is None and self.sessions.get(key) is session:
+                session.expires_at = self.clock.now() + session.expiry_interval  # away, as if it had connected
+                if not session.persistent:
+                    self._discard(session)
+            return False
+        self.offline.discard(session)
+        session.conn, conn.session = conn, session
+        return True
 
     def _discard(self, session: Session) -> None:
         scope = self.scopes.get((session.account, session.region))

@@ -111,8 +111,7 @@ class Connection(asyncio.Protocol):
 
     def _resume_pending(self) -> None:
         if self.blocked_by is None and self.state == CONNECTED and self._pending:
-            data = b"".join(self._pending)
-            self._pending = None
+            data, self._pending = b"".join(self._pending), None
             self._process(data)
 
     def eof_received(self):
@@ -349,12 +348,15 @@ class Connection(asyncio.Protocol):
             self.broker.log.error("authenticate failed for client %s: %r", client_id, task.exception())
             return self.refuse(codec.SERVER_UNAVAILABLE)
         self._accept(c, client_id, assigned, task.result())
+        self._read_on()
+
+    def _read_on(self) -> None:
+        """Connected after an asynchronous step: read again, starting with what arrived meanwhile."""
         if self.state == CONNECTED:
             self.reading_paused = False
             self.transport.resume_reading()
             if self._pending:
-                data = b"".join(self._pending)
-                self._pending = None
+                data, self._pending = b"".join(self._pending), None
                 self._process(data)
         self.broker.flush_soon()
 
@@ -389,7 +391,38 @@ class Connection(asyncio.Protocol):
         if self.v5:
             self.send_window = min(c.properties.get("receive_maximum", 65535), limits.receive_maximum)
             self.max_out_packet = c.properties.get("maximum_packet_size")
-        session, present = broker.open_session(self, identity, client_id, c.clean_start, expiry)
+        workers = getattr(broker.runtime, "workers", None)  # PostgreSQL: the session's store write off the loop
+        session, present = broker.open_session(self, identity, client_id, c.clean_start, expiry,
+                                               save=workers is None)
+        if workers is not None and (session.persistent or session.stored):
+            self._save_then_welcome(workers, c, session, present, assigned)
+            return
+        self._welcome(c, session, present, assigned)
+
+    def _save_then_welcome(self, workers, c, session, present: bool, assigned) -> None:
+        """Store the session on a worker, then CONNACK. Meanwhile the session counts as away (what is
+        routed to it is queued for it) and further packets wait unread, as during authentication."""
+        broker = self.broker
+        broker.hold_for_save(self, session)
+        self.state = AUTHENTICATING
+        if not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+        def saved(done) -> None:
+            if broker.saved_for(self, session, done):
+                self.state = NEW
+                self._welcome(c, session, present, assigned)
+                self._read_on()
+
+        workers.call(broker.persistence.save, session).add_done_callback(saved)
+
+    def _welcome(self, c, session, present: bool, assigned) -> None:
+        broker = self.broker
+        limits = broker.limits
+        identity = self.identity
+        client_id = self.client_id
+        expiry = session.expiry_interval
         props = {}
         if self.v5:
             requested = c.properties.get("session_expiry_interval", 0)
@@ -478,7 +511,17 @@ class Connection(asyncio.Protocol):
         broker.route(identity.account, identity.region, msg)
         iotlogs.published(self, decision.topic)
         if qos:
+            fabric = broker.fabric  # several nodes: the PUBACK waits until the others made it safe
+            if fabric is None or not fabric.confirm.after(self._confirmed, pid):
+                self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
+
+    def _confirmed(self, pid: int, safe: bool = True) -> None:
+        """Every node holding a matching subscriber made the message safe (localiot.fabric.confirm),
+        or could not be made to: no PUBACK, the client sends it again on its next connection."""
+        if self.state == CONNECTED and safe:
             self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
+        elif self.state == CONNECTED:
+            self.drop("SERVER_INITIATED_DISCONNECT", codec.SERVER_UNAVAILABLE, "A node did not store it.")
 
     def _puback(self, pid: int, code: int) -> None:
         if self.v5:

@@ -126,17 +126,20 @@ class BrokerStore:
     def pending(self) -> bool:
         return bool(self._queued)
 
-    def commit(self) -> None:
-        """Write the buffered message writes in one transaction (group commit, once per loop iteration)."""
+    def commit(self) -> bool:
+        """Write the buffered message writes in one transaction (group commit, once per loop
+        iteration). False if they could not be written."""
         ops, self._queued = self._queued, []
         if not ops:
-            return
+            return True
         try:
             with self.store.transaction(*BROKER_SCOPE) as tx:
                 for op in ops:
                     op(tx)
         except Exception:
             log.exception("could not store %d queued MQTT messages", len(ops))
+            return False
+        return True
 
     def forget(self) -> None:
         """Drop the buffered writes (the store was wiped)."""
@@ -175,6 +178,8 @@ def save_session(tx, session: Session, now: float, node: str | None = None) -> N
     ref = {"account": session.account, "region": session.region, "clientId": session.client_id}
     if node is not None:
         ref["node"] = node  # the node holding the session (localiot.fabric.sessions)
+        if session.moved_at is not None:
+            ref["movedAt"] = session.moved_at  # when it came from another node (localiot.fabric.confirm)
     tx.scope(*BROKER_SCOPE).put(REF_KIND, _ref_name(*session.key), ref)
 
 

@@ -72,7 +72,7 @@ def new_session_id() -> str:
 class Session:
     __slots__ = ("account", "region", "client_id", "expiry_interval", "subscriptions", "conn", "inflight",
                  "_waiting", "_next_pid", "session_id", "expires_at", "will", "will_due", "queued",
-                 "receive_cache", "identity", "version", "stored")
+                 "receive_cache", "identity", "version", "stored", "moved_at")
 
     def __init__(self, account: str, region: str, client_id: str, expiry_interval: int = 0,
                  session_id: str | None = None):
@@ -95,6 +95,7 @@ class Session:
         self.identity = None
         self.version = codec.MQTT311
         self.stored = False  # has a document in the store
+        self.moved_at: float | None = None  # with a fabric: when it last changed node (wall clock)
 
     @property
     def pending(self) -> deque:

@@ -10,6 +10,9 @@ the other API calls go on. SQLite keeps running everything on the loop
 What runs where:
 - on a worker: the handler (or door function, or periodic job) and its
   transaction, the UNIT_ENDING hooks and `ctx.before_commit` callbacks;
+  a CONNECT's certificate and policy reads (when the identity is not
+  cached) and its persistent session's write before the CONNACK
+  (localiot.broker.connection);
   a handler's body reads loop-owned state only (the broker's admission table,
   `is_connected`), single dictionary lookups the GIL keeps whole;
 - on the loop, after the COMMIT: everything `committed()` does (the events
@@ -28,7 +31,13 @@ must keep its order does: a device's requests on its door topics run one
 after the other in the order it sent them (`in_order`, keyed by client), and
 its PUBACK waits for its unit of work.
 
-`LOCALIOT_STORE_THREADS` sets the number of threads (default 4)."""
+Still on the loop with PostgreSQL: the broker's group commit of QoS 1
+messages before PUBACKs, parking a session's messages as its client goes,
+reading them as it comes back, retained messages, the presence records and
+the fabric's session moves.
+
+`LOCALIOT_STORE_THREADS` sets the number of threads (default 4); health
+reports them (`state`)."""
 
 from __future__ import annotations
 
@@ -61,6 +70,8 @@ class Workers:
         self.commit_order = threading.Lock()
         self._lanes: dict = {}
         self.busy = 0  # units of work submitted and not finished (health)
+        self.running = 0  # ... of which a thread runs now (the others are queued)
+        self._count = threading.Lock()
 
     def _mark(self) -> None:
         self._local.worker = True
@@ -72,12 +83,26 @@ class Workers:
     def call(self, fn: Callable, *args) -> asyncio.Future:
         """`fn(*args)` on a worker thread; await the result on the loop."""
         self.busy += 1
-        future = asyncio.wrap_future(self._pool.submit(fn, *args), loop=self.loop)
+        future = asyncio.wrap_future(self._pool.submit(self._run, fn, args), loop=self.loop)
         future.add_done_callback(self._done)
         return future
 
+    def _run(self, fn: Callable, args: tuple):
+        with self._count:
+            self.running += 1
+        try:
+            return fn(*args)
+        finally:
+            with self._count:
+                self.running -= 1
+
     def _done(self, _future) -> None:
         self.busy -= 1
+
+    def state(self) -> dict:
+        """For /_localiot/health: threads, units running on them, units waiting for one."""
+        running = self.running
+        return {"threads": self.threads, "busy": running, "queued": max(0, self.busy - running)}
 
     def in_order(self, key, fn: Callable, *args) -> asyncio.Task:
         """`fn(*args)` on a worker once every earlier `in_order` call with the same `key`

@@ -120,6 +120,10 @@ class Authentication:
             if found is not None:
                 return found
         if certificate is not None:
+            workers = getattr(self.runtime, "workers", None)
+            if workers is not None and not self._knows(certificate, info.client_id, sni):
+                # PostgreSQL: the certificate and policy reads on a worker, the loop awaits them
+                return workers.call(self.certificate_identity, certificate, info.client_id, info.remote_address, sni)
             return self.certificate_identity(certificate, info.client_id, info.remote_address, sni)
         return Refusal(codec.NOT_AUTHORIZED, "No client certificate and no custom authorizer.")
 
@@ -160,6 +164,11 @@ class Authentication:
         if not just_in_time:
             return Refusal(codec.NOT_AUTHORIZED, "The certificate is not registered.")
         return self.just_in_time.register(der, cert_id, sni)
+
+    def _knows(self, der: bytes, client_id: str | None, sni: str | None) -> bool:
+        """Is the identity of this certificate known without a store read (`certificate_identity`'s cache)?"""
+        known = self._known.get((hashlib.sha256(der).hexdigest(), client_id, sni))
+        return known is not None and known[0] == self._epoch() and known[1] <= self.clock.now() <= known[2]
 
     def _epoch(self) -> tuple:
         broker = self.grants.broker

@@ -20,7 +20,8 @@ carries, between the nodes:
 - which clients are connected to which node, for GetThingConnectivityData
   and DeleteConnection (`directory`);
 - heartbeats: the persistent sessions of a node that died are adopted by a
-  live one (`liveness`).
+  live one (`liveness`);
+- QoS 1 confirmations before a PUBACK (`confirm`).
 
 State stays in the store: retained messages, persistent sessions and their
 queued QoS 1 messages are read from it by whichever node needs them, so with
@@ -30,11 +31,16 @@ through any node.
 Each node's own NATS client (`client`) writes a message the moment the
 broker routes it.
 
-Delivery between nodes is what NATS core gives: at most once on the NATS
-hop, in order per publishing node. A QoS 1 message that a node acknowledged
-to its publisher is on its way to NATS (written before the PUBACK), not yet
-stored by the node of an offline subscriber: a node killed in that instant
-can lose it for that subscriber.
+Delivery between nodes is NATS core's, in order per publishing node, and
+QoS 1 is at least once across nodes (`confirm`): a node sends a device the
+PUBACK of a QoS 1 message only once every other live node has confirmed
+that it delivered the message into its sessions and committed what must
+survive (queued for an offline persistent session, held until acknowledged
+for a connected one), one confirmation round per loop iteration. A node
+that does not confirm within a bound (killed, stalled) gets the messages
+queued in the shared store for its persistent sessions by the publishing
+node, before the PUBACK. So a SIGKILL of any node loses nothing that was
+acknowledged. QoS 0 waits for nothing and is at most once.
 """
 
 from __future__ import annotations

@@ -116,12 +116,16 @@ class Liveness:
                     del self.alive[node]
                     if self.fabric.directory is not None:
                         self.fabric.directory.forget_node(node)
+                    if self.fabric.confirm is not None:
+                        self.fabric.confirm.node_gone(node)
                     log.warning("fabric: node %s is gone (not heard for %gs)", node, DEAD_AFTER)
                 sessions = self.fabric.sessions
                 if sessions is None or sessions.broker is None or not sessions.shared_store:
                     continue
                 if dead and self.leader():
                     sessions.adopt(lambda node: node in dead)
+                if self.fabric.confirm is not None:
+                    self.fabric.confirm.settle_gone()
                 if not orphans_checked and now - self.started > DEAD_AFTER:
                     orphans_checked = True
                     if self.leader():

@@ -58,6 +58,7 @@ class Fabric:
         self.events = None  # localiot.fabric.events.CommitEvents
         self.directory = None  # localiot.fabric.directory.Directory
         self.liveness = None  # localiot.fabric.liveness.Liveness
+        self.confirm = None  # localiot.fabric.confirm.Confirmations
         self.forwarded = 0
         self.received = 0
 
@@ -66,6 +67,7 @@ class Fabric:
         return self.conn.connected and self.queues.connected
 
     async def start(self) -> "Fabric":
+        from localiot.fabric.confirm import Confirmations
         from localiot.fabric.directory import Directory
         from localiot.fabric.events import CommitEvents
         from localiot.fabric.liveness import Liveness
@@ -76,6 +78,7 @@ class Fabric:
         self.sessions = SessionMoves(self)
         self.events = CommitEvents(self)
         self.directory = Directory(self)
+        self.confirm = Confirmations(self)
         self.liveness = Liveness(self)
         self.events.start()
         log.info("fabric: node %s on %s", self.node_id, self.url)
@@ -91,6 +94,8 @@ class Fabric:
             self.events.stop()
         if self.liveness is not None:
             self.liveness.stop()
+        if self.confirm is not None:
+            self.confirm.stop()
         await self.conn.close()
         await self.queues.close()
 
@@ -100,6 +105,8 @@ class Fabric:
         self._seq += 1
         self.forwarded += 1
         self.conn.publish(subjects.topic_subject(account, region, msg.topic), wire.encode(msg, self._node, self._seq))
+        if msg.qos:
+            self.confirm.note(account, region, msg, self._seq)
 
     # incoming ----------------------------------------------------------------------------
     def _on_message(self, subject: str, reply, body: bytes) -> None:

@@ -30,8 +30,10 @@ import asyncio
 import inspect
 import json
 import logging
+import time
 
 from localiot.broker import auth, codec
+from localiot.broker.connection import CONNECTED
 from localiot.broker.persistence import BROKER_SCOPE, QUEUED_KIND, REF_KIND, SESSION_KIND
 from localiot.broker.sessions import Session
 from localiot.fabric import subjects
@@ -50,6 +52,7 @@ class SessionMoves:
         self.shared_store = _shared(fabric.runtime.store)
         self.conn.subscribe(subjects.NODE + fabric.node_id, self._on_request)
         self.conn.subscribe(subjects.CONTROL + "takeover", self._on_takeover)
+        self.conn.subscribe(subjects.CONTROL + "requeued", self._on_requeued)
 
     def attach(self, broker) -> None:
         self.broker = broker
@@ -99,6 +102,9 @@ class SessionMoves:
         except (asyncio.TimeoutError, ConnectionError):
             log.warning("fabric: node %s did not release client id %s in time", home, client_id)
         self._load(key)  # as the old home left it
+        session = self.broker.sessions.get(key)
+        if session is not None:
+            session.moved_at = time.time()  # saved with it as the client connects (localiot.fabric.confirm)
 
     def _home(self, key) -> str | None:
         with self.broker.store.transaction(*BROKER_SCOPE, write=False) as tx:
@@ -152,6 +158,7 @@ class SessionMoves:
             self._load(key)
             session = broker.sessions.get(key)
             if session is not None:
+                session.moved_at = time.time()
                 broker.persistence.save(session)  # home: this node
                 adopted += 1
         if refs:
@@ -159,6 +166,44 @@ class SessionMoves:
         return adopted
 
     # the node that held it -----------------------------------------------------------------
+    def requeued(self, keys: list) -> None:
+        """This node queued messages in the store for these sessions: whichever node holds one reads
+        its queue again (this one too; its own NATS connection does not hear itself)."""
+        self.conn.publish(subjects.CONTROL + "requeued", json.dumps(keys).encode())
+        for key in keys:
+            self.reread(tuple(key))
+
+    def _on_requeued(self, subject: str, reply, body: bytes) -> None:
+        for key in json.loads(body):
+            self.reread(tuple(key))
+
+    def reread(self, key) -> None:
+        """Messages were queued in the store for a session of this node's: an offline one counts
+        them (its client gets them as it connects), a connected one gets them now."""
+        broker = self.broker
+        session = broker.sessions.get(key) if broker is not None else None
+        if session is None:
+            return
+        conn = session.conn
+        if conn is None:
+            broker.persistence.commit()
+            with broker.store.transaction(*BROKER_SCOPE, write=False) as tx:
+                session.queued = tx.scope(session.account, session.region).count(QUEUED_KIND, "client",
+                                                                                  session.client_id)
+            return
+        if conn.state != CONNECTED:
+            return
+        held = {entry[2] for entry in session.inflight.values()} | {entry[2] for entry in session.pending}
+        now = broker.clock.now()
+        for msg, _, name in broker.persistence.take_queued(session):
+            if name in held:
+                continue
+            if msg.expired(now) or not broker.can_receive(session, msg.topic):
+                broker.persistence.release(session, name)
+                continue
+            broker.send_qos1(session, conn, msg, msg.retain, None, name)
+        broker.flush_soon()
+
     def _on_request(self, subject: str, reply, body: bytes) -> None:
         request = json.loads(body)
         if request[0] == "release":
