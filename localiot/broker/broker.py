@@ -72,8 +72,7 @@ class Broker:
         self._unsubscribe_bus = None
         self._sweeper: asyncio.Task | None = None
         self._started = False
-        # the message fabric between nodes (localiot.fabric), None in a single process
-        self.fabric = getattr(runtime, "fabric", None)
+        self.fabric = getattr(runtime, "fabric", None)  # between nodes (localiot.fabric); None: one process
         self.watched: dict = {}  # (account, region, client id) -> watchers of its messages (watchers.py)
         self.resets = 0  # times the state was wiped (caches keyed on stored state compare it)
 
@@ -421,8 +420,7 @@ class Broker:
             return
         if conn.meter is not None:
             conn.meter.received(msg.topic)
-        if self.watched:
-            watchers.tell(self, conn, "received", msg.topic, msg.payload)
+        self.watched and watchers.tell(self, conn, "received", msg.topic, msg.payload)  # Fleet Hub's device page
         now = 0.0
         if msg.expires_at is not None:
             now = self.clock.now()
