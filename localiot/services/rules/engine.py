@@ -49,6 +49,7 @@ log = logging.getLogger("localiot.rules")
 
 BASIC_INGEST = "$aws/rules/"
 _TOPIC_CACHE_MAX = 10_000
+_NO_RULES: list = []  # (never changed)
 def start_rules_engine(app) -> RulesEngine:
     """Start (once) the rules engine of a LocalIoT app; call it on the app's loop.
     The runtime holds it (`runtime.rules`) while it runs."""
@@ -87,6 +88,10 @@ class _Scope:
     def match(self, topic: str) -> list:
         hit = self.cache.get(topic)
         if hit is None:
+            firsts = self.trie.root.children
+            if topic.partition("/")[0] not in firsts and (topic[:1] == "$" or ("+" not in firsts and
+                                                                              "#" not in firsts)):
+                return _NO_RULES  # no filter's first level can match: nothing cached (unique topics churn it)
             hit = sorted((r for rules in self.trie.match(topic) for r in rules), key=lambda r: r.name)
             if len(self.cache) >= _TOPIC_CACHE_MAX:
                 self.cache.clear()
