@@ -352,7 +352,7 @@ class Connection(asyncio.Protocol):
         except Exception:
             broker.log.exception("authenticate failed for client %s", client_id)
             return self.refuse(codec.SERVER_UNAVAILABLE)
-        if inspect.isawaitable(result):
+        if result.__class__ is not auth.Identity and inspect.isawaitable(result):  # (a custom authorizer's)
             self.state = AUTHENTICATING
             self.reading_paused = True
             self.transport.pause_reading()

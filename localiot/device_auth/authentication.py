@@ -48,6 +48,7 @@ import asyncio
 import hashlib
 import logging
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from localiot.broker import codec
 from localiot.broker.auth import ConnectInfo, Identity, Refusal
@@ -88,6 +89,12 @@ class Known:
         if self.exclusive_thing is not None:
             return self.exclusive_thing
         return client_id if client_id and client_id in self.linked else None
+
+
+@lru_cache(maxsize=4)
+def _current_time(second: int) -> str:
+    """aws:CurrentTime of a second (the connections of one second share it)."""
+    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def trust_anchor_pems(store) -> list[str]:
@@ -207,8 +214,7 @@ class Authentication:
                       "remote": remote, "sni": sni, "exclusiveThing": exclusive}
         variables = Variables()
         dict.update(variables, grant.variables)
-        fresh = {"aws:CurrentTime": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 "aws:EpochTime": str(int(now)), "aws:SourceIp": remote}
+        fresh = {"aws:CurrentTime": _current_time(int(now)), "aws:EpochTime": str(int(now)), "aws:SourceIp": remote}
         if client_id:
             fresh["iot:ClientId"] = client_id
         dict.pop(variables, _SOURCE_IP, None)
