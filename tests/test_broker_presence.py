@@ -120,3 +120,14 @@ def test_an_open_connection_is_recorded_once_it_has_lasted_the_hold(localiot_ser
     raw.close()
     assert wait_until(lambda: _stored(server, "long-lived")[0]["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT")
     assert len(_stored(server, "long-lived")) == 1
+
+
+def test_a_reset_forgets_the_records_held_back(localiot_server):
+    """A record still held back when the server is reset is not written into the wiped store."""
+    server = localiot_server
+    raw = RawClient.plain(_port(server))
+    assert raw.connect("ghost").reason_code == 0
+    server.reset()  # drops the connection; the store and the broker's sessions are wiped
+    assert raw.closed()
+    raw.close()
+    assert _records(server, "ghost") == []

@@ -53,8 +53,18 @@ class ConnectionHistory:
         self.pending: dict[tuple[str, str], dict[str, tuple[dict, bool, float | None]]] = {}
         self.next_prune: dict[tuple[str, str], float] = {}  # scope -> clock time of the next age pruning
         self.presence = None  # localiot.services.presence.Presence, set by install
+        self._resets = 0  # the broker's reset count this state belongs to
+
+    def _fresh(self) -> None:
+        """Forget connections and held records from before a server reset (the store was wiped)."""
+        resets = getattr(getattr(self.runtime, "broker", None), "resets", 0)
+        if resets != self._resets:
+            self._resets = resets
+            self.open.clear()
+            self.pending.clear()
 
     def hear(self, account: str, region: str, kind: str, topic_client: str, body: dict) -> bool:
+        self._fresh()
         client_id, session = body.get("clientId") or topic_client, str(body.get("sessionIdentifier"))
         key = (account, region, client_id, session)
         pending = self.pending.setdefault((account, region), {})
@@ -82,9 +92,11 @@ class ConnectionHistory:
 
     def held(self) -> list[tuple[str, str]]:
         """The scopes with records waiting (for localiot.services.presence.flush)."""
+        self._fresh()
         return [scope for scope, records in self.pending.items() if records]
 
     def write(self, ctx, everything: bool = False) -> None:
+        self._fresh()
         scope = (ctx.account, ctx.region)
         records = self.pending.pop(scope, None)
         tx = ctx.tx
