@@ -45,6 +45,7 @@ See the broker section of bench/README.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -105,6 +106,8 @@ def parse_args(argv=None):
     p.add_argument("--gc-stats", action="store_true",
                    help="run localiot under a wrapper that times its garbage collections (per window)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs, certificates)")
+    p.add_argument("--save-results", metavar="FILE",
+                   help="also write the measured figures and the arguments as JSON (to render the report again)")
     args = p.parse_args(argv)
     if args.tls_10k:
         args.idle_tls_connections = 10000
@@ -232,7 +235,11 @@ def main(argv=None) -> int:
         if not failed and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     derive(results)
-    print(render(results, args, {"mosquitto_version": version, "wall": time.monotonic() - wall0}), flush=True)
+    meta = {"mosquitto_version": version, "wall": time.monotonic() - wall0}
+    if args.save_results:
+        with open(args.save_results, "w") as f:
+            json.dump({"results": results, "args": vars(args), "meta": meta}, f, indent=1, default=str)
+    print(render(results, args, meta), flush=True)
     if GC_REPORT:
         print("\nlocaliot garbage collection per measured window (--gc-stats; collections / longest pause ms):")
         print("| window | s | GC ms | GC % of window | gen 0 | gen 1 | gen 2 |")

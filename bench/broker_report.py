@@ -40,6 +40,27 @@ def has(results, metrics) -> bool:
                for b in BROKERS for m in metrics)
 
 
+def section(results, title: str, metrics: list[tuple[str, list]], first_errors: bool = False) -> list[str]:
+    """One section of the report: its title, one table of every metric's rows (label, key,
+    digits, with ratio), the tests a broker skipped and (`first_errors`) each broker's first
+    error; nothing when none of the metrics has a result or a skip."""
+    names = [metric for metric, _ in metrics]
+    if not has(results, names):
+        return []
+    out = [title, ""]
+    out += table(HEADER, [row for metric, spec in metrics for row in metric_rows(results, metric, spec)])
+    for metric in names:
+        out += skipped(results, metric)
+    if first_errors:
+        for b in BROKERS:
+            for metric in names:
+                e = get(results, b, metric, "first_error")
+                if e:
+                    out.append(f"- {b} {metric}: first error: {e}")
+    out.append("")
+    return out
+
+
 def render(results: dict, args, meta: dict) -> str:
     out = []
     cores = os.cpu_count()
@@ -51,124 +72,81 @@ def render(results: dict, args, meta: dict) -> str:
                f"over the window, 100% = one core.")
     out.append("")
     w = args.duration
-    mark = len(out)
-    out.append(f"QoS 0 fan-in: {args.publishers} publishers -> 1 subscriber on '#', {args.payload}-byte payloads, "
-               f"messages/s received by the subscriber over {w:g} s after {args.warmup:g} s warm-up")
-    out.append("")
-    out += table(HEADER, metric_rows(results, "qos0", [
-        ("messages/s received (subscriber)", "rate", 0, True),
-        ("messages/s written by publishers", "offered", 0, True),
-        ("messages received per broker CPU second", "per_cpu_s", 0, True),
-        ("broker CPU %", "broker_cpu", 0, False),
-        (f"generator CPU %: publishers ({args.pub_procs} procs)", "pub_cpu", 0, False),
-        ("generator CPU %: subscriber (1 proc)", "sub_cpu", 0, False),
-        ("machine CPU % (both cores: 200)", "machine_cpu", 0, False),
-        ("other CPU %: idle broker / rest", "other_cpu", None, False),
-        ("broker RSS at end of window (MB)", "rss_mb", 1, False),
-        ("broker busy after the window (s)", "busy_after", 1, False),
-    ]))
-    out += skipped(results, "qos0")
-    out.append("")
-    if not has(results, ('qos0',)):
-        del out[mark:]
-    mark = len(out)
-    out.append(f"QoS 1 throughput: {args.publishers} publishers at QoS 1, each keeping {args.qos1_window} PUBLISHes "
-               f"in flight (refilled on PUBACK) -> 1 subscriber on '#' at QoS 1 acking every message; "
-               f"{w:g} s window after {args.warmup:g} s warm-up")
-    out.append("")
-    out += table(HEADER, metric_rows(results, "qos1", [
-        ("messages/s received (subscriber)", "rate", 0, True),
-        ("PUBACKs/s received by publishers", "acked", 0, True),
-        ("PUBACKed but not received in the window (%)", "unreceived_pct", 1, False),
-        ("broker CPU %", "broker_cpu", 0, False),
-        (f"generator CPU %: publishers ({args.pub_procs} procs)", "pub_cpu", 0, False),
-        ("generator CPU %: subscriber (1 proc)", "sub_cpu", 0, False),
-        ("machine CPU % (both cores: 200)", "machine_cpu", 0, False),
-        ("other CPU %: idle broker / rest", "other_cpu", None, False),
-        ("broker busy after the window (s)", "busy_after", 1, False),
-    ]))
-    out += skipped(results, "qos1")
-    out.append("")
-    if not has(results, ('qos1',)):
-        del out[mark:]
-    mark = len(out)
-    out.append(f"End-to-end latency at a fixed rate: {args.rate:,} messages/s in total from {args.publishers} "
-               f"publishers (QoS 0, {args.payload}-byte payload carrying the send time) -> 1 subscriber on '#'; "
-               f"{args.latency_rounds} rounds of {args.latency_duration / args.latency_rounds:g} s per broker (brokers "
-               f"taking turns, each round after {args.latency_warmup:g} s warm-up), samples pooled")
-    out.append("")
-    out += table(HEADER, metric_rows(results, "latency", [
-        ("p50 (ms)", "p50", 3, True),
-        ("p90 (ms)", "p90", 3, True),
-        ("p99 (ms)", "p99", 3, True),
-        ("p99.9 (ms)", "p99.9", 3, True),
-        ("max (ms)", "max", 3, True),
-        ("p99 of each round: min-max (ms)", "p99_rounds", None, False),
-        ("samples", "samples", 0, False),
-        ("broker CPU %", "broker_cpu", 0, False),
-        ("generator CPU % (publishers + subscriber)", "gen_cpu", 0, False),
-        ("machine CPU % (both cores: 200)", "machine_cpu", 0, False),
-        ("other CPU %: idle broker / rest", "other_cpu", None, False),
-    ]))
-    out += skipped(results, "latency")
-    out.append("")
-    if not has(results, ('latency',)):
-        del out[mark:]
-    mark = len(out)
-    out.append(f"Connections/s: loops of connect [+ TLS handshake] + CONNECT -> CONNACK + DISCONNECT + close, "
-               f"{args.conn_concurrency * args.gen_procs} in flight for plain TCP, "
-               f"{args.tls_conn_concurrency * args.gen_procs} for mutual TLS ({args.gen_procs} processes); "
-               f"{args.conn_duration:g} s window after {args.conn_warmup:g} s warm-up. TLS: RSA 2048 device "
-               f"certificates from CreateKeysAndCertificate, no session resumption")
-    out.append("")
-    rows = []
-    for metric, what in (("conn_plain", "plain TCP"), ("conn_tls", "mutual TLS")):
-        rows += metric_rows(results, metric, [
-            (f"{what}: connections/s", "rate", 0, True),
-            (f"{what}: connect time p50 (ms)", "p50", 2, True),
-            (f"{what}: broker CPU ms per connection", "cpu_ms_per_conn", 3, True),
-            (f"{what}: broker CPU %", "broker_cpu", 0, False),
-            (f"{what}: generator CPU % (of which kernel)", "gen_cpu_str", None, False),
-            (f"{what}: other CPU %: idle broker / rest", "other_cpu", None, False),
-            (f"{what}: broker busy after the window (s)", "busy_after", 1, False),
-            (f"{what}: errors", "errors", 0, False),
-        ])
-    out += table(HEADER, rows)
-    out += skipped(results, "conn_plain") + skipped(results, "conn_tls")
-    for b in BROKERS:
-        for metric in ("conn_plain", "conn_tls"):
-            e = get(results, b, metric, "first_error")
-            if e:
-                out.append(f"- {b} {metric}: first error: {e}")
-    out.append("")
-    if not has(results, ('conn_plain', 'conn_tls')):
-        del out[mark:]
-    mark = len(out)
-    out.append(f"Resident memory per idle connection: RSS of the broker process after opening N idle "
-               f"connections (CONNECT, keep-alive 1200 s, clean session; settled {args.settle:g} s) minus RSS "
-               f"before, / N")
-    out.append("")
-    rows = []
-    for metric, what in (("idle_plain", "plain TCP"), ("idle_tls", "mutual TLS")):
-        rows += metric_rows(results, metric, [
-            (f"{what}: N connections opened", "opened", 0, False),
-            (f"{what}: still open when measured", "still_open", 0, False),
-            (f"{what}: KB per connection", "per_conn_kb", 1, True),
-            (f"{what}: RSS before (MB)", "rss0_mb", 1, False),
-            (f"{what}: RSS with N open (MB)", "rss1_mb", 1, False),
-            (f"{what}: connections opened/s (N open)", "open_rate", 0, True),
-            (f"{what}: failed", "failed", 0, False),
-        ])
-    out += table(HEADER, rows)
-    out += skipped(results, "idle_plain") + skipped(results, "idle_tls")
-    for b in BROKERS:
-        for metric in ("idle_plain", "idle_tls"):
-            e = get(results, b, metric, "first_error")
-            if e:
-                out.append(f"- {b} {metric}: first error: {e}")
-    out.append("")
-    if not has(results, ('idle_plain', 'idle_tls')):
-        del out[mark:]
+    out += section(results, f"QoS 0 fan-in: {args.publishers} publishers -> 1 subscriber on '#', {args.payload}-byte "
+                   f"payloads, messages/s received by the subscriber over {w:g} s after {args.warmup:g} s warm-up",
+                   [("qos0", [
+                       ("messages/s received (subscriber)", "rate", 0, True),
+                       ("messages/s written by publishers", "offered", 0, True),
+                       ("messages received per broker CPU second", "per_cpu_s", 0, True),
+                       ("broker CPU %", "broker_cpu", 0, False),
+                       (f"generator CPU %: publishers ({args.pub_procs} procs)", "pub_cpu", 0, False),
+                       ("generator CPU %: subscriber (1 proc)", "sub_cpu", 0, False),
+                       ("machine CPU % (both cores: 200)", "machine_cpu", 0, False),
+                       ("other CPU %: idle broker / rest", "other_cpu", None, False),
+                       ("broker RSS at end of window (MB)", "rss_mb", 1, False),
+                       ("broker busy after the window (s)", "busy_after", 1, False),
+                   ])])
+    out += section(results, f"QoS 1 throughput: {args.publishers} publishers at QoS 1, each keeping "
+                   f"{args.qos1_window} PUBLISHes in flight (refilled on PUBACK) -> 1 subscriber on '#' at QoS 1 "
+                   f"acking every message; {w:g} s window after {args.warmup:g} s warm-up",
+                   [("qos1", [
+                       ("messages/s received (subscriber)", "rate", 0, True),
+                       ("PUBACKs/s received by publishers", "acked", 0, True),
+                       ("PUBACKed but not received in the window (%)", "unreceived_pct", 1, False),
+                       ("broker CPU %", "broker_cpu", 0, False),
+                       (f"generator CPU %: publishers ({args.pub_procs} procs)", "pub_cpu", 0, False),
+                       ("generator CPU %: subscriber (1 proc)", "sub_cpu", 0, False),
+                       ("machine CPU % (both cores: 200)", "machine_cpu", 0, False),
+                       ("other CPU %: idle broker / rest", "other_cpu", None, False),
+                       ("broker busy after the window (s)", "busy_after", 1, False),
+                   ])])
+    out += section(results, f"End-to-end latency at a fixed rate: {args.rate:,} messages/s in total from "
+                   f"{args.publishers} publishers (QoS 0, {args.payload}-byte payload carrying the send time) -> 1 "
+                   f"subscriber on '#'; {args.latency_rounds} rounds of "
+                   f"{args.latency_duration / args.latency_rounds:g} s per broker (brokers taking turns, each round "
+                   f"after {args.latency_warmup:g} s warm-up), samples pooled",
+                   [("latency", [
+                       ("p50 (ms)", "p50", 3, True),
+                       ("p90 (ms)", "p90", 3, True),
+                       ("p99 (ms)", "p99", 3, True),
+                       ("p99.9 (ms)", "p99.9", 3, True),
+                       ("max (ms)", "max", 3, True),
+                       ("p99 of each round: min-max (ms)", "p99_rounds", None, False),
+                       ("samples", "samples", 0, False),
+                       ("broker CPU %", "broker_cpu", 0, False),
+                       ("generator CPU % (publishers + subscriber)", "gen_cpu", 0, False),
+                       ("machine CPU % (both cores: 200)", "machine_cpu", 0, False),
+                       ("other CPU %: idle broker / rest", "other_cpu", None, False),
+                   ])])
+    out += section(results, f"Connections/s: loops of connect [+ TLS handshake] + CONNECT -> CONNACK + DISCONNECT "
+                   f"+ close, {args.conn_concurrency * args.gen_procs} in flight for plain TCP, "
+                   f"{args.tls_conn_concurrency * args.gen_procs} for mutual TLS ({args.gen_procs} processes); "
+                   f"{args.conn_duration:g} s window after {args.conn_warmup:g} s warm-up. TLS: RSA 2048 device "
+                   f"certificates from CreateKeysAndCertificate, no session resumption",
+                   [(metric, [
+                       (f"{what}: connections/s", "rate", 0, True),
+                       (f"{what}: connect time p50 (ms)", "p50", 2, True),
+                       (f"{what}: broker CPU ms per connection", "cpu_ms_per_conn", 3, True),
+                       (f"{what}: broker CPU %", "broker_cpu", 0, False),
+                       (f"{what}: generator CPU % (of which kernel)", "gen_cpu_str", None, False),
+                       (f"{what}: other CPU %: idle broker / rest", "other_cpu", None, False),
+                       (f"{what}: broker busy after the window (s)", "busy_after", 1, False),
+                       (f"{what}: errors", "errors", 0, False),
+                   ]) for metric, what in (("conn_plain", "plain TCP"), ("conn_tls", "mutual TLS"))],
+                   first_errors=True)
+    out += section(results, f"Resident memory per idle connection: RSS of the broker process after opening N idle "
+                   f"connections (CONNECT, keep-alive 1200 s, clean session; settled {args.settle:g} s) minus RSS "
+                   f"before, / N",
+                   [(metric, [
+                       (f"{what}: N connections opened", "opened", 0, False),
+                       (f"{what}: still open when measured", "still_open", 0, False),
+                       (f"{what}: KB per connection", "per_conn_kb", 1, True),
+                       (f"{what}: RSS before (MB)", "rss0_mb", 1, False),
+                       (f"{what}: RSS with N open (MB)", "rss1_mb", 1, False),
+                       (f"{what}: connections opened/s (N open)", "open_rate", 0, True),
+                       (f"{what}: failed", "failed", 0, False),
+                   ]) for metric, what in (("idle_plain", "plain TCP"), ("idle_tls", "mutual TLS"))],
+                   first_errors=True)
     out.append("Goals (issue 4):")
     q0 = [get(results, b, "qos0", "rate") for b in BROKERS]
     if all(q0):

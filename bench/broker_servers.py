@@ -167,7 +167,7 @@ main(sys.argv[1:])
 class Localiot(Broker):
     name = "localiot"
 
-    def __init__(self, workdir: str, extra: list[str], gc_stats: bool = False):
+    def __init__(self, workdir: str, extra: list[str], gc_stats: bool = False, root: str = ROOT):
         self.plain_port = free_port()
         self.tls_port = free_port()
         self.api_port = free_port()
@@ -185,7 +185,7 @@ class Localiot(Broker):
             self.gc_file = os.path.join(workdir, f"localiot-gc-{uuid.uuid4().hex[:6]}.json")
             self.argv = [sys.executable, wrapper, self.gc_file, *args]
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self.logf,
-                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=root)
         RUNNING.append(self)
         deadline = time.time() + 60
         while True:

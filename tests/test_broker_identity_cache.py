@@ -30,11 +30,11 @@ def test_reconnects_see_rights_changed_since_the_last_connection(localiot_server
     assert first.publish("sensor-1/b", b"1") == NOT_AUTHORIZED
     first.close()
     known = localiot_server.app.runtime.broker.authenticate.__self__._known  # device_auth's Authentication
-    assert [key for key in known if key[0] == cert.id] == [(cert.id, "sensor-1", None)]
+    assert [key for key in known if key[0] == cert.id] == [(cert.id, None)]  # by certificate and server name
     again = session().connect_ok()  # the same certificate and client id: remembered
     assert again.publish("sensor-1/a", b"2") == 0
     again.close()
-    other = session("sensor-2").connect_ok()  # policy variables are the connection's own
+    other = session("sensor-2").connect_ok()  # remembered too, but policy variables are the connection's own
     assert other.publish("sensor-2/a", b"1") == 0 and other.publish("sensor-1/a", b"1") == NOT_AUTHORIZED
     other.close()
 
@@ -48,3 +48,32 @@ def test_reconnects_see_rights_changed_since_the_last_connection(localiot_server
     refused = session()
     assert refused.connect() == NOT_AUTHORIZED
     refused.close()
+
+
+def test_one_certificate_for_several_client_ids_keeps_each_ones_thing(localiot_server, iot, tmp_path):
+    """The certificate is remembered once; the connection's thing (the client id names a thing
+    attached to it, or none) and its policy variables are still each connection's."""
+    cert = new_certificate(iot, tmp_path, "shared")
+    iot.create_thing(thingName="lamp-1")
+    iot.attach_thing_principal(thingName="lamp-1", principal=cert.arn)
+    iot.create_policy(policyName="thing-policy", policyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+        {"Effect": "Allow", "Action": "iot:Publish",
+         "Resource": "arn:aws:iot:*:*:topic/${iot:Connection.Thing.ThingName}/${iot:ClientId}"},
+    ]}))
+    iot.attach_policy(policyName="thing-policy", target=cert.arn)
+    ca, (_, port) = ca_file(localiot_server, tmp_path), address(iot)
+
+    def publish(client_id: str, topic: str) -> int:
+        device = Device(port, client_id, ca=ca, cert=cert, version=V5).connect_ok()
+        try:
+            return device.publish(topic, b"1")
+        finally:
+            device.close()
+
+    assert publish("lamp-1", "lamp-1/lamp-1") == 0
+    assert publish("visitor", "lamp-1/visitor") == NOT_AUTHORIZED  # no thing for this client id
+    assert publish("visitor-2", "lamp-1/visitor-2") == NOT_AUTHORIZED
+    assert publish("lamp-1", "lamp-1/lamp-1") == 0  # the thing's grant, remembered
+    known = localiot_server.app.runtime.broker.authenticate.__self__._known
+    assert set(known[(cert.id, None)].grants) == {"lamp-1", None}

@@ -96,3 +96,38 @@ def test_connectivity_and_history_share_one_unit_of_work(localiot_server, iot):
     [record] = _records(server, "lamp")
     assert record["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
     assert record["disconnectedAt"] == int(data["timestamp"].timestamp() * 1000)
+
+
+def _stored(server, client_id: str) -> list[dict]:
+    """The history records in the store now, without asking the recorders to flush first."""
+    def scan():
+        with server.app.store.transaction(ACCOUNT, REGION, write=False) as tx:
+            return [doc for _, doc in tx.scan(history.KIND) if doc["clientId"] == client_id]
+    return server.call(scan)
+
+
+def test_an_open_connection_is_recorded_once_it_has_lasted_the_hold(localiot_server):
+    """A connection's record waits up to HOLD seconds for its end (one write for a short
+    connection), then is written while the connection is still open."""
+    server = localiot_server
+    raw = RawClient.plain(_port(server))
+    assert raw.connect("long-lived").reason_code == 0
+    assert wait_until(lambda: _stored(server, "long-lived"), timeout=history.HOLD + 5)
+    [record] = _stored(server, "long-lived")
+    assert record["disconnectedAt"] is None
+    raw.send(b"\xe0\x00")
+    assert raw.closed()
+    raw.close()
+    assert wait_until(lambda: _stored(server, "long-lived")[0]["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT")
+    assert len(_stored(server, "long-lived")) == 1
+
+
+def test_a_reset_forgets_the_records_held_back(localiot_server):
+    """A record still held back when the server is reset is not written into the wiped store."""
+    server = localiot_server
+    raw = RawClient.plain(_port(server))
+    assert raw.connect("ghost").reason_code == 0
+    server.reset()  # drops the connection; the store and the broker's sessions are wiped
+    assert raw.closed()
+    raw.close()
+    assert _records(server, "ghost") == []

@@ -13,16 +13,21 @@ import inspect
 import uuid
 
 from localiot import iotlogs, metering
-from localiot.broker import auth, codec, flow, subscriptions, watchers
-from localiot.broker.admission import INVALID, RESERVED, Decision
+from localiot.broker import auth, codec, flow, special, subscriptions, watchers
+from localiot.broker.admission import Decision
 from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
 from localiot.broker.message import Message
-from localiot.broker.sessions import check_client_id, negotiate_keep_alive, negotiate_session_expiry
+from localiot.broker.sessions import (
+    check_client_id,
+    negotiate_keep_alive,
+    negotiate_session_expiry,
+)
+from localiot.broker.states import AUTHENTICATING, CLOSED, CONNECTED, NEW  # noqa: F401 (broker.py imports them from here)
 from localiot.topics import TopicError, validate_topic_name
 
-NEW, AUTHENTICATING, CONNECTED, CLOSED = 0, 1, 2, 3
 _PUB_CACHE_MAX = 1024  # admission decisions cached per connection, by topic bytes
 _YIELD_EVERY = 256  # PUBLISH packets handled per read before the loop gets a turn
+_KEEP_WHOLE = 4096  # bytes left unread from which the read's buffer is kept as it is, not copied
 
 
 _NONE: dict = {}  # shared by connections that have no topic aliases / cached decisions yet (never written to)
@@ -34,7 +39,7 @@ class Connection(asyncio.Protocol):
     __slots__ = ("broker", "listener", "transport", "version", "v5", "state", "session", "identity", "client_id",
                  "out", "keep_alive", "last_rx", "remote", "will", "will_delay", "aliases", "max_out_packet",
                  "send_window", "pub_cache", "paused_writing", "reading_paused", "blocked_by", "waiters",
-                 "backlogged", "progress_at", "_pending", "_have", "_need", "disconnect_reason",
+                 "backlogged", "progress_at", "_pending", "_skip", "_have", "_need", "disconnect_reason",
                  "client_initiated", "send_will", "meter", "_iotlogs_who", "_iotlogs")
 
     def __init__(self, broker, listener: str):
@@ -64,6 +69,7 @@ class Connection(asyncio.Protocol):
         self.backlogged = False  # too many QoS 1 messages wait for this subscriber's window
         self.progress_at = 0.0  # broker clock: last sign of life of a congested subscriber
         self._pending: list[bytes] | None = None  # bytes kept unread (a partial packet, or held)
+        self._skip = 0  # ... starting at this offset of the first one (a long rest is kept without a copy)
         self._have = 0
         self._need = 0
         self.disconnect_reason = "CONNECTION_LOST"
@@ -103,16 +109,30 @@ class Connection(asyncio.Protocol):
         """No longer held by a congested subscriber: read again, starting with what was kept unread."""
         if self.transport is None or self.state != CONNECTED or self.blocked_by is not None:
             return
-        if self.reading_paused:
+        if self._pending:  # reading resumes once they are handled (new bytes behind them would mean a copy)
+            self.broker.loop.call_soon(self._resume_pending)
+        elif self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()
-        if self._pending:
-            self.broker.loop.call_soon(self._resume_pending)
 
     def _resume_pending(self) -> None:
-        if self.blocked_by is None and self.state == CONNECTED and self._pending:
-            data, self._pending = b"".join(self._pending), None
-            self._process(data)
+        if self.blocked_by is not None or self.state != CONNECTED:
+            return
+        if self._pending and self._process(*self._take()):
+            return  # yielded or held again: still not reading
+        if self.reading_paused and self.transport is not None and self.state == CONNECTED:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def _take(self) -> tuple[bytes, int]:
+        """The bytes kept unread: one buffer, and where they start in it."""
+        pending, skip = self._pending, self._skip
+        self._pending, self._skip = None, 0
+        if len(pending) == 1:
+            return pending[0], skip
+        if skip:
+            pending[0] = pending[0][skip:]
+        return b"".join(pending), 0
 
     def eof_received(self):
         return False
@@ -131,12 +151,13 @@ class Connection(asyncio.Protocol):
             self._have += len(data)
             if self._have < self._need:
                 return
-            data = b"".join(pending)
-            self._pending = None
-        self._process(data)
+            self._process(*self._take())
+            return
+        self._process(data, 0)
 
-    def _process(self, buf: bytes) -> None:
-        pos = 0
+    def _process(self, buf: bytes, pos: int) -> bool:
+        """Handle the packets in buf[pos:]; keep the rest. True: reading stays paused (the
+        loop gets a turn, a congested subscriber drains, a CONNECT is decided, or closed)."""
         n = len(buf)
         max_size = self.broker.max_packet
         handled = 0
@@ -168,27 +189,31 @@ class Connection(asyncio.Protocol):
                     self._packet(first, buf[start:end])
                 pos = end
                 if self.state == CLOSED:
-                    return
+                    return True
                 if self.state == AUTHENTICATING or self.blocked_by is not None:
                     break  # keep the rest until the CONNECT is decided, or the subscriber drains
         except MalformedPacket as e:
             self.protocol_failure(e)
-            return
+            return True
         if pos < n:
-            rest = buf[pos:]
-            self._pending = [rest]
-            self._have = len(rest)
-            need = n - pos + 1
-            if len(rest) >= 2:
-                got = decode_varint(rest, 1, len(rest))
+            have = n - pos
+            if have < _KEEP_WHOLE:  # a partial packet: a copy of it, not the whole read
+                self._pending, self._skip = [buf[pos:]], 0
+            else:  # held or yielded with much left: no copy (copying the rest at every yield is quadratic)
+                self._pending, self._skip = [buf], pos
+            self._have = have
+            need = have + 1
+            if have >= 2:
+                got = decode_varint(buf, pos + 1, n)
                 if got is not None:
-                    need = got[1] + got[0]
+                    need = got[1] - pos + got[0]
             self._need = need
         if (self.blocked_by is not None or yielded) and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
         if yielded and self.blocked_by is None:
             self.broker.loop.call_soon(self.resume)
+        return yielded or self.blocked_by is not None or self.state != CONNECTED
 
     # output ----------------------------------------------------------------
     def push(self, data: bytes) -> None:
@@ -331,7 +356,7 @@ class Connection(asyncio.Protocol):
         except Exception:
             broker.log.exception("authenticate failed for client %s", client_id)
             return self.refuse(codec.SERVER_UNAVAILABLE)
-        if inspect.isawaitable(result):
+        if result.__class__ is not auth.Identity and inspect.isawaitable(result):  # (a custom authorizer's)
             self.state = AUTHENTICATING
             self.reading_paused = True
             self.transport.pause_reading()
@@ -356,8 +381,7 @@ class Connection(asyncio.Protocol):
             self.reading_paused = False
             self.transport.resume_reading()
             if self._pending:
-                data, self._pending = b"".join(self._pending), None
-                self._process(data)
+                self._process(*self._take())
         self.broker.flush_soon()
 
     def _peer_certificate(self) -> bytes | None:
@@ -489,7 +513,7 @@ class Connection(asyncio.Protocol):
             if retain:  # iot:RetainPublish too: asked per message, never cached
                 decision = broker.admit(self.identity, decision.topic, True)
             if decision.status:
-                self._special_publish(decision, qos, pid, buf[p:end], props)
+                special.publish(self, decision, qos, pid, buf[p:end], props)
                 return
         msg = Message(decision.topic, buf[p:end], qos, bool(retain), None, None, self.session, None)
         if raw is not None:
@@ -544,46 +568,6 @@ class Connection(asyncio.Protocol):
             cache.clear()
         cache[tb] = decision
         return decision
-
-    def _special_publish(self, decision: Decision, qos: int, pid: int, payload: bytes, props) -> None:
-        """A publish the admission did not simply accept: refused, or served by a door."""
-        status = decision.status
-        if status == INVALID:
-            iotlogs.publish_refused(self, decision)
-            if self.v5 and qos:
-                self._puback(pid, codec.TOPIC_NAME_INVALID)
-            elif not self.v5:
-                self.drop("CLIENT_ERROR")
-            return
-        served = status == RESERVED and self.broker.serve_reserved(self.identity, decision, payload, props or {},
-                                                                    qos, connection=self)
-        if isinstance(served, asyncio.Future):  # the door's unit of work runs on a worker (PostgreSQL)
-            served.add_done_callback(lambda done: self._served(done, decision, qos, pid))
-            return
-        if served:
-            if qos:
-                self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
-            return
-        self._refused(decision, qos, pid)
-
-    def _served(self, done: asyncio.Future, decision: Decision, qos: int, pid: int) -> None:
-        """A door's unit of work ended: the PUBACK, or the refusal when it failed."""
-        if self.state == CLOSED:
-            return
-        if done.cancelled() or done.exception() is not None:
-            self._refused(decision, qos, pid)
-        elif qos:
-            self.push(b"\x40\x02" + pid.to_bytes(2, "big"))
-
-    def _refused(self, decision: Decision, qos: int, pid: int) -> None:
-        """Denied, or refused by the door."""
-        if self.meter is not None:
-            self.meter.denied()
-        iotlogs.publish_refused(self, decision)
-        if not self.v5:
-            self.drop("AUTH_ERROR")  # AWS disconnects a 3.1.1 client on an unauthorized publish
-        elif qos:
-            self._puback(pid, codec.NOT_AUTHORIZED)
 
 
 async def _await(awaitable):

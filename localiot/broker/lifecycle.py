@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Callable
 
+import orjson
+
 from localiot.broker.message import Message
 from localiot.broker.sessions import Session
 
@@ -46,7 +48,7 @@ class LifecycleEvents:
 
     def _send(self, account: str, region: str, topic: str, body: dict) -> None:
         global _last_sent
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        payload = orjson.dumps(body)  # compact, as json.dumps(separators=(",", ":")) but UTF-8, not \\u escapes
         if topic.startswith(PRESENCE):
             _last_sent = (payload, body)
         self.route(account, region, Message(topic, payload, 1))

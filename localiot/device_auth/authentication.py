@@ -48,11 +48,13 @@ import asyncio
 import hashlib
 import logging
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from localiot.broker import codec
 from localiot.broker.auth import ConnectInfo, Identity, Refusal
 from localiot.device_auth.base import CERTIFICATE, CUSTOM, OPEN, SIGV4, AuthFailure, query_pairs, region_in
-from localiot.device_auth.grants import ALLOW_ALL, Grant, Grants, certificate_grant, compiled, unusable
+from localiot.device_auth.grants import (ALLOW_ALL, Grant, Grants, certificate_grant, certificate_things, compiled,
+                                         unusable)
 from localiot.device_auth.just_in_time import JustInTime
 from localiot.policy import Variables
 from localiot.protocol import sigv4
@@ -64,7 +66,35 @@ log = logging.getLogger("localiot.device_auth")
 _AUTHORIZER_NAME = "x-amz-customauthorizer-name"
 _AUTHORIZER_SIGNATURE = "x-amz-customauthorizer-signature"
 _SOURCE_IP = next(iter(Variables({"aws:SourceIp": "-"})))  # its normalized name
-KNOWN_MAX = 4096  # certificate identities remembered, ~3 KB each with their policy variables (then all forgotten)
+KNOWN_MAX = 4096  # certificates remembered, ~3 KB each per thing with their policy variables (then all forgotten)
+
+
+class Known:
+    """What the store said about one certificate (and server name): where it lives, its
+    validity, the things it is attached to, and a grant per connection thing (None: no
+    thing). Valid while no committed call changed device rights (Grants.epoch) and the
+    server was not reset; a new client id costs no store read unless it names another thing."""
+
+    __slots__ = ("epoch", "not_before", "not_after", "arn", "account", "region", "exclusive_thing", "linked",
+                 "grants")
+
+    def __init__(self, epoch, not_before, not_after, arn, account, region, exclusive_thing, linked):
+        self.epoch, self.not_before, self.not_after = epoch, not_before, not_after
+        self.arn, self.account, self.region = arn, account, region
+        self.exclusive_thing, self.linked = exclusive_thing, linked
+        self.grants: dict[str | None, tuple[Grant, bool]] = {}  # connection thing -> (grant, exclusive)
+
+    def thing_of(self, client_id: str | None) -> str | None:
+        """The connection's thing (policies.connection_thing) for this client id."""
+        if self.exclusive_thing is not None:
+            return self.exclusive_thing
+        return client_id if client_id and client_id in self.linked else None
+
+
+@lru_cache(maxsize=4)
+def _current_time(second: int) -> str:
+    """aws:CurrentTime of a second (the connections of one second share it)."""
+    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def trust_anchor_pems(store) -> list[str]:
@@ -95,9 +125,8 @@ class Authentication:
         self.clock = clock
         self.grants = grants
         self.just_in_time = just_in_time
-        # (certificate id, client id, SNI) -> what the store said, valid while no committed call changed
-        # device rights (Grants.epoch) and the server was not reset
-        self._known: dict[tuple, tuple] = {}
+        # (certificate id, SNI) -> what the store said (Known)
+        self._known: dict[tuple, Known] = {}
 
     def authenticate(self, info: ConnectInfo):
         door = info.listener
@@ -134,10 +163,15 @@ class Authentication:
         go through just-in-time registration when `just_in_time`."""
         cert_id = hashlib.sha256(der).hexdigest()
         now = self.clock.now()
-        key = (cert_id, client_id, sni)
+        key = (cert_id, sni)
         known = self._known.get(key)
-        if known is not None and known[0] == self._epoch() and known[1] <= now <= known[2]:
-            return self._known_identity(known, cert_id, client_id, remote, sni, now)
+        if known is not None and known.epoch == self._epoch() and known.not_before <= now <= known.not_after:
+            thing = known.thing_of(client_id)
+            grant = known.grants.get(thing)
+            if grant is not None:
+                return self._known_identity(known, grant, thing, cert_id, client_id, remote, sni, now)
+        else:
+            known = None
         with self.store.transaction(*certificates.GLOBAL, write=False) as tx:
             found = self._home(tx, cert_id, sni)
             if found is not None:
@@ -154,11 +188,15 @@ class Authentication:
                 grant, thing, exclusive = certificate_grant(scoped, attributes, now,
                                                             self.grants.generation_of(account, region))
                 attributes["exclusiveThing"] = exclusive
-                if len(self._known) >= KNOWN_MAX:
-                    self._known.clear()
-                validity = doc["validity"]  # (its status is ACTIVE: changing it moves the epoch)
-                self._known[key] = (epoch, validity["notBefore"], validity["notAfter"], doc["certificateArn"],
-                                    account, region, grant, thing, exclusive)
+                if known is None:
+                    if len(self._known) >= KNOWN_MAX:
+                        self._known.clear()
+                    validity = doc["validity"]  # (its status is ACTIVE: changing it moves the epoch)
+                    exclusive_thing, linked = certificate_things(scoped, doc["certificateArn"])
+                    known = self._known[key] = Known(epoch, validity["notBefore"], validity["notAfter"],
+                                                     doc["certificateArn"], account, region, exclusive_thing, linked)
+                if known.thing_of(client_id) == thing:
+                    known.grants[thing] = (grant, exclusive)
                 return Identity(account, region, principal=cert_id, thing_name=thing, policy=grant,
                                 attributes=attributes)
         if not just_in_time:
@@ -174,20 +212,23 @@ class Authentication:
         broker = self.grants.broker
         return self.grants.epoch, getattr(broker, "resets", 0)
 
-    def _known_identity(self, known: tuple, cert_id: str, client_id, remote, sni, now: float) -> Identity:
-        """The identity of a certificate seen before with this client id and server name, with
-        nothing committed since that changes device rights: no store read, no certificate parse.
-        Only what differs per connection is new (source address, time variables)."""
-        _, _, _, principal_arn, account, region, grant, thing, exclusive = known
-        attributes = {"kind": CERTIFICATE, "principalArn": principal_arn, "clientId": client_id,
+    def _known_identity(self, known: Known, hit: tuple, thing, cert_id: str, client_id, remote, sni,
+                        now: float) -> Identity:
+        """The identity of a certificate seen before (with this connection's thing: none, or the
+        same), with nothing committed since that changes device rights: no store read, no
+        certificate parse. Only what differs per connection is new (client id, source address,
+        time variables)."""
+        grant, exclusive = hit
+        attributes = {"kind": CERTIFICATE, "principalArn": known.arn, "clientId": client_id,
                       "remote": remote, "sni": sni, "exclusiveThing": exclusive}
         variables = Variables()
         dict.update(variables, grant.variables)
-        fresh = {"aws:CurrentTime": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 "aws:EpochTime": str(int(now)), "aws:SourceIp": remote}
+        fresh = {"aws:CurrentTime": _current_time(int(now)), "aws:EpochTime": str(int(now)), "aws:SourceIp": remote}
+        if client_id:
+            fresh["iot:ClientId"] = client_id
         dict.pop(variables, _SOURCE_IP, None)
         dict.update(variables, Variables(fresh))
-        return Identity(account, region, principal=cert_id, thing_name=thing,
+        return Identity(known.account, known.region, principal=cert_id, thing_name=thing,
                         policy=Grant(grant.policies, variables, grant.generation), attributes=attributes)
 
     def _home(self, tx, cert_id: str, sni: str | None) -> tuple[str, str] | None:

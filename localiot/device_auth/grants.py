@@ -97,6 +97,16 @@ def certificate_grant(tx, attributes: dict, now: float, generation) -> tuple[Gra
     return Grant(policy, variables, generation), thing, exclusive
 
 
+def certificate_things(tx, principal: str) -> tuple[str | None, frozenset]:
+    """(the thing the certificate is attached to exclusively or None, every thing it is attached
+    to): what policies.connection_thing decides from, for any client id."""
+    linked = tx.linked_to(policies.PRINCIPALS, principal)
+    for thing_name in linked:
+        if policies.thing_principal_type(tx, thing_name, principal) == policies.EXCLUSIVE:
+            return thing_name, frozenset(linked)
+    return None, frozenset(linked)
+
+
 class Grants:
     """The broker's `authorize`, and the invalidation that keeps grants current."""
 

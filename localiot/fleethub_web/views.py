@@ -7,6 +7,7 @@ import json
 
 from localiot.fleethub_web.calls import Scope, call, optional, shadow
 from localiot.protocol.errors import ServiceError
+from localiot.services import presence
 from localiot.services.unit_of_work import read_only
 
 PAGE_SIZE = 25
@@ -63,7 +64,9 @@ def thing(app, scope: Scope, name: str) -> dict:
 
 def connection_history(app, scope: Scope, client_id: str, limit: int = HISTORY_SIZE) -> list[dict]:
     """The latest connections of `client_id` (a thing's client id is its name), newest first, from the
-    connection history the broker's presence events feed (store kind "connection-history")."""
+    connection history the broker's presence events feed (store kind "connection-history"), with the
+    records the history still holds back written first."""
+    presence.flush(app.runtime)
     with read_only(app.runtime, scope.account, scope.region, "iot", "FleetHubConnections") as ctx:
         rows = [doc for _, doc in ctx.tx.scan(CONNECTION_HISTORY) if doc.get("clientId") == client_id]
     rows.sort(key=lambda d: d.get("connectedAt") or 0, reverse=True)

@@ -38,7 +38,8 @@ from localiot.doors import reserved_topics
 from localiot.listeners.alpn import ALPN_HTTP, ALPN_MQTT, ALPN_MQTT_CA, AlpnSniffer, DeviceConnection
 from localiot.listeners.credentials import alias_of, serve_credentials
 from localiot.listeners.https_publish import publish
-from localiot.listeners.tls import SERVER_CERT, SERVER_KEY, TrustStore, server_certificate, server_names
+from localiot.listeners.tls import (SERVER_CERT, SERVER_KEY, TrustStore, keep_read_buffers_mapped, server_certificate,
+                                    server_names)
 from localiot.listeners.websocket import serve_websocket
 from localiot.protocol.http import ApiServer
 
@@ -142,6 +143,7 @@ class DeviceListeners:
         self.trust.refresh()
         self.auth.on_trust_change = self.trust.changed
         tls_context = self.trust.context()
+        keep_read_buffers_mapped()
         alpn_context = self.trust.context([ALPN_MQTT_CA, ALPN_MQTT, ALPN_HTTP])
         # Refusals (a body over the limit, a malformed request) in the service's JSON error format.
         self.http_server = ApiServer(self._http, self.app.engine.refusal, access_log=None)

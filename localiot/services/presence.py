@@ -13,8 +13,15 @@ loop iteration in one unit of work per (account, region) in which every
 recorder writes its part (`write(ctx)`): the fleet index follows the
 connectivity records in that same unit, as before.
 
-    presence.install(runtime).register(recorder)   # recorder.hear(...), recorder.write(ctx)
-    presence.flush(runtime)                          # write what is pending now (an audit does)
+    presence.install(runtime).register(recorder)   # recorder.hear(...), recorder.write(ctx, everything)
+    presence.flush(runtime)                          # write everything pending now (an audit does)
+
+A recorder may also keep records back for a while (the connection history
+holds an open connection's record until it ends or is `HOLD` s old, so a
+short connection costs one write): it calls `later(account, region, delay)`
+to have its scope flushed again then, and `flush(runtime)` (what a reader
+such as the audit calls first) asks every recorder for everything it holds
+(`write(ctx, everything=True)`; `held()` names the scopes).
 
 A recorder that fails is logged and rolls back the unit of its scope (the
 records of that iteration are lost, as a failed write lost them before).
@@ -22,6 +29,7 @@ records of that iteration are lost, as a failed write lost them before).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from localiot.broker.lifecycle import PRESENCE, parse_presence
@@ -36,6 +44,8 @@ class Presence:
         self.runtime = runtime
         self.recorders: list = []
         self.dirty: set[tuple[str, str]] = set()  # scopes with something to write
+        self.waiting: set[tuple[str, str]] = set()  # scopes to flush when the timer fires
+        self._timer: asyncio.TimerHandle | None = None
         self._flush = OncePerIteration(self.flush)
         self.unsubscribe = runtime.bus.subscribe(self._on_bus, prefix=PRESENCE)
 
@@ -55,16 +65,35 @@ class Presence:
             self.dirty.add((account, region))
             self._flush.request()
 
-    def flush(self) -> None:
-        """Write what every recorder has pending: one unit of work per scope."""
+    def later(self, account: str, region: str, delay: float) -> None:
+        """Flush the scope again in `delay` seconds (a recorder holds records until then)."""
+        self.waiting.add((account, region))
+        if self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(delay, self._wake)
+            except RuntimeError:  # no loop (the bus driven by hand): at the next flush(runtime)
+                pass
+
+    def _wake(self) -> None:
+        self._timer = None
+        self.dirty |= self.waiting
+        self.waiting = set()
+        self._flush.request()
+
+    def flush(self, everything: bool = False) -> None:
+        """Write what every recorder has pending (with `everything`, also what they hold back):
+        one unit of work per scope."""
         dirty, self.dirty = self.dirty, set()
+        if everything:
+            for recorder in self.recorders:
+                dirty.update(recorder.held() if hasattr(recorder, "held") else ())
         if not dirty or self.runtime.store is None:
             return
         for account, region in dirty:
             try:
                 with unit_of_work(self.runtime, account, region, "iot", "PresenceEvent") as ctx:
                     for recorder in self.recorders:
-                        recorder.write(ctx)
+                        recorder.write(ctx, everything)
             except Exception:
                 log.exception("could not store the presence records of %s/%s", account, region)
 
@@ -77,6 +106,7 @@ def install(runtime) -> Presence:
 
 
 def flush(runtime) -> None:
+    """Write everything the recorders have pending or hold back (before reading their records)."""
     presence = getattr(runtime, "presence", None)
     if presence is not None:
-        presence.flush()
+        presence.flush(everything=True)

@@ -49,7 +49,7 @@ class PresenceLog:
         }
         return True
 
-    def write(self, ctx) -> None:
+    def write(self, ctx, everything: bool = False) -> None:
         """Store the pending records of registered things (the fleet index follows in the same unit)."""
         records = self.pending.pop((ctx.account, ctx.region), None)
         if not records or self.runtime.broker is None:

@@ -9,8 +9,12 @@ the store (kind "connection-history", named "<connectedAt ms, 13
 digits>|<clientId>|<sessionIdentifier>", in the client's account and
 region): {clientId, principal, ipAddress, connectedAt, disconnectedAt,
 disconnectReason}, indexed by client id. Writes share the
-presence unit of work of their loop iteration; `flush(runtime)` writes what
-is pending (an audit calls it first).
+presence unit of work of their loop iteration; an open connection's record
+is held back until the connection ends or `HOLD` (1 s) has passed, so a
+short connection costs one write, not a write and a rewrite (a server
+killed in that second loses it, as it loses any iteration's records);
+`flush(runtime)` writes everything pending and held (an audit calls it
+first).
 
 Retention: the checks that read it (CONFLICTING_CLIENT_IDS_CHECK,
 DEVICE_CERTIFICATE_SHARED_CHECK) look at the last `catalog.HISTORY_DAYS`
@@ -25,6 +29,8 @@ CONNECTION_COUNT in a finding stops at 100).
 
 from __future__ import annotations
 
+import asyncio
+
 from localiot.services import presence
 from localiot.services.defender.catalog import HISTORY_DAYS
 
@@ -32,52 +38,83 @@ KIND = "connection-history"
 PER_CLIENT = 100  # latest records kept per client id
 PRUNE_EVERY = 3600.0  # clock seconds between two looks for records past the audit's window
 PRUNE_PAGE = 500
+HOLD = 1.0  # seconds an open connection's record waits for the connection's end before it is written
 
 
 class ConnectionHistory:
     def __init__(self, runtime):
         self.runtime = runtime
-        self.open: dict[tuple[str, str, str, str], str] = {}  # (account, region, client, session) -> record name
-        self.pending: dict[tuple[str, str], dict[str, dict]] = {}  # (account, region) -> {name: record}
+        # (account, region, client, session) -> (record name, principal, ip address, connectedAt) of
+        # an open connection: its disconnect rewrites the record without reading it back
+        self.open: dict[tuple[str, str, str, str], tuple] = {}
+        # (account, region) -> {name: (record, new, due)}: `new` records get their index entry (an
+        # ended connection's record written before is written again without touching it); an open
+        # connection's record waits until `due` (loop time) for its end, to be written once
+        self.pending: dict[tuple[str, str], dict[str, tuple[dict, bool, float | None]]] = {}
         self.next_prune: dict[tuple[str, str], float] = {}  # scope -> clock time of the next age pruning
+        self.presence = None  # localiot.services.presence.Presence, set by install
+        self._resets = 0  # the broker's reset count this state belongs to
+
+    def _fresh(self) -> None:
+        """Forget connections and held records from before a server reset (the store was wiped)."""
+        resets = getattr(getattr(self.runtime, "broker", None), "resets", 0)
+        if resets != self._resets:
+            self._resets = resets
+            self.open.clear()
+            self.pending.clear()
 
     def hear(self, account: str, region: str, kind: str, topic_client: str, body: dict) -> bool:
+        self._fresh()
         client_id, session = body.get("clientId") or topic_client, str(body.get("sessionIdentifier"))
         key = (account, region, client_id, session)
         pending = self.pending.setdefault((account, region), {})
         if kind == "connected":
-            name = f"{int(body.get('timestamp') or 0):013d}|{client_id}|{session}"
-            self.open[key] = name
-            pending[name] = {
-                "clientId": client_id, "principal": body.get("principalIdentifier"),
-                "ipAddress": body.get("ipAddress"), "connectedAt": body.get("timestamp"),
-                "disconnectedAt": None, "disconnectReason": None,
-            }
-            return True
-        name = self.open.pop(key, None)
-        if name is None:
+            at = body.get("timestamp")
+            name = f"{int(at or 0):013d}|{client_id}|{session}"
+            principal, ip = body.get("principalIdentifier"), body.get("ipAddress")
+            self.open[key] = (name, principal, ip, at)
+            due = _loop_time()
+            record = _record(client_id, principal, ip, at, None, None)
+            if due is None or self.presence is None:
+                pending[name] = (record, True, None)
+                return True
+            pending[name] = (record, True, due + HOLD)
+            self.presence.later(account, region, HOLD)
+            return False  # nothing to write before it ends or is due
+        opened = self.open.pop(key, None)
+        if opened is None:
             return False
-        update = {"disconnectedAt": body.get("timestamp"), "disconnectReason": body.get("disconnectReason")}
-        record = pending.get(name)
-        if record is not None:
-            record.update(update)
-        else:
-            pending[name] = {"update": update}
+        name, principal, ip, at = opened
+        held = pending.get(name)
+        record = _record(client_id, principal, ip, at, body.get("timestamp"), body.get("disconnectReason"))
+        pending[name] = (record, held is not None and held[1], None)  # not written yet: still new
         return True
 
-    def write(self, ctx) -> None:
-        records = self.pending.pop((ctx.account, ctx.region), None)
+    def held(self) -> list[tuple[str, str]]:
+        """The scopes with records waiting (for localiot.services.presence.flush)."""
+        self._fresh()
+        return [scope for scope, records in self.pending.items() if records]
+
+    def write(self, ctx, everything: bool = False) -> None:
+        self._fresh()
+        scope = (ctx.account, ctx.region)
+        records = self.pending.pop(scope, None)
         tx = ctx.tx
         new_clients = set()
-        for name, record in (records or {}).items():
-            if "update" in record:
-                stored = tx.get(KIND, name)
-                if stored is None:
-                    continue
-                record = {**stored, **record["update"]}
-            else:
+        now = None if everything else _loop_time()
+        kept = {}
+        for name, (record, new, due) in (records or {}).items():
+            if due is not None and now is not None and now < due:
+                kept[name] = (record, new, due)
+                continue
+            if new:
                 new_clients.add(record["clientId"])
-            tx.put(KIND, name, record, {"client": record["clientId"]})
+                tx.put(KIND, name, record, {"client": record["clientId"]})
+            else:  # its index entry (the client id) was written with it
+                tx.put(KIND, name, record)
+        if kept:
+            self.pending.setdefault(scope, {}).update(kept)
+            self.presence.later(*scope, HOLD)
         for client_id in new_clients:
             excess = tx.count(KIND, "client", client_id) - PER_CLIENT
             if excess > 0:  # oldest first (names start with the connection time)
@@ -108,11 +145,24 @@ class ConnectionHistory:
             after = page[-1][0]
 
 
+def _loop_time() -> float | None:
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return None
+
+
+def _record(client_id, principal, ip, connected_at, disconnected_at, reason) -> dict:
+    return {"clientId": client_id, "principal": principal, "ipAddress": ip, "connectedAt": connected_at,
+            "disconnectedAt": disconnected_at, "disconnectReason": reason}
+
+
 def install(runtime) -> ConnectionHistory:
     history = getattr(runtime, "connection_history", None)
     if history is None:
         history = runtime.connection_history = ConnectionHistory(runtime)
-        presence.install(runtime).register(history)
+        history.presence = presence.install(runtime)
+        history.presence.register(history)
     return history
 
 

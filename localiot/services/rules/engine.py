@@ -35,7 +35,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from localiot import iotlogs
@@ -49,6 +49,7 @@ log = logging.getLogger("localiot.rules")
 
 BASIC_INGEST = "$aws/rules/"
 _TOPIC_CACHE_MAX = 10_000
+_NO_RULES: list = []  # (never changed)
 def start_rules_engine(app) -> RulesEngine:
     """Start (once) the rules engine of a LocalIoT app; call it on the app's loop.
     The runtime holds it (`runtime.rules`) while it runs."""
@@ -77,16 +78,29 @@ class CompiledRule:
     calls_out: bool  # the SQL calls a downstream service: evaluate it off the loop
 
 
-@dataclass
 class _Scope:
-    rules: dict  # name -> CompiledRule (enabled and disabled)
-    trie: TopicTrie  # FROM filter -> [CompiledRule] (enabled ones)
-    enabled_urls: tuple
-    cache: dict = field(default_factory=dict)
+    __slots__ = ("rules", "trie", "enabled_urls", "cache", "firsts", "wild_first")
+
+    def __init__(self, rules: dict, trie: TopicTrie, enabled_urls: tuple):
+        self.rules = rules  # name -> CompiledRule (enabled and disabled)
+        self.trie = trie  # FROM filter -> [CompiledRule] (enabled ones)
+        self.enabled_urls = enabled_urls
+        self.cache: dict = {}
+        # the first levels of the filters: a topic whose first level is none of them (and, for a
+        # `$` topic or with no filter starting with a wildcard, nothing else) matches no rule
+        self.firsts = frozenset(trie.root.children)
+        self.wild_first = "+" in self.firsts or "#" in self.firsts
+
+    def misses(self, topic: str) -> bool:
+        """True when no rule can match: no trie walk, nothing cached (unique topics would churn it)."""
+        firsts = self.firsts
+        return not firsts or (topic.partition("/")[0] not in firsts and (not self.wild_first or topic[:1] == "$"))
 
     def match(self, topic: str) -> list:
         hit = self.cache.get(topic)
         if hit is None:
+            if self.misses(topic):
+                return _NO_RULES
             hit = sorted((r for rules in self.trie.match(topic) for r in rules), key=lambda r: r.name)
             if len(self.cache) >= _TOPIC_CACHE_MAX:
                 self.cache.clear()
@@ -245,6 +259,9 @@ class RulesEngine:
 
     # intake -------------------------------------------------------------------------
     def _on_bus(self, account: str, region: str, topic: str, payload: bytes, publisher=None) -> None:
+        scope = self._scopes.get((account, region))
+        if scope is not None and scope.misses(topic) and not topic.startswith(BASIC_INGEST):
+            return  # the hot path of a message no rule wants: two lookups
         if publisher is None:  # not a device's MQTT publish
             self.submit(account, region, topic, payload)
         else:

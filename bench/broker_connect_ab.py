@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Paired A/B of the broker's connect path: server CPU per connection of two
+localiot source trees, measured in alternating rounds on the same machine.
+
+Each tree runs as `localiot serve --in-memory` from its own directory (so
+`python -m localiot` imports that tree's package); every round opens
+`--connects` connections per server, `--concurrency` at a time, each one
+connect [+ mutual-TLS handshake] + CONNECT -> CONNACK + DISCONNECT + close,
+from this process (uvloop), and reads the server's CPU seconds from /proc
+before and after. The machine is shared: rounds alternate so both trees see
+the same conditions, and the median of the rounds is reported.
+
+    .venv/bin/python bench/broker_connect_ab.py --a /tmp/main-copy --b . [--tls] [--rounds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import uvloop  # noqa: E402
+
+from broker_servers import Localiot, provision  # noqa: E402
+from mqtt_clients import DISCONNECT, client_ssl_contexts, mqtt_open  # noqa: E402
+from procs import HOST, log, proc_cpu  # noqa: E402
+
+
+async def connects(port: int, contexts: list, count: int, concurrency: int, prefix: str) -> int:
+    loop = asyncio.get_running_loop()
+    todo = iter(range(count))
+    errors = 0
+
+    async def worker():
+        nonlocal errors
+        for i in todo:
+            try:
+                sock = await mqtt_open(loop, HOST, port, contexts[i % len(contexts)], f"{prefix}-{i}")
+            except Exception:
+                errors += 1
+                continue
+            try:
+                sock.send(DISCONNECT)
+            except OSError:
+                pass
+            sock.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return errors
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--a", required=True, help="source tree A (a checkout's root)")
+    p.add_argument("--b", required=True, help="source tree B")
+    p.add_argument("--tls", action="store_true", help="mutual TLS (certificates from CreateKeysAndCertificate)")
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--connects", type=int, default=2000, help="connections per server per round")
+    p.add_argument("--concurrency", type=int, default=16)
+    args = p.parse_args(argv)
+    work = tempfile.mkdtemp(prefix="bench-connect-ab-")
+    trees = {"A": os.path.abspath(args.a), "B": os.path.abspath(args.b)}
+    servers, contexts = {}, {}
+    try:
+        for name, root in trees.items():
+            servers[name] = srv = Localiot(work, [], root=root)
+            if args.tls:
+                folder = os.path.join(work, name)
+                os.makedirs(folder, exist_ok=True)
+                certs = provision(srv.api, 4, folder)
+                contexts[name] = client_ssl_contexts({"tls": {"cafile": certs["client_ca"], "certs": certs["certs"]}})
+            else:
+                contexts[name] = [None]
+        per = {name: [] for name in trees}
+        for r in range(args.rounds + 1):  # round 0 warms both up, not counted
+            for name in (("A", "B") if r % 2 else ("B", "A")):
+                srv = servers[name]
+                port = srv.tls_port if args.tls else srv.plain_port
+                n = args.connects if r else max(200, args.connects // 10)
+                c0, t0 = proc_cpu(srv.pid), time.monotonic()
+                errors = uvloop.run(connects(port, contexts[name], n, args.concurrency, f"ab{r}{name}"))
+                time.sleep(0.3)  # the last disconnects' work
+                ms = 1000 * (proc_cpu(srv.pid) - c0) / n
+                rate = n / (time.monotonic() - t0 - 0.3)
+                if r:
+                    per[name].append(ms)
+                log(f"round {r} {name}: {ms:.3f} ms server CPU per connection, {rate:,.0f}/s, {errors} errors")
+        print(f"| tree | server CPU ms per {'mutual-TLS' if args.tls else 'plain'} connection (median of "
+              f"{args.rounds}) | rounds |\n|---|--:|---|")
+        for name, root in trees.items():
+            print(f"| {name} `{root}` | {statistics.median(per[name]):.3f} | "
+                  f"{', '.join(f'{v:.3f}' for v in per[name])} |")
+    finally:
+        for srv in servers.values():
+            srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
