@@ -19,6 +19,7 @@ import orjson
 from localiot.protocol import jsontext
 from localiot.protocol.jsontext import _LONG_NUMBER
 from localiot.store.migrations import MIGRATIONS, TABLES
+from localiot.store import summaries as _summaries
 from localiot.store.queries import Queries
 
 def _dumps(doc) -> str:
@@ -50,6 +51,11 @@ def _named(rows) -> list[tuple[str, dict]]:
         return [(name, loads(doc)) if doc[:1] != " " else (name, json.loads(doc)) for name, doc in rows]
     except orjson.JSONDecodeError:  # one of them needs json (see _loads)
         return [(name, _loads(doc)) for name, doc in rows]
+
+
+def _summarized(kind: str, rows) -> list[tuple[str, str]]:
+    """(name, summary text) of (name, stored summary, doc where the summary is NULL) rows."""
+    return [(name, text if text is not None else _summaries.of(kind, _loads(doc))) for name, text, doc in rows]
 
 
 # Point reads through mmap were ~15% cheaper than through SQLite's page cache on a
@@ -213,7 +219,7 @@ class SQLiteTx:
         return _loads(row[0]) if row else None
 
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
-        self._write(SQL.put, (*self._scope, kind, name, _dumps(doc)))
+        self._write(SQL.put, (*self._scope, kind, name, _dumps(doc), _summaries.of(kind, doc)))
         self.changes.append(("doc", *self._scope, kind, name))
         if index is not None:
             self._drop_index(kind, name)
@@ -230,11 +236,13 @@ class SQLiteTx:
             self.changes.append(("doc", *self._scope, kind, name))
         return cur.rowcount > 0
 
-    def scan(self, kind, *, after=None, prefix=None, limit=None):
-        return _named(self.db.execute(*SQL.scan(self._scope, kind, after, prefix, limit)).fetchall())
+    def scan(self, kind, *, after=None, prefix=None, limit=None, summaries=False):
+        rows = self.db.execute(*SQL.scan(self._scope, kind, after, prefix, limit, summaries)).fetchall()
+        return _summarized(kind, rows) if summaries else _named(rows)
 
-    def find(self, kind, key, value, *, prefix=False, after=None, limit=None):
-        return _named(self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit)).fetchall())
+    def find(self, kind, key, value, *, prefix=False, after=None, limit=None, summaries=False):
+        rows = self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit, summaries)).fetchall()
+        return _summarized(kind, rows) if summaries else _named(rows)
 
     def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):
         sql, args = SQL.find_names(self._scope, kind, key, low, high, include_low, include_high, pattern)
