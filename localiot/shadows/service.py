@@ -63,8 +63,10 @@ def _load(ctx, thing: str, shadow_name: str | None, now: int) -> tuple[dict | No
 
 def _save(ctx, thing: str, shadow_name: str | None, doc: dict, *, live: bool) -> None:
     doc = {"thingName": thing, "shadowName": shadow_name, **doc}
-    index = {NAMED_INDEX: thing} if live and shadow_name else {}
-    ctx.tx.put(KIND, _key(thing, shadow_name), doc, index)
+    if shadow_name:
+        ctx.tx.put(KIND, _key(thing, shadow_name), doc, {NAMED_INDEX: thing} if live else {})
+    else:  # a classic shadow never has index entries: none to drop
+        ctx.tx.put(KIND, _key(thing, shadow_name), doc)
 
 
 def _fail(ctx, error: ShadowError, thing: str, shadow_name: str | None, op: str, publish_rejected: bool):

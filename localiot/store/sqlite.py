@@ -20,6 +20,7 @@ from localiot.protocol import jsontext
 from localiot.protocol.jsontext import _LONG_NUMBER
 from localiot.store.migrations import MIGRATIONS, TABLES
 from localiot.store import summaries as _summaries
+from localiot.store.kept import KINDS as _KEPT
 from localiot.store.queries import Queries
 
 def _dumps(doc) -> str:
@@ -82,6 +83,9 @@ class SQLiteStore:
             self.db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.db.execute("PRAGMA foreign_keys=OFF")
+        # Documents of localiot.store.kept's kinds as stored (text, None: absent), by
+        # (account, region, kind, name): this process is the file's only user.
+        self.kept: dict[tuple, str | None] = {}
         self._migrate()
 
     def _migrate(self) -> None:
@@ -108,7 +112,7 @@ class SQLiteStore:
     def transaction(self, account: str, region: str, *, write: bool = True) -> "_Transaction":
         """`with store.transaction(account, region) as tx:` commits when the body
         ends, rolls back when it raises."""
-        return _Transaction(self.db, account, region, write)
+        return _Transaction(self.db, account, region, write, self.kept)
 
     # reads across every (account, region): for listeners that serve them all --
     def scan_all_scopes(self, kind: str, where: dict | None = None) -> list[tuple[str, str, str, dict]]:
@@ -131,6 +135,7 @@ class SQLiteStore:
         return [tuple(row) for row in self.db.execute(SQL.scopes_indexing, (kind, key, value))]
 
     def reset(self) -> None:
+        self.kept.clear()
         self.db.execute("BEGIN IMMEDIATE")
         for table in TABLES:
             self.db.execute(f"DELETE FROM {table}")
@@ -150,14 +155,22 @@ class _Transaction:
     COMMIT. What a unit of work writes is still one transaction: committed at the
     end, rolled back whole when it raises."""
 
-    __slots__ = ("db", "account", "region", "began")
+    __slots__ = ("db", "account", "region", "began", "kept", "written", "absent")
 
-    def __init__(self, db: sqlite3.Connection, account: str, region: str, write: bool):
-        self.db, self.account, self.region = db, account, region
+    def __init__(self, db: sqlite3.Connection, account: str, region: str, write: bool, kept: dict):
+        self.db, self.account, self.region, self.kept = db, account, region, kept
 
     def __enter__(self) -> "SQLiteTx":
         self.began = False
+        self.written = None  # keys of kept kinds this transaction wrote (see localiot.store.kept)
+        self.absent = None  # keys this transaction read as absent and has not written since
         return SQLiteTx(self.db, self.account, self.region, [], self)
+
+    def wrote_kept(self, key: tuple) -> None:
+        self.kept.pop(key, None)
+        if self.written is None:
+            self.written = set()
+        self.written.add(key)
 
     def begin(self) -> None:
         if not self.began:
@@ -165,9 +178,15 @@ class _Transaction:
             self.began = True
 
     def __exit__(self, kind, error, trace) -> bool:
-        if self.began:
-            self.began = False
-            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            if self.began:
+                self.began = False
+                self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            if self.written is not None:  # committed or not, the next read takes what is stored
+                for key in self.written:
+                    self.kept.pop(key, None)
+                self.written = None
         return False
 
 
@@ -182,6 +201,7 @@ def _index_rows(index):
 
 
 SQL = Queries("?")
+_ABSENT = object()
 
 
 class SQLiteTx:
@@ -215,21 +235,53 @@ class SQLiteTx:
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:
-        row = self.db.execute(SQL.get, (*self._scope, kind, name)).fetchone()
-        return _loads(row[0]) if row else None
+        if kind in _KEPT and self._transaction is not None:
+            return self._get_kept(kind, name)
+        key = (*self._scope, kind, name)
+        row = self.db.execute(SQL.get, key).fetchone()
+        if row is None:
+            transaction = self._transaction
+            if transaction is not None:  # no document, so no index entries: a put need not drop any
+                if transaction.absent is None:
+                    transaction.absent = {key}
+                else:
+                    transaction.absent.add(key)
+            return None
+        return _loads(row[0])
+
+    def _get_kept(self, kind: str, name: str) -> dict | None:
+        key = (*self._scope, kind, name)
+        transaction = self._transaction
+        text = transaction.kept.get(key, _ABSENT)
+        if text is _ABSENT:
+            row = self.db.execute(SQL.get, key).fetchone()
+            text = row[0] if row else None
+            if transaction.written is None or key not in transaction.written:
+                transaction.kept[key] = text
+        return None if text is None else _loads(text)
 
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
+        if kind in _KEPT and self._transaction is not None:
+            self._transaction.wrote_kept((*self._scope, kind, name))
         self._write(SQL.put, (*self._scope, kind, name, _dumps(doc), _summaries.of(kind, doc)))
         self.changes.append(("doc", *self._scope, kind, name))
         if index is not None:
-            self._drop_index(kind, name)
-            self.db.executemany(SQL.put_index, [(*self._scope, kind, key, value, name)
-                                                for key, value in _index_rows(index)])
+            absent = self._transaction.absent if self._transaction is not None else None
+            doc_key = (*self._scope, kind, name)
+            if absent is not None and doc_key in absent:
+                absent.discard(doc_key)  # there now
+            else:
+                self._drop_index(kind, name)
+            rows = [(*self._scope, kind, key, value, name) for key, value in _index_rows(index)]
+            if rows:
+                self.db.executemany(SQL.put_index, rows)
 
     def _drop_index(self, kind: str, name: str) -> None:
         self._write(SQL.drop_index, (*self._scope, kind, name))
 
     def delete(self, kind: str, name: str) -> bool:
+        if kind in _KEPT and self._transaction is not None:
+            self._transaction.wrote_kept((*self._scope, kind, name))
         cur = self._write(SQL.delete, (*self._scope, kind, name))
         self._drop_index(kind, name)
         if cur.rowcount:
