@@ -97,19 +97,31 @@ def _orjson_safe(value) -> bool:
     return True
 
 
+# In orjson's bytes, the only float forms json writes differently: 0.00001 (json: 1e-05)
+# and 1.5e-7 (json: 1.5e-07); NaN and infinities come out as null (json: NaN,
+# Infinity). Bytes without these (text that merely looks like them, inside a string,
+# only costs the slower check) hold no float json writes differently.
+_FLOAT_FORMS = re.compile(rb"[0-9][eE]|0\.0000")
+# orjson writes dataclasses, datetimes and subclasses of str/int/dict/list natively;
+# json refuses or writes them its own way: these go to json.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
 def dumps(value: Any, *, ensure_ascii: bool = True) -> bytes:
     """Compact JSON bytes, exactly json.dumps(value, separators=(",", ":"),
     ensure_ascii=ensure_ascii).encode(): written by orjson where its bytes are
-    json's (see _orjson_safe; with ensure_ascii, only pure ASCII output with no
-    escape json would write differently), else by json."""
-    if _orjson_safe(value):
-        try:
-            out = orjson.dumps(value)
-        except TypeError:  # orjson.JSONEncodeError: non-string keys, integers beyond 64 bits, lone surrogates
-            pass
-        else:
-            if not ensure_ascii or (out.isascii() and b"\\u" not in out and b"\x7f" not in out):
-                return out
+    json's (no float json writes differently, see _FLOAT_FORMS, else _orjson_safe;
+    with ensure_ascii, only pure ASCII output with no escape json would write
+    differently), else by json. (What json cannot write at all but orjson can, an
+    Enum or a UUID, orjson writes by its value.)"""
+    try:
+        out = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError: non-string keys, integers beyond 64 bits, lone surrogates
+        pass
+    else:
+        if ((b"null" not in out and _FLOAT_FORMS.search(out) is None) or _orjson_safe(value)) and (
+                not ensure_ascii or (out.isascii() and b"\\u" not in out and b"\x7f" not in out)):
+            return out
     return (_ASCII if ensure_ascii else _UTF8)(value).encode()
 
 
