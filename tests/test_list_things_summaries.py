@@ -115,8 +115,9 @@ def test_summaries_outside_ascii_are_written_as_json_writes_them(localiot_server
              "attributes": {"city": "Zürich \u2603 \x7f \"q\" \\", "n": "1"}, "version": 3}
     plain = {**thing, "thingName": "p", "attributes": {}}
     operation = _operation(localiot_server)
-    spliced = serializer.serialize_rest(operation, {"things": [serializer.JsonText(things.summary_text(thing)),
-                                                               serializer.JsonText(things.summary_text(plain))]})
+    texts = [things.summary_text(thing), things.summary_text(plain)]
     reference = serializer.serialize_rest(operation, {"things": [things.summary(thing), things.summary(plain)]})
-    assert spliced.body == reference.body
-    assert b"\\u00fc" in spliced.body
+    for spliced in ({"things": [serializer.JsonText(text) for text in texts]},  # items
+                    {"things": serializer.JsonText("[" + ",".join(texts) + "]")}):  # the whole list
+        assert serializer.serialize_rest(operation, spliced).body == reference.body
+    assert b"\\u00fc" in reference.body

@@ -16,7 +16,8 @@ from localiot.protocol.errors import DEFAULT_STATUS, ServiceError
 class JsonText:
     """A value a handler passes as its JSON text, exactly as json writes it here
     (separators (",", ":"), ensure_ascii): spliced into the reply as it is (an orjson
-    Fragment) instead of converted and serialized again. ListThings' summaries."""
+    Fragment) instead of converted and serialized again: a list member's value, or
+    one item of it. ListThings' page of summaries."""
 
     __slots__ = ("text",)
 
@@ -59,7 +60,9 @@ def _converter(shape: Shape, fmt_default: str):
     if kind == "list":
         inner = _converter(shape.member, fmt_default)
         if inner is not None:
-            def fn(value, inner=inner):  # a JsonText item is already in its JSON form
+            def fn(value, inner=inner):  # JsonText (the list, or an item) is already in its JSON form
+                if value.__class__ is JsonText:
+                    return value
                 return [None if item is None else item if item.__class__ is JsonText else inner(item)
                         for item in value]
     elif kind == "map":

@@ -344,11 +344,10 @@ class PostgreSQLTx:
         lock = None if prefix else ("index", kind, key, value)
         return self._rows(kind, self._q(sql, args, lock).fetchall(), summaries)
 
-    @staticmethod
-    def _rows(kind, rows, summaries: bool) -> list:
+    def _rows(self, kind, rows, summaries: bool) -> list:
         """(name, document) rows, or (name, summary text) with `summaries` (see localiot.store.summaries)."""
         if summaries:
-            return _summarized(kind, [(_dec(name), text, doc) for name, text, doc in rows])
+            return _summarized(self, kind, [(_dec(name), text) for name, text in rows])
         return [(_dec(name), _loads(doc)) for name, doc in rows]
 
     def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):

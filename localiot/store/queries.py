@@ -53,7 +53,7 @@ class Queries:
 
     # documents -----------------------------------------------------------
     def scan(self, scope, kind, after, prefix, limit, summaries: bool = False) -> tuple[str, list]:
-        """(name, doc) rows; with `summaries`, (name, summary, doc only where summary is NULL)."""
+        """(name, doc) rows; with `summaries`, (name, summary) rows (a NULL summary: read the doc)."""
         args = [*scope, kind]
         if after is not None:
             args.append(after)
@@ -66,7 +66,8 @@ class Queries:
 
     def _scan(self, after: bool, prefix: bool, limit: bool, summaries: bool) -> str:
         p = self.p
-        columns = "name, summary, CASE WHEN summary IS NULL THEN doc END" if summaries else "name, doc"
+        # (a CASE reading doc where summary is NULL doubled the statement's cost: measured)
+        columns = "name, summary" if summaries else "name, doc"
         sql = f"SELECT {columns} FROM objects WHERE account={p} AND region={p} AND kind={p}"
         if after:
             sql += f" AND name > {p}"
@@ -91,7 +92,7 @@ class Queries:
 
     def _find(self, prefix: bool, after: bool, limit: bool, summaries: bool) -> str:
         p = self.p
-        columns = "o.name, o.summary, CASE WHEN o.summary IS NULL THEN o.doc END" if summaries else "o.name, o.doc"
+        columns = "o.name, o.summary" if summaries else "o.name, o.doc"
         sql = (f"SELECT {columns} FROM object_index i JOIN objects o ON o.account=i.account "
                "AND o.region=i.region AND o.kind=i.kind AND o.name=i.name "
                f"WHERE i.account={p} AND i.region={p} AND i.kind={p} AND i.key={p}")

@@ -54,9 +54,13 @@ def _named(rows) -> list[tuple[str, dict]]:
         return [(name, _loads(doc)) for name, doc in rows]
 
 
-def _summarized(kind: str, rows) -> list[tuple[str, str]]:
-    """(name, summary text) of (name, stored summary, doc where the summary is NULL) rows."""
-    return [(name, text if text is not None else _summaries.of(kind, _loads(doc))) for name, text, doc in rows]
+def _summarized(tx, kind: str, rows: list) -> list[tuple[str, str]]:
+    """(name, summary text) of (name, stored summary) rows: a NULL summary (a row written
+    before summaries were stored) is computed from the document, read by `tx.get`."""
+    for i, (name, text) in enumerate(rows):
+        if text is None:
+            rows[i] = (name, _summaries.of(kind, tx.get(kind, name)))
+    return rows
 
 
 # Point reads through mmap were ~15% cheaper than through SQLite's page cache on a
@@ -290,11 +294,11 @@ class SQLiteTx:
 
     def scan(self, kind, *, after=None, prefix=None, limit=None, summaries=False):
         rows = self.db.execute(*SQL.scan(self._scope, kind, after, prefix, limit, summaries)).fetchall()
-        return _summarized(kind, rows) if summaries else _named(rows)
+        return _summarized(self, kind, rows) if summaries else _named(rows)
 
     def find(self, kind, key, value, *, prefix=False, after=None, limit=None, summaries=False):
         rows = self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit, summaries)).fetchall()
-        return _summarized(kind, rows) if summaries else _named(rows)
+        return _summarized(self, kind, rows) if summaries else _named(rows)
 
     def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):
         sql, args = SQL.find_names(self._scope, kind, key, low, high, include_low, include_high, pattern)
