@@ -183,6 +183,9 @@ class _RestOutput:
     fast: bool  # the body may be written by orjson (no floats in the model)
     # (name, location, wire name, member shape, converter)
     members: list
+    # The output's own structure converter when every member goes in the body (most
+    # operations): the body is that converter's result, no per-member dispatch.
+    body: object = None
 
 
 _REST_OUTPUTS: dict[int, tuple[object, _RestOutput | None]] = {}
@@ -201,6 +204,8 @@ def _rest_output(operation) -> _RestOutput | None:
              _converter(member, "unixTimestamp"))
             for name, member in shape.members.items()
         ])
+        if plan.payload is None and all(location is None for _, location, *_ in plan.members):
+            plan.body = _converter(shape, "unixTimestamp")
     _REST_OUTPUTS[id(operation)] = (operation, plan)
     return plan
 
@@ -209,6 +214,8 @@ def serialize_rest(operation, output: dict) -> Reply:
     plan = _rest_output(operation)
     if plan is None:
         return Reply(operation.http.get("responseCode", 200), b"{}", {"Content-Type": "application/json"})
+    if plan.body is not None:
+        return Reply(plan.status, _dump(plan.body(output), plan.fast), {"Content-Type": "application/json"})
     status = plan.status
     headers = {"Content-Type": "application/json"}
     body_doc = {}
