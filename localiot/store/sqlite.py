@@ -25,11 +25,12 @@ from localiot.store.queries import Queries
 
 def _dumps(doc) -> str:
     """A document as stored: compact JSON text (orjson where its text is json's).
-    Text holding a run of 19 digits (an integer that may be beyond 64 bits, which
-    orjson would read back as a float) starts with a space: JSON allows it, and
-    it tells _loads to read that document with json."""
-    text = jsontext.dumps(doc, ensure_ascii=False).decode()
-    return " " + text if _LONG_NUMBER.search(text) is not None else text
+    Text written by json (not orjson) holding a run of 19 digits (an integer that
+    may be beyond 64 bits, which orjson would read back as a float) starts with a
+    space: JSON allows it, and it tells _loads to read that document with json."""
+    out, by_orjson = jsontext.dumps_by(doc, ensure_ascii=False)
+    text = out.decode()
+    return " " + text if not by_orjson and _LONG_NUMBER.search(text) is not None else text
 
 
 def _loads(text: str):
