@@ -13,6 +13,25 @@ from localiot.protocol import timestamps
 from localiot.protocol.errors import DEFAULT_STATUS, ServiceError
 
 
+class JsonText:
+    """A value a handler passes as its JSON text, exactly as json writes it here
+    (separators (",", ":"), ensure_ascii): spliced into the reply as it is (an orjson
+    Fragment) instead of converted and serialized again: a list member's value, or
+    one item of it. ListThings' page of summaries."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _fragment(value):
+    """orjson's `default`: JsonText is spliced; anything else orjson does not write is json's job."""
+    if value.__class__ is JsonText:
+        return orjson.Fragment(value.text)
+    raise TypeError
+
+
 @dataclass
 class Reply:
     status: int
@@ -41,8 +60,11 @@ def _converter(shape: Shape, fmt_default: str):
     if kind == "list":
         inner = _converter(shape.member, fmt_default)
         if inner is not None:
-            def fn(value, inner=inner):
-                return [None if item is None else inner(item) for item in value]
+            def fn(value, inner=inner):  # JsonText (the list, or an item) is already in its JSON form
+                if value.__class__ is JsonText:
+                    return value
+                return [None if item is None else item if item.__class__ is JsonText else inner(item)
+                        for item in value]
     elif kind == "map":
         inner = _converter(shape.value, fmt_default)
         if inner is not None:
@@ -107,15 +129,30 @@ _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATAC
 
 
 def _dump(document, fast: bool = False) -> bytes:
+    """The reply body. `document` may hold JsonText: spliced by orjson, parsed again for json."""
     if fast:
         try:
-            out = orjson.dumps(document, option=_ORJSON_OPTIONS)
+            out = orjson.dumps(document, default=_fragment, option=_ORJSON_OPTIONS)
         except TypeError:  # orjson.JSONEncodeError too
             pass
         else:
             if out.isascii() and b"\\u" not in out and b"\x7f" not in out:
                 return out
-    return _dumps(document).encode()
+    try:
+        return _dumps(document).encode()
+    except TypeError:  # json cannot write JsonText: the same text, as values
+        return _dumps(_unfragmented(document)).encode()
+
+
+def _unfragmented(value):
+    cls = value.__class__
+    if cls is JsonText:
+        return json.loads(value.text)
+    if cls is dict:
+        return {k: _unfragmented(v) for k, v in value.items()}
+    if cls is list:
+        return [_unfragmented(v) for v in value]
+    return value
 
 
 def _without_floats(shape: Shape | None, seen: set | None = None) -> bool:
@@ -146,6 +183,9 @@ class _RestOutput:
     fast: bool  # the body may be written by orjson (no floats in the model)
     # (name, location, wire name, member shape, converter)
     members: list
+    # The output's own structure converter when every member goes in the body (most
+    # operations): the body is that converter's result, no per-member dispatch.
+    body: object = None
 
 
 _REST_OUTPUTS: dict[int, tuple[object, _RestOutput | None]] = {}
@@ -164,6 +204,8 @@ def _rest_output(operation) -> _RestOutput | None:
              _converter(member, "unixTimestamp"))
             for name, member in shape.members.items()
         ])
+        if plan.payload is None and all(location is None for _, location, *_ in plan.members):
+            plan.body = _converter(shape, "unixTimestamp")
     _REST_OUTPUTS[id(operation)] = (operation, plan)
     return plan
 
@@ -172,6 +214,8 @@ def serialize_rest(operation, output: dict) -> Reply:
     plan = _rest_output(operation)
     if plan is None:
         return Reply(operation.http.get("responseCode", 200), b"{}", {"Content-Type": "application/json"})
+    if plan.body is not None:
+        return Reply(plan.status, _dump(plan.body(output), plan.fast), {"Content-Type": "application/json"})
     status = plan.status
     headers = {"Content-Type": "application/json"}
     body_doc = {}

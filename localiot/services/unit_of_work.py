@@ -9,7 +9,8 @@ hooks (localiot.services.hooks) and then `ctx.before_commit(fn)` callbacks
 run last inside it (an exception there undoes everything). After the
 commit, in this order: the events the work queued (`ctx.publish`) go to the
 bus, the commit listeners hear which operation committed (the broker drops
-cached grants when it changed device rights), and `ctx.after_commit(fn)`
+cached grants when it changed device rights; a unit that wrote nothing and
+queued no event tells them nothing), and `ctx.after_commit(fn)`
 callbacks run. If the body raises, the transaction rolls back and nothing
 after it happens.
 
@@ -89,16 +90,22 @@ def committed(ctx: RequestContext) -> None:
     runtime = ctx.runtime
     for topic, payload in ctx.events:
         runtime.bus.publish(ctx.account, ctx.region, topic, payload)
-    for listener in list(runtime.commit_listeners):
-        try:
-            listener(ctx)
-        except Exception:  # the call committed: a listener's failure must not turn it into an error
-            log.exception("commit listener failed after %s %s", ctx.service, ctx.operation)
+    # A unit that wrote and announced nothing (every read) has nothing to tell the listeners.
+    if ctx.events or getattr(ctx.tx, "changes", True) or ctx.extra_affects is not None:
+        _tell_listeners(ctx)
     for fn in ctx.after_commit_hooks:
         try:
             fn()
         except Exception:
             log.exception("after-commit work failed after %s %s", ctx.service, ctx.operation)
+
+
+def _tell_listeners(ctx: RequestContext) -> None:
+    for listener in list(ctx.runtime.commit_listeners):
+        try:
+            listener(ctx)
+        except Exception:  # the call committed: a listener's failure must not turn it into an error
+            log.exception("commit listener failed after %s %s", ctx.service, ctx.operation)
 
 
 # Attempts of a unit of work the store refused to finish for a reason a new

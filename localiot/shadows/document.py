@@ -20,7 +20,6 @@ captured AWS responses do; each is said where it is made.
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 
@@ -186,6 +185,16 @@ def parse_update(payload: bytes | str) -> UpdateRequest:
 
 
 # merging --------------------------------------------------------------------
+def _copied(value):
+    """A copy of a JSON value (what copy.deepcopy gives, for dicts, lists and scalars)."""
+    cls = value.__class__
+    if cls is dict:
+        return {k: _copied(v) for k, v in value.items()}
+    if cls is list:
+        return [_copied(v) for v in value]
+    return value
+
+
 def _merge(base: dict, patch: dict) -> dict:
     """Merge `patch` into a copy of `base`: null deletes a key, objects merge
     into objects, anything else (arrays, values, an object over a value)
@@ -209,7 +218,7 @@ def _merge(base: dict, patch: dict) -> dict:
             else:
                 out[key] = tree
         else:
-            out[key] = copy.deepcopy(value)
+            out[key] = value if value.__class__ is not list else _copied(value)
     return out
 
 
@@ -225,7 +234,7 @@ def _without_nulls(value: dict) -> dict | None:
         if item is None:
             dropped = True
         else:
-            out[key] = copy.deepcopy(item)
+            out[key] = item if item.__class__ is not list else _copied(item)
     return None if dropped and not out else out
 
 
@@ -361,7 +370,7 @@ def apply_update(stored: dict | None, request: UpdateRequest, now: int, base_ver
     shadow = {"state": state, "metadata": metadata, "version": version}
     # The accepted document echoes what was written (nulls included) with a
     # timestamp for each leaf written, as AWS does.
-    accepted = _with_token({"state": copy.deepcopy(written), "metadata": patch, "version": version, "timestamp": now},
+    accepted = _with_token({"state": None if written is None else _copied(written), "metadata": patch, "version": version, "timestamp": now},
                            token)
     delta = delta_of(state.get("desired"), state.get("reported"))
     delta_doc = None

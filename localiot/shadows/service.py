@@ -63,8 +63,10 @@ def _load(ctx, thing: str, shadow_name: str | None, now: int) -> tuple[dict | No
 
 def _save(ctx, thing: str, shadow_name: str | None, doc: dict, *, live: bool) -> None:
     doc = {"thingName": thing, "shadowName": shadow_name, **doc}
-    index = {NAMED_INDEX: thing} if live and shadow_name else {}
-    ctx.tx.put(KIND, _key(thing, shadow_name), doc, index)
+    if shadow_name:
+        ctx.tx.put(KIND, _key(thing, shadow_name), doc, {NAMED_INDEX: thing} if live else {})
+    else:  # a classic shadow never has index entries: none to drop
+        ctx.tx.put(KIND, _key(thing, shadow_name), doc)
 
 
 def _fail(ctx, error: ShadowError, thing: str, shadow_name: str | None, op: str, publish_rejected: bool):
@@ -92,8 +94,9 @@ def get_shadow(ctx, thing: str, shadow_name: str | None = None, client_token: st
 
 
 def update_shadow(ctx, thing: str, shadow_name: str | None, payload: bytes | str, *,
-                  publish_rejected: bool = False) -> dict | None:
-    """Apply an update request document; returns the accepted document."""
+                  publish_rejected: bool = False, as_bytes: bool = False) -> dict | bytes | None:
+    """Apply an update request document; returns the accepted document (`as_bytes`:
+    as its UTF-8 JSON, the HTTP reply's payload)."""
     try:
         document.validate_names(thing, shadow_name)
         request = document.parse_update(payload)
@@ -104,11 +107,19 @@ def update_shadow(ctx, thing: str, shadow_name: str | None, payload: bytes | str
         return _fail(ctx, error, thing, shadow_name, "update", publish_rejected)
     _save(ctx, thing, shadow_name, result.shadow, live=True)
     prefix = topic_prefix(thing, shadow_name)
-    ctx.publish(f"{prefix}/update/accepted", result.accepted)
+    if as_bytes:  # written once for the reply and the event (the same bytes when they hold only ASCII)
+        accepted = document.dumps(result.accepted)
+        if accepted.isascii() and b"\x7f" not in accepted:
+            ctx.publish_json(f"{prefix}/update/accepted", accepted)
+        else:
+            ctx.publish(f"{prefix}/update/accepted", result.accepted)
+    else:
+        accepted = result.accepted
+        ctx.publish(f"{prefix}/update/accepted", accepted)
     if result.delta is not None:
         ctx.publish(f"{prefix}/update/delta", result.delta)
     ctx.publish(f"{prefix}/update/documents", result.documents)
-    return result.accepted
+    return accepted
 
 
 def delete_shadow(ctx, thing: str, shadow_name: str | None = None, client_token: str | None = None, *,

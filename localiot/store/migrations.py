@@ -32,6 +32,16 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX objects_by_kind ON objects (kind, account, region, name)",
         ],
     ),
+    (
+        3,
+        [
+            # A document's list summary as reply JSON text (localiot.store.summaries), written
+            # with the document for the kinds that have one: a page of ListThings splices
+            # these instead of parsing and re-serializing every document. NULL: not written
+            # yet (a row from before this migration), computed from the document on read.
+            "ALTER TABLE objects ADD COLUMN summary TEXT",
+        ],
+    ),
 ]
 
 TABLES = ("objects", "object_index", "links", "tags")

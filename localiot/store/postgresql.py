@@ -62,7 +62,8 @@ from typing import Iterable
 
 from localiot.store.migrations import MIGRATIONS, TABLES
 from localiot.store.queries import Queries
-from localiot.store.sqlite import _dumps, _index_rows, _loads
+from localiot.store import summaries as _summaries
+from localiot.store.sqlite import _dumps, _index_rows, _loads, _summarized
 
 # Held during migrations so nodes starting together migrate once.
 _MIGRATION_LOCK = 0x6C6F63616C696F74  # "localiot"
@@ -314,7 +315,7 @@ class PostgreSQLTx:
 
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
         with self.conn.pipeline():  # one round trip for the document and its index entries
-            self._q(SQL.put, (*self._scope, kind, name, _dumps(doc)), ("doc", kind, name))
+            self._q(SQL.put, (*self._scope, kind, name, _dumps(doc), _summaries.of(kind, doc)), ("doc", kind, name))
             if index is not None:
                 self._drop_index(kind, name)
                 rows = [(*self._scope, kind, key, value, name) for key, value in _index_rows(index)]
@@ -334,14 +335,20 @@ class PostgreSQLTx:
             self.changes.append(("doc", *self._scope, kind, name))
         return gone
 
-    def scan(self, kind, *, after=None, prefix=None, limit=None):
-        return [(_dec(name), _loads(doc))
-                for name, doc in self._q(*SQL.scan(self._scope, kind, after, prefix, limit)).fetchall()]
+    def scan(self, kind, *, after=None, prefix=None, limit=None, summaries=False):
+        rows = self._q(*SQL.scan(self._scope, kind, after, prefix, limit, summaries)).fetchall()
+        return self._rows(kind, rows, summaries)
 
-    def find(self, kind, key, value, *, prefix=False, after=None, limit=None):
-        sql, args = SQL.find(self._scope, kind, key, value, prefix, after, limit)
+    def find(self, kind, key, value, *, prefix=False, after=None, limit=None, summaries=False):
+        sql, args = SQL.find(self._scope, kind, key, value, prefix, after, limit, summaries)
         lock = None if prefix else ("index", kind, key, value)
-        return [(_dec(name), _loads(doc)) for name, doc in self._q(sql, args, lock).fetchall()]
+        return self._rows(kind, self._q(sql, args, lock).fetchall(), summaries)
+
+    def _rows(self, kind, rows, summaries: bool) -> list:
+        """(name, document) rows, or (name, summary text) with `summaries` (see localiot.store.summaries)."""
+        if summaries:
+            return _summarized(self, kind, [(_dec(name), text) for name, text in rows])
+        return [(_dec(name), _loads(doc)) for name, doc in rows]
 
     def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):
         regex = None if pattern is None else _glob_regex(pattern)

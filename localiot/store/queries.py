@@ -24,8 +24,8 @@ class Queries:
         self._pattern_op = pattern_op  # how `find_names` matches its pattern (PostgreSQL: a regex, "~")
         self._cache: dict[tuple, str] = {}
         self.get = f"SELECT doc FROM objects WHERE account={p} AND region={p} AND kind={p} AND name={p}"
-        self.put = (f"INSERT INTO objects (account, region, kind, name, doc) VALUES ({p},{p},{p},{p},{p}) "
-                    "ON CONFLICT (account, region, kind, name) DO UPDATE SET doc=excluded.doc")
+        self.put = (f"INSERT INTO objects (account, region, kind, name, doc, summary) VALUES ({p},{p},{p},{p},{p},{p}) "
+                    "ON CONFLICT (account, region, kind, name) DO UPDATE SET doc=excluded.doc, summary=excluded.summary")
         self.put_index = (f"INSERT INTO object_index (account, region, kind, key, value, name) "
                           f"VALUES ({p},{p},{p},{p},{p},{p})")
         self.drop_index = f"DELETE FROM object_index WHERE account={p} AND region={p} AND kind={p} AND name={p}"
@@ -52,7 +52,8 @@ class Queries:
         return sql
 
     # documents -----------------------------------------------------------
-    def scan(self, scope, kind, after, prefix, limit) -> tuple[str, list]:
+    def scan(self, scope, kind, after, prefix, limit, summaries: bool = False) -> tuple[str, list]:
+        """(name, doc) rows; with `summaries`, (name, summary) rows (a NULL summary: read the doc)."""
         args = [*scope, kind]
         if after is not None:
             args.append(after)
@@ -60,12 +61,14 @@ class Queries:
             args += [prefix, prefix + TOP]
         if limit is not None:
             args.append(limit)
-        key = ("scan", after is not None, bool(prefix), limit is not None)
+        key = ("scan", after is not None, bool(prefix), limit is not None, summaries)
         return self._built(key, lambda: self._scan(*key[1:])), args
 
-    def _scan(self, after: bool, prefix: bool, limit: bool) -> str:
+    def _scan(self, after: bool, prefix: bool, limit: bool, summaries: bool) -> str:
         p = self.p
-        sql = f"SELECT name, doc FROM objects WHERE account={p} AND region={p} AND kind={p}"
+        # (a CASE reading doc where summary is NULL doubled the statement's cost: measured)
+        columns = "name, summary" if summaries else "name, doc"
+        sql = f"SELECT {columns} FROM objects WHERE account={p} AND region={p} AND kind={p}"
         if after:
             sql += f" AND name > {p}"
         if prefix:
@@ -73,7 +76,8 @@ class Queries:
         sql += " ORDER BY name"
         return sql + (f" LIMIT {p}" if limit else "")
 
-    def find(self, scope, kind, key, value, prefix, after, limit) -> tuple[str, list]:
+    def find(self, scope, kind, key, value, prefix, after, limit, summaries: bool = False) -> tuple[str, list]:
+        """Rows as scan's, of the documents with index entry key=value (or key's value starting with it)."""
         args = [*scope, kind, key]
         if prefix:
             args += [value, value + TOP]
@@ -83,18 +87,20 @@ class Queries:
             args.append(after)
         if limit is not None:
             args.append(limit)
-        flags = ("find", bool(prefix), after is not None, limit is not None)
+        flags = ("find", bool(prefix), after is not None, limit is not None, summaries)
         return self._built(flags, lambda: self._find(*flags[1:])), args
 
-    def _find(self, prefix: bool, after: bool, limit: bool) -> str:
+    def _find(self, prefix: bool, after: bool, limit: bool, summaries: bool) -> str:
         p = self.p
-        sql = ("SELECT o.name, o.doc FROM object_index i JOIN objects o ON o.account=i.account "
+        columns = "o.name, o.summary" if summaries else "o.name, o.doc"
+        sql = (f"SELECT {columns} FROM object_index i JOIN objects o ON o.account=i.account "
                "AND o.region=i.region AND o.kind=i.kind AND o.name=i.name "
                f"WHERE i.account={p} AND i.region={p} AND i.kind={p} AND i.key={p}")
         sql += f" AND i.value >= {p} AND i.value < {p}" if prefix else f" AND i.value = {p}"
         if after:
             sql += f" AND i.name > {p}"
-        sql += f" GROUP BY {self._find_group_by} ORDER BY o.name" if prefix else " ORDER BY i.name"
+        group_by = self._find_group_by + (", o.summary" if summaries and self._find_group_by != "o.name" else "")
+        sql += f" GROUP BY {group_by} ORDER BY o.name" if prefix else " ORDER BY i.name"
         return sql + (f" LIMIT {p}" if limit else "")
 
     def find_names(self, scope, kind, key, low, high, include_low, include_high, pattern) -> tuple[str, list]:

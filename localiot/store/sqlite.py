@@ -19,15 +19,18 @@ import orjson
 from localiot.protocol import jsontext
 from localiot.protocol.jsontext import _LONG_NUMBER
 from localiot.store.migrations import MIGRATIONS, TABLES
+from localiot.store import summaries as _summaries
+from localiot.store.kept import KINDS as _KEPT
 from localiot.store.queries import Queries
 
 def _dumps(doc) -> str:
     """A document as stored: compact JSON text (orjson where its text is json's).
-    Text holding a run of 19 digits (an integer that may be beyond 64 bits, which
-    orjson would read back as a float) starts with a space: JSON allows it, and
-    it tells _loads to read that document with json."""
-    text = jsontext.dumps(doc, ensure_ascii=False).decode()
-    return " " + text if _LONG_NUMBER.search(text) is not None else text
+    Text written by json (not orjson) holding a run of 19 digits (an integer that
+    may be beyond 64 bits, which orjson would read back as a float) starts with a
+    space: JSON allows it, and it tells _loads to read that document with json."""
+    out, by_orjson = jsontext.dumps_by(doc, ensure_ascii=False)
+    text = out.decode()
+    return " " + text if not by_orjson and _LONG_NUMBER.search(text) is not None else text
 
 
 def _loads(text: str):
@@ -50,6 +53,15 @@ def _named(rows) -> list[tuple[str, dict]]:
         return [(name, loads(doc)) if doc[:1] != " " else (name, json.loads(doc)) for name, doc in rows]
     except orjson.JSONDecodeError:  # one of them needs json (see _loads)
         return [(name, _loads(doc)) for name, doc in rows]
+
+
+def _summarized(tx, kind: str, rows: list) -> list[tuple[str, str]]:
+    """(name, summary text) of (name, stored summary) rows: a NULL summary (a row written
+    before summaries were stored) is computed from the document, read by `tx.get`."""
+    for i, (name, text) in enumerate(rows):
+        if text is None:
+            rows[i] = (name, _summaries.of(kind, tx.get(kind, name)))
+    return rows
 
 
 # Point reads through mmap were ~15% cheaper than through SQLite's page cache on a
@@ -76,6 +88,9 @@ class SQLiteStore:
             self.db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.db.execute("PRAGMA foreign_keys=OFF")
+        # Documents of localiot.store.kept's kinds as stored (text, None: absent), by
+        # (account, region, kind, name): this process is the file's only user.
+        self.kept: dict[tuple, str | None] = {}
         self._migrate()
 
     def _migrate(self) -> None:
@@ -102,7 +117,7 @@ class SQLiteStore:
     def transaction(self, account: str, region: str, *, write: bool = True) -> "_Transaction":
         """`with store.transaction(account, region) as tx:` commits when the body
         ends, rolls back when it raises."""
-        return _Transaction(self.db, account, region, write)
+        return _Transaction(self.db, account, region, write, self.kept)
 
     # reads across every (account, region): for listeners that serve them all --
     def scan_all_scopes(self, kind: str, where: dict | None = None) -> list[tuple[str, str, str, dict]]:
@@ -125,6 +140,7 @@ class SQLiteStore:
         return [tuple(row) for row in self.db.execute(SQL.scopes_indexing, (kind, key, value))]
 
     def reset(self) -> None:
+        self.kept.clear()
         self.db.execute("BEGIN IMMEDIATE")
         for table in TABLES:
             self.db.execute(f"DELETE FROM {table}")
@@ -144,14 +160,22 @@ class _Transaction:
     COMMIT. What a unit of work writes is still one transaction: committed at the
     end, rolled back whole when it raises."""
 
-    __slots__ = ("db", "account", "region", "began")
+    __slots__ = ("db", "account", "region", "began", "kept", "written", "absent")
 
-    def __init__(self, db: sqlite3.Connection, account: str, region: str, write: bool):
-        self.db, self.account, self.region = db, account, region
+    def __init__(self, db: sqlite3.Connection, account: str, region: str, write: bool, kept: dict):
+        self.db, self.account, self.region, self.kept = db, account, region, kept
 
     def __enter__(self) -> "SQLiteTx":
         self.began = False
+        self.written = None  # keys of kept kinds this transaction wrote (see localiot.store.kept)
+        self.absent = None  # keys this transaction read as absent and has not written since
         return SQLiteTx(self.db, self.account, self.region, [], self)
+
+    def wrote_kept(self, key: tuple) -> None:
+        self.kept.pop(key, None)
+        if self.written is None:
+            self.written = set()
+        self.written.add(key)
 
     def begin(self) -> None:
         if not self.began:
@@ -159,9 +183,15 @@ class _Transaction:
             self.began = True
 
     def __exit__(self, kind, error, trace) -> bool:
-        if self.began:
-            self.began = False
-            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            if self.began:
+                self.began = False
+                self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            if self.written is not None:  # committed or not, the next read takes what is stored
+                for key in self.written:
+                    self.kept.pop(key, None)
+                self.written = None
         return False
 
 
@@ -176,6 +206,7 @@ def _index_rows(index):
 
 
 SQL = Queries("?")
+_ABSENT = object()
 
 
 class SQLiteTx:
@@ -209,32 +240,66 @@ class SQLiteTx:
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:
-        row = self.db.execute(SQL.get, (*self._scope, kind, name)).fetchone()
-        return _loads(row[0]) if row else None
+        if kind in _KEPT and self._transaction is not None:
+            return self._get_kept(kind, name)
+        key = (*self._scope, kind, name)
+        row = self.db.execute(SQL.get, key).fetchone()
+        if row is None:
+            transaction = self._transaction
+            if transaction is not None:  # no document, so no index entries: a put need not drop any
+                if transaction.absent is None:
+                    transaction.absent = {key}
+                else:
+                    transaction.absent.add(key)
+            return None
+        return _loads(row[0])
+
+    def _get_kept(self, kind: str, name: str) -> dict | None:
+        key = (*self._scope, kind, name)
+        transaction = self._transaction
+        text = transaction.kept.get(key, _ABSENT)
+        if text is _ABSENT:
+            row = self.db.execute(SQL.get, key).fetchone()
+            text = row[0] if row else None
+            if transaction.written is None or key not in transaction.written:
+                transaction.kept[key] = text
+        return None if text is None else _loads(text)
 
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
-        self._write(SQL.put, (*self._scope, kind, name, _dumps(doc)))
+        if kind in _KEPT and self._transaction is not None:
+            self._transaction.wrote_kept((*self._scope, kind, name))
+        self._write(SQL.put, (*self._scope, kind, name, _dumps(doc), _summaries.of(kind, doc)))
         self.changes.append(("doc", *self._scope, kind, name))
         if index is not None:
-            self._drop_index(kind, name)
-            self.db.executemany(SQL.put_index, [(*self._scope, kind, key, value, name)
-                                                for key, value in _index_rows(index)])
+            absent = self._transaction.absent if self._transaction is not None else None
+            doc_key = (*self._scope, kind, name)
+            if absent is not None and doc_key in absent:
+                absent.discard(doc_key)  # there now
+            else:
+                self._drop_index(kind, name)
+            rows = [(*self._scope, kind, key, value, name) for key, value in _index_rows(index)]
+            if rows:
+                self.db.executemany(SQL.put_index, rows)
 
     def _drop_index(self, kind: str, name: str) -> None:
         self._write(SQL.drop_index, (*self._scope, kind, name))
 
     def delete(self, kind: str, name: str) -> bool:
+        if kind in _KEPT and self._transaction is not None:
+            self._transaction.wrote_kept((*self._scope, kind, name))
         cur = self._write(SQL.delete, (*self._scope, kind, name))
         self._drop_index(kind, name)
         if cur.rowcount:
             self.changes.append(("doc", *self._scope, kind, name))
         return cur.rowcount > 0
 
-    def scan(self, kind, *, after=None, prefix=None, limit=None):
-        return _named(self.db.execute(*SQL.scan(self._scope, kind, after, prefix, limit)).fetchall())
+    def scan(self, kind, *, after=None, prefix=None, limit=None, summaries=False):
+        rows = self.db.execute(*SQL.scan(self._scope, kind, after, prefix, limit, summaries)).fetchall()
+        return _summarized(self, kind, rows) if summaries else _named(rows)
 
-    def find(self, kind, key, value, *, prefix=False, after=None, limit=None):
-        return _named(self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit)).fetchall())
+    def find(self, kind, key, value, *, prefix=False, after=None, limit=None, summaries=False):
+        rows = self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit, summaries)).fetchall()
+        return _summarized(self, kind, rows) if summaries else _named(rows)
 
     def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):
         sql, args = SQL.find_names(self._scope, kind, key, low, high, include_low, include_high, pattern)

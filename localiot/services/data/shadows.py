@@ -49,8 +49,8 @@ def GetThingShadow(ctx, req):
 
 @operation("iot-data")
 def UpdateThingShadow(ctx, req):
-    accepted = _call(service.update_shadow, ctx, req["thingName"], req.get("shadowName"), req.get("payload") or b"")
-    return {"payload": dumps(accepted)}
+    return {"payload": _call(service.update_shadow, ctx, req["thingName"], req.get("shadowName"),
+                             req.get("payload") or b"", as_bytes=True)}
 
 
 @operation("iot-data")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from localiot.indexing import fields
 from localiot.protocol.errors import ServiceError, not_found
+from localiot.store import kept
 
 KIND = "indexing-config"
 NAME = "config"
+kept.keep(KIND)  # every write reads it (maintain.on_unit_ending)
 THING_INDEX = "fleet-index"  # kind of the indexed things, named by thing
 GROUP_INDEX = "fleet-index-group"  # kind of the indexed thing groups
 DEFAULT_THING = {"thingIndexingMode": "OFF", "thingConnectivityIndexingMode": "OFF",

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from localiot.services import operation
 from localiot.services.common import new_id
+from localiot.store import kept
 
 EVENT_TYPES = (
     "THING", "THING_GROUP", "THING_TYPE", "THING_GROUP_MEMBERSHIP", "THING_GROUP_HIERARCHY",
     "THING_TYPE_ASSOCIATION", "JOB", "JOB_EXECUTION", "POLICY", "CERTIFICATE", "CA_CERTIFICATE",
 )
 _KIND = "event-configurations"
+kept.keep(_KIND)  # every registry write reads it (is_enabled)
 
 
 def _load(ctx) -> dict:
