@@ -7,6 +7,7 @@ throughout."""
 from __future__ import annotations
 
 import json
+import urllib.request
 
 import pytest
 
@@ -138,6 +139,42 @@ def test_planned_queries_match_a_full_evaluation(fleet, query, predicate):
 ])
 def test_which_plans_are_exact(query, answer):
     assert exact(parse(query, fields.THINGS, {}), fields.DEFAULT_FIELD[fields.THINGS]) is answer
+
+
+def _raw_search(server, query: str, index: str | None = None, token: str | None = None) -> bytes:
+    body = {"queryString": query, "maxResults": 4, **({"indexName": index} if index else {}),
+            **({"nextToken": token} if token else {})}
+    request = urllib.request.Request(f"{server.endpoint}/indices/search", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return response.read()
+
+
+@pytest.mark.parametrize("spliced,checked,index", [
+    ("thingName:dev-01*", "thingName:dev-01* AND thingName:dev-0*", None),
+    ("shadow.reported.label:alpha", "shadow.reported.label:alpha AND thingName:dev*", None),
+    ("shadow.reported.on:true", "shadow.reported.on:true AND shadow.reported.on:true", None),
+    ("thingGroupName:grp-*", "thingGroupName:grp-* AND thingGroupName:grp*", "AWS_ThingGroups"),
+])
+def test_an_exact_plan_replies_the_bytes_a_checked_plan_writes(fleet, localiot_server, spliced, checked, index):
+    """An exact query's page is spliced from reply texts stored beside the documents
+    (services/indexing/replies.py); the same matches found the checked way (the AND makes
+    the plan inexact) are serialized from the documents: the bytes are the same, page after page."""
+    iot, _ = fleet
+    iot.update_indexing_configuration(thingGroupIndexingConfiguration={"thingGroupIndexingMode": "ON"})
+    for name, attrs in (("grp-a", {"site": "n"}), ("grp-b", {"site": "s", "x": "[y]"}), ("grp-c", {}), ("other", {})):
+        iot.create_thing_group(thingGroupName=name, thingGroupProperties={
+            "thingGroupDescription": f"the {name} group: \"quoted\" & <b>\\\\", "attributePayload": {"attributes": attrs}})
+    assert exact(parse(spliced, index or fields.THINGS, {}), fields.DEFAULT_FIELD[index or fields.THINGS])
+    pages, token = 0, None
+    while True:
+        mine, theirs = _raw_search(localiot_server, spliced, index, token), _raw_search(localiot_server, checked, index,
+                                                                                       token)
+        assert mine == theirs
+        pages, token = pages + 1, json.loads(mine).get("nextToken")
+        if not token:
+            break
+    assert pages >= (1 if index else 2)
 
 
 def test_an_index_from_before_numeric_entries_is_upgraded_in_place(fleet, localiot_server):

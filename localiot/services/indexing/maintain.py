@@ -28,7 +28,7 @@ from localiot.indexing.evaluate import as_number, compile_query, text
 from localiot.indexing.plan import numeric_key, sortable
 from localiot.indexing.query import QueryError, parse
 from localiot.services import hooks
-from localiot.services.indexing import membership, settings
+from localiot.services.indexing import membership, replies, settings  # noqa: F401 (replies: stored with each put)
 from localiot.services.registry.things import KIND as THING, MEMBER_OF
 from localiot.services.unit_of_work import unit_of_work
 

@@ -22,9 +22,10 @@ from localiot.indexing.evaluate import compile_query
 from localiot.indexing.plan import NUMERIC, exact, lookups
 from localiot.indexing.query import QueryError, parse
 from localiot.protocol.errors import ServiceError, invalid
+from localiot.protocol.serializer import JsonText
 from localiot.services import operation
 from localiot.services.common import decode_token, encode_token
-from localiot.services.indexing import settings
+from localiot.services.indexing import replies, settings  # noqa: F401 (replies: the stored reply texts)
 
 QUERY_VERSION = "2017-09-30"
 CHUNK = 500
@@ -64,13 +65,16 @@ def _names_in_order(tx, kind: str, names: set, after: str | None):
             yield name, doc
 
 
-def _candidates(tx, kind: str, plan, name_field: str, after: str | None, first: int):
+def _candidates(tx, kind: str, plan, name_field: str, after: str | None, first: int, texts: bool = False):
+    """Rows of the plan's look-ups in name order (`texts`: (name, stored reply text), term and
+    name-prefix look-ups only)."""
     if all(p.kind == "term" or (p.kind == "prefix" and p.field == name_field) for p in plan):
         streams = [
-            _stream(lambda cursor, limit, v=p.value: tx.scan(kind, prefix=v, after=cursor, limit=limit), after, first)
+            _stream(lambda cursor, limit, v=p.value: tx.scan(kind, prefix=v, after=cursor, limit=limit,
+                                                             summaries=texts), after, first)
             if p.kind == "prefix" else
-            _stream(lambda cursor, limit, f=p.field, v=p.value: tx.find(kind, f, v, after=cursor, limit=limit),
-                    after, first)
+            _stream(lambda cursor, limit, f=p.field, v=p.value: tx.find(kind, f, v, after=cursor, limit=limit,
+                                                                        summaries=texts), after, first)
             for p in plan
         ]
         return streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda row: row[0])
@@ -116,12 +120,28 @@ def matching(tx, index: str, node, predicate, after: str | None = None, first: i
             yield name, doc
 
 
+def _exact_texts(tx, index: str, config: dict, node, after: str | None, first: int):
+    """(name, reply text) of every match after `after` when the query's plan is exact
+    (plan.exact: no candidate needs checking, so no document needs parsing); else None."""
+    name_field = fields.DEFAULT_FIELD[index]
+    if not exact(node, name_field):
+        return None
+    plan = lookups(node, lambda field: fields.field_type(index, field, settings.custom_types(config, index)))
+    kind = settings.THING_INDEX if index == fields.THINGS else settings.GROUP_INDEX
+    return _candidates(tx, kind, plan, name_field, after, first, texts=True)
+
+
 @operation("iot")
 def SearchIndex(ctx, req):
     index, config, node, predicate = checked_query(ctx, req)
     limit = req.get("maxResults") or DEFAULT_RESULTS
+    after = decode_token(req.get("nextToken"))
+    rows = _exact_texts(ctx.tx, index, config, node, after, limit + 1)
+    spliced = rows is not None
+    if not spliced:
+        rows = matching(ctx.tx, index, node, predicate, after, limit + 1, config)
     found = []
-    for row in matching(ctx.tx, index, node, predicate, decode_token(req.get("nextToken")), limit + 1, config):
+    for row in rows:
         found.append(row)
         if len(found) > limit:
             break
@@ -130,5 +150,7 @@ def SearchIndex(ctx, req):
         found = found[:limit]
         out["nextToken"] = encode_token(found[-1][0])
     key = "things" if index == fields.THINGS else "thingGroups"
-    out[key] = [doc["result"] for _, doc in found]
+    # exact: the documents' stored reply texts (indexing/replies.py), spliced unparsed
+    out[key] = JsonText("[" + ",".join([text for _, text in found]) + "]") if spliced else \
+        [doc["result"] for _, doc in found]
     return out
