@@ -13,7 +13,7 @@ import random
 import time
 
 import pytest
-from advisor_kit import ROLE, PahoDevice, explain, log_of, results, run_suite
+from advisor_kit import ROLE, PahoDevice, explain, log_of, results, run_suite, sdk_device
 
 from localiot.testing import client_error
 
@@ -77,6 +77,17 @@ def test_a_device_with_backoff_and_jitter_passes_every_scenario(da, dut):
     assert "3 outages survived" in log and "server down 3 s" in log and "Backoff with jitter" in log
     assert "8 of 8 scenarios passed" in log
     assert took < 60, took
+
+
+def test_an_sdk_v2_device_with_its_default_reconnect_settings_survives_intermittent_connectivity(da, dut):
+    """The SDK's MQTT 5 client keeps its grown backoff until a connection has lasted 30 s, so one advanced
+    scenario keeps the run short; it publishes with QoS 0 (its SUBSCRIBEs are QoS 1, which it does not
+    retry without a SUBACK: OPERATIONS says what the device does)."""
+    conf = {"EXECUTION_TIMEOUT": "90", "OPERATIONS": ["PUBLISH"], "SCENARIOS": ["INTERMITTENT_CONNECTIVITY"]}
+    run = run_suite(da, dut, long_suite(**conf), sdk_device, timeout=100, long_duration=True)
+    assert results(run) == {"long duration": "PASS"}, explain(run)
+    assert summary(log_of(run, "long duration")) == {"CONNECT": "PASS", "PUBLISH QoS 0": "PASS", "RECONNECT": "PASS",
+                                                      "INTERMITTENT_CONNECTIVITY": "PASS"}
 
 
 def test_a_device_without_backoff_fails_the_backoff_scenarios_and_the_report_names_them(da, dut):

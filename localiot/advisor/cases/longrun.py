@@ -100,7 +100,7 @@ class Scenarios:
         for name, status, detail in self.rows:
             c.log(f"  {name:<{width}}  {status:<18}  {detail}")
         c.log(f"  Device: {count(j.CONNECT)} CONNECT attempts, {count(j.CONNACK, code=0)} accepted, "
-              f"{count(j.CLOSED, by='server')} connections ended by the server, {count(j.CLOSED, by='device')} by "
+              f"{count(j.CLOSED, by='server')} connections ended by the server (refused ones too), {count(j.CLOSED, by='device')} by "
               f"the device; {count(j.PUBLISH)} PUBLISH and {count(j.SUBSCRIBE)} SUBSCRIBE packets.")
         failed = [f"{name} ({detail})" for name, status, detail in self.rows if status in ("FAIL", "ERROR")]
         passed = sum(1 for _, status, _ in self.rows if status not in ("FAIL", "ERROR"))
@@ -226,9 +226,10 @@ async def _long_server_disconnect(c: CaseRun) -> str:
     after = await outage.last(seconds)
     tried = outage.attempts
     why = _hammering(tried) if tried else None
-    longest = max((b - a for a, b in pairwise(tried)), default=0.0)
-    detail = (f"server down {seconds:g} s; the device tried {len(tried)} times (longest wait {longest:.3f} s) and "
-              f"reconnected {after:.3f} s after the server came back")
+    waits = [b - a for a, b in pairwise(tried)]
+    detail = (f"server down {seconds:g} s; the device tried {len(tried)} time(s)"
+              + (f" (longest wait between tries {max(waits):.3f} s)" if waits else "")
+              + f" and reconnected {after:.3f} s after the server came back")
     if why:
         c.fail(f"{why}; {detail}")
     return detail
