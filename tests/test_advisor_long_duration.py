@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 
 import pytest
 from advisor_kit import ROLE, PahoDevice, explain, log_of, results, run_suite, sdk_device
 
 from localiot.testing import client_error
+from test_advisor_mqtt import RawDevice
 
 
 class Device(PahoDevice):
@@ -56,15 +58,9 @@ SCENARIOS = ("CONNECT", "PUBLISH QoS 0", "SUBSCRIBE QoS 0", "RECONNECT", "RECONN
 
 
 def summary(log: str) -> dict:
-    """Scenario -> status, from the summary log's rows."""
-    rows = log.split("Summary log: MQTT long duration", 1)[1].splitlines()[1:]
-    found = {}
-    for row in rows:
-        text = row.split("]   ", 1)[-1].strip()
-        for name in SCENARIOS:
-            if text.startswith(name + " "):
-                found[name] = text[len(name):].split()[0]
-    return found
+    """Scenario -> status, from the summary log's rows (name, status, what was seen; two spaces apart)."""
+    rows = log.split("Summary log: MQTT long duration\n", 1)[1].split("  Device: ", 1)[0].splitlines()[:-1]
+    return dict(re.split(r"\s{2,}", row.split("] ", 1)[1].strip())[:2] for row in rows)
 
 
 def test_a_device_with_backoff_and_jitter_passes_every_scenario(da, dut):
@@ -88,6 +84,18 @@ def test_an_sdk_v2_device_with_its_default_reconnect_settings_survives_intermitt
     assert results(run) == {"long duration": "PASS"}, explain(run)
     assert summary(log_of(run, "long duration")) == {"CONNECT": "PASS", "PUBLISH QoS 0": "PASS", "RECONNECT": "PASS",
                                                       "INTERMITTENT_CONNECTIVITY": "PASS"}
+
+
+def test_qos_1_publish_and_subscribe_retries_in_the_basic_phase(da, dut):
+    """A device publishing and subscribing with QoS 1 gets the basic phase's retry scenarios: its first PUBACK
+    and SUBACK are held back and it must send the packet again with the same packet id."""
+    conf = {"EXECUTION_TIMEOUT": "60", "SCENARIOS": ["LONG_SERVER_DISCONNECT"], "LONG_SERVER_DISCONNECT_TIME": "0.3"}
+    run = run_suite(da, dut, long_suite(**conf), RawDevice, timeout=70, long_duration=True)
+    assert results(run) == {"long duration": "PASS"}, explain(run)
+    log = log_of(run, "long duration")
+    assert summary(log) == {"CONNECT": "PASS", "PUBLISH QoS 1 with retry": "PASS", "SUBSCRIBE QoS 1 with retry": "PASS",
+                            "RECONNECT": "PASS", "LONG_SERVER_DISCONNECT": "PASS"}, log
+    assert "republished packet id 11" in log and "with packet id 10" in log
 
 
 def test_a_device_without_backoff_fails_the_backoff_scenarios_and_the_report_names_them(da, dut):
@@ -155,3 +163,14 @@ def test_the_long_duration_case_and_long_duration_suites_go_together(da, dut):
     created = _create(da, dut, long_suite(**SHORT))
     got = da.get_suite_definition(suiteDefinitionId=created["suiteDefinitionId"])
     assert got["suiteDefinitionConfiguration"]["isLongDurationTest"] is True
+
+
+def test_a_run_cut_short_by_its_execution_timeout_still_logs_the_summary(da, dut):
+    conf = {"EXECUTION_TIMEOUT": "3", "SCENARIOS": ["LONG_SERVER_DISCONNECT"], "LONG_SERVER_DISCONNECT_TIME": "30"}
+    run = run_suite(da, dut, long_suite(**conf), lambda d: Device(d), timeout=20, long_duration=True)
+    assert results(run) == {"long duration": "FAIL"}, explain(run)
+    assert run["testResult"]["groups"][0]["tests"][0]["failure"].startswith("Timed out after 3 s")
+    log = log_of(run, "long duration")
+    assert "Summary log: MQTT long duration (cut short: only the scenarios that ended)" in log
+    assert summary(log.replace(" (cut short: only the scenarios that ended)", "")) == {
+        "CONNECT": "PASS", "PUBLISH QoS 0": "PASS", "SUBSCRIBE QoS 0": "PASS", "RECONNECT": "PASS"}, log
