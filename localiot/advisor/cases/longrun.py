@@ -94,15 +94,18 @@ class Scenarios:
         """The summary log; then, for a complete run, the case's failure naming the failed scenarios."""
         c = self.c
         events = c.journal.events[c.mark:]
-        count = lambda kind, **match: sum(1 for e in events if e.kind == kind  # noqa: E731
-                                          and all(e.get(k) == v for k, v in match.items()))
+
+        def count(kind: str, **match) -> int:
+            return sum(1 for e in events if e.kind == kind and all(e.get(k) == v for k, v in match.items()))
+
         c.log("Summary log: MQTT long duration" + ("" if complete else " (cut short: only the scenarios that ended)"))
         width = max((len(name) for name, _, _ in self.rows), default=0)
         for name, status, detail in self.rows:
             c.log(f"  {name:<{width}}  {status:<18}  {detail}")
         c.log(f"  Device: {count(j.CONNECT)} CONNECT attempts, {count(j.CONNACK, code=0)} accepted, "
-              f"{count(j.CLOSED, by='server')} connections ended by the server (refused ones too), {count(j.CLOSED, by='device')} by "
-              f"the device; {count(j.PUBLISH)} PUBLISH and {count(j.SUBSCRIBE)} SUBSCRIBE packets.")
+              f"{count(j.CLOSED, by='server')} connections ended by the server (refused ones too), "
+              f"{count(j.CLOSED, by='device')} by the device; {count(j.PUBLISH)} PUBLISH and "
+              f"{count(j.SUBSCRIBE)} SUBSCRIBE packets.")
         failed = [f"{name} ({detail})" for name, status, detail in self.rows if status in ("FAIL", "ERROR")]
         passed = sum(1 for _, status, _ in self.rows if status not in ("FAIL", "ERROR"))
         c.log(f"  {passed} of {len(self.rows)} scenarios passed.")
