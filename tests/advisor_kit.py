@@ -210,12 +210,14 @@ def dut(iot, tmp_path, localiot_server):
             "thingArn": iot.describe_thing(thingName=thing)["thingArn"]}
 
 
-def run_suite(da, dut, root: str, device, timeout: float = 120, protocol: str = "MqttV5") -> dict:
+def run_suite(da, dut, root: str, device, timeout: float = 120, protocol: str = "MqttV5",
+              long_duration: bool = False) -> dict:
     """Start a suite run for the device, then the device application (as AWS's workflow has it:
     the device connects once the run is started); the run once it has ended."""
     suite = da.create_suite_definition(suiteDefinitionConfiguration={
         "suiteDefinitionName": "e2e", "rootGroup": root, "devicePermissionRoleArn": ROLE,
-        "devices": [{"thingArn": dut["thingArn"]}], "protocol": protocol})["suiteDefinitionId"]
+        "devices": [{"thingArn": dut["thingArn"]}], "protocol": protocol,
+        "isLongDurationTest": long_duration})["suiteDefinitionId"]
     run = da.start_suite_run(suiteDefinitionId=suite, suiteRunConfiguration={
         "primaryDevice": {"thingArn": dut["thingArn"]}})
     app = device(dut).start()

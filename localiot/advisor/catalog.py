@@ -19,9 +19,15 @@ page's is canonical:
   `RECONNECTION_ATTEMPTS` (5 to 10, default 5); "Subscribe Retry - No SUBACK"
   is `MQTT_Subscribe_Retry_No_Suback`; keep-alive is `MQTT_No_Ack_PingResp`.
 
-Not confirmed from AWS's pages, so not listed: the id of the MQTT long
-duration test case (the "intermittent connectivity" scenario lives there)
-and the ids of the MQTT 5 specific cases. The allowed range of
+The MQTT long duration test case is `MQTT_Long_Duration` (suites with
+isLongDurationTest) with OPERATIONS (PUBLISH, SUBSCRIBE; CONNECT is always
+tested), SCENARIOS (LONG_SERVER_DISCONNECT, RECONNECT_BACKOFF,
+INTERMITTENT_CONNECTIVITY), LONG_SERVER_DISCONNECT_TIME (seconds) and
+ADDITIONAL_EXECUTION_TIME (minutes, fractions accepted so that a CI run is
+short); RECONNECTION_ATTEMPTS (3 to 10 here) sets how many disconnects the
+RECONNECT_BACKOFF scenario measures (localiot.advisor.cases.longrun).
+Not confirmed from AWS's pages, so not listed: the ids of the MQTT 5
+specific cases. The allowed range of
 EXECUTION_TIMEOUT is not documented either; any positive number of seconds
 is accepted (AWS documents the defaults: 300 s, 60 s for Security_Device_Policies).
 
@@ -36,6 +42,7 @@ import json
 from dataclasses import dataclass, field
 
 STRING, SECONDS, INTEGER, OBJECT, TOPIC_LIST, JSON_TEXT = "string", "seconds", "integer", "object", "list", "json"
+CHOICES, MINUTES = "choices", "minutes"  # a list of some of Key.choices; a number of minutes, 0 or more
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Key:
     required: bool = False
     low: int | None = None
     high: int | None = None
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,13 @@ CASES: tuple[TestCase, ...] = (
              (TIMEOUT, Key("TRIGGER_TOPIC", required=True), Key("PAYLOAD"))),
     TestCase("MQTT_Expired_Persistent_Session", "Persistent Session - Session Expiry", "MQTT",
              (TIMEOUT, Key("TRIGGER_TOPIC", required=True))),
+    # MQTT long duration (suites with isLongDurationTest)
+    TestCase("MQTT_Long_Duration", "MQTT Long Duration", "MQTT",
+             (TIMEOUT, Key("OPERATIONS", CHOICES, choices=("CONNECT", "PUBLISH", "SUBSCRIBE")),
+              Key("SCENARIOS", CHOICES, choices=("LONG_SERVER_DISCONNECT", "RECONNECT_BACKOFF",
+                                                 "INTERMITTENT_CONNECTIVITY")),
+              Key("LONG_SERVER_DISCONNECT_TIME", SECONDS), Key("ADDITIONAL_EXECUTION_TIME", MINUTES),
+              Key("RECONNECTION_ATTEMPTS", INTEGER, low=3, high=10)), default_timeout=4 * 3600),
     # Shadow
     TestCase("Shadow_Publish_Reported_State", "Device publishes state after it connects (Happy case)", "Shadow",
              (TIMEOUT, Key("SHADOW_NAME"), Key("REPORTED_STATE", OBJECT)), needs_thing=True),
@@ -251,6 +266,22 @@ def _check_value(case: TestCase, key: Key, value, name: str) -> None:
             raise CatalogError(f"{where} must be a positive number of seconds.")
         if key.low is not None and not key.low <= number <= key.high:
             raise CatalogError(f"{where} must be between {key.low} and {key.high}.")
+    elif key.kind == MINUTES:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = -1
+        if isinstance(value, bool) or not number >= 0:
+            raise CatalogError(f"{where} must be a number of minutes (0 or more), not {value!r}.")
+    elif key.kind == CHOICES:
+        allowed = ", ".join(key.choices)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise CatalogError(f"{where} must be a list of some of {allowed}.")
+        wrong = [v for v in value if v not in key.choices]
+        if wrong:
+            raise CatalogError(f"{where}: {', '.join(map(repr, wrong))} is not one of {allowed}.")
     elif key.kind == OBJECT:
         if isinstance(value, str):
             try:

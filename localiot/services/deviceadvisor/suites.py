@@ -26,6 +26,7 @@ def _configuration(ctx, given: dict) -> tuple[dict, list[dict], dict]:
         devices.resolve(ctx, device, need_identity=False)
     devices.check_role(given["devicePermissionRoleArn"], "device permission role")
     stored_root, groups, suite_conf = root_group.parse(given["rootGroup"], qualification)
+    _check_long_duration(bool(given.get("isLongDurationTest")), groups)
     configuration = {
         "suiteDefinitionName": given["suiteDefinitionName"],
         "devices": [devices.as_given(d) for d in given.get("devices") or []],
@@ -37,6 +38,20 @@ def _configuration(ctx, given: dict) -> tuple[dict, list[dict], dict]:
     if given.get("protocol"):
         configuration["protocol"] = given["protocol"]
     return configuration, groups, suite_conf
+
+
+LONG_DURATION = "MQTT_Long_Duration"
+
+
+def _check_long_duration(long_duration: bool, groups: list[dict]) -> None:
+    """AWS's long duration suites hold the MQTT long duration test case, and it runs only in them."""
+    ids = {test["testId"] for group in groups for test in group["tests"]}
+    if LONG_DURATION in ids and not long_duration:
+        raise ServiceError("ValidationException", f"The test case {LONG_DURATION} runs only in a long duration "
+                                                  "test suite: set isLongDurationTest to true.")
+    if long_duration and ids != {LONG_DURATION}:
+        raise ServiceError("ValidationException", f"A long duration test suite (isLongDurationTest) holds only the "
+                                                  f"{LONG_DURATION} test case.")
 
 
 def _version(configuration: dict, groups: list[dict], suite_conf: dict, now: float) -> dict:
