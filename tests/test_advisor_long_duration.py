@@ -51,9 +51,9 @@ def long_suite(**conf) -> str:
 
 
 SHORT = {"EXECUTION_TIMEOUT": "90", "OPERATIONS": ["PUBLISH", "SUBSCRIBE"],
-         "SCENARIOS": ["LONG_SERVER_DISCONNECT", "RECONNECT_BACKOFF", "INTERMITTENT_CONNECTIVITY"],
-         "LONG_SERVER_DISCONNECT_TIME": "3", "ADDITIONAL_EXECUTION_TIME": "0.05"}
-SCENARIOS = ("CONNECT", "PUBLISH QoS 0", "SUBSCRIBE QoS 0", "RECONNECT", "RECONNECT_BACKOFF",
+         "SCENARIOS": ["LONG_SERVER_DISCONNECT", "RECONNECT_BACK_OFF", "INTERMITTENT_CONNECTIVITY"],
+         "LONG_SERVER_DISCONNECT_TIME": "0.05", "ADDITIONAL_EXECUTION_TIME": "0.05"}
+SCENARIOS = ("CONNECT", "PUBLISH QoS 0", "SUBSCRIBE QoS 0", "RECONNECT", "RECONNECT_BACK_OFF",
              "LONG_SERVER_DISCONNECT", "INTERMITTENT_CONNECTIVITY", "ADDITIONAL_EXECUTION_TIME")
 
 
@@ -89,7 +89,7 @@ def test_an_sdk_v2_device_with_its_default_reconnect_settings_survives_intermitt
 def test_qos_1_publish_and_subscribe_retries_in_the_basic_phase(da, dut):
     """A device publishing and subscribing with QoS 1 gets the basic phase's retry scenarios: its first PUBACK
     and SUBACK are held back and it must send the packet again with the same packet id."""
-    conf = {"EXECUTION_TIMEOUT": "60", "SCENARIOS": ["LONG_SERVER_DISCONNECT"], "LONG_SERVER_DISCONNECT_TIME": "0.3"}
+    conf = {"EXECUTION_TIMEOUT": "60", "SCENARIOS": ["LONG_SERVER_DISCONNECT"], "LONG_SERVER_DISCONNECT_TIME": "0.005"}
     run = run_suite(da, dut, long_suite(**conf), RawDevice, timeout=70, long_duration=True)
     assert results(run) == {"long duration": "PASS"}, explain(run)
     log = log_of(run, "long duration")
@@ -104,12 +104,12 @@ def test_a_device_without_backoff_fails_the_backoff_scenarios_and_the_report_nam
     assert results(run) == {"long duration": "FAIL"}, explain(run)
     test = run["testResult"]["groups"][0]["tests"][0]
     failure = test["failure"]
-    assert failure.startswith("Failed scenarios: RECONNECT_BACKOFF (The device reconnected without backoff")
+    assert failure.startswith("Failed scenarios: RECONNECT_BACK_OFF (The device reconnected without backoff")
     assert "LONG_SERVER_DISCONNECT (" in failure and "INTERMITTENT_CONNECTIVITY (in outage 1 of 3" in failure
     assert "no backoff" in failure
     rows = summary(log_of(run, "long duration"))
     assert rows == {"CONNECT": "PASS", "PUBLISH QoS 0": "PASS", "SUBSCRIBE QoS 0": "PASS", "RECONNECT": "PASS",
-                    "RECONNECT_BACKOFF": "FAIL", "LONG_SERVER_DISCONNECT": "FAIL", "INTERMITTENT_CONNECTIVITY": "FAIL",
+                    "RECONNECT_BACK_OFF": "FAIL", "LONG_SERVER_DISCONNECT": "FAIL", "INTERMITTENT_CONNECTIVITY": "FAIL",
                     "ADDITIONAL_EXECUTION_TIME": "PASS"}, rows
 
 
@@ -124,9 +124,9 @@ def _create(da, dut, root, long_duration=True):
 
 
 @pytest.mark.parametrize("conf, message", [
-    ({"SCENARIOS": ["RECONNECT_BACKOFF", "FLAPPING"]},
+    ({"SCENARIOS": ["RECONNECT_BACK_OFF", "FLAPPING"]},
      "Test case 'long duration' (MQTT_Long_Duration): SCENARIOS: 'FLAPPING' is not one of LONG_SERVER_DISCONNECT, "
-     "RECONNECT_BACKOFF, INTERMITTENT_CONNECTIVITY."),
+     "RECONNECT_BACK_OFF, INTERMITTENT_CONNECTIVITY."),
     ({"OPERATIONS": "PUBLISH_ALL"},
      "Test case 'long duration' (MQTT_Long_Duration): OPERATIONS: 'PUBLISH_ALL' is not one of CONNECT, PUBLISH, "
      "SUBSCRIBE."),
@@ -134,15 +134,16 @@ def _create(da, dut, root, long_duration=True):
      "Test case 'long duration' (MQTT_Long_Duration): OPERATIONS must be a list of some of CONNECT, PUBLISH, "
      "SUBSCRIBE."),
     ({"LONG_SERVER_DISCONNECT_TIME": "soon"},
-     "Test case 'long duration' (MQTT_Long_Duration): LONG_SERVER_DISCONNECT_TIME must be a number, not 'soon'."),
-    ({"LONG_SERVER_DISCONNECT_TIME": "0"},
-     "Test case 'long duration' (MQTT_Long_Duration): LONG_SERVER_DISCONNECT_TIME must be a positive number of "
-     "seconds."),
+     "Test case 'long duration' (MQTT_Long_Duration): LONG_SERVER_DISCONNECT_TIME must be a number of minutes "
+     "(0 or more), not 'soon'."),
+    ({"SCENARIOS": ["KEEP_ALIVE"]},
+     "Test case 'long duration' (MQTT_Long_Duration): SCENARIOS: 'KEEP_ALIVE' is not one of LONG_SERVER_DISCONNECT, "
+     "RECONNECT_BACK_OFF, INTERMITTENT_CONNECTIVITY."),
     ({"ADDITIONAL_EXECUTION_TIME": "-1"},
      "Test case 'long duration' (MQTT_Long_Duration): ADDITIONAL_EXECUTION_TIME must be a number of minutes "
      "(0 or more), not '-1'."),
-    ({"RECONNECTION_ATTEMPTS": "2"},
-     "Test case 'long duration' (MQTT_Long_Duration): RECONNECTION_ATTEMPTS must be between 3 and 10."),
+    ({"BACKOFF_CONNECTION_ATTEMPTS": "4"},
+     "Test case 'long duration' (MQTT_Long_Duration): BACKOFF_CONNECTION_ATTEMPTS must be between 5 and 10."),
 ])
 def test_bad_configuration_values_are_refused(da, dut, conf, message):
     error = error_of(lambda: _create(da, dut, long_suite(**conf)))
@@ -166,7 +167,7 @@ def test_the_long_duration_case_and_long_duration_suites_go_together(da, dut):
 
 
 def test_a_run_cut_short_by_its_execution_timeout_still_logs_the_summary(da, dut):
-    conf = {"EXECUTION_TIMEOUT": "3", "SCENARIOS": ["LONG_SERVER_DISCONNECT"], "LONG_SERVER_DISCONNECT_TIME": "30"}
+    conf = {"EXECUTION_TIMEOUT": "3", "SCENARIOS": ["LONG_SERVER_DISCONNECT"], "LONG_SERVER_DISCONNECT_TIME": "0.5"}
     run = run_suite(da, dut, long_suite(**conf), lambda d: Device(d), timeout=20, long_duration=True)
     assert results(run) == {"long duration": "FAIL"}, explain(run)
     assert run["testResult"]["groups"][0]["tests"][0]["failure"].startswith("Timed out after 3 s")

@@ -10,11 +10,11 @@ scenario fails and its failure names those scenarios.
    SUBSCRIBE seen, QoS 1 MQTT_Subscribe_Retry_No_Suback; RECONNECT: the
    server disconnects the device once and it must come back.
 2. Advanced scenarios (SCENARIOS, all three by default, in this order):
-   - RECONNECT_BACKOFF: RECONNECTION_ATTEMPTS (default 5) server disconnects,
+   - RECONNECT_BACK_OFF: BACKOFF_CONNECTION_ATTEMPTS (default 5) server disconnects,
      the intervals judged as MQTT_Reconnect_Backoff_Retries_On_Server_Disconnect
      judges them (localiot.advisor.cases.backoff.assess);
    - LONG_SERVER_DISCONNECT: the server goes away for LONG_SERVER_DISCONNECT_TIME
-     seconds (default 120): every CONNECT is hung up on; then the device must
+     minutes (default 60, AWS's): every CONNECT is hung up on; then the device must
      reconnect; it must not hammer the server meanwhile;
    - INTERMITTENT_CONNECTIVITY: OUTAGES times, after UP_TIME seconds connected
      the device loses its connection for DOWN_TIME seconds (drawn at random in
@@ -43,10 +43,10 @@ from localiot.advisor.interposer import CLOSE
 from localiot.timeouts import within
 
 CASES = {}
-SCENARIOS = ("RECONNECT_BACKOFF", "LONG_SERVER_DISCONNECT", "INTERMITTENT_CONNECTIVITY")
+SCENARIOS = ("RECONNECT_BACK_OFF", "LONG_SERVER_DISCONNECT", "INTERMITTENT_CONNECTIVITY")
 OPERATIONS = ("CONNECT", "PUBLISH", "SUBSCRIBE")
 RETRY_WINDOW = 15.0  # AWS: the broker waits up to 15 s for the device to retry a QoS 1 PUBLISH / SUBSCRIBE
-LONG_SERVER_DISCONNECT_TIME = 120.0
+LONG_SERVER_DISCONNECT_TIME = 60.0  # minutes, AWS's default
 OUTAGES = 3
 UP_TIME = (1.0, 2.0)  # seconds the device stays connected between outages
 DOWN_TIME = (0.5, 1.5)  # seconds an outage lasts
@@ -217,14 +217,14 @@ class Outage:
 
 
 async def _reconnect_backoff(c: CaseRun) -> str:
-    attempts = int(c.config.get("RECONNECTION_ATTEMPTS") or 5)
+    attempts = int(c.config.get("BACKOFF_CONNECTION_ATTEMPTS") or 5)
     intervals = await backoff._server_disconnects(c, attempts)
     backoff._judge(c, intervals, jitter_wanted=True)
     return backoff.assess(intervals, True)[1]
 
 
 async def _long_server_disconnect(c: CaseRun) -> str:
-    seconds = float(c.config.get("LONG_SERVER_DISCONNECT_TIME") or LONG_SERVER_DISCONNECT_TIME)
+    seconds = 60 * float(c.config.get("LONG_SERVER_DISCONNECT_TIME") or LONG_SERVER_DISCONNECT_TIME)  # minutes
     outage = Outage(c)
     c.log(f"The server goes away for {seconds:g} s: every CONNECT is hung up on.")
     after = await outage.last(seconds)
@@ -259,7 +259,7 @@ async def _intermittent(c: CaseRun) -> str:
     return f"{OUTAGES} outages survived: " + ", ".join(seen)
 
 
-ADVANCED = {"RECONNECT_BACKOFF": _reconnect_backoff, "LONG_SERVER_DISCONNECT": _long_server_disconnect,
+ADVANCED = {"RECONNECT_BACK_OFF": _reconnect_backoff, "LONG_SERVER_DISCONNECT": _long_server_disconnect,
             "INTERMITTENT_CONNECTIVITY": _intermittent}
 
 
