@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from localiot.protocol import validator
 from localiot.protocol.errors import ServiceError
+from localiot.protocol.serializer import plain
 from localiot.services.unit_of_work import unit_of_work
 
 
@@ -32,7 +33,7 @@ def call(app, scope: Scope, service: str, name: str, params: dict) -> dict:
     if errors:
         raise ServiceError(model.validation_error, validator.message(errors))
     with unit_of_work(app.runtime, scope.account, scope.region, service, name) as ctx:
-        return handler(ctx, params)
+        return plain(handler(ctx, params))  # a list page may be spliced reply text (serializer.JsonText)
 
 
 def shadow(app, scope: Scope, thing: str, shadow_name: str | None = None) -> dict | None:

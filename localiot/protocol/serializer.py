@@ -141,17 +141,19 @@ def _dump(document, fast: bool = False) -> bytes:
     try:
         return _dumps(document).encode()
     except TypeError:  # json cannot write JsonText: the same text, as values
-        return _dumps(_unfragmented(document)).encode()
+        return _dumps(plain(document)).encode()
 
 
-def _unfragmented(value):
+def plain(value):
+    """A handler's output with every JsonText read back as values: what an in-process
+    caller of a handler (Fleet Hub's pages, Device Advisor's cases) works with."""
     cls = value.__class__
     if cls is JsonText:
         return json.loads(value.text)
     if cls is dict:
-        return {k: _unfragmented(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if cls is list:
-        return [_unfragmented(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 

@@ -138,11 +138,12 @@ class CaseRun:
 
     # the services, through the same handlers the API serves -------------------------------------
     def call(self, service: str, operation: str, request: dict) -> dict:
+        from localiot.protocol.serializer import plain
         from localiot.services import HANDLERS
         from localiot.services.unit_of_work import unit_of_work
 
         with unit_of_work(self.runtime, self.run.account, self.run.region, service, operation) as ctx:
-            return HANDLERS[(service, operation)](ctx, request)
+            return plain(HANDLERS[(service, operation)](ctx, request))  # spliced pages read back as values
 
     async def settled(self) -> None:
         """Before reading what the device's requests on door topics (shadow, jobs) changed:
