@@ -9,10 +9,10 @@ import threading
 import time
 
 import pytest
+from cluster_nodes import Node
 
-from cluster_nodes import Node, wait_for
 from localiot.fabric.liveness import HEARTBEAT
-from localiot.testing import Device
+from localiot.testing import Device, DevicePool
 
 PLAIN = ["--mqtt-plain", "--mqtt-plain-port", "0", "--log-level", "INFO"]
 CONFIRM = 4.0  # LOCALIOT_FABRIC_CONFIRM_TIMEOUT of the nodes: longer than a release request to a silent node (2 s)
@@ -27,25 +27,19 @@ def cluster(localiot_nats, tmp_path):
     env = {"LOCALIOT_FABRIC_CONFIRM_TIMEOUT": str(CONFIRM)}
     nodes = [Node(name, tmp_path, store=dsn, fabric=localiot_nats, period=0, extra=PLAIN, env=env).launch()
              for name in ("a", "b")]
-    made: list[Device] = []
+    made = DevicePool()
     try:
         yield [node.wait_ready() for node in nodes], made
     finally:
-        for device in made:
-            try:
-                device.close()
-            except Exception:
-                pass
+        made.close()
         for node in nodes:
             node.signal(signal.SIGCONT) if node.process.poll() is None else None
             node.stop()
         pg.drop_database(dsn)
 
 
-def device(made: list, node: Node, client_id: str, **kw) -> Device:
-    d = Device(node.listener("mqtt-plain"), client_id, version=4, **kw)
-    made.append(d)
-    return d
+def device(made: DevicePool, node: Node, client_id: str, **kw) -> Device:
+    return made(node.listener("mqtt-plain"), client_id, version=4, **kw)
 
 
 def publish_all(publisher: Device, topics: list[str], seconds: float) -> None:

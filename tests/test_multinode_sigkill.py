@@ -8,7 +8,7 @@ import time
 import pytest
 from cluster_nodes import Node
 
-from localiot.testing import Device
+from localiot.testing import Device, DevicePool
 
 
 class PlainNode(Node):
@@ -48,18 +48,18 @@ def two_nodes(localiot_nats, tmp_path):
 
 def test_sigkill_of_a_node_loses_nothing_it_acknowledged(two_nodes):
     a, b = two_nodes
-    made = []
+    made = DevicePool()
     try:
         # a persistent session on node a that is away, and one that is connected
         away = a.device("away", clean=False).connect_ok()
-        made.append(away)
+        made.add(away)
         away.subscribe("work/#", qos=1)
         away.close()
         here = a.device("here", clean=False).connect_ok()
-        made.append(here)
+        made.add(here)
         here.subscribe("alerts/#", qos=1)
         publisher = a.device("pub").connect_ok()
-        made.append(publisher)
+        made.add(publisher)
         for i in range(5):  # acknowledged by node a: stored for "away" before each PUBACK
             assert publisher.publish(f"work/{i}", str(i).encode(), qos=1) == 0
         a.kill()
@@ -71,26 +71,22 @@ def test_sigkill_of_a_node_loses_nothing_it_acknowledged(two_nodes):
             assert time.monotonic() < deadline, b.log.read_text()[-2000:]
             time.sleep(0.1)
         late = b.device("pub-late").connect_ok()
-        made.append(late)
+        made.add(late)
         assert late.publish("work/late", b"late", qos=1) == 0
 
         back = b.device("away", clean=False)
-        made.append(back)
+        made.add(back)
         back.connect_ok()
         assert back.session_present is True
         assert sorted(back.expect().payload for _ in range(6)) == [b"0", b"1", b"2", b"3", b"4", b"late"]
 
         here_again = b.device("here", clean=False)
-        made.append(here_again)
+        made.add(here_again)
         here_again.connect_ok()
         assert here_again.session_present is True  # its subscriptions came along from the store
         sender = b.device("pub-b").connect_ok()
-        made.append(sender)
+        made.add(sender)
         assert sender.publish("alerts/fire", b"!", qos=1) == 0
         assert here_again.expect("alerts/fire").payload == b"!"
     finally:
-        for device in made:
-            try:
-                device.close()
-            except Exception:
-                pass
+        made.close()

@@ -208,12 +208,19 @@ def test_v1_destination_behind_a_source_in_v1_compatibility_mode(tunnels, proxie
     wait_states(tunnels, opened["tunnelId"], ("DISCONNECTED", "DISCONNECTED"))
 
 
-def test_close_tunnel_ends_both_real_proxies(tunnels, proxies, echo):
+def echo_tunnel(tunnels, proxies, echo):
+    """A tunnel to the echo server with a localproxy at each end, carrying bytes:
+    (the tunnel, the source's local port, destination, source)."""
     opened = tunnels.open_tunnel(destinationConfig={"thingName": "pump", "services": ["ECHO"]})
     port = free_port()
     destination = proxies(opened["destinationAccessToken"], "destination", f"ECHO=127.0.0.1:{echo.port}")
     source = proxies(opened["sourceAccessToken"], "source", f"ECHO={port}")
     assert echo_round_trip(port, b"before") == b"before"
+    return opened, port, destination, source
+
+
+def test_close_tunnel_ends_both_real_proxies(tunnels, proxies, echo):
+    opened, _, destination, source = echo_tunnel(tunnels, proxies, echo)
     tunnels.close_tunnel(tunnelId=opened["tunnelId"])
     for proxy in (source, destination):  # the relay's close (1000, "Tunnel closed") stops localproxy
         assert proxy.wait_exit() == 0
@@ -223,11 +230,7 @@ def test_close_tunnel_ends_both_real_proxies(tunnels, proxies, echo):
 
 
 def test_rotated_destination_token_cuts_off_the_old_proxy_and_admits_a_new_one(tunnels, proxies, echo):
-    opened = tunnels.open_tunnel(destinationConfig={"thingName": "pump", "services": ["ECHO"]})
-    port = free_port()
-    old = proxies(opened["destinationAccessToken"], "destination", f"ECHO=127.0.0.1:{echo.port}")
-    source = proxies(opened["sourceAccessToken"], "source", f"ECHO={port}")
-    assert echo_round_trip(port, b"before") == b"before"
+    opened, port, old, source = echo_tunnel(tunnels, proxies, echo)
     rotated = tunnels.rotate_tunnel_access_token(tunnelId=opened["tunnelId"], clientMode="DESTINATION")
     assert old.wait_exit() == 0
     wait_states(tunnels, opened["tunnelId"], ("CONNECTED", "DISCONNECTED"))
