@@ -9,7 +9,7 @@ and cipher list per handshake, as the current test case of a running suite
 asks (`certs`), and (2) sees handshakes the device refuses, which an
 `ssl=` server would only log. After the handshake the connection is a broker
 connection behind the scripted interposer (`interposer`), directly or in the
-binary frames of a WebSocket (`websocket.Sniffer` tells which).
+binary frames of a WebSocket (`websocket.AdvisorSniffer` tells which).
 
 Which run a connection belongs to: the run whose device has the client
 certificate's id (or, when the run names only a thing, whose thing is the
@@ -32,7 +32,7 @@ import ssl
 from localiot.timeouts import within
 from localiot.advisor import certs, registry
 from localiot.advisor import journal as j
-from localiot.advisor.websocket import Sniffer, serve_http
+from localiot.advisor.websocket import AdvisorSniffer, serve_http
 from localiot.listeners.alpn import ALPN_HTTP, ALPN_MQTT, ALPN_MQTT_CA
 from localiot.listeners.tls import TrustStore
 from localiot.protocol.http import ApiServer
@@ -155,7 +155,7 @@ class Endpoint:
 
     async def handshake(self, transport) -> None:
         variant, wanting = self._variant()
-        sniffer = Sniffer(self, variant)
+        sniffer = AdvisorSniffer(self, variant)
         try:
             ctx = self.context(variant)
             tls = await self.loop.start_tls(transport, sniffer, ctx, server_side=True,
