@@ -1,17 +1,16 @@
 """The dashboard reads and changes the fleet through localiot's own API
-operations: the same handlers, validated against the same botocore models,
-each run as one unit of work in the application's account and region. The
-pages therefore see exactly what boto3 would, and no other account's data."""
+operations (`localiot.services.in_process`): the same handlers, validated
+against the same botocore models, each run as one unit of work in the
+application's account and region. The pages therefore see exactly what
+boto3 would, and no other account's data."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
-from localiot.protocol import validator
 from localiot.protocol.errors import ServiceError
-from localiot.protocol.serializer import plain
-from localiot.services.unit_of_work import unit_of_work
+from localiot.services.in_process import call_in_process
 
 
 @dataclass(frozen=True)
@@ -25,15 +24,7 @@ class Scope:
 
 def call(app, scope: Scope, service: str, name: str, params: dict) -> dict:
     """`service` `name`(params) as the application's account would call it, or ServiceError."""
-    handler = app.handlers.get((service, name))
-    if handler is None:
-        raise ServiceError("NotImplementedException", f"localiot does not implement {service} {name} yet.", 501)
-    model = next(s for s in app.services if s.name == service)
-    errors = validator.validate(model.operations[name].input_shape, params)
-    if errors:
-        raise ServiceError(model.validation_error, validator.message(errors))
-    with unit_of_work(app.runtime, scope.account, scope.region, service, name) as ctx:
-        return plain(handler(ctx, params))  # a list page may be spliced reply text (serializer.JsonText)
+    return call_in_process(app.runtime, service, name, params, account=scope.account, region=scope.region)
 
 
 def shadow(app, scope: Scope, thing: str, shadow_name: str | None = None) -> dict | None:

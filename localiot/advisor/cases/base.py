@@ -138,12 +138,11 @@ class CaseRun:
 
     # the services, through the same handlers the API serves -------------------------------------
     def call(self, service: str, operation: str, request: dict) -> dict:
-        from localiot.protocol.serializer import plain
-        from localiot.services import HANDLERS
-        from localiot.services.unit_of_work import unit_of_work
+        """An API operation in the run's account and region, as boto3 would call it."""
+        from localiot.services.in_process import call_in_process
 
-        with unit_of_work(self.runtime, self.run.account, self.run.region, service, operation) as ctx:
-            return plain(HANDLERS[(service, operation)](ctx, request))  # spliced pages read back as values
+        return call_in_process(self.runtime, service, operation, request, account=self.run.account,
+                               region=self.run.region)
 
     async def settled(self) -> None:
         """Before reading what the device's requests on door topics (shadow, jobs) changed:

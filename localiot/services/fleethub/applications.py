@@ -19,10 +19,11 @@ import secrets
 
 from localiot.background import periodic
 from localiot.protocol.errors import ServiceError, invalid
-from localiot.services import HANDLERS, operation
+from localiot.services import operation
 from localiot.services.common import new_id, paginate
 from localiot.services.fleethub.model import (ACTIVE, APPLICATION, CREATING, DELETING, KIND, ROLE_PREFIX, SERVICE,
                                               application_url)
+from localiot.services.in_process import call_within
 from localiot.services.unit_of_work import unit_of_work
 
 _SUMMARY = ("applicationId", "applicationName", "applicationDescription", "applicationCreationDate",
@@ -34,7 +35,7 @@ APPLICATION_LIMIT = 100
 
 def _fleet_indexing_on(ctx) -> bool:
     # Through the iot operation, so Fleet Hub needs no import of the indexing family.
-    config = HANDLERS[("iot", "GetIndexingConfiguration")](ctx, {})
+    config = call_within(ctx, "iot", "GetIndexingConfiguration", {})
     return config["thingIndexingConfiguration"].get("thingIndexingMode", "OFF") != "OFF"
 
 

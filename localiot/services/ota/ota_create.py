@@ -27,8 +27,8 @@ import logging
 
 from localiot.background import periodic
 from localiot.protocol.errors import ServiceError
-from localiot.services import HANDLERS
 from localiot.services.common import new_id
+from localiot.services.in_process import call_within
 from localiot.services.ota import afr_ota, streams
 from localiot.services.ota.ota_model import (
     CREATE_COMPLETE, CREATE_FAILED, CREATE_IN_PROGRESS, OTA_UPDATE, PENDING, save,
@@ -233,6 +233,6 @@ def _complete(ctx, doc: dict, sources: list[dict], files: list[afr_ota.File]) ->
         job["timeoutConfig"] = doc["awsJobTimeoutConfig"]
     if doc.get("awsJobPresignedUrlConfig"):
         job["presignedUrlConfig"] = {"roleArn": doc["roleArn"], **doc["awsJobPresignedUrlConfig"]}
-    HANDLERS[("iot", "CreateJob")](ctx, job)
+    call_within(ctx, "iot", "CreateJob", job)
     doc["otaUpdateStatus"] = CREATE_COMPLETE
     save(ctx, doc)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import base64
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
-from localiot.services import HANDLERS, operation
+from localiot.services import operation
 from localiot.services.common import paginate, tags_to_dict
 from localiot.services.iam import is_role_arn
+from localiot.services.in_process import call_within
 from localiot.services.ota import ota_create, streams
 from localiot.services.ota.ota_model import (
     CREATE_COMPLETE, CREATE_PENDING, JOB_PREFIX, MAX_JOB_ID, OTA_UPDATE, PENDING, save,
@@ -171,13 +172,13 @@ def _delete_job(ctx, job_id: str, force: bool) -> None:
     """The update's job, through the jobs family's own DeleteJob (found by name:
     families do not import each other)."""
     try:
-        HANDLERS[("iot", "DescribeJob")](ctx, {"jobId": job_id})
+        call_within(ctx, "iot", "DescribeJob", {"jobId": job_id})
     except ServiceError as error:
         if error.code == "ResourceNotFoundException":
             return  # already deleted
         raise
     try:
-        HANDLERS[("iot", "DeleteJob")](ctx, {"jobId": job_id, "force": force})
+        call_within(ctx, "iot", "DeleteJob", {"jobId": job_id, "force": force})
     except ServiceError as error:
         if error.code in ("InvalidStateTransitionException", "LimitExceededException"):
             raise invalid(f"The AWS IoT job {job_id} of the OTA update cannot be deleted: {error.message} "
