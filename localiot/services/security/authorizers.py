@@ -30,8 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from localiot.protocol.errors import ServiceError, conflict, invalid, not_found
 from localiot.services import operation
-from localiot.services.common import apply_tags, marker_page, tags_to_dict
-from localiot.services.tagging import taggable
+from localiot.services.common import Resource, marker_page, tags_to_dict
 
 KIND = "authorizer"
 DEFAULT_KIND = "default-authorizer"
@@ -48,18 +47,10 @@ MAX_POLICY_DOCUMENT_CHARS = 2048
 MIN_SECONDS, MAX_SECONDS = 300, 86400
 DEFAULT_DISCONNECT_AFTER = 86400
 
-taggable("authorizer", lambda tx, name: tx.get(KIND, name) is not None)
-
-
-def arn(ctx, name: str) -> str:
-    return ctx.arn(f"authorizer/{name}")
-
-
-def get(ctx, name: str) -> dict:
-    doc = ctx.tx.get(KIND, name)
-    if doc is None:
-        raise not_found(f"Authorizer {name} cannot be found.")
-    return doc
+AUTHORIZER = Resource(KIND, "authorizer/{name}", not_found="Authorizer {name} cannot be found.",
+                      exists="Authorizer {name} already exists.", id_field="authorizerName",
+                      arn_field="authorizerArn", taggable=True)
+get = AUTHORIZER.get
 
 
 # keys and signatures -----------------------------------------------------------
@@ -288,12 +279,7 @@ def _check_function_arn(value: str) -> None:
 @operation("iot")
 def CreateAuthorizer(ctx, req):
     name = req["authorizerName"]
-    existing = ctx.tx.get(KIND, name)
-    if existing is not None:
-        raise ServiceError(
-            "ResourceAlreadyExistsException", f"Authorizer {name} already exists.",
-            resourceId=name, resourceArn=existing["authorizerArn"],
-        )
+    AUTHORIZER.ensure_absent(ctx, name)
     _check_function_arn(req["authorizerFunctionArn"])
     keys = req.get("tokenSigningPublicKeys")
     if keys:
@@ -301,7 +287,7 @@ def CreateAuthorizer(ctx, req):
     now = ctx.now()
     doc = {
         "authorizerName": name,
-        "authorizerArn": arn(ctx, name),
+        "authorizerArn": AUTHORIZER.arn(ctx, name),
         "authorizerFunctionArn": req["authorizerFunctionArn"],
         "tokenKeyName": req.get("tokenKeyName"),
         "tokenSigningPublicKeys": keys or None,
@@ -312,8 +298,7 @@ def CreateAuthorizer(ctx, req):
         "enableCachingForHttp": bool(req.get("enableCachingForHttp")),
     }
     _check_signing(doc)
-    ctx.tx.put(KIND, name, doc)
-    apply_tags(ctx, doc["authorizerArn"], tags_to_dict(req.get("tags")))
+    AUTHORIZER.create(ctx, name, doc, tags_to_dict(req.get("tags")))
     return {"authorizerName": name, "authorizerArn": doc["authorizerArn"]}
 
 
@@ -365,8 +350,7 @@ def DeleteAuthorizer(ctx, req):
             "DeleteConflictException",
             f"Authorizer {name} is the default authorizer of domain configuration {users[0][0]}.",
         )
-    ctx.tx.delete(KIND, name)
-    ctx.tx.drop_tags(doc["authorizerArn"])
+    AUTHORIZER.delete(ctx, name)
     return {}
 
 

@@ -6,16 +6,19 @@ Kind "certprovider", name = certificateProviderName; taggable by ARN.
 
 from __future__ import annotations
 
-from localiot.protocol.errors import ServiceError, invalid, not_found
+from localiot.protocol.errors import ServiceError, invalid
 from localiot.services import operation
-from localiot.services.common import apply_tags, tags_to_dict
+from localiot.services.common import Resource, tags_to_dict
 from localiot.services.security.certificates import page_keys
-from localiot.services.tagging import taggable
 
 PROVIDER = "certprovider"
 MAX_PROVIDERS = 1  # one certificate provider per account: it is the account default for its operations
 
-taggable(PROVIDER, lambda tx, name: tx.get(PROVIDER, name) is not None)
+CERTIFICATE_PROVIDER = Resource(
+    PROVIDER, "certprovider/{name}", not_found="The certificate provider {name} does not exist.",
+    exists="The certificate provider {name} already exists.", id_field="certificateProviderName",
+    arn_field="certificateProviderArn", taggable=True)
+_provider = CERTIFICATE_PROVIDER.get
 
 
 def certificate_provider_for(tx, operation_name: str) -> dict | None:
@@ -23,13 +26,6 @@ def certificate_provider_for(tx, operation_name: str) -> dict | None:
         if operation_name in doc["accountDefaultForOperations"]:
             return doc
     return None
-
-
-def _provider(ctx, name: str) -> dict:
-    doc = ctx.tx.get(PROVIDER, name)
-    if doc is None:
-        raise not_found(f"The certificate provider {name} does not exist.")
-    return doc
 
 
 def _check_lambda_arn(value: str) -> None:
@@ -43,7 +39,7 @@ def CreateCertificateProvider(ctx, req):
     name = req["certificateProviderName"]
     operations = list(req["accountDefaultForOperations"])
     _check_lambda_arn(req["lambdaFunctionArn"])
-    existing = ctx.tx.get(PROVIDER, name)
+    existing = CERTIFICATE_PROVIDER.find(ctx, name)
     if existing is not None:
         same = (
             req.get("clientToken") is not None and existing.get("clientToken") == req["clientToken"]
@@ -52,25 +48,20 @@ def CreateCertificateProvider(ctx, req):
         )
         if same:
             return {"certificateProviderName": name, "certificateProviderArn": existing["certificateProviderArn"]}
-        raise ServiceError(
-            "ResourceAlreadyExistsException", f"The certificate provider {name} already exists.",
-            resourceId=name, resourceArn=existing["certificateProviderArn"],
-        )
+        CERTIFICATE_PROVIDER.ensure_absent(ctx, name)
     if ctx.tx.count(PROVIDER) >= MAX_PROVIDERS:
         raise ServiceError("LimitExceededException", "An account can have only one certificate provider.")
     now = ctx.now()
     doc = {
         "certificateProviderName": name,
-        "certificateProviderArn": ctx.arn(f"certprovider/{name}"),
+        "certificateProviderArn": CERTIFICATE_PROVIDER.arn(ctx, name),
         "lambdaFunctionArn": req["lambdaFunctionArn"],
         "accountDefaultForOperations": operations,
         "creationDate": now,
         "lastModifiedDate": now,
         "clientToken": req.get("clientToken"),
     }
-    ctx.tx.put(PROVIDER, name, doc)
-    if req.get("tags"):
-        apply_tags(ctx, doc["certificateProviderArn"], tags_to_dict(req["tags"]))
+    CERTIFICATE_PROVIDER.create(ctx, name, doc, tags_to_dict(req.get("tags")))
     return {"certificateProviderName": name, "certificateProviderArn": doc["certificateProviderArn"]}
 
 
@@ -99,9 +90,7 @@ def UpdateCertificateProvider(ctx, req):
 
 @operation("iot")
 def DeleteCertificateProvider(ctx, req):
-    doc = _provider(ctx, req["certificateProviderName"])
-    ctx.tx.delete(PROVIDER, doc["certificateProviderName"])
-    ctx.tx.drop_tags(doc["certificateProviderArn"])
+    CERTIFICATE_PROVIDER.delete(ctx, _provider(ctx, req["certificateProviderName"])["certificateProviderName"])
     return {}
 
 

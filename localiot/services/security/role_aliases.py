@@ -7,27 +7,18 @@ maximum session duration is not checked (that would need IAM downstream).
 from __future__ import annotations
 
 
-from localiot.protocol.errors import ServiceError, invalid, not_found
+from localiot.protocol.errors import invalid
 from localiot.services import operation
-from localiot.services.common import apply_tags, marker_page, tags_to_dict
+from localiot.services.common import Resource, marker_page, tags_to_dict
 from localiot.services.iam import is_role_arn
-from localiot.services.tagging import taggable
 
 KIND = "rolealias"
 DEFAULT_DURATION = 3600  # "The default value is 3,600 seconds."
 
-taggable("rolealias", lambda tx, name: tx.get(KIND, name) is not None)
-
-
-def arn(ctx, alias: str) -> str:
-    return ctx.arn(f"rolealias/{alias}")
-
-
-def get(ctx, alias: str) -> dict:
-    doc = ctx.tx.get(KIND, alias)
-    if doc is None:
-        raise not_found(f"Role alias {alias} cannot be found.")
-    return doc
+ROLE_ALIAS = Resource(KIND, "rolealias/{name}", not_found="Role alias {name} cannot be found.",
+                      exists="Role alias {name} already exists.", id_field="roleAlias", arn_field="roleAliasArn",
+                      taggable=True)
+get = ROLE_ALIAS.get
 
 
 def _check_role_arn(value: str) -> None:
@@ -38,25 +29,19 @@ def _check_role_arn(value: str) -> None:
 @operation("iot")
 def CreateRoleAlias(ctx, req):
     alias = req["roleAlias"]
-    existing = ctx.tx.get(KIND, alias)
-    if existing is not None:
-        raise ServiceError(
-            "ResourceAlreadyExistsException", f"Role alias {alias} already exists.",
-            resourceId=alias, resourceArn=existing["roleAliasArn"],
-        )
+    ROLE_ALIAS.ensure_absent(ctx, alias)
     _check_role_arn(req["roleArn"])
     now = ctx.now()
     doc = {
         "roleAlias": alias,
-        "roleAliasArn": arn(ctx, alias),
+        "roleAliasArn": ROLE_ALIAS.arn(ctx, alias),
         "roleArn": req["roleArn"],
         "owner": ctx.account,
         "credentialDurationSeconds": req.get("credentialDurationSeconds") or DEFAULT_DURATION,
         "creationDate": now,
         "lastModifiedDate": now,
     }
-    ctx.tx.put(KIND, alias, doc)
-    apply_tags(ctx, doc["roleAliasArn"], tags_to_dict(req.get("tags")))
+    ROLE_ALIAS.create(ctx, alias, doc, tags_to_dict(req.get("tags")))
     return {"roleAlias": alias, "roleAliasArn": doc["roleAliasArn"]}
 
 
@@ -90,9 +75,7 @@ def UpdateRoleAlias(ctx, req):
 
 @operation("iot")
 def DeleteRoleAlias(ctx, req):
-    doc = get(ctx, req["roleAlias"])
-    ctx.tx.delete(KIND, doc["roleAlias"])
-    ctx.tx.drop_tags(doc["roleAliasArn"])
+    ROLE_ALIAS.delete(ctx, get(ctx, req["roleAlias"])["roleAlias"])
     return {}
 
 
