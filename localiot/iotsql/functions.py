@@ -310,30 +310,31 @@ def _get(env: Any, args: list[Any]) -> Any:
 # ---------------------------------------------------------------------------
 
 
-def _regex(pattern: str) -> re.Pattern | None:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
+def _regex_fn(name: str, arity: int) -> Callable:
+    """Registers `body(parts, compiled)`: the arguments as strings, the second one compiled;
+    Undefined when an argument is not a string or the pattern does not compile."""
+    def register(body: Callable[[list[str], re.Pattern], Any]) -> Callable:
+        def impl(env: Any, args: list[Any]) -> Any:
+            parts = _strings(args)
+            if parts is None:
+                return U
+            try:
+                compiled = re.compile(parts[1])
+            except re.error:
+                return U
+            return body(parts, compiled)
+        fn(name, arity)(impl)
+        return body
+    return register
 
 
-@fn("regexp_matches", 2)
-def _regexp_matches(env: Any, args: list[Any]) -> Any:
-    parts = _strings(args)
-    if parts is None:
-        return U
-    compiled = _regex(parts[1])
-    return U if compiled is None else compiled.search(parts[0]) is not None
+@_regex_fn("regexp_matches", 2)
+def _regexp_matches(parts: list[str], compiled: re.Pattern) -> Any:
+    return compiled.search(parts[0]) is not None
 
 
-@fn("regexp_substr", 2)
-def _regexp_substr(env: Any, args: list[Any]) -> Any:
-    parts = _strings(args)
-    if parts is None:
-        return U
-    compiled = _regex(parts[1])
-    if compiled is None:
-        return U
+@_regex_fn("regexp_substr", 2)
+def _regexp_substr(parts: list[str], compiled: re.Pattern) -> Any:
     match = compiled.search(parts[0])
     return match.group(0) if match else ""
 
@@ -341,14 +342,8 @@ def _regexp_substr(env: Any, args: list[Any]) -> Any:
 JAVA_GROUP = re.compile(r"\\(.)|\$(\d+)|\$\{(\w+)\}", re.DOTALL)
 
 
-@fn("regexp_replace", 3)
-def _regexp_replace(env: Any, args: list[Any]) -> Any:
-    parts = _strings(args)
-    if parts is None:
-        return U
-    compiled = _regex(parts[1])
-    if compiled is None:
-        return U
+@_regex_fn("regexp_replace", 3)
+def _regexp_replace(parts: list[str], compiled: re.Pattern) -> Any:
     replacement = parts[2]
 
     def expand(match: re.Match) -> str:
