@@ -38,7 +38,9 @@ def test_paho_device_without_backoff_fails_only_the_backoff_case(da, dut):
     assert run["status"] == "FAIL"
     backoff = next(t for g in run["testResult"]["groups"] for t in g["tests"]
                    if t["testCaseDefinitionName"] == "reconnect backoff")
-    assert "without backoff" in backoff["failure"]
+    # Either reason is "no backoff": on a loaded machine one of paho's immediate reconnections can take
+    # longer than NO_BACKOFF (0.5 s), and the intervals then fail for not growing.
+    assert ("without backoff" in backoff["failure"] or "do not grow: no backoff" in backoff["failure"]), backoff
     assert "Disconnect 5 of 5" in log_of(run, "reconnect backoff")
 
 

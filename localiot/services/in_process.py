@@ -58,4 +58,4 @@ def _service(name: str) -> Service:
 
 @lru_cache(maxsize=None)
 def _input_shape(service: str, operation: str):
-    return _service(service).operations[operation].input_shape
+    return service_model(service).operation_model(operation).input_shape
