@@ -24,6 +24,7 @@ The destination is exempt: it answers in whatever format the source used.
 from __future__ import annotations
 
 import asyncio
+import struct
 
 from localiot.timeouts import within
 from localiot.services.tunneling.model import DESTINATION, SOURCE
@@ -38,30 +39,49 @@ SERVER_ONLY = {SESSION_RESET, SERVICE_IDS}
 STREAM_TYPES = {DATA, STREAM_START, STREAM_RESET, CONNECTION_START, CONNECTION_RESET}
 CONNECTION_TYPES = {DATA, STREAM_START, CONNECTION_START, CONNECTION_RESET}  # those that carry connection ids
 FORWARD, DROP = "forward", "drop"
+_SHORT, _MEDIUM, _LONG = struct.Struct(">BB").pack, struct.Struct(">BBH").pack, struct.Struct(">BBQ").pack
 CLOSE_TIMEOUT = 2.0
 
 
 class Peer:
     """One connected local proxy: its WebSocket, mode, protocol version and admission."""
 
-    def __init__(self, ws, transport, mode: str, version: int, admission, channel: str):
+    def __init__(self, ws, transport, protocol, mode: str, version: int, admission, channel: str):
         self.ws, self.transport, self.mode, self.version = ws, transport, mode, version
+        self.protocol = protocol  # the transport's aiohttp protocol: writing_paused, _drain_helper()
         self.admission, self.channel = admission, channel
         self.with_service_ids: bool | None = None  # decided by its first stream message
         self.with_connection_ids: bool | None = None  # a source's: decided by its first STREAM_START
-        self._lock = asyncio.Lock()
         self.gone = False
         self.closer: asyncio.Task | None = None  # a close started by another task (close, rotation ...)
 
-    async def send(self, data: bytes, timeout: float) -> bool:
-        """Send one WebSocket message; a peer that does not take it within `timeout`
-        (it stopped reading) is cut off. False when it is gone."""
+    async def send(self, data, timeout: float) -> bool:
+        """Send `data` as one binary WebSocket message; a peer that does not take it within
+        `timeout` (it stopped reading) is cut off. False when it is gone.
+
+        The frame goes to the transport in one write (aiohttp's writer writes a large
+        message's header and body separately: two TLS records and two system calls each),
+        and only a transport above its high-water mark is waited for: no timer per message.
+        aiohttp writes whole frames synchronously too (pongs, the close), so frames never
+        interleave; `ws.closed` stops data once a close frame has gone out."""
         if self.gone:
             return False
-        try:
-            async with self._lock:
-                await within(self.ws.send_bytes(data), timeout)
+        if self.ws.closed or self.transport is None or self.transport.is_closing():
+            self.gone = True
+            return False
+        size = len(data)
+        if size < 126:
+            header = _SHORT(0x82, size)
+        elif size < 65536:
+            header = _MEDIUM(0x82, 126, size)
+        else:
+            header = _LONG(0x82, 127, size)
+        self.transport.write(b"".join((header, data)))
+        if not self.protocol.writing_paused:
             return True
+        try:
+            await within(self.protocol._drain_helper(), timeout)  # aiohttp's wait for resume_writing
+            return not self.gone
         except asyncio.TimeoutError:
             self.abort()
         except (ConnectionError, RuntimeError):
