@@ -2,6 +2,7 @@
 localiot's relay against a direct TCP connection, measured in the same run.
 
     .venv/bin/python bench/tunneling.py [--localproxy [PATH]] [--megabytes 100] [--streams 10] [--pings 2000]
+    .venv/bin/python bench/tunneling.py --pump [--megabytes 400] [--runs 3]
 
 Starts `localiot serve --in-memory` as a subprocess, opens a tunnel with boto3,
 and runs a TCP echo server in this process behind a destination local proxy,
@@ -27,8 +28,19 @@ Measured:
 
 The same three loads run directly against the echo server for the ratio, and
 the CPU seconds of the relay (the localiot process) and of the proxies are
-printed. In the default mode the Python proxies share this process's core
-with the echo server, so those figures are a floor for the relay.
+printed (with `--localproxy`, the relay's for each throughput load too). In
+the default mode the Python proxies share this process's core with the echo
+server, so those figures are a floor for the relay. The load's payloads are
+1 MiB of random bytes repeated (nothing to generate per run) and echoes are
+compared in place, so the load costs little next to the relay.
+
+`--pump`: the relay alone (bench/tunneling_pump.py): a protocol-level source
+and destination in this process that send prebuilt DATA frames and count what
+arrives, without a TCP side or a payload copy, over ws:// on the API port and
+wss:// on the ALPN port (a new tunnel each), then the same bytes over one
+direct TCP connection; `--runs` rounds. It shows what the relay carries when
+the ends cost next to nothing (localproxy cannot speak plain ws://: it always
+wraps its WebSocket in TLS).
 """
 
 from __future__ import annotations
