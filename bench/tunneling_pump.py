@@ -40,8 +40,9 @@ def _tunnel_frame(kind, payload=b"", service="BENCH") -> bytes:
 def _masked(payload: bytes) -> bytes:
     """One client-to-server binary WebSocket frame (masked, as RFC 6455 requires of clients)."""
     size, key = len(payload), os.urandom(4)
-    header = bytes([0x82]) + (bytes([0x80 | size]) if size < 126 else
-                              struct.pack(">BH", 0x80 | 126, size) if size < 65536 else struct.pack(">BQ", 0x80 | 127, size))
+    length = (bytes([0x80 | size]) if size < 126 else struct.pack(">BH", 0x80 | 126, size) if size < 65536
+              else struct.pack(">BQ", 0x80 | 127, size))
+    header = bytes([0x82]) + length
     mask = int.from_bytes((key * (size // 4 + 1))[:size], "big")
     return header + key + (int.from_bytes(payload, "big") ^ mask).to_bytes(size, "big")
 

@@ -72,7 +72,8 @@ class Relay:
         except BaseException:
             access.left(self.runtime, admission)
             raise
-        peer = Peer(ws, request.transport, request.protocol, hello.mode, handshake.version(ws.ws_protocol), admission, channel)
+        peer = Peer(ws, request.transport, request.protocol, hello.mode, handshake.version(ws.ws_protocol),
+                    admission, channel)
         if not access.still_valid(self.runtime, admission):  # closed or rotated during the upgrade
             await peer.close(1000, "Tunnel closed")
             return ws
