@@ -2,6 +2,7 @@
 localiot's relay against a direct TCP connection, measured in the same run.
 
     .venv/bin/python bench/tunneling.py [--localproxy [PATH]] [--megabytes 100] [--streams 10] [--pings 2000]
+    .venv/bin/python bench/tunneling.py --pump [--megabytes 400] [--runs 3]
 
 Starts `localiot serve --in-memory` as a subprocess, opens a tunnel with boto3,
 and runs a TCP echo server in this process behind a destination local proxy,
@@ -27,8 +28,19 @@ Measured:
 
 The same three loads run directly against the echo server for the ratio, and
 the CPU seconds of the relay (the localiot process) and of the proxies are
-printed. In the default mode the Python proxies share this process's core
-with the echo server, so those figures are a floor for the relay.
+printed (with `--localproxy`, the relay's for each throughput load too). In
+the default mode the Python proxies share this process's core with the echo
+server, so those figures are a floor for the relay. The load's payloads are
+1 MiB of random bytes repeated (nothing to generate per run) and echoes are
+compared in place, so the load costs little next to the relay.
+
+`--pump`: the relay alone (bench/tunneling_pump.py): a protocol-level source
+and destination in this process that send prebuilt DATA frames and count what
+arrives, without a TCP side or a payload copy, over ws:// on the API port and
+wss:// on the ALPN port (a new tunnel each), then the same bytes over one
+direct TCP connection; `--runs` rounds. It shows what the relay carries when
+the ends cost next to nothing (localproxy cannot speak plain ws://: it always
+wraps its WebSocket in TLS).
 """
 
 from __future__ import annotations
@@ -45,6 +57,7 @@ import time
 
 import json
 import socket
+import ssl
 import threading
 import urllib.request
 
@@ -53,9 +66,18 @@ import boto3
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from tunneling_binary import (ROOMY, LocalProxyProcess, ca_directory, echo_round_trip,  # noqa: E402
-                              free_port, localproxy_binary, one_way, staggered_connections)
+from tunneling_binary import (ROOMY, LocalProxyProcess, ca_directory, free_port,  # noqa: E402
+                              localproxy_binary, one_way, staggered_connections)
 from tunneling_localproxy import LocalProxy, echo_server, round_trip  # noqa: E402
+
+
+_PATTERN = os.urandom(1 << 20)
+
+
+def payload(size: int) -> bytes:
+    """`size` bytes that are cheap to make: 1 MiB of random bytes, repeated (a byte that comes back
+    at the wrong offset still shows, as the repeat is not a divisor of the frame or read sizes)."""
+    return (_PATTERN * (size // len(_PATTERN) + 1))[:size]
 
 
 def start_server(logdir: str):
@@ -73,7 +95,7 @@ def start_server(logdir: str):
 
 async def throughput(port: int, total: int, streams: int) -> float:
     size = total // streams
-    payloads = [os.urandom(size) for _ in range(streams)]
+    payloads = [payload(size) for _ in range(streams)]
     started = time.perf_counter()
     results = await asyncio.gather(*(round_trip(port, p, timeout=600) for p in payloads))
     elapsed = time.perf_counter() - started
@@ -105,6 +127,9 @@ async def measure(port: int, args) -> dict:
     }
 
 
+RELAY_CPU: dict[str, float] = {}  # load -> relay CPU seconds during it (--localproxy)
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:  # Linux: utime + stime
         fields = stat.read().rsplit(")", 1)[1].split()
@@ -133,17 +158,43 @@ async def run(endpoint: str, opened: dict, args, relay_pid: int) -> tuple[dict, 
         echo.close()
 
 
-def measure_blocking(port: int, args, sink_port: int | None = None) -> dict:
+def echo_checked(conn: socket.socket, data: bytes, timeout: float = 600) -> bool:
+    """Send `data` on `conn` from a thread while this one receives into one preallocated buffer
+    in 1 MiB reads; True when the same bytes came back (compared in place, no copy)."""
+    with conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(timeout)
+        writer = threading.Thread(target=conn.sendall, args=(data,), daemon=True)
+        writer.start()
+        got = bytearray(len(data))
+        view, filled = memoryview(got), 0
+        while filled < len(data):
+            count = conn.recv_into(view[filled:], min(1 << 20, len(data) - filled))
+            if not count:
+                break
+            filled += count
+        writer.join(timeout)
+        return filled == len(data) and got == data
+
+
+def measure_blocking(port: int, args, sink_port: int | None = None, relay_pid: int | None = None) -> dict:
     """The same loads with blocking sockets and threads (for the localproxy processes); with a
-    sink, also one stream one way (the source's bytes into a sink behind the destination)."""
+    sink, also one stream one way (the source's bytes into a sink behind the destination).
+    With `relay_pid`, each throughput load's relay CPU seconds go into RELAY_CPU[load]."""
     total = args.megabytes * 1_000_000
 
+    def timed(name: str, load, *load_args):
+        before = cpu_seconds(relay_pid) if relay_pid else 0.0
+        result = load(*load_args)
+        if relay_pid:
+            RELAY_CPU[name] = cpu_seconds(relay_pid) - before
+        return result
+
     def throughput_blocking(total: int, streams: int) -> float:
-        payloads = [os.urandom(total // streams) for _ in range(streams)]
-        results = [b""] * streams
+        data = payload(total // streams)  # the same bytes on every connection: nothing to make per stream
+        results = [False] * streams
         conns = staggered_connections(port, streams)  # connected before the clock starts
-        workers = [threading.Thread(target=lambda i=i: results.__setitem__(i, echo_round_trip(conns[i], payloads[i],
-                                                                                              600)))
+        workers = [threading.Thread(target=lambda i=i: results.__setitem__(i, echo_checked(conns[i], data)))
                    for i in range(streams)]
         started = time.perf_counter()
         for worker in workers:
@@ -151,11 +202,11 @@ def measure_blocking(port: int, args, sink_port: int | None = None) -> dict:
         for worker in workers:
             worker.join()
         elapsed = time.perf_counter() - started
-        bad = sum(got != sent for sent, got in zip(payloads, results))
+        bad = results.count(False)
         if bad:  # reported, not hidden: see bench/README.md (localproxy and simultaneous connections)
             print(f"WARNING: {bad} of {streams} streams came back different or cut short (see the "
                   "localproxy logs)", flush=True)
-        return total // streams * streams / elapsed / 1e6
+        return len(data) * streams / elapsed / 1e6
 
     def pings_blocking(count: int) -> tuple[float, float]:
         samples = []
@@ -170,17 +221,19 @@ def measure_blocking(port: int, args, sink_port: int | None = None) -> dict:
         return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
 
     def one_way_blocking(total: int) -> float:
-        payload = os.urandom(total)
+        data = payload(total)
         conn = staggered_connections(sink_port, 1)[0]
         started = time.perf_counter()
-        assert one_way(conn, payload, 600), "the sink did not receive every byte"
+        assert one_way(conn, data, 600), "the sink did not receive every byte"
         return total / (time.perf_counter() - started) / 1e6
 
     throughput_blocking(1_000_000, 1)  # warm-up
     return {
-        "one stream MB/s": throughput_blocking(total, 1),
-        **({"one stream one-way MB/s": one_way_blocking(total)} if sink_port else {}),
-        f"{args.streams} concurrent MB/s": throughput_blocking(total, args.streams),
+        "one stream MB/s": timed("one stream MB/s", throughput_blocking, total, 1),
+        **({"one stream one-way MB/s": timed("one stream one-way MB/s", one_way_blocking, total)}
+           if sink_port else {}),
+        f"{args.streams} concurrent MB/s": timed(f"{args.streams} concurrent MB/s", throughput_blocking, total,
+                                                 args.streams),
         "1-byte echo p50/p99 us": pings_blocking(args.pings),
     }
 
@@ -208,7 +261,7 @@ def run_binary(endpoint: str, opened: dict, args, logdir: str, relay_pid: int) -
                 "localproxy destination": proxies[0].process.pid, "echo server": echo.pid}
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         own = time.process_time()
-        relayed = measure_blocking(port, args, sink_local)
+        relayed = measure_blocking(port, args, sink_local, relay_pid)
         cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
         cpu["load"] = time.process_time() - own
         return direct, relayed, cpu
@@ -219,6 +272,32 @@ def run_binary(endpoint: str, opened: dict, args, logdir: str, relay_pid: int) -
         echo.wait(10)
 
 
+def run_pump(endpoint: str, tunnels, args, logdir: str, relay_pid: int) -> None:
+    """The relay alone (bench/tunneling_pump.py) over ws:// and wss://, a new tunnel each, and a
+    direct TCP connection carrying the same bytes, in this order, `--runs` times."""
+    from tunneling_pump import direct, pump
+
+    with urllib.request.urlopen(endpoint + "/_localiot/health") as response:
+        alpn_port = json.load(response)["listeners"]["mqtt-alpn"].rsplit(":", 1)[1]
+    context = ssl.create_default_context(cafile=os.path.join(ca_directory(endpoint, os.path.join(logdir, "ca")),
+                                                            "ca.pem"))
+    context.set_alpn_protocols(["http/1.1"])  # the ALPN port's HTTP, as localproxy asks for it
+    print(f"the relay alone, {args.megabytes} MB one way per run (protocol-level source and destination "
+          "in this process)")
+    print(f"{'run':<4} {'path':<22} {'MB/s':>8} {'relay CPU-s':>12} {'MB/relay CPU-s':>15} {'pump CPU-s':>11}")
+    for run_number in range(1, args.runs + 1):
+        for label, url, tls in (("ws:// API port", endpoint, None),
+                                ("wss:// ALPN port", f"https://localhost:{alpn_port}", context)):
+            opened = tunnels.open_tunnel(destinationConfig={"services": ["BENCH"]})
+            before = cpu_seconds(relay_pid)
+            rate, own = pump(url, opened["sourceAccessToken"], opened["destinationAccessToken"], args.megabytes,
+                             tls)
+            relay = cpu_seconds(relay_pid) - before
+            print(f"{run_number:<4} {label:<22} {rate:>8.1f} {relay:>12.2f} {rate and args.megabytes / relay:>15.0f} "
+                  f"{own:>11.2f}", flush=True)
+        print(f"{run_number:<4} {'direct TCP':<22} {direct(args.megabytes):>8.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--megabytes", type=int, default=100)
@@ -226,6 +305,9 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=2000)
     parser.add_argument("--localproxy", nargs="?", const="", default=None, metavar="PATH",
                         help="AWS's localproxy at both ends (PATH, or found as the tests find it)")
+    parser.add_argument("--pump", action="store_true",
+                        help="the relay alone: protocol-level ends (bench/tunneling_pump.py), ws:// and wss://")
+    parser.add_argument("--runs", type=int, default=1, help="with --pump: rounds of ws://, wss://, direct")
     args = parser.parse_args()
     if args.localproxy == "":
         args.localproxy, why = localproxy_binary()
@@ -236,6 +318,8 @@ def main() -> None:
     try:
         tunnels = boto3.client("iotsecuretunneling", endpoint_url=endpoint, region_name="us-east-1",
                                aws_access_key_id="bench", aws_secret_access_key="bench")
+        if args.pump:
+            return run_pump(endpoint, tunnels, args, logdir, proc.pid)
         opened = tunnels.open_tunnel(destinationConfig={"services": ["BENCH", "SINK"] if args.localproxy else ["BENCH"]})
         if args.localproxy:
             direct, relayed, cpu = run_binary(endpoint, opened, args, logdir, proc.pid)
@@ -258,6 +342,9 @@ def main() -> None:
     if "one stream one-way MB/s" in relayed:
         carried += args.megabytes
     print(f"relay: {carried:.0f} MB carried, {carried / cpu['relay']:.0f} MB per relay CPU-second")
+    for load, seconds in RELAY_CPU.items():  # MB through the relay: an echo's bytes cross it twice
+        crossed = args.megabytes * (1 if "one-way" in load else 2)
+        print(f"  {load:<24} relay {seconds:.2f} CPU-s, {crossed / seconds:.0f} MB per relay CPU-second")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,14 @@
 protobuf `Message` (schema/Message.proto). WebSocket message boundaries mean
 nothing: a WebSocket message may hold several frames or part of one, so a
 `FrameReader` is fed bytes and yields whole frames, keeping at most one
-partial frame (< 64 KiB) between feeds."""
+partial frame (< 64 KiB) between feeds.
+
+Every frame is checked, but the common ones (DATA and the other stream
+messages, written as localproxy writes them) are read by `scan`, which picks
+out the fields the relay needs and steps over the payload without copying it;
+anything it does not recognise as plain (another field, a wrong wire type, a
+long or negative varint, a bad UTF-8 service id) goes to protobuf's own parser,
+which decides as before."""
 
 from __future__ import annotations
 
@@ -46,6 +53,72 @@ def message(kind: int, stream_id: int = 0, *, service_id: str = "", connection_i
     return encode(msg)
 
 
+class Header:
+    """The fields of a `Message` the relay reads (same names), without its payload."""
+
+    __slots__ = ("type", "streamId", "ignorable", "serviceId", "connectionId")
+
+    def __init__(self, kind: int, stream_id: int, ignorable: bool, service_id: str, connection_id: int):
+        self.type, self.streamId, self.ignorable = kind, stream_id, ignorable
+        self.serviceId, self.connectionId = service_id, connection_id
+
+
+_INT32, _UINT32 = 1 << 31, 1 << 32
+
+
+def scan(buffer, start: int, end: int):
+    """The frame body buffer[start:end] as a Header, or None when it is not plain enough to
+    read here (protobuf's parser then decides). Fields: type=1, streamId=2, ignorable=3
+    (varints), payload=4, serviceId=5 (length-delimited), connectionId=7 (varint)."""
+    kind = stream = connection = 0
+    ignorable, service, pos, size = False, "", start, 0
+    while pos < end:
+        tag = buffer[pos]
+        pos += 1
+        value = shift = 0
+        while True:  # a varint: the value, or the length of a length-delimited field
+            if pos >= end or shift > 28:
+                return None
+            byte = buffer[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+        if tag == 0x22:  # payload: stepped over
+            pos += value
+            if pos > end:
+                return None
+            size = value  # a repeated field: the last one counts, as in protobuf
+        elif tag == 0x08:
+            if value >= _INT32:
+                return None
+            kind = value
+        elif tag == 0x10:
+            if value >= _INT32:
+                return None
+            stream = value
+        elif tag == 0x38:
+            if value >= _UINT32:
+                return None
+            connection = value
+        elif tag == 0x18:
+            ignorable = value != 0
+        elif tag == 0x2A:
+            if pos + value > end:
+                return None
+            try:
+                service = str(buffer[pos:pos + value], "utf-8")
+            except UnicodeDecodeError:
+                return None
+            pos += value
+        else:
+            return None
+    if size > MAX_PAYLOAD:
+        raise FrameError(f"a tunnel frame's payload exceeds {MAX_PAYLOAD} bytes", 1009)
+    return Header(kind, stream, ignorable, service, connection)
+
+
 def parse(body) -> Message:
     msg = Message()
     try:
@@ -77,7 +150,7 @@ class FrameReader:
             end = offset + 2 + length
             if end > size:
                 break
-            frames.append((offset, end, parse(view[offset + 2:end])))
+            frames.append((offset, end, scan(buffer, offset + 2, end) or parse(view[offset + 2:end])))
             offset = end
         self._buffer = buffer[offset:] if offset < size else b""
         return buffer, frames

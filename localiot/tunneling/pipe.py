@@ -24,6 +24,7 @@ The destination is exempt: it answers in whatever format the source used.
 from __future__ import annotations
 
 import asyncio
+import struct
 
 from localiot.timeouts import within
 from localiot.services.tunneling.model import DESTINATION, SOURCE
@@ -38,38 +39,71 @@ SERVER_ONLY = {SESSION_RESET, SERVICE_IDS}
 STREAM_TYPES = {DATA, STREAM_START, STREAM_RESET, CONNECTION_START, CONNECTION_RESET}
 CONNECTION_TYPES = {DATA, STREAM_START, CONNECTION_START, CONNECTION_RESET}  # those that carry connection ids
 FORWARD, DROP = "forward", "drop"
+_SHORT, _MEDIUM, _LONG = struct.Struct(">BB").pack, struct.Struct(">BBH").pack, struct.Struct(">BBQ").pack
 CLOSE_TIMEOUT = 2.0
+FLUSH_AT = 262144  # bytes queued for one peer that are written at once, without waiting for the loop's turn
 
 
 class Peer:
     """One connected local proxy: its WebSocket, mode, protocol version and admission."""
 
-    def __init__(self, ws, transport, mode: str, version: int, admission, channel: str):
+    def __init__(self, ws, transport, protocol, mode: str, version: int, admission, channel: str):
         self.ws, self.transport, self.mode, self.version = ws, transport, mode, version
+        self.protocol = protocol  # the transport's aiohttp protocol: writing_paused, _drain_helper()
         self.admission, self.channel = admission, channel
         self.with_service_ids: bool | None = None  # decided by its first stream message
         self.with_connection_ids: bool | None = None  # a source's: decided by its first STREAM_START
-        self._lock = asyncio.Lock()
         self.gone = False
+        self._pending: list = []  # frames (header, body, ...) for one write at the end of the loop's turn
+        self._pending_size, self._flush_soon = 0, False
         self.closer: asyncio.Task | None = None  # a close started by another task (close, rotation ...)
 
-    async def send(self, data: bytes, timeout: float) -> bool:
-        """Send one WebSocket message; a peer that does not take it within `timeout`
-        (it stopped reading) is cut off. False when it is gone."""
+    async def send(self, data, timeout: float) -> bool:
+        """Send `data` as one binary WebSocket message; a peer that does not take it within
+        `timeout` (it stopped reading) is cut off. False when it is gone.
+
+        Messages sent in one turn of the loop (the frames of every WebSocket message that
+        arrived in one read) reach the transport in one write at the end of the turn, or
+        as soon as FLUSH_AT bytes wait: one system call and full TLS records for all of
+        them (aiohttp's writer made two writes per message: header, then body). Only a
+        transport above its high-water mark is waited for: no timer per message. aiohttp
+        writes whole frames too (pongs, the close), so frames never interleave, and
+        nothing is written after a close frame (`ws.closed`)."""
         if self.gone:
             return False
-        try:
-            async with self._lock:
-                await within(self.ws.send_bytes(data), timeout)
+        if self.ws.closed or self.transport is None or self.transport.is_closing():
+            self.gone = True
+            return False
+        size = len(data)
+        self._pending.append(_SHORT(0x82, size) if size < 126 else
+                             _MEDIUM(0x82, 126, size) if size < 65536 else _LONG(0x82, 127, size))
+        self._pending.append(data)
+        self._pending_size += size
+        if self._pending_size >= FLUSH_AT:
+            self.flush()
+        elif not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self.flush)
+        if not self.protocol.writing_paused:
             return True
+        try:
+            await within(self.protocol._drain_helper(), timeout)  # aiohttp's wait for resume_writing
+            return not self.gone
         except asyncio.TimeoutError:
             self.abort()
         except (ConnectionError, RuntimeError):
             self.gone = True
         return False
 
+    def flush(self) -> None:
+        """Write what `send` queued (dropped once the connection is closing or closed)."""
+        pending, self._pending, self._pending_size, self._flush_soon = self._pending, [], 0, False
+        if pending and not self.ws.closed and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(pending))
+
     def abort(self) -> None:
         self.gone = True
+        self._pending, self._pending_size = [], 0
         if self.transport is not None:
             self.transport.abort()
 
@@ -80,6 +114,7 @@ class Peer:
 
     async def close(self, code: int, reason: str) -> None:
         self.gone = True
+        self.flush()  # what was sent before the close goes before the close frame
         try:  # a client that stopped reading cannot take the close frame either
             await within(self.ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT)
         except Exception:

@@ -11,14 +11,16 @@ the session ended. One session:
 2. a newer connection with the same token and client token replaces an older
    one (the other side gets STREAM_RESET for the active streams);
 3. SERVICE_IDS with the tunnel's services (protocol 2 and 3);
-4. frames from this side are checked (pipe.py) and passed to the other side
-   as they came, batched into WebSocket messages of at most 131076 bytes;
+4. frames from this side are checked (pipe.py; stream messages by a field
+   scanner that steps over the payload, frames.py) and passed to the other side
+   as they came, batched into WebSocket messages of at most 131076 bytes, the
+   messages of one turn of the loop in one write (Peer.send);
 5. when it ends, the other side gets STREAM_RESET for the active streams and
    the side is DISCONNECTED.
 
 Back-pressure: a side's frames are read only as fast as the other side takes
-them (each forward awaits the other WebSocket's drain), so nothing queues
-without bound; a side that takes nothing for `send_timeout` seconds is cut
+them (a forward waits while the other side's transport is above its
+high-water mark), so nothing queues without bound; a side that takes nothing for `send_timeout` seconds is cut
 off. Closing, expiring or rotating a tunnel's tokens closes the WebSockets
 they admitted (code 1000 with the reason); pings are answered with pongs.
 """
@@ -70,7 +72,8 @@ class Relay:
         except BaseException:
             access.left(self.runtime, admission)
             raise
-        peer = Peer(ws, request.transport, hello.mode, handshake.version(ws.ws_protocol), admission, channel)
+        peer = Peer(ws, request.transport, request.protocol, hello.mode, handshake.version(ws.ws_protocol),
+                    admission, channel)
         if not access.still_valid(self.runtime, admission):  # closed or rotated during the upgrade
             await peer.close(1000, "Tunnel closed")
             return ws
