@@ -22,6 +22,9 @@ REPLIES = {
     "/unicode-header": Reply(200, b"{}", {"Content-Type": "application/json", "x-thing": "th\u00efng"}),
     "/big": Reply(200, b"[" + b"1," * 40000 + b"1]", {"Content-Type": "application/json"}),
     "/odd-status": Reply(299, b"{}", {"Content-Type": "application/json"}),
+    "/crlf-header": Reply(200, b"{}", {"Content-Type": "application/json", "x-bad": "a\r\nInjected: 1"}),
+    "/own-date": Reply(200, b"{}", {"Content-Type": "application/json", "date": "Thu, 01 Jan 2026 00:00:00 GMT"}),
+    "/no-type": Reply(200, b"{}", {"x-amzn-RequestId": "r-2"}),
 }
 
 REQUESTS = [
@@ -74,7 +77,8 @@ async def _both(path: str, request: bytes) -> tuple[bytes, bytes, str]:
 def test_the_bytes_are_aiohttps(path, request_index):
     ours, theirs, _ = asyncio.run(_both(path, REQUESTS[request_index]))
     assert ours == theirs
-    assert ours.startswith(b"HTTP/1.")
+    # aiohttp refuses a CR or LF in a header value: it drops the connection unanswered.
+    assert ours.startswith(b"HTTP/1.") or (path == "/crlf-header" and ours == b"")
 
 
 def test_the_common_case_takes_the_one_buffer_path():

@@ -26,6 +26,8 @@ def _serialization_error(message: str) -> ServiceError:
 def coerce_text(shape: Shape, text: str, location: str, where: str) -> Any:
     """A string from the URI, query or a header, as the shape's type."""
     kind = shape.type_name
+    if kind == "string" and location != "header":  # most labels and query values: the text itself
+        return text
     try:
         if kind in ("integer", "long"):
             return int(text)

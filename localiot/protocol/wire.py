@@ -35,6 +35,7 @@ MAX_BODY = 64 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
 # Headers aiohttp writes itself or reads to frame the reply: a reply naming one goes its way.
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "date", "server"})
+_USUAL = frozenset({"Content-Type", "x-amzn-RequestId", "x-localiot-operation", "x-amzn-ErrorType"})
 
 _second = 0
 _date = ""
@@ -81,14 +82,12 @@ def respond(request: web.BaseRequest, reply: Reply) -> WireReply | web.Response:
     if (status_line is None or status in _NO_BODY_STATUS or request.method == "HEAD"
             or request.version != HttpVersion11 or len(body) > MAX_BODY or "Content-Type" not in headers):
         return web.Response(status=status, body=body, headers=headers)
-    lines = [status_line]
-    for name, value in headers.items():
-        if "\n" in value or "\r" in value or "\n" in name or "\r" in name or name.lower() in _FRAMING:
-            return web.Response(status=status, body=body, headers=headers)  # aiohttp refuses or frames it
-        lines.append(f"{name}: {value}\r\n")
+    for name in headers:
+        if name not in _USUAL and name.lower() in _FRAMING:
+            return web.Response(status=status, body=body, headers=headers)  # aiohttp frames it itself
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    if fields.count("\n") != len(headers) or fields.count("\r") != len(headers):
+        return web.Response(status=status, body=body, headers=headers)  # aiohttp refuses CR or LF in one
     keep_alive = request.keep_alive
-    lines.append(f"Content-Length: {len(body)}\r\nDate: {_http_date()}{_TAIL}")
-    if not keep_alive:
-        lines.append(_CLOSE)
-    lines.append("\r\n")
-    return WireReply("".join(lines).encode() + body, keep_alive)
+    head = f"{status_line}{fields}Content-Length: {len(body)}\r\nDate: {_http_date()}{_TAIL}"
+    return WireReply((head + "\r\n" if keep_alive else head + _CLOSE + "\r\n").encode() + body, keep_alive)
