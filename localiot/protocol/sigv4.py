@@ -45,7 +45,7 @@ class Scope:
 # after that first ", Signature=" and ran it to the end: a later header with the same
 # head and a hex tail is then read as the regex would read it.
 _HEADS: dict[str, tuple[str, str, str, str, str]] = {}
-_HEX = frozenset("0123456789abcdefABCDEF")
+_HEX = re.compile("[0-9a-fA-F]+")
 MAX_HEADS = 1024
 
 
@@ -57,7 +57,7 @@ def _from_head(header: str) -> Scope | None:
     if hit is None:
         return None
     sig = header[at + 12:]
-    if not sig or not _HEX.issuperset(sig):
+    if _HEX.fullmatch(sig) is None:
         return None
     return Scope(*hit, sig)
 
