@@ -93,7 +93,7 @@ class LocalIoT:
             # iot-data Publish with literal slashes in the topic, as devices send it (the
             # model's {topic} label is one path segment); the signature still covers the raw path.
             path = "/topics/" + path[8:].replace("/", "%2F")
-        body = await request.read()
+        body = await request.read() if request.can_read_body else b""
         engine, pool = self.engine, self.runtime.workers
         call = (method, request.host if engine.strict else "", path, target, query, request.headers, body)
         # SQLite: here on the loop. PostgreSQL: on a worker thread, so the loop never
