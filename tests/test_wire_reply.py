@@ -20,6 +20,7 @@ REPLIES = {
     "/empty": Reply(200, b"", {"Content-Type": "application/json"}),
     "/no-content": Reply(204, b"", {"Content-Type": "application/json"}),
     "/unicode-header": Reply(200, b"{}", {"Content-Type": "application/json", "x-thing": "th\u00efng"}),
+    "/page": Reply(200, b"[" + b'{"thingName":"t"},' * 1000 + b"{}]", {"Content-Type": "application/json"}),
     "/big": Reply(200, b"[" + b"1," * 40000 + b"1]", {"Content-Type": "application/json"}),
     "/odd-status": Reply(299, b"{}", {"Content-Type": "application/json"}),
     "/crlf-header": Reply(200, b"{}", {"Content-Type": "application/json", "x-bad": "a\r\nInjected: 1"}),
@@ -84,6 +85,8 @@ def test_the_bytes_are_aiohttps(path, request_index):
 def test_the_common_case_takes_the_one_buffer_path():
     _, _, kind = asyncio.run(_both("/ok", b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
     assert kind == WireReply.__name__
+    _, _, kind = asyncio.run(_both("/page", b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    assert kind == WireReply.__name__  # written as head and body, one writev
     for path in ("/big", "/no-content"):  # over 64 KB; a status without a body: aiohttp's writer
         _, _, kind = asyncio.run(_both(path, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
         assert kind == "Response"

@@ -7,7 +7,7 @@ of a DescribeThing's CPU. An API reply needs none of that: its status, its few
 headers and its body are known when the engine answers. `respond` writes the
 same bytes aiohttp would (same status line, headers in the same order:
 the reply's own, Content-Length, Date, Server, and Connection: close when the
-connection will not be kept) as one `transport.write`.
+connection will not be kept) as one `transport.write` (one writev for a longer body).
 
 Only the common case takes this path: HTTP/1.1, a method and status that carry
 a body, a body under 64 KB (larger ones go through aiohttp's writer, which
@@ -32,6 +32,7 @@ _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in HTTPStat
 _TAIL = f"\r\nServer: {SERVER_SOFTWARE}\r\n"
 _CLOSE = "Connection: close\r\n"
 MAX_BODY = 64 * 1024
+_JOIN_BELOW = 2048  # bodies shorter than this are copied behind the head (aiohttp's choice too)
 _NO_BODY_STATUS = frozenset({204, 304})
 # Headers aiohttp writes itself or reads to frame the reply: a reply naming one goes its way.
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "date", "server"})
@@ -55,21 +56,24 @@ class WireReply:
     """What aiohttp's request handler needs of a response (prepare, write_eof,
     keep_alive), for bytes already complete."""
 
-    __slots__ = ("data", "keep_alive")
+    __slots__ = ("head", "body", "keep_alive")
 
-    def __init__(self, data: bytes, keep_alive: bool):
-        self.data, self.keep_alive = data, keep_alive
+    def __init__(self, head: bytes, body: bytes, keep_alive: bool):
+        self.head, self.body, self.keep_alive = head, body, keep_alive
 
     async def prepare(self, request: web.BaseRequest) -> None:
-        data = self.data
-        if data is None:  # written already
+        head, body = self.head, self.body
+        if head is None:  # written already
             return
-        self.data = None
+        self.head = self.body = None
         transport = request.transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
-        request.writer.output_size += len(data)  # what aiohttp's error handling looks at
-        transport.write(data)
+        request.writer.output_size += len(head) + len(body)  # what aiohttp's error handling looks at
+        if len(body) < _JOIN_BELOW:
+            transport.write(head + body)
+        else:  # a page of ListThings: no copy, one writev
+            transport.writelines((head, body))
 
     async def write_eof(self, data: bytes = b"") -> None:
         return None
@@ -90,4 +94,4 @@ def respond(request: web.BaseRequest, reply: Reply) -> WireReply | web.Response:
         return web.Response(status=status, body=body, headers=headers)  # aiohttp refuses CR or LF in one
     keep_alive = request.keep_alive
     head = f"{status_line}{fields}Content-Length: {len(body)}\r\nDate: {_http_date()}{_TAIL}"
-    return WireReply((head + "\r\n" if keep_alive else head + _CLOSE + "\r\n").encode() + body, keep_alive)
+    return WireReply((head + "\r\n" if keep_alive else head + _CLOSE + "\r\n").encode(), body, keep_alive)
