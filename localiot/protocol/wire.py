@@ -83,7 +83,7 @@ def respond(request: web.BaseRequest, reply: Reply) -> WireReply | web.Response:
     """The reply as the handler's response: written as one buffer where it can be."""
     status, body, headers = reply.status, reply.body, reply.headers
     status_line = _STATUS_LINES.get(status)
-    if (status_line is None or status in _NO_BODY_STATUS or request.method == "HEAD"
+    if (status_line is None or status < 200 or status in _NO_BODY_STATUS or request.method == "HEAD"
             or request.version != HttpVersion11 or len(body) > MAX_BODY or "Content-Type" not in headers):
         return web.Response(status=status, body=body, headers=headers)
     for name in headers:
