@@ -28,8 +28,12 @@ population grows by it: 0 -> first size, then on to the next size),
 UpdateThingShadow, GetThingShadow, ListThings (maxResults=100, first page),
 iot-data Publish (QoS 0, to a topic with one MQTT subscriber on localiot).
 
+With ``--floor-beside`` the floor's phase runs again right before each localiot
+phase and each ratio is taken to that one: on a shared machine the load moves a
+lot between phases minutes apart.
+
 Usage:  .venv/bin/python bench/api_floor.py [--sizes 1000,100000] [--duration S] [--connections 32]
-        [--servers floor,localiot,localiot-pg,moto]
+        [--servers floor,localiot,localiot-pg,moto] [--floor-beside]
 """
 
 from __future__ import annotations
@@ -370,12 +374,20 @@ def log(msg: str) -> None:
 OPS = ("DescribeThing", "CreateThing", "UpdateThingShadow", "GetThingShadow", "ListThings", "Publish")
 
 
-async def bench_server(name: str, endpoint: str, pid: int, sizes: list[int], args) -> dict:
-    """{(op, size): Result} for one server."""
+async def bench_server(name: str, endpoint: str, pid: int, sizes: list[int], args, floor=None) -> dict:
+    """{(op, size): Result} for one server. `floor` (endpoint, pid): with --floor-beside, the
+    floor's phase run again right before each of this server's phases, kept as ("floor", op, size)."""
     port = int(endpoint.rsplit(":", 1)[1])
     reqs = Requests(endpoint)
     rng = random.Random(7)
     out: dict = {}
+
+    async def beside(op: str, size: int) -> None:
+        if floor is None:
+            return
+        floor_port = int(floor[0].rsplit(":", 1)[1])
+        pool = [Requests(floor[0]).describe_thing(rng.randrange(size)) for _ in range(2000)]
+        out[("floor", op, size)] = await drive(floor_port, floor[1], pool, args.connections, duration=args.duration)
     have = 0
     subscriber = None
     if name.startswith("localiot"):
@@ -390,6 +402,7 @@ async def bench_server(name: str, endpoint: str, pid: int, sizes: list[int], arg
             log(f"floor @{size}: {out[('floor', size)].us_per_request:.0f} µs/req")
             continue
         log(f"{name}: creating things {have}..{size}")
+        await beside("CreateThing", size)
         out[("CreateThing", size)] = await drive(port, pid, [reqs.create_thing(i) for i in range(have, size)],
                                                  args.connections, duration=None)
         have = size
@@ -402,10 +415,12 @@ async def bench_server(name: str, endpoint: str, pid: int, sizes: list[int], arg
         for op, pool in pools.items():
             if op == "ListThings":  # GetThingShadow after UpdateThingShadow, on shadows it surely made
                 made = max(1, min(size, 2000, out[("UpdateThingShadow", size)].ok) - args.connections)
+                await beside("GetThingShadow", size)
                 out[("GetThingShadow", size)] = r = await drive(
                     port, pid, [reqs.get_shadow(i % made) for i in range(2000)], args.connections,
                     duration=args.duration)
                 log(f"{name} GetThingShadow @{size}: {r.rps:.0f}/s {r.us_per_request:.0f} µs/req errors {r.errors}")
+            await beside(op, size)
             before = subscriber.received if subscriber else 0
             out[(op, size)] = r = await drive(port, pid, pool, args.connections, duration=args.duration)
             if subscriber is not None and op == "Publish":
@@ -447,8 +462,11 @@ def render(results: dict, sizes: list[int], args, loads: tuple) -> str:
                 r = results.get(server, {}).get((op, size))
                 if r is None:
                     continue
-                ratio = r.us_per_request / floor.us_per_request if floor else float("nan")
+                near = results.get(server, {}).get(("floor", op, size)) or floor  # --floor-beside
+                ratio = r.us_per_request / near.us_per_request if near else float("nan")
                 note = op + (" (grow to size)" if op == "CreateThing" else "")
+                if near is not floor:
+                    note += f" (floor {near.us_per_request:.0f})"
                 if getattr(r, "delivered", None) is not None:
                     note += f" ({r.delivered} delivered)"
                 rows.append([server, note, str(size), f"{r.rps:.0f}", f"{pct(r.latencies, 50) * 1e3:.2f}",
@@ -467,6 +485,9 @@ def parse_args(argv=None):
     p.add_argument("--duration", type=float, default=5.0, help="seconds per read phase (default 5)")
     p.add_argument("--connections", type=int, default=32, help="keep-alive connections (default 32)")
     p.add_argument("--servers", default="floor,localiot,moto")
+    p.add_argument("--floor-beside", action="store_true",
+                   help="run the floor's phase again right before each localiot phase and take each ratio "
+                        "to that one (on a shared machine the load moves between phases minutes apart)")
     p.add_argument("--profile-localiot", metavar="FILE", help="run localiot under cProfile, writing FILE on exit")
     p.add_argument("--floor-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -513,7 +534,10 @@ def main(argv=None) -> int:
             log(f"{name} on {endpoints[name]} (pid {servers[name].proc.pid})")
             pid = servers[name].proc.pid
             cpu = (lambda pid=pid: proc_cpu(pid) + postgres_cpu(pg)) if name == "localiot-pg" else pid
-            results[name] = uvloop.run(bench_server(name, endpoints[name], cpu, sizes, args))
+            floor = None
+            if args.floor_beside and name.startswith("localiot") and "floor" in servers:
+                floor = (endpoints["floor"], servers["floor"].proc.pid)
+            results[name] = uvloop.run(bench_server(name, endpoints[name], cpu, sizes, args, floor))
     finally:
         for s in servers.values():
             s.stop()

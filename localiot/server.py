@@ -21,6 +21,7 @@ from localiot.protocol.engine import Call, Engine
 from localiot.protocol.errors import ServiceError
 from localiot.protocol.http import ApiServer
 from localiot.protocol.models import load_services
+from localiot.protocol.wire import respond
 from localiot.runtime import Runtime
 from localiot.services import load_all
 from localiot.services.unit_of_work import run as run_unit
@@ -92,13 +93,13 @@ class LocalIoT:
             # iot-data Publish with literal slashes in the topic, as devices send it (the
             # model's {topic} label is one path segment); the signature still covers the raw path.
             path = "/topics/" + path[8:].replace("/", "%2F")
-        body = await request.read()
+        body = await request.read() if request.can_read_body else b""
         engine, pool = self.engine, self.runtime.workers
         call = (method, request.host if engine.strict else "", path, target, query, request.headers, body)
         # SQLite: here on the loop. PostgreSQL: on a worker thread, so the loop never
         # waits on the database (localiot.cluster.workers).
         reply = engine.handle(*call) if pool is None else await pool.call(engine.handle, *call)
-        return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+        return respond(request, reply)
 
     async def _special(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
         """The pages served beside the API: admin routes, Device Advisor logs and reports, Fleet Hub."""

@@ -27,14 +27,16 @@ class Call:
         self.route, self.params, self.account, self.region, self.access_key = route, params, account, region, access_key
 
 
-_random = random.Random(os.urandom(32))
+_bits = random.Random(os.urandom(32)).getrandbits
+# The variant digit of a version 4 UUID (10xx) for each hex digit drawn there.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def request_id() -> str:
     """A random (version 4) UUID as text, as str(uuid.uuid4()) writes it: a request id
     only has to be unique, so its bits come from a seeded generator, not a system call."""
-    h = f"{_random.getrandbits(128):032x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab89ab89ab89ab'[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
+    h = "%032x" % _bits(128)
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 Invoke = Callable[[Call], dict]

@@ -135,18 +135,22 @@ _ASCII = json.JSONEncoder(separators=(",", ":")).encode
 _UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+# Values the walk below passes over (neither text nor a container).
+_LEAVES = frozenset({int, float, bool, bytes, type(None)})
+
+
 def check(value: Any, *, max_depth: int = MAX_DEPTH, where: str = "", surrogates: bool = False) -> None:
     """Raise JsonRefused when `value` (dicts, lists, strings ...) nests deeper than
     `max_depth` or holds a string (or key) with a lone surrogate. Iterative, so
     it cannot overflow the stack itself. `where` names the value in messages;
     `surrogates` lets lone surrogates pass (only the depth is checked)."""
-    if value.__class__ is dict and max_depth > 0:  # most inputs: a flat dict of strings, checked at once
+    if value.__class__ is dict and max_depth > 0:  # most inputs: a flat dict of strings and scalars, at once
         for item in value.values():
-            if item.__class__ is not str:
+            if item.__class__ is not str and item.__class__ not in _LEAVES:
                 break
         else:
             try:
-                text = "".join(value) + "".join(value.values())
+                text = "".join(value) + "".join([item for item in value.values() if item.__class__ is str])
             except TypeError:  # a key that is not a string: the walk below
                 pass
             else:

@@ -8,6 +8,7 @@ value, as Java's `String.matches` does.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import regex
@@ -35,9 +36,26 @@ def _translate(java: str) -> str:
     return out
 
 
+# What only the `regex` module reads as the model means (Unicode categories, POSIX
+# classes, set operations, \X \G \K): a pattern holding none of these means the same
+# to Python's `re`, which matches the short values of a request ~3x faster.
+_REGEX_ONLY = ("\\p", "\\P", "[:", "[[", "--", "&&", "~~", "||", "\\X", "\\G", "\\K")
+
+
+def plain(translated: str) -> bool:
+    """Whether `re` reads the translated pattern as `regex` does."""
+    return translated.isascii() and not any(token in translated for token in _REGEX_ONLY)
+
+
 @lru_cache(maxsize=None)
 def compile_pattern(java: str):
-    return regex.compile(_translate(java), regex.DOTALL)
+    translated = _translate(java)
+    if plain(translated):
+        try:
+            return re.compile(translated, re.DOTALL)
+        except re.error:
+            pass
+    return regex.compile(translated, regex.DOTALL)
 
 
 def matches(java: str, value: str) -> bool:

@@ -32,7 +32,7 @@ def _fragment(value):
     raise TypeError
 
 
-@dataclass
+@dataclass(slots=True)
 class Reply:
     status: int
     body: bytes = b""

@@ -39,12 +39,49 @@ class Scope:
         return self._signed.split(";")
 
 
+# Authorization headers up to their ", Signature=" -> (access key, date, region, service,
+# signed headers): a client signs every request with the same scope, so the regex runs
+# once per scope. A header is remembered only when the regex put its signature right
+# after that first ", Signature=" and ran it to the end: a later header with the same
+# head and a hex tail is then read as the regex would read it.
+_HEADS: dict[str, tuple[str, str, str, str, str]] = {}
+_HEX = re.compile("[0-9a-fA-F]+")
+MAX_HEADS = 1024
+
+
+def _from_head(header: str) -> Scope | None:
+    at = header.find(", Signature=")
+    if at < 0:
+        return None
+    hit = _HEADS.get(header[:at])
+    if hit is None:
+        return None
+    sig = header[at + 12:]
+    if _HEX.fullmatch(sig) is None:
+        return None
+    return Scope(*hit, sig)
+
+
+def _remember(header: str, m: re.Match) -> None:
+    at = header.find(", Signature=")
+    if at >= 0 and m.start("sig") == at + 12 and m.end("sig") == len(header):
+        cred = m.group("cred").split("/")
+        if len(cred) == 5:
+            if len(_HEADS) >= MAX_HEADS:
+                _HEADS.clear()
+            _HEADS[header[:at]] = (cred[0], cred[1], cred[2], cred[3], m.group("signed"))
+
+
 def read_scope(headers, query) -> Scope | None:
     header = headers.get("Authorization")
     if header:
+        scope = _from_head(header)
+        if scope is not None:
+            return scope
         m = _AUTH.match(header)
         if not m:
             return None
+        _remember(header, m)
         cred, signed, sig = m.group("cred", "signed", "sig")
         cred = cred.split("/")
         presigned = False
@@ -80,10 +117,18 @@ def why_unsigned(headers, query) -> str:
 _REGION = re.compile(r"[a-zA-Z0-9-]{1,64}")
 
 
+_REGIONS: set[str] = set()  # regions seen valid (a handful: one test run uses a few)
+
+
 def check_region(scope: Scope | None) -> None:
     """The scope's region names every ARN the call makes: refuse one that is no
     region name at all (non-UTF-8 bytes in the header arrive as surrogates)."""
-    if scope is not None and not _REGION.fullmatch(scope.region):
+    if scope is None or scope.region in _REGIONS:
+        return
+    if _REGION.fullmatch(scope.region):
+        if len(_REGIONS) < MAX_HEADS:
+            _REGIONS.add(scope.region)
+    else:
         raise ServiceError("InvalidSignatureException", "Credential should be scoped to a valid region. ", status=403)
 
 

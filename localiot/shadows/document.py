@@ -173,6 +173,13 @@ def parse_update(payload: bytes | str) -> UpdateRequest:
                 raise ShadowError(400, INVALID_NODE, token)
             if section is not None and not isinstance(section, dict):
                 raise ShadowError(400, SECTION_NOT_OBJECT[key], token)
+        # No array in the text: none to hold a null. Too few brackets in it for the
+        # root, state and MAX_DEPTH levels: no section can be too deep. (Brackets inside
+        # strings only send a payload the long way.)
+        text = payload if isinstance(payload, (str, bytes)) else bytes(payload)
+        square, curly = ("[", "{") if isinstance(text, str) else (b"[", b"{")
+        if square not in text and text.count(curly) <= MAX_DEPTH + 2:
+            return UpdateRequest(state, token, version)
         for section in state.values():
             if section is None:
                 continue
