@@ -17,6 +17,7 @@ VALID = [  # seeds that hypothesis mutates: one well-formed packet of each kind 
     encode(codec.Connect("fuzz", codec.MQTT5, properties={"receive_maximum": 5}), codec.MQTT5),
     encode(codec.Connect("fuzz"), codec.MQTT311),
     encode(codec.Publish("a/b", b"x", 1, packet_id=7), codec.MQTT311),
+    encode(codec.Publish("a/b", b"x", 0), codec.MQTT311),  # the QoS 0 fast path (Connection._publish_plain)
     encode(codec.Publish("a/b", b"x", 1, packet_id=7, properties={"topic_alias": 1}), codec.MQTT5),
     encode(Subscribe(3, [("a/#", SubOptions(1))]), codec.MQTT5),
     encode(codec.Ack(codec.PUBACK, 9), codec.MQTT311),
@@ -64,8 +65,8 @@ def test_decode_of_mutated_packets_raises_only_malformed_packet(data):
 @given(data=st.data())
 def test_no_exception_escapes_a_connection(make_broker, data):
     b = _fuzz_broker(make_broker)
-    raw = RawClient.plain(b.port, codec.MQTT5)
-    if data.draw(st.booleans()):  # after a CONNECT too, where PUBLISH takes the fast path
+    raw = RawClient.plain(b.port, data.draw(st.sampled_from([codec.MQTT5, codec.MQTT311])))
+    if data.draw(st.booleans()):  # after a CONNECT too, where PUBLISH takes the fast path (v3.1.1 QoS 0: faster)
         assert raw.connect(f"fuzz-{id(data)}").reason_code == 0
     chunks = [_mutate(data) for _ in range(data.draw(st.integers(1, 4)))]
     try:
@@ -106,3 +107,18 @@ def test_oversized_remaining_length_closes_only_that_connection(make_broker):
     pub.publish("t", b"still here", qos=1)
     assert sub.expect().payload == b"still here"
     assert b.escaped == []
+
+
+def test_a_qos0_publish_too_short_for_its_topic_closes_only_that_connection(make_broker):
+    b = _fuzz_broker(make_broker)
+    for packet in (b"\x30\x00", b"\x30\x01\x00", b"\x30\x02\x00\x05"):  # the read's last bytes
+        raw = RawClient.plain(b.port, codec.MQTT311)
+        assert raw.connect("short").reason_code == 0
+        raw.send(packet)
+        assert raw.recv() is None  # closed (a v3.1.1 client gets no DISCONNECT)
+        raw.close()
+    b.call(lambda: None)
+    assert b.escaped == [], b.escaped
+    other = RawClient.plain(b.port, codec.MQTT311)
+    assert other.connect("after-short").reason_code == 0
+    other.close()

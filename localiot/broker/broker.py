@@ -255,6 +255,7 @@ class Broker:
         session.expiry_interval = expiry
         session.conn = conn
         session.identity = identity
+        session.publisher = (client_id, identity.principal)
         session.version = conn.version
         session.expires_at = None
         session.receive_cache.clear()
@@ -400,9 +401,8 @@ class Broker:
             fabric.forward(account, region, msg)  # subscribers on the other nodes
         if to_bus:
             origin = msg.origin  # a device's publish says who sent it (the rules' clientid(), principal())
-            publisher = None if origin is None or origin.identity is None else (
-                origin.client_id, origin.identity.principal)
-            self.bus.publish(account, region, msg.topic, msg.payload, self, publisher)  # origin: not handed back
+            self.bus.publish(account, region, msg.topic, msg.payload, self,  # origin: not handed back
+                             None if origin is None else origin.publisher)
 
     def _deliver(self, session: Session, opts, msg: Message) -> None:
         if opts[1] and msg.origin is session:  # No Local

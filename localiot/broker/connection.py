@@ -179,7 +179,10 @@ class Connection(asyncio.Protocol):
                 if end > n:
                     break
                 if first & 0xF0 == 0x30 and self.state == CONNECTED:
-                    self._publish(first, buf, pos, start, end)
+                    if first == 0x30 and not self.v5:
+                        self._publish_plain(buf, pos, start, end)
+                    else:
+                        self._publish(first, buf, pos, start, end)
                     handled += 1
                     if handled >= _YIELD_EVERY and end < n:  # let timers, keep-alives and API calls run
                         pos = end
@@ -466,6 +469,27 @@ class Connection(asyncio.Protocol):
         broker.connected(self, session)
 
     # PUBLISH (hot path) ----------------------------------------------------
+    def _publish_plain(self, buf: bytes, pos: int, start: int, end: int) -> None:
+        """A v3.1.1 PUBLISH at QoS 0 without retain, the hottest path: decoded here and forwarded
+        as it came; anything out of the ordinary (a refusal, metering, a watcher) takes `_publish`."""
+        broker = self.broker
+        p = start + 2 + ((buf[start] << 8) | buf[start + 1]) if end - start >= 2 else end + 1
+        if p > end or end - p > broker.limits.payload_max or self.meter is not None or broker.watched:
+            self._publish(0x30, buf, pos, start, end)
+            return
+        tb = buf[start + 2:p]
+        decision = self.pub_cache.get(tb)
+        if decision is None:
+            decision = self._admit(tb)
+        if decision.status:
+            self._publish(0x30, buf, pos, start, end)
+            return
+        identity = self.identity
+        topic = decision.topic
+        broker.route(identity.account, identity.region,
+                     Message(topic, buf[p:end], 0, False, None, None, self.session, buf[pos:end]))
+        iotlogs.published(self, topic)
+
     def _publish(self, first: int, buf: bytes, pos: int, start: int, end: int) -> None:
         v5 = self.v5
         tb, pid, props, p = decode_publish(first, buf, start, end, v5)

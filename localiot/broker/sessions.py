@@ -76,7 +76,7 @@ def new_session_id() -> str:
 class Session:
     __slots__ = ("account", "region", "client_id", "expiry_interval", "subscriptions", "conn", "inflight",
                  "_waiting", "_next_pid", "session_id", "expires_at", "will", "will_due", "queued",
-                 "receive_cache", "identity", "version", "stored", "moved_at")
+                 "receive_cache", "identity", "publisher", "version", "stored", "moved_at")
 
     def __init__(self, account: str, region: str, client_id: str, expiry_interval: int = 0,
                  session_id: str | None = None):
@@ -97,6 +97,7 @@ class Session:
         self.queued = 0  # messages waiting in the store
         self.receive_cache: dict[str, bool] = {}
         self.identity = None
+        self.publisher: tuple[str, str] | None = None  # (client id, principal) of its publishes, for the bus
         self.version = codec.MQTT311
         self.stored = False  # has a document in the store
         self.moved_at: float | None = None  # with a fabric: when it last changed node (wall clock)

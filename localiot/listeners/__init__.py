@@ -40,6 +40,7 @@ from localiot.listeners.credentials import alias_of, serve_credentials
 from localiot.listeners.https_publish import publish
 from localiot.listeners.tls import (SERVER_CERT, SERVER_KEY, TrustStore, keep_read_buffers_mapped, server_certificate,
                                     server_names)
+from localiot.listeners.tls_transport import TlsServerTransport
 from localiot.listeners.websocket import serve_websocket
 from localiot.protocol.http import ApiServer
 
@@ -148,8 +149,9 @@ class DeviceListeners:
         # Refusals (a body over the limit, a malformed request) in the service's JSON error format.
         self.http_server = ApiServer(self._http, self.app.engine.refusal, access_log=None)
 
-        server = await loop.create_server(self._tls_connection, config.host, config.mqtt_tls_port, ssl=tls_context,
-                                          backlog=1024, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+        # TLS of our own on this port (tls_transport: less memory per connection than the loop's)
+        server = await loop.create_server(functools.partial(self._tls_connection, tls_context, loop), config.host,
+                                          config.mqtt_tls_port, backlog=1024)
         self._servers.append(server)
         tls_port = server.sockets[0].getsockname()[1]
         runtime.listeners["iot:Data-ATS"] = runtime.listeners["iot:Data"] = f"{config.host}:{tls_port}"
@@ -178,9 +180,9 @@ class DeviceListeners:
         self._servers.clear()
         await self.auth.stop()
 
-    def _tls_connection(self) -> DeviceConnection:
+    def _tls_connection(self, context, loop) -> TlsServerTransport:
         self.trust.refresh()
-        return DeviceConnection(self.broker, "tls")
+        return TlsServerTransport(context, DeviceConnection(self.broker, "tls"), loop, HANDSHAKE_TIMEOUT)
 
     def _alpn_connection(self) -> AlpnSniffer:
         self.trust.refresh()
