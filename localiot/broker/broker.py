@@ -19,7 +19,7 @@ import logging
 import threading
 
 from localiot import iotlogs, metering
-from localiot.broker import auth, codec, flow, watchers
+from localiot.broker import auth, codec, durable, flow, queued, watchers
 from localiot.broker.admission import OK, RESERVED, Decision, admit
 from localiot.broker.connection import CONNECTED, CLOSED, Connection
 from localiot.broker.lifecycle import LifecycleEvents
@@ -38,7 +38,6 @@ _QOS0_DROP_BUFFER = 64 * 1024 * 1024  # a stalled subscriber stops getting QoS 0
 # socket up to 32 times per wake-up): write a connection's batch early once it
 # holds this many packets, so its transport's flow control sees it in time.
 _OUT_BATCH_MAX = 1024
-_FLUSH_MAX = 2048  # connections written per flush before the loop gets a turn
 
 
 class Broker:
@@ -46,7 +45,8 @@ class Broker:
                  reserved_topics: ReservedTopics | None = None, limits: Limits | None = None):
         self.runtime = runtime
         self.store = store
-        self.persistence = BrokerStore(store, runtime.clock)
+        self.persistence = BrokerStore(store, runtime.clock, runtime)
+        self.persistence.start_commit = lambda: durable.start_commit(self)
         self.lifecycle = LifecycleEvents(runtime.clock, self.route)
         self.clock = runtime.clock
         self.bus = runtime.bus
@@ -117,7 +117,7 @@ class Broker:
             else:
                 conn.state = CLOSED
                 conn.close()
-        self.persistence.commit()
+        await self.persistence.drain()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -165,25 +165,7 @@ class Broker:
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self.persistence.pending:
-            self.persistence.commit()  # durable before any PUBACK leaves
-        dirty = self._dirty
-        if not dirty:
-            return
-        if len(dirty) > _FLUSH_MAX:  # the rest in a later iteration: timers and reads get their turn
-            dirty, self._dirty = dirty[:_FLUSH_MAX], dirty[_FLUSH_MAX:]
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-        else:
-            self._dirty = []
-        for conn in dirty:
-            out = conn.out
-            if out:
-                t = conn.transport
-                if t is not None:
-                    t.write(out[0] if len(out) == 1 else b"".join(out))
-                out.clear()
+        durable.flush(self)
 
     # authorization ---------------------------------------------------------------
     def authorize(self, identity, action: str, resource: str) -> bool:
@@ -308,14 +290,7 @@ class Broker:
     def connected(self, conn: Connection, session: Session) -> None:
         self.lifecycle.presence(conn, session, "connected")
         if session.queued:
-            queued = self.persistence.take_queued(session)
-            now = self.clock.now()
-            for msg, packet_id, name in queued:
-                if msg.expired(now) or not self.can_receive(session, msg.topic):
-                    self.persistence.release(session, name)
-                    continue
-                self.send_qos1(session, conn, msg, msg.retain, packet_id, name)
-            self.flush_soon()
+            queued.deliver(self, conn, session)
 
     def connection_ended(self, conn: Connection) -> None:
         metering.ended(conn)
@@ -444,11 +419,9 @@ class Broker:
         if not out:
             self.dirty(conn)
         out.append(data)
-        if len(out) >= _OUT_BATCH_MAX:
+        if len(out) >= _OUT_BATCH_MAX and self.persistence.durable_now():  # its PUBACKs may be among them
             t = conn.transport
             if t is not None:
-                if self.persistence.pending:
-                    self.persistence.commit()  # its PUBACKs may be among them
                 t.write(b"".join(out))
             out.clear()
 

@@ -227,12 +227,9 @@ class Connection(asyncio.Protocol):
         t = self.transport
         if t is None:
             return
-        if self.out:
-            if self.broker.persistence.pending:
-                self.broker.persistence.commit()  # durable before a PUBACK among them leaves
-            t.write(b"".join(self.out))
-            self.out.clear()
-        t.close()
+        data = b"".join(self.out) if self.out else b""
+        self.out.clear()
+        self.broker.persistence.after_durable(_write_and_close, t, data)  # a PUBACK among them: after its commit
 
     def send_disconnect(self, reason_code: int, reason: str | None = None) -> None:
         if self.v5 and self.state in (CONNECTED, AUTHENTICATING):
@@ -439,7 +436,7 @@ class Connection(asyncio.Protocol):
                 self._welcome(c, session, present, assigned)
                 self._read_on()
 
-        workers.call(broker.persistence.save, session).add_done_callback(saved)
+        broker.persistence.save_soon(session).add_done_callback(saved)
 
     def _welcome(self, c, session, present: bool, assigned) -> None:
         broker = self.broker
@@ -568,6 +565,12 @@ class Connection(asyncio.Protocol):
             cache.clear()
         cache[tb] = decision
         return decision
+
+
+def _write_and_close(_ok: bool, transport, data: bytes) -> None:
+    if data:
+        transport.write(data)
+    transport.close()
 
 
 async def _await(awaitable):

@@ -264,7 +264,13 @@ class Confirmations:
         self._commit_scheduled = False
         replies, self._replies = self._replies, []
         broker = self.fabric.broker
-        if broker is not None and not broker.persistence.commit():
+        if broker is None:
+            self._answer(True, replies)
+        else:  # PostgreSQL: the group commit runs on a worker, the replies go once it ended
+            broker.persistence.after_durable(self._answer, replies)
+
+    def _answer(self, committed: bool, replies: list) -> None:
+        if not committed:
             return  # not safe: no confirmation (the senders time out and queue it themselves)
         publish = self.fabric.conn.publish
         mine = False

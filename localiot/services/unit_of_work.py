@@ -137,6 +137,17 @@ async def run_off_loop(runtime, fn, *args):
     return await workers.call(fn, *args)
 
 
+async def in_unit(runtime, account: str, region: str, service: str, operation: str, fn, *args,
+                  write: bool = True, **unit_fields):
+    """`fn(ctx, *args)` as one unit of work, awaited from a coroutine (an asyncio task, an async
+    periodic job): its body and transaction on a worker thread with PostgreSQL, here on the
+    loop with SQLite. What follows the commit runs on the loop either way."""
+    def body():
+        with unit_of_work(runtime, account, region, service, operation, write=write, **unit_fields) as ctx:
+            return fn(ctx, *args)
+    return await run_off_loop(runtime, body)
+
+
 def read_only(runtime, account: str, region: str, service: str = "iot", operation: str = ""):
     """A unit of work that only reads: no write lock, nothing to announce."""
     return unit_of_work(runtime, account, region, service, operation, write=False)
