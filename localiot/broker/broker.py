@@ -475,7 +475,11 @@ class Broker:
         self.flush_soon()
 
     def retain(self, account: str, region: str, msg: Message, quiet: bool = True) -> bool:
-        """Store or delete a topic's retained message; False if the account's quota is reached."""
+        """Store or delete a topic's retained message; False if the account's quota is reached.
+        PostgreSQL, on the loop (a will): stored on a worker, in the account's order."""
+        if quiet and self.persistence.workers is not None and threading.get_ident() == self._thread:
+            self.persistence.retain_off_loop(account, region, msg, self.limits.retained_topics_max)
+            return True
         try:
             self.persistence.retain(account, region, msg, self.limits.retained_topics_max)
         except RetainedQuotaExceeded:
@@ -510,12 +514,15 @@ class Broker:
         return request.pending if request.pending is not None else True
 
     def publish(self, account: str, region: str, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
-                properties: dict | None = None, source=None) -> None:
+                properties: dict | None = None, source=None, stored: bool = False) -> None:
         """Publish from outside MQTT (HTTP Publish, services). Raises TopicError for a bad topic,
-        RetainedQuotaExceeded when a new retained topic is over the account's quota."""
-        if self.loop is not None and threading.get_ident() != self._thread:
+        RetainedQuotaExceeded when a new retained topic is over the account's quota. `stored`:
+        the retained message is stored already. From a worker thread (PostgreSQL: the API's
+        Publish) the retained message is stored there, then routed on the loop."""
+        here = self.loop is None or threading.get_ident() == self._thread
+        if not here and not (retain and not stored and self.persistence.workers is not None):
             self.loop.call_soon_threadsafe(self.publish, account, region, topic, payload, qos, retain,
-                                           properties, source)
+                                           properties, source, stored)
             return
         if source is None:  # HTTP Publish: the same topic rules as a device
             validate_topic_name(topic, self.limits.topic_max_bytes, self.limits.topic_max_slashes)
@@ -525,8 +532,12 @@ class Broker:
             raise ValueError("QoS must be 0 or 1")
         now = self.clock.now()
         msg = Message.from_properties(topic, bytes(payload), qos, bool(retain), properties, now)
-        if retain:
+        if retain and not stored:
             self.retain(account, region, msg, quiet=False)
+        if not here:
+            self.loop.call_soon_threadsafe(self.publish, account, region, topic, payload, qos, retain,
+                                           properties, source, True)
+            return
         self.route(account, region, msg, to_bus=source != "bus")
         self.flush_soon()
 

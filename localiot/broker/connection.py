@@ -13,7 +13,7 @@ import inspect
 import uuid
 
 from localiot import iotlogs, metering
-from localiot.broker import auth, codec, flow, special, subscriptions, watchers
+from localiot.broker import auth, codec, flow, retaining, special, subscriptions, watchers
 from localiot.broker.admission import Decision
 from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
 from localiot.broker.message import Message
@@ -525,6 +525,8 @@ class Connection(asyncio.Protocol):
             if interval is not None:
                 msg.expires_at = broker.clock.now() + interval
         identity = self.identity
+        if retain and broker.persistence.workers is not None:  # PostgreSQL: stored on a worker first
+            return retaining.publish(self, msg, decision.topic, qos, pid)
         if retain and not broker.retain(identity.account, identity.region, msg):
             if qos:
                 self._puback(pid, codec.QUOTA_EXCEEDED)

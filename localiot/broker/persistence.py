@@ -34,7 +34,7 @@ import logging
 import time
 
 from localiot.broker.message import Message
-from localiot.broker.retained import matching, put_retained
+from localiot.broker.retained import RetainedQuotaExceeded, matching, put_retained
 from localiot.broker.sessions import Session
 
 log = logging.getLogger("localiot.broker")
@@ -127,6 +127,21 @@ class BrokerStore:
         task.add_done_callback(forget)
         return task
 
+    def after_commits(self, fn, *args) -> asyncio.Future:
+        """`fn(*args)` on a worker once the group commits asked for so far (and what is
+        buffered now) are done; not in any session's lane."""
+        if self._queued:
+            self.start_commit()
+        last = self._last if self.unfinished else None
+        workers = self.workers
+
+        async def run():
+            if last is not None:
+                await asyncio.wait([last])
+            return await workers.call(fn, *args)
+
+        return workers.loop.create_task(run())
+
     def save_soon(self, session: Session) -> asyncio.Future | None:
         """`save` now (None), or on a worker in the session's lane (its future)."""
         if self.workers is None:
@@ -145,7 +160,21 @@ class BrokerStore:
             return list_queued(tx, session)
 
     def retained_off_loop(self, account: str, region: str, filters) -> asyncio.Future:
-        return self.workers.call(self.retained_for, account, region, filters)
+        """`retained_for` on a worker, after the retained writes of the scope asked for so far."""
+        return self.workers.in_order(("mqtt-retained", account, region), self.retained_for, account, region,
+                                     filters)
+
+    def retain_off_loop(self, account: str, region: str, msg: Message, max_topics: int) -> asyncio.Future:
+        """`retain` on a worker, in the scope's order: True if done, False over the quota."""
+        return self.workers.in_order(("mqtt-retained", account, region), self._retain_quietly, account, region,
+                                     msg, max_topics)
+
+    def _retain_quietly(self, account: str, region: str, msg: Message, max_topics: int) -> bool:
+        try:
+            self.retain(account, region, msg, max_topics)
+        except RetainedQuotaExceeded:
+            return False
+        return True
 
     async def drain(self) -> None:
         """Until the buffered writes and the session work asked for so far are done."""

@@ -137,13 +137,15 @@ class CaseRun:
         return self.run.thing
 
     # the services, through the same handlers the API serves -------------------------------------
-    def call(self, service: str, operation: str, request: dict) -> dict:
+    async def call(self, service: str, operation: str, request: dict) -> dict:
+        """The handler's answer, as one unit of work (on a worker with PostgreSQL)."""
         from localiot.protocol.serializer import plain
         from localiot.services import HANDLERS
-        from localiot.services.unit_of_work import unit_of_work
+        from localiot.services.unit_of_work import in_unit
 
-        with unit_of_work(self.runtime, self.run.account, self.run.region, service, operation) as ctx:
-            return plain(HANDLERS[(service, operation)](ctx, request))  # spliced pages read back as values
+        handler = HANDLERS[(service, operation)]
+        return await in_unit(self.runtime, self.run.account, self.run.region, service, operation,
+                             lambda ctx: plain(handler(ctx, request)))  # spliced pages read back as values
 
     async def settled(self) -> None:
         """Before reading what the device's requests on door topics (shadow, jobs) changed:
