@@ -104,6 +104,23 @@ def test_retained_messages_for_a_new_subscription_are_read_off_the_loop(node, de
         assert device.expect("status/pump").payload == b"on"
 
 
+def test_a_devices_retained_publish_is_stored_off_the_loop_and_keeps_its_order(node, devices):
+    server = node
+    live = devices.add(plain_device(server, "live-reader"))
+    live.subscribe("lamp/#", qos=1)
+    publisher = devices.add(plain_device(server, "lamp-publisher"))
+    with NoStoreOnLoop(server):
+        for n in range(5):  # retained and not, sent at once: they arrive in that order
+            publisher.client.publish("lamp/state", f"r{n}".encode(), 1, True)
+            publisher.client.publish("lamp/state", f"p{n}".encode(), 1, False)
+        assert [live.expect("lamp/state").payload for _ in range(10)] == [
+            f"{kind}{n}".encode() for n in range(5) for kind in "rp"]
+        late = devices.add(plain_device(server, "late-reader"))
+        late.subscribe("lamp/#", qos=1)
+        got = late.expect("lamp/state")
+        assert (got.payload, got.retain) == (b"r4", True)
+
+
 def test_an_audit_tasks_units_of_work_run_off_the_loop(node):
     iot = make_client(node)
     iot.update_account_audit_configuration(

@@ -154,7 +154,7 @@ class SessionMoves:
         else:
             refs = await persistence.workers.call(_refs, broker.store)
         refs = [ref for ref in refs if orphaned(ref.get("node"))]
-        adopted = 0
+        adopted, saving = 0, []
         for ref in refs:
             key = (ref["account"], ref["region"], ref["clientId"])
             if key in broker.sessions:
@@ -166,8 +166,12 @@ class SessionMoves:
             session = broker.sessions.get(key)
             if session is not None:
                 session.moved_at = time.time()
-                broker.persistence.save_soon(session)  # home: this node
+                saved = broker.persistence.save_soon(session)  # home: this node
+                if saved is not None:
+                    saving.append(saved)
                 adopted += 1
+        if saving:  # stored before the dead node stops being awaited (confirm.settle_gone reads them)
+            await asyncio.wait(saving)
         if refs:
             log.warning("fabric: adopted %d persistent sessions of nodes that are gone", adopted)
         return adopted

@@ -61,7 +61,13 @@ async def publish(request: web.BaseRequest, topic: str, broker, device_auth) -> 
     if decision.status == DENIED:
         return reply(403, "Forbidden")
     if decision.status == RESERVED:
-        if not broker.serve_reserved(identity, decision, payload, {}, qos):
+        served = broker.serve_reserved(identity, decision, payload, {}, qos)
+        if isinstance(served, asyncio.Future):  # PostgreSQL: the door's unit of work runs on a worker
+            try:
+                await served
+            except Exception:
+                return reply(403, "Forbidden")
+        elif not served:
             return reply(403, "Forbidden")
         return reply(200, "OK")
     stored = False

@@ -21,7 +21,9 @@ operation.
 With PostgreSQL a unit of work usually runs on one of the node's worker
 threads (localiot.cluster.workers): its body and transaction there, and
 everything after the commit (`committed`) on the event loop, queued in
-commit order. `run_off_loop` is how a caller on the loop runs one there.
+commit order. `run_off_loop` is how a caller on the loop runs one there;
+`in_unit` is the coroutines' (asyncio tasks', async periodic jobs') way to
+run `fn(ctx)` as one unit of work there.
 """
 
 from __future__ import annotations

@@ -44,11 +44,11 @@ tasks) queued on the loop in commit order. So the loop never waits on one of
 those, and a call waiting on a lock another node (or another worker) holds
 holds one worker thread only; two units of work of one node run at the same
 time exactly as two nodes' do, which the locks above already make safe.
-Still on the loop: the broker's own store work (session persistence, the
-certificate and policy reads of a CONNECT, presence records) and units of
-work opened by asyncio tasks (audit, OTA, Device Advisor and tunnel tasks,
-async periodic jobs); each is short, and lock_timeout bounds a rare long
-wait. bench/api_floor.py --servers localiot,localiot-pg measures the cost
+The broker's store work, the presence records and the units of work of
+asyncio tasks run there too; localiot.cluster.workers lists what is still on
+the loop, and `on_loop` counts every use of a connection from a thread that
+runs an event loop (health: workers.storeOnLoop); lock_timeout bounds a rare
+long wait of those. bench/api_floor.py --servers localiot,localiot-pg measures the cost
 against SQLite in one run.
 """
 
