@@ -67,8 +67,16 @@ class BrokerStore:
         """The buffered writes in one transaction on a worker, after the group commits before it;
         the future's result says whether they were written."""
         ops, self._queued = self._queued, []
+        workers, previous = self.workers, self._last if self.unfinished else None
         self.unfinished += 1
-        task = self.workers.in_order(("mqtt-group-commit",), self._write, ops)
+        if previous is None:  # the usual case: none running, straight to a worker
+            task = workers.call(self._write, ops)
+        else:
+            async def after_previous():
+                await asyncio.wait([previous])
+                return await workers.call(self._write, ops)
+
+            task = workers.loop.create_task(after_previous())
         self._last = task
         task.add_done_callback(self._committed)
         return task
@@ -293,14 +301,20 @@ class BrokerStore:
     def _write(self, ops: list) -> bool:
         if not ops:
             return True
-        try:
-            with self.store.transaction(*BROKER_SCOPE) as tx:
-                for op in ops:
-                    op(tx)
-        except Exception:
-            log.exception("could not store %d queued MQTT messages", len(ops))
-            return False
-        return True
+        retryable = getattr(self.store, "retryable", None)
+        for attempt in range(1, 4):
+            try:
+                with self.store.transaction(*BROKER_SCOPE) as tx:
+                    for op in ops:
+                        op(tx)
+                return True
+            except Exception as error:
+                # PostgreSQL may end it as a deadlock with a session's own work (40P01): run it again
+                if retryable is not None and attempt < 3 and retryable(error):
+                    continue
+                log.exception("could not store %d queued MQTT messages", len(ops))
+                return False
+        return False
 
     def forget(self) -> None:
         """Drop the buffered writes (the store was wiped)."""
