@@ -103,14 +103,14 @@ class Relay:
         if pipe.peers[peer.mode] is not peer:
             return  # replaced: the new connection took over
         pipe.peers[peer.mode] = None
-        try:
+        if not any(pipe.peers.values()) and self.pipes.get(key) is pipe:
+            del self.pipes[key]
+        try:  # its side is DISCONNECTED (PostgreSQL: on a worker) before the other side hears of it
+            await run_off_loop(self.runtime, access.left, self.runtime, peer.admission)
+        finally:
             other, resets = pipe.other(peer), pipe.reset_all()
             if other is not None and resets:
                 await other.send(resets, self.send_timeout)
-        finally:
-            if not any(pipe.peers.values()) and self.pipes.get(key) is pipe:
-                del self.pipes[key]
-            await run_off_loop(self.runtime, access.left, self.runtime, peer.admission)  # PostgreSQL: on a worker
 
     async def _serve(self, pipe: Pipe, peer: Peer) -> None:
         reader = FrameReader()
