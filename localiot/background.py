@@ -2,8 +2,10 @@
 periodic tasks on the server's own loop: SQLite's one connection is used
 from that loop only, so nothing here runs on another thread while it touches
 the store. With PostgreSQL a synchronous job runs on the node's worker
-threads instead (localiot.cluster.workers), so the loop never waits on it. Each job is `fn(store, runtime)`, sync or async; a failing run is
-logged and retried on the next period.
+threads instead (localiot.cluster.workers), so the loop never waits on it;
+an async job runs its store work there itself (`unit_of_work.in_unit`,
+`run_off_loop`). Each job is `fn(store, runtime)`, sync or async; a failing
+run is logged and retried on the next period.
 
 A family registers its time-driven work where it defines it:
 

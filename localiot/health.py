@@ -9,7 +9,9 @@ takes a node out of rotation when it lost PostgreSQL or NATS:
      "store": {"backend": "sqlite" | "postgresql", "location", "reachable", "schemaVersion"[, "error"]},
      "fabric": {"kind": "none" | "nats", "connected"[, "url", "nodeId"]},
      "periodic": {"mode", "held", ...},   # which time-driven work this node runs
-     "workers": {"threads", "busy", "queued"} | null}   # PostgreSQL: the threads units of work run on
+     "workers": {"threads", "busy", "queued", "storeOnLoop": {"count", "sites"}} | null}
+         # PostgreSQL: the threads units of work run on, and how often the event loop itself
+         # used the store (it should not: each site is the place that did, with its count)
 
 The store is asked for its schema version: inline for SQLite (one local
 file, microseconds), from a worker thread with a time limit for a network
@@ -75,7 +77,11 @@ def fabric_state(runtime) -> dict:
 
 def workers_state(runtime) -> dict | None:
     workers = getattr(runtime, "workers", None)
-    return None if workers is None else workers.state()
+    if workers is None:
+        return None
+    store = runtime.store
+    return {**workers.state(), "storeOnLoop": {"count": getattr(store, "on_loop", 0),
+                                               "sites": dict(getattr(store, "on_loop_sites", {}))}}
 
 
 async def report(app) -> tuple[int, dict]:

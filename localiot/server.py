@@ -123,6 +123,8 @@ class LocalIoT:
             status, document = await health.report(self)
             return _json(document, status=status)
         if path == "/_localiot/reset" and request.method == "POST":
+            if self.runtime.broker is not None:  # PostgreSQL: its store work running on workers ends first
+                await self.runtime.broker.persistence.drain()
             self.store.reset()
             self.clock.reset()
             await self.background.coordinator.clock_moved(self.clock.offset)

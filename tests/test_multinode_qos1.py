@@ -128,3 +128,20 @@ def test_a_session_that_moves_while_its_node_is_silent_gets_what_was_acknowledge
     for mid in mids:
         assert publisher.acks.setdefault(mid, threading.Event()).wait(4 * CONFIRM + 10), f"no PUBACK for {mid}"
     assert received(back, len(topics)) == {t.encode() for t in topics}
+
+
+def test_a_shared_subscriptions_messages_are_queued_for_it_when_its_node_does_not_confirm(cluster):
+    """NATS hands a `$share/` group's messages to one node of the group: b, the only one here. b
+    stops answering: a queues each message for b's member session in the store before the PUBACK."""
+    (a, b), made = cluster
+    member = device(made, b, "member", clean=False).connect_ok()
+    member.subscribe("$share/workers/jobs/#", qos=1)
+    time.sleep(2.5 * HEARTBEAT)  # a has heard b's heartbeats (and its group's interest)
+    publisher = device(made, a, "pub").connect_ok()
+    b.signal(signal.SIGSTOP)
+    topics = [f"jobs/{i}" for i in range(10)]
+    publish_all(publisher, topics, 4 * CONFIRM + 10)
+    b.kill()
+    back = device(made, a, "member", clean=False).connect_ok()
+    assert back.session_present is True
+    assert received(back, len(topics)) == {t.encode() for t in topics}

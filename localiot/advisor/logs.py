@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from localiot.config import endpoint_host
-from localiot.services.unit_of_work import unit_of_work
+from localiot.services.unit_of_work import run_off_loop, unit_of_work
 
 LOG = "advisor-log"
 PREFIX = "/_localiot/deviceadvisor/"
@@ -45,7 +45,9 @@ async def serve(app, request, path: str):
     from aiohttp import web
 
     found = _PATH.match(path)
-    lines = read(app.runtime, *found.groups()) if found and request.method == "GET" else None
+    lines = None
+    if found and request.method == "GET":  # read on a worker with PostgreSQL
+        lines = await run_off_loop(app.runtime, read, app.runtime, *found.groups())
     if lines is None:
         return web.json_response({"message": f"No test case log at {path}."}, status=404)
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")

@@ -25,7 +25,7 @@ from localiot.advisor import journal as j
 from localiot.advisor.cases import CaseFailed, CaseRun, implementation
 from localiot.advisor.registry import endpoint_of
 from localiot.advisor.state import RunState
-from localiot.services.unit_of_work import unit_of_work
+from localiot.services.unit_of_work import in_unit, run_off_loop, unit_of_work
 
 log = logging.getLogger("localiot.advisor")
 
@@ -37,14 +37,32 @@ PASS_WITH_WARNINGS = "PASS_WITH_WARNINGS"
 ENDED = (PASS, FAIL, ERROR, STOPPED, PASS_WITH_WARNINGS, "CANCELED")
 
 
-def start_run(runtime, account: str, region: str, suite_run_id: str) -> None:
-    """Begin executing a committed PENDING run (returns at once; the run goes on on the server's loop)."""
+def start_run(runtime, account: str, region: str, suite_run_id: str, device: dict | None = None) -> None:
+    """Begin executing a committed PENDING run (returns at once; the run goes on on the server's loop).
+    Given the run's `device` (its "_device"), the run is registered with the endpoint without a
+    store read, so the device's connections right after StartSuiteRun answers go to it."""
     endpoint = endpoint_of(runtime)
     loop = endpoint.loop if endpoint is not None else getattr(runtime.broker, "loop", None)
     if loop is None:
         _end_without_endpoint(runtime, account, region, suite_run_id)
         return
-    loop.call_soon_threadsafe(_launch, runtime, account, region, suite_run_id)
+    if device is not None:
+        loop.call_soon_threadsafe(_launch_now, runtime, account, region, suite_run_id, device)
+        return
+    loop.call_soon_threadsafe(lambda: loop.create_task(_launch(runtime, account, region, suite_run_id)))
+
+
+def _launch_now(runtime, account: str, region: str, suite_run_id: str, device: dict) -> None:
+    """A new run whose device no other run tests: registered here and now (on the loop)."""
+    endpoint = endpoint_of(runtime)
+    busy = None if endpoint is None else endpoint.busy(device.get("certificateId"), device.get("thingName"))
+    if endpoint is None or (busy is not None and busy != suite_run_id):
+        # the rest needs the store: a task whose reads and writes run off the loop
+        asyncio.get_running_loop().create_task(_launch(runtime, account, region, suite_run_id))
+        return
+    run = RunState(endpoint, account, region, suite_run_id, device)
+    endpoint.register(run)
+    run.task = endpoint.loop.create_task(_execute(run))
 
 
 def stop_run(runtime, account: str, region: str, suite_run_id: str) -> None:
@@ -64,30 +82,42 @@ def _stop(endpoint, account: str, region: str, suite_run_id: str) -> None:
     def end(doc):
         if doc.get("status") not in ENDED:
             _finish(doc, STOPPED, doc.get("_now"))
-    try:
-        update(endpoint.runtime, account, region, suite_run_id, end)
-    except RunGone:
-        pass
+
+    async def ending():
+        try:
+            await _update(endpoint.runtime, account, region, suite_run_id, end)
+        except RunGone:
+            pass
+        except Exception:
+            log.exception("could not stop suite run %s", suite_run_id)
+
+    endpoint.loop.create_task(ending())
 
 
-def _launch(runtime, account: str, region: str, suite_run_id: str) -> None:
+async def _launch(runtime, account: str, region: str, suite_run_id: str) -> None:
+    """On the loop; its store work on a worker with PostgreSQL."""
     endpoint = endpoint_of(runtime)
     if endpoint is None:
-        _end_without_endpoint(runtime, account, region, suite_run_id)
+        await run_off_loop(runtime, _end_without_endpoint, runtime, account, region, suite_run_id)
         return
-    with unit_of_work(runtime, account, region, SERVICE, "StartSuiteRun", write=False) as ctx:
-        doc = ctx.tx.get(RUN, suite_run_id)
+    doc = await in_unit(runtime, account, region, SERVICE, "StartSuiteRun", lambda ctx: ctx.tx.get(RUN, suite_run_id),
+                        write=False)
     if doc is None or doc.get("status") in ENDED:
         return
     device = doc.get("_device") or {}
     busy = endpoint.busy(device.get("certificateId"), device.get("thingName"))
-    if busy is not None and busy != suite_run_id and not _still_active(runtime, endpoint.runs[busy]):
-        endpoint.runs[busy].shutdown()  # its record is gone (the state was reset) or has ended
-        endpoint.unregister(endpoint.runs[busy])
-        busy = None
     if busy is not None and busy != suite_run_id:
-        update(runtime, account, region, suite_run_id, lambda d: _finish(
-            d, ERROR, None, f"The device is already under test in suite run {busy}."))
+        other = endpoint.runs[busy]
+        if not await run_off_loop(runtime, _still_active, runtime, other):
+            other.shutdown()  # its record is gone (the state was reset) or has ended
+            endpoint.unregister(other)
+            busy = None
+    if busy is not None and busy != suite_run_id:
+        try:
+            await _update(runtime, account, region, suite_run_id, lambda d: _finish(
+                d, ERROR, None, f"The device is already under test in suite run {busy}."))
+        except RunGone:
+            pass
         return
     run = RunState(endpoint, account, region, suite_run_id, device)
     endpoint.register(run)
@@ -129,6 +159,16 @@ def _end_without_endpoint(runtime, account, region, suite_run_id) -> None:
 
 
 # the store ------------------------------------------------------------------------------
+async def _update(runtime, account: str, region: str, suite_run_id: str, change) -> dict | None:
+    """`update` from the run's task: on a worker with PostgreSQL, after the run's earlier updates
+    (shielded: a stopped run's task is cancelled, its update still ends before the last one)."""
+    workers = runtime.workers
+    if workers is None:
+        return update(runtime, account, region, suite_run_id, change)
+    return await asyncio.shield(workers.in_order(("advisor-run", suite_run_id), update, runtime, account, region,
+                                                 suite_run_id, change))
+
+
 def update(runtime, account: str, region: str, suite_run_id: str, change) -> dict | None:
     """Apply change(doc) to the run in one unit of work; the doc gets "_now" (the clock) for the change."""
     with unit_of_work(runtime, account, region, SERVICE, "DeviceAdvisorRun") as ctx:
@@ -222,7 +262,7 @@ async def _execute(run: RunState) -> None:
                 doc["startTime"] = doc["_now"]
 
         try:
-            update(runtime, account, region, run_id, begin)
+            await _update(runtime, account, region, run_id, begin)
         except catalog.CatalogError as error:
             reason = str(error)
             raise
@@ -254,7 +294,7 @@ async def _execute(run: RunState) -> None:
         run.reset_script()
         run.endpoint.unregister(run)
     try:
-        update(runtime, account, region, run_id, lambda d: _finish(d, status, None, reason))
+        await _update(runtime, account, region, run_id, lambda d: _finish(d, status, None, reason))
     except RunGone:
         pass
     except Exception:
@@ -269,7 +309,7 @@ async def _run_case(run: RunState, planned, case_run_id: str) -> str:
         test = _find_test(doc, case_run_id)
         test.update(status=RUNNING, startTime=doc["_now"], logUrl=url)
 
-    update(runtime, account, region, run.suite_run_id, started)
+    await _update(runtime, account, region, run.suite_run_id, started)
     case = run.case = CaseRun(run, planned)
     fn = implementation(planned.case.id)
     status, failure = PASS, None
@@ -312,8 +352,8 @@ async def _run_case(run: RunState, planned, case_run_id: str) -> str:
         if case.warnings:
             test["warnings"] = "; ".join(case.warnings)
 
-    update(runtime, account, region, run.suite_run_id, ended)
-    logs.store(runtime, account, region, case_run_id, case.lines)
+    await _update(runtime, account, region, run.suite_run_id, ended)
+    await run_off_loop(runtime, logs.store, runtime, account, region, case_run_id, case.lines)
     if status == STOPPED:
         run.stopping = True
     return status

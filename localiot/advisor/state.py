@@ -88,6 +88,9 @@ class RunState:
             data.update(cipher=cipher[0] if cipher else None, tls_version=ssl_object.version(),
                         shared=[c[0] for c in ssl_object.shared_ciphers() or ()])
         self.journal.add(j.HANDSHAKE, conn.number, **data)
+        if conn.variant != self.tls_variant:  # its handshake began before a case changed the certificate
+            conn.hung_up = True  # (its device comes back and meets the certificate the case presents)
+            conn.hang_up()
 
     def detach(self, conn) -> None:
         if conn in self.connections:

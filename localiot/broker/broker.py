@@ -19,7 +19,7 @@ import logging
 import threading
 
 from localiot import iotlogs, metering
-from localiot.broker import auth, codec, flow, watchers
+from localiot.broker import auth, codec, durable, flow, queued, watchers
 from localiot.broker.admission import OK, RESERVED, Decision, admit
 from localiot.broker.connection import CONNECTED, CLOSED, Connection
 from localiot.broker.lifecycle import LifecycleEvents
@@ -38,7 +38,6 @@ _QOS0_DROP_BUFFER = 64 * 1024 * 1024  # a stalled subscriber stops getting QoS 0
 # socket up to 32 times per wake-up): write a connection's batch early once it
 # holds this many packets, so its transport's flow control sees it in time.
 _OUT_BATCH_MAX = 1024
-_FLUSH_MAX = 2048  # connections written per flush before the loop gets a turn
 
 
 class Broker:
@@ -46,7 +45,8 @@ class Broker:
                  reserved_topics: ReservedTopics | None = None, limits: Limits | None = None):
         self.runtime = runtime
         self.store = store
-        self.persistence = BrokerStore(store, runtime.clock)
+        self.persistence = BrokerStore(store, runtime.clock, runtime)
+        self.persistence.start_commit = lambda: durable.start_commit(self)
         self.lifecycle = LifecycleEvents(runtime.clock, self.route)
         self.clock = runtime.clock
         self.bus = runtime.bus
@@ -117,7 +117,7 @@ class Broker:
             else:
                 conn.state = CLOSED
                 conn.close()
-        self.persistence.commit()
+        await self.persistence.drain()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -165,25 +165,7 @@ class Broker:
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self.persistence.pending:
-            self.persistence.commit()  # durable before any PUBACK leaves
-        dirty = self._dirty
-        if not dirty:
-            return
-        if len(dirty) > _FLUSH_MAX:  # the rest in a later iteration: timers and reads get their turn
-            dirty, self._dirty = dirty[:_FLUSH_MAX], dirty[_FLUSH_MAX:]
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-        else:
-            self._dirty = []
-        for conn in dirty:
-            out = conn.out
-            if out:
-                t = conn.transport
-                if t is not None:
-                    t.write(out[0] if len(out) == 1 else b"".join(out))
-                out.clear()
+        durable.flush(self)
 
     # authorization ---------------------------------------------------------------
     def authorize(self, identity, action: str, resource: str) -> bool:
@@ -309,14 +291,7 @@ class Broker:
     def connected(self, conn: Connection, session: Session) -> None:
         self.lifecycle.presence(conn, session, "connected")
         if session.queued:
-            queued = self.persistence.take_queued(session)
-            now = self.clock.now()
-            for msg, packet_id, name in queued:
-                if msg.expired(now) or not self.can_receive(session, msg.topic):
-                    self.persistence.release(session, name)
-                    continue
-                self.send_qos1(session, conn, msg, msg.retain, packet_id, name)
-            self.flush_soon()
+            queued.deliver(self, conn, session)
 
     def connection_ended(self, conn: Connection) -> None:
         metering.ended(conn)
@@ -444,11 +419,9 @@ class Broker:
         if not out:
             self.dirty(conn)
         out.append(data)
-        if len(out) >= _OUT_BATCH_MAX:
+        if len(out) >= _OUT_BATCH_MAX and self.persistence.durable_now():  # its PUBACKs may be among them
             t = conn.transport
             if t is not None:
-                if self.persistence.pending:
-                    self.persistence.commit()  # its PUBACKs may be among them
                 t.write(b"".join(out))
             out.clear()
 
@@ -502,7 +475,11 @@ class Broker:
         self.flush_soon()
 
     def retain(self, account: str, region: str, msg: Message, quiet: bool = True) -> bool:
-        """Store or delete a topic's retained message; False if the account's quota is reached."""
+        """Store or delete a topic's retained message; False if the account's quota is reached.
+        PostgreSQL, on the loop (a will): stored on a worker, in the account's order."""
+        if quiet and self.persistence.workers is not None and threading.get_ident() == self._thread:
+            self.persistence.retain_off_loop(account, region, msg, self.limits.retained_topics_max)
+            return True
         try:
             self.persistence.retain(account, region, msg, self.limits.retained_topics_max)
         except RetainedQuotaExceeded:
@@ -537,12 +514,15 @@ class Broker:
         return request.pending if request.pending is not None else True
 
     def publish(self, account: str, region: str, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
-                properties: dict | None = None, source=None) -> None:
+                properties: dict | None = None, source=None, stored: bool = False) -> None:
         """Publish from outside MQTT (HTTP Publish, services). Raises TopicError for a bad topic,
-        RetainedQuotaExceeded when a new retained topic is over the account's quota."""
-        if self.loop is not None and threading.get_ident() != self._thread:
+        RetainedQuotaExceeded when a new retained topic is over the account's quota. `stored`:
+        the retained message is stored already. From a worker thread (PostgreSQL: the API's
+        Publish) the retained message is stored there, then routed on the loop."""
+        here = self.loop is None or threading.get_ident() == self._thread
+        if not here and not (retain and not stored and self.persistence.workers is not None):
             self.loop.call_soon_threadsafe(self.publish, account, region, topic, payload, qos, retain,
-                                           properties, source)
+                                           properties, source, stored)
             return
         if source is None:  # HTTP Publish: the same topic rules as a device
             validate_topic_name(topic, self.limits.topic_max_bytes, self.limits.topic_max_slashes)
@@ -552,8 +532,12 @@ class Broker:
             raise ValueError("QoS must be 0 or 1")
         now = self.clock.now()
         msg = Message.from_properties(topic, bytes(payload), qos, bool(retain), properties, now)
-        if retain:
+        if retain and not stored:
             self.retain(account, region, msg, quiet=False)
+        if not here:
+            self.loop.call_soon_threadsafe(self.publish, account, region, topic, payload, qos, retain,
+                                           properties, source, True)
+            return
         self.route(account, region, msg, to_bus=source != "bus")
         self.flush_soon()
 

@@ -13,7 +13,7 @@ import inspect
 import uuid
 
 from localiot import iotlogs, metering
-from localiot.broker import auth, codec, flow, special, subscriptions, watchers
+from localiot.broker import auth, codec, flow, retaining, special, subscriptions, watchers
 from localiot.broker.admission import Decision
 from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
 from localiot.broker.message import Message
@@ -230,12 +230,9 @@ class Connection(asyncio.Protocol):
         t = self.transport
         if t is None:
             return
-        if self.out:
-            if self.broker.persistence.pending:
-                self.broker.persistence.commit()  # durable before a PUBACK among them leaves
-            t.write(b"".join(self.out))
-            self.out.clear()
-        t.close()
+        data = b"".join(self.out) if self.out else b""
+        self.out.clear()
+        self.broker.persistence.after_durable(_write_and_close, t, data)  # a PUBACK among them: after its commit
 
     def send_disconnect(self, reason_code: int, reason: str | None = None) -> None:
         if self.v5 and self.state in (CONNECTED, AUTHENTICATING):
@@ -442,7 +439,7 @@ class Connection(asyncio.Protocol):
                 self._welcome(c, session, present, assigned)
                 self._read_on()
 
-        workers.call(broker.persistence.save, session).add_done_callback(saved)
+        broker.persistence.save_soon(session).add_done_callback(saved)
 
     def _welcome(self, c, session, present: bool, assigned) -> None:
         broker = self.broker
@@ -552,6 +549,8 @@ class Connection(asyncio.Protocol):
             if interval is not None:
                 msg.expires_at = broker.clock.now() + interval
         identity = self.identity
+        if retain and broker.persistence.workers is not None:  # PostgreSQL: stored on a worker first
+            return retaining.publish(self, msg, decision.topic, qos, pid)
         if retain and not broker.retain(identity.account, identity.region, msg):
             if qos:
                 self._puback(pid, codec.QUOTA_EXCEEDED)
@@ -592,6 +591,12 @@ class Connection(asyncio.Protocol):
             cache.clear()
         cache[tb] = decision
         return decision
+
+
+def _write_and_close(_ok: bool, transport, data: bytes) -> None:
+    if data:
+        transport.write(data)
+    transport.close()
 
 
 async def _await(awaitable):

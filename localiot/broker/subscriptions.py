@@ -13,6 +13,7 @@ lifecycle event.
 from __future__ import annotations
 
 from localiot import iotlogs
+from localiot.broker.states import CONNECTED
 from localiot.broker import auth, codec
 from localiot.broker.sessions import Session
 from localiot.topics import SubscriptionTrie, TopicError, validate_topic_filter
@@ -78,15 +79,23 @@ def subscribe(broker, conn, packet: codec.Subscribe) -> None:
         granted.append(topic_filter)
         if group is None and (opts.retain_handling == 0 or (opts.retain_handling == 1 and not existed)):
             retained_for.append((topic_filter, opts))
+    saved = None
     if granted:
         scope.cache.clear()
         if session.persistent:
-            broker.persistence.save(session)
+            saved = broker.persistence.save_soon(session)  # PostgreSQL: on a worker (its future)
+
+    def acknowledge():
+        if saved is None:
+            _acknowledge(broker, conn, packet, codes, retained_for, granted)
+        else:  # SUBACK once the session's write ended
+            saved.add_done_callback(lambda _: _acknowledge(broker, conn, packet, codes, retained_for, granted))
+
     fabric = broker.fabric
     if fabric is not None and fabric.awaiting_interest():  # SUBACK once the other nodes send here
-        fabric.when_subscribed(lambda: _acknowledge(broker, conn, packet, codes, retained_for, granted))
+        fabric.when_subscribed(acknowledge)
         return
-    _acknowledge(broker, conn, packet, codes, retained_for, granted)
+    acknowledge()
 
 
 def _acknowledge(broker, conn, packet: codec.Subscribe, codes: list, retained_for: list, granted: list) -> None:
@@ -101,8 +110,24 @@ def _acknowledge(broker, conn, packet: codec.Subscribe, codes: list, retained_fo
     iotlogs.subscribed(conn, granted)
 
 def _send_retained(broker, session: Session, conn, filters) -> None:
+    persistence = broker.persistence
+    if persistence.workers is None:
+        _deliver_retained(broker, session, conn, persistence.retained_for(session.account, session.region, filters))
+        return
+
+    def read(done) -> None:  # PostgreSQL: read on a worker
+        if done.cancelled() or done.exception() is not None or conn.session is not session \
+                or conn.state != CONNECTED:
+            return
+        _deliver_retained(broker, session, conn, done.result())
+        broker.flush_soon()
+
+    persistence.retained_off_loop(session.account, session.region, filters).add_done_callback(read)
+
+
+def _deliver_retained(broker, session: Session, conn, found: list) -> None:
     now = broker.clock.now()
-    for opts, msg in broker.persistence.retained_for(session.account, session.region, filters):
+    for opts, msg in found:
         if not broker.can_receive(session, msg.topic):
             continue
         qos = min(msg.qos, opts.qos)
@@ -125,7 +150,7 @@ def unsubscribe(broker, conn, packet: codec.Unsubscribe) -> None:
     if removed:
         scope.cache.clear()
         if session.persistent:
-            broker.persistence.save(session)
+            broker.persistence.save_soon(session)  # PostgreSQL: on a worker, in the session's order
     conn.push(codec.encode(codec.Unsuback(packet.packet_id, codes), conn.version))
     if removed:
         broker.lifecycle.subscription(conn, session, "unsubscribed", removed)

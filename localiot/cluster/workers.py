@@ -31,10 +31,23 @@ must keep its order does: a device's requests on its door topics run one
 after the other in the order it sent them (`in_order`, keyed by client), and
 its PUBACK waits for its unit of work.
 
-Still on the loop with PostgreSQL: the broker's group commit of QoS 1
-messages before PUBACKs, parking a session's messages as its client goes,
-reading them as it comes back, retained messages, the presence records and
-the fabric's session moves.
+The broker's own store work runs here too (localiot.broker.persistence):
+the group commit of QoS 1 messages, one at a time, while the output written
+before it (PUBACKs among it) waits (localiot.broker.durable); a session's
+saves, parks, deletes and queue reads in that session's lane, each after the
+group commit holding its earlier messages; retained messages in their
+account's lane (a device's retained PUBLISH is routed and acknowledged once
+stored: localiot.broker.retaining). So do the presence records
+(localiot.services.presence), the fabric's session moves and QoS 1 requeues,
+custom-authorizer reads, units of work of asyncio tasks and async periodic
+jobs (`unit_of_work.in_unit` / `run_off_loop`). The PostgreSQL store counts
+any use from the loop's thread (`storeOnLoop` in health, with the places);
+tests/test_store_on_loop.py keeps it at zero for all of the above.
+
+Still on the loop: cached reads made by a scope's first message (the AWS IoT
+logging level, the rules engine's compiled rules), the TLS trust store's
+refresh after a CA or certificate registration, the broker's session restore
+at start-up, the test-only /_localiot admin calls and Fleet Hub's pages.
 
 `LOCALIOT_STORE_THREADS` sets the number of threads (default 4); health
 reports them (`state`)."""

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -139,15 +140,17 @@ class Authentication:
             if door.sigv4 is not None:
                 account, region, access_key = door.sigv4
                 return Identity(account, region, principal=access_key, policy=ALLOW_ALL, attributes={"kind": SIGV4})
-            found = self.custom_authentication(info.client_id, info.username, info.password, info.remote_address,
-                                               sni, http=door.http)
-            return found if found is not None else Refusal(
-                codec.NOT_AUTHORIZED, "MQTT over WebSocket needs a SigV4-presigned URL or a custom authorizer.")
+            return self.custom_authentication(
+                info.client_id, info.username, info.password, info.remote_address, sni, http=door.http,
+                otherwise=lambda: Refusal(codec.NOT_AUTHORIZED,
+                                          "MQTT over WebSocket needs a SigV4-presigned URL or a custom authorizer."))
+        if info.peer_certificate is None or name == "alpn-mqtt":
+            return self.custom_authentication(info.client_id, info.username, info.password, info.remote_address, sni,
+                                              otherwise=lambda: self._by_certificate(info, sni))
+        return self._by_certificate(info, sni)
+
+    def _by_certificate(self, info: ConnectInfo, sni: str | None):
         certificate = info.peer_certificate
-        if certificate is None or name == "alpn-mqtt":
-            found = self.custom_authentication(info.client_id, info.username, info.password, info.remote_address, sni)
-            if found is not None:
-                return found
         if certificate is not None:
             workers = getattr(self.runtime, "workers", None)
             if workers is not None and not self._knows(certificate, info.client_id, sni):
@@ -245,9 +248,10 @@ class Authentication:
 
     # custom authorizers -------------------------------------------------------------------
     def custom_authentication(self, client_id: str | None, username: str | None, password: bytes | None,
-                              remote: str | None, sni: str | None, *, http: dict | None = None):
-        """None when no custom authorizer applies; a Refusal; or an awaitable of the
-        Identity / Refusal (the authorizer's Lambda runs in a worker thread)."""
+                              remote: str | None, sni: str | None, *, http: dict | None = None, otherwise=None):
+        """None when no custom authorizer applies (`otherwise()` when given); a Refusal; or an
+        awaitable of the Identity / Refusal (the authorizer's Lambda runs in a worker thread).
+        With PostgreSQL a coroutine of any of these: the authorizer is read on a worker."""
         params: dict[str, str] = {}
         if username and "?" in username:
             params.update((k.lower(), v) for k, v in query_pairs(username.partition("?")[2]))
@@ -259,16 +263,35 @@ class Authentication:
         account = self.config.default_account
         region = region_in(sni, (http or {}).get("host")) or self.config.default_region
         name = params.get(_AUTHORIZER_NAME)
+        go_on = (client_id, username, password, remote, sni, http, params, headers, account, region, otherwise)
+        workers = getattr(self.runtime, "workers", None)
+        if workers is None:
+            return self._custom_with(self._authorizer(account, region, name), *go_on)
+        return self._custom_off_loop(workers.call(self._authorizer, account, region, name), go_on)
+
+    async def _custom_off_loop(self, reading, go_on):
+        result = self._custom_with(await reading, *go_on)
+        while inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _authorizer(self, account: str, region: str, name: str | None):
+        """The authorizer named (or the default one: None if there is none), or a Refusal."""
         with self.store.transaction(account, region, write=False) as tx:
             if name:
                 doc = tx.get(authorizers.KIND, name)
                 if doc is None:
                     return Refusal(codec.NOT_AUTHORIZED, f"The authorizer {name} does not exist.")
-            else:
-                default = tx.get(authorizers.DEFAULT_KIND, authorizers.DEFAULT_NAME)
-                doc = tx.get(authorizers.KIND, default["authorizerName"]) if default else None
-                if doc is None:
-                    return None
+                return doc
+            default = tx.get(authorizers.DEFAULT_KIND, authorizers.DEFAULT_NAME)
+            return tx.get(authorizers.KIND, default["authorizerName"]) if default else None
+
+    def _custom_with(self, doc, client_id, username, password, remote, sni, http, params, headers, account, region,
+                     otherwise):
+        if doc is None:
+            return otherwise() if otherwise is not None else None
+        if isinstance(doc, Refusal):
+            return doc
         if doc["status"] != "ACTIVE":
             return Refusal(codec.NOT_AUTHORIZED, f"The authorizer {doc['authorizerName']} is not active.")
         key_name = (doc.get("tokenKeyName") or "").lower()

@@ -66,6 +66,7 @@ from localiot.provisioning import TemplateError, evaluate, validate_template
 from localiot.provisioning.apply import apply_plan
 from localiot.provisioning.parameters import certificate_parameters
 from localiot.services.context import RequestContext
+from localiot.services.unit_of_work import run_off_loop
 from localiot.services.security import certificates, provisioning_templates
 
 log = logging.getLogger("localiot.provisioning")
@@ -97,21 +98,24 @@ def certificates_door(app, publish: ReservedPublish) -> bool:
     if conn is None:
         return False  # the answers hold private keys: only for an MQTT connection that asks itself
     operation, fmt = publish.parts["operation"], publish.parts["format"]
-    try:
-        request = _decode(publish.payload, fmt)
-        if operation == "create":
-            answer = _guarded(serve, app, identity, "iot", "CreateKeysAndCertificate",
-                              lambda ctx: _create_keys(ctx, identity))
-        else:
-            csr = request.get("certificateSigningRequest")
-            if not isinstance(csr, str) or not csr:
-                raise Rejected(400, "InvalidPayload", "certificateSigningRequest must be a PEM string.")
-            answer = _guarded(serve, app, identity, "iot", "CreateCertificateFromCsr",
-                              lambda ctx: _create_from_csr(ctx, identity, csr))
-    except Rejected as rejection:
-        _reply(conn, f"{topic}/rejected", rejection.document(), fmt)
-    else:
-        _reply(conn, f"{topic}/accepted", answer, fmt)
+
+    def work():
+        try:
+            request = _decode(publish.payload, fmt)
+            if operation == "create":
+                answer = _guarded(serve, app, identity, "iot", "CreateKeysAndCertificate",
+                                  lambda ctx: _create_keys(ctx, identity))
+            else:
+                csr = request.get("certificateSigningRequest")
+                if not isinstance(csr, str) or not csr:
+                    raise Rejected(400, "InvalidPayload", "certificateSigningRequest must be a PEM string.")
+                answer = _guarded(serve, app, identity, "iot", "CreateCertificateFromCsr",
+                                  lambda ctx: _create_from_csr(ctx, identity, csr))
+        except Rejected as rejection:
+            return f"{topic}/rejected", rejection.document()
+        return f"{topic}/accepted", answer
+
+    _off_loop(app, publish, work, lambda reply: _reply(conn, *reply, fmt))
     return True
 
 
@@ -121,21 +125,44 @@ def provision_door(app, publish: ReservedPublish) -> bool:
     if conn is None:
         return False  # the answers hold tokens: only for an MQTT connection that asks itself
     template_name, fmt = publish.parts["template"], publish.parts["format"]
-    try:
-        token, parameters = _provision_request(_decode(publish.payload, fmt))
-        template, certificate = _guarded(_read, app, identity,
-                                         lambda ctx: _claim(ctx, identity, template_name, token))
-    except Rejected as rejection:
-        _reply(conn, f"{topic}/rejected", rejection.document(), fmt)
-        return True
-    if template.get("preProvisioningHook"):
-        task = asyncio.get_running_loop().create_task(
-            _provision_after_hook(app, identity, conn, topic, fmt, template, certificate, token, parameters))
+
+    def work():
+        try:
+            token, parameters = _provision_request(_decode(publish.payload, fmt))
+            template, certificate = _guarded(_read, app, identity,
+                                             lambda ctx: _claim(ctx, identity, template_name, token))
+        except Rejected as rejection:
+            return f"{topic}/rejected", rejection.document()
+        if template.get("preProvisioningHook"):
+            return template, certificate, token, parameters  # the hook's call goes on on the loop
+        return _provision(app, identity, topic, template_name, token, parameters)
+
+    def then(outcome):
+        if len(outcome) == 2:
+            _reply(conn, *outcome, fmt)
+            return
+        task = asyncio.get_running_loop().create_task(_provision_after_hook(app, identity, conn, topic, fmt, *outcome))
         _hook_tasks.add(task)
         task.add_done_callback(_hook_tasks.discard)
-        return True
-    _provision(app, identity, conn, topic, fmt, template_name, token, parameters)
+
+    _off_loop(app, publish, work, then)
     return True
+
+
+def _off_loop(app, publish: ReservedPublish, work, then) -> None:
+    """`then(work())`: `work` (the door's store work) on a worker with PostgreSQL, after the device's
+    earlier door requests, its PUBACK once `then` (on the loop: the replies) ran; here with SQLite."""
+    workers = app.runtime.workers
+    if workers is None:
+        then(work())
+        return
+    identity = publish.identity
+    task = workers.in_order((identity.account, identity.region, identity.principal), work)
+
+    async def answered():
+        then(await task)
+
+    publish.pending = asyncio.get_running_loop().create_task(answered())
 
 
 # certificates --------------------------------------------------------------------------
@@ -228,14 +255,14 @@ def _register(ctx, identity, template_name: str, token: str, parameters: dict) -
     return {k: v for k, v in result.fleet_provisioning_response().items() if v is not None}
 
 
-def _provision(app, identity, conn, topic, fmt, template_name, token, parameters) -> None:
+def _provision(app, identity, topic, template_name, token, parameters) -> tuple[str, dict]:
+    """The RegisterThing unit of work: the reply (topic, body)."""
     try:
         answer = _guarded(serve, app, identity, "iot", "RegisterThing",
                           lambda ctx: _register(ctx, identity, template_name, token, parameters))
     except Rejected as rejection:
-        _reply(conn, f"{topic}/rejected", rejection.document(), fmt)
-    else:
-        _reply(conn, f"{topic}/accepted", answer, fmt)
+        return f"{topic}/rejected", rejection.document()
+    return f"{topic}/accepted", answer
 
 
 async def _provision_after_hook(app, identity, conn, topic, fmt, template, certificate, token, parameters):
@@ -254,7 +281,9 @@ async def _provision_after_hook(app, identity, conn, topic, fmt, template, certi
         rejection = Rejected(403, "AccessDenied", "Provisioning was refused by the pre-provisioning hook.")
         _reply(conn, f"{topic}/rejected", rejection.document(), fmt)
         return
-    _provision(app, identity, conn, topic, fmt, template["templateName"], token, {**parameters, **overrides})
+    reply = await run_off_loop(app.runtime, _provision, app, identity, topic, template["templateName"], token,
+                               {**parameters, **overrides})
+    _reply(conn, *reply, fmt)
 
 
 # plumbing ------------------------------------------------------------------------------

@@ -38,8 +38,13 @@ are adopted as before (`liveness`), and a node declared dead stays expected
 it any more. With a store of each node's own (SQLite) there is nothing to
 write into: after the timeout the PUBACKs go, as before.
 
-Left out: shared subscriptions' messages are not re-queued on a timeout
-(NATS handed each to one unknown node); a node that joins is expected from
+A shared subscription's message (`$share/group/filter`) went, through NATS, to
+one node of the group's, perhaps the silent one: on a timeout it is queued for
+one persistent session of the group that a silent node holds (or that moved),
+at most once per group and message; a duplicate if another node delivered it
+too, which QoS 1 allows.
+
+Left out: a node that joins is expected from
 its first heartbeat, sent as its fabric starts, before its broker listens.
 """
 
@@ -89,6 +94,7 @@ class Confirmations:
         self._replies: list = []  # (reply subject, connection kind, seq) waiting for this iteration's commit
         self._commit_scheduled = False
         self._timer = None
+        self._requeueing = False  # a timed-out batch's store write runs on a worker (PostgreSQL)
         self.batches = 0
         self.timeouts = 0
         self.requeued = 0
@@ -147,6 +153,8 @@ class Confirmations:
             self.confirmed[key] = seq
 
     def _settle(self) -> None:
+        if self._requeueing:
+            return  # the PUBACKs keep their order: the batch being requeued goes first
         waiting, confirmed = self.waiting, self.confirmed
         done = False
         while waiting:
@@ -167,6 +175,8 @@ class Confirmations:
 
     def _expire(self) -> None:
         self._timer = None
+        if self._requeueing:
+            return  # resumed as the requeue ends
         now = time.monotonic()
         while self.waiting and self.waiting[0].deadline <= now:
             batch = self.waiting.popleft()
@@ -176,8 +186,16 @@ class Confirmations:
             if silent:
                 log.warning("fabric: nodes %s did not confirm %d QoS 1 messages within %gs",
                             sorted(silent), len(batch.messages), self.timeout)
+                persistence = self.fabric.broker.persistence
+                if self._requeue_needed() and persistence.workers is not None:
+                    self._requeueing = True  # PostgreSQL: on a worker, then the rest in order
+                    persistence.after_commits(self._requeue, batch, silent).add_done_callback(
+                        lambda done, batch=batch: self._requeued(batch, done))
+                    return
                 try:
-                    self._requeue(batch, silent)
+                    if self._requeue_needed():
+                        persistence.commit()
+                        self._requeue_told(self._requeue(batch, silent))
                 except Exception:  # not safe: no PUBACK (its publisher sends it again as it reconnects)
                     log.exception("fabric: could not queue unconfirmed QoS 1 messages in the store")
                     _run(batch, False)
@@ -187,19 +205,39 @@ class Confirmations:
         self._settle()
         self._arm()
 
+    def _requeued(self, batch: _Batch, done) -> None:
+        self._requeueing = False
+        if done.cancelled() or done.exception() is not None:
+            log.error("fabric: could not queue unconfirmed QoS 1 messages in the store: %r",
+                      None if done.cancelled() else done.exception())
+            _run(batch, False)
+        else:
+            self._requeue_told(done.result())
+            _run(batch)
+        self.fabric.broker.flush_soon()
+        self._expire()  # the next timed-out batches, then the confirmed ones, then the timer
+
+    def _requeue_needed(self) -> bool:
+        sessions = self.fabric.sessions
+        return sessions is not None and sessions.shared_store
+
+    def _requeue_told(self, told: list) -> None:
+        if told:
+            self.fabric.sessions.requeued(told)
+
     def node_gone(self, node: str) -> None:
         """Liveness declared `node` dead: expected until no stored session names it."""
         if self.fabric.sessions is not None and self.fabric.sessions.shared_store:
             self.lingering[node] = time.monotonic()
 
-    def settle_gone(self) -> None:
+    async def settle_gone(self) -> None:
         """Drop the dead nodes that no stored session names any more (called by liveness), or
         that still do LINGER_MAX seconds after their death (their adoption failed: logged)."""
         if not self.lingering:
             return
         broker = self.fabric.broker
-        with broker.store.transaction(*BROKER_SCOPE, write=False) as tx:
-            holders = {ref.get("node") for _, ref in tx.scan(REF_KIND)}
+        workers = broker.persistence.workers
+        holders = _holders(broker.store) if workers is None else await workers.call(_holders, broker.store)
         now = time.monotonic()
         for node, since in list(self.lingering.items()):
             if node not in holders:
@@ -209,18 +247,19 @@ class Confirmations:
                 log.warning("fabric: sessions of dead node %s were not adopted in %gs; its QoS 1 "
                             "confirmations are no longer awaited", node, LINGER_MAX)
 
-    def _requeue(self, batch: _Batch, silent: set) -> None:
-        """The batch's messages, into the store for the sessions the silent nodes hold or that moved."""
+    def _requeue(self, batch: _Batch, silent: set) -> list:
+        """The batch's messages, into the store for the sessions the silent nodes hold or that moved
+        (on a worker with PostgreSQL): the keys of the sessions that got some."""
         sessions = self.fabric.sessions
         if sessions is None or not sessions.shared_store:
-            return
+            return []
         broker = self.fabric.broker
         since = batch.sent_at - 2 * self.timeout
         by_scope: dict[tuple[str, str], list] = {}
         for account, region, msg in batch.messages:
             by_scope.setdefault((account, region), []).append(msg)
         told: set = set()
-        broker.persistence.commit()
+        given: set = set()  # (account, region, group, message): one member of a shared group gets it
         with broker.store.transaction(*BROKER_SCOPE) as tx:
             for _, ref in tx.scan(REF_KIND):
                 holder = ref.get("node")
@@ -238,6 +277,8 @@ class Confirmations:
                 n = 0
                 for msg in msgs:
                     opts = _matching(session, msg.topic)
+                    if opts is None:  # a shared group's member: NATS may have handed it to the silent node
+                        opts = _shared_matching(session, msg.topic, given, ref["account"], ref["region"], id(msg))
                     if opts is None or n >= room:
                         continue
                     queue_message(tx, session, msg, 1, msg.retain and opts[2])
@@ -245,8 +286,7 @@ class Confirmations:
                 if n:
                     self.requeued += n
                     told.add(session.key)
-        if told:
-            sessions.requeued(sorted(told))
+        return sorted(told)
 
     # receiving side ------------------------------------------------------------------
     def _on_sync(self, kind: str, reply, body: bytes) -> None:
@@ -264,7 +304,13 @@ class Confirmations:
         self._commit_scheduled = False
         replies, self._replies = self._replies, []
         broker = self.fabric.broker
-        if broker is not None and not broker.persistence.commit():
+        if broker is None:
+            self._answer(True, replies)
+        else:  # PostgreSQL: the group commit runs on a worker, the replies go once it ended
+            broker.persistence.after_durable(self._answer, replies)
+
+    def _answer(self, committed: bool, replies: list) -> None:
+        if not committed:
             return  # not safe: no confirmation (the senders time out and queue it themselves)
         publish = self.fabric.conn.publish
         mine = False
@@ -282,6 +328,12 @@ class Confirmations:
                 "requeued": self.requeued}
 
 
+def _holders(store) -> set:
+    """The nodes stored sessions name as their holder."""
+    with store.transaction(*BROKER_SCOPE, write=False) as tx:
+        return {ref.get("node") for _, ref in tx.scan(REF_KIND)}
+
+
 def _timeout_from_env() -> float:
     try:
         return max(0.1, float(os.environ.get("LOCALIOT_FABRIC_CONFIRM_TIMEOUT", CONFIRM_TIMEOUT)))
@@ -295,6 +347,21 @@ def _run(batch: _Batch, safe: bool = True) -> None:
             fn(arg) if safe else fn(arg, False)
         except Exception:
             log.exception("fabric: a confirmed QoS 1 callback failed")
+
+
+def _shared_matching(session: Session, topic: str, given: set, account: str, region: str, msg_id: int):
+    """The options of the session's first `$share/` QoS 1 subscription matching `topic` whose
+    group did not get the message yet (then it has), or None."""
+    for topic_filter, opts in session.subscriptions.items():
+        group, inner = parse_shared(topic_filter)
+        if group is None or opts[0] < 1 or not matches(inner, topic):
+            continue
+        key = (account, region, group, inner, msg_id)
+        if key in given:
+            continue
+        given.add(key)
+        return opts
+    return None
 
 
 def _matching(session: Session, topic: str):

@@ -123,14 +123,14 @@ class Liveness:
                 if sessions is None or sessions.broker is None or not sessions.shared_store:
                     continue
                 if dead and self.leader():
-                    sessions.adopt(lambda node: node in dead)
+                    await sessions.adopt(lambda node: node in dead)
                 if self.fabric.confirm is not None:
-                    self.fabric.confirm.settle_gone()
+                    await self.fabric.confirm.settle_gone()
                 if not orphans_checked and now - self.started > DEAD_AFTER:
                     orphans_checked = True
                     if self.leader():
                         mine, locked = self.fabric.node_id, await self._alive_in_store() or set()
-                        sessions.adopt(lambda node: node is not None and node != mine and node not in self.alive
+                        await sessions.adopt(lambda node: node is not None and node != mine and node not in self.alive
                                        and node_key(node) not in locked)
             except Exception:
                 log.exception("fabric: liveness check failed")

@@ -33,6 +33,7 @@ import logging
 import time
 
 from localiot.broker import auth, codec
+from localiot.broker import queued as queued_messages
 from localiot.broker.connection import CONNECTED
 from localiot.broker.persistence import BROKER_SCOPE, QUEUED_KIND, REF_KIND, SESSION_KIND
 from localiot.broker.sessions import Session
@@ -89,9 +90,9 @@ class SessionMoves:
         sessions = self.broker.sessions
         home = None
         if self.shared_store:
-            home = self._home(key)
+            home, doc, queued = await self._read(key)
             if key not in sessions:
-                self._load(key)  # subscribed before the old home lets go: nothing missed
+                self._load(key, doc, queued)  # subscribed before the old home lets go: nothing missed
         self.conn.publish(subjects.CONTROL + "takeover", json.dumps(key).encode())
         if home is None or home == self.fabric.node_id:
             return
@@ -101,25 +102,24 @@ class SessionMoves:
             pass  # its node is gone: the store has what it acknowledged
         except (asyncio.TimeoutError, ConnectionError):
             log.warning("fabric: node %s did not release client id %s in time", home, client_id)
-        self._load(key)  # as the old home left it
+        self._load(key, *(await self._read(key))[1:])  # as the old home left it
         session = self.broker.sessions.get(key)
         if session is not None:
             session.moved_at = time.time()  # saved with it as the client connects (localiot.fabric.confirm)
 
-    def _home(self, key) -> str | None:
-        with self.broker.store.transaction(*BROKER_SCOPE, write=False) as tx:
-            ref = tx.get(REF_KIND, "/".join(key))
-        return ref.get("node") if ref else None
+    async def _read(self, key) -> tuple[str | None, dict | None, int]:
+        """(its home node, its stored document, its queued messages) of a stored session: on a
+        worker with PostgreSQL, after this node's store work for it."""
+        persistence = self.broker.persistence
+        if persistence.workers is None:
+            return _read_stored(self.broker.store, key)
+        return await persistence.for_session(_Keyed(key), _read_stored, self.broker.store, key)
 
-    def _load(self, key) -> None:
-        """(Re)load a stored session as this node's, disconnected: its subscriptions join the
-        trie (and so NATS), its queued messages are counted."""
+    def _load(self, key, doc: dict | None, queued: int) -> None:
+        """(Re)load a stored session (`doc`, `queued`: as `_read` found them) as this node's,
+        disconnected: its subscriptions join the trie (and so NATS), its queued messages are counted."""
         account, region, client_id = key
         broker = self.broker
-        with broker.store.transaction(*BROKER_SCOPE, write=False) as tx:
-            scoped = tx.scope(account, region)
-            doc = scoped.get(SESSION_KIND, client_id)
-            queued = scoped.count(QUEUED_KIND, "client", client_id) if doc else 0
         session = broker.sessions.get(key)
         if session is not None and session.conn is not None:
             return  # connected here already (a race of two connects): the broker's own takeover
@@ -144,23 +144,34 @@ class SessionMoves:
         scope.cache.clear()
         session.queued = queued
 
-    def adopt(self, orphaned) -> int:
+    async def adopt(self, orphaned) -> int:
         """Load as this node's the stored persistent sessions whose holder `orphaned(node)` (a
         dead node): messages for them are queued again. How many were adopted."""
         broker = self.broker
-        with broker.store.transaction(*BROKER_SCOPE, write=False) as tx:
-            refs = [ref for _, ref in tx.scan(REF_KIND) if orphaned(ref.get("node"))]
-        adopted = 0
+        persistence = broker.persistence
+        if persistence.workers is None:
+            refs = _refs(broker.store)
+        else:
+            refs = await persistence.workers.call(_refs, broker.store)
+        refs = [ref for ref in refs if orphaned(ref.get("node"))]
+        adopted, saving = 0, []
         for ref in refs:
             key = (ref["account"], ref["region"], ref["clientId"])
-            if key in broker.sessions or not orphaned(self._home(key)):
+            if key in broker.sessions:
+                continue
+            home, doc, queued = await self._read(key)
+            if key in broker.sessions or not orphaned(home):
                 continue  # its client came back meanwhile, through some node
-            self._load(key)
+            self._load(key, doc, queued)
             session = broker.sessions.get(key)
             if session is not None:
                 session.moved_at = time.time()
-                broker.persistence.save(session)  # home: this node
+                saved = broker.persistence.save_soon(session)  # home: this node
+                if saved is not None:
+                    saving.append(saved)
                 adopted += 1
+        if saving:  # stored before the dead node stops being awaited (confirm.settle_gone reads them)
+            await asyncio.wait(saving)
         if refs:
             log.warning("fabric: adopted %d persistent sessions of nodes that are gone", adopted)
         return adopted
@@ -186,28 +197,33 @@ class SessionMoves:
             return
         conn = session.conn
         if conn is None:
-            broker.persistence.commit()
-            with broker.store.transaction(*BROKER_SCOPE, write=False) as tx:
-                session.queued = tx.scope(session.account, session.region).count(QUEUED_KIND, "client",
-                                                                                  session.client_id)
+            persistence = broker.persistence
+            if persistence.workers is None:
+                persistence.commit()
+                session.queued = _count_queued(broker.store, session)
+                return
+
+            def counted(done) -> None:  # PostgreSQL: counted on a worker
+                if not done.cancelled() and done.exception() is None and session.conn is None:
+                    session.queued = done.result()
+
+            persistence.for_session(session, _count_queued, broker.store, session).add_done_callback(counted)
             return
         if conn.state != CONNECTED:
             return
-        held = {entry[2] for entry in session.inflight.values()} | {entry[2] for entry in session.pending}
-        now = broker.clock.now()
-        for msg, _, name in broker.persistence.take_queued(session):
-            if name in held:
-                continue
-            if msg.expired(now) or not broker.can_receive(session, msg.topic):
-                broker.persistence.release(session, name)
-                continue
-            broker.send_qos1(session, conn, msg, msg.retain, None, name)
-        broker.flush_soon()
+        queued_messages.deliver(broker, conn, session, skip_held=True)
 
     def _on_request(self, subject: str, reply, body: bytes) -> None:
         request = json.loads(body)
         if request[0] == "release":
-            self.release(tuple(request[1:4]))
+            key = tuple(request[1:4])
+            self.release(key)
+            persistence = self.broker.persistence if self.broker is not None else None
+            if reply and persistence is not None and persistence.workers is not None:
+                # PostgreSQL: answer once what was parked (and buffered) for it is stored
+                done = persistence.for_session(_Keyed(key), _nothing)
+                done.add_done_callback(lambda _: self.conn.publish(reply, b"ok"))
+                return
         if reply:
             self.conn.publish(reply, b"ok")
 
@@ -227,7 +243,10 @@ class SessionMoves:
         session = broker.sessions.get(key)
         if session is not None and self.shared_store:
             _forget(broker, session)
-        broker.persistence.commit()
+        if broker.persistence.workers is None:
+            broker.persistence.commit()
+        elif broker.persistence.pending:
+            broker.persistence.start_commit()  # PostgreSQL: on a worker (`_on_request` waits for it)
 
 
 def _forget(broker, session: Session) -> None:
@@ -240,6 +259,37 @@ def _forget(broker, session: Session) -> None:
     if broker.sessions.get(session.key) is session:
         del broker.sessions[session.key]
     broker.offline.discard(session)
+
+
+class _Keyed:
+    """A session's key where persistence.for_session wants a session (a lane per key)."""
+
+    def __init__(self, key):
+        self.key, self.client_id = key, key[2]
+
+
+def _nothing() -> None:
+    return None
+
+
+def _read_stored(store, key) -> tuple[str | None, dict | None, int]:
+    account, region, client_id = key
+    with store.transaction(*BROKER_SCOPE, write=False) as tx:
+        ref = tx.get(REF_KIND, "/".join(key))
+        scoped = tx.scope(account, region)
+        doc = scoped.get(SESSION_KIND, client_id)
+        queued = scoped.count(QUEUED_KIND, "client", client_id) if doc else 0
+    return (ref.get("node") if ref else None), doc, queued
+
+
+def _refs(store) -> list[dict]:
+    with store.transaction(*BROKER_SCOPE, write=False) as tx:
+        return [ref for _, ref in tx.scan(REF_KIND)]
+
+
+def _count_queued(store, session: Session) -> int:
+    with store.transaction(*BROKER_SCOPE, write=False) as tx:
+        return tx.scope(session.account, session.region).count(QUEUED_KIND, "client", session.client_id)
 
 
 def _shared(store) -> bool:

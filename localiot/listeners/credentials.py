@@ -37,6 +37,7 @@ from localiot.device_auth.grants import compiled
 from localiot.listeners.tls import sni_of
 from localiot.services.registry.things import PRINCIPALS
 from localiot.services.security import policies, role_aliases
+from localiot.services.unit_of_work import run_off_loop
 
 log = logging.getLogger("localiot.listeners")
 
@@ -69,26 +70,21 @@ def _iso(value) -> str:
     return str(value)
 
 
-async def serve_credentials(request: web.BaseRequest, alias: str, app, device_auth) -> web.Response:
-    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    if not der:
-        return _error(403, "Access Denied")
-    identity = device_auth.certificate_identity(der, None, request.remote, sni_of(request.transport),
-                                                just_in_time=False)
+def _decide(app, device_auth, der: bytes, alias: str, remote, sni, thing):
+    """(certificate id, region, role alias document) of an allowed request, or the error response."""
+    identity = device_auth.certificate_identity(der, None, remote, sni, just_in_time=False)
     if not isinstance(identity, Identity):
         log.info("credential provider: refused a certificate: %s", getattr(identity, "message", identity))
         return _error(403, "Access Denied")
     account, region, cert_id = identity.account, identity.region, identity.principal
     principal = identity.attributes["principalArn"]
-    thing = request.headers.get(THING_HEADER)
     now = app.runtime.clock.now()
     with app.store.transaction(account, region, write=False) as tx:
         if thing is not None and thing not in tx.linked_to(PRINCIPALS, principal):
             return _error(403, "Invalid thing name passed")
         effective = policies.effective_policies(tx, principal, thing)
         variables = policies.connection_variables(tx, principal, None, thing, now=now,
-                                                  extra={"aws:SourceIp": request.remote} if request.remote else None)
+                                                  extra={"aws:SourceIp": remote} if remote else None)
         alias_doc = tx.get(role_aliases.KIND, alias)
     granted = compiled(tuple((p["policyName"], p["policyDocument"]) for p in effective))
     alias_arn = f"arn:aws:iot:{region}:{account}:rolealias/{alias}"
@@ -96,6 +92,20 @@ async def serve_credentials(request: web.BaseRequest, alias: str, app, device_au
         return _error(403, "Access Denied")
     if alias_doc is None:
         return _error(404, "Role alias does not exist")
+    return cert_id, region, alias_doc
+
+
+async def serve_credentials(request: web.BaseRequest, alias: str, app, device_auth) -> web.Response:
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if not der:
+        return _error(403, "Access Denied")
+    # the certificate, policy and role alias reads: on a worker with PostgreSQL
+    decided = await run_off_loop(app.runtime, _decide, app, device_auth, der, alias, request.remote,
+                                 sni_of(request.transport), request.headers.get(THING_HEADER))
+    if isinstance(decided, web.Response):
+        return decided
+    cert_id, region, alias_doc = decided
     duration = int(alias_doc.get("credentialDurationSeconds") or role_aliases.DEFAULT_DURATION)
     sts = app.runtime.aws_client("sts", region)
     try:

@@ -12,15 +12,18 @@ request goes to the HTTP API.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from aiohttp import web
 
 from localiot.broker import auth as broker_auth
 from localiot.broker.admission import DENIED, INVALID, RESERVED
 from localiot.broker.retained import RetainedQuotaExceeded
-from localiot.topics import TopicError
+from localiot.broker.message import Message
+from localiot.topics import TopicError, validate_topic_name
 from localiot.listeners.http import http_context, reply
 from localiot.listeners.tls import sni_of
+from localiot.services.unit_of_work import run_off_loop
 
 
 async def publish(request: web.BaseRequest, topic: str, broker, device_auth) -> web.StreamResponse | None:
@@ -30,12 +33,15 @@ async def publish(request: web.BaseRequest, topic: str, broker, device_auth) -> 
     remote = request.remote
     sni = sni_of(request.transport)
     if der:
-        identity = device_auth.certificate_identity(der, None, remote, sni, just_in_time=False)
+        identity = await run_off_loop(broker.runtime, functools.partial(  # PostgreSQL: on a worker
+            device_auth.certificate_identity, der, None, remote, sni, just_in_time=False))
     else:
         found = device_auth.custom_authentication(None, None, None, remote, sni, http=http_context(request))
         if found is None:
             return None
         identity = await found if asyncio.iscoroutine(found) else found
+        if identity is None:  # (PostgreSQL: known once the authorizer was read on a worker)
+            return None
     if not isinstance(identity, broker_auth.Identity):
         return reply(403, "Forbidden")
     query = request.rel_url.query
@@ -55,11 +61,29 @@ async def publish(request: web.BaseRequest, topic: str, broker, device_auth) -> 
     if decision.status == DENIED:
         return reply(403, "Forbidden")
     if decision.status == RESERVED:
-        if not broker.serve_reserved(identity, decision, payload, {}, qos):
+        served = broker.serve_reserved(identity, decision, payload, {}, qos)
+        if isinstance(served, asyncio.Future):  # PostgreSQL: the door's unit of work runs on a worker
+            try:
+                await served
+            except Exception:
+                return reply(403, "Forbidden")
+        elif not served:
             return reply(403, "Forbidden")
         return reply(200, "OK")
+    stored = False
+    if decision.retain and broker.persistence.workers is not None:  # PostgreSQL: stored on a worker first
+        try:
+            validate_topic_name(topic, broker.limits.topic_max_bytes, broker.limits.topic_max_slashes)
+        except TopicError as e:
+            return reply(400, str(e))
+        message = Message.from_properties(topic, payload, qos, True, None, broker.clock.now())
+        if not await broker.persistence.retain_off_loop(identity.account, identity.region, message,
+                                                        broker.limits.retained_topics_max):
+            return reply(413, "The account's retained message quota is reached.")
+        stored = True
     try:
-        broker.publish(identity.account, identity.region, topic, payload, qos, decision.retain, source="https")
+        broker.publish(identity.account, identity.region, topic, payload, qos, decision.retain, source="https",
+                       stored=stored)
     except RetainedQuotaExceeded:
         return reply(413, "The account's retained message quota is reached.")
     except TopicError as e:

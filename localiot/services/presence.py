@@ -31,12 +31,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections import deque
 
 from localiot.broker.lifecycle import PRESENCE, parse_presence
 from localiot.bus import OncePerIteration
 from localiot.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("localiot.presence")
+
+WRITE_WAIT = 10.0  # seconds a reader waits for the records being written
 
 
 class Presence:
@@ -47,6 +51,10 @@ class Presence:
         self.waiting: set[tuple[str, str]] = set()  # scopes to flush when the timer fires
         self._timer: asyncio.TimerHandle | None = None
         self._flush = OncePerIteration(self.flush)
+        self._writing = 0  # scopes' records taken on the loop and being written on a worker
+        self._writes = threading.Condition()
+        self._queue: deque = deque()  # (account, region, what the recorders took), to write in order
+        self._draining = False  # a worker is writing the queue
         self.unsubscribe = runtime.bus.subscribe(self._on_bus, prefix=PRESENCE)
 
     def register(self, recorder) -> None:
@@ -82,12 +90,29 @@ class Presence:
 
     def flush(self, everything: bool = False) -> None:
         """Write what every recorder has pending (with `everything`, also what they hold back):
-        one unit of work per scope."""
+        one unit of work per scope. With PostgreSQL the loop's flush takes the records
+        (`recorder.take`) and writes them on a worker; a reader's flush (`everything`, or
+        from a worker) first waits for those writes."""
+        workers = getattr(self.runtime, "workers", None)
+        on_loop = _on_loop()
+        if workers is not None and (everything or not on_loop):
+            with self._writes:  # a reader: what the loop took is stored first
+                self._writes.wait_for(lambda: not self._writing, timeout=WRITE_WAIT)
         dirty, self.dirty = self.dirty, set()
         if everything:
             for recorder in self.recorders:
                 dirty.update(recorder.held() if hasattr(recorder, "held") else ())
         if not dirty or self.runtime.store is None:
+            return
+        if workers is not None and on_loop and not everything:
+            for account, region in dirty:
+                taken = [(recorder, recorder.take(account, region)) for recorder in self.recorders]
+                with self._writes:  # written in order (a record rewritten later is not overtaken)
+                    self._queue.append((account, region, taken))
+                    self._writing += 1
+                    start, self._draining = not self._draining, True
+                if start:  # one worker writes the queue (without the loop: a reader may block it)
+                    workers.call(self._drain)
             return
         for account, region in dirty:
             try:
@@ -96,6 +121,33 @@ class Presence:
                         recorder.write(ctx, everything)
             except Exception:
                 log.exception("could not store the presence records of %s/%s", account, region)
+
+
+    def _drain(self) -> None:
+        while True:
+            with self._writes:
+                if not self._queue:
+                    self._draining = False
+                    return
+                account, region, taken = self._queue.popleft()
+            self._store(account, region, taken)
+
+    def _store(self, account: str, region: str, taken: list) -> None:
+        """On a worker: the records the loop took for one scope, in one unit of work."""
+        try:
+            with unit_of_work(self.runtime, account, region, "iot", "PresenceEvent") as ctx:
+                for recorder, records in taken:
+                    recorder.store(ctx, records)
+        except Exception:
+            log.exception("could not store the presence records of %s/%s", account, region)
+        finally:
+            with self._writes:
+                self._writing -= 1
+                self._writes.notify_all()
+
+
+def _on_loop() -> bool:
+    return asyncio._get_running_loop() is not None
 
 
 def install(runtime) -> Presence:

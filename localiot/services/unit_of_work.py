@@ -21,7 +21,9 @@ operation.
 With PostgreSQL a unit of work usually runs on one of the node's worker
 threads (localiot.cluster.workers): its body and transaction there, and
 everything after the commit (`committed`) on the event loop, queued in
-commit order. `run_off_loop` is how a caller on the loop runs one there.
+commit order. `run_off_loop` is how a caller on the loop runs one there;
+`in_unit` is the coroutines' (asyncio tasks', async periodic jobs') way to
+run `fn(ctx)` as one unit of work there.
 """
 
 from __future__ import annotations
@@ -135,6 +137,17 @@ async def run_off_loop(runtime, fn, *args):
     if workers is None:
         return fn(*args)
     return await workers.call(fn, *args)
+
+
+async def in_unit(runtime, account: str, region: str, service: str, operation: str, fn, *args,
+                  write: bool = True, **unit_fields):
+    """`fn(ctx, *args)` as one unit of work, awaited from a coroutine (an asyncio task, an async
+    periodic job): its body and transaction on a worker thread with PostgreSQL, here on the
+    loop with SQLite. What follows the commit runs on the loop either way."""
+    def body():
+        with unit_of_work(runtime, account, region, service, operation, write=write, **unit_fields) as ctx:
+            return fn(ctx, *args)
+    return await run_off_loop(runtime, body)
 
 
 def read_only(runtime, account: str, region: str, service: str = "iot", operation: str = ""):

@@ -44,19 +44,21 @@ tasks) queued on the loop in commit order. So the loop never waits on one of
 those, and a call waiting on a lock another node (or another worker) holds
 holds one worker thread only; two units of work of one node run at the same
 time exactly as two nodes' do, which the locks above already make safe.
-Still on the loop: the broker's own store work (session persistence, the
-certificate and policy reads of a CONNECT, presence records) and units of
-work opened by asyncio tasks (audit, OTA, Device Advisor and tunnel tasks,
-async periodic jobs); each is short, and lock_timeout bounds a rare long
-wait. bench/api_floor.py --servers localiot,localiot-pg measures the cost
+The broker's store work, the presence records and the units of work of
+asyncio tasks run there too; localiot.cluster.workers lists what is still on
+the loop, and `on_loop` counts every use of a connection from a thread that
+runs an event loop (health: workers.storeOnLoop); lock_timeout bounds a rare
+long wait of those. bench/api_floor.py --servers localiot,localiot-pg measures the cost
 against SQLite in one run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+import sys
 import threading
 from typing import Iterable
 
@@ -148,10 +150,16 @@ class PostgreSQLStore:
         self._local = threading.local()
         self._connections: list = []
         self._lock = threading.Lock()
+        # Store use on a thread running an event loop (the loop blocked on the database):
+        # counted, with the first caller outside the store, for /_localiot/health and the tests.
+        self.on_loop = 0
+        self.on_loop_sites: dict[str, int] = {}
         self._migrate()
 
     # connections: one per thread, opened on first use ----------------------
     def connection(self):
+        if asyncio._get_running_loop() is not None:
+            self._used_on_loop()
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             import psycopg
@@ -162,6 +170,15 @@ class PostgreSQLStore:
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+    def _used_on_loop(self) -> None:
+        self.on_loop += 1
+        frame = sys._getframe(2)
+        while frame is not None and frame.f_code.co_filename.endswith(("postgresql.py", "unit_of_work.py")):
+            frame = frame.f_back
+        if frame is not None and len(self.on_loop_sites) < 256:
+            site = f"{frame.f_code.co_filename.rsplit('localiot/', 1)[-1]}:{frame.f_code.co_name}"
+            self.on_loop_sites[site] = self.on_loop_sites.get(site, 0) + 1
 
     def _migrate(self) -> None:
         conn = self.connection()

@@ -34,6 +34,7 @@ from aiohttp import WSMsgType, web
 
 from localiot.services.tunneling import access
 from localiot.services.tunneling.access import Refused
+from localiot.services.unit_of_work import run_off_loop
 from localiot.tunneling import frames, handshake
 from localiot.tunneling.frames import MAX_WS_MESSAGE, SERVICE_IDS, FrameError, FrameReader
 from localiot.tunneling.pipe import DROP, Peer, Pipe
@@ -64,17 +65,18 @@ class Relay:
             hello = handshake.read(request)
             if not ws.can_prepare(request).ok:
                 raise Refused(400, "Expected a WebSocket upgrade")
-            admission = access.admit(self.runtime, hello.token, hello.mode, hello.client_token)
+            admission = await run_off_loop(self.runtime, access.admit, self.runtime, hello.token, hello.mode,
+                                           hello.client_token)
         except Refused as refused:
             return _refuse(refused, channel)
         try:
             await ws.prepare(request)
         except BaseException:
-            access.left(self.runtime, admission)
+            await run_off_loop(self.runtime, access.left, self.runtime, admission)
             raise
         peer = Peer(ws, request.transport, request.protocol, hello.mode, handshake.version(ws.ws_protocol),
                     admission, channel)
-        if not access.still_valid(self.runtime, admission):  # closed or rotated during the upgrade
+        if not await run_off_loop(self.runtime, access.still_valid, self.runtime, admission):  # closed or rotated
             await peer.close(1000, "Tunnel closed")
             return ws
         key = (admission.account, admission.region, admission.tunnel_id)
@@ -104,14 +106,14 @@ class Relay:
         if pipe.peers[peer.mode] is not peer:
             return  # replaced: the new connection took over
         pipe.peers[peer.mode] = None
-        try:
+        if not any(pipe.peers.values()) and self.pipes.get(key) is pipe:
+            del self.pipes[key]
+        try:  # its side is DISCONNECTED (PostgreSQL: on a worker) before the other side hears of it
+            await run_off_loop(self.runtime, access.left, self.runtime, peer.admission)
+        finally:
             other, resets = pipe.other(peer), pipe.reset_all()
             if other is not None and resets:
                 await other.send(resets, self.send_timeout)
-        finally:
-            access.left(self.runtime, peer.admission)
-            if not any(pipe.peers.values()) and self.pipes.get(key) is pipe:
-                del self.pipes[key]
 
     async def _serve(self, pipe: Pipe, peer: Peer) -> None:
         reader = FrameReader()

@@ -137,12 +137,16 @@ class CaseRun:
         return self.run.thing
 
     # the services, through the same handlers the API serves -------------------------------------
-    def call(self, service: str, operation: str, request: dict) -> dict:
-        """An API operation in the run's account and region, as boto3 would call it."""
-        from localiot.services.in_process import call_in_process
+    async def call(self, service: str, operation: str, request: dict) -> dict:
+        """An API operation in the run's account and region, as boto3 would call it: one unit
+        of work of its own (on a worker with PostgreSQL)."""
+        from functools import partial
 
-        return call_in_process(self.runtime, service, operation, request, account=self.run.account,
-                               region=self.run.region)
+        from localiot.services.in_process import call_in_process
+        from localiot.services.unit_of_work import run_off_loop
+
+        return await run_off_loop(self.runtime, partial(call_in_process, self.runtime, service, operation, request,
+                                                        account=self.run.account, region=self.run.region))
 
     async def settled(self) -> None:
         """Before reading what the device's requests on door topics (shadow, jobs) changed:

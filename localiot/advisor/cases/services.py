@@ -71,19 +71,19 @@ async def publish_reported(c: CaseRun) -> None:
     event = await c.wait(wanted, what, since=0)
     c.log(f"The device reported {_reported(event, topic)} on {topic}.")
     await c.settled()
-    stored = _get_shadow(c, thing, shadow)
+    stored = await _get_shadow(c, thing, shadow)
     reported = ((stored or {}).get("state") or {}).get("reported")
     if want is not None and not _contains(reported, want):
         c.fail(f"The shadow's reported state {reported} does not hold {want}.")
     c.log(f"The shadow's reported state is {reported}.")
 
 
-def _get_shadow(c: CaseRun, thing: str, shadow: str | None) -> dict | None:
+async def _get_shadow(c: CaseRun, thing: str, shadow: str | None) -> dict | None:
     from localiot.protocol.errors import ServiceError
 
     request = {"thingName": thing, **({"shadowName": shadow} if shadow else {})}
     try:
-        return json.loads(c.call("iot-data", "GetThingShadow", request)["payload"])
+        return json.loads((await c.call("iot-data", "GetThingShadow", request))["payload"])
     except ServiceError:
         return None
 
@@ -99,14 +99,14 @@ async def update_reported(c: CaseRun) -> None:
     mark = c.journal.mark()
     payload = json.dumps({"state": {"desired": desired}, "clientToken": SETUP_TOKEN}).encode()
     request = {"thingName": thing, "payload": payload, **({"shadowName": shadow} if shadow else {})}
-    c.call("iot-data", "UpdateThingShadow", request)
+    await c.call("iot-data", "UpdateThingShadow", request)
     t_set = c.run.endpoint.loop.time()
     c.log(f"Set the desired state {json.dumps(desired)} (clientToken {SETUP_TOKEN}).")
     event = await c.wait(lambda e: _contains(_reported(e, topic), desired),
                          f"the device to report {json.dumps(desired)} on {topic}", since=mark)
     c.log(f"The device reported {_reported(event, topic)} {event.t - t_set:.3f} s after the desired state changed.")
     await c.settled()
-    reported = (((_get_shadow(c, thing, shadow) or {}).get("state") or {}).get("reported"))
+    reported = (((await _get_shadow(c, thing, shadow) or {}).get("state") or {}).get("reported"))
     if not _contains(reported, desired):
         c.fail(f"The shadow's reported state {reported} does not match the desired state {desired}.")
 
@@ -129,7 +129,7 @@ async def job_execution(c: CaseRun) -> None:
         else:
             request["documentSource"] = c.config["JOB_DOCUMENT_SOURCE"]
         try:
-            c.call("iot", "CreateJob", request)
+            await c.call("iot", "CreateJob", request)
         except ServiceError as error:
             c.error(f"Could not create the test job: {error.code}: {error.message}")
         c.log(f"Created job {job_id} for thing {thing}.")
@@ -154,7 +154,7 @@ async def job_execution(c: CaseRun) -> None:
     await c.wait(terminal, f"the device to run job {job_id} to a terminal status", since=mark)
     await c.settled()
     try:
-        execution = c.call("iot", "DescribeJobExecution", {"jobId": job_id, "thingName": thing})["execution"]
+        execution = (await c.call("iot", "DescribeJobExecution", {"jobId": job_id, "thingName": thing}))["execution"]
     except ServiceError as error:
         c.fail(f"The job execution cannot be read back: {error.message}")
     status = execution.get("status")

@@ -39,6 +39,7 @@ class PresenceLog:
     def __init__(self, runtime):
         self.runtime = runtime
         self.pending: dict[tuple[str, str], dict[str, dict]] = {}  # (account, region) -> {client: record}
+        self.writing: dict[tuple[str, str], dict[str, dict]] = {}  # taken, until their unit commits
 
     def hear(self, account: str, region: str, kind: str, client_id: str, body: dict) -> bool:
         self.pending.setdefault((account, region), {})[client_id] = {
@@ -51,16 +52,33 @@ class PresenceLog:
 
     def write(self, ctx, everything: bool = False) -> None:
         """Store the pending records of registered things (the fleet index follows in the same unit)."""
-        records = self.pending.pop((ctx.account, ctx.region), None)
-        if not records or self.runtime.broker is None:
+        self.store(ctx, self.take(ctx.account, ctx.region, everything))
+
+    def take(self, account: str, region: str, everything: bool = False) -> dict | None:
+        """The scope's pending records, out of `pending` (on the loop: localiot.services.presence
+        writes them on a worker; until then `writing` answers for them)."""
+        records = self.pending.pop((account, region), None)
+        if records and self.runtime.broker is not None:
+            self.writing[(account, region)] = records
+            return records
+        return None
+
+    def store(self, ctx, records: dict | None) -> None:
+        if not records:
             return
         tx = ctx.tx
         for client_id, record in records.items():
             if tx.get(things.KIND, client_id) is not None:
                 tx.put(KIND, client_id, record)
+        ctx.after_commit(lambda: self._written(ctx.account, ctx.region, records))
+
+    def _written(self, account: str, region: str, records: dict) -> None:
+        if self.writing.get((account, region)) is records:
+            del self.writing[(account, region)]
 
     def last(self, ctx, client_id: str) -> dict | None:
-        record = self.pending.get((ctx.account, ctx.region), {}).get(client_id)
+        scope = (ctx.account, ctx.region)
+        record = self.pending.get(scope, {}).get(client_id) or self.writing.get(scope, {}).get(client_id)
         return record if record is not None else ctx.tx.get(KIND, client_id)
 
 

@@ -22,7 +22,7 @@ from localiot.services import operation
 from localiot.services.common import paginate
 from localiot.services.defender import catalog, checks_certs as cc, checks_policies as cp, configuration
 from localiot.services.defender.suppressions import active_suppressions, resource_key
-from localiot.services.unit_of_work import read_only, unit_of_work
+from localiot.services.unit_of_work import in_unit, read_only, run_off_loop, unit_of_work
 
 log = logging.getLogger("localiot.defender")
 
@@ -91,13 +91,13 @@ def schedule_run(runtime, account: str, region: str, task_id: str) -> None:
 
 async def _run_async(runtime, account: str, region: str, task_id: str) -> None:
     try:
-        with read_only(runtime, account, region, "iot", "AuditTask") as ctx:
-            needs = _needs(ctx.tx, task_id)
+        needs = await in_unit(runtime, account, region, "iot", "AuditTask", lambda ctx: _needs(ctx.tx, task_id),
+                              write=False)
         downstream = {"role_aliases": [], "unused": {}, "cognito": []}
         if needs:
             downstream = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: _downstream(runtime, region, *needs))
-        run_task(runtime, account, region, task_id, downstream)
+        await run_off_loop(runtime, run_task, runtime, account, region, task_id, downstream)
     except Exception:
         log.exception("audit task %s failed", task_id)
 

@@ -19,7 +19,7 @@ import logging
 
 from localiot.protocol.errors import ServiceError
 from localiot.services.registry.things import PRINCIPALS as THING_PRINCIPAL  # links: thing -> principal ARN
-from localiot.services.unit_of_work import unit_of_work
+from localiot.services.unit_of_work import run_off_loop, unit_of_work
 
 log = logging.getLogger("localiot.defender")
 
@@ -35,7 +35,7 @@ def start_after_commit(ctx, run, task_id: str, what: str) -> None:
 
     async def in_background() -> None:
         try:
-            run(runtime, account, region, task_id)
+            await run_off_loop(runtime, run, runtime, account, region, task_id)  # PostgreSQL: on a worker
         except Exception:
             log.exception("%s %s failed", what, task_id)
 

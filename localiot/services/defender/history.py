@@ -96,25 +96,36 @@ class ConnectionHistory:
         return [scope for scope, records in self.pending.items() if records]
 
     def write(self, ctx, everything: bool = False) -> None:
+        self.store(ctx, self.take(ctx.account, ctx.region, everything))
+
+    def take(self, account: str, region: str, everything: bool = False) -> dict:
+        """The scope's records due now (all of them with `everything`), out of `pending`; the
+        others stay held (on the loop: localiot.services.presence writes them on a worker)."""
         self._fresh()
-        scope = (ctx.account, ctx.region)
-        records = self.pending.pop(scope, None)
+        scope = (account, region)
+        records = self.pending.pop(scope, None) or {}
+        now = None if everything else _loop_time()
+        due, kept = {}, {}
+        for name, entry in records.items():
+            if entry[2] is not None and now is not None and now < entry[2]:
+                kept[name] = entry
+            else:
+                due[name] = entry
+        if kept:
+            self.pending.setdefault(scope, {}).update(kept)
+            self.presence.later(*scope, HOLD)
+        return due
+
+    def store(self, ctx, records: dict) -> None:
+        """Write records `take` took, in the presence unit of work."""
         tx = ctx.tx
         new_clients = set()
-        now = None if everything else _loop_time()
-        kept = {}
-        for name, (record, new, due) in (records or {}).items():
-            if due is not None and now is not None and now < due:
-                kept[name] = (record, new, due)
-                continue
+        for name, (record, new, _) in records.items():
             if new:
                 new_clients.add(record["clientId"])
                 tx.put(KIND, name, record, {"client": record["clientId"]})
             else:  # its index entry (the client id) was written with it
                 tx.put(KIND, name, record)
-        if kept:
-            self.pending.setdefault(scope, {}).update(kept)
-            self.presence.later(*scope, HOLD)
         for client_id in new_clients:
             excess = tx.count(KIND, "client", client_id) - PER_CLIENT
             if excess > 0:  # oldest first (names start with the connection time)

@@ -43,14 +43,14 @@ def _holder(ctx, device: dict) -> tuple[str, dict] | None:
     return None
 
 
-def _hand_over(ctx, function: str, run_id: str) -> None:
+def _hand_over(ctx, function: str, run_id: str, *extra) -> None:
     """After the commit, tell the engine (localiot.advisor.runner, which imports nothing of this family)."""
     runtime, account, region = ctx.runtime, ctx.account, ctx.region
 
     def call():
         from localiot.advisor import runner
 
-        getattr(runner, function)(runtime, account, region, run_id)
+        getattr(runner, function)(runtime, account, region, run_id, *extra)
 
     ctx.after_commit(call)
 
@@ -107,7 +107,7 @@ def StartSuiteRun(ctx, req):
     RUN.put(ctx, run_id, doc, run_index(doc))
     if doc["tags"]:
         put_tags(ctx, doc["suiteRunArn"], doc["tags"])
-    _hand_over(ctx, "start_run", run_id)
+    _hand_over(ctx, "start_run", run_id, doc.get("_device") or {})  # the endpoint needs no read
     return {"suiteRunId": run_id, "suiteRunArn": doc["suiteRunArn"], "createdAt": now,
             "endpoint": test_endpoint(ctx)}
 

@@ -22,7 +22,7 @@ from localiot.services import operation
 from localiot.services.common import Resource, check_version, paginate
 from localiot.services.indexing import aggregations
 from localiot.services.indexing.search import checked_query
-from localiot.services.unit_of_work import read_only, unit_of_work
+from localiot.services.unit_of_work import in_unit, run_off_loop
 
 log = logging.getLogger("localiot.fleet_metrics")
 
@@ -140,13 +140,12 @@ def evaluate(ctx, doc: dict) -> list[dict]:
 @periodic("fleet-metrics")
 async def emit_due(store, runtime) -> None:
     now = runtime.clock.now()
-    for account, region, name, doc in store.scan_all_scopes(FLEET_METRIC.kind):
+    for account, region, name, doc in await run_off_loop(runtime, store.scan_all_scopes, FLEET_METRIC.kind):
         due = doc.get("nextEmission", 0)
         if now < due:
             continue
         try:
-            with read_only(runtime, account, region, "iot", "FleetMetric") as ctx:
-                points = evaluate(ctx, doc)
+            points = await in_unit(runtime, account, region, "iot", "FleetMetric", evaluate, doc, write=False)
         except ServiceError as exc:  # the index went away or is rebuilding: try again next period
             log.warning("fleet metric %s not evaluated: %s", name, exc)
             points = []
@@ -157,8 +156,12 @@ async def emit_due(store, runtime) -> None:
             except Exception as exc:
                 log.warning("fleet metric %s: PutMetricData failed: %s", name, exc)
         periods = int((now - due) // doc["period"]) + 1
-        with unit_of_work(runtime, account, region, "iot", "FleetMetric") as ctx:
-            current = ctx.tx.get(FLEET_METRIC.kind, name)
-            if current is not None and current.get("nextEmission") == due:
-                current["nextEmission"] = due + periods * doc["period"]
-                ctx.tx.put(FLEET_METRIC.kind, name, current)
+        await in_unit(runtime, account, region, "iot", "FleetMetric", _advance, name, due,
+                      due + periods * doc["period"])
+
+
+def _advance(ctx, name: str, due: float, following: float) -> None:
+    current = ctx.tx.get(FLEET_METRIC.kind, name)
+    if current is not None and current.get("nextEmission") == due:
+        current["nextEmission"] = following
+        ctx.tx.put(FLEET_METRIC.kind, name, current)

@@ -34,7 +34,7 @@ from localiot.services.ota.ota_model import (
     CREATE_COMPLETE, CREATE_FAILED, CREATE_IN_PROGRESS, OTA_UPDATE, PENDING, save,
 )
 from localiot.services.ota.stream_files import Location
-from localiot.services.unit_of_work import read_only, unit_of_work
+from localiot.services.unit_of_work import in_unit, run_off_loop, unit_of_work
 
 log = logging.getLogger("localiot.ota")
 _running: dict[tuple, asyncio.Task] = {}
@@ -74,36 +74,50 @@ def _start(loop, runtime, account: str, region: str, ota_id: str) -> asyncio.Tas
 async def resume(store, runtime) -> None:
     loop = asyncio.get_running_loop()
     tasks = []
-    for account, region in store.scopes_indexing(OTA_UPDATE.kind, "pending", "1"):
-        with read_only(runtime, account, region, "iot", "CreateOTAUpdate") as ctx:
-            pending = [name for name, _ in ctx.tx.find(OTA_UPDATE.kind, "pending", "1")]
+    for account, region in await run_off_loop(runtime, store.scopes_indexing, OTA_UPDATE.kind, "pending", "1"):
+        pending = await in_unit(runtime, account, region, "iot", "CreateOTAUpdate", _pending, write=False)
         tasks += [_start(loop, runtime, account, region, ota_id) for ota_id in pending]
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _pending(ctx) -> list[str]:
+    return [name for name, _ in ctx.tx.find(OTA_UPDATE.kind, "pending", "1")]
+
+
 async def run(runtime, account: str, region: str, ota_id: str) -> None:
+    """The asyncio task creating one OTA update; its units of work run off the loop with PostgreSQL."""
     try:
-        with unit_of_work(runtime, account, region, "iot", "CreateOTAUpdate") as ctx:
-            doc = OTA_UPDATE.find(ctx, ota_id)
-            if doc is None or doc["otaUpdateStatus"] not in PENDING:
-                return
-            doc["otaUpdateStatus"] = CREATE_IN_PROGRESS
-            save(ctx, doc)
-            sources = _sources(ctx, doc)
+        started = await in_unit(runtime, account, region, "iot", "CreateOTAUpdate", _begin, ota_id)
+        if started is None:
+            return
+        doc, sources = started
         files = await asyncio.get_running_loop().run_in_executor(None, _inspect, runtime, region, doc, sources)
-        with unit_of_work(runtime, account, region, "iot", "CreateOTAUpdate") as ctx:
-            doc = OTA_UPDATE.find(ctx, ota_id)
-            if doc is None or doc["otaUpdateStatus"] != CREATE_IN_PROGRESS:
-                return
-            _complete(ctx, doc, sources, files)
+        await in_unit(runtime, account, region, "iot", "CreateOTAUpdate", _finish, ota_id, sources, files)
     except Failed as failure:
-        _fail(runtime, account, region, ota_id, failure.code, failure.message)
+        await run_off_loop(runtime, _fail, runtime, account, region, ota_id, failure.code, failure.message)
     except ServiceError as error:
-        _fail(runtime, account, region, ota_id, error.code, error.message)
+        await run_off_loop(runtime, _fail, runtime, account, region, ota_id, error.code, error.message)
     except Exception as error:  # an OTA update must not stay pending because of a bug: say what happened
         log.exception("creating OTA update %s failed", ota_id)
-        _fail(runtime, account, region, ota_id, "InternalFailureException", f"{type(error).__name__}: {error}")
+        await run_off_loop(runtime, _fail, runtime, account, region, ota_id, "InternalFailureException",
+                           f"{type(error).__name__}: {error}")
+
+
+def _begin(ctx, ota_id: str):
+    doc = OTA_UPDATE.find(ctx, ota_id)
+    if doc is None or doc["otaUpdateStatus"] not in PENDING:
+        return None
+    doc["otaUpdateStatus"] = CREATE_IN_PROGRESS
+    save(ctx, doc)
+    return doc, _sources(ctx, doc)
+
+
+def _finish(ctx, ota_id: str, sources, files) -> None:
+    doc = OTA_UPDATE.find(ctx, ota_id)
+    if doc is None or doc["otaUpdateStatus"] != CREATE_IN_PROGRESS:
+        return
+    _complete(ctx, doc, sources, files)
 
 
 def _fail(runtime, account: str, region: str, ota_id: str, code: str, message: str) -> None:

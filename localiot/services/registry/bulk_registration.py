@@ -290,7 +290,10 @@ def run_pending_tasks(store, runtime, *, max_lines: int | None = None) -> int:
 async def run_pending_tasks_async(store, runtime, *, max_lines: int | None = None) -> int:
     """As run_pending_tasks, on the server's event loop: the S3 calls run in a
     worker thread and the loop is given back between lines, so API calls (a
-    StopThingRegistrationTask) go on while a task runs."""
+    StopThingRegistrationTask) go on while a task runs. With PostgreSQL the whole run
+    (store and S3 work) goes to a worker thread instead: the loop never waits on the store."""
+    if runtime.workers is not None:
+        return await runtime.workers.call(lambda: run_pending_tasks(store, runtime, max_lines=max_lines))
     done = 0
     for entry in _queue(store):
         budget = None if max_lines is None else max_lines - done
