@@ -87,3 +87,14 @@ def allow_all(account: str, region: str) -> tuple[Authenticate, Authorize]:
 def arn(identity: Identity, kind: str, name: str) -> str:
     """arn:aws:iot:{region}:{account}:{client|topic|topicfilter}/{name}"""
     return f"arn:aws:iot:{identity.region}:{identity.account}:{kind}/{name}"
+
+
+def peer_certificate(transport) -> bytes | None:
+    """The DER certificate the client presented over TLS, or None (plain TCP, none sent)."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    try:
+        return ssl_object.getpeercert(binary_form=True)
+    except Exception:
+        return None

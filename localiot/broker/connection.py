@@ -348,7 +348,7 @@ class Connection(asyncio.Protocol):
                 w.qos = 1
         info = auth.ConnectInfo(
             client_id=client_id, username=c.username, password=c.password,
-            peer_certificate=self._peer_certificate(), listener=self.listener,
+            peer_certificate=auth.peer_certificate(self.transport), listener=self.listener,
             protocol_version=self.version, remote_address=self.remote, properties=c.properties,
         )
         try:
@@ -383,15 +383,6 @@ class Connection(asyncio.Protocol):
             if self._pending:
                 self._process(*self._take())
         self.broker.flush_soon()
-
-    def _peer_certificate(self) -> bytes | None:
-        ssl_object = self.transport.get_extra_info("ssl_object")
-        if ssl_object is None:
-            return None
-        try:
-            return ssl_object.getpeercert(binary_form=True)
-        except Exception:
-            return None
 
     def _accept(self, c: codec.Connect, client_id: str, assigned: str | None, result) -> None:
         broker = self.broker
