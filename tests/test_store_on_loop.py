@@ -194,3 +194,19 @@ def test_a_session_moving_between_nodes_is_read_and_parked_off_the_loop(pair, de
         assert again.session_present is True
         assert sender.publish("move/after", b"after", qos=1) == 0
         assert again.expect("move/after").payload == b"after"
+
+
+def test_fleet_hub_pages_read_the_fleet_off_the_loop(node):
+    from fleethub_kit import active_application, enable_indexing, fleethub_client
+
+    iot = make_client(node, "iot")
+    iot.create_thing(thingName="hub-off-loop", attributePayload={"attributes": {"site": "b5"}})
+    enable_indexing(iot, node)
+    app = active_application(fleethub_client(node), node, name="off-loop")
+    base = f"{node.endpoint}/fleethub/{app['applicationId']}/api/"
+    with NoStoreOnLoop(node):
+        for page in ("application", "search?q=thingName:hub-off-loop", "things/hub-off-loop", "jobs", "alarms"):
+            with urllib.request.urlopen(base + page, timeout=10) as answer:
+                assert answer.status == 200, page
+        with urllib.request.urlopen(base + "search?q=thingName:hub-off-loop", timeout=10) as answer:
+            assert [t["thingName"] for t in json.load(answer)["things"]] == ["hub-off-loop"]

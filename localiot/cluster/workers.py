@@ -40,14 +40,14 @@ account's lane (a device's retained PUBLISH is routed and acknowledged once
 stored: localiot.broker.retaining). So do the presence records
 (localiot.services.presence), the fabric's session moves and QoS 1 requeues,
 custom-authorizer reads, units of work of asyncio tasks and async periodic
-jobs (`unit_of_work.in_unit` / `run_off_loop`). The PostgreSQL store counts
+jobs (`unit_of_work.in_unit` / `run_off_loop`), Fleet Hub's pages. The PostgreSQL store counts
 any use from the loop's thread (`storeOnLoop` in health, with the places);
 tests/test_store_on_loop.py keeps it at zero for all of the above.
 
 Still on the loop: cached reads made by a scope's first message (the AWS IoT
 logging level, the rules engine's compiled rules), the TLS trust store's
 refresh after a CA or certificate registration, the broker's session restore
-at start-up, the test-only /_localiot admin calls and Fleet Hub's pages.
+at start-up and the test-only /_localiot admin calls.
 
 `LOCALIOT_STORE_THREADS` sets the number of threads (default 4); health
 reports them (`state`)."""

@@ -13,7 +13,8 @@ applicationUrl (/fleethub/<applicationId>/):
     GET  /fleethub/<id>/signin?X-Amz-... sign in with a presigned URL (strict signatures, signin.py)
 
 Only ACTIVE applications are served, each with its own account's and
-region's fleet. Data comes from localiot's own API operations (calls.py).
+region's fleet. Data comes from localiot's own API operations (calls.py),
+run on a worker thread with PostgreSQL (the loop never waits on the database).
 With strict signatures every route but /signin needs the session cookie
 /signin gives. The same pages are served over https on the TLS (ALPN) port."""
 
@@ -31,6 +32,7 @@ from localiot.fleethub_web import live, signin, views
 from localiot.fleethub_web.calls import Scope
 from localiot.protocol.errors import DEFAULT_STATUS, ServiceError
 from localiot.services.fleethub.model import ACTIVE, KIND, URL_PREFIX
+from localiot.services.unit_of_work import run_off_loop
 
 STATIC = Path(__file__).resolve().parent / "static"
 FILES = {p.name for p in STATIC.iterdir() if p.is_file()}
@@ -47,7 +49,7 @@ async def handle(app, request: web.BaseRequest) -> web.StreamResponse:
     """Answer one request under /fleethub/ (app: the running LocalIoT)."""
     rest = request.rel_url.path[len(URL_PREFIX):]
     application_id, slash, sub = rest.partition("/")
-    scope = _find(app.store, application_id)
+    scope = await run_off_loop(app.runtime, _find, app.store, application_id)  # PostgreSQL: on a worker
     if scope is None:
         return _page_error(404, "No active Fleet Hub application has this address.")
     if not slash:
@@ -86,21 +88,23 @@ async def _route(app, request, scope: Scope, sub: str) -> web.StreamResponse:
     what, _, arg = sub[len("api/"):].partition("/")
     arg = unquote(arg)
     if method == "GET" and what == "application" and not arg:
-        return _json(views.application(app, scope))
+        return _json(await run_off_loop(app.runtime, views.application, app, scope))
     if method == "GET" and what == "search" and not arg:
-        return _json(views.search(app, scope, dict(request.rel_url.query)))
+        return _json(await run_off_loop(app.runtime, views.search, app, scope, dict(request.rel_url.query)))
     if method == "GET" and what == "alarms" and not arg:
-        return _json(views.alarms(app, scope))
+        return _json(await run_off_loop(app.runtime, views.alarms, app, scope))
     if method == "GET" and what == "things" and arg:
-        return _json(views.thing(app, scope, arg))
+        return _json(await run_off_loop(app.runtime, views.thing, app, scope, arg))
     if method == "GET" and what == "jobs":
-        return _json(views.job(app, scope, arg) if arg else views.jobs(app, scope))
+        return _json(await (run_off_loop(app.runtime, views.job, app, scope, arg) if arg
+                                 else run_off_loop(app.runtime, views.jobs, app, scope)))
     if method == "POST" and what == "jobs" and not arg:
         try:
             body = json.loads(await request.read() or b"{}")
         except ValueError:
             return _json({"code": "InvalidRequestException", "message": "The body is not JSON."}, 400)
-        return _json(views.create_job(app, scope, body if isinstance(body, dict) else {}), 201)
+        body = body if isinstance(body, dict) else {}
+        return _json(await run_off_loop(app.runtime, views.create_job, app, scope, body), 201)
     return _json({"code": "NotFound", "message": f"No dashboard route {method} {sub}."}, 404)
 
 
