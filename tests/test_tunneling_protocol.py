@@ -16,7 +16,7 @@ import uuid
 import aiohttp
 import pytest
 
-from localiot.testing import advance, make_client
+from localiot.testing import advance, make_client, wait_until
 from tunneling_localproxy import T, Frames, connect, frame
 
 CLIENT_TOKEN = str(uuid.uuid4())
@@ -79,7 +79,9 @@ def test_handshake_refusals(localiot_server, tunnels):
     assert refusal(localiot_server, source, client_token="short") == 400
     # none of these used the token: it still opens the tunnel once ...
     assert refusal(localiot_server, None, headers={"Cookie": f"awsiot-tunnel-token={source}"}) == 101
-    # ... and, without a client token, only once
+    # ... and, without a client token, only once (asked once the relay saw that connection end:
+    # while it is still connected the answer is 409)
+    assert wait_until(lambda: state(tunnels, opened["tunnelId"], "source") == "DISCONNECTED")
     assert refusal(localiot_server, source) == 401
 
 

@@ -57,6 +57,7 @@ class Peer:
         self._pending: list = []  # frames (header, body, ...) for one write at the end of the loop's turn
         self._pending_size, self._flush_soon = 0, False
         self.closer: asyncio.Task | None = None  # a close started by another task (close, rotation ...)
+        self.order = 0  # the relay's count of upgrades when this one was made
 
     async def send(self, data, timeout: float) -> bool:
         """Send `data` as one binary WebSocket message; a peer that does not take it within

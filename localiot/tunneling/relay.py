@@ -27,6 +27,7 @@ they admitted (code 1000 with the reason); pings are answered with pongs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 
@@ -52,6 +53,7 @@ class Relay:
     def __init__(self, runtime):
         self.runtime = runtime
         self.pipes: dict[tuple[str, str, str], Pipe] = {}
+        self._order = itertools.count()
         self.send_timeout = 30.0  # seconds a side may take nothing before it is cut off
         access.listen(runtime, self.revoked)
 
@@ -76,12 +78,15 @@ class Relay:
             raise
         peer = Peer(ws, request.transport, request.protocol, hello.mode, handshake.version(ws.ws_protocol),
                     admission, channel)
+        peer.order = next(self._order)  # upgrade order: a later connection of the client wins, whatever the workers
         if not await run_off_loop(self.runtime, access.still_valid, self.runtime, admission):  # closed or rotated
             await peer.close(1000, "Tunnel closed")
             return ws
         key = (admission.account, admission.region, admission.tunnel_id)
         pipe = self.pipes.setdefault(key, Pipe())
-        await self._attach(pipe, peer)
+        if not await self._attach(pipe, peer):
+            await peer.closer
+            return ws
         try:
             await self._serve(pipe, peer)
         finally:
@@ -90,9 +95,15 @@ class Relay:
                 await peer.closer
         return ws
 
-    async def _attach(self, pipe: Pipe, peer: Peer) -> None:
+    async def _attach(self, pipe: Pipe, peer: Peer) -> bool:
+        """Make `peer` its pipe's side; False (and closed) when a later connection of the same
+        client attached first (the validity checks before attaching run on workers with PostgreSQL)."""
+        old = pipe.peers[peer.mode]
+        if old is not None and old.order > peer.order:
+            peer.close_soon(1000, "Replaced by a new connection")
+            return False
         pipe.services = peer.admission.services
-        old, pipe.peers[peer.mode] = pipe.peers[peer.mode], peer
+        pipe.peers[peer.mode] = peer
         if old is not None:  # the same client reconnected: the old connection and its streams end
             old.close_soon(1000, "Replaced by a new connection")
             other, resets = pipe.other(peer), pipe.reset_all()
@@ -100,6 +111,7 @@ class Relay:
                 await other.send(resets, self.send_timeout)
         if peer.version >= 2 and pipe.services:
             await peer.send(frames.message(SERVICE_IDS, services=pipe.services), self.send_timeout)
+        return True
 
     async def _detach(self, key, pipe: Pipe, peer: Peer) -> None:
         peer.gone = True
