@@ -215,6 +215,9 @@ def test_wildcards_on_fields_of_several_values(fleet):
     ("thingName:a*bc", 3, [Lookup("pattern", reversed_key("thingName"), "cb*a", "cb", "cb\U0010ffff")]),
     (r"thingName:?b*\*c", 3, [Lookup("pattern", reversed_key("thingName"), "c[*]*b?", "c*", "c*\U0010ffff")]),
     ("thingName:ab*c", 3, [Lookup("pattern", "thingName", "ab*c", "ab", "ab\U0010ffff")]),
+    ("thingName:abcd*cd", 3, [Lookup("pattern", "thingName", "abcd*cd", "abcd", "abcd\U0010ffff")]),
+    ("thingName:thing-0?4321", 3, [Lookup("pattern", reversed_key("thingName"), "1234?0-gniht", "1234",
+                                          "1234\U0010ffff")]),
     ("thingName:ab*", 3, [Lookup("prefix", "thingName", "ab")]),
     ("shadow.reported.temp>3", 1, None),  # no numeric entries yet: scanned
     ("shadow.reported.temp>3 AND thingName:*ab", 1, [Lookup("pattern", "thingName", "*ab")]),
@@ -261,12 +264,14 @@ def test_planned_queries_match_a_full_evaluation(fleet, query, predicate):
     ("shadow.reported.label:alpha", True), ("thingName:dev-01*", True), ("thingName:dev-042", True),
     ("shadow.reported.on:true", True),
     ("shadow.reported.temp:20", False),  # 20 is also the text of "20.0"'s number: checked
-    ("shadow.reported.label:alpha*", False),  # a prefix of another field: checked
+    ("shadow.reported.label:alpha*", True), ("shadow.reported.label:*pha", True),  # prefixes of (reversed) entries
+    ("shadow.reported.label:a*pha", False), ("shadow.reported.label:*l?ha", False),  # patterns: checked
     ("thingName:dev-0?7", False), ("shadow.reported.battery:*", False),
     ("shadow.reported.label:alpha AND thingName:dev-01*", False), ("NOT thingName:dev-01*", False),
 ])
 def test_which_plans_are_exact(query, answer):
-    assert exact(parse(query, fields.THINGS, {}), fields.DEFAULT_FIELD[fields.THINGS]) is answer
+    node = parse(query, fields.THINGS, {})
+    assert exact(node, lookups(node)) is answer
 
 
 def _raw_search(server, query: str, index: str | None = None, token: str | None = None) -> bytes:
@@ -283,6 +288,10 @@ def _raw_search(server, query: str, index: str | None = None, token: str | None 
     ("shadow.reported.label:alpha", "shadow.reported.label:alpha AND thingName:dev*", None),
     ("shadow.reported.on:true", "shadow.reported.on:true AND shadow.reported.on:true", None),
     ("thingGroupName:grp-*", "thingGroupName:grp-* AND thingGroupName:grp*", "AWS_ThingGroups"),
+    ("shadow.reported.label:al*", "shadow.reported.label:al* AND thingName:dev*", None),
+    ("shadow.reported.label:*ha", "shadow.reported.label:*ha AND thingName:dev*", None),
+    ("thingName:*7", "thingName:*7 AND thingName:dev*", None),
+    ("thingGroupDescription:*\\\\", "thingGroupDescription:*\\\\ AND thingGroupName:*", "AWS_ThingGroups"),
 ])
 def test_an_exact_plan_replies_the_bytes_a_checked_plan_writes(fleet, localiot_server, spliced, checked, index):
     """An exact query's page is spliced from reply texts stored beside the documents
@@ -293,7 +302,8 @@ def test_an_exact_plan_replies_the_bytes_a_checked_plan_writes(fleet, localiot_s
     for name, attrs in (("grp-a", {"site": "n"}), ("grp-b", {"site": "s", "x": "[y]"}), ("grp-c", {}), ("other", {})):
         iot.create_thing_group(thingGroupName=name, thingGroupProperties={
             "thingGroupDescription": f"the {name} group: \"quoted\" & <b>\\\\", "attributePayload": {"attributes": attrs}})
-    assert exact(parse(spliced, index or fields.THINGS, {}), fields.DEFAULT_FIELD[index or fields.THINGS])
+    node = parse(spliced, index or fields.THINGS, {})
+    assert exact(node, lookups(node))
     pages, token = 0, None
     while True:
         mine, theirs = _raw_search(localiot_server, spliced, index, token), _raw_search(localiot_server, checked, index,

@@ -6,9 +6,9 @@ every value that reads as a number also has an ordered numeric entry
 order, so a numeric range is a range of entries; every text entry of a field
 that takes wildcards also has a reversed entry (reversed_key(field) -> the
 text backwards), so a wildcard whose literal end is longer than its literal
-start (`*abc`, `?b*abc`) reads the range of reversed entries starting with
-that end backwards (a prefix of the reversed texts) instead of every entry of
-the field. `lookups` returns index
+start, or 3 characters or more (`*abc`, `?b*abc`, `thing-0?4321`), reads the
+range of reversed entries starting with that end backwards (a prefix of the
+reversed texts) instead of every entry the start selects. `lookups` returns index
 look-ups whose union holds every document the query matches (None: the
 query needs a scan); the caller still checks each candidate against the
 whole query, so a plan only ever narrows.
@@ -106,10 +106,15 @@ def _range(node: Range, declared: str | None) -> list[Lookup]:
     return found
 
 
+# A literal end this long reads the reversed entries even after a longer literal start:
+# names and ids share their starts (thing-0..., sensor-...) far more than their ends.
+ENOUGH = 3
+
+
 def _wildcard(node: Term, entry_format: int) -> list[Lookup]:
     tokens = _tokens(node.pattern)
     end = _literal_end(tokens)
-    if entry_format >= REVERSED_FORMAT and len(end) > len(node.prefix):  # read by its end, backwards
+    if entry_format >= REVERSED_FORMAT and len(end) >= min(len(node.prefix) + 1, ENOUGH):  # by its end, backwards
         field, backwards = reversed_key(node.field), end[::-1]
         if tokens[0] == (True, "*") and sum(wild for wild, _ in tokens) == 1:  # *abc
             return [Lookup("prefix", field, backwards)]
@@ -168,16 +173,15 @@ def lookups(node, declared=lambda field: None, entry_format: int = FORMAT) -> li
     return found
 
 
-def exact(node, name_field: str) -> bool:
-    """Whether `lookups(node)` reads exactly the documents `node` matches, so a
-    candidate need not be checked again: one text term that is not a number
-    (its entry is the value's text, and only a number's text can equal a
-    number's), or a literal prefix of the name field (a key range of the
-    document names, each document's one name value)."""
-    if not isinstance(node, Term):
+def exact(node, plan) -> bool:
+    """Whether `plan` (lookups(node)) reads exactly the documents `node` matches, so a
+    candidate need not be checked again: one text term that is not a number (its
+    entry is the value's text, and only a number's text can equal a number's), or one
+    wildcard read as one prefix of text or reversed entries (`abc*`, `*abc`: a
+    document matches when the text of one of its values, which is its entry, starts
+    or ends with the literal)."""
+    if not isinstance(node, Term) or not plan:
         return False
     if node.kind == "term":
         return not is_number(node.value)
-    if node.kind == "wildcard" and node.field == name_field:
-        return _term(node) == [Lookup("prefix", node.field, node.prefix)]
-    return False
+    return node.kind == "wildcard" and len(plan) == 1 and plan[0].kind == "prefix"

@@ -4,14 +4,15 @@ documents (aggregations, dynamic groups and fleet metrics use `matching`).
 The planner (localiot.indexing.plan.lookups) names index look-ups whose
 union holds every match. Exact values read the store's (kind, key, value)
 index in name order, merged, a page at a time; a prefix of the name field
-is a key range of the documents; ranges (text, or numeric through the
-ordered numeric entries), other prefixes, wildcard patterns and `field:*`
-collect the names of their candidates from the index alone, then read the
-documents in name order. Queries with no look-up (NOT alone, geoqueries)
+is a key range of the documents; other prefixes (of text entries, or of
+reversed entries: `*abc`) read the documents of the matching entries in name
+order, a page at a time; ranges (text, or numeric through the ordered numeric
+entries), wildcard patterns and `field:*` collect the names of their
+candidates from the index alone, then read the documents in name order. Queries with no look-up (NOT alone, geoqueries)
 scan the index in name order. Every candidate is then checked against the
 whole query, so the plan only ever narrows; except where the plan is exact
-(one text term, a prefix of the name: `plan.exact`), whose rows are the
-matches."""
+(one text term, one wildcard read as a prefix: `plan.exact`), whose rows
+are the matches."""
 
 from __future__ import annotations
 
@@ -67,15 +68,15 @@ def _names_in_order(tx, kind: str, names: set, after: str | None):
 
 
 def _candidates(tx, kind: str, plan, name_field: str, after: str | None, first: int, texts: bool = False):
-    """Rows of the plan's look-ups in name order (`texts`: (name, stored reply text), term and
-    name-prefix look-ups only)."""
-    if all(p.kind == "term" or (p.kind == "prefix" and p.field == name_field) for p in plan):
+    """Rows of the plan's look-ups in name order (`texts`: (name, stored reply text), for
+    plans of terms and prefixes only)."""
+    if all(p.kind in ("term", "prefix") for p in plan):  # each read in name order, a page at a time
         streams = [
             _stream(lambda cursor, limit, v=p.value: tx.scan(kind, prefix=v, after=cursor, limit=limit,
                                                              summaries=texts), after, first)
-            if p.kind == "prefix" else
-            _stream(lambda cursor, limit, f=p.field, v=p.value: tx.find(kind, f, v, after=cursor, limit=limit,
-                                                                        summaries=texts), after, first)
+            if p.kind == "prefix" and p.field == name_field else
+            _stream(lambda cursor, limit, f=p.field, v=p.value, pre=p.kind == "prefix":
+                    tx.find(kind, f, v, prefix=pre, after=cursor, limit=limit, summaries=texts), after, first)
             for p in plan
         ]
         return streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda row: row[0])
@@ -119,7 +120,7 @@ def matching(tx, index: str, node, predicate, after: str | None = None, first: i
         rows = _stream(lambda cursor, limit: tx.scan(kind, after=cursor, limit=limit), after, first)
     else:
         rows = _candidates(tx, kind, plan, name_field, after, first)
-        if exact(node, name_field):  # the look-up's rows are the matches (tests/test_indexing_plans.py)
+        if exact(node, plan):  # the look-up's rows are the matches (tests/test_indexing_plans.py)
             yield from rows
             return
     last = None
@@ -139,7 +140,7 @@ def SearchIndex(ctx, req):
     plan = plan_of(index, config, node)
     # exact (plan.exact): the look-up's rows are the matches, read as their stored reply texts
     # (indexing/replies.py), spliced unparsed; else documents, each checked against the query
-    spliced = plan is not None and len(plan) <= MAX_LOOKUPS and exact(node, fields.DEFAULT_FIELD[index])
+    spliced = plan is not None and len(plan) <= MAX_LOOKUPS and exact(node, plan)
     if spliced:
         kind = settings.THING_INDEX if index == fields.THINGS else settings.GROUP_INDEX
         rows = _candidates(ctx.tx, kind, plan, fields.DEFAULT_FIELD[index], after, limit + 1, texts=True)
