@@ -8,16 +8,18 @@ that takes wildcards also has a reversed entry (reversed_key(field) -> the
 text backwards), so a wildcard whose literal end is longer than its literal
 start, or 3 characters or more (`*abc`, `?b*abc`, `thing-0?4321`), reads the
 range of reversed entries starting with that end backwards (a prefix of the
-reversed texts) instead of every entry the start selects. `lookups` returns index
-look-ups whose union holds every document the query matches (None: the
-query needs a scan); the caller still checks each candidate against the
-whole query, so a plan only ever narrows.
+reversed texts) instead of every entry the start selects. `lookups` returns
+index look-ups whose union holds every document the query matches (None: the
+query needs a scan); the caller checks each candidate against the whole
+query, so a plan only ever narrows, except where `exact` says the look-up
+reads exactly the matches.
 
 Kinds of look-up:
   term     exact text value: read in name order, page by page
-  prefix   text values starting with `value` (on the name field: a key range of the documents)
+  prefix   text (or reversed text) values starting with `value`, read in name order, page by
+           page (on the name field: a key range of the documents)
   range    values within [low, high] of `field` (a text key, or a numeric key with sortable bounds)
-  pattern  text values matching a GLOB pattern (`low`/`high` bound its literal prefix)
+  pattern  text (or reversed text) values matching a GLOB pattern (`low`/`high` bound its literal start)
   exists   any value of the field
 A geoquery reads the band of latitudes it can match (geo.latitude_band).
 """

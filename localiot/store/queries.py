@@ -119,6 +119,9 @@ class Queries:
         sql = f"SELECT DISTINCT name FROM object_index WHERE account={p} AND region={p} AND kind={p} AND key={p}"
         if low is not None:
             sql += f" AND value >= {p}" if low else f" AND value > {p}"
+        else:  # (always true: keeps SQLite on the (key, value, name) index, which covers the query;
+            # without a value bound it read every entry of the kind through the name index, 4-20x slower)
+            sql += " AND value >= ''"
         if high is not None:
             sql += f" AND value <= {p}" if high else f" AND value < {p}"
         return sql + (f" AND value {self._pattern_op} {p}" if pattern else "")
