@@ -197,7 +197,8 @@ def test_wildcards_on_fields_of_several_values(fleet):
             up = parents[up]
     for query, wanted in [("parentGroupNames:*op", lambda g: "top" in ancestors[g]),
                           ("parentGroupNames:*-?", lambda g: any(a[-2:-1] == "-" for a in ancestors[g])),
-                          ("thingGroupName:*-a*", lambda g: "-a" in g), ("thingGroupName:*b", lambda g: g.endswith("b"))]:
+                          ("thingGroupName:*-a*", lambda g: "-a" in g),
+                          ("thingGroupName:*b", lambda g: g.endswith("b"))]:
         found, token = [], None
         while True:
             page = iot.search_index(indexName="AWS_ThingGroups", queryString=query, maxResults=2,

@@ -8,9 +8,10 @@ is a key range of the documents; other prefixes (of text entries, or of
 reversed entries: `*abc`) read the documents of the matching entries in name
 order, a page at a time; ranges (text, or numeric through the ordered numeric
 entries), wildcard patterns and `field:*` collect the names of their
-candidates from the index alone, then read the documents in name order. Queries with no look-up (NOT alone, geoqueries)
-scan the index in name order. Every candidate is then checked against the
-whole query, so the plan only ever narrows; except where the plan is exact
+candidates from the index alone, then read the documents in name order.
+Queries with no look-up (NOT alone, geoqueries) scan the index in name
+order. Every candidate is then checked against the whole query, so the plan
+only ever narrows; except where the plan is exact
 (one text term, one wildcard read as a prefix: `plan.exact`), whose rows
 are the matches."""
 
