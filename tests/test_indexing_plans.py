@@ -12,12 +12,13 @@ import urllib.request
 import pytest
 
 from localiot.indexing import fields
-from localiot.indexing.plan import exact
+from localiot.indexing.plan import Lookup, exact, lookups, numeric_key, reversed_key
 from localiot.indexing.query import parse
 from localiot.testing import advance, make_client
 
 TEMPS = [-12.5, -3, 0, 0.5, 2, 7, 7.25, 10, 19.99, 20, 20.5, 100, 1e6]
-LABELS = ["alpha", "al*ha", "beta", "b?ta", "gamma", "alphabet", "Alpha", "al", "20", "7", "a[l]pha"]
+LABELS = ["alpha", "al*ha", "beta", "b?ta", "gamma", "alphabet", "Alpha", "al", "20", "7", "a[l]pha", "ünïcode-α",
+          "x]ha"]
 
 
 def _seed(iot, data) -> dict[str, dict]:
@@ -97,6 +98,137 @@ CASES = [  # (query, predicate over one seeded thing)
 ]
 
 
+def _ends(field, end):
+    return lambda t: _value(t, field).endswith(end)
+
+
+def _value(t, field):
+    where, key = field.split(".", 1) if "." in field else (field, None)
+    value = t["name"] if where == "name" else t[where][key]
+    return ("true" if value else "false") if isinstance(value, bool) else \
+        str(int(value)) if isinstance(value, (int, float)) and float(value).is_integer() else str(value)
+
+
+# Wildcards the reversed entries answer (a literal end longer than the literal start),
+# and the others, beside them: each compared with the predicate and with a full scan.
+WILDCARD_CASES = [
+    ("shadow.reported.label:*ha", _ends("reported.label", "ha")),
+    ("shadow.reported.label:*pha", _ends("reported.label", "pha")),
+    ("shadow.reported.label:*Alpha", _ends("reported.label", "Alpha")),
+    ("shadow.reported.label:*l?ha", lambda t: len(_value(t, "reported.label")) >= 4 and
+     _value(t, "reported.label")[-4] == "l" and _value(t, "reported.label").endswith("ha")),
+    ("shadow.reported.label:a*pha", lambda t: _value(t, "reported.label").startswith("a") and
+     _value(t, "reported.label").endswith("pha") and len(_value(t, "reported.label")) >= 4),
+    ("shadow.reported.label:a*a", lambda t: _value(t, "reported.label")[:1] == "a" and
+     _value(t, "reported.label")[-1:] == "a" and len(_value(t, "reported.label")) >= 2),
+    (r"shadow.reported.label:*\*ha", _ends("reported.label", "*ha")),
+    (r"shadow.reported.label:*\]ha", _ends("reported.label", "]ha")),
+    (r"shadow.reported.label:*\[l\]pha", _ends("reported.label", "[l]pha")),
+    (r"shadow.reported.label:*\?ta", _ends("reported.label", "?ta")),
+    ("shadow.reported.label:?\\?ta", lambda t: len(_value(t, "reported.label")) == 4 and
+     _value(t, "reported.label").endswith("?ta")),
+    ("shadow.reported.label:*α", _ends("reported.label", "α")),
+    ("shadow.reported.label:*c?de-α", lambda t: _value(t, "reported.label").endswith("code-α")),
+    ("shadow.reported.label:ü*?ïcode-α", lambda t: _value(t, "reported.label") == "ünïcode-α"),
+    ("shadow.reported.label:*ph*", lambda t: "ph" in _value(t, "reported.label")),
+    ("shadow.reported.code:*.5", _ends("reported.code", ".5")),  # the number 20.5's text, not "20.50"
+    ("shadow.reported.code:*0", _ends("reported.code", "0")),
+    ("shadow.reported.code:*5*", lambda t: "5" in _value(t, "reported.code")),
+    ("shadow.reported.on:*ue", lambda t: t["reported"]["on"] is True),
+    ("thingName:*7", _ends("name", "7")),
+    ("thingName:*-04?", lambda t: t["name"][:-1].endswith("-04")),
+    ("thingName:dev*7", _ends("name", "7")),
+    ("thingName:d*-057", lambda t: t["name"] == "dev-057"),
+    ("thingName:*", lambda t: True),
+    ("attributes.level:*\\/a", lambda t: t["attrs"]["level"] == "n/a"),
+    ("attributes.level:*3", lambda t: t["attrs"]["level"].endswith("3")),
+    ("shadow.reported.label:*ha AND shadow.reported.temp>0",
+     lambda t: _value(t, "reported.label").endswith("ha") and t["reported"]["temp"] > 0),
+    ("shadow.reported.label:*ha OR thingName:*9", lambda t: _value(t, "reported.label").endswith("ha") or
+     t["name"].endswith("9")),
+    ("NOT shadow.reported.label:*ha", lambda t: not _value(t, "reported.label").endswith("ha")),
+    ("shadow.reported.label:(*ta OR *ma) AND NOT thingName:*1", lambda t: _value(t, "reported.label")[-2:] in
+     ("ta", "ma") and not t["name"].endswith("1")),
+]
+
+
+def _scanned(query):
+    """The same query answered by a full scan: an OR with a clause no look-up can narrow
+    (NOT alone) and that matches nothing (every thing has a name)."""
+    return f"({query}) OR (NOT thingName:*)"
+
+
+@pytest.mark.parametrize("query,predicate", WILDCARD_CASES, ids=[c[0] for c in WILDCARD_CASES])
+def test_wildcards_match_a_full_evaluation(fleet, query, predicate):
+    iot, seeded = fleet
+    found = _all(iot, query, page_size=3)
+    assert found == _expected(seeded, predicate)
+    assert found == _all(iot, _scanned(query), page_size=3)
+
+
+def test_wildcards_on_fields_of_several_values(fleet):
+    """thingGroupNames and parentGroupNames hold several values: a document matches when one does."""
+    iot, seeded = fleet
+    iot.update_indexing_configuration(thingGroupIndexingConfiguration={"thingGroupIndexingMode": "ON"})
+    flat = ["root", "site-a", "site-b", "lab-a", "lab-ab"]  # a thing is in one group per hierarchy
+    parents = {"top": None, "zone-a": "top", "zone-b": "top", "room-ab": "zone-a", "other": None, "sub-x": "other"}
+    for group in flat:
+        iot.create_thing_group(thingGroupName=group)
+    for group, parent in parents.items():
+        iot.create_thing_group(thingGroupName=group, **({"parentGroupName": parent} if parent else {}))
+    groups_of = {name: [g for j, g in enumerate(flat) if (i + j) % 3 == 0] for i, name in enumerate(sorted(seeded))}
+    for name, groups in groups_of.items():
+        for group in groups:
+            iot.add_thing_to_thing_group(thingGroupName=group, thingName=name)
+    for query, wanted in [("thingGroupNames:*-a", lambda gs: any(g.endswith("-a") for g in gs)),
+                          ("thingGroupNames:*b", lambda gs: any(g.endswith("b") for g in gs)),
+                          ("thingGroupNames:l*?b", lambda gs: "lab-ab" in gs),
+                          ("thingGroupNames:*o? AND NOT thingGroupNames:*-b",
+                           lambda gs: "root" in gs and "site-b" not in gs)]:
+        found = _all(iot, query, page_size=4)
+        assert found == sorted(n for n, gs in groups_of.items() if wanted(gs)), query
+        assert found == _all(iot, _scanned(query), page_size=4)
+    parents.update(dict.fromkeys(flat))
+    ancestors = {g: [] for g in parents}
+    for group in parents:
+        up = parents[group]
+        while up:
+            ancestors[group].append(up)
+            up = parents[up]
+    for query, wanted in [("parentGroupNames:*op", lambda g: "top" in ancestors[g]),
+                          ("parentGroupNames:*-?", lambda g: any(a[-2:-1] == "-" for a in ancestors[g])),
+                          ("thingGroupName:*-a*", lambda g: "-a" in g),
+                          ("thingGroupName:*b", lambda g: g.endswith("b"))]:
+        found, token = [], None
+        while True:
+            page = iot.search_index(indexName="AWS_ThingGroups", queryString=query, maxResults=2,
+                                    **({"nextToken": token} if token else {}))
+            found += [g["thingGroupName"] for g in page["thingGroups"]]
+            token = page.get("nextToken")
+            if not token:
+                break
+        assert found == sorted(g for g in parents if wanted(g)), query
+
+
+@pytest.mark.parametrize("query,entry_format,planned", [
+    ("thingName:*abc", 3, [Lookup("prefix", reversed_key("thingName"), "cba")]),
+    ("thingName:*abc", 2, [Lookup("pattern", "thingName", "*abc")]),
+    ("thingName:a*bc", 3, [Lookup("pattern", reversed_key("thingName"), "cb*a", "cb", "cb\U0010ffff")]),
+    (r"thingName:?b*\*c", 3, [Lookup("pattern", reversed_key("thingName"), "c[*]*b?", "c*", "c*\U0010ffff")]),
+    ("thingName:ab*c", 3, [Lookup("pattern", "thingName", "ab*c", "ab", "ab\U0010ffff")]),
+    ("thingName:abcd*cd", 3, [Lookup("pattern", "thingName", "abcd*cd", "abcd", "abcd\U0010ffff")]),
+    ("thingName:thing-0?4321", 3, [Lookup("pattern", reversed_key("thingName"), "1234?0-gniht", "1234",
+                                          "1234\U0010ffff")]),
+    ("thingName:ab*", 3, [Lookup("prefix", "thingName", "ab")]),
+    ("shadow.reported.temp>3", 1, None),  # no numeric entries yet: scanned
+    ("shadow.reported.temp>3 AND thingName:*ab", 1, [Lookup("pattern", "thingName", "*ab")]),
+    ("shadow.reported.temp>3", 2, [Lookup("range", numeric_key("shadow.reported.temp"), "", "c008000000000000", None,
+                                          False, True), Lookup("range", "shadow.reported.temp", "", "3", None, False)]),
+])
+def test_which_lookups_a_wildcard_plans(query, entry_format, planned):
+    assert lookups(parse(query, fields.THINGS, {}), entry_format=entry_format) == planned
+
+
 def _all(iot, query, page_size=7):
     found, token = [], None
     while True:
@@ -133,12 +265,14 @@ def test_planned_queries_match_a_full_evaluation(fleet, query, predicate):
     ("shadow.reported.label:alpha", True), ("thingName:dev-01*", True), ("thingName:dev-042", True),
     ("shadow.reported.on:true", True),
     ("shadow.reported.temp:20", False),  # 20 is also the text of "20.0"'s number: checked
-    ("shadow.reported.label:alpha*", False),  # a prefix of another field: checked
+    ("shadow.reported.label:alpha*", True), ("shadow.reported.label:*pha", True),  # prefixes of (reversed) entries
+    ("shadow.reported.label:a*pha", False), ("shadow.reported.label:*l?ha", False),  # patterns: checked
     ("thingName:dev-0?7", False), ("shadow.reported.battery:*", False),
     ("shadow.reported.label:alpha AND thingName:dev-01*", False), ("NOT thingName:dev-01*", False),
 ])
 def test_which_plans_are_exact(query, answer):
-    assert exact(parse(query, fields.THINGS, {}), fields.DEFAULT_FIELD[fields.THINGS]) is answer
+    node = parse(query, fields.THINGS, {})
+    assert exact(node, lookups(node)) is answer
 
 
 def _raw_search(server, query: str, index: str | None = None, token: str | None = None) -> bytes:
@@ -155,6 +289,10 @@ def _raw_search(server, query: str, index: str | None = None, token: str | None 
     ("shadow.reported.label:alpha", "shadow.reported.label:alpha AND thingName:dev*", None),
     ("shadow.reported.on:true", "shadow.reported.on:true AND shadow.reported.on:true", None),
     ("thingGroupName:grp-*", "thingGroupName:grp-* AND thingGroupName:grp*", "AWS_ThingGroups"),
+    ("shadow.reported.label:al*", "shadow.reported.label:al* AND thingName:dev*", None),
+    ("shadow.reported.label:*ha", "shadow.reported.label:*ha AND thingName:dev*", None),
+    ("thingName:*7", "thingName:*7 AND thingName:dev*", None),
+    ("thingGroupDescription:*\\\\", "thingGroupDescription:*\\\\ AND thingGroupName:*", "AWS_ThingGroups"),
 ])
 def test_an_exact_plan_replies_the_bytes_a_checked_plan_writes(fleet, localiot_server, spliced, checked, index):
     """An exact query's page is spliced from reply texts stored beside the documents
@@ -165,7 +303,8 @@ def test_an_exact_plan_replies_the_bytes_a_checked_plan_writes(fleet, localiot_s
     for name, attrs in (("grp-a", {"site": "n"}), ("grp-b", {"site": "s", "x": "[y]"}), ("grp-c", {}), ("other", {})):
         iot.create_thing_group(thingGroupName=name, thingGroupProperties={
             "thingGroupDescription": f"the {name} group: \"quoted\" & <b>\\\\", "attributePayload": {"attributes": attrs}})
-    assert exact(parse(spliced, index or fields.THINGS, {}), fields.DEFAULT_FIELD[index or fields.THINGS])
+    node = parse(spliced, index or fields.THINGS, {})
+    assert exact(node, lookups(node))
     pages, token = 0, None
     while True:
         mine, theirs = _raw_search(localiot_server, spliced, index, token), _raw_search(localiot_server, checked, index,
@@ -178,10 +317,12 @@ def test_an_exact_plan_replies_the_bytes_a_checked_plan_writes(fleet, localiot_s
 
 
 def test_an_index_from_before_numeric_entries_is_upgraded_in_place(fleet, localiot_server):
+    """Numeric and reversed entries (localiot.indexing.plan) appeared in later versions: an
+    index without them answers the same while the background pass writes them."""
     iot, seeded = fleet
     store = localiot_server.app.runtime.store
-    query, predicate = CASES[0]
-    expected = _expected(seeded, predicate)
+    queries = [CASES[0], WILDCARD_CASES[0], WILDCARD_CASES[3]]
+    expected = [_expected(seeded, predicate) for _, predicate in queries]
 
     def execute(sql, args=()):  # straight to the store's database, as the previous version left it
         if hasattr(store, "db"):
@@ -189,9 +330,10 @@ def test_an_index_from_before_numeric_entries_is_upgraded_in_place(fleet, locali
         sql = sql.replace("'%'", "'%%'").replace("?", "%s").replace("char(31)", "chr(31)")
         return store.connection().execute(sql, args)
 
-    def downgrade():  # what a data directory written by the previous version holds
+    def downgrade():  # what a data directory written by the first version holds
         execute("BEGIN IMMEDIATE" if hasattr(store, "db") else "BEGIN")
-        execute("DELETE FROM object_index WHERE kind='fleet-index' AND key LIKE '%' || char(31) || 'n'")
+        for suffix in ("n", "r"):
+            execute(f"DELETE FROM object_index WHERE kind='fleet-index' AND key LIKE '%' || char(31) || '{suffix}'")
         row = execute("SELECT doc FROM objects WHERE kind='indexing-config'").fetchone()
         config = json.loads(row[0])
         config.pop("thingEntries", None)
@@ -200,19 +342,19 @@ def test_an_index_from_before_numeric_entries_is_upgraded_in_place(fleet, locali
         if hasattr(store, "kept"):  # written behind the store's back: as a process opening it, keep nothing yet
             store.kept.clear()
 
-    def numeric_rows():
-        return execute("SELECT COUNT(*) FROM object_index WHERE kind='fleet-index' "
-                       "AND key LIKE '%' || char(31) || 'n'").fetchone()[0]
+    def added_rows():
+        return tuple(execute("SELECT COUNT(*) FROM object_index WHERE kind='fleet-index' "
+                             f"AND key LIKE '%' || char(31) || '{suffix}'").fetchone()[0] for suffix in ("n", "r"))
 
-    before = localiot_server.call(numeric_rows)
-    assert before > 0
+    before = localiot_server.call(added_rows)
+    assert min(before) > 0
     localiot_server.call(downgrade)
-    assert localiot_server.call(numeric_rows) == 0
-    assert _all(iot, query) == expected  # planned without numeric look-ups meanwhile
+    assert localiot_server.call(added_rows) == (0, 0)
+    assert [_all(iot, query) for query, _ in queries] == expected  # planned with the entries there meanwhile
     advance(localiot_server, 1)  # the background pass upgrades it
     for _ in range(200):
-        if localiot_server.call(numeric_rows) == before:
+        if localiot_server.call(added_rows) == before:
             break
         advance(localiot_server, 0)
-    assert localiot_server.call(numeric_rows) == before
-    assert _all(iot, query) == expected
+    assert localiot_server.call(added_rows) == before
+    assert [_all(iot, query) for query, _ in queries] == expected

@@ -3,16 +3,23 @@
 Every value of an indexed field has a text entry (field -> evaluate.text(value));
 every value that reads as a number also has an ordered numeric entry
 (numeric_key(field) -> sortable(number)), whose string order is the numbers'
-order, so a numeric range is a range of entries. `lookups` returns index
-look-ups whose union holds every document the query matches (None: the
-query needs a scan); the caller still checks each candidate against the
-whole query, so a plan only ever narrows.
+order, so a numeric range is a range of entries; every text entry of a field
+that takes wildcards also has a reversed entry (reversed_key(field) -> the
+text backwards), so a wildcard whose literal end is longer than its literal
+start, or 3 characters or more (`*abc`, `?b*abc`, `thing-0?4321`), reads the
+range of reversed entries starting with that end backwards (a prefix of the
+reversed texts) instead of every entry the start selects. `lookups` returns
+index look-ups whose union holds every document the query matches (None: the
+query needs a scan); the caller checks each candidate against the whole
+query, so a plan only ever narrows, except where `exact` says the look-up
+reads exactly the matches.
 
 Kinds of look-up:
   term     exact text value: read in name order, page by page
-  prefix   text values starting with `value` (on the name field: a key range of the documents)
+  prefix   text (or reversed text) values starting with `value`, read in name order, page by
+           page (on the name field: a key range of the documents)
   range    values within [low, high] of `field` (a text key, or a numeric key with sortable bounds)
-  pattern  text values matching a GLOB pattern (`low`/`high` bound its literal prefix)
+  pattern  text (or reversed text) values matching a GLOB pattern (`low`/`high` bound its literal start)
   exists   any value of the field
 A geoquery reads the band of latitudes it can match (geo.latitude_band).
 """
@@ -28,11 +35,20 @@ from localiot.indexing.evaluate import canonical_number
 from localiot.indexing.query import is_number
 
 NUMERIC = "\x1fn"  # suffix of a field's numeric entries (no field name holds a control character)
+REVERSED = "\x1fr"  # suffix of a field's reversed text entries
 _TOP = "\U0010ffff"
+# What an index's entries hold, by format (settings.ENTRIES): 1 text entries only,
+# 2 also numeric entries, 3 also reversed entries. The planner uses what is there.
+NUMERIC_FORMAT, REVERSED_FORMAT = 2, 3
+FORMAT = REVERSED_FORMAT
 
 
 def numeric_key(field: str) -> str:
     return field + NUMERIC
+
+
+def reversed_key(field: str) -> str:
+    return field + REVERSED
 
 
 def sortable(number) -> str:
@@ -40,6 +56,32 @@ def sortable(number) -> str:
     bits = struct.unpack(">Q", struct.pack(">d", float(number) + 0.0))[0]
     bits = bits ^ 0xFFFFFFFFFFFFFFFF if bits >> 63 else bits | (1 << 63)
     return f"{bits:016x}"
+
+
+def _tokens(pattern: str) -> list[tuple[bool, str]]:
+    """A wildcard's GLOB pattern (query._wildcard: `*`, `?`, and a literal *, ? or [
+    written as a one-character class) as (wild, character) tokens."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == "[":  # [x]: the literal x
+            out.append((False, pattern[i + 1]))
+            i += 3
+        else:
+            out.append((pattern[i] in "*?", pattern[i]))
+            i += 1
+    return out
+
+
+def _glob(tokens) -> str:
+    return "".join(c if wild or c not in "*?[" else f"[{c}]" for wild, c in tokens)
+
+
+def _literal_end(tokens) -> str:
+    """The literal characters after the last wildcard."""
+    end = len(tokens)
+    while end and not tokens[end - 1][0]:
+        end -= 1
+    return "".join(c for _, c in tokens[end:])
 
 
 @dataclass(frozen=True)
@@ -66,7 +108,26 @@ def _range(node: Range, declared: str | None) -> list[Lookup]:
     return found
 
 
-def _term(node: Term) -> list[Lookup] | None:
+# A literal end this long reads the reversed entries even after a longer literal start:
+# names and ids share their starts (thing-0..., sensor-...) far more than their ends.
+ENOUGH = 3
+
+
+def _wildcard(node: Term, entry_format: int) -> list[Lookup]:
+    tokens = _tokens(node.pattern)
+    end = _literal_end(tokens)
+    if entry_format >= REVERSED_FORMAT and len(end) >= min(len(node.prefix) + 1, ENOUGH):  # by its end, backwards
+        field, backwards = reversed_key(node.field), end[::-1]
+        if tokens[0] == (True, "*") and sum(wild for wild, _ in tokens) == 1:  # *abc
+            return [Lookup("prefix", field, backwards)]
+        return [Lookup("pattern", field, _glob(tokens[::-1]), backwards, backwards + _TOP)]
+    if node.pattern == _glob((False, c) for c in node.prefix) + "*":
+        return [Lookup("prefix", node.field, node.prefix)]
+    low = node.prefix or None
+    return [Lookup("pattern", node.field, node.pattern, low, node.prefix + _TOP if low else None)]
+
+
+def _term(node: Term, entry_format: int = FORMAT) -> list[Lookup] | None:
     if node.kind == "term":
         found = [Lookup("term", node.field, node.value)]
         if is_number(node.value) and canonical_number(node.value) != node.value:
@@ -75,10 +136,7 @@ def _term(node: Term) -> list[Lookup] | None:
     if node.kind == "exists":
         return [Lookup("exists", node.field)]
     if node.kind == "wildcard":
-        if node.pattern == "".join(f"[{c}]" if c in "*?[" else c for c in node.prefix) + "*":
-            return [Lookup("prefix", node.field, node.prefix)]
-        low = node.prefix or None
-        return [Lookup("pattern", node.field, node.pattern, low, node.prefix + _TOP if low else None)]
+        return _wildcard(node, entry_format)
     if node.kind == "geo":  # the band of latitudes it can match, from the latitude's numeric entries
         low, high = geo.latitude_band(node.value)
         return [Lookup("range", numeric_key(geo.latitude_key(node.field)), "", sortable(low), sortable(high))]
@@ -88,39 +146,44 @@ def _term(node: Term) -> list[Lookup] | None:
 _COST = {"term": 0, "prefix": 1, "range": 2, "pattern": 3, "exists": 4}
 
 
-def lookups(node, declared=lambda field: None) -> list[Lookup] | None:
+def lookups(node, declared=lambda field: None, entry_format: int = FORMAT) -> list[Lookup] | None:
     """Look-ups whose union holds every match of `node`, or None when it needs a scan.
-    `declared(field)` is the field's declared or managed type (None: inferred per value)."""
+    `declared(field)` is the field's declared or managed type (None: inferred per value);
+    `entry_format` what the index's entries hold (an index built by an older version
+    has no numeric or reversed entries until it is upgraded)."""
     if isinstance(node, Term):
-        return _term(node)
-    if isinstance(node, Range):
-        return _range(node, declared(node.field))
-    if isinstance(node, And):
-        options = [found for found in (lookups(i, declared) for i in node.items) if found is not None]
+        found = _term(node, entry_format)
+    elif isinstance(node, Range):
+        found = _range(node, declared(node.field))
+    elif isinstance(node, And):
+        options = [found for found in (lookups(i, declared, entry_format) for i in node.items) if found is not None]
         if not options:
             return None
         return min(options, key=lambda found: (max(_COST[f.kind] for f in found), len(found)))
-    if isinstance(node, Or):
+    elif isinstance(node, Or):
         union = []
         for item in node.items:
-            found = lookups(item, declared)
+            found = lookups(item, declared, entry_format)
             if found is None:
                 return None
             union += found
         return union
-    return None
+    else:
+        return None
+    if found is not None and entry_format < NUMERIC_FORMAT and any(f.field.endswith(NUMERIC) for f in found):
+        return None  # not there yet: scanned
+    return found
 
 
-def exact(node, name_field: str) -> bool:
-    """Whether `lookups(node)` reads exactly the documents `node` matches, so a
-    candidate need not be checked again: one text term that is not a number
-    (its entry is the value's text, and only a number's text can equal a
-    number's), or a literal prefix of the name field (a key range of the
-    document names, each document's one name value)."""
-    if not isinstance(node, Term):
+def exact(node, plan) -> bool:
+    """Whether `plan` (lookups(node)) reads exactly the documents `node` matches, so a
+    candidate need not be checked again: one text term that is not a number (its
+    entry is the value's text, and only a number's text can equal a number's), or one
+    wildcard read as one prefix of text or reversed entries (`abc*`, `*abc`: a
+    document matches when the text of one of its values, which is its entry, starts
+    or ends with the literal)."""
+    if not isinstance(node, Term) or not plan:
         return False
     if node.kind == "term":
         return not is_number(node.value)
-    if node.kind == "wildcard" and node.field == name_field:
-        return _term(node) == [Lookup("prefix", node.field, node.prefix)]
-    return False
+    return node.kind == "wildcard" and len(plan) == 1 and plan[0].kind == "prefix"

@@ -275,7 +275,7 @@ class _Transaction:
 
 _LOCK = "SELECT pg_advisory_xact_lock(%s)"
 
-SQL = Queries("%s", find_group_by="o.name, o.doc", pattern_op="~")
+SQL = Queries("%s", pattern_op="~")
 _PUT_INDEX = SQL.put_index + " ON CONFLICT DO NOTHING"
 _REMOVE_TAGS = "DELETE FROM tags WHERE account=%s AND region=%s AND arn=%s AND key = ANY(%s)"
 

@@ -25,7 +25,7 @@ import logging
 from localiot.background import periodic
 from localiot.indexing import document, fields
 from localiot.indexing.evaluate import as_number, compile_query, text
-from localiot.indexing.plan import numeric_key, sortable
+from localiot.indexing.plan import numeric_key, reversed_key, sortable
 from localiot.indexing.query import QueryError, parse
 from localiot.services import hooks
 from localiot.services.indexing import membership, replies, settings  # noqa: F401 (replies: stored with each put)
@@ -43,16 +43,23 @@ DYNAMIC = "dynamic-group-query"  # one per dynamic thing group: its query and st
 BATCH = 1000
 
 
-def entries(flat: dict[str, list]) -> dict[str, list[str]]:
-    """Index entries of a flattened document: each value's text, and each number's
-    ordered form under the field's numeric key (localiot.indexing.plan)."""
+def entries(flat: dict[str, list], index: str = fields.THINGS) -> dict[str, list[str]]:
+    """Index entries of a flattened document (localiot.indexing.plan): each value's text,
+    each number's ordered form under the field's numeric key, and each text backwards
+    under the field's reversed key (but for managed Number and Boolean fields, which
+    take no wildcards)."""
     out = {}
     for field, values in flat.items():
-        out[field] = sorted({text(v) for v in values})
+        texts = out[field] = sorted({text(v) for v in values})
         numbers = {sortable(n) for n in (as_number(v) for v in values) if n is not None}
         if numbers:
             out[numeric_key(field)] = sorted(numbers)
+        if fields.managed_type(index, field) not in _NO_WILDCARDS:
+            out[reversed_key(field)] = [t[::-1] for t in texts]
     return out
+
+
+_NO_WILDCARDS = ("Number", "Boolean")
 
 
 # one thing / one group -----------------------------------------------------------
@@ -87,7 +94,7 @@ def reindex_group(tx, name: str) -> None:
         tx.delete(settings.GROUP_INDEX, name)
         return
     entry = document.build_group(group)
-    tx.put(settings.GROUP_INDEX, name, entry, entries(entry["fields"]))
+    tx.put(settings.GROUP_INDEX, name, entry, entries(entry["fields"], fields.THING_GROUPS))
 
 
 def predicate(config: dict, query: str, index: str = fields.THINGS):
@@ -211,12 +218,12 @@ def upgrade_step(ctx) -> bool:
     more = False
     for index, kind, on, status in ((fields.THINGS, settings.THING_INDEX, settings.things_on, "thingStatus"),
                                     (fields.THING_GROUPS, settings.GROUP_INDEX, settings.groups_on, "groupStatus")):
-        if not on(config) or config.get(status) != "ACTIVE" or settings.numeric_entries(config, index):
+        if not on(config) or config.get(status) != "ACTIVE" or settings.current_entries(config, index):
             continue
         cursor = settings.ENTRIES[index] + "Cursor"
         rows = tx.scan(kind, after=config.get(cursor), limit=BATCH)
         for name, doc in rows:
-            tx.put(kind, name, doc, entries(doc["fields"]))
+            tx.put(kind, name, doc, entries(doc["fields"], index))
         if len(rows) < BATCH:
             config[settings.ENTRIES[index]] = settings.ENTRY_FORMAT
             config.pop(cursor, None)
@@ -228,7 +235,7 @@ def upgrade_step(ctx) -> bool:
 
 
 def _outdated(doc: dict) -> bool:
-    return any(doc.get(status) == "ACTIVE" and not settings.numeric_entries(doc, index)
+    return any(doc.get(status) == "ACTIVE" and not settings.current_entries(doc, index)
                for index, status in ((fields.THINGS, "thingStatus"), (fields.THING_GROUPS, "groupStatus")))
 
 

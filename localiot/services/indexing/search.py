@@ -4,22 +4,25 @@ documents (aggregations, dynamic groups and fleet metrics use `matching`).
 The planner (localiot.indexing.plan.lookups) names index look-ups whose
 union holds every match. Exact values read the store's (kind, key, value)
 index in name order, merged, a page at a time; a prefix of the name field
-is a key range of the documents; ranges (text, or numeric through the
-ordered numeric entries), other prefixes, wildcard patterns and `field:*`
-collect the names of their candidates from the index alone, then read the
-documents in name order. Queries with no look-up (NOT alone, geoqueries)
-scan the index in name order. Every candidate is then checked against the
-whole query, so the plan only ever narrows; except where the plan is exact
-(one text term, a prefix of the name: `plan.exact`), whose rows are the
-matches."""
+is a key range of the documents; other prefixes (of text entries, or of
+reversed entries: `*abc`) read the documents of the matching entries in name
+order, a page at a time; ranges (text, or numeric through the ordered numeric
+entries), wildcard patterns and `field:*` collect the names of their
+candidates from the index alone, then read the documents in name order.
+Queries with no look-up (NOT alone, geoqueries) scan the index in name
+order. Every candidate is then checked against the whole query, so the plan
+only ever narrows; except where the plan is exact
+(one text term, one wildcard read as a prefix: `plan.exact`), whose rows
+are the matches."""
 
 from __future__ import annotations
 
 import heapq
+from functools import lru_cache
 
 from localiot.indexing import fields
 from localiot.indexing.evaluate import compile_query
-from localiot.indexing.plan import NUMERIC, exact, lookups
+from localiot.indexing.plan import exact, lookups
 from localiot.indexing.query import QueryError, parse
 from localiot.protocol.errors import ServiceError, invalid
 from localiot.protocol.serializer import JsonText
@@ -66,15 +69,15 @@ def _names_in_order(tx, kind: str, names: set, after: str | None):
 
 
 def _candidates(tx, kind: str, plan, name_field: str, after: str | None, first: int, texts: bool = False):
-    """Rows of the plan's look-ups in name order (`texts`: (name, stored reply text), term and
-    name-prefix look-ups only)."""
-    if all(p.kind == "term" or (p.kind == "prefix" and p.field == name_field) for p in plan):
+    """Rows of the plan's look-ups in name order (`texts`: (name, stored reply text), for
+    plans of terms and prefixes only)."""
+    if all(p.kind in ("term", "prefix") for p in plan):  # each read in name order, a page at a time
         streams = [
             _stream(lambda cursor, limit, v=p.value: tx.scan(kind, prefix=v, after=cursor, limit=limit,
                                                              summaries=texts), after, first)
-            if p.kind == "prefix" else
-            _stream(lambda cursor, limit, f=p.field, v=p.value: tx.find(kind, f, v, after=cursor, limit=limit,
-                                                                        summaries=texts), after, first)
+            if p.kind == "prefix" and p.field == name_field else
+            _stream(lambda cursor, limit, f=p.field, v=p.value, pre=p.kind == "prefix":
+                    tx.find(kind, f, v, prefix=pre, after=cursor, limit=limit, summaries=texts), after, first)
             for p in plan
         ]
         return streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda row: row[0])
@@ -93,22 +96,32 @@ def _candidates(tx, kind: str, plan, name_field: str, after: str | None, first: 
     return _names_in_order(tx, kind, names, after)
 
 
+@lru_cache(maxsize=512)
+def _plan(node, index: str, custom: tuple, entry_format: int):
+    types = dict(custom)
+    return lookups(node, lambda field: fields.field_type(index, field, types), entry_format)
+
+
+def plan_of(index: str, config: dict, node):
+    """The look-ups of `node` on this index's entries (plan.lookups), computed once per query shape."""
+    custom = tuple(sorted(settings.custom_types(config, index).items()))
+    return _plan(node, index, custom, settings.entry_format(config, index))
+
+
 def matching(tx, index: str, node, predicate, after: str | None = None, first: int = CHUNK,
-             config: dict | None = None):
+             config: dict | None = None, plan=False):
     """(name, indexed document) of every match after `after`, in name order
-    (`first`: how many the caller will likely take, to size the first read)."""
+    (`first`: how many the caller will likely take, to size the first read;
+    `plan`: plan_of's answer when the caller has it)."""
     kind = settings.THING_INDEX if index == fields.THINGS else settings.GROUP_INDEX
     config = config if config is not None else settings.load(tx)
-    custom = settings.custom_types(config, index)
-    plan = lookups(node, lambda field: fields.field_type(index, field, custom))
-    if plan is not None and not settings.numeric_entries(config, index):
-        plan = None if any(p.field.endswith(NUMERIC) for p in plan) else plan  # an index older than them
+    plan = plan_of(index, config, node) if plan is False else plan
     name_field = fields.DEFAULT_FIELD[index]
     if plan is None or len(plan) > MAX_LOOKUPS:
         rows = _stream(lambda cursor, limit: tx.scan(kind, after=cursor, limit=limit), after, first)
     else:
         rows = _candidates(tx, kind, plan, name_field, after, first)
-        if exact(node, name_field):  # the look-up's rows are the matches (tests/test_indexing_plans.py)
+        if exact(node, plan):  # the look-up's rows are the matches (tests/test_indexing_plans.py)
             yield from rows
             return
     last = None
@@ -120,26 +133,20 @@ def matching(tx, index: str, node, predicate, after: str | None = None, first: i
             yield name, doc
 
 
-def _exact_texts(tx, index: str, config: dict, node, after: str | None, first: int):
-    """(name, reply text) of every match after `after` when the query's plan is exact
-    (plan.exact: no candidate needs checking, so no document needs parsing); else None."""
-    name_field = fields.DEFAULT_FIELD[index]
-    if not exact(node, name_field):
-        return None
-    plan = lookups(node, lambda field: fields.field_type(index, field, settings.custom_types(config, index)))
-    kind = settings.THING_INDEX if index == fields.THINGS else settings.GROUP_INDEX
-    return _candidates(tx, kind, plan, name_field, after, first, texts=True)
-
-
 @operation("iot")
 def SearchIndex(ctx, req):
     index, config, node, predicate = checked_query(ctx, req)
     limit = req.get("maxResults") or DEFAULT_RESULTS
     after = decode_token(req.get("nextToken"))
-    rows = _exact_texts(ctx.tx, index, config, node, after, limit + 1)
-    spliced = rows is not None
-    if not spliced:
-        rows = matching(ctx.tx, index, node, predicate, after, limit + 1, config)
+    plan = plan_of(index, config, node)
+    # exact (plan.exact): the look-up's rows are the matches, read as their stored reply texts
+    # (indexing/replies.py), spliced unparsed; else documents, each checked against the query
+    spliced = plan is not None and len(plan) <= MAX_LOOKUPS and exact(node, plan)
+    if spliced:
+        kind = settings.THING_INDEX if index == fields.THINGS else settings.GROUP_INDEX
+        rows = _candidates(ctx.tx, kind, plan, fields.DEFAULT_FIELD[index], after, limit + 1, texts=True)
+    else:
+        rows = matching(ctx.tx, index, node, predicate, after, limit + 1, config, plan)
     found = []
     for row in rows:
         found.append(row)
@@ -150,7 +157,6 @@ def SearchIndex(ctx, req):
         found = found[:limit]
         out["nextToken"] = encode_token(found[-1][0])
     key = "things" if index == fields.THINGS else "thingGroups"
-    # exact: the documents' stored reply texts (indexing/replies.py), spliced unparsed
     out[key] = JsonText("[" + ",".join([text for _, text in found]) + "]") if spliced else \
         [doc["result"] for _, doc in found]
     return out

@@ -3,7 +3,7 @@ with the build state of each index (BUILDING / REBUILDING / ACTIVE)."""
 
 from __future__ import annotations
 
-from localiot.indexing import fields
+from localiot.indexing import fields, plan
 from localiot.protocol.errors import ServiceError, not_found
 from localiot.store import kept
 
@@ -15,10 +15,11 @@ GROUP_INDEX = "fleet-index-group"  # kind of the indexed thing groups
 DEFAULT_THING = {"thingIndexingMode": "OFF", "thingConnectivityIndexingMode": "OFF",
                  "deviceDefenderIndexingMode": "OFF", "namedShadowIndexingMode": "OFF"}
 DEFAULT_GROUP = {"thingGroupIndexingMode": "OFF"}
-# The shape of the index entries: 2 = text entries plus ordered numeric entries
-# (localiot.indexing.plan). An index built before them is upgraded in place
-# (maintain.upgrade_step) and planned without numeric look-ups until then.
-ENTRY_FORMAT = 2
+# The shape of the index entries (localiot.indexing.plan.FORMAT): 2 = text entries plus
+# ordered numeric entries, 3 = also reversed text entries. An index built by an older
+# version is upgraded in place (maintain.upgrade_step) and planned with the entries it
+# has until then.
+ENTRY_FORMAT = plan.FORMAT
 ENTRIES = {fields.THINGS: "thingEntries", fields.THING_GROUPS: "groupEntries"}
 
 
@@ -41,8 +42,13 @@ def groups_on(doc: dict) -> bool:
     return doc["group"].get("thingGroupIndexingMode", "OFF") != "OFF"
 
 
-def numeric_entries(doc: dict, index: str) -> bool:
-    return doc.get(ENTRIES[index]) == ENTRY_FORMAT
+def entry_format(doc: dict, index: str) -> int:
+    """The format of this index's entries (1: text entries only, from before formats were recorded)."""
+    return doc.get(ENTRIES[index]) or 1
+
+
+def current_entries(doc: dict, index: str) -> bool:
+    return entry_format(doc, index) >= ENTRY_FORMAT
 
 
 def custom_types(doc: dict, index: str) -> dict[str, str]:
