@@ -108,9 +108,10 @@ def _who(conn):
 
 
 def _certificate_id(conn) -> str | None:
+    ssl_object = conn.transport.get_extra_info("ssl_object") if conn.transport is not None else None
     try:
-        der = conn._peer_certificate() if conn.transport is not None else None
-    except Exception:
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    except ValueError:  # (no handshake done)
         der = None
     return hashlib.sha256(der).hexdigest() if der else None
 
