@@ -66,7 +66,7 @@ import boto3
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from tunneling_binary import (ROOMY, LocalProxyProcess, ca_directory, free_port,  # noqa: E402
+from tunneling_binary import (ROOMY, LocalProxyProcess, ca_directory, echo_round_trip, free_port,  # noqa: E402
                               localproxy_binary, one_way, staggered_connections)
 from tunneling_localproxy import LocalProxy, echo_server, round_trip  # noqa: E402
 
@@ -159,22 +159,10 @@ async def run(endpoint: str, opened: dict, args, relay_pid: int) -> tuple[dict, 
 
 
 def echo_checked(conn: socket.socket, data: bytes, timeout: float = 600) -> bool:
-    """Send `data` on `conn` from a thread while this one receives into one preallocated buffer
-    in 1 MiB reads; True when the same bytes came back (compared in place, no copy)."""
-    with conn:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.settimeout(timeout)
-        writer = threading.Thread(target=conn.sendall, args=(data,), daemon=True)
-        writer.start()
-        got = bytearray(len(data))
-        view, filled = memoryview(got), 0
-        while filled < len(data):
-            count = conn.recv_into(view[filled:], min(1 << 20, len(data) - filled))
-            if not count:
-                break
-            filled += count
-        writer.join(timeout)
-        return filled == len(data) and got == data
+    """True when `data` sent on `conn` came back the same (tests' echo_round_trip: one
+    preallocated buffer, 1 MiB reads, compared in place)."""
+    conn.settimeout(timeout)
+    return echo_round_trip(conn, data, timeout) == data
 
 
 def measure_blocking(port: int, args, sink_port: int | None = None, relay_pid: int | None = None) -> dict:

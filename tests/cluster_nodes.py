@@ -126,6 +126,22 @@ def two_nodes(nats: str, *, shared_postgres: bool, **settings):
         pg.drop_database(dsn)
 
 
+@contextmanager
+def postgres_node(**settings):
+    """One in-process localiot on a throwaway database of the shared PostgreSQL: (server, dsn).
+    A module using it picks its store itself: it holds no local_server by name, so the kit
+    does not run it once per session store."""
+    from localiot.testing.postgres import shared_server
+
+    pg = shared_server()
+    dsn = pg.create_database()
+    try:
+        with kit.local_server(mqtt_plain=True, background_period=0, store=dsn, **settings) as server:
+            yield server, dsn
+    finally:
+        pg.drop_database(dsn)
+
+
 @pytest.fixture
 def devices():
     """MQTT devices a test connects (closed after it)."""

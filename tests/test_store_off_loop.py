@@ -17,10 +17,7 @@ import pytest
 
 from localiot.store.postgresql import _lock_key
 from localiot.testing import make_client, plain_device
-# (the module picks its store itself, a PostgreSQL database of its own: it does not hold
-# local_server by name, so the kit does not run it once per session store)
-from localiot.testing import server as kit
-from cluster_nodes import devices  # noqa: F401,E402 (a fixture)
+from cluster_nodes import devices, postgres_node  # noqa: F401,E402 (devices: a fixture)
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 PROMPT = 2.0  # seconds: what "answered while the other call waits" means here
@@ -28,15 +25,8 @@ PROMPT = 2.0  # seconds: what "answered while the other call waits" means here
 
 @pytest.fixture(scope="module")
 def node():
-    from localiot.testing.postgres import shared_server
-
-    pg = shared_server()
-    dsn = pg.create_database()
-    try:
-        with kit.local_server(mqtt_plain=True, background_period=0, store=dsn) as server:
-            yield server, dsn
-    finally:
-        pg.drop_database(dsn)
+    with postgres_node() as (server, dsn):
+        yield server, dsn
 
 
 class HeldLock:

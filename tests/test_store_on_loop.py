@@ -17,23 +17,15 @@ import urllib.request
 import pytest
 
 from localiot.testing import make_client, plain_device, wait_until
-from localiot.testing import server as kit
-from cluster_nodes import devices  # noqa: F401,E402 (a fixture)
+from cluster_nodes import devices, postgres_node  # noqa: F401,E402 (devices: a fixture)
 
 ROLE = "arn:aws:iam::123456789012:role/Audit"
 
 
 @pytest.fixture(scope="module")
 def node():
-    from localiot.testing.postgres import shared_server
-
-    pg = shared_server()
-    dsn = pg.create_database()
-    try:
-        with kit.local_server(mqtt_plain=True, background_period=0, store=dsn) as server:
-            yield server
-    finally:
-        pg.drop_database(dsn)
+    with postgres_node() as (server, dsn):
+        yield server
 
 
 def on_loop(server) -> tuple[int, dict]:

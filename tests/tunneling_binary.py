@@ -215,7 +215,7 @@ def staggered_connections(port: int, count: int, timeout: float = 120.0) -> list
 def echo_round_trip(port, data: bytes, timeout: float = 120.0) -> bytes:
     """Send `data` through the local port (or an open connection to it), read as many bytes back
     (writing and reading overlap, the reader receives straight into one buffer: a slow reader
-    would overflow localproxy)."""
+    would overflow localproxy). A bytearray, compared with bytes as is."""
     with (port if isinstance(port, socket.socket) else connect(port, timeout)) as conn:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         writer = threading.Thread(target=conn.sendall, args=(data,), daemon=True)
@@ -228,7 +228,7 @@ def echo_round_trip(port, data: bytes, timeout: float = 120.0) -> bytes:
                 break
             filled += count
         writer.join(timeout)
-        return bytes(got[:filled])
+        return got if filled == len(got) else got[:filled]  # (no copy of a whole echo)
 
 
 class Sshd:
