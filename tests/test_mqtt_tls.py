@@ -232,6 +232,19 @@ def test_https_publish_with_a_client_certificate(localiot_server, iot, tmp_path,
     assert listener.expect("http/ok/sigv4").payload == b"signed"
 
 
+def test_https_publish_of_a_retained_message_is_stored_then_routed(localiot_server, iot, tmp_path, devices):
+    owner = new_certificate(iot, tmp_path, "retainer", policy=ALLOW_ALL)
+    ca = ca_file(localiot_server, tmp_path)
+    _, port = address(iot)
+    listener = devices(port, "retained-listener", ca=ca, cert=owner).connect_ok()
+    listener.subscribe("http/kept")
+    status, _ = _https_publish(alpn_port(localiot_server), ca, owner, "http/kept", b"on", "qos=1&retain=true")
+    assert status == 200
+    assert listener.expect("http/kept").payload == b"on"
+    data = make_client(localiot_server, "iot-data")
+    assert data.get_retained_message(topic="http/kept")["payload"] == b"on"
+
+
 def test_server_certificate_names_and_cache(tmp_path):
     from localiot.listeners import SERVER_CERT
 

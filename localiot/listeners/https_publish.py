@@ -19,8 +19,7 @@ from aiohttp import web
 from localiot.broker import auth as broker_auth
 from localiot.broker.admission import DENIED, INVALID, RESERVED
 from localiot.broker.retained import RetainedQuotaExceeded
-from localiot.broker.message import Message
-from localiot.topics import TopicError, validate_topic_name
+from localiot.topics import TopicError
 from localiot.listeners.http import http_context, reply
 from localiot.listeners.tls import sni_of
 from localiot.services.unit_of_work import run_off_loop
@@ -70,20 +69,13 @@ async def publish(request: web.BaseRequest, topic: str, broker, device_auth) -> 
         elif not served:
             return reply(403, "Forbidden")
         return reply(200, "OK")
-    stored = False
-    if decision.retain and broker.persistence.workers is not None:  # PostgreSQL: stored on a worker first
-        try:
-            validate_topic_name(topic, broker.limits.topic_max_bytes, broker.limits.topic_max_slashes)
-        except TopicError as e:
-            return reply(400, str(e))
-        message = Message.from_properties(topic, payload, qos, True, None, broker.clock.now())
-        if not await broker.persistence.retain_off_loop(identity.account, identity.region, message,
-                                                        broker.limits.retained_topics_max):
-            return reply(413, "The account's retained message quota is reached.")
-        stored = True
+    publish = functools.partial(broker.publish, identity.account, identity.region, topic, payload, qos,
+                                decision.retain, source="https")
     try:
-        broker.publish(identity.account, identity.region, topic, payload, qos, decision.retain, source="https",
-                       stored=stored)
+        if decision.retain:  # PostgreSQL: stored on a worker (broker.publish from a worker), then routed
+            await run_off_loop(broker.runtime, publish)
+        else:
+            publish()
     except RetainedQuotaExceeded:
         return reply(413, "The account's retained message quota is reached.")
     except TopicError as e:
