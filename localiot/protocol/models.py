@@ -67,18 +67,15 @@ class Service:
 
 @lru_cache(maxsize=None)
 def service_model(name: str) -> ServiceModel:
-    """One shipped service model, loaded once per process (for code outside the
-    protocol engine that needs a shape, e.g. provisioning validating its calls)."""
+    """One shipped service model, loaded once per process (the engine's, and code outside
+    the engine that needs a shape, e.g. provisioning validating its calls)."""
     return ServiceModel(model_loader().load_service_model(name, "service-2"), service_name=name)
 
 
 def load_services() -> list[Service]:
-    loader = model_loader()
-    services = []
-    for name in SERVICE_NAMES:
-        raw = loader.load_service_model(name, "service-2")
-        services.append(Service(name, ServiceModel(raw, service_name=name)))
-    return services
+    """The engine's services, on the process's one copy of each model (`service_model`),
+    which in-process callers, provisioning and the indexing replies read too."""
+    return [Service(name, service_model(name)) for name in SERVICE_NAMES]
 
 
 def load_paginators(name: str) -> dict:
