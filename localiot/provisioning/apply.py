@@ -8,7 +8,7 @@ Resources are made through the other families' own handlers and helpers
 (CreateThing, UpdateThing, UpdateThingGroupsForThing, AddThingToBillingGroup,
 CreateCertificateFromCsr, RegisterCertificate, certificates.set_status,
 CreatePolicy, AttachPolicy, AttachThingPrincipal), with the model's
-constraints checked first since no HTTP layer stands in between, so what a
+constraints checked first (`call_within(..., checked=True)`) since no HTTP layer stands in between, so what a
 template provisions is the same as what those API calls make. Anything that
 refuses becomes a ResourceRegistrationFailureException; the caller's
 transaction then rolls everything back.
@@ -19,9 +19,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-from localiot.protocol import validator
 from localiot.protocol.errors import ServiceError
 from localiot.provisioning.grammar import (
     DO_NOTHING,
@@ -33,6 +31,7 @@ from localiot.provisioning.grammar import (
     ProvisioningPlan,
     ThingSpec,
 )
+from localiot.services.in_process import call_within
 from localiot.services.registry import things
 
 POLICY_TARGET = "policy-target"  # links: policy name -> principal (certificate ARN)
@@ -66,13 +65,6 @@ class ProvisioningResult:
 
 
 # helpers ---------------------------------------------------------------------
-@lru_cache(maxsize=None)
-def _input_shape(operation: str):
-    from localiot.protocol.models import service_model
-
-    return service_model("iot").operation_model(operation).input_shape
-
-
 @contextmanager
 def _as_registration_failure():
     """Errors of the handlers reused below surface as RegisterThing's own error."""
@@ -84,12 +76,11 @@ def _as_registration_failure():
         raise registration_failure(error.message) from None
 
 
-def _call(ctx, handler, operation: str, req: dict) -> dict:
-    errors = validator.validate(_input_shape(operation), req)
-    if errors:
-        raise registration_failure(validator.message(errors))
+def _call(ctx, operation: str, req: dict) -> dict:
+    """iot `operation`(req) in RegisterThing's unit of work, its input checked as
+    the API checks it; any error is RegisterThing's registration failure."""
     with _as_registration_failure():
-        return handler(ctx, req) or {}
+        return call_within(ctx, "iot", operation, req, checked=True) or {}
 
 
 def _conflict(what: str, name: str, prop: str) -> ServiceError:
@@ -127,7 +118,7 @@ def _apply_thing(ctx, spec: ThingSpec) -> dict:
             with _as_registration_failure():
                 billing_groups.get(ctx, spec.billing_group)
             req["billingGroupName"] = spec.billing_group
-        _call(ctx, things.CreateThing, "CreateThing", req)
+        _call(ctx, "CreateThing", req)
         if spec.thing_groups:
             _update_groups(ctx, name, add=spec.thing_groups, remove=[])
         return things.get(ctx, name)
@@ -159,10 +150,10 @@ def _apply_thing(ctx, spec: ThingSpec) -> dict:
         if action == REPLACE:
             update["thingTypeName"] = spec.thing_type_name
     if len(update) > 1:
-        _call(ctx, things.UpdateThing, "UpdateThing", update)
+        _call(ctx, "UpdateThing", update)
     if spec.billing_group and existing.get("billingGroupName") != spec.billing_group:
         billing_groups = _family("billing_groups", "Billing groups")
-        _call(ctx, billing_groups.AddThingToBillingGroup, "AddThingToBillingGroup",
+        _call(ctx, "AddThingToBillingGroup",
               {"billingGroupName": spec.billing_group, "thingName": name})
     if spec.thing_groups is not None:
         _reconcile_groups(ctx, spec)
@@ -198,7 +189,7 @@ def _update_groups(ctx, thing_name: str, *, add: list[str], remove: list[str]) -
         if ctx.tx.get(thing_groups.KIND, group) is None:
             raise registration_failure(f"Thing group {group} does not exist, so thing {thing_name} cannot be added to it")
     req = {"thingName": thing_name, "thingGroupsToAdd": add, "thingGroupsToRemove": remove}
-    _call(ctx, thing_groups.UpdateThingGroupsForThing, "UpdateThingGroupsForThing", req)
+    _call(ctx, "UpdateThingGroupsForThing", req)
 
 
 # certificate -----------------------------------------------------------------
@@ -216,7 +207,7 @@ def _new_certificate(ctx, spec: CertificateSpec) -> tuple[dict, bool]:
     Returns (doc, created)."""
     certificates = _module("security.certificates", "Certificates")
     if spec.certificate_signing_request:
-        out = _call(ctx, certificates.CreateCertificateFromCsr, "CreateCertificateFromCsr", {
+        out = _call(ctx, "CreateCertificateFromCsr", {
             "certificateSigningRequest": spec.certificate_signing_request,
             "setAsActive": spec.status == "ACTIVE",
         })
@@ -225,11 +216,10 @@ def _new_certificate(ctx, spec: CertificateSpec) -> tuple[dict, bool]:
     if existing is not None:
         return existing, False
     # A device certificate signed by a CA registered in this account, as RegisterCertificate takes it.
-    ca_certificates = _module("security.ca_certificates", "CA certificates")
     req = {"certificatePem": spec.certificate_pem, "status": spec.status}
     if spec.ca_certificate_pem:
         req["caCertificatePem"] = spec.ca_certificate_pem
-    out = _call(ctx, ca_certificates.RegisterCertificate, "RegisterCertificate", req)
+    out = _call(ctx, "RegisterCertificate", req)
     return certificates.by_id(ctx.tx, out["certificateId"]), True
 
 
@@ -271,7 +261,7 @@ def _apply_policy(ctx, spec: PolicySpec) -> dict:
     if policy is None:
         if spec.policy_document is None:
             raise registration_failure(f"Policy {name} does not exist; give the template a PolicyDocument to create it")
-        _call(ctx, policies.CreatePolicy, "CreatePolicy", {"policyName": name, "policyDocument": spec.policy_document})
+        _call(ctx, "CreatePolicy", {"policyName": name, "policyDocument": spec.policy_document})
         return ctx.tx.get(policies.KIND, name)
     if spec.named and spec.policy_document is not None and not _same_json(
         policies.default_document(policy), spec.policy_document
@@ -283,16 +273,14 @@ def _apply_policy(ctx, spec: PolicySpec) -> dict:
 def _attach_policy(ctx, policy: dict, cert_arn: str) -> None:
     if ctx.tx.is_linked(POLICY_TARGET, policy["policyName"], cert_arn):
         return
-    attachments = _module("security.attachments", "Policy attachments")
-    _call(ctx, attachments.AttachPolicy, "AttachPolicy", {"policyName": policy["policyName"], "target": cert_arn})
+    _call(ctx, "AttachPolicy", {"policyName": policy["policyName"], "target": cert_arn})
 
 
 # thing <-> certificate -------------------------------------------------------
 def _attach_principal(ctx, thing_name: str, cert_arn: str) -> None:
     if ctx.tx.is_linked(PRINCIPALS, thing_name, cert_arn):
         return  # attached already, perhaps exclusively: leave it so
-    attachments = _module("security.attachments", "Thing principals")
-    _call(ctx, attachments.AttachThingPrincipal, "AttachThingPrincipal", {"thingName": thing_name, "principal": cert_arn})
+    _call(ctx, "AttachThingPrincipal", {"thingName": thing_name, "principal": cert_arn})
 
 
 # entry point -----------------------------------------------------------------

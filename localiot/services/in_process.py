@@ -10,7 +10,9 @@ do not import each other), with plain values back.
 - `call_within`: the handler inside the caller's own unit of work (one
   transaction with the caller's work), for a handler that passes on a
   request it built from its own checked input (OTA updates create and delete
-  their jobs through the jobs family; Fleet Hub reads the indexing settings).
+  their jobs through the jobs family; Fleet Hub reads the indexing settings),
+  or, `checked=True`, from input it did not check (a provisioning template's
+  resources, which RegisterThing applies in its own transaction).
 
 Both return the output with every spliced reply text (`serializer.JsonText`,
 e.g. a ListThings or SearchIndex page) read back as values (`serializer.plain`),
@@ -38,9 +40,16 @@ def call_in_process(runtime, service: str, operation: str, params: dict, *, acco
     return plain(run(runtime, account, region, service, operation, handler, params))
 
 
-def call_within(ctx, service: str, operation: str, params: dict) -> dict:
-    """`service` `operation`(params) in the caller's unit of work `ctx`, or ServiceError."""
-    return plain(_handler(service, operation)(ctx, params))
+def call_within(ctx, service: str, operation: str, params: dict, *, checked: bool = False) -> dict:
+    """`service` `operation`(params) in the caller's unit of work `ctx`, or ServiceError.
+    `checked`: the input is checked against the model first, as `call_in_process`
+    does (for a request built from someone else's input, e.g. a provisioning template)."""
+    handler = _handler(service, operation)
+    if checked:
+        errors = validator.validate(_input_shape(service, operation), params)
+        if errors:
+            raise ServiceError(_service(service).validation_error, validator.message(errors))
+    return plain(handler(ctx, params))
 
 
 def _handler(service: str, operation: str):
