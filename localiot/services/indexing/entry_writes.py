@@ -1,4 +1,5 @@
-"""Rewriting one indexed document and only the index entries that changed.
+"""Rewriting one indexed document and only the index entries that changed;
+and counting a value's entries up to a bound (the trigram look-ups' choice).
 
 The store's `put(kind, name, doc, index)` drops every entry of the document
 and writes them all again: for a thing whose shadow was updated that is
@@ -53,3 +54,16 @@ def put_changed(tx, kind: str, name: str, doc: dict, old_fields: dict, entries) 
         run(_DROP.format(p=sql.p), gone)
     if added:
         run(insert, added)
+
+
+_COUNT = ("SELECT COUNT(*) FROM (SELECT 1 FROM object_index WHERE account={p} AND region={p} AND kind={p} "
+          "AND key={p} AND value={p} LIMIT {p}) AS bounded")
+
+
+def count_at_most(tx, kind: str, key: str, value: str, bound: int) -> int:
+    """How many `kind` documents have entry key=value, counting no further than `bound`
+    (the store's count reads every entry: ~30,000 for a trigram every name holds)."""
+    args = (tx.account, tx.region, kind, key, value, bound)
+    if hasattr(tx, "_write_many"):  # SQLite: reads need no BEGIN (localiot.store.sqlite)
+        return tx.db.execute(_COUNT.format(p=_SQLITE.p), args).fetchone()[0]
+    return tx._q(_COUNT.format(p=_POSTGRESQL.p), args).fetchone()[0]

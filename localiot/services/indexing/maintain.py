@@ -25,7 +25,7 @@ import logging
 from localiot.background import periodic
 from localiot.indexing import document, fields
 from localiot.indexing.evaluate import as_number, compile_query, text
-from localiot.indexing.plan import numeric_key, reversed_key, sortable
+from localiot.indexing.plan import grams, grams_key, has_grams, numeric_key, reversed_key, sortable
 from localiot.indexing.query import QueryError, parse
 from localiot.services import hooks
 from localiot.services.indexing import entry_writes, membership, replies, settings  # noqa: F401 (replies: stored with each put)
@@ -47,7 +47,7 @@ def entries(flat: dict[str, list], index: str = fields.THINGS) -> dict[str, list
     """Index entries of a flattened document (localiot.indexing.plan): each value's text,
     each number's ordered form under the field's numeric key, and each text backwards
     under the field's reversed key (but for managed Number and Boolean fields, which
-    take no wildcards)."""
+    take no wildcards), and the trigrams of the texts of fields that have them."""
     out = {}
     for field, values in flat.items():
         texts = out[field] = sorted({text(v) for v in values})
@@ -56,6 +56,10 @@ def entries(flat: dict[str, list], index: str = fields.THINGS) -> dict[str, list
             out[numeric_key(field)] = sorted(numbers)
         if fields.managed_type(index, field) not in _NO_WILDCARDS:
             out[reversed_key(field)] = [t[::-1] for t in texts]
+            if has_grams(field):
+                found = set().union(*(grams(t) for t in texts))
+                if found:
+                    out[grams_key(field)] = sorted(found)
     return out
 
 
