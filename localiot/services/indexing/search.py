@@ -28,7 +28,7 @@ from localiot.protocol.errors import ServiceError, invalid
 from localiot.protocol.serializer import JsonText
 from localiot.services import operation
 from localiot.services.common import decode_token, encode_token
-from localiot.services.indexing import entry_writes, replies, settings  # noqa: F401 (replies: the stored reply texts)
+from localiot.services.indexing import entry_sql, replies, settings  # noqa: F401 (replies: the stored reply texts)
 
 QUERY_VERSION = "2017-09-30"
 CHUNK = 500
@@ -107,7 +107,7 @@ def _holding_grams(tx, kind: str, lookup) -> set:
     """Candidates of an infix wildcard: names holding the rarest trigrams of its literal
     (plan.some_grams), rarest first, until few remain; a GLOB over the field's entries
     (the look-up's fallback) when every trigram is common (`*hing-0*` on thing-NNNNNN)."""
-    counted = sorted((entry_writes.count_at_most(tx, kind, lookup.field, gram, COMMON), gram)
+    counted = sorted((entry_sql.count_at_most(tx, kind, lookup.field, gram, COMMON), gram)
                      for gram in plan_grams(lookup.value))
     if counted[0][0] >= COMMON:
         p = lookup.fallback

@@ -1,4 +1,4 @@
-"""Rewriting one indexed document and only the index entries that changed;
+"""The index's own SQL: rewriting one indexed document and only the entries that changed;
 and counting a value's entries up to a bound (the trigram look-ups' choice).
 
 The store's `put(kind, name, doc, index)` drops every entry of the document
