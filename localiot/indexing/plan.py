@@ -11,8 +11,8 @@ range of reversed entries starting with that end backwards (a prefix of the
 reversed texts) instead of every entry the start selects; every text of a
 field that rarely changes (a thing's or group's name, attributes.*: not the
 shadow, so a shadow update writes none) also has its trigrams (grams_key(field)
--> each run of 3 characters), so an infix wildcard (`*abc*`, `*abcd*?`) whose
-longest literal run has 3 characters or more, and more than its literal start,
+-> each run of 3 characters at an even offset), so an infix wildcard (`*abcd*`,
+`*abcd*?`) whose longest literal run has 4 characters or more, and more than its literal start,
 reads the names holding every trigram of that run instead of every entry of
 the field (checked afterwards: the trigrams may sit apart). `lookups` returns
 index look-ups whose union holds every document the query matches (None: the
@@ -75,16 +75,28 @@ def has_grams(field: str) -> bool:
 
 
 def grams(text: str) -> set[str]:
-    return {text[i:i + GRAM] for i in range(len(text) - GRAM + 1)}
+    """The trigrams a text is indexed by: those starting at even offsets (half the entries
+    of every trigram; see some_grams for why a literal of 4 or more still finds it)."""
+    return {text[i:i + GRAM] for i in range(0, len(text) - GRAM + 1, STRIDE)}
 
 
-def some_grams(literal: str) -> list[str]:
-    """Trigrams of `literal` to look up: all of them, or MAX_GRAMS spread over it."""
-    every = [literal[i:i + GRAM] for i in range(len(literal) - GRAM + 1)]
-    if len(every) <= MAX_GRAMS:
-        return sorted(set(every))
-    step = (len(every) - 1) / (MAX_GRAMS - 1)
-    return sorted({every[round(i * step)] for i in range(MAX_GRAMS)})
+STRIDE = 2
+MIN_LITERAL = GRAM + STRIDE - 1  # the shortest literal every text holding it is found by
+
+
+def some_grams(literal: str) -> list[list[str]]:
+    """Trigrams of `literal` to look up, one list per alignment: a text holding `literal`
+    at offset o is indexed by the trigrams of `literal` at offsets j with j + o even, so it
+    holds every trigram of one of the two lists (each non-empty when the literal has
+    MIN_LITERAL characters or more); at most MAX_GRAMS of each, spread over it."""
+    out = []
+    for start in range(STRIDE):
+        every = [literal[i:i + GRAM] for i in range(start, len(literal) - GRAM + 1, STRIDE)]
+        if len(every) > MAX_GRAMS:
+            step = (len(every) - 1) / (MAX_GRAMS - 1)
+            every = [every[round(i * step)] for i in range(MAX_GRAMS)]
+        out.append(sorted(set(every)))
+    return out
 
 
 def sortable(number) -> str:
@@ -175,7 +187,7 @@ def _wildcard(node: Term, entry_format: int) -> list[Lookup]:
     low = node.prefix or None
     pattern = Lookup("pattern", node.field, node.pattern, low, node.prefix + _TOP if low else None)
     inner = _longest_literal(tokens)
-    if entry_format >= GRAMS_FORMAT and has_grams(node.field) and len(inner) >= max(GRAM, len(node.prefix) + 1):
+    if entry_format >= GRAMS_FORMAT and has_grams(node.field) and len(inner) >= max(MIN_LITERAL, len(node.prefix) + 1):
         return [Lookup("grams", grams_key(node.field), inner, fallback=pattern)]
     return [pattern]
 

@@ -104,21 +104,25 @@ COMMON, FEW = 4000, 64
 
 
 def _holding_grams(tx, kind: str, lookup) -> set:
-    """Candidates of an infix wildcard: names holding the rarest trigrams of its literal
-    (plan.some_grams), rarest first, until few remain; a GLOB over the field's entries
-    (the look-up's fallback) when every trigram is common (`*hing-0*` on thing-NNNNNN)."""
-    counted = sorted((entry_sql.count_at_most(tx, kind, lookup.field, gram, COMMON), gram)
-                     for gram in plan_grams(lookup.value))
-    if counted[0][0] >= COMMON:
+    """Candidates of an infix wildcard: for each alignment of its literal's trigrams
+    (plan.some_grams), names holding the rarest of them, rarest first, until few remain;
+    the union of both. A GLOB over the field's entries (the look-up's fallback) when
+    every trigram of an alignment is common (`*hing-0*` on thing-NNNNNN)."""
+    counted = [sorted((entry_sql.count_at_most(tx, kind, lookup.field, gram, COMMON), gram) for gram in aligned)
+               for aligned in plan_grams(lookup.value)]
+    if any(aligned[0][0] >= COMMON for aligned in counted):
         p = lookup.fallback
         return set(tx.find_names(kind, p.field, low=p.low, high=p.high, pattern=p.value))
-    found = None
-    for count, gram in counted:
-        if count >= COMMON or (found is not None and len(found) <= FEW):
-            break
-        names = set(tx.find_names(kind, lookup.field, low=gram, high=gram))
-        found = names if found is None else found & names
-    return found
+    union = set()
+    for aligned in counted:
+        found = None
+        for count, gram in aligned:
+            if count >= COMMON or (found is not None and len(found) <= FEW):
+                break
+            names = set(tx.find_names(kind, lookup.field, low=gram, high=gram))
+            found = names if found is None else found & names
+        union |= found
+    return union
 
 
 @lru_cache(maxsize=512)
