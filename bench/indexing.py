@@ -138,8 +138,23 @@ def http_timed(endpoint: str, query: str, runs: int) -> tuple[float, float]:
     """p50 / p99 (ms) of the lean client, run in a process of its own: the servers run
     on threads of this process, and a client on another thread would take the GIL
     from the server it times (for both servers alike)."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_http_timed_here, endpoint, query, runs).result()
+    return http_timed_cpu(endpoint, query, runs)[:2]
+
+
+_CLIENTS: list = []
+
+
+def http_timed_cpu(endpoint: str, query: str, runs: int) -> tuple[float, float, float]:
+    """http_timed's p50 / p99 and the servers' CPU per request (ms): this process's CPU time
+    (every thread: both servers, which are idle but for the one being timed) over the
+    client's requests, as api_floor.py reads the server's. The client process is started
+    once and kept (its start-up is not in the figure)."""
+    if not _CLIENTS:
+        _CLIENTS.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
+        _CLIENTS[0].submit(time.time).result()
+    cpu = time.process_time()
+    p50, p99 = _CLIENTS[0].submit(_http_timed_here, endpoint, query, runs).result()
+    return p50, p99, (time.process_time() - cpu) * 1000 / (runs + 1)
 
 
 def timed(fn, runs: int) -> tuple[float, float]:
@@ -161,7 +176,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="moto: time every query this many times over on the same fleets, and give ranges")
     parser.add_argument("--parts", default="large,moto",
-                        help="what to run: large (the table at --things, index lag), moto (the comparison)")
+                        help="what to run: large (the table at --things, index lag), moto (the comparison), "
+                             "writes (UpdateThingShadow's cost under each indexing mode)")
+    parser.add_argument("--write-things", type=int, default=5000, help="fleet size for the writes part")
     args = parser.parse_args()
     probe = f"{min(54321, args.things - 1):06d}"
 
@@ -169,6 +186,8 @@ def main() -> None:
         large(args, probe)
     if "moto" in args.parts:
         versus_moto(args)
+    if "writes" in args.parts:
+        writes(args)
 
 
 def large(args, probe: str) -> None:
@@ -207,6 +226,59 @@ def large(args, probe: str) -> None:
               f"p50 {statistics.median(lags):.2f}  p99 {lags[int(len(lags) * 0.99) - 1]:.2f}")
 
 
+WRITE_MODES = ("OFF", "REGISTRY", "REGISTRY_AND_SHADOW")
+
+
+def writes(args) -> None:
+    """What the index hook adds to a write: UpdateThingShadow (classic shadow, two reported
+    values), then CreateThing (two attributes), timed at the handler in its unit of work,
+    commit included, on three servers seeded alike, one per thingIndexingMode, in
+    interleaved blocks of --runs calls."""
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        servers = {mode: stack.enter_context(local_server(background_period=0)) for mode in WRITE_MODES}
+        for mode, server in servers.items():
+            if mode != "OFF":
+                client(server.endpoint).update_indexing_configuration(thingIndexingConfiguration={
+                    "thingIndexingMode": mode, "customFields": [{"name": "shadow.reported.temp", "type": "Number"}]})
+            seed_localiot(server, args.write_things)
+        update = next(fn for (_, op), fn in HANDLERS.items() if op == "UpdateThingShadow")
+        create = HANDLERS[("iot", "CreateThing")]
+
+        def shadow_update(ctx, i: int) -> None:
+            payload = json.dumps({"state": {"reported": {"temp": i % 100, "step": i}}}).encode()
+            update(ctx, {"thingName": f"thing-{(i * 7919) % args.write_things:06d}", "payload": payload})
+
+        def create_thing(ctx, i: int) -> None:
+            create(ctx, {"thingName": f"new-thing-{i:07d}", "attributePayload": {"attributes": {
+                "building": f"b{i % 50}", "serial": f"sn-{i * 7919 % 1000003:07d}"}}})
+
+        for label, write in (("UpdateThingShadow", shadow_update), ("CreateThing", create_thing)):
+            samples: dict[str, list] = {mode: [] for mode in WRITE_MODES}
+
+            def block(server, start: int, operation=label, write=write) -> list[float]:
+                out, runtime = [], server.app.runtime
+                for i in range(start, start + args.runs):
+                    t = time.perf_counter()
+                    with unit_of_work(runtime, ACCOUNT, REGION, "iot", operation) as ctx:
+                        write(ctx, i)
+                    out.append((time.perf_counter() - t) * 1e6)
+                return out
+
+            for round_ in range(max(3, args.rounds) * 2):
+                for mode in WRITE_MODES if round_ % 2 == 0 else WRITE_MODES[::-1]:
+                    samples[mode] += servers[mode].call(block, servers[mode], round_ * args.runs)
+            print(f"\n{label} at the handler, {args.write_things} things, commit included (us); "
+                  f"load average {os.getloadavg()[0]:.1f}")
+            off = statistics.median(samples["OFF"])
+            for mode in WRITE_MODES:
+                ordered = sorted(samples[mode])
+                p50 = statistics.median(ordered)
+                print(f"{mode:<20} p50 {p50:8.0f}  p99 {ordered[int(len(ordered) * 0.99) - 1]:8.0f}  "
+                      f"mean {statistics.mean(ordered):8.0f}  p50 x OFF {p50 / off:5.2f}")
+
+
 def versus_moto(args) -> None:
     from moto.iot.models import iot_backends
 
@@ -233,9 +305,10 @@ def versus_moto(args) -> None:
                 print(f"\nround {round_ + 1}/{args.rounds}: SearchIndex at {args.moto_things} things (ms, p50): "
                       f"localiot vs moto's server; load average {os.getloadavg()[0]:.1f}")
                 print("  boto3: the call over HTTP; http: a lean client replaying the signed request; "
+                      "cpu: the server's CPU per http request; "
                       "handler: ours in its unit of work, moto's backend search_index")
                 print(f"{'query':<18} {'ours boto3':>10} {'moto boto3':>10} {'ratio':>7} "
-                      f"{'ours http':>9} {'moto http':>9} {'ratio':>7} "
+                      f"{'ours http':>9} {'moto http':>9} {'ratio':>7} {'ours cpu':>8} {'moto cpu':>8} {'ratio':>7} "
                       f"{'ours handler':>12} {'moto handler':>12} {'ratio':>8} {'hits':>9}")
                 for label, query in MOTO_QUERIES.items():
                     row = moto_row(args, server, ours, theirs, backend, f"http://{host}:{port}", query)
@@ -259,13 +332,15 @@ def moto_row(args, server, ours, theirs, backend, moto_endpoint: str, query: str
     runs = max(10, args.runs // 10)
     p50, _ = timed(lambda: ours.search_index(queryString=query, maxResults=100), args.runs)
     m50, _ = timed(lambda: theirs.search_index(queryString=query, maxResults=100), runs)
-    r50, _ = http_timed(server.endpoint, query, args.runs)
-    mr50, _ = http_timed(moto_endpoint, query, runs)
+    r50, _, rcpu = http_timed_cpu(server.endpoint, query, args.runs)
+    mr50, _, mrcpu = http_timed_cpu(moto_endpoint, query, runs)
     h50, _ = handler_timed(server, query, args.runs)
     mh50, _ = timed(lambda: backend.search_index(query), runs)
     line = (f"{p50:10.2f} {m50:10.2f} {m50 / p50:6.1f}x {r50:9.2f} {mr50:9.2f} {mr50 / r50:6.1f}x "
+            f"{rcpu:8.3f} {mrcpu:8.2f} {mrcpu / rcpu:6.0f}x "
             f"{h50:12.2f} {mh50:12.2f} {mh50 / h50:7.0f}x {len(a):4d}/{len(b):<4d}")
-    return {"line": line, "ratios": {"boto3": m50 / p50, "http": mr50 / r50, "handler": mh50 / h50}}
+    return {"line": line, "ratios": {"boto3": m50 / p50, "http": mr50 / r50, "server cpu": mrcpu / rcpu,
+                                     "handler": mh50 / h50}}
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from localiot.indexing import fields
-from localiot.indexing.plan import Lookup, exact, lookups, numeric_key, reversed_key
+from localiot.indexing.plan import Lookup, exact, grams_key, lookups, numeric_key, reversed_key
 from localiot.indexing.query import parse
 from localiot.testing import advance, make_client
 
@@ -140,6 +140,16 @@ WILDCARD_CASES = [
     ("thingName:dev*7", _ends("name", "7")),
     ("thingName:d*-057", lambda t: t["name"] == "dev-057"),
     ("thingName:*", lambda t: True),
+    ("thingName:*v-04*", lambda t: "v-04" in t["name"]),  # infix: the trigram entries
+    ("thingName:*ev-0*7", lambda t: "ev-0" in t["name"] and t["name"].endswith("7")),
+    ("thingName:*-0?7*", lambda t: any(t["name"][i:i + 2] == "-0" and t["name"][i + 3:i + 4] == "7"
+                                       for i in range(len(t["name"])))),
+    ("thingName:*v-05?*", lambda t: "v-05" in t["name"][:-1]),
+    ("thingName:*ev-04*", lambda t: "ev-04" in t["name"]),  # odd and even offsets of the literal
+    ("thingName:*dev-04*", lambda t: "dev-04" in t["name"]),
+    ("thingName:*-042*", lambda t: "-042" in t["name"]),
+    ("thingName:*xyz*", lambda t: False),
+    (r"attributes.level:*n\/a*", lambda t: "n/a" in t["attrs"]["level"]),
     ("attributes.level:*\\/a", lambda t: t["attrs"]["level"] == "n/a"),
     ("attributes.level:*3", lambda t: t["attrs"]["level"].endswith("3")),
     ("shadow.reported.label:*ha AND shadow.reported.temp>0",
@@ -164,6 +174,26 @@ def test_wildcards_match_a_full_evaluation(fleet, query, predicate):
     found = _all(iot, query, page_size=3)
     assert found == _expected(seeded, predicate)
     assert found == _all(iot, _scanned(query), page_size=3)
+
+
+@pytest.mark.parametrize("common,few", [(3, 0), (1, 0), (1000, 1)])
+def test_infix_wildcards_whatever_their_trigrams_hold(fleet, monkeypatch, common, few):
+    """An infix wildcard reads the names of its rarer trigrams, rarest first, or a GLOB over
+    the field when every trigram is common: the same things either way (the thresholds
+    set so that a 60-thing fleet takes each way)."""
+    from localiot.services.indexing import search
+
+    monkeypatch.setattr(search, "COMMON", common)
+    monkeypatch.setattr(search, "FEW", few)
+    iot, seeded = fleet
+    for query, predicate in [("thingName:*v-04*", lambda t: "v-04" in t["name"]),
+                             ("thingName:*ev-0*", lambda t: "ev-0" in t["name"]),
+                             ("thingName:*-05?*", lambda t: "-05" in t["name"][:-1]),
+                             ("thingName:*v-0*", lambda t: "v-0" in t["name"]),
+                             ("thingName:*dev-04*", lambda t: "dev-04" in t["name"]),
+                             ("thingName:*ev-04*", lambda t: "ev-04" in t["name"]),
+                             ("thingName:*dev-0*7", lambda t: t["name"].endswith("7"))]:
+        assert _all(iot, query, page_size=4) == _expected(seeded, predicate), query
 
 
 def test_wildcards_on_fields_of_several_values(fleet):
@@ -198,6 +228,8 @@ def test_wildcards_on_fields_of_several_values(fleet):
     for query, wanted in [("parentGroupNames:*op", lambda g: "top" in ancestors[g]),
                           ("parentGroupNames:*-?", lambda g: any(a[-2:-1] == "-" for a in ancestors[g])),
                           ("thingGroupName:*-a*", lambda g: "-a" in g),
+                          ("thingGroupName:*ite-*", lambda g: "ite-" in g),
+                          ("thingGroupName:*oom*b", lambda g: "oom" in g and g.endswith("b")),
                           ("thingGroupName:*b", lambda g: g.endswith("b"))]:
         found, token = [], None
         while True:
@@ -220,6 +252,18 @@ def test_wildcards_on_fields_of_several_values(fleet):
     ("thingName:thing-0?4321", 3, [Lookup("pattern", reversed_key("thingName"), "1234?0-gniht", "1234",
                                           "1234\U0010ffff")]),
     ("thingName:ab*", 3, [Lookup("prefix", "thingName", "ab")]),
+    ("thingName:*abcd*", 4, [Lookup("grams", grams_key("thingName"), "abcd",
+                                    fallback=Lookup("pattern", "thingName", "*abcd*"))]),
+    ("thingName:*ab?cdef*", 4, [Lookup("grams", grams_key("thingName"), "cdef",
+                                       fallback=Lookup("pattern", "thingName", "*ab?cdef*"))]),
+    ("thingName:*abc*", 4, [Lookup("pattern", "thingName", "*abc*")]),  # too short for both alignments
+    ("thingName:*abcd*", 3, [Lookup("pattern", "thingName", "*abcd*")]),
+    ("thingName:*ab*", 4, [Lookup("pattern", "thingName", "*ab*")]),
+    ("thingName:ab*bcde*", 4, [Lookup("grams", grams_key("thingName"), "bcde",
+                                      fallback=Lookup("pattern", "thingName", "ab*bcde*", "ab", "ab\U0010ffff"))]),
+    ("attributes.site:*abcd*", 4, [Lookup("pattern", "attributes.site", "*abcd*")]),
+    ("thingName:abcde*bcd*", 4, [Lookup("pattern", "thingName", "abcde*bcd*", "abcde", "abcde\U0010ffff")]),
+    ("shadow.reported.label:*abcd*", 4, [Lookup("pattern", "shadow.reported.label", "*abcd*")]),
     ("shadow.reported.temp>3", 1, None),  # no numeric entries yet: scanned
     ("shadow.reported.temp>3 AND thingName:*ab", 1, [Lookup("pattern", "thingName", "*ab")]),
     ("shadow.reported.temp>3", 2, [Lookup("range", numeric_key("shadow.reported.temp"), "", "c008000000000000", None,

@@ -8,7 +8,13 @@ that takes wildcards also has a reversed entry (reversed_key(field) -> the
 text backwards), so a wildcard whose literal end is longer than its literal
 start, or 3 characters or more (`*abc`, `?b*abc`, `thing-0?4321`), reads the
 range of reversed entries starting with that end backwards (a prefix of the
-reversed texts) instead of every entry the start selects. `lookups` returns
+reversed texts) instead of every entry the start selects; every text of a
+field that rarely changes (a thing's or group's name, attributes.*: not the
+shadow, so a shadow update writes none) also has its trigrams (grams_key(field)
+-> each run of 3 characters at an even offset), so an infix wildcard (`*abcd*`,
+`*abcd*?`) whose longest literal run has 4 characters or more, and more than its literal start,
+reads the names holding every trigram of that run instead of every entry of
+the field (checked afterwards: the trigrams may sit apart). `lookups` returns
 index look-ups whose union holds every document the query matches (None: the
 query needs a scan); the caller checks each candidate against the whole
 query, so a plan only ever narrows, except where `exact` says the look-up
@@ -19,6 +25,8 @@ Kinds of look-up:
   prefix   text (or reversed text) values starting with `value`, read in name order, page by
            page (on the name field: a key range of the documents)
   range    values within [low, high] of `field` (a text key, or a numeric key with sortable bounds)
+  grams    names holding the rarer trigrams of the literal `value` under `field` (a grams key),
+           or `fallback` (a pattern) when every one is common
   pattern  text (or reversed text) values matching a GLOB pattern (`low`/`high` bound its literal start)
   exists   any value of the field
 A geoquery reads the band of latitudes it can match (geo.latitude_band).
@@ -36,11 +44,15 @@ from localiot.indexing.query import is_number
 
 NUMERIC = "\x1fn"  # suffix of a field's numeric entries (no field name holds a control character)
 REVERSED = "\x1fr"  # suffix of a field's reversed text entries
+GRAMS = "\x1ft"  # suffix of a field's trigram entries
 _TOP = "\U0010ffff"
 # What an index's entries hold, by format (settings.ENTRIES): 1 text entries only,
-# 2 also numeric entries, 3 also reversed entries. The planner uses what is there.
-NUMERIC_FORMAT, REVERSED_FORMAT = 2, 3
-FORMAT = REVERSED_FORMAT
+# 2 also numeric entries, 3 also reversed entries, 4 also trigram entries. The planner
+# uses what is there.
+NUMERIC_FORMAT, REVERSED_FORMAT, GRAMS_FORMAT = 2, 3, 4
+FORMAT = GRAMS_FORMAT
+GRAM = 3
+MAX_GRAMS = 8  # of a longer literal, this many (first and last included) narrow enough
 
 
 def numeric_key(field: str) -> str:
@@ -49,6 +61,42 @@ def numeric_key(field: str) -> str:
 
 def reversed_key(field: str) -> str:
     return field + REVERSED
+
+
+def grams_key(field: str) -> str:
+    return field + GRAMS
+
+
+def has_grams(field: str) -> bool:
+    """Whether `field` has trigram entries: the names, set once (a shadow update, the
+    most frequent write, changes none; each CreateThing writes ~15 more entries:
+    bench/README.md, indexing, fifth pass)."""
+    return field in ("thingName", "thingGroupName")
+
+
+def grams(text: str) -> set[str]:
+    """The trigrams a text is indexed by: those starting at even offsets (half the entries
+    of every trigram; see some_grams for why a literal of 4 or more still finds it)."""
+    return {text[i:i + GRAM] for i in range(0, len(text) - GRAM + 1, STRIDE)}
+
+
+STRIDE = 2
+MIN_LITERAL = GRAM + STRIDE - 1  # the shortest literal every text holding it is found by
+
+
+def some_grams(literal: str) -> list[list[str]]:
+    """Trigrams of `literal` to look up, one list per alignment: a text holding `literal`
+    at offset o is indexed by the trigrams of `literal` at offsets j with j + o even, so it
+    holds every trigram of one of the two lists (each non-empty when the literal has
+    MIN_LITERAL characters or more); at most MAX_GRAMS of each, spread over it."""
+    out = []
+    for start in range(STRIDE):
+        every = [literal[i:i + GRAM] for i in range(start, len(literal) - GRAM + 1, STRIDE)]
+        if len(every) > MAX_GRAMS:
+            step = (len(every) - 1) / (MAX_GRAMS - 1)
+            every = [every[round(i * step)] for i in range(MAX_GRAMS)]
+        out.append(sorted(set(every)))
+    return out
 
 
 def sortable(number) -> str:
@@ -76,6 +124,18 @@ def _glob(tokens) -> str:
     return "".join(c if wild or c not in "*?[" else f"[{c}]" for wild, c in tokens)
 
 
+def _longest_literal(tokens) -> str:
+    runs, run = [], []
+    for wild, c in tokens:
+        if wild:
+            runs.append("".join(run))
+            run = []
+        else:
+            run.append(c)
+    runs.append("".join(run))
+    return max(runs, key=len)
+
+
 def _literal_end(tokens) -> str:
     """The literal characters after the last wildcard."""
     end = len(tokens)
@@ -93,6 +153,7 @@ class Lookup:
     high: str | None = None
     include_low: bool = True
     include_high: bool = True
+    fallback: "Lookup | None" = None  # grams: the pattern look-up to take when every trigram is common
 
 
 def _range(node: Range, declared: str | None) -> list[Lookup]:
@@ -124,7 +185,11 @@ def _wildcard(node: Term, entry_format: int) -> list[Lookup]:
     if node.pattern == _glob((False, c) for c in node.prefix) + "*":
         return [Lookup("prefix", node.field, node.prefix)]
     low = node.prefix or None
-    return [Lookup("pattern", node.field, node.pattern, low, node.prefix + _TOP if low else None)]
+    pattern = Lookup("pattern", node.field, node.pattern, low, node.prefix + _TOP if low else None)
+    inner = _longest_literal(tokens)
+    if entry_format >= GRAMS_FORMAT and has_grams(node.field) and len(inner) >= max(MIN_LITERAL, len(node.prefix) + 1):
+        return [Lookup("grams", grams_key(node.field), inner, fallback=pattern)]
+    return [pattern]
 
 
 def _term(node: Term, entry_format: int = FORMAT) -> list[Lookup] | None:
@@ -143,7 +208,7 @@ def _term(node: Term, entry_format: int = FORMAT) -> list[Lookup] | None:
     return None
 
 
-_COST = {"term": 0, "prefix": 1, "range": 2, "pattern": 3, "exists": 4}
+_COST = {"term": 0, "prefix": 1, "range": 2, "grams": 3, "pattern": 4, "exists": 5}
 
 
 def lookups(node, declared=lambda field: None, entry_format: int = FORMAT) -> list[Lookup] | None:

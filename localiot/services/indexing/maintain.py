@@ -25,10 +25,10 @@ import logging
 from localiot.background import periodic
 from localiot.indexing import document, fields
 from localiot.indexing.evaluate import as_number, compile_query, text
-from localiot.indexing.plan import numeric_key, reversed_key, sortable
+from localiot.indexing.plan import grams, grams_key, has_grams, numeric_key, reversed_key, sortable
 from localiot.indexing.query import QueryError, parse
 from localiot.services import hooks
-from localiot.services.indexing import membership, replies, settings  # noqa: F401 (replies: stored with each put)
+from localiot.services.indexing import entry_sql, membership, replies, settings  # noqa: F401 (replies: stored with each put)
 from localiot.services.registry.things import KIND as THING, MEMBER_OF
 from localiot.services.unit_of_work import unit_of_work
 
@@ -47,7 +47,7 @@ def entries(flat: dict[str, list], index: str = fields.THINGS) -> dict[str, list
     """Index entries of a flattened document (localiot.indexing.plan): each value's text,
     each number's ordered form under the field's numeric key, and each text backwards
     under the field's reversed key (but for managed Number and Boolean fields, which
-    take no wildcards)."""
+    take no wildcards), and the trigrams of the texts of fields that have them."""
     out = {}
     for field, values in flat.items():
         texts = out[field] = sorted({text(v) for v in values})
@@ -56,6 +56,10 @@ def entries(flat: dict[str, list], index: str = fields.THINGS) -> dict[str, list
             out[numeric_key(field)] = sorted(numbers)
         if fields.managed_type(index, field) not in _NO_WILDCARDS:
             out[reversed_key(field)] = [t[::-1] for t in texts]
+            if has_grams(field):
+                found = set().union(*(grams(t) for t in texts))
+                if found:
+                    out[grams_key(field)] = sorted(found)
     return out
 
 
@@ -84,17 +88,33 @@ def reindex_thing(ctx, tx, config: dict, name: str) -> None:
         defender = document.defender_view(doc for _, doc in tx.find(VIOLATION, "thing", name))
     entry = document.build(thing, groups, part, classic=classic, named=named, connectivity=connectivity,
                            defender=defender)
-    tx.put(settings.THING_INDEX, name, entry, entries(entry["fields"]))
+    _store(tx, config, settings.THING_INDEX, name, entry, fields.THINGS)
     _follow_dynamic_groups(ctx, tx, config, thing, entry, groups)
 
 
-def reindex_group(tx, name: str) -> None:
+def _store(tx, config: dict, kind: str, name: str, entry: dict, index: str) -> None:
+    """Write an indexed document: nothing when it is as stored (a write that changed
+    nothing indexed), only the entries that changed when its entries are current
+    (entry_sql), else the document and all its entries."""
+    old = tx.get(kind, name)
+    if old == entry:
+        return
+    if old is not None and settings.current_entries(config, index):
+        entry_sql.put_changed(tx, kind, name, entry, old["fields"], lambda flat: entries(flat, index))
+    else:
+        tx.put(kind, name, entry, entries(entry["fields"], index))
+
+
+def reindex_group(tx, name: str, config: dict | None = None) -> None:
     group = tx.get(GROUP, name)
     if group is None:
         tx.delete(settings.GROUP_INDEX, name)
         return
     entry = document.build_group(group)
-    tx.put(settings.GROUP_INDEX, name, entry, entries(entry["fields"], fields.THING_GROUPS))
+    if config is None:
+        tx.put(settings.GROUP_INDEX, name, entry, entries(entry["fields"], fields.THING_GROUPS))
+    else:
+        _store(tx, config, settings.GROUP_INDEX, name, entry, fields.THING_GROUPS)
 
 
 def predicate(config: dict, query: str, index: str = fields.THINGS):
@@ -125,23 +145,52 @@ def _follow_dynamic_groups(ctx, tx, config: dict, thing: dict, entry: dict, grou
 
 
 # following a unit of work ------------------------------------------------------------
-def _affected(tx, changes) -> tuple[dict, dict]:
+def _indexed(config: dict, kind: str, name: str) -> bool:
+    """Whether a change to this `kind` document can change a thing's index document under
+    `config` (a shadow when shadows are indexed, connectivity when it is...): the others
+    are not followed (a shadow update with thingIndexingMode REGISTRY rewrote the thing's
+    index document as it was)."""
+    part = config["thing"]
+    if kind == SHADOW:
+        thing, _, shadow_name = name.partition("/")
+        if not shadow_name:
+            return part.get("thingIndexingMode") == "REGISTRY_AND_SHADOW"
+        wanted = (part.get("filter") or {}).get("namedShadowNames")
+        return part.get("namedShadowIndexingMode") == "ON" and (wanted is None or shadow_name in wanted)
+    if kind == CONNECTIVITY:
+        return part.get("thingConnectivityIndexingMode") == "STATUS"
+    if kind == VIOLATION:
+        return part.get("deviceDefenderIndexingMode") == "VIOLATIONS"
+    return True
+
+
+def _config(tx, configs: dict, scope: tuple):
+    config = configs.get(scope)
+    if config is None:
+        config = configs[scope] = settings.load(tx if scope == (tx.account, tx.region) else tx.scope(*scope))
+    return config
+
+
+def _affected(tx, changes, configs: dict) -> tuple[dict, dict]:
     things: dict[tuple[str, str], set] = {}
     groups: dict[tuple[str, str], set] = {}
     for change in changes:
         if change[0] == "doc":
             _, account, region, kind, name = change
-            if kind == THING or kind == CONNECTIVITY:
+            if kind == THING:
                 things.setdefault((account, region), set()).add(name)
-            elif kind == VIOLATION:  # named by violation id: the document names the thing
-                scoped = tx if (account, region) == (tx.account, tx.region) else tx.scope(account, region)
-                violation = scoped.get(VIOLATION, name)
-                if violation is not None:
-                    things.setdefault((account, region), set()).add(violation["thingName"])
-            elif kind == SHADOW:
-                things.setdefault((account, region), set()).add(name.split("/", 1)[0])
             elif kind == GROUP:
                 groups.setdefault((account, region), set()).add(name)
+            elif kind in (SHADOW, CONNECTIVITY, VIOLATION):
+                if not _indexed(_config(tx, configs, (account, region)), kind, name):
+                    continue
+                if kind == VIOLATION:  # named by violation id: the document names the thing
+                    scoped = tx if (account, region) == (tx.account, tx.region) else tx.scope(account, region)
+                    violation = scoped.get(VIOLATION, name)
+                    if violation is not None:
+                        things.setdefault((account, region), set()).add(violation["thingName"])
+                else:
+                    things.setdefault((account, region), set()).add(name.split("/", 1)[0])
         elif change[3] == MEMBER_OF:
             things.setdefault((change[1], change[2]), set()).add(change[5])
     return things, groups
@@ -153,22 +202,21 @@ def on_unit_ending(ctx) -> None:
     if not changes:
         return
     start = 0
+    configs: dict = {}
     for _ in range(4):  # membership links made here are followed too, a few rounds at most
-        things, groups = _affected(tx, changes[start:])
+        things, groups = _affected(tx, changes[start:], configs)
         start = len(changes)
         if not things and not groups:
             return
-        configs = {}
         for scope in set(things) | set(groups):
             scoped = tx if scope == (tx.account, tx.region) else tx.scope(*scope)
-            config = configs.get(scope) or settings.load(scoped)
-            configs[scope] = config
+            config = _config(tx, configs, scope)
             if settings.things_on(config) and config.get("thingStatus"):
                 for name in sorted(things.get(scope, ())):
                     reindex_thing(ctx, scoped, config, name)
             if settings.groups_on(config) and config.get("groupStatus"):
                 for name in sorted(groups.get(scope, ())):
-                    reindex_group(scoped, name)
+                    reindex_group(scoped, name, config)
 
 
 hooks.on(hooks.UNIT_ENDING, on_unit_ending)

@@ -22,13 +22,13 @@ from functools import lru_cache
 
 from localiot.indexing import fields
 from localiot.indexing.evaluate import compile_query
-from localiot.indexing.plan import exact, lookups
+from localiot.indexing.plan import exact, lookups, some_grams as plan_grams
 from localiot.indexing.query import QueryError, parse
 from localiot.protocol.errors import ServiceError, invalid
 from localiot.protocol.serializer import JsonText
 from localiot.services import operation
 from localiot.services.common import decode_token, encode_token
-from localiot.services.indexing import replies, settings  # noqa: F401 (replies: the stored reply texts)
+from localiot.services.indexing import entry_sql, replies, settings  # noqa: F401 (replies: the stored reply texts)
 
 QUERY_VERSION = "2017-09-30"
 CHUNK = 500
@@ -89,11 +89,40 @@ def _candidates(tx, kind: str, plan, name_field: str, after: str | None, first: 
             names.update(tx.find_names(kind, p.field, low=p.value, high=p.value + "\U0010ffff"))
         elif p.kind == "exists":
             names.update(tx.find_names(kind, p.field))
+        elif p.kind == "grams":
+            names.update(_holding_grams(tx, kind, p))
         else:  # range, pattern
             names.update(tx.find_names(kind, p.field, low=p.low, high=p.high, include_low=p.include_low,
                                        include_high=p.include_high,
                                        pattern=p.value if p.kind == "pattern" else None))
     return _names_in_order(tx, kind, names, after)
+
+
+# A trigram held by this many names or more is not read (a GLOB over the field's entries
+# costs about what reading this many names does); fewer candidates than FEW need no more.
+COMMON, FEW = 4000, 64
+
+
+def _holding_grams(tx, kind: str, lookup) -> set:
+    """Candidates of an infix wildcard: for each alignment of its literal's trigrams
+    (plan.some_grams), names holding the rarest of them, rarest first, until few remain;
+    the union of both. A GLOB over the field's entries (the look-up's fallback) when
+    every trigram of an alignment is common (`*hing-0*` on thing-NNNNNN)."""
+    counted = [sorted((entry_sql.count_at_most(tx, kind, lookup.field, gram, COMMON), gram) for gram in aligned)
+               for aligned in plan_grams(lookup.value)]
+    if any(aligned[0][0] >= COMMON for aligned in counted):
+        p = lookup.fallback
+        return set(tx.find_names(kind, p.field, low=p.low, high=p.high, pattern=p.value))
+    union = set()
+    for aligned in counted:
+        found = None
+        for count, gram in aligned:
+            if count >= COMMON or (found is not None and len(found) <= FEW):
+                break
+            names = set(tx.find_names(kind, lookup.field, low=gram, high=gram))
+            found = names if found is None else found & names
+        union |= found
+    return union
 
 
 @lru_cache(maxsize=512)
