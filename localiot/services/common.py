@@ -6,15 +6,26 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import uuid
+import os
+import random
 from dataclasses import dataclass
 from functools import lru_cache
 
 from localiot.protocol.errors import ServiceError, invalid, not_found
 
 
+_bits = random.Random(os.urandom(32)).getrandbits
+# The variant digit of a version 4 UUID (10xx) for each hex digit drawn there.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID as text, as str(uuid.uuid4()) writes it. A resource id
+    only has to be unique (none is a secret), so its 122 random bits come from a
+    generator seeded once from the system, not a system call per id (uuid4 was ~7% of
+    a CreateThing's time in process)."""
+    h = "%032x" % _bits(128)
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 # pagination ----------------------------------------------------------------

@@ -65,14 +65,16 @@ class unit_of_work:  # noqa: N801 (used as a function: `with unit_of_work(...) a
         return self.ctx
 
     def __exit__(self, kind, error, trace) -> bool:
-        if kind is not None:  # the body failed: roll back, nothing follows
-            return bool(self._transaction.__exit__(kind, error, trace))
         ctx = self.ctx
+        if kind is not None:  # the body failed: roll back, nothing follows
+            _let_go(ctx)
+            return bool(self._transaction.__exit__(kind, error, trace))
         try:
             hooks.fire(hooks.UNIT_ENDING, ctx)
             for fn in ctx.before_commit_hooks:
                 fn()
         except BaseException:
+            _let_go(ctx)
             if not self._transaction.__exit__(*sys.exc_info()):
                 raise
             return False
@@ -100,6 +102,17 @@ def committed(ctx: RequestContext) -> None:
             fn()
         except Exception:
             log.exception("after-commit work failed after %s %s", ctx.service, ctx.operation)
+    _let_go(ctx)
+
+
+def _let_go(ctx: RequestContext) -> None:
+    """Drop the unit's callbacks once they ran (or never will). A callback is usually a
+    closure over `ctx` (iot-data Publish's delivery), so ctx -> list -> closure -> ctx
+    is a reference cycle: left in place, every such call's objects waited for the
+    cyclic garbage collector (~8 µs a Publish in process, most of it full collections
+    walking the whole heap) instead of being freed when the call ends."""
+    ctx.before_commit_hooks.clear()
+    ctx.after_commit_hooks.clear()
 
 
 def _tell_listeners(ctx: RequestContext) -> None:

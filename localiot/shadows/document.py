@@ -331,9 +331,17 @@ def _snapshot(shadow: dict) -> dict:
     return {"state": shadow["state"], "metadata": shadow["metadata"], "version": shadow["version"]}
 
 
+# `{"desired":` / `,"reported":` and the closing brace: what the state's own text adds
+# around its sections' texts.
+_STATE_FRAMING = {s: len(f',"{s}":') for s in SECTIONS}
+
+
 def state_size(state: dict) -> int:
-    """What counts against the 8 KB limit: desired plus reported as compact JSON."""
-    return sum(len(dumps(state[s])) for s in SECTIONS if s in state)
+    """What counts against the 8 KB limit: desired plus reported as compact JSON
+    (the state's text, written once, less what frames its sections)."""
+    if not state:
+        return 0
+    return len(dumps(state)) - 1 - sum(_STATE_FRAMING[s] for s in state)
 
 
 # operations -------------------------------------------------------------------
@@ -377,8 +385,8 @@ def apply_update(stored: dict | None, request: UpdateRequest, now: int, base_ver
     shadow = {"state": state, "metadata": metadata, "version": version}
     # The accepted document echoes what was written (nulls included) with a
     # timestamp for each leaf written, as AWS does.
-    accepted = _with_token({"state": None if written is None else _copied(written), "metadata": patch, "version": version, "timestamp": now},
-                           token)
+    # (`written` itself: nothing changes it, and the accepted document is written out at once)
+    accepted = _with_token({"state": written, "metadata": patch, "version": version, "timestamp": now}, token)
     delta = delta_of(state.get("desired"), state.get("reported"))
     delta_doc = None
     if delta:

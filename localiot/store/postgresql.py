@@ -62,7 +62,7 @@ import sys
 import threading
 from typing import Iterable
 
-from localiot.store.migrations import MIGRATIONS, TABLES
+from localiot.store.migrations import MIGRATIONS, TABLES, SQLiteOnly
 from localiot.store.queries import Queries
 from localiot.store import summaries as _summaries
 from localiot.store.sqlite import _dumps, _index_rows, _loads, _summarized
@@ -191,7 +191,8 @@ class PostgreSQLStore:
                     continue
                 with conn.transaction():
                     for sql in statements:
-                        conn.execute(_pg_sql(sql))
+                        if not isinstance(sql, SQLiteOnly):
+                            conn.execute(_pg_sql(sql))
                     conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))

@@ -41,6 +41,11 @@ class Queries:
                          "ON CONFLICT (account, region, arn, key) DO UPDATE SET value=excluded.value")
         self.remove_tag = f"DELETE FROM tags WHERE account={p} AND region={p} AND arn={p} AND key={p}"
         self.drop_tags = f"DELETE FROM tags WHERE account={p} AND region={p} AND arn={p}"
+        self.first_scope = "SELECT account, region FROM objects ORDER BY account, region LIMIT 1"
+        # (two plain ranges: SQLite walked every row of the scope for `(account, region) > (?, ?)`)
+        self.next_region = (f"SELECT account, region FROM objects WHERE account = {p} AND region > {p} "
+                            "ORDER BY account, region LIMIT 1")
+        self.next_account = f"SELECT account, region FROM objects WHERE account > {p} ORDER BY account, region LIMIT 1"
         self.scopes_indexing = (f"SELECT DISTINCT account, region FROM object_index WHERE kind = {p} AND key = {p} "
                                 f"AND value = {p}")
 

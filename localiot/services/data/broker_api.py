@@ -143,8 +143,10 @@ def Publish(ctx, req):
         except RetainedQuotaExceeded as error:
             raise ServiceError("ThrottlingException", str(error)) from None
 
-    def deliver():
-        broker.route(ctx.account, ctx.region, msg)
+    account, region = ctx.account, ctx.region
+
+    def deliver():  # (not a closure over ctx, which holds it: see unit_of_work._let_go)
+        broker.route(account, region, msg)
         broker.flush_soon()
 
     if not _after_commit(ctx, deliver):

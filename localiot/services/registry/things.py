@@ -52,6 +52,8 @@ def _usable_thing_type(ctx, name: str) -> None:
 
 
 def _emit(ctx, thing: dict, op: str) -> None:
+    if not events.is_enabled(ctx, "THING"):  # (usually off: the event's payload is not built)
+        return
     events.emit(ctx, "THING", f"$aws/events/thing/{thing['thingName']}/{op.lower()}", op, {
         "thingId": thing["thingId"],
         "thingName": thing["thingName"],
@@ -250,4 +252,5 @@ def ListThings(ctx, req):
 
     # The entries are the things' stored summary texts, spliced into the reply unparsed.
     rows, token = page(fetch, req)
-    return {"things": JsonText("[" + ",".join([text for _, text in rows]) + "]"), "nextToken": token}
+    texts = list(zip(*rows))[1] if rows else ()
+    return {"things": JsonText("[" + ",".join(texts) + "]"), "nextToken": token}
