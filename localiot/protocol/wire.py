@@ -86,10 +86,11 @@ def respond(request: web.BaseRequest, reply: Reply) -> WireReply | web.Response:
     if (status_line is None or status < 200 or status in _NO_BODY_STATUS or request.method == "HEAD"
             or request.version != HttpVersion11 or len(body) > MAX_BODY or "Content-Type" not in headers):
         return web.Response(status=status, body=body, headers=headers)
-    for name in headers:
+    fields = ""
+    for name, value in headers.items():
         if name not in _USUAL and name.lower() in _FRAMING:
             return web.Response(status=status, body=body, headers=headers)  # aiohttp frames it itself
-    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+        fields += f"{name}: {value}\r\n"
     if fields.count("\n") != len(headers) or fields.count("\r") != len(headers):
         return web.Response(status=status, body=body, headers=headers)  # aiohttp refuses CR or LF in one
     keep_alive = request.keep_alive
