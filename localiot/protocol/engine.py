@@ -51,18 +51,21 @@ Invoke = Callable[[Call], dict]
 class Steps:
     """What the engine does with one operation's input and output, read from its model
     once (at the operation's first call): the parser, the constraint checker (None when
-    its input states no constraint), the serializer."""
+    its input states no constraint), the serializer, and whether the serializer's replies
+    carry no header but the Content-Type it chose (then the engine writes their header block)."""
 
-    __slots__ = ("parse", "check", "serialize")
+    __slots__ = ("parse", "check", "serialize", "content_type_only")
 
     def __init__(self, route: Route):
         operation = route.operation
         if route.protocol == "json":
             self.parse = lambda labels, query, headers, body: parser.parse_json_protocol(operation, body)
             self.serialize = lambda output: serializer.serialize_json(operation, output)
+            self.content_type_only = True
         else:
             self.parse = parser.rest_parser(operation, [member for _, member in route.labels])
             self.serialize = serializer.rest_serializer(operation)
+            self.content_type_only = getattr(self.serialize, "content_type_only", False)
         self.check = validator.checker(operation.input_shape)
 
 
@@ -135,6 +138,12 @@ class Engine:
                 call = Call(route, params, sigv4.account_for(scope.access_key, self.default_account), scope.region,
                             scope.access_key)
             reply = steps.serialize(self.invoke(call) or {})
+            if steps.content_type_only:  # its headers are ours: the header block at once
+                reply.headers["x-amzn-RequestId"] = rid
+                reply.headers["x-localiot-operation"] = label = route.label
+                reply.fields = (f"Content-Type: {reply.headers['Content-Type']}\r\nx-amzn-RequestId: {rid}\r\n"
+                                f"x-localiot-operation: {label}\r\n")
+                return reply
         except ServiceError as error:
             reply = self._error(error, route, headers)
         except Exception:  # a bug of ours: answer like AWS does, keep the traceback in the log

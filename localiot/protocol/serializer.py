@@ -38,6 +38,10 @@ class Reply:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # The header block ("Name: value\r\n" each, in the order of `headers`) when whoever
+    # wrote the headers knows them to be neither framing headers nor to hold CR or LF
+    # (the engine's own, for a reply its serializer wrote): wire.respond writes it as is.
+    fields: str | None = None
 
 
 # Kinds whose JSON form is the value itself; lists and maps of them are too.
@@ -218,7 +222,8 @@ def _rest_output(operation) -> _RestOutput | None:
 def rest_serializer(operation):
     """fn(output) -> Reply for `operation` (rest protocols), as serialize_rest writes it,
     with the common shapes' steps chosen once: an output all in the body (its
-    structure's converter), or a blob payload alone (GetThingShadow's document)."""
+    structure's converter), or a blob payload alone (GetThingShadow's document).
+    `fn.content_type_only`: its replies' only header is a Content-Type it chose."""
     plan = _rest_output(operation)
     if plan is not None and plan.body is not None:
         status, convert, fast = plan.status, plan.body, plan.fast
@@ -226,6 +231,7 @@ def rest_serializer(operation):
         def body(output: dict) -> Reply:
             return Reply(status, _dump(convert(output), fast), {"Content-Type": "application/json"})
 
+        body.content_type_only = True
         return body
     if plan is not None and len(plan.members) == 1 and plan.members[0][0] == plan.payload:
         name, location, _, member, _ = plan.members[0]
@@ -239,6 +245,7 @@ def rest_serializer(operation):
                 return Reply(status, value if isinstance(value, bytes) else value.encode(),
                              {"Content-Type": "application/octet-stream"})
 
+            payload.content_type_only = True
             return payload
     return partial(serialize_rest, operation)
 
