@@ -18,12 +18,12 @@ from localiot.clock import Clock
 from localiot.config import Config
 from localiot.datadir_lock import DataDirectoryLock
 from localiot.protocol.engine import Call, Engine
-from localiot.protocol.errors import ServiceError
 from localiot.protocol.http import ApiServer
 from localiot.protocol.models import load_services
 from localiot.protocol.wire import respond
 from localiot.runtime import Runtime
 from localiot.services import load_all
+from localiot.services.in_process import _handler as handler_for
 from localiot.services.unit_of_work import run as run_unit
 from localiot.store import open_store
 
@@ -45,7 +45,7 @@ class LocalIoT:
         db_path = ":memory:" if self.config.in_memory else os.path.join(self.config.data_dir, "localiot.db")
         self.store = open_store(self.config.store or db_path)
         self.runtime.store = self.store
-        self.handlers = load_all()
+        load_all()  # every family registers its handlers (localiot.services.HANDLERS) by being imported
         self.services = load_services()
         self.engine = Engine(
             self.services,
@@ -63,15 +63,11 @@ class LocalIoT:
 
     # the one place where an API call meets the store ---------------------
     def _invoke(self, call: Call) -> dict:
-        service, name = call.route.service.name, call.route.name
-        handler = self.handlers.get((service, name))
-        if handler is None:
-            raise ServiceError(
-                "NotImplementedException",
-                f"localiot does not implement {service} {name} yet.",
-                status=501,
-            )
-        return run_unit(self.runtime, call.account, call.region, service, name, handler, call.params)
+        route = call.route
+        service, name = route.service_name, route.name
+        # handler_for: the handler, or the 501 NotImplementedException in-process calls answer too
+        return run_unit(self.runtime, call.account, call.region, service, name, handler_for(service, name),
+                        call.params)
 
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from localiot.protocol.serializer import Reply
 from localiot.protocol.wire import WireReply, respond
+from localiot.testing import make_client
 from localiot.timeouts import within
 
 REPLIES = {
@@ -26,6 +27,10 @@ REPLIES = {
     "/crlf-header": Reply(200, b"{}", {"Content-Type": "application/json", "x-bad": "a\r\nInjected: 1"}),
     "/own-date": Reply(200, b"{}", {"Content-Type": "application/json", "date": "Thu, 01 Jan 2026 00:00:00 GMT"}),
     "/no-type": Reply(200, b"{}", {"x-amzn-RequestId": "r-2"}),
+    # as the engine answers an operation: the header block written with the headers
+    "/engine": Reply(200, b'{"thingName":"t1"}', {"Content-Type": "application/json", "x-amzn-RequestId": "r-3",
+                                                  "x-localiot-operation": "iot.DescribeThing"},
+                     "Content-Type: application/json\r\nx-amzn-RequestId: r-3\r\nx-localiot-operation: iot.DescribeThing\r\n"),
 }
 
 REQUESTS = [
@@ -112,3 +117,18 @@ def test_the_api_port_keeps_the_connection_across_replies(localiot_server, iot):
     assert [r[:3] for r in replies] == [b"200", b"404", b"200"]
     assert b'"thingName":"wire-1"' in replies[0] and b"Thing wire-2 cannot be found." in replies[1]
     assert b"x-amzn-RequestId: " in replies[0] and b"Connection: close" in replies[2]
+
+
+def test_the_engines_header_block_is_its_headers(localiot_server, iot):
+    """A reply whose header block the engine wrote (Reply.fields) lists exactly its headers."""
+    from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+
+    iot.create_thing(thingName="block-1")
+    make_client(localiot_server, "iot-data").update_thing_shadow(thingName="block-1", payload=b'{"state":{"reported":{"on":true}}}')
+    no_query, no_headers = MultiDictProxy(MultiDict()), CIMultiDictProxy(CIMultiDict())
+    engine = localiot_server.app.engine
+    for path in ("/things/block-1", "/things/block-1/shadow"):
+        reply = localiot_server.call(lambda path=path: engine.handle("GET", "", path, path, no_query, no_headers, b""))
+        assert reply.status == 200, reply.body
+        assert reply.fields == "".join(f"{name}: {value}\r\n" for name, value in reply.headers.items())
+        assert list(reply.headers) == ["Content-Type", "x-amzn-RequestId", "x-localiot-operation"]

@@ -6,9 +6,9 @@ the application and returns the output dict or raises ServiceError.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-import random
 from typing import Callable
 
 from localiot.protocol import jsontext, parser, serializer, sigv4, validator
@@ -27,19 +27,69 @@ class Call:
         self.route, self.params, self.account, self.region, self.access_key = route, params, account, region, access_key
 
 
-_bits = random.Random(os.urandom(32)).getrandbits
-# The variant digit of a version 4 UUID (10xx) for each hex digit drawn there.
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+def _request_ids():
+    """Request ids shaped as random (version 4) UUIDs, as str(uuid.uuid4()) writes them.
+    A request id only has to be unique: the first 20 hex digits are drawn once per
+    process (os.urandom), the last 12 count the process's requests from a random start."""
+    h = os.urandom(16).hex()
+    prefix = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-"
+    count = itertools.count(int(h[20:], 16)).__next__
+    mask = (1 << 48) - 1
+
+    def request_id() -> str:
+        return f"{prefix}{count() & mask:012x}"
+
+    return request_id
 
 
-def request_id() -> str:
-    """A random (version 4) UUID as text, as str(uuid.uuid4()) writes it: a request id
-    only has to be unique, so its bits come from a seeded generator, not a system call."""
-    h = "%032x" % _bits(128)
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+request_id = _request_ids()
 
 
 Invoke = Callable[[Call], dict]
+
+
+class Steps:
+    """What the engine does with one operation's input and output, read from its model
+    once (at the operation's first call): the parser, the constraint checker (None when
+    its input states no constraint), the serializer, and whether the serializer's replies
+    carry no header but the Content-Type it chose (then the engine writes their header block)."""
+
+    __slots__ = ("parse", "check", "serialize", "content_type_only")
+
+    def __init__(self, route: Route):
+        operation = route.operation
+        if route.protocol == "json":
+            self.parse = lambda labels, query, headers, body: parser.parse_json_protocol(operation, body)
+            self.serialize = lambda output: serializer.serialize_json(operation, output)
+            self.content_type_only = True
+        else:
+            self.parse = parser.rest_parser(operation, [member for _, member in route.labels])
+            self.serialize = serializer.rest_serializer(operation)
+            self.content_type_only = getattr(self.serialize, "content_type_only", False)
+        self.check = validator.checker(operation.input_shape)
+
+
+def _steps(route: Route) -> Steps:
+    route.steps = Steps(route)
+    return route.steps
+
+
+def _parse(steps: Steps, route: Route, labels, query, headers, body: bytes) -> dict:
+    """The operation's input. Text no later step could encode (lone surrogates,
+    from a JSON escape or a non-UTF-8 header) and JSON nested beyond
+    jsontext.MAX_DEPTH are refused here, once, with the service's validation error."""
+    try:
+        params = steps.parse(labels, query, headers, body)
+        jsontext.check(params)
+    except jsontext.JsonRefused as refused:
+        if not refused.where:
+            message = f"The request body nests JSON deeper than {jsontext.MAX_DEPTH} levels"
+        else:
+            rule = (f"Member must nest at most {jsontext.MAX_DEPTH} levels" if refused.too_deep
+                    else "Member must be valid Unicode text (no lone UTF-16 surrogates)")
+            message = f"1 validation error detected: Value at '{refused.where}' failed to satisfy constraint: {rule}"
+        raise ServiceError(route.validation_error, message) from None
+    return params
 
 
 class Engine:
@@ -75,48 +125,36 @@ class Engine:
                 log.debug("accepted %s %s unsigned (not --strict-signatures): %s; answering as account %s, region %s",
                           method, raw_path, sigv4.why_unsigned(headers, query), self.default_account,
                           self.default_region)
-            params = self._parse(route, labels, query, headers, body)
-            errors = validator.validate(route.operation.input_shape, params)
-            if errors:
-                raise ServiceError(route.validation_error, validator.message(errors))
-            account = sigv4.account_for(scope.access_key, self.default_account) if scope else self.default_account
-            region = scope.region if scope else self.default_region
-            output = self.invoke(Call(route, params, account, region, scope.access_key if scope else None))
-            if route.protocol == "json":
-                reply = serializer.serialize_json(route.operation, output or {})
+            steps = route.steps or _steps(route)
+            params = _parse(steps, route, labels, query, headers, body)
+            if steps.check is not None:
+                errors: list[str] = []
+                steps.check(params, "", errors)
+                if errors:
+                    raise ServiceError(route.validation_error, validator.message(errors))
+            if scope is None:
+                call = Call(route, params, self.default_account, self.default_region, None)
             else:
-                reply = serializer.serialize_rest(route.operation, output or {})
+                call = Call(route, params, sigv4.account_for(scope.access_key, self.default_account), scope.region,
+                            scope.access_key)
+            reply = steps.serialize(self.invoke(call) or {})
+            if steps.content_type_only:  # its headers are ours: the header block at once
+                reply.headers["x-amzn-RequestId"] = rid
+                reply.headers["x-localiot-operation"] = label = route.label
+                reply.fields = (f"Content-Type: {reply.headers['Content-Type']}\r\nx-amzn-RequestId: {rid}\r\n"
+                                f"x-localiot-operation: {label}\r\n")
+                return reply
         except ServiceError as error:
             reply = self._error(error, route, headers)
         except Exception:  # a bug of ours: answer like AWS does, keep the traceback in the log
             log.exception("internal failure in %s", route.name if route else raw_path)
             failure = ServiceError("InternalFailureException", "An internal error occurred.", status=500)
             reply = self._error(failure, route, headers)
-        reply.headers["x-amzn-RequestId"] = rid
+        reply_headers = reply.headers
+        reply_headers["x-amzn-RequestId"] = rid
         if route is not None:
-            reply.headers["x-localiot-operation"] = route.label
+            reply_headers["x-localiot-operation"] = route.label
         return reply
-
-    @staticmethod
-    def _parse(route: Route, labels, query, headers, body: bytes) -> dict:
-        """The operation's input. Text no later step could encode (lone surrogates,
-        from a JSON escape or a non-UTF-8 header) and JSON nested beyond
-        jsontext.MAX_DEPTH are refused here, once, with the service's validation error."""
-        try:
-            if route.protocol == "json":
-                params = parser.parse_json_protocol(route.operation, body)
-            else:
-                params = parser.parse_rest(route.operation, labels, query, headers, body)
-            jsontext.check(params)
-        except jsontext.JsonRefused as refused:
-            if not refused.where:
-                message = f"The request body nests JSON deeper than {jsontext.MAX_DEPTH} levels"
-            else:
-                rule = (f"Member must nest at most {jsontext.MAX_DEPTH} levels" if refused.too_deep
-                        else "Member must be valid Unicode text (no lone UTF-16 surrogates)")
-                message = f"1 validation error detected: Value at '{refused.where}' failed to satisfy constraint: {rule}"
-            raise ServiceError(route.validation_error, message) from None
-        return params
 
     def _route(self, method, raw_path, query, headers, scope) -> tuple[Route, dict]:
         target = headers.get("X-Amz-Target")

@@ -100,7 +100,7 @@ def _orjson_safe(value) -> bool:
 # In orjson's bytes, the only float forms json writes differently: 0.00001 (json: 1e-05)
 # and 1.5e-7 (json: 1.5e-07); NaN and infinities come out as null (json: NaN,
 # Infinity). Bytes holding none of these substrings (plain `in` tests: a regex took
-# ~4x the walk's time on a small document) hold no float json writes differently;
+# ~4x the walk's time on a small document; bytes.find) hold no float json writes differently;
 # text that merely holds one (a name with "e-") only costs the walk (_orjson_safe).
 # orjson writes dataclasses, datetimes and subclasses of str/int/dict/list natively;
 # json refuses or writes them its own way: these go to json.
@@ -125,8 +125,9 @@ def dumps_by(value: Any, ensure_ascii: bool = True) -> tuple[bytes, bool]:
     except TypeError:  # orjson.JSONEncodeError: non-string keys, integers beyond 64 bits, lone surrogates
         pass
     else:
-        if ((b"null" not in out and b"e-" not in out and b"0.0000" not in out) or _orjson_safe(value)) and (
-                not ensure_ascii or (out.isascii() and b"\\u" not in out and b"\x7f" not in out)):
+        find = out.find  # (bytes.find: `in` first tries the needle as an integer, raising and clearing a TypeError)
+        if ((find(b"null") < 0 and find(b"e-") < 0 and find(b"0.0000") < 0) or _orjson_safe(value)) and (
+                not ensure_ascii or (out.isascii() and find(b"\\u") < 0 and find(b"\x7f") < 0)):
             return out, True
     return (_ASCII if ensure_ascii else _UTF8)(value).encode(), False
 
@@ -145,17 +146,16 @@ def check(value: Any, *, max_depth: int = MAX_DEPTH, where: str = "", surrogates
     it cannot overflow the stack itself. `where` names the value in messages;
     `surrogates` lets lone surrogates pass (only the depth is checked)."""
     if value.__class__ is dict and max_depth > 0:  # most inputs: a flat dict of strings and scalars, at once
-        for item in value.values():
-            if item.__class__ is not str and item.__class__ not in _LEAVES:
+        for key, item in value.items():
+            if key.__class__ is not str or not (surrogates or key.isascii()):
+                break  # the walk below decides (and names the member)
+            if item.__class__ is str:
+                if not (surrogates or item.isascii()):
+                    break
+            elif item.__class__ not in _LEAVES:
                 break
         else:
-            try:
-                text = "".join(value) + "".join([item for item in value.values() if item.__class__ is str])
-            except TypeError:  # a key that is not a string: the walk below
-                pass
-            else:
-                if surrogates or _SURROGATE.search(text) is None:
-                    return
+            return
     stack = [(value, 0, where)]
     while stack:
         item, depth, path = stack.pop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from functools import partial
 from typing import Any
 
 from botocore.model import Shape
@@ -70,6 +71,20 @@ def _rest_input(operation):
         plan = (members, shape.serialization.get("payload"))
     _REST_INPUTS[id(operation)] = (operation, plan)
     return plan
+
+
+def rest_parser(operation, label_members):
+    """fn(labels, query, headers, body) -> the input of `operation` (rest protocols), as
+    parse_rest reads it. When every input member is a text label of the path and the
+    router reads every label (`label_members`), the router's labels are the input."""
+    plan = _rest_input(operation)
+    if plan is None:
+        return lambda labels, query, headers, body: {}
+    members, payload_name = plan
+    if (payload_name is None and {name for name, *_ in members} == set(label_members)
+            and all(location == "uri" and member.type_name == "string" for _, location, _, member in members)):
+        return lambda labels, query, headers, body: labels
+    return partial(parse_rest, operation)
 
 
 def parse_rest(operation, labels: dict[str, str], query, headers, body: bytes) -> dict:

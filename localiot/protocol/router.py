@@ -23,12 +23,14 @@ class Route:
     operation: OperationModel
     method: str
     pattern: re.Pattern
-    labels: list[tuple[str, str]]  # (regex group, member name)
+    labels: list[tuple[str, str]]  # (regex group, member name); a group is named after its member
     required_query: dict[str, str | None] = field(default_factory=dict)
     score: tuple = ()
     first_segment: str | None = None  # literal first path segment, None for a label
     segments: int = 1  # path segments (a greedy label may span more)
     greedy: bool = False
+    steps: object = None  # the engine's Steps for this operation, made at its first call
+    by_name: bool = False  # every group is named after its member: groupdict() is the labels
 
     @property
     def name(self) -> str:
@@ -82,20 +84,24 @@ def compile_route(service: Service, operation: OperationModel) -> Route:
     regex_parts = []
     literal_segments = 0
     greedy = 0
+    by_name = True
     for segment in path.strip("/").split("/") if path.strip("/") else []:
         out = ""
         pos = 0
         for m in re.finditer(r"\{([^}]+)\}", segment):
             out += re.escape(segment[pos : m.start()])
             label = m.group(1)
-            group = f"g{len(labels)}"
-            if label.endswith("+"):
+            greedy_label = label.endswith("+")
+            if greedy_label:
                 label = label[:-1]
-                out += f"(?P<{group}>.+)"
-                greedy += 1
-            else:
-                out += f"(?P<{group}>[^/]+)"
-            labels.append((group, members.get(label, label)))
+            member = members.get(label, label)
+            # the group named after its member, so the match's groupdict() is the labels
+            named = member.isidentifier() and member not in {name for _, name in labels}
+            group = member if named else f"g{len(labels)}"
+            out += f"(?P<{group}>.+)" if greedy_label else f"(?P<{group}>[^/]+)"
+            greedy += greedy_label
+            labels.append((group, member))
+            by_name = by_name and named
             pos = m.end()
         if pos == 0:
             literal_segments += 1
@@ -106,14 +112,7 @@ def compile_route(service: Service, operation: OperationModel) -> Route:
     first = path.strip("/").split("/", 1)[0]
     first_segment = None if "{" in first else first
     return Route(service, operation, operation.http["method"], pattern, labels, required_query, score, first_segment,
-                 max(1, len(regex_parts)), greedy > 0)
-
-
-def _segments(raw_path: str) -> int:
-    """How many segments a route must have to match `raw_path` (one trailing slash is optional)."""
-    if raw_path.endswith("/") and len(raw_path) > 1:
-        return raw_path.count("/") - 1
-    return raw_path.count("/")
+                 max(1, len(regex_parts)), greedy > 0, by_name=by_name)
 
 
 class Router:
@@ -152,8 +151,11 @@ class Router:
         self, method: str, raw_path: str, query, services: set[str] | None
     ) -> tuple[Route, dict[str, str]] | None:
         """First matching route, restricted to `services` when the caller named one."""
-        first = raw_path[1:].split("/", 1)[0]
-        count = _segments(raw_path)
+        second = raw_path.find("/", 1)
+        first = raw_path[1:] if second < 0 else raw_path[1:second]
+        count = raw_path.count("/")  # the segments a route must have (one trailing slash is optional)
+        if raw_path[-1:] == "/" and len(raw_path) > 1:
+            count -= 1
         if count > self._longest:
             count = self._longest + 1
         by_count = self._by_count.get(method + " " + first)
@@ -171,10 +173,17 @@ class Router:
                 for key, value in route.required_query.items()
             ):
                 continue
-            labels = {}
-            for group, member in route.labels:
-                text = m.group(group)
-                labels[member] = unquote(text) if "%" in text else text
+            if route.by_name:
+                labels = m.groupdict()
+                if "%" in raw_path:
+                    for member, text in labels.items():
+                        if "%" in text:
+                            labels[member] = unquote(text)
+            else:
+                labels = {}
+                for group, member in route.labels:
+                    text = m.group(group)
+                    labels[member] = unquote(text) if "%" in text else text
             return route, labels
         return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from functools import partial
 
 import orjson
 from botocore.model import Shape
@@ -37,6 +38,10 @@ class Reply:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # The header block ("Name: value\r\n" each, in the order of `headers`) when whoever
+    # wrote the headers knows them to be neither framing headers nor to hold CR or LF
+    # (the engine's own, for a reply its serializer wrote): wire.respond writes it as is.
+    fields: str | None = None
 
 
 # Kinds whose JSON form is the value itself; lists and maps of them are too.
@@ -136,7 +141,9 @@ def _dump(document, fast: bool = False) -> bytes:
         except TypeError:  # orjson.JSONEncodeError too
             pass
         else:
-            if out.isascii() and b"\\u" not in out and b"\x7f" not in out:
+            # bytes.find, not `in` (which first tries the needle as an integer, raising and
+            # clearing a TypeError); a reply without a backslash holds no \u escape
+            if out.isascii() and (out.find(b"\\") < 0 or out.find(b"\\u") < 0) and out.find(b"\x7f") < 0:
                 return out
     try:
         return _dumps(document).encode()
@@ -210,6 +217,37 @@ def _rest_output(operation) -> _RestOutput | None:
             plan.body = _converter(shape, "unixTimestamp")
     _REST_OUTPUTS[id(operation)] = (operation, plan)
     return plan
+
+
+def rest_serializer(operation):
+    """fn(output) -> Reply for `operation` (rest protocols), as serialize_rest writes it,
+    with the common shapes' steps chosen once: an output all in the body (its
+    structure's converter), or a blob payload alone (GetThingShadow's document).
+    `fn.content_type_only`: its replies' only header is a Content-Type it chose."""
+    plan = _rest_output(operation)
+    if plan is not None and plan.body is not None:
+        status, convert, fast = plan.status, plan.body, plan.fast
+
+        def body(output: dict) -> Reply:
+            return Reply(status, _dump(convert(output), fast), {"Content-Type": "application/json"})
+
+        body.content_type_only = True
+        return body
+    if plan is not None and len(plan.members) == 1 and plan.members[0][0] == plan.payload:
+        name, location, _, member, _ = plan.members[0]
+        if location is None and member.type_name == "blob":
+            status = plan.status
+
+            def payload(output: dict) -> Reply:
+                value = output.get(name)
+                if value is None:
+                    return Reply(status, b"", {"Content-Type": "application/json"})
+                return Reply(status, value if isinstance(value, bytes) else value.encode(),
+                             {"Content-Type": "application/octet-stream"})
+
+            payload.content_type_only = True
+            return payload
+    return partial(serialize_rest, operation)
 
 
 def serialize_rest(operation, output: dict) -> Reply:

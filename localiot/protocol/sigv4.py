@@ -24,77 +24,72 @@ _AUTH = re.compile(
 
 
 class Scope:
-    """A request's SigV4 credential scope. The signed header list is split only
-    when a strict server verifies the signature."""
+    """A request's SigV4 credential scope. Every request signed under the same
+    Authorization head (up to its signature) shares one (see read_scope): it holds
+    no signature, which `signature_of` reads from the request when a strict server
+    verifies it. The signed header list is split only then too."""
 
-    __slots__ = ("access_key", "date", "region", "service", "_signed", "signature", "presigned")
+    __slots__ = ("access_key", "date", "region", "service", "_signed", "presigned")
 
-    def __init__(self, access_key: str, date: str, region: str, service: str, signed: str, signature: str,
-                 presigned: bool = False):
+    def __init__(self, access_key: str, date: str, region: str, service: str, signed: str, presigned: bool = False):
         self.access_key, self.date, self.region, self.service = access_key, date, region, service
-        self._signed, self.signature, self.presigned = signed, signature, presigned
+        self._signed, self.presigned = signed, presigned
 
     @property
     def signed_headers(self) -> list[str]:
         return self._signed.split(";")
 
 
-# Authorization headers up to their ", Signature=" -> (access key, date, region, service,
-# signed headers): a client signs every request with the same scope, so the regex runs
-# once per scope. A header is remembered only when the regex put its signature right
-# after that first ", Signature=" and ran it to the end: a later header with the same
-# head and a hex tail is then read as the regex would read it.
-_HEADS: dict[str, tuple[str, str, str, str, str]] = {}
-_HEX = re.compile("[0-9a-fA-F]+")
+# Authorization headers up to their ", Signature=" -> their Scope: a client signs every
+# request with the same scope, so the regex runs once per scope. A head is remembered
+# only when the regex put the signature right after that first ", Signature=": a later
+# header with the same head then reads as the regex reads it whenever its tail starts
+# with a hex digit (the regex takes the tail's hex digits as the signature), and as no
+# scope at all otherwise.
+_HEADS: dict[str, Scope] = {}
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 MAX_HEADS = 1024
 
 
-def _from_head(header: str) -> Scope | None:
+def _remember(header: str, m: re.Match, scope: Scope) -> None:
     at = header.find(", Signature=")
-    if at < 0:
-        return None
-    hit = _HEADS.get(header[:at])
-    if hit is None:
-        return None
-    sig = header[at + 12:]
-    if _HEX.fullmatch(sig) is None:
-        return None
-    return Scope(*hit, sig)
-
-
-def _remember(header: str, m: re.Match) -> None:
-    at = header.find(", Signature=")
-    if at >= 0 and m.start("sig") == at + 12 and m.end("sig") == len(header):
-        cred = m.group("cred").split("/")
-        if len(cred) == 5:
-            if len(_HEADS) >= MAX_HEADS:
-                _HEADS.clear()
-            _HEADS[header[:at]] = (cred[0], cred[1], cred[2], cred[3], m.group("signed"))
+    if at >= 0 and m.start("sig") == at + 12:
+        if len(_HEADS) >= MAX_HEADS:
+            _HEADS.clear()
+        _HEADS[header[:at]] = scope
 
 
 def read_scope(headers, query) -> Scope | None:
     header = headers.get("Authorization")
     if header:
-        scope = _from_head(header)
-        if scope is not None:
-            return scope
+        at = header.find(", Signature=")
+        if at >= 0:
+            scope = _HEADS.get(header[:at])
+            if scope is not None and header[at + 12:at + 13] in _HEX_DIGITS:
+                return scope
         m = _AUTH.match(header)
         if not m:
             return None
-        _remember(header, m)
-        cred, signed, sig = m.group("cred", "signed", "sig")
+        cred, signed = m.group("cred", "signed")
         cred = cred.split("/")
-        presigned = False
-    elif query and "X-Amz-Credential" in query:
+        if len(cred) != 5:
+            return None
+        scope = Scope(cred[0], cred[1], cred[2], cred[3], signed)
+        _remember(header, m, scope)
+        return scope
+    if query and "X-Amz-Credential" in query:
         cred = query.get("X-Amz-Credential", "").split("/")
-        signed = query.get("X-Amz-SignedHeaders", "host")
-        sig = query.get("X-Amz-Signature", "")
-        presigned = True
-    else:
-        return None
-    if len(cred) != 5:
-        return None
-    return Scope(cred[0], cred[1], cred[2], cred[3], signed, sig, presigned)
+        if len(cred) == 5:
+            return Scope(cred[0], cred[1], cred[2], cred[3], query.get("X-Amz-SignedHeaders", "host"), True)
+    return None
+
+
+def signature_of(headers, query) -> str:
+    """The signature of the request whose scope read_scope read, as the regex reads it."""
+    m = _AUTH.match(headers.get("Authorization") or "")
+    if m:
+        return m.group("sig")
+    return query.get("X-Amz-Signature", "") if query else ""
 
 
 def why_unsigned(headers, query) -> str:
@@ -152,7 +147,7 @@ def verify(scope: Scope | None, method: str, host: str, raw_path_qs: str, header
     signed = {name: headers.get(name, "") for name in scope.signed_headers}
     request = AWSRequest(method=method, url=f"http://{host}{raw_path_qs}", data=body, headers=signed)
     signer = SigV4Auth(Credentials(scope.access_key, secret), scope.service, scope.region)
-    if not _matches(signer, request, headers.get("X-Amz-Date", ""), scope.signature):
+    if not _matches(signer, request, headers.get("X-Amz-Date", ""), signature_of(headers, None)):
         raise ServiceError(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided. "

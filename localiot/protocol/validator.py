@@ -18,6 +18,12 @@ def validate(shape: Shape | None, params: dict) -> list[str]:
     return errors
 
 
+def checker(shape: Shape | None):
+    """fn(value, where, errors) appending `shape`'s violations to `errors`, as validate
+    reports them; None when there is nothing to check."""
+    return None if shape is None else _checker(shape)
+
+
 def message(errors: list[str]) -> str:
     noun = "error" if len(errors) == 1 else "errors"
     return f"{len(errors)} validation {noun} detected: " + "; ".join(errors)

@@ -86,12 +86,15 @@ def respond(request: web.BaseRequest, reply: Reply) -> WireReply | web.Response:
     if (status_line is None or status < 200 or status in _NO_BODY_STATUS or request.method == "HEAD"
             or request.version != HttpVersion11 or len(body) > MAX_BODY or "Content-Type" not in headers):
         return web.Response(status=status, body=body, headers=headers)
-    for name in headers:
-        if name not in _USUAL and name.lower() in _FRAMING:
-            return web.Response(status=status, body=body, headers=headers)  # aiohttp frames it itself
-    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-    if fields.count("\n") != len(headers) or fields.count("\r") != len(headers):
-        return web.Response(status=status, body=body, headers=headers)  # aiohttp refuses CR or LF in one
+    fields = reply.fields
+    if fields is None:
+        fields = ""
+        for name, value in headers.items():
+            if name not in _USUAL and name.lower() in _FRAMING:
+                return web.Response(status=status, body=body, headers=headers)  # aiohttp frames it itself
+            fields += f"{name}: {value}\r\n"
+        if fields.count("\n") != len(headers) or fields.count("\r") != len(headers):
+            return web.Response(status=status, body=body, headers=headers)  # aiohttp refuses CR or LF in one
     keep_alive = request.keep_alive
     head = f"{status_line}{fields}Content-Length: {len(body)}\r\nDate: {_http_date()}{_TAIL}"
     return WireReply((head + "\r\n" if keep_alive else head + _CLOSE + "\r\n").encode(), body, keep_alive)
