@@ -23,7 +23,7 @@ from localiot.protocol.models import load_services
 from localiot.protocol.wire import respond
 from localiot.runtime import Runtime
 from localiot.services import load_all
-from localiot.services.in_process import _handler as handler_for
+from localiot.services.in_process import handler_for
 from localiot.services.unit_of_work import run as run_unit
 from localiot.store import open_store
 

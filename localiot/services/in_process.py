@@ -33,7 +33,7 @@ from localiot.services.unit_of_work import run
 
 def call_in_process(runtime, service: str, operation: str, params: dict, *, account: str, region: str) -> dict:
     """`service` `operation`(params) as an API call of (account, region) would run it, or ServiceError."""
-    handler = _handler(service, operation)
+    handler = handler_for(service, operation)
     errors = validator.validate(_input_shape(service, operation), params)
     if errors:
         raise ServiceError(_service(service).validation_error, validator.message(errors))
@@ -44,7 +44,7 @@ def call_within(ctx, service: str, operation: str, params: dict, *, checked: boo
     """`service` `operation`(params) in the caller's unit of work `ctx`, or ServiceError.
     `checked`: the input is checked against the model first, as `call_in_process`
     does (for a request built from someone else's input, e.g. a provisioning template)."""
-    handler = _handler(service, operation)
+    handler = handler_for(service, operation)
     if checked:
         errors = validator.validate(_input_shape(service, operation), params)
         if errors:
@@ -52,7 +52,7 @@ def call_within(ctx, service: str, operation: str, params: dict, *, checked: boo
     return plain(handler(ctx, params))
 
 
-def _handler(service: str, operation: str):
+def handler_for(service: str, operation: str):
     handler = HANDLERS.get((service, operation))
     if handler is None:
         raise ServiceError("NotImplementedException", f"localiot does not implement {service} {operation} yet.",
