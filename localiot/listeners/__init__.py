@@ -120,6 +120,9 @@ async def stop_listeners(app) -> None:
     if broker is not None:
         await broker.stop()
         app.runtime.broker = None
+    from localiot.services import presence
+
+    presence.flush(app.runtime)  # the presence records of the last window, and those held back
     if listeners is not None:
         await listeners.wait_closed()
         app.device_listeners = None
