@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import uuid
 
 from localiot import iotlogs, metering
@@ -82,7 +83,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         self.last_rx = self.broker.loop.time()
         peer = transport.get_extra_info("peername")
-        self.remote = peer[0] if peer else None
+        self.remote = sys.intern(peer[0]) if peer else None  # one string per client address, not per connection
         self.broker.connections.add(self)
 
     def connection_lost(self, exc) -> None:

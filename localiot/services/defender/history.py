@@ -52,9 +52,10 @@ HOLD = 1.0  # seconds an open connection's record waits for the connection's end
 class ConnectionHistory:
     def __init__(self, runtime):
         self.runtime = runtime
-        # (account, region, client, session) -> (record name, principal, ip address, connectedAt) of
-        # an open connection: its disconnect rewrites the record without reading it back
-        self.open: dict[tuple[str, str, str, str], tuple] = {}
+        # sessionIdentifier -> connectedAt of an open connection: its disconnect (which names the client,
+        # principal and address again) rewrites the record without reading it back. The key is the
+        # session's own string, so an idle connection costs this dict's slot and one int here
+        self.open: dict[str, int | None] = {}
         # (account, region) -> {name: (record, new, due)}: `new` records get their index entry (an
         # ended connection's record written before is written again without touching it); an open
         # connection's record waits until `due` (loop time) for its end, to be written once
@@ -78,26 +79,27 @@ class ConnectionHistory:
 
     def hear(self, account: str, region: str, kind: str, topic_client: str, body: dict) -> bool:
         self._fresh()
-        client_id, session = body.get("clientId") or topic_client, str(body.get("sessionIdentifier"))
-        key = (account, region, client_id, session)
-        pending = self.pending.setdefault((account, region), {})
+        client_id, session = body.get("clientId") or topic_client, body.get("sessionIdentifier")
+        pending = self.pending.get((account, region))
+        if pending is None:
+            pending = self.pending[(account, region)] = {}
+        principal, ip = body.get("principalIdentifier"), body.get("ipAddress")
         if kind == "connected":
             at = body.get("timestamp")
+            self.open[session] = at
             name = f"{client_id}|{int(at or 0):013d}|{session}"
-            principal, ip = body.get("principalIdentifier"), body.get("ipAddress")
-            self.open[key] = (name, principal, ip, at)
-            due = _loop_time()
             record = _record(client_id, principal, ip, at, None, None)
-            if due is None or self.presence is None:
+            loop = asyncio._get_running_loop()
+            if loop is None or self.presence is None:
                 pending[name] = (record, True, None)
                 return True
-            pending[name] = (record, True, due + HOLD)
+            pending[name] = (record, True, loop.time() + HOLD)
             self.presence.later(account, region, HOLD)
             return False  # nothing to write before it ends or is due
-        opened = self.open.pop(key, None)
-        if opened is None:
+        if session not in self.open:
             return False
-        name, principal, ip, at = opened
+        at = self.open.pop(session)
+        name = f"{client_id}|{int(at or 0):013d}|{session}"
         held = pending.get(name)
         record = _record(client_id, principal, ip, at, body.get("timestamp"), body.get("disconnectReason"))
         pending[name] = (record, held is not None and held[1], None)  # not written yet: still new
