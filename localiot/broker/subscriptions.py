@@ -19,6 +19,7 @@ from localiot.broker.sessions import NO_ENTRIES, Session
 from localiot.topics import SubscriptionTrie, TopicError, validate_topic_filter
 
 ROUTE_CACHE_MAX = 10_000
+_ONE_CLIENTS = "$aws/events/"  # topics of one client's lifecycle events (not cached)
 
 
 class Scope:
@@ -33,6 +34,8 @@ class Scope:
     def lookup(self, topic: str) -> tuple:
         subs, groups = self.trie.match(topic)
         hit = (tuple(subs.items()), tuple(groups))
+        if topic.startswith(_ONE_CLIENTS):
+            return hit  # a lifecycle event names its client: caching it would only push the hot topics out
         if len(self.cache) >= ROUTE_CACHE_MAX:
             self.cache.clear()
         self.cache[topic] = hit
