@@ -119,10 +119,13 @@ async def stop_listeners(app) -> None:
     broker = getattr(app.runtime, "broker", None)
     if broker is not None:
         await broker.stop()
-        app.runtime.broker = None
-    from localiot.services import presence
+        from localiot.services import presence
+        from localiot.services.unit_of_work import run_off_loop
 
-    presence.flush(app.runtime)  # the presence records of the last window, and those held back
+        # the presence records of the last window and those held back, while the recorders still
+        # see the broker (its resets; PostgreSQL: written on a worker)
+        await run_off_loop(app.runtime, presence.flush, app.runtime)
+        app.runtime.broker = None
     if listeners is not None:
         await listeners.wait_closed()
         app.device_listeners = None

@@ -149,20 +149,23 @@ class ConnectionHistory:
         tx, prefix = ctx.tx, f"{client_id}|"
         key = (ctx.account, ctx.region, client_id)
         known = self.counts.get(key)
-        if known is None:  # counted from the store (a range read of its records: few, unless it is a flapper)
-            mine = [name for name, doc in tx.scan(KIND, prefix=prefix) if doc.get("clientId") == client_id]
-            known, oldest = len(mine), mine
-        else:
+        oldest = None
+        if known is not None:
             known += added
-            oldest = None
+            excess = known - PER_CLIENT
+            if excess > 0:  # the oldest ones; another id may start with this one and "|": then all of them
+                oldest = [name for name, doc in tx.scan(KIND, prefix=prefix, limit=excess)
+                          if doc.get("clientId") == client_id]
+                if len(oldest) < excess:
+                    known = None
+        if known is None:  # counted from the store (a range read: short, unless the client id is a flapper)
+            oldest = [name for name, doc in tx.scan(KIND, prefix=prefix) if doc.get("clientId") == client_id]
+            known = len(oldest)
         excess = known - PER_CLIENT
         if excess > 0:
-            if oldest is None:
-                oldest = [name for name, doc in tx.scan(KIND, prefix=prefix, limit=excess)
-                          if doc.get("clientId") == client_id]  # (another id may start with this one and "|")
             for name in oldest[:excess]:
                 tx.delete(KIND, name)
-            known -= min(excess, len(oldest))
+            known = PER_CLIENT
         if known >= COUNTED:
             if key not in self.counts and len(self.counts) >= COUNTS_MAX:
                 self.counts.clear()
