@@ -1,5 +1,5 @@
 """Presence events to the store: one unit of work per account and region per
-loop iteration for everyone who keeps a record of them.
+window of events (`WINDOW`) for everyone who keeps a record of them.
 
 The broker publishes `$aws/events/presence/connected|disconnected/{clientId}`
 on the bus for every connection. Two families keep a record of them: the
