@@ -1,15 +1,16 @@
 """Presence events to the store (localiot.services.presence): the audit's
 connection history and the connectivity log are written together, once per
-loop iteration, and the history is bounded as the audit needs it (the latest
-100 records per client id; nothing that ended before the audit's 31-day
-window). Real clients over plain MQTT; the audit through boto3."""
+window of presence events (and at the server's stop), and the history is
+bounded as the audit needs it (the latest 100 records per client id, whose
+names are one range; nothing that ended before the audit's 31-day window).
+Real clients over plain MQTT; the audit through boto3."""
 
 from __future__ import annotations
 
 import pytest
 
 from localiot.services.defender import history
-from localiot.testing import ACCOUNT, REGION, RawClient, advance, wait_until
+from localiot.testing import ACCOUNT, REGION, RawClient, advance, local_server, wait_until
 from test_audit_checks import audit, configure, findings_of
 
 
@@ -47,6 +48,10 @@ def _records(server, client_id: str | None = None) -> list[dict]:
 
 def test_a_client_id_keeps_its_latest_100_connection_records(localiot_server, iot):
     server = localiot_server
+    # a client id that starts with the flapper's and "|": its record sorts first in the flapper's range
+    # of names, and is not the flapper's to delete
+    neighbour = "flapper|0000000000000|forged"
+    _visit(server, neighbour)
     for _ in range(history.PER_CLIENT + 4):
         _visit(server, "flapper")
     # then a takeover: the second connection with the same client id drops the first
@@ -61,6 +66,7 @@ def test_a_client_id_keeps_its_latest_100_connection_records(localiot_server, io
 
     records = _records(server, "flapper")
     assert len(records) == history.PER_CLIENT  # 106 connections were made
+    assert len(_records(server, neighbour)) == 1
     assert [r["disconnectReason"] for r in records].count("DUPLICATE_CLIENTID") == 1  # the latest ones stay
     configure(iot, "CONFLICTING_CLIENT_IDS_CHECK")
     task_id, _ = audit(iot, "CONFLICTING_CLIENT_IDS_CHECK")
@@ -131,3 +137,16 @@ def test_a_reset_forgets_the_records_held_back(localiot_server):
     assert raw.closed()
     raw.close()
     assert _records(server, "ghost") == []
+
+
+def test_the_server_stop_writes_the_records_still_held(tmp_path):
+    """A connection open when the server stops: its record (held back for HOLD seconds, then its
+    end waiting for the window) is written by the stop, and the next server on the store reads it."""
+    with local_server(data_dir=str(tmp_path), mqtt_plain=True) as server:
+        raw = RawClient.plain(_port(server))
+        assert raw.connect("at-closing-time").reason_code == 0
+        assert _stored(server, "at-closing-time") == []  # held back: not written yet
+    raw.close()
+    with local_server(data_dir=str(tmp_path), mqtt_plain=True) as server:
+        [record] = _stored(server, "at-closing-time")
+        assert record["disconnectReason"] == "SERVER_INITIATED_DISCONNECT" and record["disconnectedAt"]

@@ -27,7 +27,7 @@ from localiot.broker.message import Message
 from localiot.broker.reserved import ReservedPublish, ReservedTopics
 from localiot.broker.persistence import BrokerStore
 from localiot.broker.retained import RetainedQuotaExceeded
-from localiot.broker.sessions import Limits, Session
+from localiot.broker.sessions import NO_ENTRIES, Limits, Session
 from localiot.broker.subscriptions import Scope
 from localiot.topics import TopicError, validate_topic_name
 
@@ -199,7 +199,9 @@ class Broker:
                 return True
             ok = self.authorize(identity, auth.RECEIVE, auth.arn(identity, "topic", topic))
             iotlogs.receive_checked(session, topic, ok)
-            if len(cache) >= 1024:
+            if cache is NO_ENTRIES:
+                cache = session.receive_cache = {}
+            elif len(cache) >= 1024:
                 cache.clear()
             cache[topic] = ok
         return ok
@@ -443,6 +445,8 @@ class Broker:
             dup, packet_id = False, session.next_packet_id()
         else:
             dup = True
+        if inflight is NO_ENTRIES:
+            inflight = session.inflight = {}
         inflight[packet_id] = (msg, retain, name)
         now = self.clock.now() if msg.expires_at is not None else 0.0
         data = msg.encode(conn.v5, 1, packet_id, retain, dup, now)

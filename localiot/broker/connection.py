@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import uuid
 
 from localiot import iotlogs, metering
@@ -30,6 +31,7 @@ _YIELD_EVERY = 256  # PUBLISH packets handled per read before the loop gets a tu
 _KEEP_WHOLE = 4096  # bytes left unread from which the read's buffer is kept as it is, not copied
 
 
+_CONNACK_V3 = (b"\x20\x02\x00\x00", b"\x20\x02\x01\x00")  # accepted, by session present
 _NONE: dict = {}  # shared by connections that have no topic aliases / cached decisions yet (never written to)
 
 
@@ -82,7 +84,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         self.last_rx = self.broker.loop.time()
         peer = transport.get_extra_info("peername")
-        self.remote = peer[0] if peer else None
+        self.remote = sys.intern(peer[0]) if peer else None  # one string per client address, not per connection
         self.broker.connections.add(self)
 
     def connection_lost(self, exc) -> None:
@@ -450,7 +452,7 @@ class Connection(asyncio.Protocol):
             props.update(receive_maximum=limits.receive_maximum, maximum_qos=1, retain_available=1,
                          topic_alias_maximum=limits.topic_alias_max, wildcard_subscription_available=1,
                          subscription_identifier_available=0, shared_subscription_available=1)
-        self.push(codec.encode(codec.Connack(present, 0, props), self.version))
+        self.push(codec.encode(codec.Connack(present, 0, props), self.version) if self.v5 else _CONNACK_V3[present])
         self.state = CONNECTED
         self.meter = metering.connected(broker.runtime, identity, client_id, self.remote)
         iotlogs.connected(self)

@@ -44,7 +44,9 @@ class LifecycleEvents:
     def __init__(self, clock, route: Callable[[str, str, Message], None]):
         self.clock = clock
         self.route = route  # Broker.route
-        self._versions: dict[tuple[str, str, str], int] = {}  # client -> version of its last connection
+        # (account, region) -> client id -> version of its last connection (by scope, so that a client
+        # costs a slot keyed by its id's string, not a tuple of its own)
+        self._versions: dict[tuple[str, str], dict[str, int]] = {}
 
     def _send(self, account: str, region: str, topic: str, body: dict) -> None:
         global _last_sent
@@ -58,11 +60,13 @@ class LifecycleEvents:
         client_id = session.client_id
         if "#" in client_id or "+" in client_id:
             return  # AWS: such client ids get no lifecycle events
-        key = session.key
+        versions = self._versions.get((session.account, session.region))
+        if versions is None:
+            versions = self._versions[(session.account, session.region)] = {}
         if event == "connected":
-            self._versions[key] = version = self._versions.get(key, -1) + 1
+            versions[client_id] = version = versions.get(client_id, -1) + 1
         else:
-            version = self._versions.get(key, 0)
+            version = versions.get(client_id, 0)
         body = {
             "clientId": client_id,
             "timestamp": int(self.clock.now() * 1000),

@@ -185,15 +185,23 @@ class BrokerStore:
         return True
 
     async def drain(self) -> None:
-        """Until the buffered writes and the session work asked for so far are done."""
-        if self.workers is None:
+        """Until the buffered writes and the session work asked for so far are done, and the
+        presence records heard so far are written (localiot.services.presence holds them for a
+        window: a reset wipes the store right after this, and none may land after the wipe)."""
+        workers = self.workers
+        presence = getattr(self.runtime, "presence", None)
+        if workers is None:
             self.commit()
+            if presence is not None:
+                presence.flush(everything=True)
             return
         if self._queued:
             self.commit_off_loop()
         pending = [f for f in (self._last, *self._lanes.values()) if f is not None and not f.done()]
         if pending:
             await asyncio.wait(pending)
+        if presence is not None:
+            await workers.call(presence.flush, True)
 
     # sessions -------------------------------------------------------------------
     def restore(self) -> list[Session]:

@@ -15,10 +15,11 @@ from __future__ import annotations
 from localiot import iotlogs
 from localiot.broker.states import CONNECTED
 from localiot.broker import auth, codec
-from localiot.broker.sessions import Session
+from localiot.broker.sessions import NO_ENTRIES, Session
 from localiot.topics import SubscriptionTrie, TopicError, validate_topic_filter
 
 ROUTE_CACHE_MAX = 10_000
+_ONE_CLIENTS = "$aws/events/"  # topics of one client's lifecycle events (not cached)
 
 
 class Scope:
@@ -33,6 +34,8 @@ class Scope:
     def lookup(self, topic: str) -> tuple:
         subs, groups = self.trie.match(topic)
         hit = (tuple(subs.items()), tuple(groups))
+        if topic.startswith(_ONE_CLIENTS):
+            return hit  # a lifecycle event names its client: caching it would only push the hot topics out
         if len(self.cache) >= ROUTE_CACHE_MAX:
             self.cache.clear()
         self.cache[topic] = hit
@@ -73,6 +76,8 @@ def subscribe(broker, conn, packet: codec.Subscribe) -> None:
             continue
         if opts.qos > 1:  # AWS IoT grants QoS 1 for a QoS 2 request
             opts = opts._replace(qos=1)
+        if session.subscriptions is NO_ENTRIES:
+            session.subscriptions = {}
         session.subscriptions[topic_filter] = opts
         scope.trie.add(topic_filter, session, opts)
         codes.append(opts.qos)

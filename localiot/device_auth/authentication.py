@@ -118,6 +118,9 @@ def verify_presigned(method: str, raw_path: str, query: list[tuple[str, str]], h
         raise AuthFailure(e.status, e.message) from None
 
 
+_OPEN_MAX = 1024  # user names whose plain-listener identity is kept
+
+
 class Authentication:
     def __init__(self, runtime, store, config, clock, grants: Grants, just_in_time: JustInTime):
         self.runtime = runtime
@@ -128,13 +131,21 @@ class Authentication:
         self.just_in_time = just_in_time
         # (certificate id, SNI) -> what the store said (Known)
         self._known: dict[tuple, Known] = {}
+        self._open: dict[str, Identity] = {}  # user name -> the plain listener's identity for it
 
     def authenticate(self, info: ConnectInfo):
         door = info.listener
         name = str(door)
-        if name == "tcp":
-            return Identity(self.config.default_account, self.config.default_region,
-                            principal=info.username or "anonymous", policy=ALLOW_ALL, attributes={"kind": OPEN})
+        if name == "tcp":  # the plain listener: one Identity per user name, shared (nothing changes it)
+            principal = info.username or "anonymous"
+            identity = self._open.get(principal)
+            if identity is None:
+                if len(self._open) >= _OPEN_MAX:
+                    self._open.clear()
+                identity = self._open[principal] = Identity(
+                    self.config.default_account, self.config.default_region, principal=principal, policy=ALLOW_ALL,
+                    attributes={"kind": OPEN})
+            return identity
         sni = getattr(door, "sni", None)
         if name == "wss":
             if door.sigv4 is not None:

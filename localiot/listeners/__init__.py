@@ -119,6 +119,12 @@ async def stop_listeners(app) -> None:
     broker = getattr(app.runtime, "broker", None)
     if broker is not None:
         await broker.stop()
+        from localiot.services import presence
+        from localiot.services.unit_of_work import run_off_loop
+
+        # the presence records of the last window and those held back, while the recorders still
+        # see the broker (its resets; PostgreSQL: written on a worker)
+        await run_off_loop(app.runtime, presence.flush, app.runtime)
         app.runtime.broker = None
     if listeners is not None:
         await listeners.wait_closed()
@@ -157,8 +163,9 @@ class DeviceListeners:
         runtime.listeners["iot:Data-ATS"] = runtime.listeners["iot:Data"] = f"{config.host}:{tls_port}"
         log.info("MQTT over TLS (client certificates) on %s:%s", config.host, tls_port)
 
-        server = await loop.create_server(self._alpn_connection, config.host, config.mqtt_alpn_port,
-                                          ssl=alpn_context, backlog=1024, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+        # the same TLS transport: its first protocol picks MQTT or HTTP/1.1 by ALPN (alpn.AlpnSniffer)
+        server = await loop.create_server(functools.partial(self._alpn_connection, alpn_context, loop), config.host,
+                                          config.mqtt_alpn_port, backlog=1024)
         self._servers.append(server)
         alpn_port = server.sockets[0].getsockname()[1]
         runtime.listeners["mqtt-alpn"] = f"{config.host}:{alpn_port}"
@@ -184,9 +191,9 @@ class DeviceListeners:
         self.trust.refresh()
         return TlsServerTransport(context, DeviceConnection(self.broker, "tls"), loop, HANDSHAKE_TIMEOUT)
 
-    def _alpn_connection(self) -> AlpnSniffer:
+    def _alpn_connection(self, context, loop) -> TlsServerTransport:
         self.trust.refresh()
-        return AlpnSniffer(self.broker, self.http_server)
+        return TlsServerTransport(context, AlpnSniffer(self.broker, self.http_server), loop, HANDSHAKE_TIMEOUT)
 
     # HTTP on the ALPN port ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:

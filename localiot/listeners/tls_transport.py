@@ -1,6 +1,8 @@
-"""A lean server-side TLS transport for the MQTT-over-TLS listener: one object
-that is the TCP connection's protocol and the MQTT connection's transport, with
-OpenSSL working on two memory BIOs (`ssl.SSLContext.wrap_bio`).
+"""A lean server-side TLS transport for the TLS listeners (MQTT over TLS on
+8883, and the ALPN port, where the first protocol is alpn.AlpnSniffer, which
+hands the transport to MQTT or to HTTP/1.1): one object that is the TCP
+connection's protocol and the application's transport, with OpenSSL working
+on two memory BIOs (`ssl.SSLContext.wrap_bio`).
 
 Why not the event loop's own TLS (`create_server(ssl=...)`): uvloop's SSL
 protocol mallocs a 256 KB read buffer per connection (its first pages stay
@@ -12,8 +14,9 @@ loop's shared buffer, the certificate is parsed only when someone asks
 TCP transport's buffer is the only write buffer (its flow control is handed
 to the MQTT connection as is), and closing sends close_notify and closes.
 
-What the MQTT connection sees is an asyncio transport: `write`, `close`,
-`abort`, `pause_reading`/`resume_reading`, `get_write_buffer_size`,
+What the application (MQTT, or aiohttp's HTTP/1.1 protocol) sees is an
+asyncio transport: `write`, `close`, `abort`, `pause_reading`/`resume_reading`,
+`get_write_buffer_size`, `set_protocol` (the ALPN port's hand-over),
 `get_extra_info` ("ssl_object", "sslcontext", "peercert", "cipher", and the
 socket's own keys: "peername" ...). Its `connection_made` comes after the
 handshake; a handshake that fails or takes longer than `handshake_timeout`

@@ -7,7 +7,7 @@ come from the last `$aws/events/presence/connected|disconnected/{clientId}`
 event the broker published for it. A `PresenceLog` hears those (through
 localiot.services.presence) and keeps the last one per registered thing in
 the store (kind "thing-connectivity", named by thing, in the thing's account
-and region), written once per loop iteration in the presence unit of work
+and region), written once per presence window in the presence unit of work
 it shares with the audit's connection history, so the answer survives a restart and is
 gone with the thing's account state on reset. A record that disagrees with
 the broker (a server stopped without its clients disconnecting) is not
@@ -34,7 +34,7 @@ _REASON_MAP = {"API_INITIATED_DISCONNECT": "SERVER_INITIATED_DISCONNECT"}
 
 class PresenceLog:
     """A recorder of localiot.services.presence: the last event per client, written
-    in the presence unit of work of its loop iteration for registered things."""
+    in the presence unit of work of its window for registered things."""
 
     def __init__(self, runtime):
         self.runtime = runtime

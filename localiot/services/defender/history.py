@@ -5,24 +5,30 @@ The broker publishes `$aws/events/presence/connected|disconnected/{clientId}`
 on the bus for every connection (clientId, principalIdentifier, sessionIdentifier,
 ipAddress, timestamp, disconnectReason). `ConnectionHistory` hears them
 through localiot.services.presence and keeps one record per connection in
-the store (kind "connection-history", named "<connectedAt ms, 13
-digits>|<clientId>|<sessionIdentifier>", in the client's account and
-region): {clientId, principal, ipAddress, connectedAt, disconnectedAt,
-disconnectReason}, indexed by client id. Writes share the
-presence unit of work of their loop iteration; an open connection's record
-is held back until the connection ends or `HOLD` (1 s) has passed, so a
-short connection costs one write, not a write and a rewrite (a server
-killed in that second loses it, as it loses any iteration's records);
-`flush(runtime)` writes everything pending and held (an audit calls it
-first).
+the store (kind "connection-history", named "<clientId>|<connectedAt ms, 13
+digits>|<sessionIdentifier>", in the client's account and region):
+{clientId, principal, ipAddress, connectedAt, disconnectedAt,
+disconnectReason}. Writes share the presence unit of work of their window;
+an open connection's record is held back until the connection ends or
+`HOLD` (1 s) has passed, so a short connection costs one write, not a
+write and a rewrite (a server killed in that second loses it, as it loses
+any window's records); `flush(runtime)` writes everything pending and
+held (an audit calls it first).
 
 Retention: the checks that read it (CONFLICTING_CLIENT_IDS_CHECK,
 DEVICE_CERTIFICATE_SHARED_CHECK) look at the last `catalog.HISTORY_DAYS`
-(31) days, so a record that ended before that on the clock is deleted
-(looked at once per `PRUNE_EVERY` of clock time per scope, oldest first);
-and a client id keeps its `PER_CLIENT` (100) latest records, so a device
-reconnecting all day long costs a bounded number of them (its
-CONNECTION_COUNT in a finding stops at 100).
+(31) days, so a record that ended before that on the clock is deleted (a
+pass over the records once per `PRUNE_EVERY` of clock time per scope, one
+page per write, so no write pays for a whole pass); and a client id keeps
+its `PER_CLIENT` (100) latest records, so a device reconnecting all day
+long costs a bounded number of them (its CONNECTION_COUNT in a finding
+stops at 100). The names start with the client id so that its records are
+one range of names, oldest first: counting them is a range read, not an
+index entry per record (an index entry and its count were about half of a
+record's cost). A client id seen with many records has its count kept in
+memory (`counts`), so a device reconnecting all day long does not read its
+hundred records back at every connection. Records named by connection time
+first (before 2026-12) have no place in a client's range: they age out.
 
 `install(runtime)` when the listeners start (idempotent).
 """
@@ -36,22 +42,27 @@ from localiot.services.defender.catalog import HISTORY_DAYS
 
 KIND = "connection-history"
 PER_CLIENT = 100  # latest records kept per client id
-PRUNE_EVERY = 3600.0  # clock seconds between two looks for records past the audit's window
-PRUNE_PAGE = 500
+PRUNE_EVERY = 3600.0  # clock seconds between two passes over the records for those past the audit's window
+PRUNE_PAGE = 500  # records a write looks at during a pass
+COUNTED = 10  # a client id with at least this many records has its count kept in memory
+COUNTS_MAX = 4096  # client ids whose count is kept (then forgotten together: counted again when seen)
 HOLD = 1.0  # seconds an open connection's record waits for the connection's end before it is written
 
 
 class ConnectionHistory:
     def __init__(self, runtime):
         self.runtime = runtime
-        # (account, region, client, session) -> (record name, principal, ip address, connectedAt) of
-        # an open connection: its disconnect rewrites the record without reading it back
-        self.open: dict[tuple[str, str, str, str], tuple] = {}
+        # sessionIdentifier -> connectedAt of an open connection: its disconnect (which names the client,
+        # principal and address again) rewrites the record without reading it back. The key is the
+        # session's own string, so an idle connection costs this dict's slot and one int here
+        self.open: dict[str, int | None] = {}
         # (account, region) -> {name: (record, new, due)}: `new` records get their index entry (an
         # ended connection's record written before is written again without touching it); an open
         # connection's record waits until `due` (loop time) for its end, to be written once
         self.pending: dict[tuple[str, str], dict[str, tuple[dict, bool, float | None]]] = {}
-        self.next_prune: dict[tuple[str, str], float] = {}  # scope -> clock time of the next age pruning
+        self.next_prune: dict[tuple[str, str], float] = {}  # scope -> clock time of the next pass
+        self.prune_after: dict[tuple[str, str], str] = {}  # scope -> the last name looked at by the pass under way
+        self.counts: dict[tuple[str, str, str], int] = {}  # (account, region, client) -> its stored records
         self.presence = None  # localiot.services.presence.Presence, set by install
         self._resets = 0  # the broker's reset count this state belongs to
 
@@ -62,29 +73,33 @@ class ConnectionHistory:
             self._resets = resets
             self.open.clear()
             self.pending.clear()
+            self.counts.clear()
+            self.next_prune.clear()
+            self.prune_after.clear()
 
     def hear(self, account: str, region: str, kind: str, topic_client: str, body: dict) -> bool:
         self._fresh()
-        client_id, session = body.get("clientId") or topic_client, str(body.get("sessionIdentifier"))
-        key = (account, region, client_id, session)
-        pending = self.pending.setdefault((account, region), {})
+        client_id, session = body.get("clientId") or topic_client, body.get("sessionIdentifier")
+        pending = self.pending.get((account, region))
+        if pending is None:
+            pending = self.pending[(account, region)] = {}
+        principal, ip = body.get("principalIdentifier"), body.get("ipAddress")
         if kind == "connected":
             at = body.get("timestamp")
-            name = f"{int(at or 0):013d}|{client_id}|{session}"
-            principal, ip = body.get("principalIdentifier"), body.get("ipAddress")
-            self.open[key] = (name, principal, ip, at)
-            due = _loop_time()
+            self.open[session] = at
+            name = f"{client_id}|{int(at or 0):013d}|{session}"
             record = _record(client_id, principal, ip, at, None, None)
-            if due is None or self.presence is None:
+            loop = asyncio._get_running_loop()
+            if loop is None or self.presence is None:
                 pending[name] = (record, True, None)
                 return True
-            pending[name] = (record, True, due + HOLD)
+            pending[name] = (record, True, loop.time() + HOLD)
             self.presence.later(account, region, HOLD)
             return False  # nothing to write before it ends or is due
-        opened = self.open.pop(key, None)
-        if opened is None:
+        if session not in self.open:
             return False
-        name, principal, ip, at = opened
+        at = self.open.pop(session)
+        name = f"{client_id}|{int(at or 0):013d}|{session}"
         held = pending.get(name)
         record = _record(client_id, principal, ip, at, body.get("timestamp"), body.get("disconnectReason"))
         pending[name] = (record, held is not None and held[1], None)  # not written yet: still new
@@ -119,41 +134,69 @@ class ConnectionHistory:
     def store(self, ctx, records: dict) -> None:
         """Write records `take` took, in the presence unit of work."""
         tx = ctx.tx
-        new_clients = set()
+        new_clients: dict[str, int] = {}
         for name, (record, new, _) in records.items():
+            tx.put(KIND, name, record)
             if new:
-                new_clients.add(record["clientId"])
-                tx.put(KIND, name, record, {"client": record["clientId"]})
-            else:  # its index entry (the client id) was written with it
-                tx.put(KIND, name, record)
-        for client_id in new_clients:
-            excess = tx.count(KIND, "client", client_id) - PER_CLIENT
-            if excess > 0:  # oldest first (names start with the connection time)
-                for name, _ in tx.find(KIND, "client", client_id, limit=excess):
-                    tx.delete(KIND, name)
+                client_id = record["clientId"]
+                new_clients[client_id] = new_clients.get(client_id, 0) + 1
+        for client_id, added in new_clients.items():
+            self._cap(ctx, client_id, added)
         self._prune(ctx)
 
+    def _cap(self, ctx, client_id: str, added: int) -> None:
+        """Keep the client id's PER_CLIENT latest records (its range of names, oldest first)."""
+        tx, prefix = ctx.tx, f"{client_id}|"
+        key = (ctx.account, ctx.region, client_id)
+        known = self.counts.get(key)
+        oldest = None
+        if known is not None:
+            known += added
+            excess = known - PER_CLIENT
+            if excess > 0:  # the oldest ones; another id may start with this one and "|": then all of them
+                oldest = [name for name, doc in tx.scan(KIND, prefix=prefix, limit=excess)
+                          if doc.get("clientId") == client_id]
+                if len(oldest) < excess:
+                    known = None
+        if known is None:  # counted from the store (a range read: short, unless the client id is a flapper)
+            oldest = [name for name, doc in tx.scan(KIND, prefix=prefix) if doc.get("clientId") == client_id]
+            known = len(oldest)
+        excess = known - PER_CLIENT
+        if excess > 0:
+            for name in oldest[:excess]:
+                tx.delete(KIND, name)
+            known = PER_CLIENT
+        if known >= COUNTED:
+            if key not in self.counts and len(self.counts) >= COUNTS_MAX:
+                self.counts.clear()
+            self.counts[key] = known
+        else:
+            self.counts.pop(key, None)
+
     def _prune(self, ctx) -> None:
-        """Delete the records that ended before the audit's window, once per PRUNE_EVERY per scope."""
+        """Delete the records that ended before the audit's window: a pass over the scope's records
+        once per PRUNE_EVERY, one page of them per write."""
         now = ctx.now()
         scope = (ctx.account, ctx.region)
-        due = self.next_prune.get(scope)
-        if due is not None and now < due:
-            return
-        self.next_prune[scope] = now + PRUNE_EVERY
-        cutoff = int((now - HISTORY_DAYS * 86400) * 1000)
-        tx, after = ctx.tx, None
-        while True:
-            page = tx.scan(KIND, after=after, limit=PRUNE_PAGE)
-            for name, doc in page:
-                if (doc.get("connectedAt") or 0) >= cutoff:
-                    return  # this one and every later one connected inside the window
-                ended = doc.get("disconnectedAt")
-                if ended is not None and ended < cutoff:
-                    tx.delete(KIND, name)
-            if len(page) < PRUNE_PAGE:
+        after = self.prune_after.pop(scope, None)
+        if after is None:
+            due = self.next_prune.get(scope)
+            if due is not None and now < due:
                 return
-            after = page[-1][0]
+            self.next_prune[scope] = now + PRUNE_EVERY
+        cutoff = int((now - HISTORY_DAYS * 86400) * 1000)
+        tx = ctx.tx
+        page = tx.scan(KIND, after=after, limit=PRUNE_PAGE)
+        counts = self.counts
+        for name, doc in page:
+            ended = doc.get("disconnectedAt")
+            if ended is not None and ended < cutoff:
+                tx.delete(KIND, name)
+                key = (*scope, doc.get("clientId"))
+                if key in counts:
+                    counts[key] -= 1
+        if len(page) == PRUNE_PAGE:  # the next write looks at the next page
+            self.prune_after[scope] = page[-1][0]
 
 
 def _loop_time() -> float | None:
