@@ -150,3 +150,39 @@ def test_the_server_stop_writes_the_records_still_held(tmp_path):
     with local_server(data_dir=str(tmp_path), mqtt_plain=True) as server:
         [record] = _stored(server, "at-closing-time")
         assert record["disconnectReason"] == "SERVER_INITIATED_DISCONNECT" and record["disconnectedAt"]
+
+
+
+def test_more_held_records_than_one_unit_takes_are_stored_in_parts(localiot_server, iot):
+    """More open connections than one presence unit of work takes (presence.CHUNK), their
+    records held back, then written at once by a reader's flush: all stored (in parts: one
+    unit for all ran PostgreSQL out of its lock table at 16,700 records,
+    bench/held_connections.py), then each one's end."""
+    from localiot.services import presence
+
+    server = localiot_server
+    names = [f"burst-{i:04d}" for i in range(presence.CHUNK + 60)]
+    iot.create_thing(thingName=names[1])
+    clients = []
+    for name in names:
+        raw = RawClient.plain(_port(server))
+        assert raw.connect(name).reason_code == 0
+        clients.append(raw)
+
+    def burst():
+        return {r["clientId"]: r for r in _records(server) if r["clientId"].startswith("burst-")}
+
+    opened = burst()
+    assert sorted(opened) == names
+    assert all(r["disconnectedAt"] is None for r in opened.values())
+    for raw in clients:
+        raw.send(b"\xe0\x00")
+    for raw in clients:
+        assert raw.closed()
+        raw.close()
+    assert wait_until(lambda: not any(_connected(server, name) for name in names), timeout=20)
+    ended = burst()
+    assert sorted(ended) == names
+    assert {r["disconnectReason"] for r in ended.values()} == {"CLIENT_INITIATED_DISCONNECT"}
+    data = iot.get_thing_connectivity_data(thingName=names[1])
+    assert (data["connected"], data["disconnectReason"]) == (False, "CLIENT_INITIATED_DISCONNECT")

@@ -48,7 +48,10 @@ from localiot.services.unit_of_work import unit_of_work
 log = logging.getLogger("localiot.presence")
 
 WRITE_WAIT = 10.0  # seconds a reader waits for the records being written
-WINDOW = 0.1  # seconds of presence events written together (in one unit of work per scope)
+# Seconds of presence events written together (in one unit of work per scope): short
+# enough that the fleet index follows a connection within issue 13's 100 ms.
+WINDOW = 0.02
+CHUNK = 200  # records of each recorder per unit of work (see Presence._units)
 
 
 class Presence:
@@ -136,12 +139,8 @@ class Presence:
                     workers.call(self._drain)
             return
         for account, region in dirty:
-            try:
-                with unit_of_work(self.runtime, account, region, "iot", "PresenceEvent") as ctx:
-                    for recorder in self.recorders:
-                        recorder.write(ctx, everything)
-            except Exception:
-                log.exception("could not store the presence records of %s/%s", account, region)
+            taken = [(recorder, recorder.take(account, region, everything)) for recorder in self.recorders]
+            self._units(account, region, taken)
 
 
     def _drain(self) -> None:
@@ -154,17 +153,38 @@ class Presence:
             self._store(account, region, taken)
 
     def _store(self, account: str, region: str, taken: list) -> None:
-        """On a worker: the records the loop took for one scope, in one unit of work."""
+        """On a worker: the records the loop took for one scope."""
         try:
-            with unit_of_work(self.runtime, account, region, "iot", "PresenceEvent") as ctx:
-                for recorder, records in taken:
-                    recorder.store(ctx, records)
-        except Exception:
-            log.exception("could not store the presence records of %s/%s", account, region)
+            self._units(account, region, taken)
         finally:
             with self._writes:
                 self._writing -= 1
                 self._writes.notify_all()
+
+    def _units(self, account: str, region: str, taken: list) -> None:
+        """Store what the recorders took for one scope: one unit of work per CHUNK records.
+        Why not one for all: with PostgreSQL every document a unit writes holds an advisory
+        lock until commit, and a mass disconnect (16,700 clients of one node at once,
+        bench/held_connections.py) in one unit ran out of the server's shared lock table
+        ("out of shared memory"), losing every record of it."""
+        for part in _chunks(taken):
+            try:
+                with unit_of_work(self.runtime, account, region, "iot", "PresenceEvent") as ctx:
+                    for recorder, records in part:
+                        recorder.store(ctx, records)
+            except Exception:
+                log.exception("could not store the presence records of %s/%s", account, region)
+
+
+def _chunks(taken: list):
+    """`taken` ((recorder, {name: record} or None) per recorder) in parts of at most CHUNK
+    records of each recorder; as it is when it is that small already."""
+    if all(records is None or len(records) <= CHUNK for _, records in taken):
+        yield taken
+        return
+    items = [(recorder, list(records.items()) if records else []) for recorder, records in taken]
+    for start in range(0, max(len(pairs) for _, pairs in items), CHUNK):
+        yield [(recorder, dict(pairs[start:start + CHUNK])) for recorder, pairs in items]
 
 
 def _on_loop() -> bool:

@@ -73,8 +73,16 @@ class PresenceLog:
         ctx.after_commit(lambda: self._written(ctx.account, ctx.region, records))
 
     def _written(self, account: str, region: str, records: dict) -> None:
-        if self.writing.get((account, region)) is records:
-            del self.writing[(account, region)]
+        scope = (account, region)
+        writing = self.writing.get(scope)
+        if writing is records:
+            del self.writing[scope]
+        elif writing is not None:  # one part of what was taken (presence stores it in parts)
+            for client_id, record in records.items():
+                if writing.get(client_id) is record:
+                    del writing[client_id]
+            if not writing and self.writing.get(scope) is writing:
+                del self.writing[scope]
 
     def last(self, ctx, client_id: str) -> dict | None:
         scope = (ctx.account, ctx.region)
