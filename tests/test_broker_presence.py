@@ -8,10 +8,17 @@ Real clients over plain MQTT; the audit through boto3."""
 from __future__ import annotations
 
 import pytest
+from test_audit_checks import audit, configure, findings_of
 
 from localiot.services.defender import history
-from localiot.testing import ACCOUNT, REGION, RawClient, advance, local_server, wait_until
-from test_audit_checks import audit, configure, findings_of
+from localiot.testing import (
+    ACCOUNT,
+    REGION,
+    RawClient,
+    advance,
+    local_server,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="module")
