@@ -66,6 +66,7 @@ class Endpoint:
         self.server: asyncio.AbstractServer | None = None
         self.http_server: ApiServer | None = None  # () -> the protocol of an HTTP/1.1 connection (WebSocket)
         self.runs: dict[str, object] = {}  # suiteRunId -> RunState (localiot.advisor.runner)
+        self._ending: list[asyncio.Task] = []  # the tasks of the runs close() stopped
         self.connections: set = set()  # every live AdvisorConnection
         self._contexts: dict[str, tuple[TrustStore, ssl.SSLContext]] = {}
 
@@ -87,9 +88,19 @@ class Endpoint:
             self.server.close()
         for run in list(self.runs.values()):
             run.shutdown("The server stopped while the suite run was in progress.")
+            if run.task is not None:
+                self._ending.append(run.task)
         _ENDPOINTS.pop(self.runtime, None)
 
     async def wait_closed(self) -> None:
+        # the stopped runs record STOPPED (on a worker with PostgreSQL) before the server
+        # closes its workers and store: otherwise the next start finds them RUNNING (ERROR)
+        ending, self._ending = self._ending, []
+        if ending:
+            try:
+                await within(asyncio.gather(*ending, return_exceptions=True), 5.0)
+            except TimeoutError:
+                log.warning("%d suite runs did not record their stop in 5 s", len(ending))
         if self.http_server is not None:
             await self.http_server.shutdown(1.0)
         if self.server is not None:
