@@ -177,8 +177,10 @@ def main() -> None:
                         help="moto: time every query this many times over on the same fleets, and give ranges")
     parser.add_argument("--parts", default="large,moto",
                         help="what to run: large (the table at --things, index lag), moto (the comparison), "
-                             "writes (UpdateThingShadow's cost under each indexing mode)")
+                             "writes (UpdateThingShadow's cost under each indexing mode), "
+                             "connectivity (index lag after an MQTT connect and disconnect)")
     parser.add_argument("--write-things", type=int, default=5000, help="fleet size for the writes part")
+    parser.add_argument("--store", default="sqlite", help="connectivity part: sqlite or postgresql (a fresh one)")
     args = parser.parse_args()
     probe = f"{min(54321, args.things - 1):06d}"
 
@@ -188,6 +190,48 @@ def main() -> None:
         versus_moto(args)
     if "writes" in args.parts:
         writes(args)
+    if "connectivity" in args.parts:
+        connectivity_lag(args)
+
+
+def connectivity_lag(args) -> None:
+    """Issue 13's freshness for connectivity: a thing's MQTT client connects (CONNACK
+    received) or disconnects (the broker closed the socket), then SearchIndex is asked
+    until it answers connectivity.connected accordingly. The broker's presence records
+    are written per 20 ms window (localiot.services.presence.WINDOW), the index with them."""
+    from localiot.testing import RawClient
+
+    things = min(args.things, 2000)
+    with local_server(background_period=0, mqtt_plain=True, store=args.store) as server:
+        iot = client(server.endpoint)
+        iot.update_indexing_configuration(thingIndexingConfiguration={
+            "thingIndexingMode": "REGISTRY", "thingConnectivityIndexingMode": "STATUS"})
+        for i in range(things):
+            iot.create_thing(thingName=f"dev-{i:05d}")
+        port = server.listener("mqtt-plain")[1]
+        runs = min(args.runs, 200)
+        lags = {"connect": [], "disconnect": []}
+        for i in range(runs):
+            name = f"dev-{(i * 7919) % things:05d}"
+            raw = RawClient.plain(port)
+            assert raw.connect(name).reason_code == 0
+            t = time.perf_counter()
+            while not iot.search_index(queryString=f"thingName:{name} AND connectivity.connected:true")["things"]:
+                pass
+            lags["connect"].append((time.perf_counter() - t) * 1000)
+            raw.send(b"\xe0\x00")
+            assert raw.closed()
+            t = time.perf_counter()
+            while not iot.search_index(queryString=f"thingName:{name} AND connectivity.connected:false")["things"]:
+                pass
+            lags["disconnect"].append((time.perf_counter() - t) * 1000)
+            raw.close()
+        print(f"\nindex lag after an MQTT connect / disconnect ({runs} each, {things} things; ms, includes "
+              f"one SearchIndex through boto3; store {args.store}); load average {os.getloadavg()[0]:.1f}")
+        for kind, samples in lags.items():
+            samples.sort()
+            print(f"  {kind:<10} p50 {statistics.median(samples):.2f}  p99 "
+                  f"{samples[min(len(samples) - 1, int(len(samples) * 0.99))]:.2f}  max {samples[-1]:.2f}")
 
 
 def large(args, probe: str) -> None:
