@@ -1,5 +1,5 @@
 """Index maintenance writes only the entries that changed (services/indexing/
-entry_sql.py): after every kind of change, through boto3, the entries
+entry_changes.py, tx.change_index): after every kind of change, through boto3, the entries
 stored for a thing are exactly those a full rewrite of its index document
 writes, and queries on the old values stop matching while the new ones match;
 changes the configuration does not index (a shadow under REGISTRY) leave the

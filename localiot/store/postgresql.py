@@ -373,8 +373,14 @@ class PostgreSQLTx:
         sql, args = SQL.find_names(self._scope, kind, key, low, high, include_low, include_high, regex)
         return [_dec(row[0]) for row in self._q(sql, args).fetchall()]
 
-    def count(self, kind, key=None, value=None) -> int:
-        return self._q(*SQL.count(self._scope, kind, key, value)).fetchone()[0]
+    def count(self, kind, key=None, value=None, *, at_most=None) -> int:
+        return self._q(*SQL.count(self._scope, kind, key, value, at_most)).fetchone()[0]
+
+    def change_index(self, kind, name, gone, added) -> None:
+        if gone:
+            self._many(SQL.drop_entry, [(*self._scope, kind, key, value, name) for key, value in gone])
+        if added:  # a conflict is an entry already there
+            self._many(_PUT_INDEX, [(*self._scope, kind, key, value, name) for key, value in added])
 
     # links ---------------------------------------------------------------
     def link(self, rel, src, dst) -> bool:

@@ -32,6 +32,10 @@ class Queries:
         self.count_kind = f"SELECT COUNT(*) FROM objects WHERE account={p} AND region={p} AND kind={p}"
         self.count_index = (f"SELECT COUNT(*) FROM object_index WHERE account={p} AND region={p} AND kind={p} "
                             f"AND key={p} AND value={p}")
+        self.count_index_at_most = (f"SELECT COUNT(*) FROM (SELECT 1 FROM object_index WHERE account={p} "
+                                    f"AND region={p} AND kind={p} AND key={p} AND value={p} LIMIT {p}) AS bounded")
+        self.drop_entry = (f"DELETE FROM object_index WHERE account={p} AND region={p} AND kind={p} AND key={p} "
+                           f"AND value={p} AND name={p}")
         self.link = (f"INSERT INTO links (account, region, rel, src, dst) VALUES ({p},{p},{p},{p},{p}) "
                      "ON CONFLICT DO NOTHING")
         self.unlink = f"DELETE FROM links WHERE account={p} AND region={p} AND rel={p} AND src={p} AND dst={p}"
@@ -131,9 +135,11 @@ class Queries:
             sql += f" AND value <= {p}" if high else f" AND value < {p}"
         return sql + (f" AND value {self._pattern_op} {p}" if pattern else "")
 
-    def count(self, scope, kind, key, value) -> tuple[str, list]:
+    def count(self, scope, kind, key, value, at_most=None) -> tuple[str, list]:
         if key is None:
             return self.count_kind, [*scope, kind]
+        if at_most is not None:
+            return self.count_index_at_most, [*scope, kind, key, value, at_most]
         return self.count_index, [*scope, kind, key, value]
 
     # links ---------------------------------------------------------------

@@ -220,6 +220,7 @@ def _index_rows(index):
 
 
 SQL = Queries("?")
+_PUT_INDEX_IF_ABSENT = SQL.put_index.replace("INSERT", "INSERT OR IGNORE", 1)  # change_index: already there is fine
 _ABSENT = object()
 
 
@@ -319,8 +320,14 @@ class SQLiteTx:
         sql, args = SQL.find_names(self._scope, kind, key, low, high, include_low, include_high, pattern)
         return [row[0] for row in self.db.execute(sql, args)]
 
-    def count(self, kind, key=None, value=None) -> int:
-        return self.db.execute(*SQL.count(self._scope, kind, key, value)).fetchone()[0]
+    def count(self, kind, key=None, value=None, *, at_most=None) -> int:
+        return self.db.execute(*SQL.count(self._scope, kind, key, value, at_most)).fetchone()[0]
+
+    def change_index(self, kind, name, gone, added) -> None:
+        if gone:
+            self._write_many(SQL.drop_entry, [(*self._scope, kind, key, value, name) for key, value in gone])
+        if added:
+            self._write_many(_PUT_INDEX_IF_ABSENT, [(*self._scope, kind, key, value, name) for key, value in added])
 
     # links ---------------------------------------------------------------
     def link(self, rel, src, dst) -> bool:

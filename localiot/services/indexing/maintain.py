@@ -28,7 +28,7 @@ from localiot.indexing.evaluate import as_number, compile_query, text
 from localiot.indexing.plan import grams, grams_key, has_grams, numeric_key, reversed_key, sortable
 from localiot.indexing.query import QueryError, parse
 from localiot.services import hooks
-from localiot.services.indexing import entry_sql, membership, replies, settings  # noqa: F401 (replies: stored with each put)
+from localiot.services.indexing import entry_changes, membership, replies, settings  # noqa: F401 (replies: stored with each put)
 from localiot.services.registry.things import KIND as THING, MEMBER_OF
 from localiot.services.unit_of_work import unit_of_work
 
@@ -95,12 +95,12 @@ def reindex_thing(ctx, tx, config: dict, name: str) -> None:
 def _store(tx, config: dict, kind: str, name: str, entry: dict, index: str) -> None:
     """Write an indexed document: nothing when it is as stored (a write that changed
     nothing indexed), only the entries that changed when its entries are current
-    (entry_sql), else the document and all its entries."""
+    (entry_changes), else the document and all its entries."""
     old = tx.get(kind, name)
     if old == entry:
         return
     if old is not None and settings.current_entries(config, index):
-        entry_sql.put_changed(tx, kind, name, entry, old["fields"], lambda flat: entries(flat, index))
+        entry_changes.put_changed(tx, kind, name, entry, old["fields"], lambda flat: entries(flat, index))
     else:
         tx.put(kind, name, entry, entries(entry["fields"], index))
 

@@ -28,7 +28,7 @@ from localiot.protocol.errors import ServiceError, invalid
 from localiot.protocol.serializer import JsonText
 from localiot.services import operation
 from localiot.services.common import decode_token, encode_token
-from localiot.services.indexing import entry_sql, replies, settings  # noqa: F401 (replies: the stored reply texts)
+from localiot.services.indexing import replies, settings  # noqa: F401 (replies: the stored reply texts)
 
 QUERY_VERSION = "2017-09-30"
 CHUNK = 500
@@ -108,7 +108,7 @@ def _holding_grams(tx, kind: str, lookup) -> set:
     (plan.some_grams), names holding the rarest of them, rarest first, until few remain;
     the union of both. A GLOB over the field's entries (the look-up's fallback) when
     every trigram of an alignment is common (`*hing-0*` on thing-NNNNNN)."""
-    counted = [sorted((entry_sql.count_at_most(tx, kind, lookup.field, gram, COMMON), gram) for gram in aligned)
+    counted = [sorted((tx.count(kind, lookup.field, gram, at_most=COMMON), gram) for gram in aligned)
                for aligned in plan_grams(lookup.value)]
     if any(aligned[0][0] >= COMMON for aligned in counted):
         p = lookup.fallback
