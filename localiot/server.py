@@ -47,6 +47,7 @@ class LocalIoT:
         self.runtime.store = self.store
         load_all()  # every family registers its handlers (localiot.services.HANDLERS) by being imported
         self.services = load_services()
+        self._units: dict = {}  # id(route) -> (service, operation, handler), read once per route
         self.engine = Engine(
             self.services,
             self._invoke,
@@ -64,10 +65,12 @@ class LocalIoT:
     # the one place where an API call meets the store ---------------------
     def _invoke(self, call: Call) -> dict:
         route = call.route
-        service, name = route.service_name, route.name
-        # handler_for: the handler, or the 501 NotImplementedException in-process calls answer too
-        return run_unit(self.runtime, call.account, call.region, service, name, handler_for(service, name),
-                        call.params)
+        unit = self._units.get(id(route))  # (the engine's routes live as long as this app)
+        if unit is None:
+            # handler_for: the handler, or the 501 NotImplementedException in-process calls answer too
+            unit = (route.service_name, route.name, handler_for(route.service_name, route.name))
+            self._units[id(route)] = unit  # (HANDLERS is complete once load_all ran, above)
+        return run_unit(self.runtime, call.account, call.region, *unit, call.params)
 
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:

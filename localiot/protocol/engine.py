@@ -102,6 +102,9 @@ class Engine:
         self.default_region = default_region
         self.secrets = secrets or {}
         self.strict = strict
+        # Marks this engine's memos on shared sigv4 Scopes (a mark, not the engine: scopes
+        # outlive engines in sigv4's module-level cache).
+        self._memo_mark = object()
         self._by_signing_name: dict[str, set[str]] = {}
         for service in services:
             self._by_signing_name.setdefault(service.signing_name.lower(), set()).add(service.name)
@@ -117,8 +120,16 @@ class Engine:
         route = None
         try:
             scope = sigv4.read_scope(headers, query)
-            sigv4.check_region(scope)
-            route, labels = self._route(method, raw_path, query, headers, scope)
+            if scope is None:
+                services, account, region = None, self.default_account, self.default_region
+            else:
+                # read once per scope (shared by every request signed under the same
+                # Authorization head): the region's check, the services, the account
+                memo = scope.engine_memo
+                if memo is None or memo[0] is not self._memo_mark:
+                    memo = scope.engine_memo = self._read_scope(scope)
+                services, account, region = memo[1], memo[2], scope.region
+            route, labels = self._route(method, raw_path, query, headers, services)
             if self.strict:
                 sigv4.verify(scope, method, host, raw_path_qs, headers, body, self.secrets)
             elif scope is None and log.isEnabledFor(logging.DEBUG):
@@ -132,11 +143,7 @@ class Engine:
                 steps.check(params, "", errors)
                 if errors:
                     raise ServiceError(route.validation_error, validator.message(errors))
-            if scope is None:
-                call = Call(route, params, self.default_account, self.default_region, None)
-            else:
-                call = Call(route, params, sigv4.account_for(scope.access_key, self.default_account), scope.region,
-                            scope.access_key)
+            call = Call(route, params, account, region, None if scope is None else scope.access_key)
             reply = steps.serialize(self.invoke(call) or {})
             if steps.content_type_only:  # its headers are ours: the header block at once
                 reply.headers["x-amzn-RequestId"] = rid
@@ -156,14 +163,20 @@ class Engine:
             reply_headers["x-localiot-operation"] = route.label
         return reply
 
-    def _route(self, method, raw_path, query, headers, scope) -> tuple[Route, dict]:
+    def _read_scope(self, scope) -> tuple:
+        """(this engine's mark, the services `scope`'s signing name names, the account):
+        ServiceError for a scope whose region is no region name."""
+        sigv4.check_region(scope)
+        return (self._memo_mark, self._by_signing_name.get(scope.service.lower()),
+                sigv4.account_for(scope.access_key, self.default_account))
+
+    def _route(self, method, raw_path, query, headers, services) -> tuple[Route, dict]:
         target = headers.get("X-Amz-Target")
         if target:
             route = self.router.by_target(target)
             if route is None:
                 raise ServiceError("UnknownOperationException", f"Unknown operation {target}", status=400)
             return route, {}
-        services = self._by_signing_name.get(scope.service.lower()) if scope else None
         found = self.router.match(method, raw_path, query, services)
         if found is None and services is not None:
             found = self.router.match(method, raw_path, query, None)

@@ -29,11 +29,14 @@ class Scope:
     no signature, which `signature_of` reads from the request when a strict server
     verifies it. The signed header list is split only then too."""
 
-    __slots__ = ("access_key", "date", "region", "service", "_signed", "presigned")
+    __slots__ = ("access_key", "date", "region", "service", "_signed", "presigned", "engine_memo")
 
     def __init__(self, access_key: str, date: str, region: str, service: str, signed: str, presigned: bool = False):
         self.access_key, self.date, self.region, self.service = access_key, date, region, service
         self._signed, self.presigned = signed, presigned
+        # What an engine read from this scope once (its region checked, the services
+        # its signing name names, the account): (engine, services, account).
+        self.engine_memo = None
 
     @property
     def signed_headers(self) -> list[str]:

@@ -267,7 +267,13 @@ class SQLiteTx:
                 else:
                     transaction.absent.add(key)
             return None
-        return _loads(row[0])
+        text = row[0]
+        if text[:1] != " ":  # _loads, inline: the usual document, orjson's to read
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError:
+                pass
+        return json.loads(text)
 
     def _get_kept(self, kind: str, name: str) -> dict | None:
         key = (*self._scope, kind, name)
