@@ -18,7 +18,7 @@ from localiot.clock import Clock
 from localiot.config import Config
 from localiot.datadir_lock import DataDirectoryLock
 from localiot.protocol.engine import Call, Engine
-from localiot.protocol.http import ApiServer
+from localiot.protocol.http import ApiServer, too_large
 from localiot.protocol.models import load_services
 from localiot.protocol.wire import respond
 from localiot.runtime import Runtime
@@ -74,31 +74,34 @@ class LocalIoT:
 
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
-        target = request.raw_path
-        if target.startswith("/") and "?" not in target and "#" not in target:
-            # origin-form without a query: the path as sent is the URL's raw path
-            # (aiohttp builds rel_url from it unchanged), no query to parse.
-            path, query = target, _NO_QUERY
-        else:
-            path, query = request.rel_url.raw_path, request.rel_url.query
-        if path.startswith(_SPECIAL):
-            return await self._special(request, path)
-        method = request.method
-        if method == "GET" and (path == "/tunnel" or ("%" in path and request.rel_url.path == "/tunnel")):
-            from localiot.tunneling import relay_for  # the Secure Tunneling relay (ws://)
+        try:  # ApiServer(guards_itself=True): the 413 answered here, no wrapping coroutine per request
+            target = request.raw_path
+            if target.startswith("/") and "?" not in target and "#" not in target:
+                # origin-form without a query: the path as sent is the URL's raw path
+                # (aiohttp builds rel_url from it unchanged), no query to parse.
+                path, query = target, _NO_QUERY
+            else:
+                path, query = request.rel_url.raw_path, request.rel_url.query
+            if path.startswith(_SPECIAL):
+                return await self._special(request, path)
+            method = request.method
+            if method == "GET" and (path == "/tunnel" or ("%" in path and request.rel_url.path == "/tunnel")):
+                from localiot.tunneling import relay_for  # the Secure Tunneling relay (ws://)
 
-            return await relay_for(self.runtime).handle(request)
-        if method == "POST" and path.startswith("/topics/"):
-            # iot-data Publish with literal slashes in the topic, as devices send it (the
-            # model's {topic} label is one path segment); the signature still covers the raw path.
-            path = "/topics/" + path[8:].replace("/", "%2F")
-        body = await request.read() if request.can_read_body else b""
-        engine, pool = self.engine, self.runtime.workers
-        call = (method, request.host if engine.strict else "", path, target, query, request.headers, body)
-        # SQLite: here on the loop. PostgreSQL: on a worker thread, so the loop never
-        # waits on the database (localiot.cluster.workers).
-        reply = engine.handle(*call) if pool is None else await pool.call(engine.handle, *call)
-        return respond(request, reply)
+                return await relay_for(self.runtime).handle(request)
+            if method == "POST" and path.startswith("/topics/"):
+                # iot-data Publish with literal slashes in the topic, as devices send it (the
+                # model's {topic} label is one path segment); the signature still covers the raw path.
+                path = "/topics/" + path[8:].replace("/", "%2F")
+            body = await request.read() if request.can_read_body else b""
+            engine, pool = self.engine, self.runtime.workers
+            call = (method, request.host if engine.strict else "", path, target, query, request.headers, body)
+            # SQLite: here on the loop. PostgreSQL: on a worker thread, so the loop never
+            # waits on the database (localiot.cluster.workers).
+            reply = engine.handle(*call) if pool is None else await pool.call(engine.handle, *call)
+            return respond(request, reply)
+        except web.HTTPRequestEntityTooLarge:
+            return too_large(request, self.engine.refusal)
 
     async def _special(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
         """The pages served beside the API: admin routes, Device Advisor logs and reports, Fleet Hub."""
@@ -164,7 +167,7 @@ class LocalIoT:
         return closing
 
     async def start(self) -> int:
-        server = ApiServer(self._http, self.engine.refusal, access_log=None)
+        server = ApiServer(self._http, self.engine.refusal, guards_itself=True, access_log=None)
         self._runner = web.ServerRunner(server, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)

@@ -11,6 +11,8 @@ import logging
 import os
 from typing import Callable
 
+from multidict import istr
+
 from localiot.protocol import jsontext, parser, serializer, sigv4, validator
 from localiot.protocol.errors import ServiceError
 from localiot.protocol.models import Service
@@ -46,6 +48,10 @@ request_id = _request_ids()
 
 
 Invoke = Callable[[Call], dict]
+
+# multidict keeps an istr's case-folded form: a CIMultiDict looks it up without folding
+# the name on every request (a str key like any other to a dict).
+_TARGET = istr("X-Amz-Target")
 
 
 class Steps:
@@ -171,7 +177,7 @@ class Engine:
                 sigv4.account_for(scope.access_key, self.default_account))
 
     def _route(self, method, raw_path, query, headers, services) -> tuple[Route, dict]:
-        target = headers.get("X-Amz-Target")
+        target = headers.get(_TARGET)
         if target:
             route = self.router.by_target(target)
             if route is None:

@@ -52,20 +52,30 @@ class _Handler(RequestHandler):
         return response
 
 
-class ApiServer(Server):
-    """aiohttp's low-level Server whose refusals are AWS errors in JSON."""
+def too_large(request: web.BaseRequest, refuse: Refuse) -> web.Response:
+    """The reply to a request whose body is over the size limit (aiohttp raises
+    HTTPRequestEntityTooLarge while the handler reads it)."""
+    log.info("refused a request body over %s bytes from %s", request.client_max_size, request.remote)
+    return _response(refuse(413, "RequestEntityTooLargeException",
+                            f"The request body exceeds the maximum size of {request.client_max_size} bytes",
+                            request.headers))
 
-    def __init__(self, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]], refuse: Refuse, **kwargs):
+
+class ApiServer(Server):
+    """aiohttp's low-level Server whose refusals are AWS errors in JSON.
+
+    `guards_itself`: the handler answers HTTPRequestEntityTooLarge with `too_large`
+    itself (the API's: one coroutine less per request), so it is not wrapped."""
+
+    def __init__(self, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]], refuse: Refuse, *,
+                 guards_itself: bool = False, **kwargs):
         async def guarded(request: web.BaseRequest) -> web.StreamResponse:
             try:
                 return await handler(request)
             except web.HTTPRequestEntityTooLarge:
-                log.info("refused a request body over %s bytes from %s", request.client_max_size, request.remote)
-                return _response(refuse(413, "RequestEntityTooLargeException",
-                                        f"The request body exceeds the maximum size of {request.client_max_size} bytes",
-                                        request.headers))
+                return too_large(request, refuse)
 
-        super().__init__(guarded, **kwargs)
+        super().__init__(handler if guards_itself else guarded, **kwargs)
         self._refuse = refuse
 
     def __call__(self) -> RequestHandler:

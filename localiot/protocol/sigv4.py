@@ -15,6 +15,7 @@ import time
 from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
+from multidict import istr
 
 from localiot.protocol.errors import ServiceError
 
@@ -50,6 +51,7 @@ class Scope:
 # with a hex digit (the regex takes the tail's hex digits as the signature), and as no
 # scope at all otherwise.
 _HEADS: dict[str, Scope] = {}
+_AUTHORIZATION = istr("Authorization")  # (multidict keeps its case-folded form: no folding per request)
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 MAX_HEADS = 1024
 
@@ -63,7 +65,7 @@ def _remember(header: str, m: re.Match, scope: Scope) -> None:
 
 
 def read_scope(headers, query) -> Scope | None:
-    header = headers.get("Authorization")
+    header = headers.get(_AUTHORIZATION)
     if header:
         at = header.find(", Signature=")
         if at >= 0:
