@@ -28,7 +28,7 @@ from localiot.broker.reserved import ReservedPublish, ReservedTopics
 from localiot.broker.persistence import BrokerStore
 from localiot.broker.retained import RetainedQuotaExceeded
 from localiot.broker.sessions import NO_ENTRIES, Limits, Session
-from localiot.broker.subscriptions import Scope
+from localiot.broker.subscriptions import Scope, wanted
 from localiot.topics import TopicError, validate_topic_name
 
 log = logging.getLogger("localiot.broker")
@@ -105,7 +105,7 @@ class Broker:
         if self.fabric is not None:
             self.fabric.attach(self)
         self._load_sessions()
-        self._unsubscribe_bus = self.bus.subscribe(self._on_bus, origin=self)
+        self._unsubscribe_bus = self.bus.subscribe(self._on_bus, origin=self, wants=self._wants)
         self._sweeper = self.loop.create_task(self._sweep_forever())
 
     async def stop(self) -> None:
@@ -544,6 +544,9 @@ class Broker:
             return
         self.route(account, region, msg, to_bus=source != "bus")
         self.flush_soon()
+
+    def _wants(self, account: str, region: str, topic: str) -> bool:
+        return wanted(self, account, region, topic)
 
     def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
         # (the bus does not hand the broker its own messages back: they carry it as their origin)
