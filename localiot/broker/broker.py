@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from functools import partial
 
 from localiot import iotlogs, metering
 from localiot.broker import auth, codec, durable, flow, queued, watchers
@@ -105,7 +106,7 @@ class Broker:
         if self.fabric is not None:
             self.fabric.attach(self)
         self._load_sessions()
-        self._unsubscribe_bus = self.bus.subscribe(self._on_bus, origin=self, wants=self._wants)
+        self._unsubscribe_bus = self.bus.subscribe(self._on_bus, origin=self, wants=partial(wanted, self))
         self._sweeper = self.loop.create_task(self._sweep_forever())
 
     async def stop(self) -> None:
@@ -544,9 +545,6 @@ class Broker:
             return
         self.route(account, region, msg, to_bus=source != "bus")
         self.flush_soon()
-
-    def _wants(self, account: str, region: str, topic: str) -> bool:
-        return wanted(self, account, region, topic)
 
     def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
         # (the bus does not hand the broker its own messages back: they carry it as their origin)
