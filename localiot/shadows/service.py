@@ -126,7 +126,7 @@ def update_shadow(ctx, thing: str, shadow_name: str | None, payload: bytes | str
         if wants(account, region, topic):
             ctx.publish(topic, accepted)
     topic = f"{prefix}/update/delta"
-    if wants(account, region, topic):
+    if "desired" in result.shadow["state"] and wants(account, region, topic):  # (no desired: no delta)
         delta = result.delta  # (None: desired does not differ from reported)
         if delta is not None:
             ctx.publish(topic, delta)
