@@ -12,8 +12,8 @@ A subscriber may also say which topics it could do anything with (`wants`: the
 broker, any MQTT subscription or stored session's filter matching; the rules
 engine, any enabled rule's FROM filter), so a publisher whose messages cost to
 build (a shadow update's `/update/documents`) asks `bus.wants(...)` first and
-builds none that nobody would receive. A subscriber that does not say wants
-every topic its prefix lets through.
+builds none that nobody would receive. A subscriber that gives no `wants` is
+taken to want every topic its prefix lets through.
 """
 
 from __future__ import annotations
@@ -62,7 +62,13 @@ class Bus:
         for prefix, wants in self._wanting:
             if prefix and not topic.startswith(prefix):
                 continue
-            if wants is None or wants(account, region, topic):
+            if wants is None:
+                return True
+            try:
+                if wants(account, region, topic):
+                    return True
+            except Exception:  # a broken answer must not fail the publisher: build the message
+                log.exception("bus subscriber's wants failed for topic %s", topic)
                 return True
         return False
 

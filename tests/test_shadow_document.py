@@ -247,3 +247,13 @@ def test_the_bus_asks_every_subscriber_within_its_prefix():
     assert asked == ["x/y", "x/z"]
     stop()
     assert not bus.wants("a", "r", "$aws/events/presence/connected/c1")
+
+
+def test_a_failing_wants_counts_as_wanting():
+    bus = Bus()
+
+    def broken(account, region, topic):
+        raise KeyError(topic)
+
+    bus.subscribe(lambda *m: None, wants=broken)
+    assert bus.wants("a", "r", "x/y")
