@@ -7,6 +7,13 @@ publish events only after their transaction committed.
 A message carries its origin: a subscriber that also publishes (the broker)
 subscribes with `origin=itself` and publishes with the same origin, and the
 bus does not hand it its own messages back.
+
+A subscriber may also say which topics it could do anything with (`wants`: the
+broker, any MQTT subscription or stored session's filter matching; the rules
+engine, any enabled rule's FROM filter), so a publisher whose messages cost to
+build (a shadow update's `/update/documents`) asks `bus.wants(...)` first and
+builds none that nobody would receive. A subscriber that gives no `wants` is
+taken to want every topic its prefix lets through.
 """
 
 from __future__ import annotations
@@ -28,18 +35,42 @@ class Bus:
     def __init__(self) -> None:
         # a tuple, replaced (not changed) on subscribe/unsubscribe: publish iterates it without a copy
         self._subscribers: tuple[tuple[Callable, object, bool, str], ...] = ()
+        # (prefix, wants) of every subscriber, for `wants`
+        self._wanting: tuple[tuple[str, Callable | None], ...] = ()
 
     def subscribe(self, fn: Callable, *, origin: object = None, publisher: bool = False,
-                  prefix: str = "") -> Callable[[], None]:
+                  prefix: str = "", wants: Callable[[str, str, str], bool] | None = None) -> Callable[[], None]:
         """`fn(account, region, topic, payload)`, or with `publisher=True`
         `fn(account, region, topic, payload, publisher)`; with `prefix`, only for
-        topics that start with it (the bus checks it, without calling `fn`)."""
+        topics that start with it (the bus checks it, without calling `fn`).
+        `wants(account, region, topic)`: False when `fn` would do nothing with a
+        message on `topic` published now (None: it may do something with any)."""
         entry = (fn, origin, publisher, prefix)
+        wanting = (prefix, wants)
         self._subscribers = (*self._subscribers, entry)
+        self._wanting = (*self._wanting, wanting)
 
         def unsubscribe() -> None:
             self._subscribers = tuple(e for e in self._subscribers if e is not entry)
+            self._wanting = tuple(w for w in self._wanting if w is not wanting)
         return unsubscribe
+
+    def wants(self, account: str, region: str, topic: str) -> bool:
+        """Whether any subscriber could receive a message on `topic` published now. A
+        subscriber joining after the answer may miss a message left unbuilt, as it
+        would miss one published just before it joined."""
+        for prefix, wants in self._wanting:
+            if prefix and not topic.startswith(prefix):
+                continue
+            if wants is None:
+                return True
+            try:
+                if wants(account, region, topic):
+                    return True
+            except Exception:  # a broken answer must not fail the publisher: build the message
+                log.exception("bus subscriber's wants failed for topic %s", topic)
+                return True
+        return False
 
     def publish(self, account: str, region: str, topic: str, payload: bytes, origin: object = None,
                 publisher: Publisher = None) -> None:

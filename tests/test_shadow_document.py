@@ -27,7 +27,9 @@ class ServiceDoor:
     def __init__(self):
         self.store = SQLiteStore(":memory:")
         self.clock = Clock()
-        self.runtime = Runtime(Config.from_env(environ={}), self.clock, Bus())
+        bus = Bus()
+        bus.subscribe(lambda *message: None)  # a listener to every topic: the service builds each event
+        self.runtime = Runtime(Config.from_env(environ={}), self.clock, bus)
 
     def set_time(self, epoch):
         self.clock.set(epoch)
@@ -198,3 +200,60 @@ def test_deeply_nested_payload_is_rejected_not_crashing():
         document.parse_update(payload)
     assert info.value.code == 400
     assert info.value.message == "JSON contains too many levels of nesting; maximum is 6"
+
+
+# events only for topics someone could receive ------------------------------------
+class Listener:
+    """A bus subscriber that would do something only with the topics `wanted` accepts."""
+
+    def __init__(self, bus: Bus, wanted):
+        self.heard: list[str] = []
+        bus.subscribe(lambda account, region, topic, payload: self.heard.append(topic),
+                      wants=lambda account, region, topic: wanted(topic))
+
+
+def test_an_update_queues_only_the_events_someone_wants():
+    everyone = ServiceDoor()
+    everyone.set_time(T)
+    wanting = ServiceDoor()
+    wanting.set_time(T)
+    wanting.runtime.bus = Bus()
+    Listener(wanting.runtime.bus, lambda topic: topic.endswith("/update/documents"))
+    nobody = ServiceDoor()
+    nobody.set_time(T)
+    nobody.runtime.bus = Bus()
+    requests = [b'{"state":{"desired":{"a":1}},"clientToken":"c"}', b'{"state":{"reported":{"a":2}}}']
+    for payload in requests:
+        full, some, none = (door.call(THING, None, service.update_shadow, payload, as_bytes=True)
+                            for door in (everyone, wanting, nobody))
+        assert full.reply == some.reply == none.reply  # the reply is built whoever listens
+        assert some.published == {"update/documents": full.published["update/documents"]}
+        assert none.published == {}
+    assert set(full.published) == {"update/accepted", "update/delta", "update/documents"}
+    out = nobody.call(THING, None, service.delete_shadow)
+    assert out.reply["version"] == 2 and out.published == {}
+    for door in (everyone, wanting, nobody):
+        door.store.close()
+
+
+def test_the_bus_asks_every_subscriber_within_its_prefix():
+    bus = Bus()
+    assert not bus.wants("a", "r", "x/y")
+    stop = bus.subscribe(lambda *m: None, prefix="$aws/events/")  # no `wants`: every topic of its prefix
+    assert bus.wants("a", "r", "$aws/events/presence/connected/c1") and not bus.wants("a", "r", "x/y")
+    asked = []
+    bus.subscribe(lambda *m: None, wants=lambda account, region, topic: asked.append(topic) or topic == "x/y")
+    assert bus.wants("a", "r", "x/y") and not bus.wants("a", "r", "x/z")
+    assert asked == ["x/y", "x/z"]
+    stop()
+    assert not bus.wants("a", "r", "$aws/events/presence/connected/c1")
+
+
+def test_a_failing_wants_counts_as_wanting():
+    bus = Bus()
+
+    def broken(account, region, topic):
+        raise KeyError(topic)
+
+    bus.subscribe(lambda *m: None, wants=broken)
+    assert bus.wants("a", "r", "x/y")

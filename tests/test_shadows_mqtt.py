@@ -124,6 +124,58 @@ def test_both_doors_share_one_shadow(localiot_server, devices):
     assert shadow["state"] == {"desired": {"rpm": 900}, "reported": {"rpm": 900}} and shadow["version"] == 2
 
 
+def test_an_offline_persistent_session_gets_the_updates_it_subscribed_to(localiot_server, devices):
+    """A stored session with nobody connected is a receiver: the events are built and queued for it."""
+    thing, client_id = f"kiln-{uuid.uuid4().hex[:6]}", f"watcher-{uuid.uuid4().hex[:6]}"
+    watcher = devices.plain(client_id, clean=False)
+    watcher.subscribe(f"$aws/things/{thing}/shadow/update/documents", qos=1)
+    watcher.close()
+    data = make_client(localiot_server, "iot-data", config=BotoConfig(retries={"max_attempts": 1}))
+    data.update_thing_shadow(thingName=thing, payload=b'{"state":{"reported":{"temp":900}}}')
+    back = devices.plain(client_id, clean=False)
+    message = back.expect(f"$aws/things/{thing}/shadow/update/documents")
+    assert json.loads(message.payload)["current"]["state"] == {"reported": {"temp": 900}}
+
+
+def test_a_rule_on_shadow_topics_hears_updates_no_device_subscribed_to(localiot_server, devices):
+    """No MQTT subscription matches the shadow's topics, but a rule's FROM does: the event is built."""
+    iot = make_client(localiot_server)
+    name = f"docs_{uuid.uuid4().hex[:6]}"
+    iot.create_topic_rule(ruleName=name, topicRulePayload={
+        "sql": "SELECT current.state.reported AS reported, topic(3) AS thing "
+               "FROM '$aws/things/+/shadow/update/documents'", "awsIotSqlVersion": "2016-03-23",
+        "actions": [{"republish": {"roleArn": "arn:aws:iam::123456789012:role/r", "topic": f"{name}/out"}}]})
+    listener = devices.plain()
+    listener.subscribe(f"{name}/out")
+    thing = f"oven-{uuid.uuid4().hex[:6]}"
+    data = make_client(localiot_server, "iot-data", config=BotoConfig(retries={"max_attempts": 1}))
+    for temp in (180, 200):  # the first compiles the rules (their change made them stale), the second finds them
+        data.update_thing_shadow(thingName=thing, payload=json.dumps({"state": {"reported": {"temp": temp}}}))
+        assert json.loads(listener.expect(f"{name}/out").payload) == {"reported": {"temp": temp}, "thing": thing}
+    iot.delete_topic_rule(ruleName=name)
+
+
+def test_the_broker_wants_the_topics_of_its_sessions_filters(localiot_server, devices):
+    from localiot.broker.subscriptions import wanted
+
+    app = localiot_server.app
+    account, region = app.config.default_account, app.config.default_region
+    thing = f"fan-{uuid.uuid4().hex[:6]}"
+    accepted, documents = (f"$aws/things/{thing}/shadow/update/{t}" for t in ("accepted", "documents"))
+
+    def wants(topic):
+        return localiot_server.call(wanted, app.broker, account, region, topic)
+
+    assert not wants(accepted) and not wants(documents)
+    device = devices.plain()
+    device.subscribe(f"$aws/things/{thing}/shadow/update/accepted")
+    assert wants(accepted) and not wants(documents)
+    device.subscribe("$aws/things/+/shadow/#")
+    assert wants(documents)
+    device.unsubscribe("$aws/things/+/shadow/#", f"$aws/things/{thing}/shadow/update/accepted")
+    assert not wants(accepted) and not wants(documents)
+
+
 def test_devices_cannot_publish_the_services_topics(devices):
     device = devices.plain(version=V5)
     assert device.publish("$aws/things/lamp/shadow/update/accepted", b"{}") == NOT_AUTHORIZED

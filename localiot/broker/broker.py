@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from functools import partial
 
 from localiot import iotlogs, metering
 from localiot.broker import auth, codec, durable, flow, queued, watchers
@@ -28,7 +29,7 @@ from localiot.broker.reserved import ReservedPublish, ReservedTopics
 from localiot.broker.persistence import BrokerStore
 from localiot.broker.retained import RetainedQuotaExceeded
 from localiot.broker.sessions import NO_ENTRIES, Limits, Session
-from localiot.broker.subscriptions import Scope
+from localiot.broker.subscriptions import Scope, wanted
 from localiot.topics import TopicError, validate_topic_name
 
 log = logging.getLogger("localiot.broker")
@@ -105,7 +106,7 @@ class Broker:
         if self.fabric is not None:
             self.fabric.attach(self)
         self._load_sessions()
-        self._unsubscribe_bus = self.bus.subscribe(self._on_bus, origin=self)
+        self._unsubscribe_bus = self.bus.subscribe(self._on_bus, origin=self, wants=partial(wanted, self))
         self._sweeper = self.loop.create_task(self._sweep_forever())
 
     async def stop(self) -> None:

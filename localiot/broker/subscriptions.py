@@ -12,6 +12,8 @@ lifecycle event.
 
 from __future__ import annotations
 
+import threading
+
 from localiot import iotlogs
 from localiot.broker.states import CONNECTED
 from localiot.broker import auth, codec
@@ -40,6 +42,27 @@ class Scope:
             self.cache.clear()
         self.cache[topic] = hit
         return hit
+
+
+def wanted(broker, account: str, region: str, topic: str) -> bool:
+    """The broker's `wants` on the bus: could a message on `topic` reach anyone through
+    it? A session's filter matching (online, or a stored session offline), or, with a
+    fabric, always (the other nodes' subscribers are not known here)."""
+    if broker.fabric is not None:
+        return True
+    scope = broker.scopes.get((account, region))
+    if scope is None or not len(scope.trie):
+        return False
+    hit = scope.cache.get(topic)
+    if hit is None:
+        if threading.get_ident() == broker._thread:
+            hit = scope.lookup(topic)
+        else:  # a worker (PostgreSQL): walk without caching, a SUBSCRIBE on the loop clears the cache
+            try:
+                hit = scope.trie.match(topic)
+            except RuntimeError:  # the trie changed while walked
+                return True
+    return bool(hit[0] or hit[1])
 
 
 def subscribe(broker, conn, packet: codec.Subscribe) -> None:

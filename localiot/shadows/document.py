@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import orjson
+
 from localiot.protocol import jsontext
 
 SECTIONS = ("desired", "reported")
@@ -99,7 +101,22 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")  # NaN and Infinity are not JSON
 
 
+# What sends a request's bytes to jsontext.loads rather than straight to orjson (whose
+# result jsontext.loads takes whenever neither is there): a backslash-u escape (perhaps a lone
+# surrogate) or a run of 19 digits (an integer orjson would read as a float), found as
+# 19 zeros once every digit is a zero (a regex scan took a third of the parse).
+_ZEROED = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+
+
 def _loads(payload: bytes | str):
+    if payload.__class__ is bytes and payload.find(b"\\u") < 0 and \
+            payload.translate(_ZEROED).find(_LONG_RUN) < 0 and \
+            payload.count(b"{") + payload.count(b"[") <= jsontext.MAX_DEPTH:
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            pass  # not UTF-8, not JSON, NaN: the long way says which
     if isinstance(payload, str):
         text = payload
     else:
@@ -178,7 +195,7 @@ def parse_update(payload: bytes | str) -> UpdateRequest:
         # strings only send a payload the long way.)
         text = payload if isinstance(payload, (str, bytes)) else bytes(payload)
         square, curly = ("[", "{") if isinstance(text, str) else (b"[", b"{")
-        if square not in text and text.count(curly) <= MAX_DEPTH + 2:
+        if text.find(square) < 0 and text.count(curly) <= MAX_DEPTH + 2:
             return UpdateRequest(state, token, version)
         for section in state.values():
             if section is None:
@@ -247,11 +264,17 @@ def _without_nulls(value: dict) -> dict | None:
 
 def metadata_for(value, timestamp: int):
     """Metadata of a request value: a timestamp per leaf (null included), per element of arrays."""
-    if isinstance(value, dict):
-        return {k: metadata_for(v, timestamp) for k, v in value.items()}
-    if isinstance(value, list):
-        return [metadata_for(v, timestamp) for v in value]
+    if isinstance(value, (dict, list)):
+        return _metadata_of(value, timestamp)
     return {"timestamp": timestamp}
+
+
+def _metadata_of(value: dict | list, timestamp: int):
+    # (leaves inline: a call per leaf was most of the cost)
+    if isinstance(value, dict):
+        return {k: _metadata_of(v, timestamp) if isinstance(v, (dict, list)) else {"timestamp": timestamp}
+                for k, v in value.items()}
+    return [_metadata_of(v, timestamp) if isinstance(v, (dict, list)) else {"timestamp": timestamp} for v in value]
 
 
 def _merge_metadata(new: dict, old_state: dict, old_meta: dict, request: dict, patch: dict, timestamp: int) -> dict:
@@ -341,16 +364,54 @@ def state_size(state: dict) -> int:
     (the state's text, written once, less what frames its sections)."""
     if not state:
         return 0
-    return len(dumps(state)) - 1 - sum(_STATE_FRAMING[s] for s in state)
+    try:  # orjson's text where it is json's (as jsontext.dumps decides), without its steps
+        text = orjson.dumps(state)
+    except TypeError:  # an integer beyond 64 bits
+        text = None
+    if text is None or text.find(b"e-") >= 0 or text.find(b"0.0000") >= 0 or text.find(b"null") >= 0:
+        text = dumps(state)
+    size = len(text) - 1
+    for section in state:
+        size -= _STATE_FRAMING[section]
+    return size
 
 
 # operations -------------------------------------------------------------------
-@dataclass
 class UpdateResult:
-    shadow: dict  # the new stored shadow
-    accepted: dict  # /update/accepted and the HTTP reply
-    delta: dict | None  # /update/delta, only when desired differs from reported
-    documents: dict  # /update/documents
+    """A merged update: the new stored shadow and the documents AWS publishes for it.
+    `delta` and `documents` are built when first read: an update nobody subscribed to
+    never builds them."""
+
+    __slots__ = ("shadow", "accepted", "_previous", "_now", "_token", "_delta", "_documents")
+
+    def __init__(self, shadow: dict, accepted: dict, previous: dict | None, now: int, token: str | None):
+        self.shadow = shadow  # the new stored shadow
+        self.accepted = accepted  # /update/accepted and the HTTP reply
+        self._previous, self._now, self._token = previous, now, token
+        self._delta = self._documents = _UNBUILT
+
+    @property
+    def delta(self) -> dict | None:
+        """/update/delta, only when desired differs from reported (else None)."""
+        if self._delta is _UNBUILT:
+            state, version = self.shadow["state"], self.shadow["version"]
+            delta = delta_of(state.get("desired"), state.get("reported"))
+            self._delta = None if not delta else _with_token(
+                {"version": version, "timestamp": self._now, "state": delta,
+                 "metadata": _delta_metadata(delta, self.shadow["metadata"].get("desired"))}, self._token)
+        return self._delta
+
+    @property
+    def documents(self) -> dict:
+        """/update/documents: the shadow before and after."""
+        if self._documents is _UNBUILT:
+            previous = self._previous
+            self._documents = _with_token({"previous": _snapshot(previous) if previous is not None else None,
+                                           "current": _snapshot(self.shadow), "timestamp": self._now}, self._token)
+        return self._documents
+
+
+_UNBUILT = object()
 
 
 def apply_update(stored: dict | None, request: UpdateRequest, now: int, base_version: int = 0) -> UpdateResult:
@@ -364,37 +425,37 @@ def apply_update(stored: dict | None, request: UpdateRequest, now: int, base_ver
     old_meta = stored["metadata"] if stored is not None else {}
     written = request.state
     patch = metadata_for(written, now)
-    state, metadata = dict(old_state), dict(old_meta)
-    if written is None:
-        state, metadata = {}, {}
-    else:
-        for section, value in written.items():
-            merged = _merge(old_state.get(section, {}), value) if value is not None else {}
-            if merged:
+    state, metadata = {}, {}  # built in SECTIONS order, as stored
+    if written is not None:  # (`"state": null` clears both sections)
+        for section in SECTIONS:
+            if section not in written:  # kept as it was
+                if section in old_state:
+                    state[section] = old_state[section]
+                if section in old_meta:
+                    metadata[section] = old_meta[section]
+                continue
+            value = written[section]
+            if value is None:  # null: the section goes
+                continue
+            before = old_state.get(section, _EMPTY)
+            merged = _merge(before, value)
+            if merged:  # (merged down to nothing: the section goes)
                 state[section] = merged
-                metadata[section] = _merge_metadata(merged, old_state.get(section, {}), old_meta.get(section, {}),
-                                                    value, patch[section], now)
-            else:  # null, or merged down to nothing: the section goes
-                state.pop(section, None)
-                metadata.pop(section, None)
-    state = {s: state[s] for s in SECTIONS if s in state}
-    metadata = {s: metadata[s] for s in SECTIONS if s in metadata}
+                metadata[section] = _merge_metadata(merged, before, old_meta.get(section, _EMPTY), value,
+                                                    patch[section], now)
     if state_size(state) > MAX_STATE_BYTES:
         raise ShadowError(413, TOO_LARGE, token)
     version = current + 1
-    shadow = {"state": state, "metadata": metadata, "version": version}
     # The accepted document echoes what was written (nulls included) with a
     # timestamp for each leaf written, as AWS does.
     # (`written` itself: nothing changes it, and the accepted document is written out at once)
-    accepted = _with_token({"state": written, "metadata": patch, "version": version, "timestamp": now}, token)
-    delta = delta_of(state.get("desired"), state.get("reported"))
-    delta_doc = None
-    if delta:
-        delta_doc = _with_token({"version": version, "timestamp": now, "state": delta,
-                                 "metadata": _delta_metadata(delta, metadata.get("desired"))}, token)
-    documents = _with_token({"previous": _snapshot(stored) if stored is not None else None,
-                             "current": _snapshot(shadow), "timestamp": now}, token)
-    return UpdateResult(shadow, accepted, delta_doc, documents)
+    accepted = {"state": written, "metadata": patch, "version": version, "timestamp": now}
+    if token is not None:
+        accepted["clientToken"] = token
+    return UpdateResult({"state": state, "metadata": metadata, "version": version}, accepted, stored, now, token)
+
+
+_EMPTY: dict = {}  # read only: a section not stored yet
 
 
 def update(stored: dict | None, payload: bytes | str, now: int, base_version: int = 0) -> UpdateResult:

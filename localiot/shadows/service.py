@@ -109,18 +109,30 @@ def update_shadow(ctx, thing: str, shadow_name: str | None, payload: bytes | str
         return _fail(ctx, error, thing, shadow_name, "update", publish_rejected)
     _save(ctx, thing, shadow_name, result.shadow, live=True)
     prefix = topic_prefix(thing, shadow_name)
+    wants = ctx.runtime.bus.wants
+    account, region = ctx.account, ctx.region
+    # Each event is built only when something could receive it (an MQTT subscription or
+    # stored session, a rule, an in-process listener: `Bus.wants`); the reply always is.
+    topic = f"{prefix}/update/accepted"
     if as_bytes:  # written once for the reply and the event (the same bytes when they hold only ASCII)
         accepted = document.dumps(result.accepted)
-        if accepted.isascii() and b"\x7f" not in accepted:
-            ctx.publish_json(f"{prefix}/update/accepted", accepted)
-        else:
-            ctx.publish(f"{prefix}/update/accepted", result.accepted)
+        if wants(account, region, topic):
+            if accepted.isascii() and accepted.find(b"\x7f") < 0:
+                ctx.publish_json(topic, accepted)
+            else:
+                ctx.publish(topic, result.accepted)
     else:
         accepted = result.accepted
-        ctx.publish(f"{prefix}/update/accepted", accepted)
-    if result.delta is not None:
-        ctx.publish(f"{prefix}/update/delta", result.delta)
-    ctx.publish(f"{prefix}/update/documents", result.documents)
+        if wants(account, region, topic):
+            ctx.publish(topic, accepted)
+    topic = f"{prefix}/update/delta"
+    if "desired" in result.shadow["state"] and wants(account, region, topic):  # (no desired: no delta)
+        delta = result.delta  # (None: desired does not differ from reported)
+        if delta is not None:
+            ctx.publish(topic, delta)
+    topic = f"{prefix}/update/documents"
+    if wants(account, region, topic):
+        ctx.publish(topic, result.documents)
     return accepted
 
 
@@ -137,7 +149,9 @@ def delete_shadow(ctx, thing: str, shadow_name: str | None = None, client_token:
         return _fail(ctx, error, thing, shadow_name, "delete", publish_rejected)
     _save(ctx, thing, shadow_name, {"version": stored["version"], "deletedAt": now}, live=False)
     reply = document.delete_document(stored, now, client_token)
-    ctx.publish(f"{topic_prefix(thing, shadow_name)}/delete/accepted", reply)
+    topic = f"{topic_prefix(thing, shadow_name)}/delete/accepted"
+    if ctx.runtime.bus.wants(ctx.account, ctx.region, topic):
+        ctx.publish(topic, reply)
     return reply
 
 

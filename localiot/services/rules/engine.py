@@ -166,7 +166,8 @@ class RulesEngine:
     def attach(self) -> RulesEngine:
         self.loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        self._unsubscribe = self.runtime.bus.subscribe(self._on_bus, publisher=True)  # who published it
+        self._unsubscribe = self.runtime.bus.subscribe(self._on_bus, publisher=True,  # who published it
+                                                       wants=self.wants)
         self.runtime.rules = self
         return self
 
@@ -258,6 +259,16 @@ class RulesEngine:
         return future.result(timeout)
 
     # intake -------------------------------------------------------------------------
+    def wants(self, account: str, region: str, topic: str) -> bool:
+        """The bus's question: could a rule take a message on `topic`? (A scope not
+        compiled yet, after a change to its rules, says yes: its next message compiles it.)"""
+        scope = self._scopes.get((account, region))
+        if scope is None:
+            return True
+        if scope.misses(topic):  # (no rule's filter starts where the topic does: no trie walk)
+            return topic.startswith(BASIC_INGEST)
+        return bool(scope.match(topic)) or topic.startswith(BASIC_INGEST)
+
     def _on_bus(self, account: str, region: str, topic: str, payload: bytes, publisher=None) -> None:
         scope = self._scopes.get((account, region))
         if scope is not None and scope.misses(topic) and not topic.startswith(BASIC_INGEST):
