@@ -272,12 +272,12 @@ class PlainTransport(asyncio.Transport):
                 self._resume_protocol()
             return
         self.buffer = None
-        if self.flags & _CLOSING:
-            self._finish(None)
-            return
-        self.server._watch(self)
         if self.flags & _WRITING_PAUSED:
             self._resume_protocol()
+        if self.flags & _CLOSING:
+            self._finish(None)
+        else:
+            self.server._watch(self)
 
     def _resume_protocol(self) -> None:
         self.flags &= ~_WRITING_PAUSED
