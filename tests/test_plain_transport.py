@@ -6,6 +6,7 @@ written bytes left, connection_lost on a reset) holds."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 
 import pytest
@@ -98,6 +99,11 @@ def test_reads_writes_and_peername(loop_name):
         assert isinstance(p.transport, PlainTransport)
         assert p.transport.get_extra_info("peername") == sock.getsockname()
         assert p.transport.get_extra_info("sockname") == ("127.0.0.1", port)
+        accepted = socket.socket(fileno=p.transport.fd)
+        try:  # no Nagle delay on the broker's small packets (inherited from the listening socket)
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) and not os.get_blocking(accepted.fileno())
+        finally:
+            accepted.detach()
         sock.send(b"\x10\x02ab")
         await until(lambda: bytes(p.data) == b"\x10\x02ab")
         p.transport.write(b"hello")

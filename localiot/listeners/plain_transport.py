@@ -67,6 +67,7 @@ async def serve(protocol_factory, host: str, port: int, ssl_context=None, backlo
             sock = socket.socket(family, type_, proto)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # Linux: accepted sockets inherit it
                 sock.bind(address)
                 sock.listen(backlog)
                 sock.setblocking(False)
@@ -112,8 +113,7 @@ class PlainServer:
                 log.warning("plain MQTT listener: accept failed: %s", e)
                 continue
             try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setblocking(False)  # (TCP_NODELAY comes from the listening socket)
             except OSError:
                 sock.close()
                 continue
@@ -159,12 +159,8 @@ class PlainServer:
             pass
 
     def _forget(self, transport: "PlainTransport") -> None:
-        fd = transport.fd
-        self.connections.pop(fd, None)
-        try:
-            self._epoll.unregister(fd)
-        except OSError:
-            pass
+        # (no epoll_ctl: closing the fd, which is never duplicated, takes it out of the epoll)
+        self.connections.pop(transport.fd, None)
         if not self._serving and not self.connections:
             self._close_epoll()
 
