@@ -133,8 +133,11 @@ def _verbosity(conn):
     if cached is not None and cached[0] == logs.generation:
         return logs, cached[1]
     generation = logs.generation
-    _, account, region, who, _ = _who(conn)
-    level = logs.verbosity(account, region, *who)
+    identity = conn.identity
+    level = logs.scope_level(identity.account, identity.region) if identity is not None else None
+    if level is None:  # (a level per client: who it is decides)
+        _, account, region, who, _ = _who(conn)
+        level = logs.verbosity(account, region, *who)
     if level is not None and conn.identity is not None:
         pair = (generation, level)
         if len(_PAIRS) > 64:
