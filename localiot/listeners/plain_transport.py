@@ -111,16 +111,17 @@ class PlainServer:
                     self.loop.call_later(1.0, self._accept_again)
                     return
                 log.warning("plain MQTT listener: accept failed: %s", e)
-                continue
+                return  # (called again while the listening socket is readable)
             try:
                 sock.setblocking(False)  # (TCP_NODELAY comes from the listening socket)
-            except OSError:
+                self._epoll.register(sock.fileno(), _IN)
+            except OSError as e:
+                log.warning("plain MQTT listener: cannot watch an accepted connection: %s", e)
                 sock.close()
                 continue
             fd = sock.detach()
             transport = PlainTransport(self, fd, sys.intern(address[0]), address[1])
             self.connections[fd] = transport
-            self._epoll.register(fd, _IN)
             try:
                 protocol = transport.protocol = self._factory()
                 protocol.connection_made(transport)
@@ -153,9 +154,11 @@ class PlainServer:
     def _watch(self, transport: "PlainTransport") -> None:
         """The socket's events follow the transport: reading unless paused, writing while bytes wait."""
         mask = (0 if transport.flags & _PAUSED else _IN) | (_OUT if transport.buffer is not None else 0)
+        if transport.fd < 0:
+            return
         try:
             self._epoll.modify(transport.fd, mask)
-        except OSError:
+        except (OSError, ValueError):  # (the epoll closed with the server's last connection)
             pass
 
     def _forget(self, transport: "PlainTransport") -> None:
