@@ -208,3 +208,32 @@ def test_closing_the_server_stops_accepting_but_keeps_its_connections(loop_name)
         assert not server.connections
 
     run(loop_name, scenario)
+
+
+@pytest.mark.parametrize("loop_name", sorted(LOOPS))
+def test_churn_leaves_no_connection_behind(loop_name):
+    """Connections that close, reset, or close with bytes unsent: each gets connection_lost once
+    and leaves the listener's fd table."""
+    async def scenario():
+        server, port, protocols = await started()
+        for i in range(150):
+            sock = await client(port)
+            await until(lambda: len(protocols) == i + 1)
+            p = protocols[i]
+            if i % 3 == 0:
+                sock.close()
+            elif i % 3 == 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.close()
+            else:  # the server writes more than the kernel takes, then the client resets
+                while p.transport.get_write_buffer_size() == 0:
+                    p.transport.write(bytes(1 << 20))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.close()
+            await within(p.gone.wait(), 5)
+        await asyncio.sleep(0.05)
+        assert not server.connections
+        assert all(p.gone.is_set() and p.transport.is_closing() for p in protocols)
+        server.close()
+
+    run(loop_name, scenario)
