@@ -92,8 +92,9 @@ class Broker:
     async def _listen(self, host, port, ssl_context, name) -> int:
         if not self._started:
             self._begin()
-        server = await self.loop.create_server(lambda: Connection(self, name), host, port, ssl=ssl_context,
-                                               backlog=1024)
+        from localiot.listeners.plain_transport import serve  # plain TCP on a lean transport of our own
+
+        server = await serve(lambda: Connection(self, name), host, port, ssl_context, backlog=1024)
         self._servers.append(server)
         bound = server.sockets[0].getsockname()[1]
         log.info("MQTT %s listener on %s:%s", name, host, bound)

@@ -59,6 +59,7 @@ __all__ = ["AUTHORIZATION_FAILURE", "CLIENT_ERROR", "IoTLogs", "UNCONFIGURED", "
            "publish_refused", "published", "receive_checked", "rule_failed", "rule_finished", "rule_matched",
            "subscribe_refused", "subscribed"]
 
+_PAIRS: dict = {}  # (generation, level) tuples cached on connections, shared
 _SERVER_CODES = (0x88, 0x89)  # MQTT 5 Server unavailable / Server busy
 _DENIED, _RESERVED, _INVALID = 2, 1, 3  # localiot.broker.admission's statuses
 
@@ -91,10 +92,19 @@ def connecting(conn, client_id: str | None, result=None) -> None:
     conn._iotlogs_who = (client_id, result, port)
 
 
+def _who_of(conn) -> tuple:
+    """(client id, authentication result, source port): once connected only the port is kept
+    (the transport's own int object: an idle connection holds no tuple for its log entries)."""
+    who = getattr(conn, "_iotlogs_who", None)
+    if who.__class__ is tuple:
+        return who
+    return None, None, who
+
+
 def _who(conn):
     """(logs, account, region, level inputs, fields) of a connection's entries."""
     logs = of(conn.broker.runtime, conn.broker.store)
-    client_id, result, port = getattr(conn, "_iotlogs_who", (None, None, None))
+    client_id, result, port = _who_of(conn)
     identity = conn.identity or (result if hasattr(result, "principal") else None)
     client_id = conn.client_id or client_id
     if identity is not None:
@@ -123,10 +133,16 @@ def _verbosity(conn):
     if cached is not None and cached[0] == logs.generation:
         return logs, cached[1]
     generation = logs.generation
-    _, account, region, who, _ = _who(conn)
-    level = logs.verbosity(account, region, *who)
+    identity = conn.identity
+    level = logs.scope_level(identity.account, identity.region) if identity is not None else None
+    if level is None:  # (a level per client: who it is decides)
+        _, account, region, who, _ = _who(conn)
+        level = logs.verbosity(account, region, *who)
     if level is not None and conn.identity is not None:
-        conn._iotlogs = (generation, level)
+        pair = (generation, level)
+        if len(_PAIRS) > 64:
+            _PAIRS.clear()
+        conn._iotlogs = _PAIRS.setdefault(pair, pair)  # one tuple shared by the connections at this level
     return logs, level
 
 
@@ -142,7 +158,7 @@ def _conn_entry(conn, level: int, status: str, event_type: str, extra: dict) -> 
 
 def connect_refused(conn, reason_code: int, message: str | None) -> None:
     """A refused CONNECT (the CONNACK's reason code and message)."""
-    result = getattr(conn, "_iotlogs_who", (None, None, None))[1]
+    result = _who_of(conn)[1]
     if reason_code in _SERVER_CODES:
         reason = SERVER_ERROR
     elif hasattr(result, "principal"):
@@ -159,6 +175,7 @@ def connected(conn) -> None:
     logs, level = _verbosity(conn)
     if level is not None and level >= INFO:
         _conn_entry(conn, INFO, SUCCESS, "Connect", {})
+    conn._iotlogs_who = _who_of(conn)[2]
 
 
 def disconnected(conn) -> None:

@@ -56,6 +56,13 @@ class IoTLogs:
         if not keep_queue:
             self.shipper.forget()
 
+    def scope_level(self, account: str, region: str) -> int | None:
+        """The level every client of the scope gets (no per-client target), if known; else None."""
+        scope = self._scopes.get((account, region))
+        if scope is not None and scope[0] == self.generation:
+            return scope[1]
+        return None
+
     def verbosity(self, account: str, region: str, client_id=None, thing=None, ip=None, principal=None,
                   tx=None) -> int | None:
         """The level (entries.DISABLED .. DEBUG, or UNCONFIGURED) for one client; None when
