@@ -91,6 +91,8 @@ def parse_args(argv=None):
     p.add_argument("--conn-concurrency", type=int, default=16, help="plain connects in flight per process")
     p.add_argument("--tls-conn-concurrency", type=int, default=8, help="TLS connects in flight per process")
     p.add_argument("--certs", type=int, default=4, help="device certificates (connections use them in turn)")
+    p.add_argument("--localiot-store", choices=("memory", "file"), default="memory",
+                   help="localiot's store: in memory (--in-memory) or the SQLite file `localiot serve` uses by default")
     p.add_argument("--idle-connections", type=int, default=2000, help="N for memory per idle connection")
     p.add_argument("--idle-tls-connections", type=int, default=None,
                    help="N for the TLS memory test (default: --idle-connections)")
@@ -141,7 +143,7 @@ def main(argv=None) -> int:
         if plain_tests:
             started = []
             try:
-                loc = Localiot(tmp, [], args.gc_stats) if "localiot" in brokers else None
+                loc = Localiot(tmp, [], args.gc_stats, store=args.localiot_store) if "localiot" in brokers else None
                 started.append(loc)
                 mos = Mosquitto(mosq_exe, tmp, None, args.inflight, args.max_queued) if mosq_exe else None
                 started.append(mos)
@@ -177,7 +179,7 @@ def main(argv=None) -> int:
         if tls_tests and not args.no_tls:
             started = []
             try:
-                loc = Localiot(tmp, [], args.gc_stats)  # also the CA for Mosquitto's client certificates
+                loc = Localiot(tmp, [], args.gc_stats, store=args.localiot_store)  # also the CA for Mosquitto's client certificates
                 started.append(loc)
                 log(f"provisioning {args.certs} device certificates with CreateKeysAndCertificate")
                 certs = provision(loc.api, args.certs, tmp)

@@ -173,7 +173,8 @@ def render(results: dict, args, meta: dict) -> str:
     out.append("")
     out.append(f"Total wall time {meta['wall']:.0f}s; {cores} CPUs; {platform.platform()}; python "
                f"{platform.python_version()}; generator: uvloop, {args.pub_procs}+1 processes for message tests, "
-               f"{args.gen_procs} for connection tests; localiot: --in-memory, plain listener without "
+               f"{args.gen_procs} for connection tests; localiot: "
+               f"{'--in-memory' if getattr(args, 'localiot_store', 'memory') == 'memory' else 'SQLite file store (--data-dir)'}, plain listener without "
                f"authentication (allow-all) for message tests")
     return "\n".join(out)
 

@@ -167,13 +167,17 @@ main(sys.argv[1:])
 class Localiot(Broker):
     name = "localiot"
 
-    def __init__(self, workdir: str, extra: list[str], gc_stats: bool = False, root: str = ROOT):
+    def __init__(self, workdir: str, extra: list[str], gc_stats: bool = False, root: str = ROOT,
+                 store: str = "memory"):
         self.plain_port = free_port()
         self.tls_port = free_port()
         self.api_port = free_port()
         self.log_path = os.path.join(workdir, "localiot.log")
         self.logf = open(self.log_path, "ab")
-        args = ["serve", "--in-memory", "--port", str(self.api_port), "--mqtt-plain",
+        # store "memory": --in-memory (every row in the process's RSS); "file": the SQLite file
+        # `localiot serve` uses by default (rows on disk, WAL), in a directory of the workdir
+        where = ["--in-memory"] if store == "memory" else ["--data-dir", os.path.join(workdir, f"data-{uuid.uuid4().hex[:6]}")]
+        args = ["serve", *where, "--port", str(self.api_port), "--mqtt-plain",
                 "--mqtt-plain-port", str(self.plain_port), "--mqtt-tls-port", str(self.tls_port),
                 "--mqtt-alpn-port", "0", "--log-level", "WARNING", *extra]
         self.argv = [sys.executable, "-m", "localiot", *args]
