@@ -114,6 +114,28 @@ class Queries:
         sql += " ORDER BY i.name"
         return sql + (f" LIMIT {p}" if limit else "")
 
+    def find_page_names(self, scope, kind, key, value, prefix, after, limit) -> tuple[str, list]:
+        """The names `find` with the same arguments answers, in order, from the index alone
+        (its documents' rows not read: their summaries are in memory, localiot.store.summaries.KEPT)."""
+        args = [*scope, kind, key, value, value + TOP] if prefix else [*scope, kind, key, value]
+        if after is not None:
+            args.append(after)
+        if limit is not None:
+            args.append(limit)
+        flags = ("find_page_names", bool(prefix), after is not None, limit is not None)
+        return self._built(flags, lambda: self._find_page_names(*flags[1:])), args
+
+    def _find_page_names(self, prefix: bool, after: bool, limit: bool) -> str:
+        p = self.p
+        # (one value: its entries' names are distinct and in order in the index already)
+        sql = (f"SELECT DISTINCT name FROM object_index WHERE account={p} AND region={p} AND kind={p} AND key={p} "
+               f"AND value >= {p} AND value < {p}" if prefix else
+               f"SELECT name FROM object_index WHERE account={p} AND region={p} AND kind={p} AND key={p} AND value = {p}")
+        if after:
+            sql += f" AND name > {p}"
+        sql += " ORDER BY name"
+        return sql + (f" LIMIT {p}" if limit else "")
+
     def find_names(self, scope, kind, key, low, high, include_low, include_high, pattern) -> tuple[str, list]:
         """Distinct names with an index entry `key` in [low, high] (None: unbounded) matching
         `pattern` (None: any), in the backend's own pattern syntax (see pattern_op)."""

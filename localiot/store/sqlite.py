@@ -220,6 +220,11 @@ def _index_rows(index):
 
 
 SQL = Queries("?")
+# Summaries kept in memory (localiot.store.summaries.KEPT) sit in the store's `kept` beside the
+# kept documents, under (account, region, kind, name, _TEXT); at most this many entries in all.
+_TEXTS_KEPT = _summaries.KEPT
+_TEXT = "summary"
+_TEXTS_AT_MOST = 200_000
 _PUT_INDEX_IF_ABSENT = SQL.put_index.replace("INSERT", "INSERT OR IGNORE", 1)  # change_index: already there is fine
 _ABSENT = object()
 
@@ -283,6 +288,8 @@ class SQLiteTx:
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
         if kind in _KEPT and self._transaction is not None:
             self._transaction.wrote_kept((*self._scope, kind, name))
+        if kind in _TEXTS_KEPT and self._transaction is not None:
+            self._transaction.wrote_kept((*self._scope, kind, name, _TEXT))
         self._write(SQL.put, (*self._scope, kind, name, _dumps(doc), _summaries.of(kind, doc)))
         self.changes.append(("doc", *self._scope, kind, name))
         if index is not None:
@@ -302,6 +309,8 @@ class SQLiteTx:
     def delete(self, kind: str, name: str) -> bool:
         if kind in _KEPT and self._transaction is not None:
             self._transaction.wrote_kept((*self._scope, kind, name))
+        if kind in _TEXTS_KEPT and self._transaction is not None:
+            self._transaction.wrote_kept((*self._scope, kind, name, _TEXT))
         cur = self._write(SQL.delete, (*self._scope, kind, name))
         self._drop_index(kind, name)
         if cur.rowcount:
@@ -313,8 +322,38 @@ class SQLiteTx:
         return _summarized(self, kind, rows) if summaries else _named(rows)
 
     def find(self, kind, key, value, *, prefix=False, after=None, limit=None, summaries=False):
+        kept = summaries and kind in _TEXTS_KEPT and self._transaction is not None
+        if kept:
+            rows = self._kept_texts(kind, key, value, prefix, after, limit)
+            if rows is not None:
+                return rows
         rows = self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit, summaries)).fetchall()
-        return _summarized(self, kind, rows) if summaries else _named(rows)
+        if not summaries:
+            return _named(rows)
+        rows = _summarized(self, kind, rows)
+        if kept:
+            self._keep_texts(kind, rows)
+        return rows
+
+    def _kept_texts(self, kind, key, value, prefix, after, limit) -> list | None:
+        """find's (name, summary) rows from the index's names and the kept summaries
+        (localiot.store.summaries.KEPT); None when one of them is not in memory."""
+        names = self.db.execute(*SQL.find_page_names(self._scope, kind, key, value, prefix, after, limit)).fetchall()
+        get, (account, region) = self._transaction.kept.get, self._scope
+        rows = [(name, get((account, region, kind, name, _TEXT))) for name, in names]
+        return None if None in [text for _, text in rows] else rows
+
+    def _keep_texts(self, kind, rows) -> None:
+        """Keep the summaries of `rows` as read, but those this transaction wrote (until it
+        ends: see localiot.store.kept) and beyond _TEXTS_AT_MOST (then read from the file)."""
+        transaction = self._transaction
+        kept, written, (account, region) = transaction.kept, transaction.written, self._scope
+        if len(kept) + len(rows) > _TEXTS_AT_MOST:
+            return
+        for name, text in rows:
+            key = (account, region, kind, name, _TEXT)
+            if written is None or key not in written:
+                kept[key] = text
 
     def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):
         sql, args = SQL.find_names(self._scope, kind, key, low, high, include_low, include_high, pattern)
