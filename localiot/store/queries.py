@@ -114,16 +114,31 @@ class Queries:
         sql += " ORDER BY i.name"
         return sql + (f" LIMIT {p}" if limit else "")
 
-    def find_page_names(self, scope, kind, key, value, prefix, after, limit) -> tuple[str, list]:
-        """The names `find` with the same arguments answers, in order, from the index alone
-        (its documents' rows not read: their summaries are in memory, localiot.store.summaries.KEPT)."""
-        args = [*scope, kind, key, value, value + TOP] if prefix else [*scope, kind, key, value]
-        if after is not None:
-            args.append(after)
+    def page_names(self, scope, kind, key, value, prefix, after, limit) -> tuple[str, list]:
+        """SQLite: one row (how many, their names joined by a newline) of the names `find`
+        (or `scan` by name prefix `value`, key None) with the same arguments answers, from the
+        index alone (or the documents' keys): their summaries are in memory
+        (localiot.store.summaries.KEPT). One row: a row per name cost more than reading it."""
+        if key is None:
+            args = [*scope, kind]
+            if after is not None:
+                args.append(after)
+            if value:
+                args += [value, value + TOP]
+            flags = ("page_names", None, after is not None, bool(value), limit is not None)
+        else:
+            args = [*scope, kind, key, value, value + TOP] if prefix else [*scope, kind, key, value]
+            if after is not None:
+                args.append(after)
+            flags = ("page_names", bool(prefix), after is not None, limit is not None)
         if limit is not None:
             args.append(limit)
-        flags = ("find_page_names", bool(prefix), after is not None, limit is not None)
-        return self._built(flags, lambda: self._find_page_names(*flags[1:])), args
+        return self._built(flags, lambda: "SELECT count(*), group_concat(name, char(10)) FROM (" + (
+            self._scan_names(*flags[2:]) if key is None else self._find_page_names(*flags[1:])) + ") AS page"), args
+
+    def _scan_names(self, after: bool, prefix: bool, limit: bool) -> str:
+        """_scan's statement reading only the names (the key: no document is read)."""
+        return self._scan(after, prefix, limit, False).replace("SELECT name, doc FROM", "SELECT name FROM", 1)
 
     def _find_page_names(self, prefix: bool, after: bool, limit: bool) -> str:
         p = self.p
