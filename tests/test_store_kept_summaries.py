@@ -48,12 +48,11 @@ def test_kept_summaries_follow_commits_rollbacks_deletes_and_resets(localiot_ser
             _put(tx, "b", 2)  # same index entry, new summary
             seen.append(_texts(tx.find(KIND, "color", "red", summaries=True)))  # its own write
         seen.append(_texts(_find(store)))
-        with pytest.raises(Undo):
-            with store.transaction(ACCOUNT, REGION) as tx:
-                tx.find(KIND, "color", "red", summaries=True)
-                _put(tx, "c", 9)
-                seen.append(_texts(tx.find(KIND, "color", "red", summaries=True)))
-                raise Undo
+        with pytest.raises(Undo), store.transaction(ACCOUNT, REGION) as tx:
+            tx.find(KIND, "color", "red", summaries=True)
+            _put(tx, "c", 9)
+            seen.append(_texts(tx.find(KIND, "color", "red", summaries=True)))
+            raise Undo
         seen.append(_texts(_find(store)))  # the rolled-back write is nowhere
         with store.transaction(ACCOUNT, REGION) as tx:
             tx.find(KIND, "color", "red", summaries=True)
