@@ -114,6 +114,43 @@ class Queries:
         sql += " ORDER BY i.name"
         return sql + (f" LIMIT {p}" if limit else "")
 
+    def page_names(self, scope, kind, key, value, prefix, after, limit) -> tuple[str, list]:
+        """SQLite: one row (how many, their names joined by a newline) of the names `find`
+        (or `scan` by name prefix `value`, key None) with the same arguments answers, from the
+        index alone (or the documents' keys): their summaries are in memory
+        (localiot.store.summaries.KEPT). One row: a row per name cost more than reading it."""
+        if key is None:
+            args = [*scope, kind]
+            if after is not None:
+                args.append(after)
+            if value:
+                args += [value, value + TOP]
+            flags = ("page_names", None, after is not None, bool(value), limit is not None)
+        else:
+            args = [*scope, kind, key, value, value + TOP] if prefix else [*scope, kind, key, value]
+            if after is not None:
+                args.append(after)
+            flags = ("page_names", bool(prefix), after is not None, limit is not None)
+        if limit is not None:
+            args.append(limit)
+        return self._built(flags, lambda: "SELECT count(*), group_concat(name, char(10)) FROM (" + (
+            self._scan_names(*flags[2:]) if key is None else self._find_page_names(*flags[1:])) + ") AS page"), args
+
+    def _scan_names(self, after: bool, prefix: bool, limit: bool) -> str:
+        """_scan's statement reading only the names (the key: no document is read)."""
+        return self._scan(after, prefix, limit, False).replace("SELECT name, doc FROM", "SELECT name FROM", 1)
+
+    def _find_page_names(self, prefix: bool, after: bool, limit: bool) -> str:
+        p = self.p
+        # (one value: its entries' names are distinct and in order in the index already)
+        sql = (f"SELECT DISTINCT name FROM object_index WHERE account={p} AND region={p} AND kind={p} AND key={p} "
+               f"AND value >= {p} AND value < {p}" if prefix else
+               f"SELECT name FROM object_index WHERE account={p} AND region={p} AND kind={p} AND key={p} AND value = {p}")
+        if after:
+            sql += f" AND name > {p}"
+        sql += " ORDER BY name"
+        return sql + (f" LIMIT {p}" if limit else "")
+
     def find_names(self, scope, kind, key, low, high, include_low, include_high, pattern) -> tuple[str, list]:
         """Distinct names with an index entry `key` in [low, high] (None: unbounded) matching
         `pattern` (None: any), in the backend's own pattern syntax (see pattern_op)."""

@@ -220,6 +220,12 @@ def _index_rows(index):
 
 
 SQL = Queries("?")
+# Summaries kept in memory (localiot.store.summaries.KEPT) sit in the store's `kept` beside the
+# kept documents (keyed by 4-tuples), as one {name: text} under (account, region, kind); at
+# most this many in one of them. A put or delete marks (account, region, kind, name, _TEXT) written.
+_TEXTS_KEPT = _summaries.KEPT
+_TEXT = "summary"
+_TEXTS_AT_MOST = 50_000
 _PUT_INDEX_IF_ABSENT = SQL.put_index.replace("INSERT", "INSERT OR IGNORE", 1)  # change_index: already there is fine
 _ABSENT = object()
 
@@ -289,6 +295,8 @@ class SQLiteTx:
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
         if kind in _KEPT and self._transaction is not None:
             self._transaction.wrote_kept((*self._scope, kind, name))
+        if kind in _TEXTS_KEPT and self._transaction is not None:
+            self._drop_text(kind, name)
         self._write(SQL.put, (*self._scope, kind, name, _dumps(doc), _summaries.of(kind, doc)))
         self.changes.append(("doc", *self._scope, kind, name))
         if index is not None:
@@ -308,6 +316,8 @@ class SQLiteTx:
     def delete(self, kind: str, name: str) -> bool:
         if kind in _KEPT and self._transaction is not None:
             self._transaction.wrote_kept((*self._scope, kind, name))
+        if kind in _TEXTS_KEPT and self._transaction is not None:
+            self._drop_text(kind, name)
         cur = self._write(SQL.delete, (*self._scope, kind, name))
         self._drop_index(kind, name)
         if cur.rowcount:
@@ -315,12 +325,71 @@ class SQLiteTx:
         return cur.rowcount > 0
 
     def scan(self, kind, *, after=None, prefix=None, limit=None, summaries=False):
+        kept = summaries and kind in _TEXTS_KEPT and self._transaction is not None
+        if kept:
+            rows = self._kept_texts(kind, None, prefix, True, after, limit)
+            if rows is not None:
+                return rows
         rows = self.db.execute(*SQL.scan(self._scope, kind, after, prefix, limit, summaries)).fetchall()
-        return _summarized(self, kind, rows) if summaries else _named(rows)
+        if not summaries:
+            return _named(rows)
+        rows = _summarized(self, kind, rows)
+        if kept:
+            self._keep_texts(kind, rows)
+        return rows
 
     def find(self, kind, key, value, *, prefix=False, after=None, limit=None, summaries=False):
+        kept = summaries and kind in _TEXTS_KEPT and self._transaction is not None
+        if kept:
+            rows = self._kept_texts(kind, key, value, prefix, after, limit)
+            if rows is not None:
+                return rows
         rows = self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit, summaries)).fetchall()
-        return _summarized(self, kind, rows) if summaries else _named(rows)
+        if not summaries:
+            return _named(rows)
+        rows = _summarized(self, kind, rows)
+        if kept:
+            self._keep_texts(kind, rows)
+        return rows
+
+    def _kept_texts(self, kind, key, value, prefix, after, limit) -> list | None:
+        """find's (scan's, key None) (name, summary) rows from the index's names (the
+        documents' keys) and the kept summaries (localiot.store.summaries.KEPT); None when
+        one of them is not in memory."""
+        count, joined = self.db.execute(*SQL.page_names(self._scope, kind, key, value, prefix, after, limit)).fetchone()
+        if not count:
+            return []
+        names = joined.split("\n")
+        if len(names) != count:  # (a name holding a newline)
+            return None
+        names.sort()  # (group_concat keeps the page's order in practice; SQLite does not promise it)
+        kept = self._transaction.kept.get((*self._scope, kind))
+        if kept is None:
+            return None
+        get = kept.get
+        texts = [get(name) for name in names]
+        return None if None in texts else list(zip(names, texts))
+
+    def _drop_text(self, kind, name) -> None:
+        """A put or delete of `name`: its kept summary is dropped and kept out until the
+        transaction ends (the next read after that takes what is stored)."""
+        transaction = self._transaction
+        transaction.wrote_kept((*self._scope, kind, name, _TEXT))  # (in `written`: not kept again before the end)
+        kept = transaction.kept.get((*self._scope, kind))
+        if kept is not None:
+            kept.pop(name, None)
+
+    def _keep_texts(self, kind, rows) -> None:
+        """Keep the summaries of `rows` as read, but those this transaction wrote (until it
+        ends: see localiot.store.kept) and beyond _TEXTS_AT_MOST (then read from the file)."""
+        transaction = self._transaction
+        written, (account, region) = transaction.written, self._scope
+        kept = transaction.kept.setdefault((account, region, kind), {})
+        if len(kept) + len(rows) > _TEXTS_AT_MOST:
+            return
+        for name, text in rows:
+            if written is None or (account, region, kind, name, _TEXT) not in written:
+                kept[name] = text
 
     def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):
         sql, args = SQL.find_names(self._scope, kind, key, low, high, include_low, include_high, pattern)

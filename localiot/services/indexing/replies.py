@@ -32,3 +32,5 @@ def _text(shape_name: str):
 
 summaries.register(settings.THING_INDEX, _text("ThingDocument"))
 summaries.register(settings.GROUP_INDEX, _text("ThingGroupDocument"))
+summaries.keep(settings.THING_INDEX)
+summaries.keep(settings.GROUP_INDEX)
