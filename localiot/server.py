@@ -70,7 +70,10 @@ class LocalIoT:
             # handler_for: the handler, or the 501 NotImplementedException in-process calls answer too
             unit = (route.service_name, route.name, handler_for(route.service_name, route.name))
             self._units[id(route)] = unit  # (HANDLERS is complete once load_all ran, above)
-        return run_unit(self.runtime, call.account, call.region, *unit, call.params)
+        # On the loop (SQLite) the call's commit may be shared with the iteration's other calls:
+        # _http awaits it before replying (localiot.store.commit_group).
+        return run_unit(self.runtime, call.account, call.region, *unit, call.params,
+                        grouped=self.runtime.workers is None)
 
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -98,7 +101,13 @@ class LocalIoT:
             call = (method, request.host if engine.strict else "", path, target, query, request.headers, body)
             # SQLite: here on the loop. PostgreSQL: on a worker thread, so the loop never
             # waits on the database (localiot.cluster.workers).
-            reply = engine.handle(*call) if pool is None else await pool.call(engine.handle, *call)
+            if pool is None:
+                reply = engine.handle(*call)
+                pending = getattr(self.store, "pending_commit", None)
+                if pending is not None:  # the call's work is in a group not yet committed: no reply before it is
+                    await pending
+            else:
+                reply = await pool.call(engine.handle, *call)
             return respond(request, reply)
         except web.HTTPRequestEntityTooLarge:
             return too_large(request, self.engine.refusal)

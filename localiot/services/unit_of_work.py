@@ -18,6 +18,11 @@ The HTTP API, the MQTT doors, just-in-time registration and every time-driven
 job use this; nothing else opens a writing transaction on behalf of an
 operation.
 
+An API call on SQLite runs `grouped`: its transaction may be a savepoint in
+the commit it shares with the other API calls of the same loop iteration
+(localiot.store.commit_group); then everything after the commit (`committed`)
+runs once that shared COMMIT is done, before the call's reply goes out.
+
 With PostgreSQL a unit of work usually runs on one of the node's worker
 threads (localiot.cluster.workers): its body and transaction there, and
 everything after the commit (`committed`) on the event loop, queued in
@@ -45,16 +50,20 @@ class unit_of_work:  # noqa: N801 (used as a function: `with unit_of_work(...) a
     A plain context manager (not @contextmanager): every API call opens one."""
 
     __slots__ = ("runtime", "account", "region", "service", "operation", "write", "context", "fields",
-                 "_transaction", "ctx")
+                 "grouped", "_transaction", "ctx")
 
     def __init__(self, runtime, account: str, region: str, service: str = "iot", operation: str = "", *,
-                 write: bool = True, context=RequestContext, **context_fields):
+                 write: bool = True, context=RequestContext, grouped: bool = False, **context_fields):
         self.runtime, self.account, self.region = runtime, account, region
         self.service, self.operation, self.write = service, operation, write
-        self.context, self.fields = context, context_fields
+        self.context, self.fields, self.grouped = context, context_fields, grouped
 
     def __enter__(self) -> RequestContext:
-        self._transaction = self.runtime.store.transaction(self.account, self.region, write=self.write)
+        store = self.runtime.store
+        if self.grouped:  # an API call whose reply awaits the store's pending commit (localiot.store.commit_group)
+            self._transaction = store.transaction(self.account, self.region, write=self.write, grouped=True)
+        else:
+            self._transaction = store.transaction(self.account, self.region, write=self.write)
         tx = self._transaction.__enter__()
         try:
             self.ctx = self.context(self.account, self.region, tx, self.runtime, self.service, self.operation,
@@ -84,8 +93,11 @@ class unit_of_work:  # noqa: N801 (used as a function: `with unit_of_work(...) a
                 self._transaction.__exit__(None, None, None)
                 workers.after_commit(committed, ctx)
             return False
-        self._transaction.__exit__(None, None, None)
-        committed(ctx)
+        transaction = self._transaction
+        transaction.__exit__(None, None, None)
+        defer = getattr(transaction, "defer", None)  # SQLite: the commit may still be the group's
+        if defer is None or not defer(committed, ctx):
+            committed(ctx)
         return False
 
 
@@ -128,14 +140,15 @@ def _tell_listeners(ctx: RequestContext) -> None:
 ATTEMPTS = 3
 
 
-def run(runtime, account: str, region: str, service: str, operation: str, fn, *args):
+def run(runtime, account: str, region: str, service: str, operation: str, fn, *args, grouped: bool = False):
     """`fn(ctx, *args)` as one unit of work, run again from the start when the store
     ends it with a conflict a retry resolves (`store.retryable(error)`); SQLite never does.
-    The HTTP API runs every call through this."""
+    The HTTP API runs every call through this, `grouped`: its reply awaits the store's
+    `pending_commit` when there is one, so its commit may be shared (localiot.store.commit_group)."""
     retryable = getattr(runtime.store, "retryable", None)
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            with unit_of_work(runtime, account, region, service, operation) as ctx:
+            with unit_of_work(runtime, account, region, service, operation, grouped=grouped) as ctx:
                 return fn(ctx, *args)
         except Exception as error:
             if retryable is None or attempt == ATTEMPTS or not retryable(error):

@@ -75,7 +75,9 @@ class Tx(Protocol):
 
 
 class Store(Protocol):
-    def transaction(self, account: str, region: str, *, write: bool = True): ...
+    # grouped: the caller awaits `pending_commit` (if the store has one) before it acknowledges the
+    # work, so the store may commit it together with other such work (localiot.store.commit_group).
+    def transaction(self, account: str, region: str, *, write: bool = True, grouped: bool = False): ...
 
     def scan_all_scopes(self, kind: str, where: dict | None = None) -> list[tuple[str, str, str, dict]]: ...
 

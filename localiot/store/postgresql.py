@@ -206,7 +206,8 @@ class PostgreSQLStore:
         """A deadlock PostgreSQL broke by ending this transaction: running it again succeeds."""
         return getattr(error, "sqlstate", None) == "40P01"
 
-    def transaction(self, account: str, region: str, *, write: bool = True) -> "_Transaction":
+    def transaction(self, account: str, region: str, *, write: bool = True, grouped: bool = False) -> "_Transaction":
+        # (`grouped` is SQLite's group commit: here every transaction commits when its `with` ends)
         return _Transaction(self.connection(), account, region, write)
 
     def scan_all_scopes(self, kind: str, where: dict | None = None) -> list[tuple[str, str, str, dict]]:

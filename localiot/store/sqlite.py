@@ -10,6 +10,7 @@ could lose the last commits; `durable=True` syncs every commit for that).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Iterable
@@ -20,8 +21,12 @@ from localiot.protocol import jsontext
 from localiot.protocol.jsontext import _LONG_NUMBER
 from localiot.store.migrations import MIGRATIONS, TABLES
 from localiot.store import summaries as _summaries
+from localiot.store.commit_group import CommitGroup, running_loop
 from localiot.store.kept import KINDS as _KEPT
 from localiot.store.queries import Queries
+
+log = logging.getLogger("localiot.store")
+
 
 def _dumps(doc) -> str:
     """A document as stored: compact JSON text (orjson where its text is json's).
@@ -93,6 +98,12 @@ class SQLiteStore:
         # Documents of localiot.store.kept's kinds as stored (text, None: absent), by
         # (account, region, kind, name): this process is the file's only user.
         self.kept: dict[tuple, str | None] = {}
+        # Group commit (localiot.store.commit_group): the open group, committed groups whose
+        # followers have not run yet, and how many transactions are inside their `with` now.
+        self.group: CommitGroup | None = None
+        self.pending_commit = None  # the open group's future: an API reply awaits it (server._http)
+        self.committed_groups: list[CommitGroup] = []
+        self.depth = 0
         self._migrate()
 
     def _migrate(self) -> None:
@@ -116,15 +127,69 @@ class SQLiteStore:
     def schema_version(self) -> int:
         return self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
 
-    def transaction(self, account: str, region: str, *, write: bool = True) -> "_Transaction":
+    def transaction(self, account: str, region: str, *, write: bool = True, grouped: bool = False) -> "_Transaction":
         """`with store.transaction(account, region) as tx:` commits when the body
-        ends, rolls back when it raises."""
-        return _Transaction(self.db, account, region, write, self.kept)
+        ends, rolls back when it raises. `grouped` (an API call, whose reply awaits
+        `pending_commit`): its writes may share the commit of other API calls of the
+        same loop iteration (localiot.store.commit_group)."""
+        if self.group is not None and not grouped and not self.depth:
+            self.commit_group(now=False)
+        return _Transaction(self, account, region, grouped)
+
+    # group commit (localiot.store.commit_group) --------------------------------
+    def open_group(self) -> None:
+        """After a grouped transaction's BEGIN: leave it open for this loop iteration's other
+        API calls (with no running loop nobody could await it: the transaction commits alone)."""
+        loop = running_loop()
+        if loop is not None:
+            self.group = CommitGroup(loop.create_future())
+            self.pending_commit = self.group.done
+            loop.call_soon(self.commit_group)
+
+    def commit_group(self, now: bool = True) -> None:
+        """COMMIT the open group (none, or a transaction still inside its `with`: nothing to do).
+        `now`: its followers run here (the loop's own turn); else at the next safe point."""
+        group = self.group
+        if group is None:
+            return
+        if self.depth:  # a transaction is inside its `with` (cannot be, with no await in one): later
+            loop = running_loop()
+            if now and loop is not None:
+                loop.call_soon(self.commit_group)
+            return
+        self.group = self.pending_commit = None
+        try:
+            self.db.execute("COMMIT")
+        except BaseException as error:
+            log.exception("group commit failed: its API calls answer with the error")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            self.kept.clear()  # it may hold what the group wrote
+            group.fail(error)
+            return
+        if now and not self.committed_groups:
+            group.run_followers()
+            return
+        self.committed_groups.append(group)
+        if len(self.committed_groups) == 1:
+            loop = running_loop()
+            if loop is not None:
+                loop.call_soon(self.run_committed)
+        if now:
+            self.run_committed()
+
+    def run_committed(self) -> None:
+        """Run what follows each committed group's units, oldest first (a safe point:
+        the loop's turn or the end of a unit of work, see localiot.store.commit_group)."""
+        while self.committed_groups:
+            self.committed_groups.pop(0).run_followers()
 
     # reads across every (account, region): for listeners that serve them all --
     def scan_all_scopes(self, kind: str, where: dict | None = None) -> list[tuple[str, str, str, dict]]:
         """(account, region, name, doc) of every `kind` document whose top-level
         fields equal `where`'s values (None: absent or null)."""
+        if self.group is not None and not self.depth:  # committed data only, as transactions read
+            self.commit_group(now=False)
         sql = "SELECT name, doc FROM objects WHERE account = ? AND region = ? AND kind = ?"
         args: list = [kind]
         for field, value in (where or {}).items():
@@ -151,9 +216,12 @@ class SQLiteStore:
 
     def scopes_indexing(self, kind: str, key: str, value: str) -> list[tuple[str, str]]:
         """The (account, region) scopes holding a `kind` document with index entry key=value."""
+        if self.group is not None and not self.depth:
+            self.commit_group(now=False)
         return [tuple(row) for row in self.db.execute(SQL.scopes_indexing, (kind, key, value))]
 
     def reset(self) -> None:
+        self.commit_group()
         self.kept.clear()
         self.db.execute("BEGIN IMMEDIATE")
         for table in TABLES:
@@ -161,6 +229,8 @@ class SQLiteStore:
         self.db.execute("COMMIT")
 
     def close(self) -> None:
+        self.commit_group()
+        self.run_committed()
         self.db.close()
 
 
@@ -172,17 +242,25 @@ class _Transaction:
     come between a unit of work's reads, and a unit of work that only reads (a
     Describe, a Get, a List) runs its statements in autocommit, without BEGIN and
     COMMIT. What a unit of work writes is still one transaction: committed at the
-    end, rolled back whole when it raises."""
+    end, rolled back whole when it raises.
 
-    __slots__ = ("db", "account", "region", "began", "kept", "written", "absent")
+    When the connection is already in a transaction at the first write (an open
+    commit group, or this one runs inside another's `with`), this one is a
+    SAVEPOINT in it: released at the end, rolled back to when it raises. A grouped
+    transaction that begins leaves its COMMIT to the group (localiot.store.commit_group)."""
 
-    def __init__(self, db: sqlite3.Connection, account: str, region: str, write: bool, kept: dict):
-        self.db, self.account, self.region, self.kept = db, account, region, kept
+    __slots__ = ("store", "db", "account", "region", "grouped", "began", "savepoint", "kept", "written", "absent",
+                 "waits")
+
+    def __init__(self, store: SQLiteStore, account: str, region: str, grouped: bool):
+        self.store, self.db, self.kept = store, store.db, store.kept
+        self.account, self.region, self.grouped = account, region, grouped
 
     def __enter__(self) -> "SQLiteTx":
-        self.began = False
+        self.began = self.savepoint = self.waits = False
         self.written = None  # keys of kept kinds this transaction wrote (see localiot.store.kept)
         self.absent = None  # keys this transaction read as absent and has not written since
+        self.store.depth += 1
         return SQLiteTx(self.db, self.account, self.region, [], self)
 
     def wrote_kept(self, key: tuple) -> None:
@@ -192,20 +270,53 @@ class _Transaction:
         self.written.add(key)
 
     def begin(self) -> None:
-        if not self.began:
+        if self.began:
+            return
+        if self.db.in_transaction:
+            self.db.execute("SAVEPOINT unit")
+            self.savepoint = True
+        else:
             self.db.execute("BEGIN IMMEDIATE")
-            self.began = True
+            if self.grouped:
+                self.store.open_group()
+        self.began = True
 
     def __exit__(self, kind, error, trace) -> bool:
+        store = self.store
+        store.depth -= 1
         try:
             if self.began:
                 self.began = False
-                self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+                execute = self.db.execute
+                if self.savepoint:
+                    if kind is not None:
+                        execute("ROLLBACK TO unit")
+                    execute("RELEASE unit")
+                elif kind is not None:
+                    execute("ROLLBACK")
+                    if self.grouped and store.group is not None:  # the group it opened held only its work
+                        store.group = store.pending_commit = None
+                elif not self.grouped or store.group is None:
+                    execute("COMMIT")
+            # A grouped transaction that wrote into the open group, or read what it holds:
+            # its reply waits for the group's COMMIT, and so does what follows it (defer).
+            self.waits = self.grouped and store.group is not None
         finally:
             if self.written is not None:  # committed or not, the next read takes what is stored
                 for key in self.written:
                     self.kept.pop(key, None)
                 self.written = None
+        return False
+
+    def defer(self, fn, arg) -> bool:
+        """After `__exit__` without error: `fn(arg)` is what follows this transaction's
+        commit. True when it is left to run after the group's COMMIT; False when the
+        caller runs it now (committed groups' followers, if any, run first: their order)."""
+        if self.waits:
+            self.store.group.followers.append((fn, arg))
+            return True
+        if self.store.committed_groups and not self.store.depth:
+            self.store.run_committed()
         return False
 
 
