@@ -200,7 +200,18 @@ def summary_text(thing: dict) -> str | None:
     None (nothing stored) for a document that is not a registry thing (a store test's)."""
     if "thingArn" not in thing:
         return None
-    return jsontext.dumps({k: v for k, v in summary(thing).items() if v is not None}).decode()
+    # summary()'s members in its order, those not None (built here without the dict in between)
+    entry = {} if thing["thingName"] is None else {"thingName": thing["thingName"]}
+    thing_type = thing.get("thingTypeName")
+    if thing_type is not None:
+        entry["thingTypeName"] = thing_type
+    if thing["thingArn"] is not None:
+        entry["thingArn"] = thing["thingArn"]
+    if thing["attributes"] is not None:
+        entry["attributes"] = thing["attributes"]
+    if thing["version"] is not None:
+        entry["version"] = thing["version"]
+    return jsontext.dumps(entry).decode()
 
 
 summaries.register(KIND, summary_text)
