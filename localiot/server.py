@@ -105,7 +105,11 @@ class LocalIoT:
                 reply = engine.handle(*call)
                 pending = getattr(self.store, "pending_commit", None)
                 if pending is not None:  # the call's work is in a group not yet committed: no reply before it is
-                    await pending
+                    try:
+                        await pending
+                    except Exception:  # the shared COMMIT failed (logged there): nothing of the call is stored
+                        reply = engine.refusal(500, "InternalFailureException", "An internal error occurred.",
+                                               request.headers)
             else:
                 reply = await pool.call(engine.handle, *call)
             return respond(request, reply)
