@@ -25,6 +25,7 @@ from localiot.broker.admission import OK, RESERVED, Decision, admit
 from localiot.broker.connection import CONNECTED, CLOSED, Connection
 from localiot.broker.lifecycle import LifecycleEvents
 from localiot.broker.message import Message
+from localiot.broker.occasional import NO_OUTPUT
 from localiot.broker.reserved import ReservedPublish, ReservedTopics
 from localiot.broker.persistence import BrokerStore
 from localiot.broker.retained import RetainedQuotaExceeded
@@ -241,7 +242,6 @@ class Broker:
         session.expiry_interval = expiry
         session.conn = conn
         session.identity = identity
-        session.publisher = (client_id, identity.principal)
         session.version = conn.version
         session.expires_at = None
         session.receive_cache.clear()
@@ -421,13 +421,15 @@ class Broker:
                 return  # a stalled subscriber stops getting QoS 0 past this backlog
         out = conn.out
         if not out:
+            conn.out = [data]
             self.dirty(conn)
+            return
         out.append(data)
         if len(out) >= _OUT_BATCH_MAX and self.persistence.durable_now():  # its PUBACKs may be among them
             t = conn.transport
             if t is not None:
                 t.write(b"".join(out))
-            out.clear()
+            conn.out = NO_OUTPUT
 
     def send_qos1(self, session: Session, conn: Connection, msg: Message, retain: bool,
                    packet_id: int | None = None, name: str | None = None) -> None:
