@@ -103,6 +103,7 @@ class Broker:
 
     def _begin(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.rx_clock = self.loop.time()  # connections' last_rx: one float they share, renewed by each sweep
         self._thread = threading.get_ident()
         self._started = True
         if self.fabric is not None:
@@ -410,7 +411,8 @@ class Broker:
             return
         if conn.v5:
             data = msg.v5_qos0(now) if not retain else msg.encode(True, 0, None, True, False, now)
-            if conn.max_out_packet is not None and len(data) > conn.max_out_packet:
+            limit = conn.more.max_out_packet
+            if limit is not None and len(data) > limit:
                 return
         else:
             data = (msg.raw3 or msg.v3_qos0()) if not retain else msg.encode(False, 0, None, True, False, now)
@@ -568,8 +570,9 @@ class Broker:
     def sweep(self) -> None:
         """Keep-alive timeouts (real time), delayed wills and session expiry (broker clock)."""
         t = self.loop.time()
+        margin, self.rx_clock = self.limits.sweep_interval, t  # a last_rx is the sweep before, up to that early
         for conn in list(self.connections):
-            idle = t - conn.last_rx
+            idle = t - conn.last_rx - margin
             if conn.state == CONNECTED:
                 if conn.keep_alive and not conn.reading_paused and idle > 1.5 * conn.keep_alive:
                     conn.drop("MQTT_KEEP_ALIVE_TIMEOUT", codec.KEEP_ALIVE_TIMEOUT)

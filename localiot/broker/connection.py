@@ -41,7 +41,7 @@ class Connection(asyncio.Protocol):
     # connection costs a few hundred bytes of Python objects besides its transport.
     # The fields most connections never change are on `more` (localiot.broker.occasional).
     __slots__ = ("broker", "listener", "transport", "version", "v5", "state", "session", "identity", "client_id",
-                 "out", "keep_alive", "last_rx", "remote", "max_out_packet", "send_window", "pub_cache",
+                 "out", "keep_alive", "last_rx", "remote", "send_window", "pub_cache",
                  "paused_writing", "reading_paused", "blocked_by", "_pending", "meter", "more", "_iotlogs_who",
                  "_iotlogs")
 
@@ -57,9 +57,8 @@ class Connection(asyncio.Protocol):
         self.client_id = None
         self.out: list[bytes] | tuple = NO_OUTPUT
         self.keep_alive = 0
-        self.last_rx = 0.0
+        self.last_rx = 0.0  # the broker's rx_clock when it last read (a float shared by many connections)
         self.remote = None
-        self.max_out_packet: int | None = None
         self.send_window = broker.limits.receive_maximum
         self.pub_cache: dict[bytes, Decision] = _NONE  # made on the first PUBLISH
         self.paused_writing = False
@@ -72,7 +71,7 @@ class Connection(asyncio.Protocol):
     # asyncio callbacks ---------------------------------------------------
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.last_rx = self.broker.loop.time()
+        self.last_rx = self.broker.rx_clock
         peer = transport.get_extra_info("peername")
         self.remote = sys.intern(peer[0]) if peer else None  # one string per client address, not per connection
         self.broker.connections.add(self)
@@ -133,7 +132,7 @@ class Connection(asyncio.Protocol):
         return False
 
     def data_received(self, data: bytes) -> None:
-        self.last_rx = self.broker.loop.time()
+        self.last_rx = self.broker.rx_clock
         pending = self._pending
         if self.state == AUTHENTICATING or self.blocked_by is not None:  # held until the CONNECT is decided
             if pending is None:  # or the subscriber it feeds drains
@@ -594,6 +593,6 @@ async def _await(awaitable):
     return await awaitable
 
 
-for _name in ("will", "will_delay", "waiters", "backlogged", "progress_at", "disconnect_reason", "client_initiated",
-              "send_will"):  # read and set by the broker, flow and logs as fields of the connection
+for _name in ("will", "will_delay", "max_out_packet", "waiters", "backlogged", "progress_at", "disconnect_reason",
+              "client_initiated", "send_will"):  # read and set by the broker, flow and logs as fields of the connection
     setattr(Connection, _name, occasional.field(_name))

@@ -9,12 +9,13 @@ NO_OUTPUT = ()  # the output of a connection with nothing to write (a list is ma
 
 
 class Occasional:
-    __slots__ = ("will", "will_delay", "aliases", "waiters", "backlogged", "progress_at", "skip", "have", "need",
+    __slots__ = ("will", "will_delay", "max_out_packet", "aliases", "waiters", "backlogged", "progress_at", "skip", "have", "need",
                  "disconnect_reason", "client_initiated", "send_will")
 
     def __init__(self):
         self.will = None  # the CONNECT's will (a Message)
         self.will_delay = 0
+        self.max_out_packet: int | None = None  # an MQTT 5 client's Maximum Packet Size
         self.aliases: dict[int, bytes] | None = None  # MQTT 5 topic aliases
         self.waiters: list | None = None  # publishers waiting for this connection to drain (localiot.broker.flow)
         self.backlogged = False  # too many QoS 1 messages wait for this subscriber's window
