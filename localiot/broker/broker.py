@@ -574,7 +574,7 @@ class Broker:
         for conn in list(self.connections):
             idle = t - conn.last_rx - margin
             if conn.state == CONNECTED:
-                if conn.keep_alive and not conn.reading_paused and idle > 1.5 * conn.keep_alive:
+                if conn.keep_alive and not conn.more.reading_paused and idle > 1.5 * conn.keep_alive:
                     conn.drop("MQTT_KEEP_ALIVE_TIMEOUT", codec.KEEP_ALIVE_TIMEOUT)
             elif conn.state != CLOSED and idle > 20:  # never sent a CONNECT
                 conn.state = CLOSED

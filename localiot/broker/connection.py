@@ -42,7 +42,7 @@ class Connection(asyncio.Protocol):
     # The fields most connections never change are on `more` (localiot.broker.occasional).
     __slots__ = ("broker", "listener", "transport", "version", "v5", "state", "session", "identity", "client_id",
                  "out", "keep_alive", "last_rx", "remote", "send_window", "pub_cache",
-                 "paused_writing", "reading_paused", "blocked_by", "_pending", "meter", "more", "_iotlogs_who",
+                 "paused_writing", "blocked_by", "_pending", "meter", "more", "_iotlogs_who",
                  "_iotlogs")
 
     def __init__(self, broker, listener: str):
@@ -62,7 +62,6 @@ class Connection(asyncio.Protocol):
         self.send_window = broker.limits.receive_maximum
         self.pub_cache: dict[bytes, Decision] = _NONE  # made on the first PUBLISH
         self.paused_writing = False
-        self.reading_paused = False
         self.blocked_by = None  # a congested subscriber this publisher waits for (localiot.broker.flow)
         self._pending: list[bytes] | None = None  # bytes kept unread (a partial packet, or held): see `more`
         self.meter = None  # cloud-side Device Defender metrics of the thing (localiot.metering)
@@ -593,6 +592,6 @@ async def _await(awaitable):
     return await awaitable
 
 
-for _name in ("will", "will_delay", "max_out_packet", "waiters", "backlogged", "progress_at", "disconnect_reason",
-              "client_initiated", "send_will"):  # read and set by the broker, flow and logs as fields of the connection
+for _name in ("will", "will_delay", "max_out_packet", "reading_paused", "waiters", "backlogged", "progress_at",
+              "disconnect_reason", "client_initiated", "send_will"):  # fields to the broker, flow and logs
     setattr(Connection, _name, occasional.field(_name))

@@ -1,5 +1,5 @@
 """The fields of a connection that most connections never change: a will, topic aliases,
-back-pressure bookkeeping, a partial packet's progress, how it ended. They live on a
+back-pressure bookkeeping, a paused read, a partial packet's progress, how it ended. They live on a
 companion object made on the first change, so an idle connection pays one slot for them
 instead of one per field (localiot.broker.connection)."""
 
@@ -9,13 +9,14 @@ NO_OUTPUT = ()  # the output of a connection with nothing to write (a list is ma
 
 
 class Occasional:
-    __slots__ = ("will", "will_delay", "max_out_packet", "aliases", "waiters", "backlogged", "progress_at", "skip", "have", "need",
-                 "disconnect_reason", "client_initiated", "send_will")
+    __slots__ = ("will", "will_delay", "max_out_packet", "reading_paused", "aliases", "waiters", "backlogged",
+                 "progress_at", "skip", "have", "need", "disconnect_reason", "client_initiated", "send_will")
 
     def __init__(self):
         self.will = None  # the CONNECT's will (a Message)
         self.will_delay = 0
         self.max_out_packet: int | None = None  # an MQTT 5 client's Maximum Packet Size
+        self.reading_paused = False  # paused by us (a yield, a congested subscriber, an asynchronous step)
         self.aliases: dict[int, bytes] | None = None  # MQTT 5 topic aliases
         self.waiters: list | None = None  # publishers waiting for this connection to drain (localiot.broker.flow)
         self.backlogged = False  # too many QoS 1 messages wait for this subscriber's window
