@@ -25,6 +25,7 @@ from localiot.broker.admission import OK, RESERVED, Decision, admit
 from localiot.broker.connection import CONNECTED, CLOSED, Connection
 from localiot.broker.lifecycle import LifecycleEvents
 from localiot.broker.message import Message
+from localiot.broker.occasional import NO_OUTPUT
 from localiot.broker.reserved import ReservedPublish, ReservedTopics
 from localiot.broker.persistence import BrokerStore
 from localiot.broker.retained import RetainedQuotaExceeded
@@ -102,6 +103,7 @@ class Broker:
 
     def _begin(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.rx_clock = self.loop.time()  # connections' last_rx: one float they share, renewed by each sweep
         self._thread = threading.get_ident()
         self._started = True
         if self.fabric is not None:
@@ -241,7 +243,6 @@ class Broker:
         session.expiry_interval = expiry
         session.conn = conn
         session.identity = identity
-        session.publisher = (client_id, identity.principal)
         session.version = conn.version
         session.expires_at = None
         session.receive_cache.clear()
@@ -410,7 +411,8 @@ class Broker:
             return
         if conn.v5:
             data = msg.v5_qos0(now) if not retain else msg.encode(True, 0, None, True, False, now)
-            if conn.max_out_packet is not None and len(data) > conn.max_out_packet:
+            limit = conn.more.max_out_packet
+            if limit is not None and len(data) > limit:
                 return
         else:
             data = (msg.raw3 or msg.v3_qos0()) if not retain else msg.encode(False, 0, None, True, False, now)
@@ -421,13 +423,15 @@ class Broker:
                 return  # a stalled subscriber stops getting QoS 0 past this backlog
         out = conn.out
         if not out:
+            conn.out = [data]
             self.dirty(conn)
+            return
         out.append(data)
         if len(out) >= _OUT_BATCH_MAX and self.persistence.durable_now():  # its PUBACKs may be among them
             t = conn.transport
             if t is not None:
                 t.write(b"".join(out))
-            out.clear()
+            conn.out = NO_OUTPUT
 
     def send_qos1(self, session: Session, conn: Connection, msg: Message, retain: bool,
                    packet_id: int | None = None, name: str | None = None) -> None:
@@ -566,10 +570,11 @@ class Broker:
     def sweep(self) -> None:
         """Keep-alive timeouts (real time), delayed wills and session expiry (broker clock)."""
         t = self.loop.time()
+        margin, self.rx_clock = self.limits.sweep_interval, t  # a last_rx is the sweep before, up to that early
         for conn in list(self.connections):
-            idle = t - conn.last_rx
+            idle = t - conn.last_rx - margin
             if conn.state == CONNECTED:
-                if conn.keep_alive and not conn.reading_paused and idle > 1.5 * conn.keep_alive:
+                if conn.keep_alive and not conn.more.reading_paused and idle > 1.5 * conn.keep_alive:
                     conn.drop("MQTT_KEEP_ALIVE_TIMEOUT", codec.KEEP_ALIVE_TIMEOUT)
             elif conn.state != CLOSED and idle > 20:  # never sent a CONNECT
                 conn.state = CLOSED

@@ -14,10 +14,11 @@ import sys
 import uuid
 
 from localiot import iotlogs, metering
-from localiot.broker import auth, codec, flow, retaining, special, subscriptions, watchers
+from localiot.broker import auth, codec, flow, occasional, retaining, special, subscriptions, watchers
 from localiot.broker.admission import Decision
 from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
 from localiot.broker.message import Message
+from localiot.broker.occasional import NO_OUTPUT
 from localiot.broker.sessions import (
     check_client_id,
     negotiate_keep_alive,
@@ -32,17 +33,17 @@ _KEEP_WHOLE = 4096  # bytes left unread from which the read's buffer is kept as 
 
 
 _CONNACK_V3 = (b"\x20\x02\x00\x00", b"\x20\x02\x01\x00")  # accepted, by session present
-_NONE: dict = {}  # shared by connections that have no topic aliases / cached decisions yet (never written to)
+_NONE: dict = {}  # shared by connections that have no cached decisions yet (never written to)
 
 
 class Connection(asyncio.Protocol):
     # Slots, and the dicts a connection may never need shared until it does: an idle
     # connection costs a few hundred bytes of Python objects besides its transport.
+    # The fields most connections never change are on `more` (localiot.broker.occasional).
     __slots__ = ("broker", "listener", "transport", "version", "v5", "state", "session", "identity", "client_id",
-                 "out", "keep_alive", "last_rx", "remote", "will", "will_delay", "aliases", "max_out_packet",
-                 "send_window", "pub_cache", "paused_writing", "reading_paused", "blocked_by", "waiters",
-                 "backlogged", "progress_at", "_pending", "_skip", "_have", "_need", "disconnect_reason",
-                 "client_initiated", "send_will", "meter", "_iotlogs_who", "_iotlogs")
+                 "out", "keep_alive", "last_rx", "remote", "send_window", "pub_cache",
+                 "paused_writing", "blocked_by", "_pending", "meter", "more", "_iotlogs_who",
+                 "_iotlogs")
 
     def __init__(self, broker, listener: str):
         self.broker = broker
@@ -54,35 +55,22 @@ class Connection(asyncio.Protocol):
         self.session = None
         self.identity = None
         self.client_id = None
-        self.out: list[bytes] = []
+        self.out: list[bytes] | tuple = NO_OUTPUT
         self.keep_alive = 0
-        self.last_rx = 0.0
+        self.last_rx = 0.0  # the broker's rx_clock when it last read (a float shared by many connections)
         self.remote = None
-        self.will: Message | None = None
-        self.will_delay = 0
-        self.aliases: dict[int, bytes] = _NONE  # MQTT 5 topic aliases, made on the first one
-        self.max_out_packet: int | None = None
         self.send_window = broker.limits.receive_maximum
         self.pub_cache: dict[bytes, Decision] = _NONE  # made on the first PUBLISH
         self.paused_writing = False
-        self.reading_paused = False
         self.blocked_by = None  # a congested subscriber this publisher waits for (localiot.broker.flow)
-        self.waiters: list | None = None  # publishers waiting for this connection to drain
-        self.backlogged = False  # too many QoS 1 messages wait for this subscriber's window
-        self.progress_at = 0.0  # broker clock: last sign of life of a congested subscriber
-        self._pending: list[bytes] | None = None  # bytes kept unread (a partial packet, or held)
-        self._skip = 0  # ... starting at this offset of the first one (a long rest is kept without a copy)
-        self._have = 0
-        self._need = 0
-        self.disconnect_reason = "CONNECTION_LOST"
-        self.client_initiated = False
-        self.send_will = True
+        self._pending: list[bytes] | None = None  # bytes kept unread (a partial packet, or held): see `more`
         self.meter = None  # cloud-side Device Defender metrics of the thing (localiot.metering)
+        self.more = occasional.ORDINARY
 
     # asyncio callbacks ---------------------------------------------------
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.last_rx = self.broker.loop.time()
+        self.last_rx = self.broker.rx_clock
         peer = transport.get_extra_info("peername")
         self.remote = sys.intern(peer[0]) if peer else None  # one string per client address, not per connection
         self.broker.connections.add(self)
@@ -128,8 +116,11 @@ class Connection(asyncio.Protocol):
 
     def _take(self) -> tuple[bytes, int]:
         """The bytes kept unread: one buffer, and where they start in it."""
-        pending, skip = self._pending, self._skip
-        self._pending, self._skip = None, 0
+        more = self.more
+        pending, skip = self._pending, more.skip
+        self._pending = None
+        if skip:
+            more.skip = 0
         if len(pending) == 1:
             return pending[0], skip
         if skip:
@@ -140,7 +131,7 @@ class Connection(asyncio.Protocol):
         return False
 
     def data_received(self, data: bytes) -> None:
-        self.last_rx = self.broker.loop.time()
+        self.last_rx = self.broker.rx_clock
         pending = self._pending
         if self.state == AUTHENTICATING or self.blocked_by is not None:  # held until the CONNECT is decided
             if pending is None:  # or the subscriber it feeds drains
@@ -150,8 +141,9 @@ class Connection(asyncio.Protocol):
             return
         if pending:
             pending.append(data)
-            self._have += len(data)
-            if self._have < self._need:
+            more = occasional.of(self)
+            more.have += len(data)
+            if more.have < more.need:
                 return
             self._process(*self._take())
             return
@@ -202,17 +194,18 @@ class Connection(asyncio.Protocol):
             return True
         if pos < n:
             have = n - pos
+            more = occasional.of(self)
             if have < _KEEP_WHOLE:  # a partial packet: a copy of it, not the whole read
-                self._pending, self._skip = [buf[pos:]], 0
+                self._pending, more.skip = [buf[pos:]], 0
             else:  # held or yielded with much left: no copy (copying the rest at every yield is quadratic)
-                self._pending, self._skip = [buf], pos
-            self._have = have
+                self._pending, more.skip = [buf], pos
+            more.have = have
             need = have + 1
             if have >= 2:
                 got = decode_varint(buf, pos + 1, n)
                 if got is not None:
                     need = got[1] - pos + got[0]
-            self._need = need
+            more.need = need
         if (self.blocked_by is not None or yielded) and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
@@ -223,9 +216,11 @@ class Connection(asyncio.Protocol):
     # output ----------------------------------------------------------------
     def push(self, data: bytes) -> None:
         out = self.out
-        if not out:
+        if out:
+            out.append(data)
+        else:
+            self.out = [data]
             self.broker.dirty(self)
-        out.append(data)
 
     def close(self) -> None:
         """Write what is queued, then close (no more callbacks for this session)."""
@@ -233,7 +228,7 @@ class Connection(asyncio.Protocol):
         if t is None:
             return
         data = b"".join(self.out) if self.out else b""
-        self.out.clear()
+        self.out = NO_OUTPUT
         self.broker.persistence.after_durable(_write_and_close, t, data)  # a PUBACK among them: after its commit
 
     def send_disconnect(self, reason_code: int, reason: str | None = None) -> None:
@@ -495,12 +490,13 @@ class Connection(asyncio.Protocol):
                 if not 0 < alias <= broker.limits.topic_alias_max:
                     self.drop("CLIENT_ERROR", codec.TOPIC_ALIAS_INVALID, "Topic alias out of range.")
                     return
+                more = occasional.of(self)
                 if tb:
-                    if self.aliases is _NONE:
-                        self.aliases = {}
-                    self.aliases[alias] = tb
+                    if more.aliases is None:
+                        more.aliases = {}
+                    more.aliases[alias] = tb
                 else:
-                    tb = self.aliases.get(alias)
+                    tb = more.aliases.get(alias) if more.aliases is not None else None
                     if tb is None:
                         raise MalformedPacket("unknown topic alias", codec.PROTOCOL_ERROR)
             if "subscription_identifier" in props:
@@ -594,3 +590,8 @@ def _write_and_close(_ok: bool, transport, data: bytes) -> None:
 
 async def _await(awaitable):
     return await awaitable
+
+
+for _name in ("will", "will_delay", "max_out_packet", "reading_paused", "waiters", "backlogged", "progress_at",
+              "disconnect_reason", "client_initiated", "send_will"):  # fields to the broker, flow and logs
+    setattr(Connection, _name, occasional.field(_name))

@@ -14,6 +14,8 @@ through `after_durable`), so its bytes keep their order."""
 
 from __future__ import annotations
 
+from localiot.broker.occasional import NO_OUTPUT
+
 _FLUSH_MAX = 2048  # connections written per flush before the loop gets a turn
 
 
@@ -43,7 +45,7 @@ def flush(broker) -> None:
             t = conn.transport
             if t is not None:
                 t.write(out[0] if len(out) == 1 else b"".join(out))
-            out.clear()
+            conn.out = NO_OUTPUT  # an idle connection keeps no empty list
 
 
 def start_commit(broker):
@@ -53,7 +55,7 @@ def start_commit(broker):
         out = conn.out
         if out:
             held.append((conn, out[0] if len(out) == 1 else b"".join(out)))
-            out.clear()  # what comes next marks the connection dirty again
+            conn.out = NO_OUTPUT  # what comes next marks the connection dirty again
     broker._dirty = []
     task = broker.persistence.commit_off_loop()
     task.add_done_callback(lambda _: _write_held(broker, held))

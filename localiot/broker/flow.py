@@ -54,7 +54,8 @@ def backlog(broker, conn, pending: int) -> None:
 
 def progress(broker, conn, pending: int) -> None:
     """The subscriber acknowledged a message; `pending` still wait for a window slot."""
-    if conn.backlogged or conn.waiters:
+    more = conn.more  # (read once: an uncongested connection's fields are the shared defaults)
+    if more.backlogged or more.waiters:
         conn.progress_at = broker.clock.now()
         if conn.backlogged and pending <= broker.limits.pending_low:
             conn.backlogged = False
@@ -77,7 +78,8 @@ def sweep_stuck(broker, now: float) -> None:
     """Disconnect subscribers congested without progress for longer than the stuck timeout."""
     timeout = broker.limits.stuck_timeout
     for conn in list(broker.connections):
-        if (conn.backlogged or conn.waiters) and now - conn.progress_at > timeout:
+        more = conn.more
+        if (more.backlogged or more.waiters) and now - more.progress_at > timeout:
             stalled = conn.paused_writing
             conn.drop("THROTTLED", codec.QUOTA_EXCEEDED, STUCK_REASON)
             if stalled:  # it does not read: a graceful close would wait for its buffers forever

@@ -81,8 +81,8 @@ NO_ENTRIES: dict = {}
 
 class Session:
     __slots__ = ("account", "region", "client_id", "expiry_interval", "subscriptions", "conn", "inflight",
-                 "_waiting", "_next_pid", "session_id", "expires_at", "will", "will_due", "queued",
-                 "receive_cache", "identity", "publisher", "version", "stored", "moved_at")
+                 "_waiting", "_next_pid", "session_id", "expires_at", "_delayed_will", "queued",
+                 "receive_cache", "identity", "version", "stored", "moved_at")
 
     def __init__(self, account: str, region: str, client_id: str, expiry_interval: int = 0,
                  session_id: str | None = None):
@@ -96,14 +96,12 @@ class Session:
         self.inflight: dict[int, tuple[Message, bool, str | None]] = NO_ENTRIES  # made on the first message
         self._waiting: deque | None = None  # `pending`, made when first needed (a deque is ~600 bytes)
         self._next_pid = 1
-        self.session_id = session_id or new_session_id()
+        self.session_id = session_id or new_session_id()  # (the lifecycle events' presence keeps it too)
         self.expires_at: float | None = None  # while disconnected
-        self.will: Message | None = None  # a delayed will waiting for will_due
-        self.will_due: float | None = None
+        self._delayed_will: tuple[Message, float | None] | None = None  # (will, will_due): see `will`
         self.queued = 0  # messages waiting in the store
         self.receive_cache: dict[str, bool] = NO_ENTRIES  # made on the first delivery checked
         self.identity = None
-        self.publisher: tuple[str, str] | None = None  # (client id, principal) of its publishes, for the bus
         self.version = codec.MQTT311
         self.stored = False  # has a document in the store
         self.moved_at: float | None = None  # with a fabric: when it last changed node (wall clock)
@@ -115,6 +113,36 @@ class Session:
         if waiting is None:
             waiting = self._waiting = deque()
         return waiting
+
+    @property
+    def will(self) -> Message | None:
+        """A delayed will waiting for `will_due` (one slot for both: most sessions have none)."""
+        delayed = self._delayed_will
+        return None if delayed is None else delayed[0]
+
+    @will.setter
+    def will(self, will: Message | None) -> None:
+        delayed = self._delayed_will
+        self._delayed_will = None if will is None else (will, None if delayed is None else delayed[1])
+
+    @property
+    def will_due(self) -> float | None:
+        delayed = self._delayed_will
+        return None if delayed is None else delayed[1]
+
+    @will_due.setter
+    def will_due(self, due: float | None) -> None:
+        delayed = self._delayed_will
+        if delayed is not None:
+            self._delayed_will = (delayed[0], due)
+        elif due is not None:
+            raise ValueError("a will's due time without a will")
+
+    @property
+    def publisher(self) -> tuple[str, str] | None:
+        """(client id, principal) of its publishes, for the bus (rules' clientid(), principal())."""
+        identity = self.identity
+        return None if identity is None else (self.client_id, identity.principal)
 
     @property
     def key(self) -> tuple[str, str, str]:
