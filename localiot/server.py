@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
@@ -236,9 +237,14 @@ def _json(document, status: int = 200) -> web.Response:
 async def serve_forever(config: Config) -> None:
     app = LocalIoT(config)
     await app.start()
+    stopping = asyncio.Event()
+    try:  # SIGTERM (docker stop, systemd, kill) stops as Ctrl-C does: pending work written, store closed
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    except (NotImplementedError, RuntimeError):  # (no signal handlers on Windows' loop)
+        pass
     print(f"localiot ready on {app.endpoint}", flush=True)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
     finally:
         await app.stop()
         log.info("localiot stopped (store %s closed)", app.store.path)

@@ -76,3 +76,31 @@ def test_the_lock_goes_with_the_process_even_after_sigkill(tmp_path):
     process.wait()
     with local_server(data_dir=str(tmp_path)) as server:  # starts: the kernel dropped the lock
         assert server.endpoint.startswith("http://")
+
+
+def test_sigterm_stops_the_server_as_ctrl_c_does(tmp_path):
+    """docker stop and systemd send SIGTERM: the server closes its store and exits 0, and what
+    it acknowledged is there at the next start."""
+    process = subprocess.Popen(
+        [str(BIN / "localiot"), "serve", "--port", "0", "--mqtt-tls-port", "0", "--mqtt-alpn-port", "0",
+         "--data-dir", str(tmp_path), "--log-level", "INFO"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    endpoint = None
+    for line in process.stdout:
+        if line.startswith("localiot ready on "):
+            endpoint = line.split()[-1]
+            break
+    import boto3
+
+    iot = boto3.client("iot", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    iot.create_thing(thingName="kept-through-sigterm")
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "localiot stopped (store" in output and "Traceback" not in output
+    with local_server(data_dir=str(tmp_path)) as server:
+        iot = boto3.client("iot", endpoint_url=server.endpoint, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        assert iot.describe_thing(thingName="kept-through-sigterm")["thingName"] == "kept-through-sigterm"
