@@ -136,9 +136,15 @@ class SQLiteStore:
         ends, rolls back when it raises. `grouped` (an API call, whose reply awaits
         `pending_commit`): its writes may share the commit of other API calls of the
         same loop iteration (localiot.store.commit_group)."""
-        if self.group is not None and not grouped and not self.depth:
-            self.commit_group(now=False)
+        if not grouped:
+            self._commit_open_group()
         return _Transaction(self, account, region, grouped)
+
+    def _commit_open_group(self) -> None:
+        """Before work outside the group (a transaction that is not grouped, a read across
+        scopes): the open group is committed, unless a transaction is inside its `with`."""
+        if self.group is not None and not self.depth:
+            self.commit_group(now=False)
 
     # group commit (localiot.store.commit_group) --------------------------------
     def open_group(self) -> None:
@@ -192,8 +198,7 @@ class SQLiteStore:
     def scan_all_scopes(self, kind: str, where: dict | None = None) -> list[tuple[str, str, str, dict]]:
         """(account, region, name, doc) of every `kind` document whose top-level
         fields equal `where`'s values (None: absent or null)."""
-        if self.group is not None and not self.depth:  # committed data only, as transactions read
-            self.commit_group(now=False)
+        self._commit_open_group()  # committed data only, as transactions read
         sql = "SELECT name, doc FROM objects WHERE account = ? AND region = ? AND kind = ?"
         args: list = [kind]
         for field, value in (where or {}).items():
@@ -220,8 +225,7 @@ class SQLiteStore:
 
     def scopes_indexing(self, kind: str, key: str, value: str) -> list[tuple[str, str]]:
         """The (account, region) scopes holding a `kind` document with index entry key=value."""
-        if self.group is not None and not self.depth:
-            self.commit_group(now=False)
+        self._commit_open_group()
         return [tuple(row) for row in self.db.execute(SQL.scopes_indexing, (kind, key, value))]
 
     def reset(self) -> None:
@@ -446,30 +450,26 @@ class SQLiteTx:
         return deleted > 0
 
     def scan(self, kind, *, after=None, prefix=None, limit=None, summaries=False):
-        kept = summaries and kind in _TEXTS_KEPT and self._transaction is not None
-        if kept:
-            rows = self._kept_texts(kind, None, prefix, True, after, limit)
-            if rows is not None:
-                return rows
+        if summaries and kind in _TEXTS_KEPT and self._transaction is not None:
+            return self._kept_page(kind, None, prefix, True, after, limit)
         rows = self.db.execute(*SQL.scan(self._scope, kind, after, prefix, limit, summaries)).fetchall()
-        if not summaries:
-            return _named(rows)
-        rows = _summarized(self, kind, rows)
-        if kept:
-            self._keep_texts(kind, rows)
-        return rows
+        return _summarized(self, kind, rows) if summaries else _named(rows)
 
     def find(self, kind, key, value, *, prefix=False, after=None, limit=None, summaries=False):
-        kept = summaries and kind in _TEXTS_KEPT and self._transaction is not None
-        if kept:
-            rows = self._kept_texts(kind, key, value, prefix, after, limit)
-            if rows is not None:
-                return rows
+        if summaries and kind in _TEXTS_KEPT and self._transaction is not None:
+            return self._kept_page(kind, key, value, prefix, after, limit)
         rows = self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit, summaries)).fetchall()
-        if not summaries:
-            return _named(rows)
-        rows = _summarized(self, kind, rows)
-        if kept:
+        return _summarized(self, kind, rows) if summaries else _named(rows)
+
+    def _kept_page(self, kind, key, value, prefix, after, limit) -> list:
+        """find's (scan's, key None: `value` is the name prefix) page of (name, summary) rows
+        of a kind whose summaries are kept: from memory when all of them are, else read
+        from the file and kept."""
+        rows = self._kept_texts(kind, key, value, prefix, after, limit)
+        if rows is None:
+            sql = (SQL.scan(self._scope, kind, after, value, limit, True) if key is None
+                   else SQL.find(self._scope, kind, key, value, prefix, after, limit, True))
+            rows = _summarized(self, kind, self.db.execute(*sql).fetchall())
             self._keep_texts(kind, rows)
         return rows
 
