@@ -11,7 +11,7 @@ listener's fd table (~0.2 KB): the loop sees one file descriptor, the epoll,
 and `_ready` gives each ready socket its turn (at most `_EVENTS` per loop
 iteration, so timers and other readers run between batches).
 
-Reads land in one buffer shared by every connection of the process and are
+Reads land in one buffer shared by every connection of the listener and are
 copied out at their length; writes go to the socket at once, and only what
 the kernel refuses is kept (then the socket is watched for writability). The
 application sees an asyncio transport: `write`, `close` (after what was
@@ -45,9 +45,6 @@ _GONE = (select.EPOLLERR | select.EPOLLHUP) if hasattr(select, "EPOLLERR") else 
 _AGAIN = (BlockingIOError, InterruptedError)
 _ACCEPT_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _PAUSED, _CLOSING, _WRITING_PAUSED = 1, 2, 4  # PlainTransport.flags
-_buffer = bytearray(_READ)  # shared by every socket's read (one loop thread reads)
-_view = memoryview(_buffer)
-_buffers = [_buffer]
 _readv, _write = os.readv, os.write
 
 
@@ -89,6 +86,11 @@ class PlainServer:
         self._factory = protocol_factory
         self._sock = sock
         self._epoll = select.epoll()
+        # Every connection's reads land here. One per listener, not per process: a process may
+        # run several servers, each on its loop thread (localiot.testing), and os.readv lets go
+        # of the GIL, so a buffer shared between loops would take another loop's bytes.
+        buffer = bytearray(_READ)
+        self.read_into, self.read_view = [buffer], memoryview(buffer)
         self.connections: dict[int, PlainTransport] = {}  # by file descriptor
         self._serving = True
         loop.add_reader(sock.fileno(), self._accept)
@@ -213,7 +215,7 @@ class PlainTransport(asyncio.Transport):
         if self.flags & _PAUSED or self.fd < 0:
             return
         try:
-            n = _readv(self.fd, _buffers)
+            n = _readv(self.fd, self.server.read_into)
         except _AGAIN:
             return
         except OSError as e:
@@ -221,7 +223,7 @@ class PlainTransport(asyncio.Transport):
             return
         if n:
             try:
-                self.protocol.data_received(_view[:n].tobytes())
+                self.protocol.data_received(self.server.read_view[:n].tobytes())
             except Exception:
                 log.exception("plain MQTT: data_received failed")
                 self.abort()
