@@ -4,9 +4,17 @@ device rights: paho devices over mutual TLS against the real server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import ssl
+import threading
+import urllib.error
+import urllib.request
 
-from localiot.testing import NOT_AUTHORIZED, V5, Device, address, ca_file, new_certificate
+import pytest
+
+from localiot.testing import (NOT_AUTHORIZED, V5, WAIT, Device, address, alpn_port, ca_file, new_certificate,
+                              wait_until)
 
 
 def _policy(topic: str) -> str:
@@ -77,3 +85,51 @@ def test_one_certificate_for_several_client_ids_keeps_each_ones_thing(localiot_s
     assert publish("lamp-1", "lamp-1/lamp-1") == 0  # the thing's grant, remembered
     known = localiot_server.app.runtime.broker.authenticate.__self__._known
     assert set(known[(cert.id, None)].grants) == {"lamp-1", None}
+
+
+def test_a_remembered_grant_carries_no_earlier_client_id(localiot_server, iot, tmp_path):
+    """The remembered grant's variables were an MQTT connection's; an HTTPS publish with the
+    same certificate has no client id, so `${iot:ClientId}` matches nothing for it (as for a
+    certificate not remembered), not the earlier connection's client id."""
+    cert = new_certificate(iot, tmp_path, "no-client-id")
+    iot.create_policy(policyName="client-id-policy", policyDocument=_policy("a"))
+    iot.attach_policy(policyName="client-id-policy", target=cert.arn)
+    ca, (_, port) = ca_file(localiot_server, tmp_path), address(iot)
+    device = Device(port, "sensor-1", ca=ca, cert=cert, version=V5).connect_ok()
+    assert device.publish("sensor-1/a", b"1") == 0
+    device.close()
+    context = ssl.create_default_context(cafile=ca)
+    context.load_cert_chain(str(cert.cert_file), str(cert.key_file))
+    request = urllib.request.Request(f"https://127.0.0.1:{alpn_port(localiot_server)}/topics/sensor-1/a?qos=1",
+                                     data=b"1", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, context=context, timeout=WAIT)
+    assert refused.value.code == 403
+
+
+def test_a_remembered_certificate_connects_without_a_store_worker(localiot_server, iot, tmp_path):
+    """PostgreSQL: a certificate's first CONNECT reads the store on a worker thread; once it is
+    remembered, CONNECT needs no worker, so it connects while every worker is busy."""
+    workers = localiot_server.app.runtime.workers
+    if workers is None:
+        pytest.skip("SQLite: the store is read on the loop, there are no workers")
+    cert = new_certificate(iot, tmp_path, "busy-workers")
+    iot.create_policy(policyName="busy-policy", policyDocument=_policy("a"))
+    iot.attach_policy(policyName="busy-policy", target=cert.arn)
+    ca, (_, port) = ca_file(localiot_server, tmp_path), address(iot)
+    Device(port, "sensor-1", ca=ca, cert=cert, version=V5).connect_ok().close()
+    release = threading.Event()
+
+    async def occupy():
+        return [workers.call(release.wait, 30) for _ in range(workers.threads)]
+
+    asyncio.run_coroutine_threadsafe(occupy(), workers.loop).result(WAIT)
+    try:
+        wait_until(lambda: workers.running == workers.threads)
+        again = Device(port, "sensor-2", ca=ca, cert=cert, version=V5)
+        assert again.connect() == 0  # (before: the CONNACK waited for a worker)
+    finally:
+        release.set()
+    assert again.publish("sensor-2/a", b"1") == 0  # the grant is this client id's
+    assert again.publish("sensor-1/a", b"1") == NOT_AUTHORIZED
+    again.close()

@@ -58,6 +58,7 @@ from localiot.device_auth.grants import (ALLOW_ALL, Grant, Grants, certificate_g
                                          unusable)
 from localiot.device_auth.just_in_time import JustInTime
 from localiot.policy import Variables
+from localiot.policy.evaluator import normalize_name
 from localiot.protocol import sigv4
 from localiot.protocol.errors import ServiceError
 from localiot.services.security import authorizers, ca_certificates, certificates
@@ -66,7 +67,9 @@ log = logging.getLogger("localiot.device_auth")
 
 _AUTHORIZER_NAME = "x-amz-customauthorizer-name"
 _AUTHORIZER_SIGNATURE = "x-amz-customauthorizer-signature"
-_SOURCE_IP = next(iter(Variables({"aws:SourceIp": "-"})))  # its normalized name
+# normalized names of the variables that differ per connection
+_SOURCE_IP, _CLIENT_ID, _CURRENT_TIME, _EPOCH_TIME = (
+    normalize_name(name) for name in ("aws:SourceIp", "iot:ClientId", "aws:CurrentTime", "aws:EpochTime"))
 KNOWN_MAX = 4096  # certificates remembered, ~3 KB each per thing with their policy variables (then all forgotten)
 
 
@@ -162,13 +165,17 @@ class Authentication:
 
     def _by_certificate(self, info: ConnectInfo, sni: str | None):
         certificate = info.peer_certificate
-        if certificate is not None:
-            workers = getattr(self.runtime, "workers", None)
-            if workers is not None and not self._knows(certificate, info.client_id, sni):
-                # PostgreSQL: the certificate and policy reads on a worker, the loop awaits them
-                return workers.call(self.certificate_identity, certificate, info.client_id, info.remote_address, sni)
-            return self.certificate_identity(certificate, info.client_id, info.remote_address, sni)
-        return Refusal(codec.NOT_AUTHORIZED, "No client certificate and no custom authorizer.")
+        if certificate is None:
+            return Refusal(codec.NOT_AUTHORIZED, "No client certificate and no custom authorizer.")
+        cert_id = hashlib.sha256(certificate).hexdigest()
+        now = self.clock.now()
+        identity = self._remembered(cert_id, info.client_id, info.remote_address, sni, now)
+        if identity is not None:
+            return identity
+        workers = getattr(self.runtime, "workers", None)
+        if workers is not None:  # PostgreSQL: the certificate and policy reads on a worker, the loop awaits them
+            return workers.call(self.certificate_identity, certificate, info.client_id, info.remote_address, sni)
+        return self.certificate_identity(certificate, info.client_id, info.remote_address, sni)
 
     # certificates -----------------------------------------------------------------------
     def certificate_identity(self, der: bytes, client_id: str | None, remote: str | None = None,
@@ -177,14 +184,12 @@ class Authentication:
         go through just-in-time registration when `just_in_time`."""
         cert_id = hashlib.sha256(der).hexdigest()
         now = self.clock.now()
+        identity = self._remembered(cert_id, client_id, remote, sni, now)
+        if identity is not None:
+            return identity
         key = (cert_id, sni)
         known = self._known.get(key)
-        if known is not None and known.epoch == self._epoch() and known.not_before <= now <= known.not_after:
-            thing = known.thing_of(client_id)
-            grant = known.grants.get(thing)
-            if grant is not None:
-                return self._known_identity(known, grant, thing, cert_id, client_id, remote, sni, now)
-        else:
+        if known is not None and (known.epoch != self._epoch() or not known.not_before <= now <= known.not_after):
             known = None
         with self.store.transaction(*certificates.GLOBAL, write=False) as tx:
             found = self._home(tx, cert_id, sni)
@@ -217,10 +222,17 @@ class Authentication:
             return Refusal(codec.NOT_AUTHORIZED, "The certificate is not registered.")
         return self.just_in_time.register(der, cert_id, sni)
 
-    def _knows(self, der: bytes, client_id: str | None, sni: str | None) -> bool:
-        """Is the identity of this certificate known without a store read (`certificate_identity`'s cache)?"""
-        known = self._known.get((hashlib.sha256(der).hexdigest(), client_id, sni))
-        return known is not None and known[0] == self._epoch() and known[1] <= self.clock.now() <= known[2]
+    def _remembered(self, cert_id: str, client_id: str | None, remote, sni: str | None, now: float):
+        """The identity of a certificate seen before, from `_known` alone (no store read, so
+        no worker hop with PostgreSQL), or None when the store must be asked."""
+        known = self._known.get((cert_id, sni))
+        if known is None or known.epoch != self._epoch() or not known.not_before <= now <= known.not_after:
+            return None
+        thing = known.thing_of(client_id)
+        grant = known.grants.get(thing)
+        if grant is None:
+            return None
+        return self._known_identity(known, grant, thing, cert_id, client_id, remote, sni, now)
 
     def _epoch(self) -> tuple:
         broker = self.grants.broker
@@ -237,11 +249,18 @@ class Authentication:
                       "remote": remote, "sni": sni, "exclusiveThing": exclusive}
         variables = Variables()
         dict.update(variables, grant.variables)
-        fresh = {"aws:CurrentTime": _current_time(int(now)), "aws:EpochTime": str(int(now)), "aws:SourceIp": remote}
+        second = int(now)
+        variables[_CURRENT_TIME] = _current_time(second)
+        variables[_EPOCH_TIME] = str(second)
+        # the remembered grant's client id and address are an earlier connection's: this one's or none
+        if remote is not None:
+            variables[_SOURCE_IP] = remote
+        else:
+            dict.pop(variables, _SOURCE_IP, None)
         if client_id:
-            fresh["iot:ClientId"] = client_id
-        dict.pop(variables, _SOURCE_IP, None)
-        dict.update(variables, Variables(fresh))
+            variables[_CLIENT_ID] = client_id
+        else:  # (HTTPS publish, the credential provider: no MQTT client id)
+            dict.pop(variables, _CLIENT_ID, None)
         return Identity(known.account, known.region, principal=cert_id, thing_name=thing,
                         policy=Grant(grant.policies, variables, grant.generation), attributes=attributes)
 
