@@ -348,7 +348,7 @@ def comparison_run(args, workdir: str) -> dict:
         single.wait_ready()
         certs = provision(single.api, args.certs, folder)
         single.tls_ca = certs["client_ca"]
-        server = mosquitto_server_cert(folder)
+        server = mosquitto_server_cert(folder, certs["client_ca"])  # the same client chain as localiot gets
         mosquitto = Mosquitto(ensure_mosquitto(), folder, dict(server, client_ca=certs["client_ca"]), 100, 1000)
         started.append(mosquitto)
         out = {}
