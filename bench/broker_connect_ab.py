@@ -10,7 +10,12 @@ from this process (uvloop), and reads the server's CPU seconds from /proc
 before and after. The machine is shared: rounds alternate so both trees see
 the same conditions, and the median of the rounds is reported.
 
-    .venv/bin/python bench/broker_connect_ab.py --a /tmp/main-copy --b . [--tls] [--rounds 4]
+    .venv/bin/python bench/broker_connect_ab.py --a /tmp/main-copy --b . [--tls] [--rounds 4] [--mosquitto]
+
+`--mosquitto` adds Mosquitto as a third server in the same alternating rounds (its TLS
+listener as bench/broker.py sets it up, its clients sending the same certificate chain),
+and prints each tree's ratio to it: on a machine other work loads, rounds taken in turn
+compare better than broker.py's windows one after the other.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import uvloop  # noqa: E402
 
-from broker_servers import Localiot, provision  # noqa: E402
+from broker_servers import Localiot, Mosquitto, ensure_mosquitto, mosquitto_server_cert, provision  # noqa: E402
 from mqtt_clients import DISCONNECT, client_ssl_contexts, mqtt_open  # noqa: E402
 from procs import HOST, log, proc_cpu  # noqa: E402
 
@@ -63,23 +68,35 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--connects", type=int, default=2000, help="connections per server per round")
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--mosquitto", action="store_true", help="Mosquitto too, in the same rounds; ratios to it")
     args = p.parse_args(argv)
     work = tempfile.mkdtemp(prefix="bench-connect-ab-")
     trees = {"A": os.path.abspath(args.a), "B": os.path.abspath(args.b)}
-    servers, contexts = {}, {}
+    servers, contexts, provisioned = {}, {}, {}
     try:
         for name, root in trees.items():
             servers[name] = srv = Localiot(work, [], root=root)
             if args.tls:
                 folder = os.path.join(work, name)
                 os.makedirs(folder, exist_ok=True)
-                certs = provision(srv.api, 4, folder)
+                certs = provisioned[name] = provision(srv.api, 4, folder)
                 contexts[name] = client_ssl_contexts({"tls": {"cafile": certs["client_ca"], "certs": certs["certs"]}})
             else:
                 contexts[name] = [None]
-        per = {name: [] for name in trees}
-        for r in range(args.rounds + 1):  # round 0 warms both up, not counted
-            for name in (("A", "B") if r % 2 else ("B", "A")):
+        if args.mosquitto:
+            tls = None
+            if args.tls:  # tree A's device certificates and CA (tree B's are alike)
+                certs = provisioned["A"]
+                tls = dict(mosquitto_server_cert(work, certs["client_ca"]), client_ca=certs["client_ca"])
+            servers["mosquitto"] = mos = Mosquitto(ensure_mosquitto(), work, tls, 100, 1000)
+            contexts["mosquitto"] = [None]
+            if args.tls:
+                contexts["mosquitto"] = client_ssl_contexts({"tls": {"cafile": mos.tls_ca, "certs": certs["certs"]}})
+        names = list(servers)
+        per = {name: [] for name in names}
+        rates = {name: [] for name in names}
+        for r in range(args.rounds + 1):  # round 0 warms every server up, not counted
+            for name in (names if r % 2 else names[::-1]):
                 srv = servers[name]
                 port = srv.tls_port if args.tls else srv.plain_port
                 n = args.connects if r else max(200, args.connects // 10)
@@ -90,12 +107,19 @@ def main(argv=None) -> int:
                 rate = n / (time.monotonic() - t0 - 0.3)
                 if r:
                     per[name].append(ms)
+                    rates[name].append(rate)
                 log(f"round {r} {name}: {ms:.3f} ms server CPU per connection, {rate:,.0f}/s, {errors} errors")
-        print(f"| tree | server CPU ms per {'mutual-TLS' if args.tls else 'plain'} connection (median of "
-              f"{args.rounds}) | rounds |\n|---|--:|---|")
-        for name, root in trees.items():
-            print(f"| {name} `{root}` | {statistics.median(per[name]):.3f} | "
-                  f"{', '.join(f'{v:.3f}' for v in per[name])} |")
+        print(f"| server | server CPU ms per {'mutual-TLS' if args.tls else 'plain'} connection (median of "
+              f"{args.rounds}) | rounds | connections/s (median) |\n|---|--:|---|--:|")
+        for name in names:
+            label = f"{name} `{trees[name]}`" if name in trees else name
+            print(f"| {label} | {statistics.median(per[name]):.3f} | {', '.join(f'{v:.3f}' for v in per[name])} | "
+                  f"{statistics.median(rates[name]):,.0f} |")
+        if args.mosquitto:
+            mos_ms, mos_rate = statistics.median(per["mosquitto"]), statistics.median(rates["mosquitto"])
+            for name in trees:
+                print(f"{name}: server CPU {statistics.median(per[name]) / mos_ms:.2f}x Mosquitto's, "
+                      f"connections/s {statistics.median(rates[name]) / mos_rate:.2f}x")
     finally:
         for srv in servers.values():
             srv.stop()
