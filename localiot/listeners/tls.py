@@ -157,7 +157,7 @@ class TrustStore:
         # No TLS 1.3 session tickets: the two OpenSSL sends by default cost the server 0.4 ms
         # of CPU per handshake (a bare server: 1.6 -> 2.0 ms), because OpenSSL 3.0 copies the
         # session for each ticket through d2i_SSL_SESSION, which parses the client's
-        # certificates again; for clients that resume, which devices rarely do (the bench's
+        # certificate again; for clients that resume, which devices rarely do (the bench's
         # never do). A client that tries gets a full handshake, as with any server that
         # issued no ticket.
         ctx.num_tickets = 0
