@@ -96,7 +96,9 @@ def main(argv=None) -> int:
         per = {name: [] for name in names}
         rates = {name: [] for name in names}
         for r in range(args.rounds + 1):  # round 0 warms every server up, not counted
-            for name in (names if r % 2 else names[::-1]):
+            # each server takes each place in the order in turn (first after another's load ...)
+            turn = r % len(names)
+            for name in (names[turn:] + names[:turn] if len(names) > 2 else (names if r % 2 else names[::-1])):
                 srv = servers[name]
                 port = srv.tls_port if args.tls else srv.plain_port
                 n = args.connects if r else max(200, args.connects // 10)
