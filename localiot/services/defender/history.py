@@ -6,11 +6,17 @@ on the bus for every connection (clientId, principalIdentifier, sessionIdentifie
 ipAddress, timestamp, disconnectReason). `ConnectionHistory` hears them
 through localiot.services.presence and keeps one record per connection in
 the store (kind "connection-history", named "<clientId>|<connectedAt ms, 13
-digits>|<sessionIdentifier>", in the client's account and region):
-{clientId, principal, ipAddress, connectedAt, disconnectedAt,
-disconnectReason}. Writes share the presence unit of work of their window;
-an open connection's record is held back until the connection ends or
-`HOLD` (1 s) has passed, so a short connection costs one write, not a
+digits>|<the sessionIdentifier's first 8 hex digits>", in the client's account
+and region): {clientId, principal, ipAddress, connectedAt, disconnectedAt,
+disconnectReason}, the fields without a value left out (an open connection
+has no disconnectedAt; records written before 2026-12-03 have nulls and the
+whole session id in their name: every reader takes both, so they age out
+rather than being rewritten). At 10,000 idle connections the record was
+most of what an idle plain connection cost beyond its objects (about 0.3
+of 1.5 KB in SQLite pages): the nulls and 24 hex digits were a third of it.
+Writes share the presence unit of work of their window; an open
+connection's record is held back until the connection ends or `HOLD` (1 s)
+has passed, so a short connection costs one write, not a
 write and a rewrite (a server killed in that second loses it, as it loses
 any window's records); `flush(runtime)` writes everything pending and
 held (an audit calls it first).
@@ -22,8 +28,11 @@ pass over the records once per `PRUNE_EVERY` of clock time per scope, one
 page per write, so no write pays for a whole pass); and a client id keeps
 its `PER_CLIENT` (100) latest records, so a device reconnecting all day
 long costs a bounded number of them (its CONNECTION_COUNT in a finding
-stops at 100). The names start with the client id so that its records are
-one range of names, oldest first: counting them is a range read, not an
+stops at 100). A client id's first connection in a process is not counted
+(a range read per connect, for clients that mostly have one record): its
+next connection in the process counts, and the prune pass counts every
+client id it passes. The names start with the client id so that its
+records are one range of names, oldest first: counting them is a range read, not an
 index entry per record (an index entry and its count were about half of a
 record's cost). A client id seen with many records has its count kept in
 memory (`counts`), so a device reconnecting all day long does not read its
@@ -47,6 +56,13 @@ PRUNE_PAGE = 500  # records a write looks at during a pass
 COUNTED = 10  # a client id with at least this many records has its count kept in memory
 COUNTS_MAX = 4096  # client ids whose count is kept (then forgotten together: counted again when seen)
 HOLD = 1.0  # seconds an open connection's record waits for the connection's end before it is written
+SESSION_DIGITS = 8  # of the session id, in a record's name
+# What a held record is to the client's count (`_cap`): WRITTEN, stored before (a connection's end
+# rewrites it); NEW, counted when it is stored; FIRST, the client id's first connection in this process,
+# not counted then (most clients: a range read per connection was a tenth of a plain connect's CPU):
+# the prune pass counts every client id's records (a client connecting once per process life), and
+# the client's next connection in this process counts them
+WRITTEN, NEW, FIRST = 0, 1, 2
 
 
 class ConnectionHistory:
@@ -56,12 +72,13 @@ class ConnectionHistory:
         # principal and address again) rewrites the record without reading it back. The key is the
         # session's own string, so an idle connection costs this dict's slot and one int here
         self.open: dict[str, int | None] = {}
-        # (account, region) -> {name: (record, new, due)}: `new` records get their index entry (an
-        # ended connection's record written before is written again without touching it); an open
-        # connection's record waits until `due` (loop time) for its end, to be written once
+        # (account, region) -> {name: (record, new, due)}: `new` is what the record is to its client's
+        # count (WRITTEN, NEW, FIRST); an open connection's record waits until `due` (loop time) for
+        # its end, to be written once
         self.pending: dict[tuple[str, str], dict[str, tuple[dict, bool, float | None]]] = {}
         self.next_prune: dict[tuple[str, str], float] = {}  # scope -> clock time of the next pass
         self.prune_after: dict[tuple[str, str], str] = {}  # scope -> the last name looked at by the pass under way
+        self.prune_run: dict[tuple[str, str], tuple[str, int]] = {}  # scope -> the client id that page ended with
         self.counts: dict[tuple[str, str, str], int] = {}  # (account, region, client) -> its stored records
         self.presence = None  # localiot.services.presence.Presence, set by install
         self._resets = 0  # the broker's reset count this state belongs to
@@ -76,6 +93,7 @@ class ConnectionHistory:
             self.counts.clear()
             self.next_prune.clear()
             self.prune_after.clear()
+            self.prune_run.clear()
 
     def hear(self, account: str, region: str, kind: str, topic_client: str, body: dict) -> bool:
         self._fresh()
@@ -87,22 +105,23 @@ class ConnectionHistory:
         if kind == "connected":
             at = body.get("timestamp")
             self.open[session] = at
-            name = f"{client_id}|{int(at or 0):013d}|{session}"
+            # a client id's first connection in this process is not counted (see _cap)
+            new = FIRST if body.get("versionNumber") == 0 else NEW
             record = _record(client_id, principal, ip, at, None, None)
             loop = asyncio._get_running_loop()
             if loop is None or self.presence is None:
-                pending[name] = (record, True, None)
+                pending[_name(client_id, at, session)] = (record, new, None)
                 return True
-            pending[name] = (record, True, loop.time() + HOLD)
+            pending[_name(client_id, at, session)] = (record, new, loop.time() + HOLD)
             self.presence.later(account, region, HOLD)
             return False  # nothing to write before it ends or is due
         if session not in self.open:
             return False
         at = self.open.pop(session)
-        name = f"{client_id}|{int(at or 0):013d}|{session}"
+        name = _name(client_id, at, session)
         held = pending.get(name)
         record = _record(client_id, principal, ip, at, body.get("timestamp"), body.get("disconnectReason"))
-        pending[name] = (record, held is not None and held[1], None)  # not written yet: still new
+        pending[name] = (record, WRITTEN if held is None else held[1], None)  # not written yet: still new
         return True
 
     def held(self) -> list[tuple[str, str]]:
@@ -135,13 +154,18 @@ class ConnectionHistory:
         """Write records `take` took, in the presence unit of work."""
         tx = ctx.tx
         new_clients: dict[str, int] = {}
+        counted: set[str] = set()
         for name, (record, new, _) in records.items():
             tx.put(KIND, name, record)
             if new:
                 client_id = record["clientId"]
                 new_clients[client_id] = new_clients.get(client_id, 0) + 1
+                if new == NEW:
+                    counted.add(client_id)
+        counts, scope = self.counts, (ctx.account, ctx.region)
         for client_id, added in new_clients.items():
-            self._cap(ctx, client_id, added)
+            if client_id in counted or (*scope, client_id) in counts:
+                self._cap(ctx, client_id, added)
         self._prune(ctx)
 
     def _cap(self, ctx, client_id: str, added: int) -> None:
@@ -175,28 +199,43 @@ class ConnectionHistory:
 
     def _prune(self, ctx) -> None:
         """Delete the records that ended before the audit's window: a pass over the scope's records
-        once per PRUNE_EVERY, one page of them per write."""
+        once per PRUNE_EVERY, one page of them per write. The pass also counts each client id's
+        records, for those whose first connection in a process was not counted (`_cap`)."""
         now = ctx.now()
         scope = (ctx.account, ctx.region)
         after = self.prune_after.pop(scope, None)
+        run = self.prune_run.pop(scope, None)
         if after is None:
             due = self.next_prune.get(scope)
             if due is not None and now < due:
                 return
             self.next_prune[scope] = now + PRUNE_EVERY
+            run = None
         cutoff = int((now - HISTORY_DAYS * 86400) * 1000)
         tx = ctx.tx
         page = tx.scan(KIND, after=after, limit=PRUNE_PAGE)
         counts = self.counts
+        kept: dict[str, int] = {}  # client id -> its records in this page (and the run the last page ended with)
+        if run is not None:
+            kept[run[0]] = run[1]
+        client_id = None
         for name, doc in page:
             ended = doc.get("disconnectedAt")
+            client_id = doc.get("clientId")
             if ended is not None and ended < cutoff:
                 tx.delete(KIND, name)
-                key = (*scope, doc.get("clientId"))
+                key = (*scope, client_id)
                 if key in counts:
                     counts[key] -= 1
+            else:
+                kept[client_id] = kept.get(client_id, 0) + 1
+        for over, count in kept.items():
+            if count > PER_CLIENT:
+                self._cap(ctx, over, 0)
         if len(page) == PRUNE_PAGE:  # the next write looks at the next page
             self.prune_after[scope] = page[-1][0]
+            if client_id in kept:
+                self.prune_run[scope] = (client_id, kept[client_id])
 
 
 def _loop_time() -> float | None:
@@ -206,9 +245,25 @@ def _loop_time() -> float | None:
         return None
 
 
+def _name(client_id: str, connected_at: int | None, session: str | None) -> str:
+    """The record's name: the client's range, oldest first; the session id's first 8 hex digits
+    tell apart two connections of one client id in one millisecond."""
+    return f"{client_id}|{int(connected_at or 0):013d}|{(session or '')[:SESSION_DIGITS]}"
+
+
 def _record(client_id, principal, ip, connected_at, disconnected_at, reason) -> dict:
-    return {"clientId": client_id, "principal": principal, "ipAddress": ip, "connectedAt": connected_at,
-            "disconnectedAt": disconnected_at, "disconnectReason": reason}
+    """The stored record: the fields that have a value (an open connection's end, an anonymous
+    principal are left out; readers take a missing field as null)."""
+    record = {"clientId": client_id, "connectedAt": connected_at}
+    if principal is not None:
+        record["principal"] = principal
+    if ip is not None:
+        record["ipAddress"] = ip
+    if disconnected_at is not None:
+        record["disconnectedAt"] = disconnected_at
+    if reason is not None:
+        record["disconnectReason"] = reason
+    return record
 
 
 def install(runtime) -> ConnectionHistory:
