@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 
+from localiot.broker.lifecycle import CONNECTED_AT
 from localiot.services import presence
 from localiot.services.defender.catalog import HISTORY_DAYS
 
@@ -68,10 +69,6 @@ WRITTEN, NEW, FIRST = 0, 1, 2
 class ConnectionHistory:
     def __init__(self, runtime):
         self.runtime = runtime
-        # sessionIdentifier -> connectedAt of an open connection: its disconnect (which names the client,
-        # principal and address again) rewrites the record without reading it back. The key is the
-        # session's own string, so an idle connection costs this dict's slot and one int here
-        self.open: dict[str, int | None] = {}
         # (account, region) -> {name: (record, new, due)}: `new` is what the record is to its client's
         # count (WRITTEN, NEW, FIRST); an open connection's record waits until `due` (loop time) for
         # its end, to be written once
@@ -88,7 +85,6 @@ class ConnectionHistory:
         resets = getattr(getattr(self.runtime, "broker", None), "resets", 0)
         if resets != self._resets:
             self._resets = resets
-            self.open.clear()
             self.pending.clear()
             self.counts.clear()
             self.next_prune.clear()
@@ -104,7 +100,6 @@ class ConnectionHistory:
         principal, ip = body.get("principalIdentifier"), body.get("ipAddress")
         if kind == "connected":
             at = body.get("timestamp")
-            self.open[session] = at
             # a client id's first connection in this process is not counted (see _cap)
             new = FIRST if body.get("versionNumber") == 0 else NEW
             record = _record(client_id, principal, ip, at, None, None)
@@ -115,9 +110,9 @@ class ConnectionHistory:
             pending[_name(client_id, at, session)] = (record, new, loop.time() + HOLD)
             self.presence.later(account, region, HOLD)
             return False  # nothing to write before it ends or is due
-        if session not in self.open:
+        at = body.get(CONNECTED_AT)  # the disconnect of a connection this process announced
+        if at is None:
             return False
-        at = self.open.pop(session)
         name = _name(client_id, at, session)
         held = pending.get(name)
         record = _record(client_id, principal, ip, at, body.get("timestamp"), body.get("disconnectReason"))
