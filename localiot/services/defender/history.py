@@ -82,7 +82,8 @@ class ConnectionHistory:
 
     def _fresh(self) -> None:
         """Forget connections and held records from before a server reset (the store was wiped)."""
-        resets = getattr(getattr(self.runtime, "broker", None), "resets", 0)
+        broker = self.runtime.broker
+        resets = 0 if broker is None else broker.resets
         if resets != self._resets:
             self._resets = resets
             self.pending.clear()
@@ -93,16 +94,17 @@ class ConnectionHistory:
 
     def hear(self, account: str, region: str, kind: str, topic_client: str, body: dict) -> bool:
         self._fresh()
-        client_id, session = body.get("clientId") or topic_client, body.get("sessionIdentifier")
-        pending = self.pending.get((account, region))
+        get = body.get
+        client_id, session = get("clientId") or topic_client, get("sessionIdentifier")
+        scope = (account, region)
+        pending = self.pending.get(scope)
         if pending is None:
-            pending = self.pending[(account, region)] = {}
-        principal, ip = body.get("principalIdentifier"), body.get("ipAddress")
+            pending = self.pending[scope] = {}
         if kind == "connected":
-            at = body.get("timestamp")
+            at = get("timestamp")
             # a client id's first connection in this process is not counted (see _cap)
-            new = FIRST if body.get("versionNumber") == 0 else NEW
-            record = _record(client_id, principal, ip, at, None, None)
+            new = FIRST if get("versionNumber") == 0 else NEW
+            record = _record(client_id, get("principalIdentifier"), get("ipAddress"), at, None, None)
             loop = asyncio._get_running_loop()
             if loop is None or self.presence is None:
                 pending[_name(client_id, at, session)] = (record, new, None)
@@ -110,12 +112,13 @@ class ConnectionHistory:
             pending[_name(client_id, at, session)] = (record, new, loop.time() + HOLD)
             self.presence.later(account, region, HOLD)
             return False  # nothing to write before it ends or is due
-        at = body.get(CONNECTED_AT)  # the disconnect of a connection this process announced
+        at = get(CONNECTED_AT)  # the disconnect of a connection this process announced
         if at is None:
             return False
         name = _name(client_id, at, session)
         held = pending.get(name)
-        record = _record(client_id, principal, ip, at, body.get("timestamp"), body.get("disconnectReason"))
+        record = _record(client_id, get("principalIdentifier"), get("ipAddress"), at, get("timestamp"),
+                         get("disconnectReason"))
         pending[name] = (record, WRITTEN if held is None else held[1], None)  # not written yet: still new
         return True
 
@@ -243,7 +246,7 @@ def _loop_time() -> float | None:
 def _name(client_id: str, connected_at: int | None, session: str | None) -> str:
     """The record's name: the client's range, oldest first; the session id's first 8 hex digits
     tell apart two connections of one client id in one millisecond."""
-    return f"{client_id}|{int(connected_at or 0):013d}|{(session or '')[:SESSION_DIGITS]}"
+    return f"{client_id}|{connected_at or 0:013d}|{(session or '')[:SESSION_DIGITS]}"
 
 
 def _record(client_id, principal, ip, connected_at, disconnected_at, reason) -> dict:
