@@ -69,10 +69,13 @@ WRITTEN, NEW, FIRST = 0, 1, 2
 class ConnectionHistory:
     def __init__(self, runtime):
         self.runtime = runtime
-        # (account, region) -> {name: (record, new, due)}: `new` is what the record is to its client's
-        # count (WRITTEN, NEW, FIRST); an open connection's record waits until `due` (loop time) for
-        # its end, to be written once
-        self.pending: dict[tuple[str, str], dict[str, tuple[dict, bool, float | None]]] = {}
+        # (account, region) -> {name: (record, new)}: records to write at the next window; `new` is
+        # what the record is to its client's count (WRITTEN, NEW, FIRST)
+        self.pending: dict[tuple[str, str], dict[str, tuple[dict, int]]] = {}
+        # (account, region) -> {session id: (topic's client id, connected event's body, due)}: an open
+        # connection waits until `due` (loop time) for its end, so that its record is written once; the
+        # record is made from the event only then (most connections of a burst end first)
+        self.opening: dict[tuple[str, str], dict[str, tuple[str, dict, float]]] = {}
         self.next_prune: dict[tuple[str, str], float] = {}  # scope -> clock time of the next pass
         self.prune_after: dict[tuple[str, str], str] = {}  # scope -> the last name looked at by the pass under way
         self.prune_run: dict[tuple[str, str], tuple[str, int]] = {}  # scope -> the client id that page ended with
@@ -87,6 +90,7 @@ class ConnectionHistory:
         if resets != self._resets:
             self._resets = resets
             self.pending.clear()
+            self.opening.clear()
             self.counts.clear()
             self.next_prune.clear()
             self.prune_after.clear()
@@ -94,66 +98,74 @@ class ConnectionHistory:
 
     def hear(self, account: str, region: str, kind: str, topic_client: str, body: dict) -> bool:
         self._fresh()
-        get = body.get
-        client_id, session = get("clientId") or topic_client, get("sessionIdentifier")
         scope = (account, region)
-        pending = self.pending.get(scope)
-        if pending is None:
-            pending = self.pending[scope] = {}
+        get = body.get
+        session = get("sessionIdentifier")
         if kind == "connected":
-            at = get("timestamp")
-            # a client id's first connection in this process is not counted (see _cap)
-            new = FIRST if get("versionNumber") == 0 else NEW
-            record = _record(client_id, get("principalIdentifier"), get("ipAddress"), at, None, None)
             loop = asyncio._get_running_loop()
             if loop is None or self.presence is None:
-                pending[_name(client_id, at, session)] = (record, new, None)
+                name, entry = _opened(topic_client, body)
+                self.pending.setdefault(scope, {})[name] = entry
                 return True
-            pending[_name(client_id, at, session)] = (record, new, loop.time() + HOLD)
+            opening = self.opening.get(scope)
+            if opening is None:
+                opening = self.opening[scope] = {}
+            opening[session] = (topic_client, body, loop.time() + HOLD)
             self.presence.later(account, region, HOLD)
             return False  # nothing to write before it ends or is due
         at = get(CONNECTED_AT)  # the disconnect of a connection this process announced
         if at is None:
             return False
+        client_id = get("clientId") or topic_client
         name = _name(client_id, at, session)
-        held = pending.get(name)
-        record = _record(client_id, get("principalIdentifier"), get("ipAddress"), at, get("timestamp"),
-                         get("disconnectReason"))
-        pending[name] = (record, WRITTEN if held is None else held[1], None)  # not written yet: still new
+        pending = self.pending.get(scope)
+        if pending is None:
+            pending = self.pending[scope] = {}
+        opening = self.opening.get(scope)
+        opened = opening.pop(session, None) if opening else None
+        if opened is not None and opened[1].get("timestamp") != at:  # another connection of the session
+            opening[session] = opened
+            opened = None
+        prior = pending.get(name)  # its record taken from `opening`, not stored yet
+        new = prior[1] if prior is not None else WRITTEN if opened is None else _new(opened[1])
+        pending[name] = (_record(client_id, get("principalIdentifier"), get("ipAddress"), at, get("timestamp"),
+                                 get("disconnectReason")), new)
         return True
 
     def held(self) -> list[tuple[str, str]]:
         """The scopes with records waiting (for localiot.services.presence.flush)."""
         self._fresh()
-        return [scope for scope, records in self.pending.items() if records]
+        return [scope for scope in {*self.pending, *self.opening}
+                if self.pending.get(scope) or self.opening.get(scope)]
 
     def write(self, ctx, everything: bool = False) -> None:
         self.store(ctx, self.take(ctx.account, ctx.region, everything))
 
     def take(self, account: str, region: str, everything: bool = False) -> dict:
-        """The scope's records due now (all of them with `everything`), out of `pending`; the
-        others stay held (on the loop: localiot.services.presence writes them on a worker)."""
+        """The scope's records due now (with `everything`, open connections' too); the others
+        stay held (on the loop: localiot.services.presence writes them on a worker)."""
         self._fresh()
         scope = (account, region)
         records = self.pending.pop(scope, None) or {}
-        now = None if everything else _loop_time()
-        due, kept = {}, {}
-        for name, entry in records.items():
-            if entry[2] is not None and now is not None and now < entry[2]:
-                kept[name] = entry
+        opening = self.opening.get(scope)
+        if opening:
+            now = None if everything else _loop_time()
+            for session in [s for s, held in opening.items() if now is None or now >= held[2]]:
+                topic_client, body, _ = opening.pop(session)
+                name, entry = _opened(topic_client, body)
+                records.setdefault(name, entry)
+            if opening:
+                self.presence.later(*scope, HOLD)
             else:
-                due[name] = entry
-        if kept:
-            self.pending.setdefault(scope, {}).update(kept)
-            self.presence.later(*scope, HOLD)
-        return due
+                del self.opening[scope]
+        return records
 
     def store(self, ctx, records: dict) -> None:
         """Write records `take` took, in the presence unit of work."""
         tx = ctx.tx
         new_clients: dict[str, int] = {}
         counted: set[str] = set()
-        for name, (record, new, _) in records.items():
+        for name, (record, new) in records.items():
             tx.put(KIND, name, record)
             if new:
                 client_id = record["clientId"]
@@ -241,6 +253,20 @@ def _loop_time() -> float | None:
         return asyncio.get_running_loop().time()
     except RuntimeError:
         return None
+
+
+def _new(body: dict) -> int:
+    """What an open connection's record is to its client's count: a client id's first connection
+    in this process is not counted (see ConnectionHistory._cap)."""
+    return FIRST if body.get("versionNumber") == 0 else NEW
+
+
+def _opened(topic_client: str, body: dict) -> tuple[str, tuple[dict, int]]:
+    """The name and pending entry of an open connection's record, from its connected event."""
+    get = body.get
+    client_id, at = get("clientId") or topic_client, get("timestamp")
+    record = _record(client_id, get("principalIdentifier"), get("ipAddress"), at, None, None)
+    return _name(client_id, at, get("sessionIdentifier")), (record, _new(body))
 
 
 def _name(client_id: str, connected_at: int | None, session: str | None) -> str:
