@@ -397,6 +397,28 @@ def test_inflight_qos1_redelivered_with_dup(broker):
 
 
 # connection rules --------------------------------------------------------------------
+def test_presence_version_numbers_count_a_client_ids_connections(broker):
+    """versionNumber: 0 at a client id's first connection, one more at each next one (a takeover
+    too); a disconnected event has its connection's number."""
+    watcher = Client(broker.port, "watcher", V5)
+    watcher.subscribe("$aws/events/presence/#")
+
+    def version(kind):
+        return json.loads(watcher.expect_topic(f"$aws/events/presence/{kind}/counted").payload)["versionNumber"]
+    first = Client(broker.port, "counted")
+    assert version("connected") == 0
+    first.close()
+    assert version("disconnected") == 0
+    second = Client(broker.port, "counted")
+    assert version("connected") == 1
+    third = Client(broker.port, "counted")  # takes the client id over
+    assert (version("disconnected"), version("connected")) == (1, 2)
+    third.close()
+    assert version("disconnected") == 2
+    second.close()
+    watcher.close()
+
+
 @pytest.mark.parametrize("version", [V3, V5])
 def test_duplicate_client_id_takes_over(broker, version):
     watcher = Client(broker.port, "watcher", V5)

@@ -29,7 +29,7 @@ from localiot.broker.occasional import NO_OUTPUT
 from localiot.broker.reserved import ReservedPublish, ReservedTopics
 from localiot.broker.persistence import BrokerStore
 from localiot.broker.retained import RetainedQuotaExceeded
-from localiot.broker.sessions import NO_ENTRIES, Limits, Session
+from localiot.broker.sessions import NO_ENTRIES, Limits, Session, SessionTable
 from localiot.broker.subscriptions import Scope, wanted
 from localiot.topics import TopicError, validate_topic_name
 
@@ -64,7 +64,7 @@ class Broker:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
         self.connections: set[Connection] = set()
-        self.sessions: dict[tuple[str, str, str], Session] = {}
+        self.sessions = SessionTable()  # (account, region, client id) -> Session
         self.offline: set[Session] = set()
         self.connecting: dict[tuple[str, str, str], Connection] = {}  # CONNACK waiting for the session's write
         self.scopes: dict[tuple[str, str], Scope] = {}

@@ -82,7 +82,7 @@ NO_ENTRIES: dict = {}
 class Session:
     __slots__ = ("account", "region", "client_id", "expiry_interval", "subscriptions", "conn", "inflight",
                  "_waiting", "_next_pid", "session_id", "expires_at", "_delayed_will", "queued",
-                 "receive_cache", "identity", "version", "stored", "moved_at")
+                 "receive_cache", "identity", "version", "stored", "moved_at", "connected_at", "presence_version")
 
     def __init__(self, account: str, region: str, client_id: str, expiry_interval: int = 0,
                  session_id: str | None = None):
@@ -105,6 +105,10 @@ class Session:
         self.version = codec.MQTT311
         self.stored = False  # has a document in the store
         self.moved_at: float | None = None  # with a fabric: when it last changed node (wall clock)
+        # the connection holding it now: its presence event's timestamp (ms) and versionNumber
+        # (localiot.broker.lifecycle; kept here, not in a dict per client id, while it is connected)
+        self.connected_at: int | None = None
+        self.presence_version = 0
 
     @property
     def pending(self) -> deque:
@@ -184,3 +188,54 @@ class Session:
             # the session has been disconnected since its last update.
             s.expires_at = doc.get("updatedAt", time.time()) + s.expiry_interval
         return s
+
+
+class SessionTable:
+    """The broker's sessions by (account, region, client id), as a dict of them would be
+    (get, [], in, del, iteration over the keys, values, len, clear), held per scope:
+    {(account, region): {client id: session}}. A dict keyed by the triple kept a tuple
+    per session (64 bytes of an idle connection's ~1 KB); here the key is the client
+    id's string, which the session holds anyway."""
+
+    __slots__ = ("_scopes",)
+
+    def __init__(self):
+        self._scopes: dict[tuple[str, str], dict[str, Session]] = {}
+
+    def get(self, key: tuple[str, str, str], default=None):
+        inner = self._scopes.get((key[0], key[1]))
+        return default if inner is None else inner.get(key[2], default)
+
+    def __getitem__(self, key: tuple[str, str, str]) -> Session:
+        return self._scopes[(key[0], key[1])][key[2]]
+
+    def __setitem__(self, key: tuple[str, str, str], session: Session) -> None:
+        inner = self._scopes.get((key[0], key[1]))
+        if inner is None:
+            inner = self._scopes[(key[0], key[1])] = {}
+        inner[key[2]] = session
+
+    def __delitem__(self, key: tuple[str, str, str]) -> None:
+        scope = (key[0], key[1])
+        inner = self._scopes[scope]
+        del inner[key[2]]
+        if not inner:
+            del self._scopes[scope]
+
+    def __contains__(self, key) -> bool:
+        inner = self._scopes.get((key[0], key[1]))
+        return inner is not None and key[2] in inner
+
+    def __iter__(self):
+        for (account, region), inner in list(self._scopes.items()):
+            for client_id in list(inner):
+                yield account, region, client_id
+
+    def __len__(self) -> int:
+        return sum(len(inner) for inner in self._scopes.values())
+
+    def values(self) -> list[Session]:
+        return [session for inner in self._scopes.values() for session in inner.values()]
+
+    def clear(self) -> None:
+        self._scopes.clear()

@@ -38,16 +38,16 @@ class PresenceLog:
 
     def __init__(self, runtime):
         self.runtime = runtime
-        self.pending: dict[tuple[str, str], dict[str, dict]] = {}  # (account, region) -> {client: record}
-        self.writing: dict[tuple[str, str], dict[str, dict]] = {}  # taken, until their unit commits
+        # (account, region) -> {client: its last event's (kind, body)}: the record is made from the
+        # event when it is stored, for registered things only (most clients of a broker are not)
+        self.pending: dict[tuple[str, str], dict[str, tuple[str, dict]]] = {}
+        self.writing: dict[tuple[str, str], dict[str, tuple[str, dict]]] = {}  # taken, until their unit commits
 
     def hear(self, account: str, region: str, kind: str, client_id: str, body: dict) -> bool:
-        self.pending.setdefault((account, region), {})[client_id] = {
-            "connected": kind == "connected",
-            "timestamp": body.get("timestamp"),
-            "disconnectReason": body.get("disconnectReason"),
-            "sessionIdentifier": body.get("sessionIdentifier"),
-        }
+        pending = self.pending.get((account, region))
+        if pending is None:
+            pending = self.pending[(account, region)] = {}
+        pending[client_id] = (kind, body)
         return True
 
     def write(self, ctx, everything: bool = False) -> None:
@@ -67,9 +67,9 @@ class PresenceLog:
         if not records:
             return
         tx = ctx.tx
-        for client_id, record in records.items():
+        for client_id, event in records.items():
             if tx.get(things.KIND, client_id) is not None:
-                tx.put(KIND, client_id, record)
+                tx.put(KIND, client_id, _record(*event))
         ctx.after_commit(lambda: self._written(ctx.account, ctx.region, records))
 
     def _written(self, account: str, region: str, records: dict) -> None:
@@ -78,16 +78,26 @@ class PresenceLog:
         if writing is records:
             del self.writing[scope]
         elif writing is not None:  # one part of what was taken (presence stores it in parts)
-            for client_id, record in records.items():
-                if writing.get(client_id) is record:
+            for client_id, event in records.items():
+                if writing.get(client_id) is event:
                     del writing[client_id]
             if not writing and self.writing.get(scope) is writing:
                 del self.writing[scope]
 
     def last(self, ctx, client_id: str) -> dict | None:
         scope = (ctx.account, ctx.region)
-        record = self.pending.get(scope, {}).get(client_id) or self.writing.get(scope, {}).get(client_id)
-        return record if record is not None else ctx.tx.get(KIND, client_id)
+        event = self.pending.get(scope, {}).get(client_id) or self.writing.get(scope, {}).get(client_id)
+        return _record(*event) if event is not None else ctx.tx.get(KIND, client_id)
+
+
+def _record(kind: str, body: dict) -> dict:
+    """The stored record of a client's last presence event."""
+    return {
+        "connected": kind == "connected",
+        "timestamp": body.get("timestamp"),
+        "disconnectReason": body.get("disconnectReason"),
+        "sessionIdentifier": body.get("sessionIdentifier"),
+    }
 
 
 def install(runtime) -> PresenceLog:

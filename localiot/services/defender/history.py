@@ -6,11 +6,17 @@ on the bus for every connection (clientId, principalIdentifier, sessionIdentifie
 ipAddress, timestamp, disconnectReason). `ConnectionHistory` hears them
 through localiot.services.presence and keeps one record per connection in
 the store (kind "connection-history", named "<clientId>|<connectedAt ms, 13
-digits>|<sessionIdentifier>", in the client's account and region):
-{clientId, principal, ipAddress, connectedAt, disconnectedAt,
-disconnectReason}. Writes share the presence unit of work of their window;
-an open connection's record is held back until the connection ends or
-`HOLD` (1 s) has passed, so a short connection costs one write, not a
+digits>|<the sessionIdentifier's first 8 hex digits>", in the client's account
+and region): {clientId, principal, ipAddress, connectedAt, disconnectedAt,
+disconnectReason}, the fields without a value left out (an open connection
+has no disconnectedAt; records written before 2026-12-03 have nulls and the
+whole session id in their name: every reader takes both, so they age out
+rather than being rewritten). At 10,000 idle connections the record was
+most of what an idle plain connection cost beyond its objects (about 0.3
+of 1.5 KB in SQLite pages): the nulls and 24 hex digits were a third of it.
+Writes share the presence unit of work of their window; an open
+connection's record is held back until the connection ends or `HOLD` (1 s)
+has passed, so a short connection costs one write, not a
 write and a rewrite (a server killed in that second loses it, as it loses
 any window's records); `flush(runtime)` writes everything pending and
 held (an audit calls it first).
@@ -22,8 +28,11 @@ pass over the records once per `PRUNE_EVERY` of clock time per scope, one
 page per write, so no write pays for a whole pass); and a client id keeps
 its `PER_CLIENT` (100) latest records, so a device reconnecting all day
 long costs a bounded number of them (its CONNECTION_COUNT in a finding
-stops at 100). The names start with the client id so that its records are
-one range of names, oldest first: counting them is a range read, not an
+stops at 100). A client id's first connection in a process is not counted
+(a range read per connect, for clients that mostly have one record): its
+next connection in the process counts, and the prune pass counts every
+client id it passes. The names start with the client id so that its
+records are one range of names, oldest first: counting them is a range read, not an
 index entry per record (an index entry and its count were about half of a
 record's cost). A client id seen with many records has its count kept in
 memory (`counts`), so a device reconnecting all day long does not read its
@@ -37,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 
+from localiot.broker.lifecycle import CONNECTED_AT
 from localiot.services import presence
 from localiot.services.defender.catalog import HISTORY_DAYS
 
@@ -47,101 +57,125 @@ PRUNE_PAGE = 500  # records a write looks at during a pass
 COUNTED = 10  # a client id with at least this many records has its count kept in memory
 COUNTS_MAX = 4096  # client ids whose count is kept (then forgotten together: counted again when seen)
 HOLD = 1.0  # seconds an open connection's record waits for the connection's end before it is written
+SESSION_DIGITS = 8  # of the session id, in a record's name
+# What a held record is to the client's count (`_cap`): WRITTEN, stored before (a connection's end
+# rewrites it); NEW, counted when it is stored; FIRST, the client id's first connection in this process,
+# not counted then (most clients: a range read per connection was a tenth of a plain connect's CPU):
+# the prune pass counts every client id's records (a client connecting once per process life), and
+# the client's next connection in this process counts them
+WRITTEN, NEW, FIRST = 0, 1, 2
 
 
 class ConnectionHistory:
     def __init__(self, runtime):
         self.runtime = runtime
-        # sessionIdentifier -> connectedAt of an open connection: its disconnect (which names the client,
-        # principal and address again) rewrites the record without reading it back. The key is the
-        # session's own string, so an idle connection costs this dict's slot and one int here
-        self.open: dict[str, int | None] = {}
-        # (account, region) -> {name: (record, new, due)}: `new` records get their index entry (an
-        # ended connection's record written before is written again without touching it); an open
-        # connection's record waits until `due` (loop time) for its end, to be written once
-        self.pending: dict[tuple[str, str], dict[str, tuple[dict, bool, float | None]]] = {}
+        # (account, region) -> {name: (record, new)}: records to write at the next window; `new` is
+        # what the record is to its client's count (WRITTEN, NEW, FIRST)
+        self.pending: dict[tuple[str, str], dict[str, tuple[dict, int]]] = {}
+        # (account, region) -> {session id: (topic's client id, connected event's body, due)}: an open
+        # connection waits until `due` (loop time) for its end, so that its record is written once; the
+        # record is made from the event only then (most connections of a burst end first)
+        self.opening: dict[tuple[str, str], dict[str, tuple[str, dict, float]]] = {}
         self.next_prune: dict[tuple[str, str], float] = {}  # scope -> clock time of the next pass
         self.prune_after: dict[tuple[str, str], str] = {}  # scope -> the last name looked at by the pass under way
+        self.prune_run: dict[tuple[str, str], tuple[str, int]] = {}  # scope -> the client id that page ended with
         self.counts: dict[tuple[str, str, str], int] = {}  # (account, region, client) -> its stored records
         self.presence = None  # localiot.services.presence.Presence, set by install
         self._resets = 0  # the broker's reset count this state belongs to
 
     def _fresh(self) -> None:
         """Forget connections and held records from before a server reset (the store was wiped)."""
-        resets = getattr(getattr(self.runtime, "broker", None), "resets", 0)
+        broker = self.runtime.broker
+        resets = 0 if broker is None else broker.resets
         if resets != self._resets:
             self._resets = resets
-            self.open.clear()
             self.pending.clear()
+            self.opening.clear()
             self.counts.clear()
             self.next_prune.clear()
             self.prune_after.clear()
+            self.prune_run.clear()
 
     def hear(self, account: str, region: str, kind: str, topic_client: str, body: dict) -> bool:
         self._fresh()
-        client_id, session = body.get("clientId") or topic_client, body.get("sessionIdentifier")
-        pending = self.pending.get((account, region))
-        if pending is None:
-            pending = self.pending[(account, region)] = {}
-        principal, ip = body.get("principalIdentifier"), body.get("ipAddress")
+        scope = (account, region)
+        get = body.get
+        session = get("sessionIdentifier")
         if kind == "connected":
-            at = body.get("timestamp")
-            self.open[session] = at
-            name = f"{client_id}|{int(at or 0):013d}|{session}"
-            record = _record(client_id, principal, ip, at, None, None)
             loop = asyncio._get_running_loop()
             if loop is None or self.presence is None:
-                pending[name] = (record, True, None)
+                name, entry = _opened(topic_client, body)
+                self.pending.setdefault(scope, {})[name] = entry
                 return True
-            pending[name] = (record, True, loop.time() + HOLD)
+            opening = self.opening.get(scope)
+            if opening is None:
+                opening = self.opening[scope] = {}
+            opening[session] = (topic_client, body, loop.time() + HOLD)
             self.presence.later(account, region, HOLD)
             return False  # nothing to write before it ends or is due
-        if session not in self.open:
+        at = get(CONNECTED_AT)  # the disconnect of a connection this process announced
+        if at is None:
             return False
-        at = self.open.pop(session)
-        name = f"{client_id}|{int(at or 0):013d}|{session}"
-        held = pending.get(name)
-        record = _record(client_id, principal, ip, at, body.get("timestamp"), body.get("disconnectReason"))
-        pending[name] = (record, held is not None and held[1], None)  # not written yet: still new
+        client_id = get("clientId") or topic_client
+        name = _name(client_id, at, session)
+        pending = self.pending.get(scope)
+        if pending is None:
+            pending = self.pending[scope] = {}
+        opening = self.opening.get(scope)
+        opened = opening.pop(session, None) if opening else None
+        if opened is not None and opened[1].get("timestamp") != at:  # another connection of the session
+            opening[session] = opened
+            opened = None
+        prior = pending.get(name)  # its record taken from `opening`, not stored yet
+        new = prior[1] if prior is not None else WRITTEN if opened is None else _new(opened[1])
+        pending[name] = (_record(client_id, get("principalIdentifier"), get("ipAddress"), at, get("timestamp"),
+                                 get("disconnectReason")), new)
         return True
 
     def held(self) -> list[tuple[str, str]]:
         """The scopes with records waiting (for localiot.services.presence.flush)."""
         self._fresh()
-        return [scope for scope, records in self.pending.items() if records]
+        return [scope for scope in {*self.pending, *self.opening}
+                if self.pending.get(scope) or self.opening.get(scope)]
 
     def write(self, ctx, everything: bool = False) -> None:
         self.store(ctx, self.take(ctx.account, ctx.region, everything))
 
     def take(self, account: str, region: str, everything: bool = False) -> dict:
-        """The scope's records due now (all of them with `everything`), out of `pending`; the
-        others stay held (on the loop: localiot.services.presence writes them on a worker)."""
+        """The scope's records due now (with `everything`, open connections' too); the others
+        stay held (on the loop: localiot.services.presence writes them on a worker)."""
         self._fresh()
         scope = (account, region)
         records = self.pending.pop(scope, None) or {}
-        now = None if everything else _loop_time()
-        due, kept = {}, {}
-        for name, entry in records.items():
-            if entry[2] is not None and now is not None and now < entry[2]:
-                kept[name] = entry
+        opening = self.opening.get(scope)
+        if opening:
+            now = None if everything else _loop_time()
+            for session in [s for s, held in opening.items() if now is None or now >= held[2]]:
+                topic_client, body, _ = opening.pop(session)
+                name, entry = _opened(topic_client, body)
+                records.setdefault(name, entry)
+            if opening:
+                self.presence.later(*scope, HOLD)
             else:
-                due[name] = entry
-        if kept:
-            self.pending.setdefault(scope, {}).update(kept)
-            self.presence.later(*scope, HOLD)
-        return due
+                del self.opening[scope]
+        return records
 
     def store(self, ctx, records: dict) -> None:
         """Write records `take` took, in the presence unit of work."""
         tx = ctx.tx
         new_clients: dict[str, int] = {}
-        for name, (record, new, _) in records.items():
+        counted: set[str] = set()
+        for name, (record, new) in records.items():
             tx.put(KIND, name, record)
             if new:
                 client_id = record["clientId"]
                 new_clients[client_id] = new_clients.get(client_id, 0) + 1
+                if new == NEW:
+                    counted.add(client_id)
+        counts, scope = self.counts, (ctx.account, ctx.region)
         for client_id, added in new_clients.items():
-            self._cap(ctx, client_id, added)
+            if client_id in counted or (*scope, client_id) in counts:
+                self._cap(ctx, client_id, added)
         self._prune(ctx)
 
     def _cap(self, ctx, client_id: str, added: int) -> None:
@@ -175,28 +209,43 @@ class ConnectionHistory:
 
     def _prune(self, ctx) -> None:
         """Delete the records that ended before the audit's window: a pass over the scope's records
-        once per PRUNE_EVERY, one page of them per write."""
+        once per PRUNE_EVERY, one page of them per write. The pass also counts each client id's
+        records, for those whose first connection in a process was not counted (`_cap`)."""
         now = ctx.now()
         scope = (ctx.account, ctx.region)
         after = self.prune_after.pop(scope, None)
+        run = self.prune_run.pop(scope, None)
         if after is None:
             due = self.next_prune.get(scope)
             if due is not None and now < due:
                 return
             self.next_prune[scope] = now + PRUNE_EVERY
+            run = None
         cutoff = int((now - HISTORY_DAYS * 86400) * 1000)
         tx = ctx.tx
         page = tx.scan(KIND, after=after, limit=PRUNE_PAGE)
         counts = self.counts
+        kept: dict[str, int] = {}  # client id -> its records in this page (and the run the last page ended with)
+        if run is not None:
+            kept[run[0]] = run[1]
+        client_id = None
         for name, doc in page:
             ended = doc.get("disconnectedAt")
+            client_id = doc.get("clientId")
             if ended is not None and ended < cutoff:
                 tx.delete(KIND, name)
-                key = (*scope, doc.get("clientId"))
+                key = (*scope, client_id)
                 if key in counts:
                     counts[key] -= 1
+            else:
+                kept[client_id] = kept.get(client_id, 0) + 1
+        for over, count in kept.items():
+            if count > PER_CLIENT:
+                self._cap(ctx, over, 0)
         if len(page) == PRUNE_PAGE:  # the next write looks at the next page
             self.prune_after[scope] = page[-1][0]
+            if client_id in kept:
+                self.prune_run[scope] = (client_id, kept[client_id])
 
 
 def _loop_time() -> float | None:
@@ -206,9 +255,39 @@ def _loop_time() -> float | None:
         return None
 
 
+def _new(body: dict) -> int:
+    """What an open connection's record is to its client's count: a client id's first connection
+    in this process is not counted (see ConnectionHistory._cap)."""
+    return FIRST if body.get("versionNumber") == 0 else NEW
+
+
+def _opened(topic_client: str, body: dict) -> tuple[str, tuple[dict, int]]:
+    """The name and pending entry of an open connection's record, from its connected event."""
+    get = body.get
+    client_id, at = get("clientId") or topic_client, get("timestamp")
+    record = _record(client_id, get("principalIdentifier"), get("ipAddress"), at, None, None)
+    return _name(client_id, at, get("sessionIdentifier")), (record, _new(body))
+
+
+def _name(client_id: str, connected_at: int | None, session: str | None) -> str:
+    """The record's name: the client's range, oldest first; the session id's first 8 hex digits
+    tell apart two connections of one client id in one millisecond."""
+    return f"{client_id}|{connected_at or 0:013d}|{(session or '')[:SESSION_DIGITS]}"
+
+
 def _record(client_id, principal, ip, connected_at, disconnected_at, reason) -> dict:
-    return {"clientId": client_id, "principal": principal, "ipAddress": ip, "connectedAt": connected_at,
-            "disconnectedAt": disconnected_at, "disconnectReason": reason}
+    """The stored record: the fields that have a value (an open connection's end, an anonymous
+    principal are left out; readers take a missing field as null)."""
+    record = {"clientId": client_id, "connectedAt": connected_at}
+    if principal is not None:
+        record["principal"] = principal
+    if ip is not None:
+        record["ipAddress"] = ip
+    if disconnected_at is not None:
+        record["disconnectedAt"] = disconnected_at
+    if reason is not None:
+        record["disconnectReason"] = reason
+    return record
 
 
 def install(runtime) -> ConnectionHistory:
