@@ -10,6 +10,7 @@ import json
 import urllib.request
 
 import pytest
+from botocore.exceptions import ClientError
 
 from localiot.indexing import fields
 from localiot.indexing.plan import Lookup, exact, grams_key, lookups, numeric_key, reversed_key
@@ -409,3 +410,27 @@ def test_an_index_from_before_numeric_entries_is_upgraded_in_place(fleet, locali
         advance(localiot_server, 0)
     assert localiot_server.call(added_rows) == before
     assert [_all(iot, query) for query, _ in queries] == expected
+
+
+def test_a_query_is_checked_again_when_the_declared_types_change(fleet, localiot_server):
+    """SearchIndex keeps checked and planned queries by query string (search.prepared_query):
+    the same string is checked again under a configuration that declares its field otherwise."""
+    iot, seeded = fleet
+    query = "shadow.reported.label:[1 TO 10]"
+    with pytest.raises(ClientError) as info:  # label is declared String: no numeric range
+        iot.search_index(queryString=query)
+    assert info.value.response["Error"]["Code"] == "InvalidQueryException"
+    iot.update_indexing_configuration(thingIndexingConfiguration={
+        "thingIndexingMode": "REGISTRY_AND_SHADOW", "customFields": [{"name": "shadow.reported.temp", "type": "Number"}]})
+    for _ in range(50):  # (the index may be rebuilt for the new declarations)
+        if iot.describe_index(indexName="AWS_Things")["indexStatus"] == "ACTIVE":
+            break
+        advance(localiot_server, 1)
+    undeclared = _all(iot, query)  # now compared by value where both are numbers ("7"; "20" is above)
+    assert undeclared == _expected(seeded, lambda t: t["reported"]["label"] == "7")
+    iot.update_indexing_configuration(thingIndexingConfiguration={
+        "thingIndexingMode": "REGISTRY_AND_SHADOW", "customFields": [{"name": "shadow.reported.temp", "type": "Number"},
+                                                                     {"name": "shadow.reported.label", "type": "String"}]})
+    with pytest.raises(ClientError) as info:
+        iot.search_index(queryString=query)
+    assert info.value.response["Error"]["Code"] == "InvalidQueryException"
