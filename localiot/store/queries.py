@@ -143,12 +143,12 @@ class Queries:
             args = [*scope, kind, key, value]
             if after is not None:
                 args.append(after)
-            flags = ("page_names", False, after is not None, limit is not None)
+            flags = ("page_names", "term", after is not None, limit is not None)
         if limit is not None:
             args.append(limit)
         # (the separator a literal: char(10) was copied into its register for every name)
         return self._built(flags, lambda: "SELECT count(*), group_concat(name, '\n') FROM (" + (
-            self._scan_names(*flags[2:]) if key is None else self._find_page_names(*flags[1:])) + ") AS page"), args
+            self._scan_names(*flags[2:]) if key is None else self._term_names(*flags[2:])) + ") AS page"), args
 
     def _range_names(self, after: bool) -> str:
         p = self.p
@@ -159,7 +159,7 @@ class Queries:
         """_scan's statement reading only the names (the key: no document is read)."""
         return self._scan(after, prefix, limit, False).replace("SELECT name, doc FROM", "SELECT name FROM", 1)
 
-    def _find_page_names(self, prefix: bool, after: bool, limit: bool) -> str:
+    def _term_names(self, after: bool, limit: bool) -> str:
         p = self.p
         # (one value: its entries' names are distinct and in order in the index already)
         sql = f"SELECT name FROM object_index WHERE account={p} AND region={p} AND kind={p} AND key={p} AND value = {p}"
