@@ -178,9 +178,13 @@ def main() -> None:
     parser.add_argument("--parts", default="large,moto",
                         help="what to run: large (the table at --things, index lag), moto (the comparison), "
                              "writes (UpdateThingShadow's cost under each indexing mode), "
-                             "connectivity (index lag after an MQTT connect and disconnect)")
+                             "connectivity (index lag after an MQTT connect and disconnect), "
+                             "instructions (per SearchIndex, under valgrind --tool=callgrind: "
+                             "bench/indexing_instructions.py)")
     parser.add_argument("--write-things", type=int, default=5000, help="fleet size for the writes part")
     parser.add_argument("--store", default="sqlite", help="connectivity part: sqlite or postgresql (a fresh one)")
+    parser.add_argument("--data-dir", default=None,
+                        help="instructions part: the server's data directory, seeded once and kept between runs")
     args = parser.parse_args()
     probe = f"{min(54321, args.things - 1):06d}"
 
@@ -192,6 +196,10 @@ def main() -> None:
         writes(args)
     if "connectivity" in args.parts:
         connectivity_lag(args)
+    if "instructions" in args.parts:
+        from indexing_instructions import instructions
+
+        instructions(args)
 
 
 def connectivity_lag(args) -> None:

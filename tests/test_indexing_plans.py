@@ -10,6 +10,7 @@ import json
 import urllib.request
 
 import pytest
+from botocore.exceptions import ClientError
 
 from localiot.indexing import fields
 from localiot.indexing.plan import Lookup, exact, grams_key, lookups, numeric_key, reversed_key
@@ -18,7 +19,7 @@ from localiot.testing import advance, make_client
 
 TEMPS = [-12.5, -3, 0, 0.5, 2, 7, 7.25, 10, 19.99, 20, 20.5, 100, 1e6]
 LABELS = ["alpha", "al*ha", "beta", "b?ta", "gamma", "alphabet", "Alpha", "al", "20", "7", "a[l]pha", "ünïcode-α",
-          "x]ha"]
+          "x]ha", "beta\n"]
 
 
 def _seed(iot, data) -> dict[str, dict]:
@@ -68,6 +69,9 @@ CASES = [  # (query, predicate over one seeded thing)
      t["reported"]["mixed"] > 10 or (isinstance(t["reported"]["mixed"], str) and t["reported"]["mixed"] > "10")),
     ("shadow.reported.label:al*a", lambda t: t["reported"]["label"].startswith("al") and t["reported"]["label"].endswith("a")),
     ("shadow.reported.label:?eta", lambda t: len(t["reported"]["label"]) == 4 and t["reported"]["label"].endswith("eta")),
+    # (`?` takes a final newline, and no pattern ends before one: "beta\n")
+    ("shadow.reported.label:*ta?", lambda t: t["reported"]["label"][-3:-1] == "ta"),
+    ("shadow.reported.label:*eta", lambda t: t["reported"]["label"].endswith("eta")),
     (r"shadow.reported.label:al\*ha", lambda t: t["reported"]["label"] == "al*ha"),
     (r"shadow.reported.label:b\?t*", lambda t: t["reported"]["label"].startswith("b?t")),
     (r"shadow.reported.label:a\[l\]*", lambda t: t["reported"]["label"].startswith("a[l]")),
@@ -310,8 +314,10 @@ def test_planned_queries_match_a_full_evaluation(fleet, query, predicate):
     ("shadow.reported.on:true", True),
     ("shadow.reported.temp:20", False),  # 20 is also the text of "20.0"'s number: checked
     ("shadow.reported.label:alpha*", True), ("shadow.reported.label:*pha", True),  # prefixes of (reversed) entries
-    ("shadow.reported.label:a*pha", False), ("shadow.reported.label:*l?ha", False),  # patterns: checked
-    ("thingName:dev-0?7", False), ("shadow.reported.battery:*", False),
+    ("shadow.reported.label:a*pha", True), ("shadow.reported.label:*l?ha", True),  # GLOB patterns of entries
+    ("thingName:dev-0?7", True), ("shadow.reported.label:*ta?", True),
+    ("thingName:*ev-0*", False),  # trigrams (they may sit apart): checked
+    ("shadow.reported.battery:*", False),
     ("shadow.reported.label:alpha AND thingName:dev-01*", False), ("NOT thingName:dev-01*", False),
 ])
 def test_which_plans_are_exact(query, answer):
@@ -336,6 +342,8 @@ def _raw_search(server, query: str, index: str | None = None, token: str | None 
     ("shadow.reported.label:al*", "shadow.reported.label:al* AND thingName:dev*", None),
     ("shadow.reported.label:*ha", "shadow.reported.label:*ha AND thingName:dev*", None),
     ("thingName:*7", "thingName:*7 AND thingName:dev*", None),
+    ("shadow.reported.label:a*p?a", "shadow.reported.label:a*p?a AND thingName:dev*", None),
+    ("thingName:dev-0?7", "thingName:dev-0?7 AND thingName:dev*", None),
     ("thingGroupDescription:*\\\\", "thingGroupDescription:*\\\\ AND thingGroupName:*", "AWS_ThingGroups"),
 ])
 def test_an_exact_plan_replies_the_bytes_a_checked_plan_writes(fleet, localiot_server, spliced, checked, index):
@@ -402,3 +410,27 @@ def test_an_index_from_before_numeric_entries_is_upgraded_in_place(fleet, locali
         advance(localiot_server, 0)
     assert localiot_server.call(added_rows) == before
     assert [_all(iot, query) for query, _ in queries] == expected
+
+
+def test_a_query_is_checked_again_when_the_declared_types_change(fleet, localiot_server):
+    """SearchIndex keeps checked and planned queries by query string (search.prepared_query):
+    the same string is checked again under a configuration that declares its field otherwise."""
+    iot, seeded = fleet
+    query = "shadow.reported.label:[1 TO 10]"
+    with pytest.raises(ClientError) as info:  # label is declared String: no numeric range
+        iot.search_index(queryString=query)
+    assert info.value.response["Error"]["Code"] == "InvalidQueryException"
+    iot.update_indexing_configuration(thingIndexingConfiguration={
+        "thingIndexingMode": "REGISTRY_AND_SHADOW", "customFields": [{"name": "shadow.reported.temp", "type": "Number"}]})
+    for _ in range(50):  # (the index may be rebuilt for the new declarations)
+        if iot.describe_index(indexName="AWS_Things")["indexStatus"] == "ACTIVE":
+            break
+        advance(localiot_server, 1)
+    undeclared = _all(iot, query)  # now compared by value where both are numbers ("7"; "20" is above)
+    assert undeclared == _expected(seeded, lambda t: t["reported"]["label"] == "7")
+    iot.update_indexing_configuration(thingIndexingConfiguration={
+        "thingIndexingMode": "REGISTRY_AND_SHADOW", "customFields": [{"name": "shadow.reported.temp", "type": "Number"},
+                                                                     {"name": "shadow.reported.label", "type": "String"}]})
+    with pytest.raises(ClientError) as info:
+        iot.search_index(queryString=query)
+    assert info.value.response["Error"]["Code"] == "InvalidQueryException"

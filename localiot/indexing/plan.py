@@ -246,9 +246,11 @@ def exact(node, plan) -> bool:
     entry is the value's text, and only a number's text can equal a number's), or one
     wildcard read as one prefix of text or reversed entries (`abc*`, `*abc`: a
     document matches when the text of one of its values, which is its entry, starts
-    or ends with the literal)."""
+    or ends with the literal) or as one GLOB pattern over them (`thing-0?4321`: the
+    wildcard itself, or its reverse over reversed texts; GLOB's `*` and `?` are the
+    query's, and its literal `[x]` classes the query's escapes)."""
     if not isinstance(node, Term) or not plan:
         return False
     if node.kind == "term":
         return not is_number(node.value)
-    return node.kind == "wildcard" and len(plan) == 1 and plan[0].kind == "prefix"
+    return node.kind == "wildcard" and len(plan) == 1 and plan[0].kind in ("prefix", "pattern")

@@ -91,7 +91,8 @@ def _wildcard(text: str) -> tuple[str, str, str] | None:
         i += 1
     if not wild:
         return None
-    return "^" + "".join(parts) + "$", prefix or "", "".join(globbed)
+    # (\Z, not $: $ also matches before a final newline, which the GLOB over the entries does not)
+    return "^" + "".join(parts) + r"\Z", prefix or "", "".join(globbed)
 
 
 class _Checker:

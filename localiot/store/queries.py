@@ -18,9 +18,12 @@ TOP = "\U0010ffff"
 
 
 class Queries:
-    def __init__(self, placeholder: str, *, pattern_op: str = "GLOB"):
+    def __init__(self, placeholder: str, *, pattern_op: str = "GLOB", distinct_names: bool = True):
         p = self.p = placeholder
         self._pattern_op = pattern_op  # how `find_names` matches its pattern (PostgreSQL: a regex, "~")
+        # Whether `find_names` asks for DISTINCT names (SQLite: no, its store drops repeats itself:
+        # the temporary b-tree of a DISTINCT cost more than the rest of a 1-name look-up)
+        self._distinct_names = "DISTINCT " if distinct_names else ""
         self._cache: dict[tuple, str] = {}
         self.get = f"SELECT doc FROM objects WHERE account={p} AND region={p} AND kind={p} AND name={p}"
         self.put = (f"INSERT INTO objects (account, region, kind, name, doc, summary) VALUES ({p},{p},{p},{p},{p},{p}) "
@@ -118,7 +121,17 @@ class Queries:
         """SQLite: one row (how many, their names joined by a newline) of the names `find`
         (or `scan` by name prefix `value`, key None) with the same arguments answers, from the
         index alone (or the documents' keys): their summaries are in memory
-        (localiot.store.summaries.KEPT). One row: a row per name cost more than reading it."""
+        (localiot.store.summaries.KEPT). One row: a row per name cost more than reading it.
+        A prefix of values (`find` with `prefix`) answers the names of every entry in the
+        range, in value order, repeats included: the caller takes the first `limit`
+        distinct ones (SQLite's DISTINCT and ORDER BY over the same entries, then LIMIT,
+        cost 1.7x as much for a page of 100: bench/README.md, indexing, seventh pass)."""
+        if key is not None and prefix:
+            args = [*scope, kind, key, value, value + TOP]
+            if after is not None:
+                args.append(after)
+            flags = ("page_names", "range", after is not None)
+            return self._built(flags, lambda: self._range_names(flags[2])), args
         if key is None:
             args = [*scope, kind]
             if after is not None:
@@ -127,25 +140,29 @@ class Queries:
                 args += [value, value + TOP]
             flags = ("page_names", None, after is not None, bool(value), limit is not None)
         else:
-            args = [*scope, kind, key, value, value + TOP] if prefix else [*scope, kind, key, value]
+            args = [*scope, kind, key, value]
             if after is not None:
                 args.append(after)
-            flags = ("page_names", bool(prefix), after is not None, limit is not None)
+            flags = ("page_names", "term", after is not None, limit is not None)
         if limit is not None:
             args.append(limit)
-        return self._built(flags, lambda: "SELECT count(*), group_concat(name, char(10)) FROM (" + (
-            self._scan_names(*flags[2:]) if key is None else self._find_page_names(*flags[1:])) + ") AS page"), args
+        # (the separator a literal: char(10) was copied into its register for every name)
+        return self._built(flags, lambda: "SELECT count(*), group_concat(name, '\n') FROM (" + (
+            self._scan_names(*flags[2:]) if key is None else self._term_names(*flags[2:])) + ") AS page"), args
+
+    def _range_names(self, after: bool) -> str:
+        p = self.p
+        return (f"SELECT count(*), group_concat(name, '\n') FROM object_index WHERE account={p} AND region={p} "
+                f"AND kind={p} AND key={p} AND value >= {p} AND value < {p}" + (f" AND name > {p}" if after else ""))
 
     def _scan_names(self, after: bool, prefix: bool, limit: bool) -> str:
         """_scan's statement reading only the names (the key: no document is read)."""
         return self._scan(after, prefix, limit, False).replace("SELECT name, doc FROM", "SELECT name FROM", 1)
 
-    def _find_page_names(self, prefix: bool, after: bool, limit: bool) -> str:
+    def _term_names(self, after: bool, limit: bool) -> str:
         p = self.p
         # (one value: its entries' names are distinct and in order in the index already)
-        sql = (f"SELECT DISTINCT name FROM object_index WHERE account={p} AND region={p} AND kind={p} AND key={p} "
-               f"AND value >= {p} AND value < {p}" if prefix else
-               f"SELECT name FROM object_index WHERE account={p} AND region={p} AND kind={p} AND key={p} AND value = {p}")
+        sql = f"SELECT name FROM object_index WHERE account={p} AND region={p} AND kind={p} AND key={p} AND value = {p}"
         if after:
             sql += f" AND name > {p}"
         sql += " ORDER BY name"
@@ -162,7 +179,8 @@ class Queries:
 
     def _find_names(self, low: bool | None, high: bool | None, pattern: bool) -> str:
         p = self.p
-        sql = f"SELECT DISTINCT name FROM object_index WHERE account={p} AND region={p} AND kind={p} AND key={p}"
+        sql = (f"SELECT {self._distinct_names}name FROM object_index WHERE account={p} AND region={p} AND kind={p} "
+               f"AND key={p}")
         if low is not None:
             sql += f" AND value >= {p}" if low else f" AND value > {p}"
         else:  # (always true: keeps SQLite on the (key, value, name) index, which covers the query;
@@ -170,7 +188,12 @@ class Queries:
             sql += " AND value >= ''"
         if high is not None:
             sql += f" AND value <= {p}" if high else f" AND value < {p}"
-        return sql + (f" AND value {self._pattern_op} {p}" if pattern else "")
+        if not pattern:
+            return sql
+        # SQLite: `GLOB +?`, not `GLOB ?`: a GLOB whose pattern is a bare parameter is planned
+        # on the parameter's value, so every execution with another value re-prepared the
+        # statement (2/3 of a 1-hit wildcard's SQL; the value bounds above do the narrowing)
+        return sql + (f" AND value GLOB +{p}" if self._pattern_op == "GLOB" else f" AND value {self._pattern_op} {p}")
 
     def count(self, scope, kind, key, value, at_most=None) -> tuple[str, list]:
         if key is None:

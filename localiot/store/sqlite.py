@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterable
 
@@ -339,7 +340,7 @@ def _index_rows(index):
             yield key, value
 
 
-SQL = Queries("?")
+SQL = Queries("?", distinct_names=False)
 # Summaries kept in memory (localiot.store.summaries.KEPT) sit in the store's `kept` beside the
 # kept documents (keyed by 4-tuples), as one {name: text} under (account, region, kind); at
 # most this many in one of them. A put or delete marks (account, region, kind, name, _TEXT) written.
@@ -483,12 +484,19 @@ class SQLiteTx:
         names = joined.split("\n")
         if len(names) != count:  # (a name holding a newline)
             return None
-        names.sort()  # (group_concat keeps the page's order in practice; SQLite does not promise it)
+        if key is not None and prefix:  # every entry of the range, in value order (Queries.page_names)
+            names = sorted(set(names))
+            if limit is not None:
+                del names[limit:]
+        else:
+            names.sort()  # (group_concat keeps the page's order in practice; SQLite does not promise it)
         kept = self._transaction.kept.get((*self._scope, kind))
         if kept is None:
             return None
-        get = kept.get
-        texts = [get(name) for name in names]
+        try:  # (itemgetter: the look-ups in one C call, not a Python loop)
+            texts = itemgetter(*names)(kept) if len(names) > 1 else (kept[names[0]],)
+        except KeyError:
+            return None
         return None if None in texts else list(zip(names, texts))
 
     def _drop_text(self, kind, name) -> None:
@@ -514,7 +522,7 @@ class SQLiteTx:
 
     def find_names(self, kind, key, *, low=None, high=None, include_low=True, include_high=True, pattern=None):
         sql, args = SQL.find_names(self._scope, kind, key, low, high, include_low, include_high, pattern)
-        return [row[0] for row in self.db.execute(sql, args)]
+        return list(dict.fromkeys([row[0] for row in self.db.execute(sql, args)]))  # (distinct: see SQL)
 
     def count(self, kind, key=None, value=None, *, at_most=None) -> int:
         return self.db.execute(*SQL.count(self._scope, kind, key, value, at_most)).fetchone()[0]
