@@ -98,3 +98,23 @@ def test_kept_summaries_of_prefix_finds_pages(localiot_server):
         [("d04", 4), ("d05", 5), ("d06", 6), ("d07", 7)],
         [("d04", 4), ("d05", 50), ("d06", 6), ("d07", 7)],
     )
+
+
+def test_kept_summaries_of_a_broad_prefix_page_by_name(localiot_server):
+    # More entries than the store pages in Python (localiot.store.queries.RANGE_READ), their
+    # values in the reverse order of their names: a page is still the first names in name order
+    count = 1_100
+
+    def steps(store):
+        with store.transaction(ACCOUNT, REGION) as tx:
+            for i in range(count):
+                tx.put(KIND, f"w{i:04d}", {"n": f"w{i:04d}", "v": i}, {"rev": f"r-{count - i:05d}"})
+        pages = []
+        for _ in range(2):  # read from the file, then with the texts kept
+            with store.transaction(ACCOUNT, REGION, write=False) as tx:
+                pages.append(_texts(tx.find(KIND, "rev", "r-", prefix=True, summaries=True, limit=3)))
+                pages.append(_texts(tx.find(KIND, "rev", "r-0", prefix=True, summaries=True, after="w0997", limit=3)))
+        return pages
+
+    first, narrow = [("w0000", 0), ("w0001", 1), ("w0002", 2)], [("w0998", 998), ("w0999", 999), ("w1000", 1000)]
+    assert _on_store(localiot_server, steps) == [first, narrow, first, narrow]

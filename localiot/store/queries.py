@@ -17,6 +17,10 @@ from __future__ import annotations
 TOP = "\U0010ffff"
 
 
+# Entries of a value prefix's range that `page_names` reads to page them in Python (more: `find`)
+RANGE_READ = 1000
+
+
 class Queries:
     def __init__(self, placeholder: str, *, pattern_op: str = "GLOB", distinct_names: bool = True):
         p = self.p = placeholder
@@ -125,11 +129,14 @@ class Queries:
         A prefix of values (`find` with `prefix`) answers the names of every entry in the
         range, in value order, repeats included: the caller takes the first `limit`
         distinct ones (SQLite's DISTINCT and ORDER BY over the same entries, then LIMIT,
-        cost 1.7x as much for a page of 100: bench/README.md, indexing, seventh pass)."""
+        cost 1.7x as much for a page of 100: bench/README.md, indexing, seventh pass), up to
+        RANGE_READ + 1 of them: a caller given more answers from `find` instead (for a range of
+        10,000 entries sorting them all in Python cost more than SQLite's sort for its LIMIT)."""
         if key is not None and prefix:
             args = [*scope, kind, key, value, value + TOP]
             if after is not None:
                 args.append(after)
+            args.append(RANGE_READ + 1)
             flags = ("page_names", "range", after is not None)
             return self._built(flags, lambda: self._range_names(flags[2])), args
         if key is None:
@@ -152,8 +159,9 @@ class Queries:
 
     def _range_names(self, after: bool) -> str:
         p = self.p
-        return (f"SELECT count(*), group_concat(name, '\n') FROM object_index WHERE account={p} AND region={p} "
-                f"AND kind={p} AND key={p} AND value >= {p} AND value < {p}" + (f" AND name > {p}" if after else ""))
+        return (f"SELECT count(*), group_concat(name, '\n') FROM (SELECT name FROM object_index WHERE account={p} "
+                f"AND region={p} AND kind={p} AND key={p} AND value >= {p} AND value < {p}"
+                + (f" AND name > {p}" if after else "") + f" LIMIT {p}) AS page")
 
     def _scan_names(self, after: bool, prefix: bool, limit: bool) -> str:
         """_scan's statement reading only the names (the key: no document is read)."""

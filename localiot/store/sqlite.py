@@ -24,7 +24,7 @@ from localiot.store.migrations import MIGRATIONS, TABLES
 from localiot.store import summaries as _summaries
 from localiot.store.commit_group import CommitGroup, running_loop
 from localiot.store.kept import KINDS as _KEPT
-from localiot.store.queries import Queries
+from localiot.store.queries import RANGE_READ, Queries
 
 log = logging.getLogger("localiot.store")
 
@@ -485,6 +485,8 @@ class SQLiteTx:
         if len(names) != count:  # (a name holding a newline)
             return None
         if key is not None and prefix:  # every entry of the range, in value order (Queries.page_names)
+            if count > RANGE_READ:  # (a broad prefix: SQLite sorts for its LIMIT, in find)
+                return None
             names = sorted(set(names))
             if limit is not None:
                 del names[limit:]
