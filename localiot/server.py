@@ -104,7 +104,7 @@ class LocalIoT:
             # waits on the database (localiot.cluster.workers).
             if pool is None:
                 reply = engine.handle(*call)
-                pending = getattr(self.store, "pending_commit", None)
+                pending = self.store.pending_commit
                 if pending is not None:  # the call's work is in a group not yet committed: no reply before it is
                     try:
                         await pending
