@@ -18,7 +18,7 @@ from localiot.cluster import workers as unit_workers
 from localiot.clock import Clock
 from localiot.config import Config
 from localiot.datadir_lock import DataDirectoryLock
-from localiot.protocol.engine import Call, Engine
+from localiot.protocol.engine import Engine
 from localiot.protocol.http import ApiServer, too_large
 from localiot.protocol.models import load_services
 from localiot.protocol.wire import respond
@@ -64,8 +64,7 @@ class LocalIoT:
         self.port: int | None = None
 
     # the one place where an API call meets the store ---------------------
-    def _invoke(self, call: Call) -> dict:
-        route = call.route
+    def _invoke(self, route, params: dict, account: str, region: str) -> dict:
         unit = self._units.get(id(route))  # (the engine's routes live as long as this app)
         if unit is None:
             # handler_for: the handler, or the 501 NotImplementedException in-process calls answer too
@@ -73,8 +72,7 @@ class LocalIoT:
             self._units[id(route)] = unit  # (HANDLERS is complete once load_all ran, above)
         # On the loop (SQLite) the call's commit may be shared with the iteration's other calls:
         # _http awaits it before replying (localiot.store.commit_group).
-        return run_unit(self.runtime, call.account, call.region, *unit, call.params,
-                        grouped=self.runtime.workers is None)
+        return run_unit(self.runtime, account, region, *unit, params, grouped=self.runtime.workers is None)
 
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
