@@ -96,21 +96,20 @@ class LocalIoT:
                 # model's {topic} label is one path segment); the signature still covers the raw path.
                 path = "/topics/" + path[8:].replace("/", "%2F")
             body = await request.read() if request.can_read_body else b""
-            engine, pool = self.engine, self.runtime.workers
-            call = (method, request.host if engine.strict else "", path, target, query, request.headers, body)
+            engine, pool, headers = self.engine, self.runtime.workers, request.headers
+            host = request.host if engine.strict else ""
             # SQLite: here on the loop. PostgreSQL: on a worker thread, so the loop never
             # waits on the database (localiot.cluster.workers).
             if pool is None:
-                reply = engine.handle(*call)
+                reply = engine.handle(method, host, path, target, query, headers, body)
                 pending = self.store.pending_commit
                 if pending is not None:  # the call's work is in a group not yet committed: no reply before it is
                     try:
                         await pending
                     except Exception:  # the shared COMMIT failed (logged there): nothing of the call is stored
-                        reply = engine.refusal(500, "InternalFailureException", "An internal error occurred.",
-                                               request.headers)
+                        reply = engine.refusal(500, "InternalFailureException", "An internal error occurred.", headers)
             else:
-                reply = await pool.call(engine.handle, *call)
+                reply = await pool.call(engine.handle, method, host, path, target, query, headers, body)
             return respond(request, reply)
         except web.HTTPRequestEntityTooLarge:
             return too_large(request, self.engine.refusal)

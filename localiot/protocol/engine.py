@@ -75,22 +75,17 @@ def _steps(route: Route) -> Steps:
     return route.steps
 
 
-def _parse(steps: Steps, route: Route, labels, query, headers, body: bytes) -> dict:
-    """The operation's input. Text no later step could encode (lone surrogates,
-    from a JSON escape or a non-UTF-8 header) and JSON nested beyond
-    jsontext.MAX_DEPTH are refused here, once, with the service's validation error."""
-    try:
-        params = steps.parse(labels, query, headers, body)
-        jsontext.check(params)
-    except jsontext.JsonRefused as refused:
-        if not refused.where:
-            message = f"The request body nests JSON deeper than {jsontext.MAX_DEPTH} levels"
-        else:
-            rule = (f"Member must nest at most {jsontext.MAX_DEPTH} levels" if refused.too_deep
-                    else "Member must be valid Unicode text (no lone UTF-16 surrogates)")
-            message = f"1 validation error detected: Value at '{refused.where}' failed to satisfy constraint: {rule}"
-        raise ServiceError(route.validation_error, message) from None
-    return params
+def _refused(route: Route, refused: jsontext.JsonRefused) -> ServiceError:
+    """The service's validation error for an input holding text no later step could encode
+    (lone surrogates, from a JSON escape or a non-UTF-8 header) or JSON nested beyond
+    jsontext.MAX_DEPTH: refused once, where the input is read."""
+    if not refused.where:
+        message = f"The request body nests JSON deeper than {jsontext.MAX_DEPTH} levels"
+    else:
+        rule = (f"Member must nest at most {jsontext.MAX_DEPTH} levels" if refused.too_deep
+                else "Member must be valid Unicode text (no lone UTF-16 surrogates)")
+        message = f"1 validation error detected: Value at '{refused.where}' failed to satisfy constraint: {rule}"
+    return ServiceError(route.validation_error, message)
 
 
 class Engine:
@@ -138,7 +133,11 @@ class Engine:
                           method, raw_path, sigv4.why_unsigned(headers, query), self.default_account,
                           self.default_region)
             steps = route.steps or _steps(route)
-            params = _parse(steps, route, labels, query, headers, body)
+            try:  # the operation's input
+                params = steps.parse(labels, query, headers, body)
+                jsontext.check(params)
+            except jsontext.JsonRefused as refused:
+                raise _refused(route, refused) from None
             if steps.check is not None:
                 errors: list[str] = []
                 steps.check(params, "", errors)

@@ -34,23 +34,20 @@ class Route:
     # When every segment is a literal or one whole label (not greedy): (index in the path's
     # "/"-split, literal or None, member) per segment, which match compares without the regex.
     simple: tuple | None = None
+    # Read on every call: plain attributes (a cached_property is looked up past its
+    # descriptor on each read), set from the service and operation.
+    service_name: str = field(init=False)
+    protocol: str = field(init=False)
+    label: str = field(init=False)  # the x-localiot-operation header's value
+
+    def __post_init__(self) -> None:
+        self.service_name = self.service.name
+        self.protocol = self.service.protocol
+        self.label = f"{self.service.name}.{self.operation.name}"
 
     @property
     def name(self) -> str:
         return self.operation.name
-
-    @cached_property
-    def service_name(self) -> str:
-        return self.service.name
-
-    @cached_property
-    def protocol(self) -> str:
-        return self.service.protocol
-
-    @cached_property
-    def label(self) -> str:
-        """The x-localiot-operation header's value."""
-        return f"{self.service.name}.{self.operation.name}"
 
     @cached_property
     def validation_error(self) -> str:
