@@ -18,7 +18,7 @@ from localiot.cluster import workers as unit_workers
 from localiot.clock import Clock
 from localiot.config import Config
 from localiot.datadir_lock import DataDirectoryLock
-from localiot.protocol.engine import Call, Engine
+from localiot.protocol.engine import Engine
 from localiot.protocol.http import ApiServer, too_large
 from localiot.protocol.models import load_services
 from localiot.protocol.wire import respond
@@ -64,8 +64,7 @@ class LocalIoT:
         self.port: int | None = None
 
     # the one place where an API call meets the store ---------------------
-    def _invoke(self, call: Call) -> dict:
-        route = call.route
+    def _invoke(self, route, params: dict, account: str, region: str) -> dict:
         unit = self._units.get(id(route))  # (the engine's routes live as long as this app)
         if unit is None:
             # handler_for: the handler, or the 501 NotImplementedException in-process calls answer too
@@ -73,8 +72,7 @@ class LocalIoT:
             self._units[id(route)] = unit  # (HANDLERS is complete once load_all ran, above)
         # On the loop (SQLite) the call's commit may be shared with the iteration's other calls:
         # _http awaits it before replying (localiot.store.commit_group).
-        return run_unit(self.runtime, call.account, call.region, *unit, call.params,
-                        grouped=self.runtime.workers is None)
+        return run_unit(self.runtime, account, region, *unit, params, grouped=self.runtime.workers is None)
 
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -98,21 +96,20 @@ class LocalIoT:
                 # model's {topic} label is one path segment); the signature still covers the raw path.
                 path = "/topics/" + path[8:].replace("/", "%2F")
             body = await request.read() if request.can_read_body else b""
-            engine, pool = self.engine, self.runtime.workers
-            call = (method, request.host if engine.strict else "", path, target, query, request.headers, body)
+            engine, pool, headers = self.engine, self.runtime.workers, request.headers
+            host = request.host if engine.strict else ""
             # SQLite: here on the loop. PostgreSQL: on a worker thread, so the loop never
             # waits on the database (localiot.cluster.workers).
             if pool is None:
-                reply = engine.handle(*call)
-                pending = getattr(self.store, "pending_commit", None)
+                reply = engine.handle(method, host, path, target, query, headers, body)
+                pending = self.store.pending_commit
                 if pending is not None:  # the call's work is in a group not yet committed: no reply before it is
                     try:
                         await pending
                     except Exception:  # the shared COMMIT failed (logged there): nothing of the call is stored
-                        reply = engine.refusal(500, "InternalFailureException", "An internal error occurred.",
-                                               request.headers)
+                        reply = engine.refusal(500, "InternalFailureException", "An internal error occurred.", headers)
             else:
-                reply = await pool.call(engine.handle, *call)
+                reply = await pool.call(engine.handle, method, host, path, target, query, headers, body)
             return respond(request, reply)
         except web.HTTPRequestEntityTooLarge:
             return too_large(request, self.engine.refusal)

@@ -128,3 +128,41 @@ def test_wrong_json_type_is_a_serialization_error(localiot_server):
     # and nothing was created
     status, _, _ = signed_request(localiot_server.endpoint, "GET", "/things/t1", "iot")
     assert status == 404
+
+
+def test_routes_of_whole_segments_match_as_their_regex_does():
+    """Router.match compares a route made of literal segments and whole {labels} segment by
+    segment; its answer (route and labels) is the route regex's on every template filled
+    with plain, %-encoded, empty and literal-looking labels, with trailing slashes."""
+    import re
+
+    from multidict import MultiDict, MultiDictProxy
+
+    from localiot.protocol.router import Router
+
+    router = Router(list(SERVICES.values()))
+    routes = list(router.all_routes())
+    assert sum(route.simple is not None for route in routes) > len(routes) // 2
+
+    def by_regex(method, path, query, services):
+        kept = [(route, route.simple) for route in routes]
+        for route, _ in kept:
+            route.simple = None
+        try:
+            return router.match(method, path, query, services)
+        finally:
+            for route, simple in kept:
+                route.simple = simple
+
+    paths = {("GET", "/"), ("GET", "//"), ("POST", "/things//"), ("GET", "/things/a%2Fb/shadow")}
+    for route in routes:
+        uri = route.operation.http["requestUri"].split("?")[0]
+        for fill in ("abc", "a%2Fb", "", "x y", "things", "shadow"):
+            path = re.sub(r"\{[^}]+\}", fill, uri)
+            paths |= {(route.method, path), (route.method, path + "/"), (route.method, path + "//"),
+                      (route.method, "/" + fill)}
+    query = MultiDictProxy(MultiDict())
+    for method, path in sorted(paths):
+        for services in (None, {"iot"}, {"iot-data"}):
+            ours, theirs = router.match(method, path, query, services), by_regex(method, path, query, services)
+            assert (ours and (ours[0].label, ours[1])) == (theirs and (theirs[0].label, theirs[1])), (method, path)

@@ -22,24 +22,18 @@ from localiot.protocol.serializer import Reply
 log = logging.getLogger("localiot.protocol")
 
 
-class Call:
-    __slots__ = ("route", "params", "account", "region", "access_key")
-
-    def __init__(self, route: Route, params: dict, account: str, region: str, access_key: str | None):
-        self.route, self.params, self.account, self.region, self.access_key = route, params, account, region, access_key
-
-
 def _request_ids():
     """Request ids shaped as random (version 4) UUIDs, as str(uuid.uuid4()) writes them.
     A request id only has to be unique: the first 20 hex digits are drawn once per
     process (os.urandom), the last 12 count the process's requests from a random start."""
     h = os.urandom(16).hex()
     prefix = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-"
-    count = itertools.count(int(h[20:], 16)).__next__
-    mask = (1 << 48) - 1
+    # Counted with bit 48 set, so hex() writes "0x1" and then the 12 digits (the count,
+    # from a random start below 2**47: at least 2**47 requests before a 13th digit).
+    count = itertools.count((1 << 48) | int(h[20:], 16) >> 1).__next__
 
     def request_id() -> str:
-        return f"{prefix}{count() & mask:012x}"
+        return prefix + hex(count())[3:]
 
     return request_id
 
@@ -47,7 +41,8 @@ def _request_ids():
 request_id = _request_ids()
 
 
-Invoke = Callable[[Call], dict]
+# (route, input, account, region) -> the output dict, or ServiceError
+Invoke = Callable[[Route, dict, str, str], dict]
 
 # multidict keeps an istr's case-folded form: a CIMultiDict looks it up without folding
 # the name on every request (a str key like any other to a dict).
@@ -80,22 +75,17 @@ def _steps(route: Route) -> Steps:
     return route.steps
 
 
-def _parse(steps: Steps, route: Route, labels, query, headers, body: bytes) -> dict:
-    """The operation's input. Text no later step could encode (lone surrogates,
-    from a JSON escape or a non-UTF-8 header) and JSON nested beyond
-    jsontext.MAX_DEPTH are refused here, once, with the service's validation error."""
-    try:
-        params = steps.parse(labels, query, headers, body)
-        jsontext.check(params)
-    except jsontext.JsonRefused as refused:
-        if not refused.where:
-            message = f"The request body nests JSON deeper than {jsontext.MAX_DEPTH} levels"
-        else:
-            rule = (f"Member must nest at most {jsontext.MAX_DEPTH} levels" if refused.too_deep
-                    else "Member must be valid Unicode text (no lone UTF-16 surrogates)")
-            message = f"1 validation error detected: Value at '{refused.where}' failed to satisfy constraint: {rule}"
-        raise ServiceError(route.validation_error, message) from None
-    return params
+def _refused(route: Route, refused: jsontext.JsonRefused) -> ServiceError:
+    """The service's validation error for an input holding text no later step could encode
+    (lone surrogates, from a JSON escape or a non-UTF-8 header) or JSON nested beyond
+    jsontext.MAX_DEPTH: refused once, where the input is read."""
+    if not refused.where:
+        message = f"The request body nests JSON deeper than {jsontext.MAX_DEPTH} levels"
+    else:
+        rule = (f"Member must nest at most {jsontext.MAX_DEPTH} levels" if refused.too_deep
+                else "Member must be valid Unicode text (no lone UTF-16 surrogates)")
+        message = f"1 validation error detected: Value at '{refused.where}' failed to satisfy constraint: {rule}"
+    return ServiceError(route.validation_error, message)
 
 
 class Engine:
@@ -143,14 +133,17 @@ class Engine:
                           method, raw_path, sigv4.why_unsigned(headers, query), self.default_account,
                           self.default_region)
             steps = route.steps or _steps(route)
-            params = _parse(steps, route, labels, query, headers, body)
+            try:  # the operation's input
+                params = steps.parse(labels, query, headers, body)
+                jsontext.check(params)
+            except jsontext.JsonRefused as refused:
+                raise _refused(route, refused) from None
             if steps.check is not None:
                 errors: list[str] = []
                 steps.check(params, "", errors)
                 if errors:
                     raise ServiceError(route.validation_error, validator.message(errors))
-            call = Call(route, params, account, region, None if scope is None else scope.access_key)
-            reply = steps.serialize(self.invoke(call) or {})
+            reply = steps.serialize(self.invoke(route, params, account, region) or {})
             if steps.content_type_only:  # its headers are ours: the header block at once
                 reply.headers["x-amzn-RequestId"] = rid
                 reply.headers["x-localiot-operation"] = label = route.label

@@ -84,6 +84,21 @@ def rest_parser(operation, label_members):
     if (payload_name is None and {name for name, *_ in members} == set(label_members)
             and all(location == "uri" and member.type_name == "string" for _, location, _, member in members)):
         return lambda labels, query, headers, body: labels
+    # Text labels, then text query parameters (GetThingShadow's shadowName), in the model's
+    # order: the router's labels with the query's values added, as parse_rest builds them.
+    queried = [(name, wire) for name, location, wire, _ in members if location == "querystring"]
+    if (payload_name is None and [name for name, *_ in members] == [*label_members, *(n for n, _ in queried)]
+            and all(member.type_name == "string" and location in ("uri", "querystring")
+                    for _, location, _, member in members)):
+        def labels_and_query(labels, query, headers, body):
+            if query:
+                for name, wire in queried:
+                    value = query.get(wire)
+                    if value is not None:
+                        labels[name] = value
+            return labels
+
+        return labels_and_query
     return partial(parse_rest, operation)
 
 

@@ -31,23 +31,23 @@ class Route:
     greedy: bool = False
     steps: object = None  # the engine's Steps for this operation, made at its first call
     by_name: bool = False  # every group is named after its member: groupdict() is the labels
+    # When every segment is a literal or one whole label (not greedy): (index in the path's
+    # "/"-split, literal or None, member) per segment, which match compares without the regex.
+    simple: tuple | None = None
+    # Read on every call: plain attributes (a cached_property is looked up past its
+    # descriptor on each read), set from the service and operation.
+    service_name: str = field(init=False)
+    protocol: str = field(init=False)
+    label: str = field(init=False)  # the x-localiot-operation header's value
+
+    def __post_init__(self) -> None:
+        self.service_name = self.service.name
+        self.protocol = self.service.protocol
+        self.label = f"{self.service.name}.{self.operation.name}"
 
     @property
     def name(self) -> str:
         return self.operation.name
-
-    @cached_property
-    def service_name(self) -> str:
-        return self.service.name
-
-    @cached_property
-    def protocol(self) -> str:
-        return self.service.protocol
-
-    @cached_property
-    def label(self) -> str:
-        """The x-localiot-operation header's value."""
-        return f"{self.service.name}.{self.operation.name}"
 
     @cached_property
     def validation_error(self) -> str:
@@ -85,7 +85,16 @@ def compile_route(service: Service, operation: OperationModel) -> Route:
     literal_segments = 0
     greedy = 0
     by_name = True
-    for segment in path.strip("/").split("/") if path.strip("/") else []:
+    simple: list | None = []
+    for index, segment in enumerate(path.strip("/").split("/") if path.strip("/") else [], 1):
+        whole = re.fullmatch(r"\{([^}+]+)\}", segment)
+        if "{" not in segment:
+            if simple is not None:
+                simple.append((index, segment, None))
+        elif whole is not None and simple is not None:
+            simple.append((index, None, members.get(whole.group(1), whole.group(1))))
+        else:
+            simple = None
         out = ""
         pos = 0
         for m in re.finditer(r"\{([^}]+)\}", segment):
@@ -112,7 +121,14 @@ def compile_route(service: Service, operation: OperationModel) -> Route:
     first = path.strip("/").split("/", 1)[0]
     first_segment = None if "{" in first else first
     return Route(service, operation, operation.http["method"], pattern, labels, required_query, score, first_segment,
-                 max(1, len(regex_parts)), greedy > 0, by_name=by_name)
+                 max(1, len(regex_parts)), greedy > 0, by_name=by_name,
+                 simple=tuple(simple) if simple and greedy == 0 else None)
+
+
+def _lacks(required_query: dict, query) -> bool:
+    """Whether `query` lacks a parameter the route requires (or has it with another value)."""
+    return any(key not in query or (value is not None and query.get(key) != value)
+               for key, value in required_query.items())
 
 
 class Router:
@@ -151,11 +167,11 @@ class Router:
         self, method: str, raw_path: str, query, services: set[str] | None
     ) -> tuple[Route, dict[str, str]] | None:
         """First matching route, restricted to `services` when the caller named one."""
-        second = raw_path.find("/", 1)
-        first = raw_path[1:] if second < 0 else raw_path[1:second]
-        count = raw_path.count("/")  # the segments a route must have (one trailing slash is optional)
-        if raw_path[-1:] == "/" and len(raw_path) > 1:
+        parts = raw_path.split("/")  # ["", first, ...]: (str.find and str.count parse their arguments slowly)
+        count = len(parts) - 1  # the segments a route must have (one trailing slash is optional)
+        if count > 1 and not parts[-1]:
             count -= 1
+        first = parts[1] if count else ""
         if count > self._longest:
             count = self._longest + 1
         by_count = self._by_count.get(method + " " + first)
@@ -165,13 +181,27 @@ class Router:
         for route in candidates:
             if services is not None and route.service_name not in services:
                 continue
+            simple = route.simple
+            if simple is not None:  # the regex's answer, from the segments
+                labels = {}
+                for index, literal, member in simple:
+                    text = parts[index]
+                    if literal is not None:
+                        if text != literal:
+                            break
+                    elif not text:
+                        break
+                    else:
+                        labels[member] = unquote(text) if "%" in text else text
+                else:
+                    if route.required_query and _lacks(route.required_query, query):
+                        continue
+                    return route, labels
+                continue
             m = route.pattern.match(raw_path)
             if m is None:
                 continue
-            if route.required_query and any(
-                key not in query or (value is not None and query.get(key) != value)
-                for key, value in route.required_query.items()
-            ):
+            if route.required_query and _lacks(route.required_query, query):
                 continue
             if route.by_name:
                 labels = m.groupdict()

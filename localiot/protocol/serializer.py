@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 import orjson
@@ -33,15 +33,20 @@ def _fragment(value):
     raise TypeError
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Reply:
     status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes
+    headers: dict[str, str]
     # The header block ("Name: value\r\n" each, in the order of `headers`) when whoever
     # wrote the headers knows them to be neither framing headers nor to hold CR or LF
     # (the engine's own, for a reply its serializer wrote): wire.respond writes it as is.
-    fields: str | None = None
+    fields: str | None
+
+    def __init__(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
+                 fields: str | None = None):  # (written out: the dataclass's default_factory per reply)
+        self.status, self.body, self.fields = status, body, fields
+        self.headers = {} if headers is None else headers
 
 
 # Kinds whose JSON form is the value itself; lists and maps of them are too.

@@ -109,6 +109,8 @@ def _checker(shape: Shape):
                             inner(v, f"{where}.{k}", errors)
         if kind in ("list", "map"):
             cell[0] = fn
+        elif fn is not None and kind == "string" and choices is None:
+            fn = _text_checker(fn, lo, hi, compiled)
     elif kind in ("integer", "long", "float", "double") and (lo is not None or hi is not None):
         def fn(value, where, errors, lo=lo, hi=hi):
             if lo is not None and value < lo:
@@ -117,6 +119,24 @@ def _checker(shape: Shape):
                 _fail(errors, value, where, f"Member must have value less than or equal to {hi}")
     _CHECKERS[id(shape)] = (shape, fn)
     return fn
+
+
+def _text_checker(full, lo, hi, compiled):
+    """A text member's checker (length bounds, pattern): the usual valid value passes in
+    one test; any other is reported by `full`, which words every violation."""
+    lo = 0 if lo is None else lo
+    hi = float("inf") if hi is None else hi
+    if compiled is None:
+        def text(value, where, errors):
+            if not lo <= len(value) <= hi:
+                full(value, where, errors)
+        return text
+    fullmatch = compiled.fullmatch
+
+    def text(value, where, errors):
+        if not lo <= len(value) <= hi or fullmatch(value) is None:
+            full(value, where, errors)
+    return text
 
 
 def _structure(shape: Shape):

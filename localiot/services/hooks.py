@@ -15,8 +15,9 @@ THING_ADDED_TO_GROUP = "thing-added-to-group"  # (ctx, group doc, thing doc)
 THING_DELETED = "thing-deleted"  # (ctx, thing doc)
 JOB_CREATING = "job-creating"  # (ctx, job spec): may refuse it or rewrite destinationPackageVersions
 JOB_EXECUTION_SUCCEEDED = "job-execution-succeeded"  # (ctx, job doc, execution doc)
-# (ctx) at the end of every unit of work, inside its transaction, before the
-# ctx.before_commit callbacks: derived data follows ctx.tx.changes (fleet index).
+# (ctx) at the end of every unit of work that wrote (ctx.tx.changes not empty), inside its
+# transaction, before the ctx.before_commit callbacks: derived data follows ctx.tx.changes
+# (fleet index). A unit that wrote nothing (every read) does not fire it.
 UNIT_ENDING = "unit-ending"
 
 _HOOKS: dict[str, list[Callable]] = {}

@@ -5,8 +5,9 @@ committed and announced.
         output = handler(ctx, params)
 
 Inside: one store transaction bound to (account, region); the UNIT_ENDING
-hooks (localiot.services.hooks) and then `ctx.before_commit(fn)` callbacks
-run last inside it (an exception there undoes everything). After the
+hooks (localiot.services.hooks; when the unit wrote something) and then
+`ctx.before_commit(fn)` callbacks run last inside it (an exception there
+undoes everything). After the
 commit, in this order: the events the work queued (`ctx.publish`) go to the
 bus, the commit listeners hear which operation committed (the broker drops
 cached grants when it changed device rights; a unit that wrote nothing and
@@ -47,7 +48,8 @@ class unit_of_work:  # noqa: N801 (used as a function: `with unit_of_work(...) a
 
     `context` is the RequestContext class to build (families with extra
     per-run state subclass it); `context_fields` are passed to it.
-    A plain context manager (not @contextmanager): every API call opens one."""
+    A plain context manager (not @contextmanager); `run` (every API call) goes
+    through the same `_open` and `_close` without it."""
 
     __slots__ = ("runtime", "account", "region", "service", "operation", "write", "context", "fields",
                  "grouped", "_transaction", "ctx")
@@ -59,46 +61,66 @@ class unit_of_work:  # noqa: N801 (used as a function: `with unit_of_work(...) a
         self.context, self.fields, self.grouped = context, context_fields, grouped
 
     def __enter__(self) -> RequestContext:
-        store = self.runtime.store
-        if self.grouped:  # an API call whose reply awaits the store's pending commit (localiot.store.commit_group)
-            self._transaction = store.transaction(self.account, self.region, write=self.write, grouped=True)
-        else:
-            self._transaction = store.transaction(self.account, self.region, write=self.write)
-        tx = self._transaction.__enter__()
-        try:
-            self.ctx = self.context(self.account, self.region, tx, self.runtime, self.service, self.operation,
-                                    **self.fields)
-        except BaseException:
-            if not self._transaction.__exit__(*sys.exc_info()):
-                raise
+        self._transaction, self.ctx = _open(self.runtime, self.account, self.region, self.service, self.operation,
+                                            self.write, self.grouped, self.context, self.fields)
         return self.ctx
 
     def __exit__(self, kind, error, trace) -> bool:
-        ctx = self.ctx
         if kind is not None:  # the body failed: roll back, nothing follows
-            _let_go(ctx)
+            _let_go(self.ctx)
             return bool(self._transaction.__exit__(kind, error, trace))
-        try:
+        _close(self.runtime, self._transaction, self.ctx)
+        return False
+
+
+def _open(runtime, account: str, region: str, service: str, operation: str, write: bool, grouped: bool,
+          context, fields: dict | None) -> tuple:
+    """(the store transaction, entered; the unit's context on it)."""
+    transaction = runtime.store.transaction(account, region, write=write, grouped=grouped)
+    tx = transaction.__enter__()
+    try:
+        if fields:
+            ctx = context(account, region, tx, runtime, service, operation, **fields)
+        else:
+            ctx = context(account, region, tx, runtime, service, operation)
+    except BaseException:
+        if not transaction.__exit__(*sys.exc_info()):
+            raise
+        ctx = None
+    return transaction, ctx
+
+
+def _close(runtime, transaction, ctx: RequestContext) -> None:
+    """The end of a unit whose body returned: the hooks inside the transaction, its
+    commit, then what follows the commit (`committed`), if anything does."""
+    tx = ctx.tx
+    try:
+        if tx.changes:  # (UNIT_ENDING: derived data follows the writes; a unit that wrote none has nothing)
             hooks.fire(hooks.UNIT_ENDING, ctx)
+        if ctx.before_commit_hooks:
             for fn in ctx.before_commit_hooks:
                 fn()
-        except BaseException:
-            _let_go(ctx)
-            if not self._transaction.__exit__(*sys.exc_info()):
-                raise
-            return False
-        workers = getattr(self.runtime, "workers", None)
-        if workers is not None and workers.on_worker():  # PostgreSQL, off the loop: what follows is the loop's
-            with workers.commit_order:
-                self._transaction.__exit__(None, None, None)
-                workers.after_commit(committed, ctx)
-            return False
-        transaction = self._transaction
+    except BaseException:
+        _let_go(ctx)
+        if not transaction.__exit__(*sys.exc_info()):
+            raise
+        return
+    # A unit that wrote nothing, queued no event and asked for nothing after its commit
+    # (every read) has nothing to follow it: its commit is all there is to do. (A read that
+    # saw what an open commit group wrote still replies after that COMMIT: the HTTP handler
+    # awaits `store.pending_commit` whatever the unit did.)
+    if not (ctx.events or tx.changes or ctx.after_commit_hooks or ctx.extra_affects is not None):
         transaction.__exit__(None, None, None)
-        defer = getattr(transaction, "defer", None)  # SQLite: the commit may still be the group's
-        if defer is None or not defer(committed, ctx):
-            committed(ctx)
-        return False
+        return
+    workers = runtime.workers
+    if workers is not None and workers.on_worker():  # PostgreSQL, off the loop: what follows is the loop's
+        with workers.commit_order:
+            transaction.__exit__(None, None, None)
+            workers.after_commit(committed, ctx)
+        return
+    transaction.__exit__(None, None, None)
+    if not transaction.defer(committed, ctx):  # SQLite: the commit may still be the group's
+        committed(ctx)
 
 
 def committed(ctx: RequestContext) -> None:
@@ -109,7 +131,7 @@ def committed(ctx: RequestContext) -> None:
     # A unit that wrote and announced nothing (every read) has nothing to tell the listeners.
     if ctx.events or getattr(ctx.tx, "changes", True) or ctx.extra_affects is not None:
         _tell_listeners(ctx)
-    for fn in ctx.after_commit_hooks:
+    for fn in ctx.after_commit_hooks or ():
         try:
             fn()
         except Exception:
@@ -123,8 +145,7 @@ def _let_go(ctx: RequestContext) -> None:
     is a reference cycle: left in place, every such call's objects waited for the
     cyclic garbage collector (~8 µs a Publish in process, most of it full collections
     walking the whole heap) instead of being freed when the call ends."""
-    ctx.before_commit_hooks.clear()
-    ctx.after_commit_hooks.clear()
+    ctx.before_commit_hooks = ctx.after_commit_hooks = None
 
 
 def _tell_listeners(ctx: RequestContext) -> None:
@@ -144,13 +165,23 @@ def run(runtime, account: str, region: str, service: str, operation: str, fn, *a
     """`fn(ctx, *args)` as one unit of work, run again from the start when the store
     ends it with a conflict a retry resolves (`store.retryable(error)`); SQLite never does.
     The HTTP API runs every call through this, `grouped`: its reply awaits the store's
-    `pending_commit` when there is one, so its commit may be shared (localiot.store.commit_group)."""
-    retryable = getattr(runtime.store, "retryable", None)
+    `pending_commit` when there is one, so its commit may be shared (localiot.store.commit_group).
+    (`unit_of_work` without its object: this is every API call's.)"""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            with unit_of_work(runtime, account, region, service, operation, grouped=grouped) as ctx:
-                return fn(ctx, *args)
+            transaction, ctx = _open(runtime, account, region, service, operation, True, grouped, RequestContext,
+                                     None)
+            try:
+                output = fn(ctx, *args)
+            except BaseException:  # the body failed: roll back, nothing follows
+                _let_go(ctx)
+                if not transaction.__exit__(*sys.exc_info()):
+                    raise
+                continue  # (as a `with` whose transaction swallowed the error: the next attempt)
+            _close(runtime, transaction, ctx)
+            return output
         except Exception as error:
+            retryable = getattr(runtime.store, "retryable", None)
             if retryable is None or attempt == ATTEMPTS or not retryable(error):
                 raise
             log.info("retrying %s %s after %s", service, operation, error)

@@ -74,10 +74,26 @@ class Tx(Protocol):
     def drop_tags(self, arn: str) -> None: ...
 
 
+class Transaction(Protocol):
+    """What `Store.transaction` returns: `with` it for a Tx; it commits when the body ends."""
+
+    def __enter__(self) -> Tx: ...
+
+    def __exit__(self, kind, error, trace) -> bool: ...
+
+    # After `__exit__` without error: True when `fn(arg)` (what follows the commit) was left
+    # to run once a shared COMMIT is done (SQLite's group); False: the caller runs it now.
+    def defer(self, fn, arg) -> bool: ...
+
+
 class Store(Protocol):
-    # grouped: the caller awaits `pending_commit` (if the store has one) before it acknowledges the
-    # work, so the store may commit it together with other such work (localiot.store.commit_group).
-    def transaction(self, account: str, region: str, *, write: bool = True, grouped: bool = False): ...
+    # The future a grouped caller awaits before it acknowledges its work while a shared
+    # commit is open (SQLite's group, localiot.store.commit_group); None: nothing pending.
+    pending_commit: object
+
+    # grouped: the caller awaits `pending_commit` before it acknowledges the work, so the
+    # store may commit it together with other such work.
+    def transaction(self, account: str, region: str, *, write: bool = True, grouped: bool = False) -> Transaction: ...
 
     def scan_all_scopes(self, kind: str, where: dict | None = None) -> list[tuple[str, str, str, dict]]: ...
 

@@ -142,6 +142,8 @@ def _redact(dsn: str) -> str:
 
 
 class PostgreSQLStore:
+    pending_commit = None  # every transaction commits when its `with` ends: nothing is pending
+
     def __init__(self, dsn: str):
         import psycopg  # noqa: F401  (fail here, not mid-call, when the driver is missing)
 
@@ -273,6 +275,9 @@ class _Transaction:
             elif not self.conn.closed:
                 self.conn.execute("ROLLBACK")
         return False
+
+    def defer(self, fn, arg) -> bool:
+        return False  # committed when `with` ended: what follows runs now
 
 
 _LOCK = "SELECT pg_advisory_xact_lock(%s)"
