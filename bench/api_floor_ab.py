@@ -49,11 +49,15 @@ def start(name: str, source: str | None, workdir: str) -> ServerProc:
     return ServerProc(name, argv, None, workdir, re.compile(r"localiot ready on http://[^:]+:(\d+)"))
 
 
-def pool(op: str, reqs: af.Requests, rng: random.Random, start: int) -> list[bytes]:
+def pool(op: str, reqs: af.Requests, rng: random.Random, start: int, size: int = 2000) -> list[bytes]:
+    """A phase's requests; `size` distinct ones for the reads (DescribeThing: names at random,
+    GetThingShadow: the first `size` shadows, or `size` at random when more than 2,000)."""
     if op == "DescribeThing":
-        return [reqs.describe_thing(rng.randrange(THINGS)) for _ in range(2000)]
+        return [reqs.describe_thing(rng.randrange(THINGS)) for _ in range(size)]
     if op == "GetThingShadow":
-        return [reqs.get_shadow(i % THINGS) for i in range(2000)]
+        if size > 2000:
+            return [reqs.get_shadow(rng.randrange(THINGS)) for _ in range(size)]
+        return [reqs.get_shadow(i % THINGS) for i in range(size)]
     if op == "UpdateThingShadow":
         return [reqs.update_shadow(i % THINGS, i) for i in range(2000)]
     if op == "ListThings":
@@ -84,7 +88,7 @@ async def run(args, endpoints: dict, pids: dict) -> dict:
         out.setdefault("floor", []).append(floor.us_per_request)
         for op in args.ops:
             for name in ("A", "B") if round_ % 2 == 0 else ("B", "A"):
-                requests = pool(op, reqs[name], rng, created[name])
+                requests = pool(op, reqs[name], rng, created[name], args.pool)
                 once = op == "CreateThing"
                 created[name] += len(requests) if once else 0
                 result = await af.drive(ports[name], pids[name], requests, args.connections,
@@ -99,7 +103,7 @@ async def run(args, endpoints: dict, pids: dict) -> dict:
 def render(out: dict, args, loads) -> str:
     floor = statistics.median(out["floor"])
     lines = [f"api_floor_ab: {args.rounds} rounds of {args.duration:g} s phases, {args.connections} connections, "
-             f"{THINGS} things; load average before {loads[0][0]:.2f}, after {loads[1][0]:.2f}",
+             f"{THINGS} things, pool {args.pool}; load average before {loads[0][0]:.2f}, after {loads[1][0]:.2f}",
              f"A = {args.a or 'installed'}, B = {args.b or 'installed'}; floor median {floor:.0f} µs/req", "",
              "| operation | A µs/req | A x floor | B µs/req | B x floor | B/A |", "|---|---|---|---|---|---|"]
     for op in args.ops:
@@ -109,6 +113,7 @@ def render(out: dict, args, loads) -> str:
 
 
 def main(argv=None) -> int:
+    global THINGS
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--a", help="directory holding the localiot/ package of version A (default: installed)")
     p.add_argument("--b", help="directory holding the localiot/ package of version B (default: installed)")
@@ -116,7 +121,11 @@ def main(argv=None) -> int:
     p.add_argument("--duration", type=float, default=2.0, help="seconds per phase")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--ops", default=",".join(OPS))
+    p.add_argument("--things", type=int, default=THINGS, help="things (and shadows) preloaded (default 1000)")
+    p.add_argument("--pool", type=int, default=2000,
+                   help="distinct requests per read phase (default 2000; a phase sends ~10,000-40,000)")
     args = p.parse_args(argv)
+    THINGS = args.things
     args.ops = args.ops.split(",")
     os.environ.setdefault("LOCALIOT_MQTT_PLAIN", "1")
     os.environ.setdefault("LOCALIOT_MQTT_PLAIN_PORT", "0")
