@@ -167,15 +167,16 @@ class Authentication:
         certificate = info.peer_certificate
         if certificate is None:
             return Refusal(codec.NOT_AUTHORIZED, "No client certificate and no custom authorizer.")
-        cert_id = hashlib.sha256(certificate).hexdigest()
-        now = self.clock.now()
-        identity = self._remembered(cert_id, info.client_id, info.remote_address, sni, now)
+        workers = getattr(self.runtime, "workers", None)
+        if workers is None:  # (certificate_identity looks in memory first itself)
+            return self.certificate_identity(certificate, info.client_id, info.remote_address, sni)
+        # PostgreSQL: a remembered certificate answers here; the certificate and policy reads
+        # go to a worker, the loop awaits them
+        identity = self._remembered(hashlib.sha256(certificate).hexdigest(), info.client_id, info.remote_address,
+                                    sni, self.clock.now())
         if identity is not None:
             return identity
-        workers = getattr(self.runtime, "workers", None)
-        if workers is not None:  # PostgreSQL: the certificate and policy reads on a worker, the loop awaits them
-            return workers.call(self.certificate_identity, certificate, info.client_id, info.remote_address, sni)
-        return self.certificate_identity(certificate, info.client_id, info.remote_address, sni)
+        return workers.call(self.certificate_identity, certificate, info.client_id, info.remote_address, sni)
 
     # certificates -----------------------------------------------------------------------
     def certificate_identity(self, der: bytes, client_id: str | None, remote: str | None = None,
