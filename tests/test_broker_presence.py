@@ -49,7 +49,7 @@ def _records(server, client_id: str | None = None) -> list[dict]:
     def scan():
         history.flush(server.app.runtime)
         with server.app.store.transaction(ACCOUNT, REGION, write=False) as tx:
-            return [doc for _, doc in tx.scan(history.KIND)]
+            return [history.fields(name, doc) for name, doc in tx.scan(history.KIND)]
     return [d for d in server.call(scan) if client_id is None or d["clientId"] == client_id]
 
 
@@ -138,7 +138,8 @@ def _stored(server, client_id: str) -> list[dict]:
     """The history records in the store now, without asking the recorders to flush first."""
     def scan():
         with server.app.store.transaction(ACCOUNT, REGION, write=False) as tx:
-            return [doc for _, doc in tx.scan(history.KIND) if doc["clientId"] == client_id]
+            found = [history.fields(name, doc) for name, doc in tx.scan(history.KIND)]
+            return [doc for doc in found if doc["clientId"] == client_id]
     return server.call(scan)
 
 
