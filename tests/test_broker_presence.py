@@ -152,6 +152,13 @@ def test_an_open_connection_is_recorded_once_it_has_lasted_the_hold(localiot_ser
     assert wait_until(lambda: _stored(server, "long-lived"), timeout=history.HOLD + 5)
     [record] = _stored(server, "long-lived")
     assert record.get("disconnectedAt") is None  # an open connection has no end (left out of the record)
+
+    def raw_docs():  # the client id and connection time are the record's name, not its document's
+        with server.app.store.transaction(ACCOUNT, REGION, write=False) as tx:
+            return [(name, doc) for name, doc in tx.scan(history.KIND, prefix="long-lived|")]
+    [(name, doc)] = server.call(raw_docs)
+    assert name.startswith(f"long-lived|{record['connectedAt']:013d}|")
+    assert "clientId" not in doc and "connectedAt" not in doc
     raw.send(b"\xe0\x00")
     assert raw.closed()
     raw.close()
