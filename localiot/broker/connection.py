@@ -2,8 +2,8 @@
 each packet type's handler. Routing, sessions and events live in the Broker.
 
 Outgoing bytes are collected in `out` and written once per loop iteration by
-the broker's flush (a CONNACK that waits for no commit goes at once); an incoming PUBLISH is decoded in place, without building
-a packet object.
+the broker's flush (a CONNACK that waits for no commit goes at once); an
+incoming PUBLISH is decoded in place, without building a packet object.
 """
 
 from __future__ import annotations
