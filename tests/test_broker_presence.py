@@ -49,7 +49,7 @@ def _records(server, client_id: str | None = None) -> list[dict]:
     def scan():
         history.flush(server.app.runtime)
         with server.app.store.transaction(ACCOUNT, REGION, write=False) as tx:
-            return [doc for _, doc in tx.scan(history.KIND)]
+            return [history.fields(name, doc) for name, doc in tx.scan(history.KIND)]
     return [d for d in server.call(scan) if client_id is None or d["clientId"] == client_id]
 
 
@@ -138,7 +138,8 @@ def _stored(server, client_id: str) -> list[dict]:
     """The history records in the store now, without asking the recorders to flush first."""
     def scan():
         with server.app.store.transaction(ACCOUNT, REGION, write=False) as tx:
-            return [doc for _, doc in tx.scan(history.KIND) if doc["clientId"] == client_id]
+            found = [history.fields(name, doc) for name, doc in tx.scan(history.KIND)]
+            return [doc for doc in found if doc["clientId"] == client_id]
     return server.call(scan)
 
 
@@ -151,6 +152,13 @@ def test_an_open_connection_is_recorded_once_it_has_lasted_the_hold(localiot_ser
     assert wait_until(lambda: _stored(server, "long-lived"), timeout=history.HOLD + 5)
     [record] = _stored(server, "long-lived")
     assert record.get("disconnectedAt") is None  # an open connection has no end (left out of the record)
+
+    def raw_docs():  # the client id and connection time are the record's name, not its document's
+        with server.app.store.transaction(ACCOUNT, REGION, write=False) as tx:
+            return [(name, doc) for name, doc in tx.scan(history.KIND, prefix="long-lived|")]
+    [(name, doc)] = server.call(raw_docs)
+    assert name.startswith(f"long-lived|{record['connectedAt']:013d}|")
+    assert "clientId" not in doc and "connectedAt" not in doc
     raw.send(b"\xe0\x00")
     assert raw.closed()
     raw.close()

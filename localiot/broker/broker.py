@@ -49,7 +49,7 @@ class Broker:
         self.store = store
         self.persistence = BrokerStore(store, runtime.clock, runtime)
         self.persistence.start_commit = lambda: durable.start_commit(self)
-        self.lifecycle = LifecycleEvents(runtime.clock, self.route)
+        self.lifecycle = LifecycleEvents(self)
         self.clock = runtime.clock
         self.bus = runtime.bus
         self.limits = limits or Limits()
@@ -143,6 +143,7 @@ class Broker:
         self.offline.clear()
         self.connecting.clear()
         self.scopes.clear()
+        self.lifecycle.forget()
         self.persistence.forget()
         if self.fabric is not None:
             self.fabric.forget()

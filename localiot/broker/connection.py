@@ -2,8 +2,8 @@
 each packet type's handler. Routing, sessions and events live in the Broker.
 
 Outgoing bytes are collected in `out` and written once per loop iteration by
-the broker's flush; an incoming PUBLISH is decoded in place, without building
-a packet object.
+the broker's flush (a CONNACK that waits for no commit goes at once); an
+incoming PUBLISH is decoded in place, without building a packet object.
 """
 
 from __future__ import annotations
@@ -19,11 +19,7 @@ from localiot.broker.admission import Decision
 from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
 from localiot.broker.message import Message
 from localiot.broker.occasional import NO_OUTPUT
-from localiot.broker.sessions import (
-    check_client_id,
-    negotiate_keep_alive,
-    negotiate_session_expiry,
-)
+from localiot.broker.sessions import check_client_id, negotiate_keep_alive, negotiate_session_expiry
 from localiot.broker.states import AUTHENTICATING, CLOSED, CONNECTED, NEW  # noqa: F401 (broker.py imports them from here)
 from localiot.topics import TopicError, validate_topic_name
 
@@ -447,7 +443,12 @@ class Connection(asyncio.Protocol):
             props.update(receive_maximum=limits.receive_maximum, maximum_qos=1, retain_available=1,
                          topic_alias_maximum=limits.topic_alias_max, wildcard_subscription_available=1,
                          subscription_identifier_available=0, shared_subscription_available=1)
-        self.push(codec.encode(codec.Connack(present, 0, props), self.version) if self.v5 else _CONNACK_V3[present])
+        connack = codec.encode(codec.Connack(present, 0, props), self.version) if self.v5 else _CONNACK_V3[present]
+        persistence, t = broker.persistence, self.transport
+        if self.out or persistence.pending or persistence.unfinished or session.queued or t is None:
+            self.push(connack)  # after the commit that makes the session's state true (durable.flush)
+        else:  # nothing to wait for: at once, not after the rest of the loop's batch of connections
+            t.write(connack)
         self.state = CONNECTED
         self.meter = metering.connected(broker.runtime, identity, client_id, self.remote)
         iotlogs.connected(self)

@@ -105,10 +105,11 @@ class Session:
         self.version = codec.MQTT311
         self.stored = False  # has a document in the store
         self.moved_at: float | None = None  # with a fabric: when it last changed node (wall clock)
-        # the connection holding it now: its presence event's timestamp (ms) and versionNumber
-        # (localiot.broker.lifecycle; kept here, not in a dict per client id, while it is connected)
+        # the connection holding it now: its presence event's timestamp (ms); the versionNumber of its
+        # latest connection, None before the first (localiot.broker.lifecycle; kept here, not in a dict
+        # per client id, while it is connected, and with a persistent session while it is kept)
         self.connected_at: int | None = None
-        self.presence_version = 0
+        self.presence_version: int | None = None
 
     @property
     def pending(self) -> deque:

@@ -8,12 +8,12 @@ import json
 from localiot.fleethub_web.calls import Scope, call, optional, shadow
 from localiot.protocol.errors import ServiceError
 from localiot.services import presence
+from localiot.services.defender import history
 from localiot.services.unit_of_work import read_only
 
 PAGE_SIZE = 25
 HISTORY_SIZE = 20
 MAX_PAGES = 20
-CONNECTION_HISTORY = "connection-history"  # the kind the broker's presence events feed (defender.history)
 DEFAULT_QUERY = "thingName:*"
 
 
@@ -64,11 +64,11 @@ def thing(app, scope: Scope, name: str) -> dict:
 
 def connection_history(app, scope: Scope, client_id: str, limit: int = HISTORY_SIZE) -> list[dict]:
     """The latest connections of `client_id` (a thing's client id is its name), newest first, from the
-    connection history the broker's presence events feed (store kind "connection-history"), with the
+    connection history the broker's presence events feed (localiot.services.defender.history), with the
     records the history still holds back written first."""
     presence.flush(app.runtime)
     with read_only(app.runtime, scope.account, scope.region, "iot", "FleetHubConnections") as ctx:
-        rows = [doc for _, doc in ctx.tx.scan(CONNECTION_HISTORY) if doc.get("clientId") == client_id]
+        rows = history.records_of(ctx.tx, client_id)
     rows.sort(key=lambda d: d.get("connectedAt") or 0, reverse=True)
     return [{k: d.get(k) for k in ("connectedAt", "disconnectedAt", "disconnectReason", "ipAddress")}
             for d in rows[:limit]]

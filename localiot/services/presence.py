@@ -1,17 +1,20 @@
 """Presence events to the store: one unit of work per account and region per
 window of events (`WINDOW`) for everyone who keeps a record of them.
 
-The broker publishes `$aws/events/presence/connected|disconnected/{clientId}`
-on the bus for every connection. Two families keep a record of them: the
-audit's connection history (localiot.services.defender.history) and the
-connectivity log behind GetThingConnectivityData and the fleet index
+The broker tells this process's `Presence` of every connection's connected
+and disconnected event (`heard`, a localiot.broker.lifecycle.PresenceEvent:
+its fields, not the `$aws/events/presence/...` message, which the broker
+builds only when a subscriber, a rule or another node would receive it).
+Two families keep a record of them: the audit's connection history
+(localiot.services.defender.history) and the connectivity log behind
+GetThingConnectivityData and the fleet index
 (localiot.services.data.connectivity). Each used to hear the bus, parse the
 event and write it in its own transaction; a connect + disconnect cost four
-transactions. Here the event is parsed once, handed to every recorder at
-once (`hear`, for what they answer before the write), and written at most
-every `WINDOW` seconds in one unit of work per (account, region) in which
-every recorder writes its part (`write(ctx)`): the fleet index follows the
-connectivity records in that same unit, as before. The window, not one
+transactions. Here each event is handed to every recorder at once (`hear`,
+for what they answer before the write), and written at most every `WINDOW`
+seconds in one unit of work per (account, region) in which every recorder
+writes its part (`write(ctx)`): the fleet index follows the connectivity
+records in that same unit, as before. The window, not one
 loop iteration, is what makes a burst of connections cheap: with 16-32
 clients connecting at once an iteration held two events, so every
 connection paid a transaction of its own (about 0.1 ms of the ~0.3 ms a
@@ -21,7 +24,7 @@ PUBACK): a server killed inside the window loses that window's records, as
 it lost an iteration's before; a reader calls `flush(runtime)` first, and
 the listeners' stop writes what is pending.
 
-    presence.install(runtime).register(recorder)   # recorder.hear(...), recorder.write(ctx, everything)
+    presence.install(runtime).register(recorder)   # recorder.hear(account, region, event), .write(ctx, everything)
     presence.flush(runtime)                          # write everything pending now (an audit does)
 
 A recorder may also keep records back for a while (the connection history
@@ -42,7 +45,7 @@ import logging
 import threading
 from collections import deque
 
-from localiot.broker.lifecycle import PRESENCE, parse_presence
+from localiot.broker.lifecycle import PresenceEvent
 from localiot.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("localiot.presence")
@@ -66,20 +69,17 @@ class Presence:
         self._writes = threading.Condition()
         self._queue: deque = deque()  # (account, region, what the recorders took), to write in order
         self._draining = False  # a worker is writing the queue
-        self.unsubscribe = runtime.bus.subscribe(self._on_bus, prefix=PRESENCE)
 
     def register(self, recorder) -> None:
         if recorder not in self.recorders:
             self.recorders.append(recorder)
 
-    def _on_bus(self, account: str, region: str, topic: str, payload: bytes) -> None:
-        event = parse_presence(topic, payload)
-        if event is None:
-            return
-        kind, client_id, body = event
+    def heard(self, account: str, region: str, event: PresenceEvent) -> None:
+        """A presence event of this process's broker (on its loop; by hand in a test)."""
         wrote = False
         for recorder in self.recorders:
-            wrote = recorder.hear(account, region, kind, client_id, body) is not False or wrote
+            if recorder.hear(account, region, event) is not False:
+                wrote = True
         if wrote:
             self.dirty.add((account, region))
             self._soon()

@@ -3,9 +3,9 @@ when, and why did it last disconnect.
 
 As AWS documents, the client whose id is the thing's name counts. Whether it
 is connected now is the broker's answer; the time and the disconnect reason
-come from the last `$aws/events/presence/connected|disconnected/{clientId}`
-event the broker published for it. A `PresenceLog` hears those (through
-localiot.services.presence) and keeps the last one per registered thing in
+come from the last presence event (`$aws/events/presence/connected|disconnected/{clientId}`)
+of its connections. A `PresenceLog` hears those (through
+localiot.services.presence, as the broker's PresenceEvent) and keeps the last one per registered thing in
 the store (kind "thing-connectivity", named by thing, in the thing's account
 and region), written once per presence window in the presence unit of work
 it shares with the audit's connection history, so the answer survives a restart and is
@@ -20,6 +20,7 @@ first GetThingConnectivityData installs it too, hearing events from then on).
 
 from __future__ import annotations
 
+from localiot.broker.lifecycle import PresenceEvent
 from localiot.protocol.errors import not_found
 from localiot.services import hooks, operation, presence
 from localiot.services.registry import things
@@ -38,16 +39,16 @@ class PresenceLog:
 
     def __init__(self, runtime):
         self.runtime = runtime
-        # (account, region) -> {client: its last event's (kind, body)}: the record is made from the
-        # event when it is stored, for registered things only (most clients of a broker are not)
-        self.pending: dict[tuple[str, str], dict[str, tuple[str, dict]]] = {}
-        self.writing: dict[tuple[str, str], dict[str, tuple[str, dict]]] = {}  # taken, until their unit commits
+        # (account, region) -> {client: its last PresenceEvent}: the record is made from the event
+        # when it is stored, for registered things only (most clients of a broker are not)
+        self.pending: dict[tuple[str, str], dict[str, PresenceEvent]] = {}
+        self.writing: dict[tuple[str, str], dict[str, PresenceEvent]] = {}  # taken, until their unit commits
 
-    def hear(self, account: str, region: str, kind: str, client_id: str, body: dict) -> bool:
+    def hear(self, account: str, region: str, event: PresenceEvent) -> bool:
         pending = self.pending.get((account, region))
         if pending is None:
             pending = self.pending[(account, region)] = {}
-        pending[client_id] = (kind, body)
+        pending[event.client_id] = event
         return True
 
     def write(self, ctx, everything: bool = False) -> None:
@@ -69,7 +70,7 @@ class PresenceLog:
         tx = ctx.tx
         for client_id, event in records.items():
             if tx.get(things.KIND, client_id) is not None:
-                tx.put(KIND, client_id, _record(*event))
+                tx.put(KIND, client_id, _record(event))
         ctx.after_commit(lambda: self._written(ctx.account, ctx.region, records))
 
     def _written(self, account: str, region: str, records: dict) -> None:
@@ -87,16 +88,16 @@ class PresenceLog:
     def last(self, ctx, client_id: str) -> dict | None:
         scope = (ctx.account, ctx.region)
         event = self.pending.get(scope, {}).get(client_id) or self.writing.get(scope, {}).get(client_id)
-        return _record(*event) if event is not None else ctx.tx.get(KIND, client_id)
+        return _record(event) if event is not None else ctx.tx.get(KIND, client_id)
 
 
-def _record(kind: str, body: dict) -> dict:
+def _record(event: PresenceEvent) -> dict:
     """The stored record of a client's last presence event."""
     return {
-        "connected": kind == "connected",
-        "timestamp": body.get("timestamp"),
-        "disconnectReason": body.get("disconnectReason"),
-        "sessionIdentifier": body.get("sessionIdentifier"),
+        "connected": event.kind == "connected",
+        "timestamp": event.timestamp,
+        "disconnectReason": event.disconnect_reason,
+        "sessionIdentifier": event.session_id,
     }
 
 

@@ -1,19 +1,23 @@
 """The broker's connection history, as the audit's client-id and shared
 certificate checks need it.
 
-The broker publishes `$aws/events/presence/connected|disconnected/{clientId}`
-on the bus for every connection (clientId, principalIdentifier, sessionIdentifier,
-ipAddress, timestamp, disconnectReason). `ConnectionHistory` hears them
-through localiot.services.presence and keeps one record per connection in
-the store (kind "connection-history", named "<clientId>|<connectedAt ms, 13
-digits>|<the sessionIdentifier's first 8 hex digits>", in the client's account
-and region): {clientId, principal, ipAddress, connectedAt, disconnectedAt,
+The broker tells localiot.services.presence of every connection's
+connected and disconnected event (a PresenceEvent: clientId, principal,
+sessionIdentifier, ipAddress, timestamp, disconnectReason). `ConnectionHistory`
+hears them and keeps one record per connection in the store (kind
+"connection-history", named "<clientId>|<connectedAt ms, 13 digits>|<the
+sessionIdentifier's first 8 hex digits>", in the client's account and
+region). The stored document is {principal, ipAddress, disconnectedAt,
 disconnectReason}, the fields without a value left out (an open connection
-has no disconnectedAt; records written before 2026-12-03 have nulls and the
-whole session id in their name: every reader takes both, so they age out
-rather than being rewritten). At 10,000 idle connections the record was
-most of what an idle plain connection cost beyond its objects (about 0.3
-of 1.5 KB in SQLite pages): the nulls and 24 hex digits were a third of it.
+has no disconnectedAt): clientId and connectedAt are in its name, and every
+reader (`connections`, `records_of`, `fields`) gives the record with them,
+{clientId, connectedAt, ...}. Records written before 2026-12-04 have both in
+the document too, those before 2026-12-03 nulls and the whole session id in
+their name: every reader takes all of them, so they age out rather than
+being rewritten. At 10,000 idle connections the record is most of what an
+idle plain connection costs beyond its objects (a row of ~280 bytes of SQLite
+pages with the client id and connection time twice, ~200 without; eighth
+pass in bench/README.md).
 Writes share the presence unit of work of their window; an open
 connection's record is held back until the connection ends or `HOLD` (1 s)
 has passed, so a short connection costs one write, not a
@@ -46,7 +50,7 @@ from __future__ import annotations
 
 import asyncio
 
-from localiot.broker.lifecycle import CONNECTED_AT
+from localiot.broker.lifecycle import PresenceEvent
 from localiot.services import presence
 from localiot.services.defender.catalog import HISTORY_DAYS
 
@@ -72,10 +76,10 @@ class ConnectionHistory:
         # (account, region) -> {name: (record, new)}: records to write at the next window; `new` is
         # what the record is to its client's count (WRITTEN, NEW, FIRST)
         self.pending: dict[tuple[str, str], dict[str, tuple[dict, int]]] = {}
-        # (account, region) -> {session id: (topic's client id, connected event's body, due)}: an open
-        # connection waits until `due` (loop time) for its end, so that its record is written once; the
-        # record is made from the event only then (most connections of a burst end first)
-        self.opening: dict[tuple[str, str], dict[str, tuple[str, dict, float]]] = {}
+        # (account, region) -> {session id: (connected event, due)}: an open connection waits until `due`
+        # (loop time) for its end, so that its record is written once; the record is made from the
+        # event only then (most connections of a burst end first)
+        self.opening: dict[tuple[str, str], dict[str, tuple[PresenceEvent, float]]] = {}
         self.next_prune: dict[tuple[str, str], float] = {}  # scope -> clock time of the next pass
         self.prune_after: dict[tuple[str, str], str] = {}  # scope -> the last name looked at by the pass under way
         self.prune_run: dict[tuple[str, str], tuple[str, int]] = {}  # scope -> the client id that page ended with
@@ -96,40 +100,37 @@ class ConnectionHistory:
             self.prune_after.clear()
             self.prune_run.clear()
 
-    def hear(self, account: str, region: str, kind: str, topic_client: str, body: dict) -> bool:
+    def hear(self, account: str, region: str, event: PresenceEvent) -> bool:
         self._fresh()
         scope = (account, region)
-        get = body.get
-        session = get("sessionIdentifier")
-        if kind == "connected":
+        session = event.session_id
+        if event.kind == "connected":
             loop = asyncio._get_running_loop()
             if loop is None or self.presence is None:
-                name, entry = _opened(topic_client, body)
+                name, entry = _opened(event)
                 self.pending.setdefault(scope, {})[name] = entry
                 return True
             opening = self.opening.get(scope)
             if opening is None:
                 opening = self.opening[scope] = {}
-            opening[session] = (topic_client, body, loop.time() + HOLD)
+            opening[session] = (event, loop.time() + HOLD)
             self.presence.later(account, region, HOLD)
             return False  # nothing to write before it ends or is due
-        at = get(CONNECTED_AT)  # the disconnect of a connection this process announced
-        if at is None:
+        at = event.connected_at
+        if at is None:  # (a connection this process did not announce)
             return False
-        client_id = get("clientId") or topic_client
-        name = _name(client_id, at, session)
+        name = _name(event.client_id, at, session)
         pending = self.pending.get(scope)
         if pending is None:
             pending = self.pending[scope] = {}
         opening = self.opening.get(scope)
         opened = opening.pop(session, None) if opening else None
-        if opened is not None and opened[1].get("timestamp") != at:  # another connection of the session
+        if opened is not None and opened[0].timestamp != at:  # another connection of the session
             opening[session] = opened
             opened = None
         prior = pending.get(name)  # its record taken from `opening`, not stored yet
-        new = prior[1] if prior is not None else WRITTEN if opened is None else _new(opened[1])
-        pending[name] = (_record(client_id, get("principalIdentifier"), get("ipAddress"), at, get("timestamp"),
-                                 get("disconnectReason")), new)
+        new = prior[1] if prior is not None else WRITTEN if opened is None else _new(opened[0])
+        pending[name] = (_record(event.principal, event.ip_address, event.timestamp, event.disconnect_reason), new)
         return True
 
     def held(self) -> list[tuple[str, str]]:
@@ -150,9 +151,8 @@ class ConnectionHistory:
         opening = self.opening.get(scope)
         if opening:
             now = None if everything else _loop_time()
-            for session in [s for s, held in opening.items() if now is None or now >= held[2]]:
-                topic_client, body, _ = opening.pop(session)
-                name, entry = _opened(topic_client, body)
+            for session in [s for s, held in opening.items() if now is None or now >= held[1]]:
+                name, entry = _opened(opening.pop(session)[0])
                 records.setdefault(name, entry)
             if opening:
                 self.presence.later(*scope, HOLD)
@@ -168,7 +168,7 @@ class ConnectionHistory:
         for name, (record, new) in records.items():
             tx.put(KIND, name, record)
             if new:
-                client_id = record["clientId"]
+                client_id = _client_of(name, record)
                 new_clients[client_id] = new_clients.get(client_id, 0) + 1
                 if new == NEW:
                     counted.add(client_id)
@@ -189,11 +189,11 @@ class ConnectionHistory:
             excess = known - PER_CLIENT
             if excess > 0:  # the oldest ones; another id may start with this one and "|": then all of them
                 oldest = [name for name, doc in tx.scan(KIND, prefix=prefix, limit=excess)
-                          if doc.get("clientId") == client_id]
+                          if _client_of(name, doc) == client_id]
                 if len(oldest) < excess:
                     known = None
         if known is None:  # counted from the store (a range read: short, unless the client id is a flapper)
-            oldest = [name for name, doc in tx.scan(KIND, prefix=prefix) if doc.get("clientId") == client_id]
+            oldest = [name for name, doc in tx.scan(KIND, prefix=prefix) if _client_of(name, doc) == client_id]
             known = len(oldest)
         excess = known - PER_CLIENT
         if excess > 0:
@@ -231,7 +231,7 @@ class ConnectionHistory:
         client_id = None
         for name, doc in page:
             ended = doc.get("disconnectedAt")
-            client_id = doc.get("clientId")
+            client_id = _client_of(name, doc)
             if ended is not None and ended < cutoff:
                 tx.delete(KIND, name)
                 key = (*scope, client_id)
@@ -255,18 +255,16 @@ def _loop_time() -> float | None:
         return None
 
 
-def _new(body: dict) -> int:
+def _new(event: PresenceEvent) -> int:
     """What an open connection's record is to its client's count: a client id's first connection
     in this process is not counted (see ConnectionHistory._cap)."""
-    return FIRST if body.get("versionNumber") == 0 else NEW
+    return FIRST if event.version == 0 else NEW
 
 
-def _opened(topic_client: str, body: dict) -> tuple[str, tuple[dict, int]]:
+def _opened(event: PresenceEvent) -> tuple[str, tuple[dict, int]]:
     """The name and pending entry of an open connection's record, from its connected event."""
-    get = body.get
-    client_id, at = get("clientId") or topic_client, get("timestamp")
-    record = _record(client_id, get("principalIdentifier"), get("ipAddress"), at, None, None)
-    return _name(client_id, at, get("sessionIdentifier")), (record, _new(body))
+    record = _record(event.principal, event.ip_address, None, None)
+    return _name(event.client_id, event.timestamp, event.session_id), (record, _new(event))
 
 
 def _name(client_id: str, connected_at: int | None, session: str | None) -> str:
@@ -275,10 +273,11 @@ def _name(client_id: str, connected_at: int | None, session: str | None) -> str:
     return f"{client_id}|{connected_at or 0:013d}|{(session or '')[:SESSION_DIGITS]}"
 
 
-def _record(client_id, principal, ip, connected_at, disconnected_at, reason) -> dict:
-    """The stored record: the fields that have a value (an open connection's end, an anonymous
-    principal are left out; readers take a missing field as null)."""
-    record = {"clientId": client_id, "connectedAt": connected_at}
+def _record(principal, ip, disconnected_at, reason) -> dict:
+    """The stored document: the fields that have a value (an open connection's end, an anonymous
+    principal are left out; readers take a missing field as null). The client id and the
+    connection time are the record's name's (`fields` puts them back)."""
+    record = {}
     if principal is not None:
         record["principal"] = principal
     if ip is not None:
@@ -288,6 +287,20 @@ def _record(client_id, principal, ip, connected_at, disconnected_at, reason) -> 
     if reason is not None:
         record["disconnectReason"] = reason
     return record
+
+
+def _client_of(name: str, doc: dict) -> str:
+    """The client id of a stored record (an older record has it in its document too)."""
+    return doc.get("clientId") or name.rsplit("|", 2)[0]
+
+
+def fields(name: str, doc: dict) -> dict:
+    """A stored record as its readers take it: {clientId, connectedAt, principal, ipAddress,
+    disconnectedAt, disconnectReason} (a field without a value left out, as stored)."""
+    if "clientId" in doc and "connectedAt" in doc:  # written before 2026-12-04 (or named by time first)
+        return doc
+    client_id, at, _ = name.rsplit("|", 2)
+    return {"clientId": client_id, "connectedAt": int(at), **doc}
 
 
 def install(runtime) -> ConnectionHistory:
@@ -304,5 +317,11 @@ def flush(runtime) -> None:
 
 
 def connections(tx, since_ms: int) -> list[dict]:
-    """Every connection recorded in this scope that was open at or after `since_ms`."""
-    return [doc for _, doc in tx.scan(KIND) if (doc.get("disconnectedAt") or 2**62) >= since_ms]
+    """Every connection recorded in this scope that was open at or after `since_ms` (see `fields`)."""
+    return [fields(name, doc) for name, doc in tx.scan(KIND) if (doc.get("disconnectedAt") or 2**62) >= since_ms]
+
+
+def records_of(tx, client_id: str) -> list[dict]:
+    """The connections recorded for `client_id` in this scope, oldest first (see `fields`)."""
+    found = [fields(name, doc) for name, doc in tx.scan(KIND, prefix=f"{client_id}|")]
+    return [record for record in found if record["clientId"] == client_id]
