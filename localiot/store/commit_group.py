@@ -21,6 +21,14 @@ to the bus, the commit listeners, `ctx.after_commit` callbacks: the unit's
 "followers") runs after that COMMIT too, in the units' order, before the
 replies go out.
 
+A unit that joins an open group takes no SAVEPOINT (with the RELEASE after it, they
+were ~4% of a one-row write unit): the group keeps a journal of its writes (statement
+and arguments, in order), and when a unit that joined it fails, the whole transaction
+is rolled back and the writes before the unit's own are made again (`rejoin`), which
+leaves the store as a rollback to its savepoint would have. Units run one after
+another, so the units before it never saw its writes. A unit inside another's `with`
+is still a SAVEPOINT.
+
 Only API units join a group (`store.transaction(..., grouped=True)`, asked
 for by the HTTP handler, which awaits the commit). Every other transaction
 (MQTT doors, the broker's persistence, periodic jobs, in-process calls) wants
@@ -74,3 +82,27 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def rejoin(store, mark: int) -> None:
+    """A unit that joined the open group (with no savepoint) failed: roll the group back
+    and make the journal's writes before `mark` (the other units') again. When that fails,
+    the group fails: nothing of it is stored and its replies get the error."""
+    journal = store.journal
+    del journal[mark:]
+    writes = store.writes
+    writes.execute("ROLLBACK")
+    try:
+        writes.execute("BEGIN IMMEDIATE")
+        for sql, args, many in journal:
+            if many:
+                writes.executemany(sql, args)
+            else:
+                writes.execute(sql, args)
+    except BaseException as error:
+        log.exception("group commit: the writes of the group's other calls could not be made again")
+        if store.db.in_transaction:
+            writes.execute("ROLLBACK")
+        group, store.group, store.pending_commit, store.journal = store.group, None, None, None
+        store.kept.clear()  # it may hold what the group wrote
+        group.fail(error)
