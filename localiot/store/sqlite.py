@@ -285,18 +285,16 @@ class _Transaction:
     def begin(self) -> None:
         if self.began:
             return
-        store, self.mark = self.store, None  # mark: where its writes start in the group's journal
-        if not self.db.in_transaction:
+        store, opens = self.store, not self.db.in_transaction
+        if opens:
             self.writes.execute("BEGIN IMMEDIATE")
             if self.grouped:
                 store.open_group()
-        elif self.grouped and store.depth == 1 and store.journal is not None:
-            self.mark = len(store.journal)
-        else:
+        elif not (self.grouped and store.depth == 1 and store.journal is not None):  # (else: joins the group)
             self.writes.execute("SAVEPOINT unit")
             self.savepoint = True
-            self.mark = len(store.journal) if store.journal is not None else None
-        self.journal = store.journal  # (None: no group open)
+        self.journal = journal = store.journal  # (None: no group open)
+        self.mark = None if opens or journal is None else len(journal)  # where its writes start in it
         self.began = True
 
     def __exit__(self, kind, error, trace) -> bool:
@@ -400,6 +398,8 @@ class SQLiteTx:
             return
         if not transaction.began:
             transaction.begin()
+        if transaction.journal is not None and rows.__class__ is not list:  # (kept to be made again)
+            rows = list(rows)
         transaction.writes.executemany(sql, rows)
         if transaction.journal is not None:
             transaction.journal.append((sql, rows, True))
