@@ -10,24 +10,53 @@ tells two versions apart where CPU time cannot.
 
 Another version's package: PYTHONPATH=<dir holding localiot/> in front. The measured
 window (--calls calls after --warm ones) is opened and closed through callgrind's client
-requests (indexing_instructions.py's small C library); outside valgrind the counts read 0.
+requests (a small C library built here with gcc); outside valgrind the counts read 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import glob
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api_floor as af  # noqa: E402
-from indexing_instructions import _last_total, _window  # noqa: E402
 from multidict import CIMultiDict, MultiDict  # noqa: E402
 
 from localiot.testing import local_server  # noqa: E402
+
+_WINDOW = r"""
+#include <valgrind/callgrind.h>
+void window_open(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; }
+void window_close(void) { CALLGRIND_STOP_INSTRUMENTATION; }
+void window_dump(const char *label) { CALLGRIND_DUMP_STATS_AT(label); }
+"""
+
+
+def _window():
+    """indexing_instructions.py's (not imported: it puts this checkout ahead of PYTHONPATH)."""
+    folder = tempfile.mkdtemp(prefix="cg-window-")
+    source, library = os.path.join(folder, "window.c"), os.path.join(folder, "window.so")
+    with open(source, "w") as f:
+        f.write(_WINDOW)
+    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", library, source], check=True)
+    return ctypes.CDLL(library)
+
+
+def _last_total(out_pattern: str) -> int:
+    """The total of the newest callgrind dump (0 when not run under callgrind)."""
+    dumps = glob.glob(out_pattern.replace("%p", str(os.getpid())) + ".*")
+    if not dumps:
+        return 0
+    with open(max(dumps, key=lambda path: int(path.rsplit(".", 1)[1]))) as f:
+        totals = [line for line in f if line.startswith("totals:")]
+    return int(totals[-1].split()[1]) if totals else 0
 
 THINGS = 200
 _SUBSCRIBER = ("import asyncio, sys; sys.path.insert(0, sys.argv[2]); import api_floor as af\n"

@@ -1,5 +1,5 @@
 """SQLite's group commit (localiot.store.commit_group): API units of work of one loop
-iteration share one transaction, each in a savepoint; what follows each unit's commit
+iteration share one transaction (a unit that fails undoes only its own writes); what follows each unit's commit
 and every reply wait for the shared COMMIT; any other transaction commits the open group
 first; a SIGKILLed server still loses no call it acknowledged."""
 

@@ -8,9 +8,8 @@ run one after the other, and each one committing on its own writes the same
 b-tree pages again and again. Here the first API unit that writes opens the
 group (BEGIN IMMEDIATE) and a COMMIT is scheduled with `loop.call_soon`, so it
 runs once the iteration's other handlers have run; every API unit that writes
-meanwhile is a SAVEPOINT inside it (a unit that fails rolls back to its
-savepoint: only its own writes go). Pages dirtied by several units are written
-to the WAL once.
+meanwhile joins it (a unit that fails undoes only its own writes, see below).
+Pages dirtied by several units are written to the WAL once.
 
 Nothing acknowledged is lost on SIGKILL: an API unit that ran inside a group
 (it wrote, or it read while the group held writes not yet committed) leaves
@@ -25,9 +24,9 @@ A unit that joins an open group takes no SAVEPOINT (with the RELEASE after it, t
 were ~4% of a one-row write unit): the group keeps a journal of its writes (statement
 and arguments, in order), and when a unit that joined it fails, the whole transaction
 is rolled back and the writes before the unit's own are made again (`rejoin`), which
-leaves the store as a rollback to its savepoint would have. Units run one after
-another, so the units before it never saw its writes. A unit inside another's `with`
-is still a SAVEPOINT.
+leaves the store as a rollback to a savepoint of its own would have. Units run one
+after another, so the units before it never saw its writes. A unit inside another's
+`with` is still a SAVEPOINT in the group (rolled back to, its journal entries dropped).
 
 Only API units join a group (`store.transaction(..., grouped=True)`, asked
 for by the HTTP handler, which awaits the commit). Every other transaction
