@@ -1,5 +1,5 @@
 """SQLite's group commit (localiot.store.commit_group): API units of work of one loop
-iteration share one transaction, each in a savepoint; what follows each unit's commit
+iteration share one transaction (a unit that fails undoes only its own writes); what follows each unit's commit
 and every reply wait for the shared COMMIT; any other transaction commits the open group
 first; a SIGKILLed server still loses no call it acknowledged."""
 
@@ -67,6 +67,53 @@ def test_units_of_one_iteration_share_a_commit_and_a_failing_one_undoes_only_its
     assert seen["after"] == ["a", "c"]
     assert seen["stored"] == {"a": True, "b": False, "c": True}
     assert seen["closed"]
+
+
+def test_a_failing_unit_that_joined_the_group_leaves_the_others_writes_whole(localiot_server):
+    """A unit that joins an open group takes no savepoint: when it fails, the group is rolled
+    back and the others' writes (documents, index entries, links, tags, deletes, a nested
+    unit's) are made again, so the store reads as if only the failing unit's were undone."""
+    from localiot.services.unit_of_work import unit_of_work
+
+    def writes(ctx, name, fail=False, nested=None):
+        tx = ctx.tx
+        tx.put(KIND, name, {"name": name}, {"tag": [name, "shared"], "none": None})
+        tx.link("test-rel", name, "target")
+        tx.put_tags(f"arn:{name}", {"k": name, "other": "v"})
+        if nested is not None:  # a unit inside this one's `with`: a savepoint in the group
+            with unit_of_work(ctx.runtime, ACCOUNT, REGION, "iot", "TestNested") as inner:
+                inner.tx.put(KIND, nested, {"name": nested}, {"tag": nested})
+        tx.delete(KIND, "old")
+        if fail:
+            raise Refused(name)
+        return name
+
+    async def steps(store, runtime):
+        with store.transaction(ACCOUNT, REGION) as tx:
+            tx.put(KIND, "old", {"name": "old"}, {"tag": "old"})
+        run(runtime, ACCOUNT, REGION, "iot", "TestGroupCommit", writes, "a", False, "a-inner", grouped=True)
+        pending = store.pending_commit
+        with pytest.raises(Refused):
+            run(runtime, ACCOUNT, REGION, "iot", "TestGroupCommit", writes, "b", True, "b-inner", grouped=True)
+        run(runtime, ACCOUNT, REGION, "iot", "TestGroupCommit", writes, "c", grouped=True)
+        same_group = store.pending_commit is pending
+        await pending
+        with store.transaction(ACCOUNT, REGION, write=False) as tx:
+            return same_group, {
+                "docs": sorted(name for name, _ in tx.scan(KIND)),
+                "shared": sorted(name for name, _ in tx.find(KIND, "tag", "shared")),
+                "inner": [name for name, _ in tx.find(KIND, "tag", "a-inner")] + [
+                    name for name, _ in tx.find(KIND, "tag", "b-inner")],
+                "linked": sorted(tx.linked_to("test-rel", "target")),
+                "tags": {arn: tx.get_tags(arn) for arn in ("arn:a", "arn:b", "arn:c")},
+            }
+
+    same_group, seen = _on_loop(localiot_server, steps)
+    assert same_group
+    assert seen == {
+        "docs": ["a", "a-inner", "c"], "shared": ["a", "c"], "inner": ["a-inner"], "linked": ["a", "c"],
+        "tags": {"arn:a": {"k": "a", "other": "v"}, "arn:b": {}, "arn:c": {"k": "c", "other": "v"}},
+    }
 
 
 def test_a_unit_that_opens_the_group_and_fails_leaves_nothing_open(localiot_server):

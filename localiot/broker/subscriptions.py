@@ -51,10 +51,12 @@ def wanted(broker, account: str, region: str, topic: str) -> bool:
     if broker.fabric is not None:
         return True
     scope = broker.scopes.get((account, region))
-    if scope is None or not len(scope.trie):
+    if scope is None:
         return False
-    hit = scope.cache.get(topic)
+    hit = scope.cache.get(topic)  # (first: a cached topic needs no count of the trie)
     if hit is None:
+        if not len(scope.trie):
+            return False
         if threading.get_ident() == broker._thread:
             hit = scope.lookup(topic)
         else:  # a worker (PostgreSQL): walk without caching, a SUBSCRIBE on the loop clears the cache

@@ -28,6 +28,12 @@ def on(event: str, fn: Callable) -> Callable:
     return fn
 
 
+def registered(event: str) -> list[Callable]:
+    """The hooks of `event`, as a list that hooks registered later join (for a caller that
+    fires one event on every call: the unit of work's UNIT_ENDING)."""
+    return _HOOKS.setdefault(event, [])
+
+
 def fire(event: str, ctx, *args) -> None:
     for fn in _HOOKS.get(event, ()):
         fn(ctx, *args)

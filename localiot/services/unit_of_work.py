@@ -41,6 +41,7 @@ from localiot.services import hooks
 from localiot.services.context import RequestContext
 
 log = logging.getLogger("localiot.unit_of_work")
+_UNIT_ENDING = hooks.registered(hooks.UNIT_ENDING)
 
 
 class unit_of_work:  # noqa: N801 (used as a function: `with unit_of_work(...) as ctx`)
@@ -96,7 +97,8 @@ def _close(runtime, transaction, ctx: RequestContext) -> None:
     tx = ctx.tx
     try:
         if tx.changes:  # (UNIT_ENDING: derived data follows the writes; a unit that wrote none has nothing)
-            hooks.fire(hooks.UNIT_ENDING, ctx)
+            for fn in _UNIT_ENDING:
+                fn(ctx)
         if ctx.before_commit_hooks:
             for fn in ctx.before_commit_hooks:
                 fn()

@@ -47,7 +47,7 @@ def _key(thing: str, shadow_name: str | None) -> str:
 
 
 def _now(ctx) -> int:
-    return int(ctx.now())
+    return int(ctx.runtime.clock.now())  # (ctx.now(), without its two calls in between)
 
 
 def _load(ctx, thing: str, shadow_name: str | None, now: int) -> tuple[dict | None, int]:

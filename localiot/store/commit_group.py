@@ -8,9 +8,8 @@ run one after the other, and each one committing on its own writes the same
 b-tree pages again and again. Here the first API unit that writes opens the
 group (BEGIN IMMEDIATE) and a COMMIT is scheduled with `loop.call_soon`, so it
 runs once the iteration's other handlers have run; every API unit that writes
-meanwhile is a SAVEPOINT inside it (a unit that fails rolls back to its
-savepoint: only its own writes go). Pages dirtied by several units are written
-to the WAL once.
+meanwhile joins it (a unit that fails undoes only its own writes, see below).
+Pages dirtied by several units are written to the WAL once.
 
 Nothing acknowledged is lost on SIGKILL: an API unit that ran inside a group
 (it wrote, or it read while the group held writes not yet committed) leaves
@@ -20,6 +19,14 @@ as every single commit was before). What follows a unit's commit (its events
 to the bus, the commit listeners, `ctx.after_commit` callbacks: the unit's
 "followers") runs after that COMMIT too, in the units' order, before the
 replies go out.
+
+A unit that joins an open group takes no SAVEPOINT (with the RELEASE after it, they
+were ~4% of a one-row write unit): the group keeps a journal of its writes (statement
+and arguments, in order), and when a unit that joined it fails, the whole transaction
+is rolled back and the writes before the unit's own are made again (`rejoin`), which
+leaves the store as a rollback to a savepoint of its own would have. Units run one
+after another, so the units before it never saw its writes. A unit inside another's
+`with` is still a SAVEPOINT in the group (rolled back to, its journal entries dropped).
 
 Only API units join a group (`store.transaction(..., grouped=True)`, asked
 for by the HTTP handler, which awaits the commit). Every other transaction
@@ -74,3 +81,27 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def rejoin(store, mark: int) -> None:
+    """A unit that joined the open group (with no savepoint) failed: roll the group back
+    and make the journal's writes before `mark` (the other units') again. When that fails,
+    the group fails: nothing of it is stored and its replies get the error."""
+    journal = store.journal
+    del journal[mark:]
+    writes = store.writes
+    writes.execute("ROLLBACK")
+    try:
+        writes.execute("BEGIN IMMEDIATE")
+        for sql, args, many in journal:
+            if many:
+                writes.executemany(sql, args)
+            else:
+                writes.execute(sql, args)
+    except BaseException as error:
+        log.exception("group commit: the writes of the group's other calls could not be made again")
+        if store.db.in_transaction:
+            writes.execute("ROLLBACK")
+        group, store.group, store.pending_commit, store.journal = store.group, None, None, None
+        store.kept.clear()  # it may hold what the group wrote
+        group.fail(error)

@@ -22,7 +22,7 @@ from localiot.protocol import jsontext
 from localiot.protocol.jsontext import _LONG_NUMBER
 from localiot.store.migrations import MIGRATIONS, TABLES
 from localiot.store import summaries as _summaries
-from localiot.store.commit_group import CommitGroup, running_loop
+from localiot.store.commit_group import CommitGroup, rejoin, running_loop
 from localiot.store.kept import KINDS as _KEPT
 from localiot.store.queries import RANGE_READ, Queries
 
@@ -103,6 +103,7 @@ class SQLiteStore:
         # followers have not run yet, and how many transactions are inside their `with` now.
         self.group: CommitGroup | None = None
         self.pending_commit = None  # the open group's future: an API reply awaits it (server._http)
+        self.journal: list | None = None  # the open group's writes, in order (commit_group.rejoin)
         self.committed_groups: list[CommitGroup] = []
         self.depth = 0
         # One cursor for the transactions' own statements and their writes, whose outcome
@@ -155,6 +156,7 @@ class SQLiteStore:
         if loop is not None:
             self.group = CommitGroup(loop.create_future())
             self.pending_commit = self.group.done
+            self.journal = []
             loop.call_soon(self.commit_group)
 
     def commit_group(self, now: bool = True) -> None:
@@ -168,7 +170,7 @@ class SQLiteStore:
             if now and loop is not None:
                 loop.call_soon(self.commit_group)
             return
-        self.group = self.pending_commit = None
+        self.group = self.pending_commit = self.journal = None
         try:
             self.db.execute("COMMIT")
         except BaseException as error:
@@ -256,10 +258,11 @@ class _Transaction:
     When the connection is already in a transaction at the first write (an open
     commit group, or this one runs inside another's `with`), this one is a
     SAVEPOINT in it: released at the end, rolled back to when it raises. A grouped
-    transaction that begins leaves its COMMIT to the group (localiot.store.commit_group)."""
+    transaction that begins leaves its COMMIT to the group (localiot.store.commit_group),
+    one that joins it alone in its `with` takes no SAVEPOINT (its journal, `rejoin`)."""
 
     __slots__ = ("store", "db", "writes", "account", "region", "grouped", "began", "savepoint", "kept", "written",
-                 "absent", "waits")
+                 "absent", "waits", "journal", "mark")
 
     def __init__(self, store: SQLiteStore, account: str, region: str, grouped: bool):
         self.store, self.db, self.writes, self.kept = store, store.db, store.writes, store.kept
@@ -267,6 +270,7 @@ class _Transaction:
 
     def __enter__(self) -> "SQLiteTx":
         self.began = self.savepoint = self.waits = False
+        self.journal = None  # (begin: the open group's journal)
         self.written = None  # keys of kept kinds this transaction wrote (see localiot.store.kept)
         self.absent = None  # keys this transaction read as absent and has not written since
         self.store.depth += 1
@@ -281,13 +285,16 @@ class _Transaction:
     def begin(self) -> None:
         if self.began:
             return
-        if self.db.in_transaction:
-            self.writes.execute("SAVEPOINT unit")
-            self.savepoint = True
-        else:
+        store, opens = self.store, not self.db.in_transaction
+        if opens:
             self.writes.execute("BEGIN IMMEDIATE")
             if self.grouped:
-                self.store.open_group()
+                store.open_group()
+        elif not (self.grouped and store.depth == 1 and store.journal is not None):  # (else: joins the group)
+            self.writes.execute("SAVEPOINT unit")
+            self.savepoint = True
+        self.journal = journal = store.journal  # (None: no group open)
+        self.mark = None if opens or journal is None else len(journal)  # where its writes start in it
         self.began = True
 
     def __exit__(self, kind, error, trace) -> bool:
@@ -300,11 +307,16 @@ class _Transaction:
                 if self.savepoint:
                     if kind is not None:
                         execute("ROLLBACK TO unit")
+                        if self.mark is not None:
+                            del self.journal[self.mark:]
                     execute("RELEASE unit")
                 elif kind is not None:
-                    execute("ROLLBACK")
-                    if self.grouped and store.group is not None:  # the group it opened held only its work
-                        store.group = store.pending_commit = None
+                    if self.mark is not None:  # joined the group: the others' writes stay
+                        rejoin(store, self.mark)
+                    else:
+                        execute("ROLLBACK")
+                        if self.grouped and store.group is not None:  # the group it opened held only its work
+                            store.group = store.pending_commit = store.journal = None
                 elif not self.grouped or store.group is None:
                     execute("COMMIT")
             # A grouped transaction that wrote into the open group or read what it holds, or any
@@ -374,7 +386,10 @@ class SQLiteTx:
             return self.db.execute(sql, args).rowcount
         if not transaction.began:
             transaction.begin()
-        return transaction.writes.execute(sql, args).rowcount
+        count = transaction.writes.execute(sql, args).rowcount
+        if transaction.journal is not None:  # (made: a statement that failed changed nothing)
+            transaction.journal.append((sql, args, False))
+        return count
 
     def _write_many(self, sql: str, rows: list) -> None:
         transaction = self._transaction
@@ -383,7 +398,11 @@ class SQLiteTx:
             return
         if not transaction.began:
             transaction.begin()
+        if transaction.journal is not None and rows.__class__ is not list:  # (kept to be made again)
+            rows = list(rows)
         transaction.writes.executemany(sql, rows)
+        if transaction.journal is not None:
+            transaction.journal.append((sql, rows, True))
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:

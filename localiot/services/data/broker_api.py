@@ -34,7 +34,7 @@ import binascii
 import json
 
 from localiot.broker import auth
-from localiot.broker.admission import DENIED, INVALID, RESERVED, admit
+from localiot.broker.admission import DENIED, INVALID, OK, RESERVED, admit
 from localiot.broker.message import Message
 from localiot.broker.reserved import ReservedTopics
 from localiot.broker.retained import KIND as RETAINED, RetainedQuotaExceeded, get_retained, put_retained
@@ -112,32 +112,58 @@ def mqtt5_properties(req: dict, limits: Limits) -> dict | None:
     return props or None
 
 
+# Topics (not `$` ones) an API caller was admitted to, with the limits they were checked
+# against: for a trusted caller such a topic's admission is OK whatever else (the topic
+# name's checks are all there is to it), so a topic published to again skips them.
+_ADMITTED: set[tuple[str, int, int]] = set()
+_ADMITTED_AT_MOST = 10_000
+_PLAIN_MEMBERS = frozenset({"topic", "payload", "qos", "retain"})  # a request with no MQTT 5 member
+
+
+def _admit(ctx, broker, topic: str, retain: bool, limits: Limits):
+    """(status, retained, decision): the trusted admission of an API publish (decision None
+    when the topic was admitted before)."""
+    key = (topic, limits.topic_max_bytes, limits.topic_max_slashes)
+    if key in _ADMITTED:
+        return OK, retain, None
+    identity = auth.Identity(ctx.account, ctx.region, principal=HTTP_PRINCIPAL)
+    if broker is not None:  # the API authorized the caller: no IoT policy applies
+        decision = broker.admit(identity, topic, retain, trusted=True)
+    else:  # no broker, so no doors: no reserved topic can be served
+        decision = admit(identity, topic, retain, reserved=ReservedTopics(), limits=limits)
+    if decision.status == OK and topic[:1] != "$":
+        if len(_ADMITTED) >= _ADMITTED_AT_MOST:
+            _ADMITTED.clear()
+        _ADMITTED.add(key)
+    return decision.status, decision.retain, decision
+
+
 @operation("iot-data")
 def Publish(ctx, req):
     topic, limits = req["topic"], _limits(ctx)
     payload = bytes(req.get("payload") or b"")
     qos, retain = req.get("qos") or 0, bool(req.get("retain"))
-    identity = auth.Identity(ctx.account, ctx.region, principal=HTTP_PRINCIPAL)
     broker = ctx.runtime.broker
-    if broker is not None:  # the API authorized the caller: no IoT policy applies
-        decision = broker.admit(identity, topic, retain, trusted=True)
-    else:  # no broker, so no doors: no reserved topic can be served
-        decision = admit(identity, topic, retain, reserved=ReservedTopics(), limits=limits)
-    if decision.status == INVALID:
+    status, retain, decision = _admit(ctx, broker, topic, retain, limits)
+    if status == INVALID:
         raise invalid(f"Invalid topic {topic!r}: {decision.reason}")
-    if decision.status == DENIED:
+    if status == DENIED:
         raise ServiceError("ForbiddenException", f"Publishing to the reserved topic {topic} is not allowed.")
     if len(payload) > limits.payload_max:
         raise ServiceError("RequestEntityTooLargeException",
                            f"The payload exceeds the maximum size of {limits.payload_max} bytes.", status=413)
-    props = mqtt5_properties(req, limits)
-    if decision.status == RESERVED:
+    props = None if _PLAIN_MEMBERS.issuperset(req) else mqtt5_properties(req, limits)
+    if status == RESERVED:
+        identity = auth.Identity(ctx.account, ctx.region, principal=HTTP_PRINCIPAL)
         if not _after_commit(ctx, lambda: broker.serve_reserved(identity, decision, payload, props or {}, qos)):
             raise ServiceError("ServiceUnavailableException", "The message broker is not running.", status=503)
         return {}
-    now = ctx.now()
-    msg = Message.from_properties(topic, payload, qos, decision.retain, props, now)
-    if decision.retain:
+    if props is None and not retain:  # (the usual publish: nothing that needs the time)
+        msg = Message(topic, payload, qos)
+    else:
+        now = ctx.now()
+        msg = Message.from_properties(topic, payload, qos, retain, props, now)
+    if retain:
         try:
             put_retained(ctx.tx, msg, now, limits.retained_topics_max)
         except RetainedQuotaExceeded as error:

@@ -49,8 +49,11 @@ def GetThingShadow(ctx, req):
 
 @operation("iot-data")
 def UpdateThingShadow(ctx, req):
-    return {"payload": _call(service.update_shadow, ctx, req["thingName"], req.get("shadowName"),
-                             req.get("payload") or b"", as_bytes=True)}
+    try:  # (_call's, written out: every update comes through here)
+        return {"payload": service.update_shadow(ctx, req["thingName"], req.get("shadowName"),
+                                                 req.get("payload") or b"", as_bytes=True)}
+    except ShadowError as error:
+        raise service_error(error) from None
 
 
 @operation("iot-data")

@@ -26,7 +26,8 @@ def _load(ctx) -> dict:
 
 
 def is_enabled(ctx, event_type: str) -> bool:
-    return bool(_load(ctx)["enabled"].get(event_type))
+    doc = ctx.tx.get(_KIND, "default")  # (_load's, without the default document when there is none)
+    return doc is not None and bool(doc["enabled"].get(event_type))
 
 
 def emit(ctx, event_type: str, topic: str, operation_name: str | None, payload: dict) -> None:

@@ -96,16 +96,15 @@ def CreateThing(ctx, req):
     _check_attribute_count(thing_type, attributes)
     if billing_group:
         BILLING_GROUP.get(ctx, billing_group)
-    thing = {
-        "thingName": name,
-        "thingId": new_id(),
-        "thingArn": arn(ctx, name),
-        "thingTypeName": thing_type,
-        "attributes": attributes,
-        "version": 1,
-        "billingGroupName": billing_group,
-        "creationDate": ctx.now(),
-    }
+    thing = {"thingName": name, "thingId": new_id(), "thingArn": arn(ctx, name)}
+    # No type or billing group: stored absent, not null (every reader takes .get; a null in
+    # the text sent the store's writer down its float walk, ~4% of a CreateThing)
+    if thing_type is not None:
+        thing["thingTypeName"] = thing_type
+    thing["attributes"], thing["version"] = attributes, 1
+    if billing_group is not None:
+        thing["billingGroupName"] = billing_group
+    thing["creationDate"] = ctx.now()
     save(ctx, thing)
     _emit(ctx, thing, "CREATED")
     if thing_type:
