@@ -10,7 +10,9 @@ custom authorizers and the iot:DomainName policy variable.
 
 Client certificates and the trust store. Python's ssl cannot accept a client
 certificate without verifying it, so the listeners request one
-(CERT_OPTIONAL) and trust, besides the installation CA: every CA certificate
+(CERT_OPTIONAL) and trust the installation's device CA (the issuer of
+CreateKeysAndCertificate's certificates), the installation CA (which issued
+them before the device CA existed: localiot.pki), and: every CA certificate
 registered in any account (whatever its status), and every device
 certificate registered without a CA (RegisterCertificateWithoutCA) as a
 trust anchor of its own, with X509_V_FLAG_PARTIAL_CHAIN so a leaf in the
@@ -131,9 +133,10 @@ def remember_sni(ssl_object, server_name, context) -> None:
 class TrustStore:
     """The SSL contexts of the TLS listeners and the client-certificate anchors they share."""
 
-    def __init__(self, store, ca_pem: bytes, cert_pem: bytes, key_pem: bytes):
+    def __init__(self, store, issuers_pem: bytes, cert_pem: bytes, key_pem: bytes):
+        """`issuers_pem`: the installation's own device-certificate issuers (runtime.device_issuers_pem)."""
         self.store = store
-        self.ca_pem = ca_pem.decode()
+        self.issuers_pem = issuers_pem.decode()
         self.cert_pem, self.key_pem = cert_pem, key_pem
         self.contexts: list[ssl.SSLContext] = []
         self.anchors: dict[str, str] = {}  # sha256 of the PEM -> PEM
@@ -148,7 +151,7 @@ class TrustStore:
             ctx.load_cert_chain(cert_file, key_file)
         ctx.verify_mode = ssl.CERT_OPTIONAL
         ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-        ctx.load_verify_locations(cadata=self.ca_pem)
+        ctx.load_verify_locations(cadata=self.issuers_pem)
         for pem in self.anchors.values():
             self._add(ctx, pem)
         if alpn:
