@@ -85,9 +85,9 @@ def main(argv=None) -> int:
                 contexts[name] = [None]
         if args.mosquitto:
             tls = None
-            if args.tls:  # tree A's device certificates and CA (tree B's are alike)
-                certs = provisioned["A"]
-                tls = dict(mosquitto_server_cert(work, certs["client_ca"]), client_ca=certs["client_ca"])
+            if args.tls:  # tree B's device certificates and issuer (the tree under test: B's client chain)
+                certs = provisioned["B"]
+                tls = dict(mosquitto_server_cert(work, certs["chain_ca"]), client_ca=certs["device_ca"])
             servers["mosquitto"] = mos = Mosquitto(ensure_mosquitto(), work, tls, 100, 1000)
             contexts["mosquitto"] = [None]
             if args.tls:
