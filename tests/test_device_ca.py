@@ -37,24 +37,23 @@ class ChainProbe:
         self.upstream = port
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.sent = bytearray()
+        self.sent, self.received = bytearray(), bytearray()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self) -> None:
         client, _ = self.listener.accept()
         server = socket.create_connection(("127.0.0.1", self.upstream))
-        back = threading.Thread(target=self._pump, args=(server, client, None), daemon=True)
+        back = threading.Thread(target=self._pump, args=(server, client, self.received), daemon=True)
         back.start()
         self._pump(client, server, self.sent)
         back.join(WAIT)
 
     @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket, record: bytearray | None) -> None:
+    def _pump(source: socket.socket, sink: socket.socket, record: bytearray) -> None:
         try:
             while data := source.recv(65536):
-                if record is not None:
-                    record += data
+                record += data
                 sink.sendall(data)
         except OSError:
             pass
@@ -67,28 +66,41 @@ class ChainProbe:
     def certificates_sent(self) -> int:
         """How many certificates the client's TLS 1.2 Certificate message carried."""
         self.thread.join(WAIT)
-        handshake, data = bytearray(), bytes(self.sent)
-        while len(data) >= 5 and data[0] != 20:  # records up to the ChangeCipherSpec are clear text
-            length = int.from_bytes(data[3:5], "big")
-            if data[0] == 22:
-                handshake += data[5:5 + length]
-            data = data[5 + length:]
-        while len(handshake) >= 4:
-            kind, length = handshake[0], int.from_bytes(handshake[1:4], "big")
-            body, handshake = handshake[4:4 + length], handshake[4 + length:]
-            if kind == 11:  # Certificate: a 3-byte list length, then 3-byte length + DER per certificate
-                count, rest = 0, body[3:]
-                while rest:
-                    size = int.from_bytes(rest[:3], "big")
-                    rest, count = rest[3 + size:], count + 1
-                return count
-        raise AssertionError("the client sent no Certificate message")
+        return len(certificate_message(bytes(self.sent)))
+
+    def certificates_received(self) -> list[x509.Certificate]:
+        """The server's certificate chain as it sent it (TLS 1.2)."""
+        self.thread.join(WAIT)
+        return [x509.load_der_x509_certificate(der) for der in certificate_message(bytes(self.received))]
 
 
-def connect_through_probe(port: int, trust: str, cert: Cert) -> tuple[int | None, int]:
+def certificate_message(data: bytes) -> list[bytes]:
+    """The certificates (DER) of the first Certificate message in one direction of a TLS 1.2
+    handshake: its records up to the ChangeCipherSpec are clear text."""
+    handshake = bytearray()
+    while len(data) >= 5 and data[0] != 20:
+        length = int.from_bytes(data[3:5], "big")
+        if data[0] == 22:
+            handshake += data[5:5 + length]
+        data = data[5 + length:]
+    while len(handshake) >= 4:
+        kind, length = handshake[0], int.from_bytes(handshake[1:4], "big")
+        body, handshake = handshake[4:4 + length], handshake[4 + length:]
+        if kind == 11:  # Certificate: a 3-byte list length, then 3-byte length + DER per certificate
+            found, rest = [], body[3:]
+            while rest:
+                size = int.from_bytes(rest[:3], "big")
+                found.append(bytes(rest[3:3 + size]))
+                rest = rest[3 + size:]
+            return found
+    raise AssertionError("no Certificate message")
+
+
+def connect_through_probe(port: int, trust: str, cert: Cert, probe: ChainProbe | None = None
+                          ) -> tuple[int | None, int]:
     """(CONNACK reason or None, certificates the server received) of a mutual-TLS CONNECT
     by a client trusting the file `trust`."""
-    probe = ChainProbe(port)
+    probe = probe or ChainProbe(port)
     context = ssl.create_default_context(cafile=trust)
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(str(cert.cert_file), str(cert.key_file))
@@ -116,7 +128,11 @@ def test_a_device_trusting_ca_pem_sends_its_certificate_alone(localiot_server, i
     assert device_ca.issuer == device_ca.subject != root.subject  # self-signed, apart from the root
     trust = ca_file(localiot_server, tmp_path)
     _, port = address(iot)
-    assert connect_through_probe(port, trust, cert) == (0, 1)
+    probe = ChainProbe(port)
+    assert connect_through_probe(port, trust, cert, probe) == (0, 1)
+    # The server sends its certificate and the root, as when OpenSSL built that chain itself.
+    server_cert, sent_root = probe.certificates_received()
+    assert sent_root == root and pki.is_signed_by(server_cert, root)
     # The counting sees a longer chain: a client that also trusts the device CA completes it.
     both = tmp_path / "both.pem"
     both.write_bytes(Path(trust).read_bytes() + pem_at(localiot_server, "/_localiot/device-ca.pem"))
