@@ -13,7 +13,7 @@ the same conditions, and the median of the rounds is reported.
     .venv/bin/python bench/broker_connect_ab.py --a /tmp/main-copy --b . [--tls] [--rounds 4] [--mosquitto]
 
 `--mosquitto` adds Mosquitto as a third server in the same alternating rounds (its TLS
-listener as bench/broker.py sets it up, its clients sending the same certificate chain),
+listener as bench/broker.py sets it up, its clients sending the same certificate chain as tree B's),
 and prints each tree's ratio to it: on a machine other work loads, rounds taken in turn
 compare better than broker.py's windows one after the other.
 """
