@@ -33,10 +33,11 @@ times localiot's garbage collections per window.
 Mutual TLS: device certificates come from CreateKeysAndCertificate against
 localiot's API (boto3), with a policy allowing iot:* attached; localiot
 serves them on --mqtt-tls-port. Mosquitto gets a TLS listener with
-`require_certificate true` and `cafile` = localiot's CA (GET
-/_localiot/ca.pem), so it accepts exactly the same client certificates; its
-clients trust localiot's CA too, so they send the same chain (device
-certificate + localiot's CA, which OpenSSL adds from the trust store) to both.
+`require_certificate true` and `cafile` = localiot's device CA (GET
+/_localiot/device-ca.pem), so it accepts exactly the same client certificates;
+both brokers' clients trust only the broker's root, which did not issue the
+device certificates, so both get the device certificate alone (for an older
+localiot whose root issued them: certificate + root, to both; broker_servers).
 If localiot's TLS listener does not accept connections, its TLS figures are
 skipped with a message (Mosquitto's are still measured).
 
@@ -197,8 +198,8 @@ def main(argv=None) -> int:
                     loc.tls_ok = True
                 mos = None
                 if mosq_exe:
-                    server = mosquitto_server_cert(tmp, certs["client_ca"])  # the same client chain
-                    mos = Mosquitto(mosq_exe, tmp, dict(server, client_ca=certs["client_ca"]),
+                    server = mosquitto_server_cert(tmp, certs["chain_ca"])  # the same client chain
+                    mos = Mosquitto(mosq_exe, tmp, dict(server, client_ca=certs["device_ca"]),
                                     args.inflight, args.max_queued)
                     started.append(mos)
                     why = tls_probe(mos.tls_port, mos.tls_ca, certs["certs"][0])

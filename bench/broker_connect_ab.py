@@ -13,7 +13,7 @@ the same conditions, and the median of the rounds is reported.
     .venv/bin/python bench/broker_connect_ab.py --a /tmp/main-copy --b . [--tls] [--rounds 4] [--mosquitto]
 
 `--mosquitto` adds Mosquitto as a third server in the same alternating rounds (its TLS
-listener as bench/broker.py sets it up, its clients sending the same certificate chain),
+listener as bench/broker.py sets it up, its clients sending the same certificate chain as tree B's),
 and prints each tree's ratio to it: on a machine other work loads, rounds taken in turn
 compare better than broker.py's windows one after the other.
 """
@@ -85,9 +85,9 @@ def main(argv=None) -> int:
                 contexts[name] = [None]
         if args.mosquitto:
             tls = None
-            if args.tls:  # tree A's device certificates and CA (tree B's are alike)
-                certs = provisioned["A"]
-                tls = dict(mosquitto_server_cert(work, certs["client_ca"]), client_ca=certs["client_ca"])
+            if args.tls:  # tree B's device certificates and issuer (the tree under test: B's client chain)
+                certs = provisioned["B"]
+                tls = dict(mosquitto_server_cert(work, certs["chain_ca"]), client_ca=certs["device_ca"])
             servers["mosquitto"] = mos = Mosquitto(ensure_mosquitto(), work, tls, 100, 1000)
             contexts["mosquitto"] = [None]
             if args.tls:

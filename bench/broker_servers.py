@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -240,7 +241,15 @@ def gc_report(path: str, windows: list) -> list[str]:
 # certificates
 # ---------------------------------------------------------------------------
 def provision(api: str, count: int, workdir: str) -> dict:
-    """localiot's CA and `count` device certificates from CreateKeysAndCertificate (policy iot:*)."""
+    """localiot's CAs and `count` device certificates from CreateKeysAndCertificate (policy iot:*).
+
+    "client_ca": what clients trust for localiot's server certificate (GET /_localiot/ca.pem);
+    "device_ca": the device certificates' issuer (GET /_localiot/device-ca.pem), what another
+    broker trusts for them; "chain_ca": the CA an OpenSSL client sends after the device
+    certificate, or None. A localiot with a device CA apart from its root (2026-12-04 on)
+    gets the device certificate alone; an older one, whose ca.pem issued the device
+    certificates, gets certificate + CA (the client completes its chain from its trust
+    store), and then device_ca = chain_ca = client_ca."""
     import boto3
 
     with urllib.request.urlopen(f"{api}/_localiot/ca.pem", timeout=10) as r:
@@ -248,6 +257,17 @@ def provision(api: str, count: int, workdir: str) -> dict:
     client_ca = os.path.join(workdir, "localiot-ca.pem")
     with open(client_ca, "wb") as f:
         f.write(ca_pem)
+    try:
+        with urllib.request.urlopen(f"{api}/_localiot/device-ca.pem", timeout=10) as r:
+            device_pem = r.read()
+    except urllib.error.HTTPError as e:
+        if e.code != 404:
+            raise
+        device_ca, chain_ca = client_ca, client_ca  # an older tree: ca.pem issues device certificates
+    else:
+        device_ca, chain_ca = os.path.join(workdir, "localiot-device-ca.pem"), None
+        with open(device_ca, "wb") as f:
+            f.write(device_pem)
     iot = boto3.client("iot", endpoint_url=api, region_name=REGION, aws_access_key_id=ACCESS_KEY,
                        aws_secret_access_key=SECRET_KEY)
     policy = f"bench-broker-{uuid.uuid4().hex[:8]}"
@@ -266,28 +286,28 @@ def provision(api: str, count: int, workdir: str) -> dict:
             f.write(r["keyPair"]["PrivateKey"])
         os.chmod(key, 0o600)
         certs.append((cert, key))
-    return {"client_ca": client_ca, "certs": certs}
+    return {"client_ca": client_ca, "device_ca": device_ca, "chain_ca": chain_ca, "certs": certs}
 
 
-def mosquitto_server_cert(workdir: str, device_ca: str | None = None) -> dict:
+def mosquitto_server_cert(workdir: str, chain_ca: str | None = None) -> dict:
     """A server certificate for Mosquitto made exactly like localiot's (RSA 2048, SANs
     localhost/127.0.0.1, signed by an RSA 2048 root, localiot.pki): in-memory localiot
     does not export its CA key, so the root is a second, equivalent CA.
 
-    `device_ca`: the PEM file of the device certificates' issuer (localiot's CA). Clients
-    trust it for localiot's server certificate, and OpenSSL then sends it after the device
-    certificate (the client's chain is completed from its trust store): localiot receives
-    and parses two certificates per handshake. Mosquitto's clients must send the same, so
-    their trust file ("server_ca") holds Mosquitto's root and this one; without it Mosquitto
-    received the device certificate alone (1.7 M instructions less per handshake under
-    callgrind, ~11%)."""
+    Both brokers must receive the same client chain. localiot's clients trust its root
+    (ca.pem), which does not issue device certificates: they send the device certificate
+    alone, and so do Mosquitto's, trusting this root alone ("server_ca"). `chain_ca`
+    (provision()'s, for an older localiot whose root issued the device certificates):
+    its clients send certificate + that CA, so it goes beside Mosquitto's root in what
+    Mosquitto's clients trust and they send the same two certificates (without it
+    Mosquitto parsed one certificate less per handshake, 1.7 M instructions, ~11%)."""
     from localiot.pki import InstallationCA
 
     ca = InstallationCA.generate()
     cert_pem, key_pem = ca.issue_server_certificate(["localhost"], [HOST])
     trusted = ca.pem
-    if device_ca is not None:
-        with open(device_ca, "rb") as f:
+    if chain_ca is not None:
+        with open(chain_ca, "rb") as f:
             trusted += b"\n" + f.read()
     paths = {k: os.path.join(workdir, f"mosquitto-{k}.pem") for k in ("server_ca", "server_cert", "server_key")}
     for k, data in (("server_ca", trusted), ("server_cert", cert_pem), ("server_key", key_pem)):

@@ -348,8 +348,8 @@ def comparison_run(args, workdir: str) -> dict:
         single.wait_ready()
         certs = provision(single.api, args.certs, folder)
         single.tls_ca = certs["client_ca"]
-        server = mosquitto_server_cert(folder, certs["client_ca"])  # the same client chain as localiot gets
-        mosquitto = Mosquitto(ensure_mosquitto(), folder, dict(server, client_ca=certs["client_ca"]), 100, 1000)
+        server = mosquitto_server_cert(folder, certs["chain_ca"])  # the same client chain as localiot gets
+        mosquitto = Mosquitto(ensure_mosquitto(), folder, dict(server, client_ca=certs["device_ca"]), 100, 1000)
         started.append(mosquitto)
         out = {}
         for broker in (mosquitto, single):

@@ -1,12 +1,33 @@
-"""The installation's certificate authority and the X.509 helpers around it.
+"""The installation's certificate authorities and the X.509 helpers around them.
 
-One root CA per installation signs what AWS IoT's own CA would sign: device
-certificates (CreateKeysAndCertificate, CreateCertificateFromCsr, provisioning
-claims) and the broker's server certificates. It lives in the data directory
-(`ca.key`, mode 0600, and `ca.pem`) so certificates issued before a restart
-still verify after it; an in-memory installation gets a fresh one. Nodes that
-share a PostgreSQL store share one CA kept in it (`InstallationCA.shared`,
-localiot.cluster.ca), so every node's server certificate chains to it.
+Two CAs, as on AWS IoT, where the root devices trust for the server (Amazon
+Root CA 1) is not the issuer of the device certificates (a CA of its own,
+"OU=Amazon Web Services O=Amazon.com Inc. L=Seattle ST=Washington C=US"):
+
+- `InstallationCA` (`ca.pem`, served at GET /_localiot/ca.pem): the root a
+  device trusts for the server, localiot's AmazonRootCA1.pem. It issues the
+  broker's server certificates. Before the device CA existed it also issued
+  device certificates; the listeners keep trusting it for those, so they
+  still connect.
+- `DeviceCA` (`device-ca.pem`): the issuer of device certificates
+  (CreateKeysAndCertificate, CreateCertificateFromCsr, provisioning claims),
+  self-signed, with AWS's issuer name, unrelated to the installation root.
+  Why apart: OpenSSL completes a client's chain from its trust store, so a
+  device trusting ca.pem whose certificate ca.pem's CA issued sent its
+  certificate *and* the CA, and the server parsed two certificates per
+  handshake; with an issuer the device does not trust, it sends its
+  certificate alone, as AWS devices do. An intermediate signed by the root
+  would give the same one-certificate chain (the client cannot complete it
+  either), but AWS's device issuer does not chain to Amazon Root CA 1, and a
+  self-signed anchor in the server's trust store ends the chain one signature
+  check sooner.
+
+Each lives in the data directory (`<name>.key`, mode 0600, and `<name>.pem`) so
+what it issued before a restart still verifies after it; processes creating
+one at once end with one (the key file is linked into place complete, or not
+at all). An in-memory installation gets fresh ones. Nodes that share a
+PostgreSQL store share both, kept in it (`InstallationCA.shared`,
+localiot.cluster.ca).
 
 The helpers answer the questions the certificate operations ask: what is this
 certificate's id (AWS: the SHA-256 of its DER), did this CA sign it, is this
@@ -207,10 +228,15 @@ def _signing_hash(key):
 
 
 class InstallationCA:
-    """The root CA of one localiot installation."""
+    """The root CA of one localiot installation: what devices trust for the server."""
 
     KEY_FILE = "ca.key"
     CERT_FILE = "ca.pem"
+    NAME = x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "localiot"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "localiot installation CA"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "localiot Root CA"),
+    ])
 
     def __init__(self, certificate: x509.Certificate, key):
         self.certificate = certificate
@@ -222,11 +248,7 @@ class InstallationCA:
     def generate(cls, key=None) -> "InstallationCA":
         key = key or generate_rsa_key(2048)
         now = dt.datetime.now(UTC).replace(microsecond=0)
-        name = x509.Name([
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "localiot"),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "localiot installation CA"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "localiot Root CA"),
-        ])
+        name = cls.NAME
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
         cert = (
             x509.CertificateBuilder()
@@ -262,7 +284,7 @@ class InstallationCA:
         key = serialization.load_pem_private_key(_as_bytes(key_pem), password=None)
         cert = load_certificate(cert_pem)
         if public_key_pem(cert.public_key()) != public_key_pem(key):
-            raise RuntimeError("the installation CA's certificate does not belong to its private key.")
+            raise RuntimeError(f"the {cls.__name__}'s certificate does not belong to its private key.")
         return cls(cert, key)
 
     @classmethod
@@ -298,18 +320,20 @@ class InstallationCA:
             if cert_path.exists():
                 raise RuntimeError(
                     f"{cert_path} exists but its private key {key_path} is missing: restore the key "
-                    f"or remove both files to create a new installation CA."
+                    f"or remove both files to create a new {cls.__name__}."
                 )
             ca = cls.generate()
-            try:
-                _write_new(key_path, ca.key_pem, 0o600)
-            except FileExistsError:  # another process created it first: use theirs
+            # The key goes in place whole (a link is atomic and fails if the name is taken): a
+            # process starting at the same time either wins, and this one uses its CA, or reads
+            # a complete key. The certificate follows; a reader that finds the key without it
+            # waits for it (_certificate_of).
+            if not _link_new(key_path, ca.key_pem, 0o600):
                 return cls.load_or_create(directory)
             _write_replace(cert_path, ca.pem, 0o644)
             return ca
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        if cert_path.exists():
-            cert = load_certificate(cert_path.read_bytes())
+        cert = _certificate_of(cert_path)
+        if cert is not None:
             if public_key_pem(cert.public_key()) == public_key_pem(key):
                 return cls(cert, key)
             raise RuntimeError(f"{cert_path} does not belong to the private key {key_path}.")
@@ -417,15 +441,68 @@ class InstallationCA:
         return is_signed_by(cert, self.certificate)
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create `path` exclusively with `mode` (never readable by others, even briefly)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+class DeviceCA(InstallationCA):
+    """The issuer of the installation's device certificates, apart from the root devices
+    trust for the server (see the module's docstring), under AWS's issuer name: one
+    organizational unit holding the whole string, as AWS IoT's device certificates show it
+    (so iot:Certificate.Issuer.* policy variables read as on AWS)."""
+
+    KEY_FILE = "device-ca.key"
+    CERT_FILE = "device-ca.pem"
+    NAME = x509.Name([x509.NameAttribute(
+        NameOID.ORGANIZATIONAL_UNIT_NAME, "Amazon Web Services O=Amazon.com Inc. L=Seattle ST=Washington C=US")])
+
+
+CERTIFICATE_WAIT = 2.0  # seconds a reader waits for the certificate of a key another process just created
+
+
+def _certificate_of(path: Path) -> x509.Certificate | None:
+    """The certificate in `path`; None if it stays missing for CERTIFICATE_WAIT (lost)."""
+    deadline = time.monotonic() + CERTIFICATE_WAIT
+    while True:
+        try:
+            return load_certificate(path.read_bytes())
+        except FileNotFoundError:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+
+
+def _link_new(path: Path, data: bytes, mode: int) -> bool:
+    """Put `data` at `path` with `mode` (never readable by others, even briefly) if no file
+    is there, whole: written to a private temporary name, then linked. False if `path` exists."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, mode)  # in case the umask narrowed or widened it
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: create it exclusively instead
+            return _create_new(path, data, mode)
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+def _create_new(path: Path, data: bytes, mode: int) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
     try:
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.chmod(path, mode)  # in case the umask narrowed or widened it
+    os.chmod(path, mode)
+    return True
 
 
 def _write_replace(path: Path, data: bytes, mode: int) -> None:

@@ -1,5 +1,5 @@
 """Shared parts of one running localiot that handlers and listeners reach:
-config, clock, bus, the installation's certificate authority, and clients
+config, clock, bus, the installation's certificate authorities, and clients
 for the downstream AWS services (Lambda, SQS, S3 ...)."""
 
 from __future__ import annotations
@@ -33,13 +33,35 @@ class Runtime:
 
     @cached_property
     def ca(self):
-        """The installation's root CA: created on first use, kept in the data directory
-        (SQLite) or in the shared PostgreSQL store, for every node (localiot.cluster)."""
+        """The installation's root CA, what devices trust for the server (ca.pem, GET
+        /_localiot/ca.pem); it issues server certificates. Created on first use, kept in the
+        data directory (SQLite) or in the shared PostgreSQL store, for every node (localiot.cluster)."""
         from localiot.cluster import shared_ca
         from localiot.pki import InstallationCA
 
         return shared_ca(self.config) or InstallationCA.load_or_create(
             None if self.config.in_memory else self.config.data_dir)
+
+    @cached_property
+    def device_ca(self):
+        """The issuer of device certificates (CreateKeysAndCertificate, CreateCertificateFromCsr,
+        provisioning claims), apart from the root (localiot.pki), kept like it."""
+        from localiot.cluster import postgres_dsn
+        from localiot.pki import DeviceCA
+
+        directory = None if self.config.in_memory else self.config.data_dir
+        dsn = postgres_dsn(self.config)
+        if dsn is None:
+            return DeviceCA.load_or_create(directory)
+        from localiot.cluster.ca import load_or_create
+
+        return load_or_create(dsn, directory, DeviceCA)
+
+    @cached_property
+    def device_issuers_pem(self) -> bytes:
+        """What the device listeners trust for device certificates besides registered CAs: the
+        device CA, and the root, which issued device certificates before the device CA existed."""
+        return self.device_ca.pem + self.ca.pem
 
     def aws_client(self, service: str, region: str):
         """A boto3 client for a downstream AWS service at LOCALIOT_AWS_ENDPOINT_URL."""

@@ -145,8 +145,11 @@ class LocalIoT:
             await self.background.coordinator.reset()  # the other nodes sharing the store forget theirs
             return _json({"reset": True})
         if path == "/_localiot/ca.pem" and request.method == "GET":
-            # The installation's root CA, so devices can trust the broker.
+            # The installation's root CA, so devices can trust the broker (AmazonRootCA1.pem's place).
             return web.Response(body=self.runtime.ca.pem, content_type="application/x-pem-file")
+        if path == "/_localiot/device-ca.pem" and request.method == "GET":
+            # The issuer of device certificates, for a verifier of them outside localiot (another broker).
+            return web.Response(body=self.runtime.device_ca.pem, content_type="application/x-pem-file")
         if path == "/_localiot/clock":
             if request.method == "POST":
                 body = await request.json() if request.can_read_body else {}

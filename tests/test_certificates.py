@@ -29,6 +29,20 @@ def root_ca(server) -> x509.Certificate:
         return x509.load_pem_x509_certificate(response.read())
 
 
+def device_ca(server) -> x509.Certificate:
+    with urllib.request.urlopen(server.endpoint + "/_localiot/device-ca.pem") as response:
+        return x509.load_pem_x509_certificate(response.read())
+
+
+def issued_by_the_device_ca(cert: x509.Certificate, server) -> bool:
+    """Issued by the installation's device CA, as AWS's by its own device issuer, and not
+    by the root devices trust for the server (ca.pem)."""
+    aws_issuer = x509.Name([x509.NameAttribute(
+        NameOID.ORGANIZATIONAL_UNIT_NAME, "Amazon Web Services O=Amazon.com Inc. L=Seattle ST=Washington C=US")])
+    return (verifies(cert, device_ca(server)) and not verifies(cert, root_ca(server))
+            and cert.issuer == aws_issuer)
+
+
 def verifies(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
@@ -86,8 +100,7 @@ def test_create_keys_and_certificate_issues_a_real_certificate(iot, localiot_ser
     before = dt.datetime.now(UTC).replace(microsecond=0)
     out = iot.create_keys_and_certificate(setAsActive=True)
     cert = x509.load_pem_x509_certificate(out["certificatePem"].encode())
-    root = root_ca(localiot_server)
-    assert verifies(cert, root)
+    assert issued_by_the_device_ca(cert, localiot_server)
     assert out["certificateId"] == der_sha256(cert)
     assert out["certificateArn"] == f"arn:aws:iot:{REGION}:{ACCOUNT}:cert/{out['certificateId']}"
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "AWS IoT Certificate"
@@ -132,7 +145,7 @@ def test_certificate_from_csr_carries_the_csr_key(iot, localiot_server, make_key
     key = make_key()
     out = iot.create_certificate_from_csr(certificateSigningRequest=csr_pem(key, "thing-42"), setAsActive=True)
     cert = x509.load_pem_x509_certificate(out["certificatePem"].encode())
-    assert verifies(cert, root_ca(localiot_server))
+    assert issued_by_the_device_ca(cert, localiot_server)
     assert public_der(cert.public_key()) == public_der(key.public_key())
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "thing-42"
     assert out["certificateId"] == der_sha256(cert)
@@ -430,7 +443,7 @@ def test_provisioning_claim(iot, localiot_server):
     now = localiot_server.clock.now()
     claim = iot.create_provisioning_claim(templateName="fleet")
     cert = x509.load_pem_x509_certificate(claim["certificatePem"].encode())
-    assert verifies(cert, root_ca(localiot_server))
+    assert issued_by_the_device_ca(cert, localiot_server)
     assert claim["certificateId"] == der_sha256(cert)
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert dt.timedelta(seconds=299) <= lifetime <= dt.timedelta(seconds=301)

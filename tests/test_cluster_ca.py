@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from localiot.cluster.ca import load_or_create
-from localiot.pki import InstallationCA
+from localiot.pki import DeviceCA, InstallationCA
 
 
 @pytest.fixture
@@ -50,3 +50,35 @@ def test_an_installation_moving_to_postgresql_keeps_its_ca(dsn, tmp_path):
     other = load_or_create(dsn, seed_directory=str(tmp_path / "elsewhere"))
     assert other.pem == own.pem
     assert not (tmp_path / "elsewhere" / "ca.key").exists()  # nothing written to its directory
+
+
+def test_nodes_share_one_device_ca_apart_from_the_root(dsn, tmp_path):
+    made: list[DeviceCA] = []
+    gate = threading.Barrier(3)
+
+    def node():
+        gate.wait()
+        made.append(load_or_create(dsn, kind=DeviceCA))
+
+    threads = [threading.Thread(target=node) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 3 and len({ca.pem for ca in made}) == 1 and isinstance(made[0], DeviceCA)
+    root = load_or_create(dsn)
+    assert root.pem != made[0].pem
+    issued, _ = made[1].create_keys_and_certificate()
+    assert made[0].signed(issued) and not root.signed(issued)
+    # A store that has one keeps it over a joining node's own.
+    own = DeviceCA.load_or_create(tmp_path)
+    assert load_or_create(dsn, seed_directory=str(tmp_path), kind=DeviceCA).pem == made[0].pem != own.pem
+
+
+def test_an_installation_moving_to_postgresql_keeps_its_device_ca(dsn, tmp_path):
+    own = DeviceCA.load_or_create(tmp_path)
+    issued, _ = own.create_keys_and_certificate()
+    shared = load_or_create(dsn, seed_directory=str(tmp_path), kind=DeviceCA)
+    assert shared.pem == own.pem and shared.signed(issued)
+    assert load_or_create(dsn, seed_directory=str(tmp_path / "elsewhere"), kind=DeviceCA).pem == own.pem
+    assert not (tmp_path / "elsewhere" / "device-ca.key").exists()

@@ -154,7 +154,7 @@ class Endpoint:
         found = self._contexts.get(variant)
         if found is None:
             cert_pem, key_pem = certs.variant_certificate(self.runtime, variant)
-            trust = TrustStore(self.app.store, self.runtime.ca.pem, cert_pem, key_pem)
+            trust = TrustStore(self.app.store, self.runtime.device_issuers_pem, cert_pem, key_pem)
             ctx = trust.context([ALPN_MQTT_CA, ALPN_MQTT, ALPN_HTTP])
             if variant == certs.CIPHERS:  # see every suite the client offers, not only the default list's
                 ctx.set_ciphers("ALL:@SECLEVEL=0")

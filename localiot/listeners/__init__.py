@@ -146,7 +146,7 @@ class DeviceListeners:
         config, runtime = self.config, self.app.runtime
         loop = asyncio.get_running_loop()
         cert_pem, key_pem = server_certificate(runtime)
-        self.trust = TrustStore(self.app.store, runtime.ca.pem, cert_pem, key_pem)
+        self.trust = TrustStore(self.app.store, runtime.device_issuers_pem, cert_pem, key_pem, runtime.ca.pem)
         self.trust.refresh()
         self.auth.on_trust_change = self.trust.changed
         tls_context = self.trust.context()

@@ -10,7 +10,9 @@ custom authorizers and the iot:DomainName policy variable.
 
 Client certificates and the trust store. Python's ssl cannot accept a client
 certificate without verifying it, so the listeners request one
-(CERT_OPTIONAL) and trust, besides the installation CA: every CA certificate
+(CERT_OPTIONAL) and trust the installation's device CA (the issuer of
+CreateKeysAndCertificate's certificates), the installation CA (which issued
+them before the device CA existed: localiot.pki), and: every CA certificate
 registered in any account (whatever its status), and every device
 certificate registered without a CA (RegisterCertificateWithoutCA) as a
 trust anchor of its own, with X509_V_FLAG_PARTIAL_CHAIN so a leaf in the
@@ -131,10 +133,19 @@ def remember_sni(ssl_object, server_name, context) -> None:
 class TrustStore:
     """The SSL contexts of the TLS listeners and the client-certificate anchors they share."""
 
-    def __init__(self, store, ca_pem: bytes, cert_pem: bytes, key_pem: bytes):
+    def __init__(self, store, issuers_pem: bytes, cert_pem: bytes, key_pem: bytes, chain_pem: bytes = b""):
+        """`issuers_pem`: the installation's own device-certificate issuers (runtime.device_issuers_pem).
+        `chain_pem`: what the server sends after its certificate (the installation root).
+
+        Why an explicit chain: without one OpenSSL builds the server's chain from the verify
+        store on every handshake (an X509_verify_cert of the server certificate, 0.4 M
+        instructions, 3% of a mutual-TLS connection's server work) and sends what it found,
+        certificate + root, since the root is in that store for older device certificates.
+        Given the chain, it sends the same two certificates without building anything."""
         self.store = store
-        self.ca_pem = ca_pem.decode()
-        self.cert_pem, self.key_pem = cert_pem, key_pem
+        self.issuers_pem = issuers_pem.decode()
+        self.cert_pem = cert_pem.rstrip(b"\n") + b"\n" + chain_pem if chain_pem else cert_pem
+        self.key_pem = key_pem
         self.contexts: list[ssl.SSLContext] = []
         self.anchors: dict[str, str] = {}  # sha256 of the PEM -> PEM
         self.dirty = True
@@ -148,7 +159,7 @@ class TrustStore:
             ctx.load_cert_chain(cert_file, key_file)
         ctx.verify_mode = ssl.CERT_OPTIONAL
         ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-        ctx.load_verify_locations(cadata=self.ca_pem)
+        ctx.load_verify_locations(cadata=self.issuers_pem)
         for pem in self.anchors.values():
             self._add(ctx, pem)
         if alpn:

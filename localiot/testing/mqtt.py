@@ -54,7 +54,9 @@ def new_certificate(iot, folder: Path, name: str = "device", active: bool = True
 
 
 def ca_file(server, folder: Path) -> str:
-    """The installation's root CA as a file, as a device downloads it (GET /_localiot/ca.pem)."""
+    """The installation's root CA as a file, as a device downloads it (GET /_localiot/ca.pem): what
+    it trusts for the server, in AmazonRootCA1.pem's place. It is not the issuer of the device's
+    certificate (the device CA is), so an OpenSSL device sends its certificate alone, as on AWS."""
     path = Path(folder) / "root-ca.pem"
     if not path.exists():
         with urllib.request.urlopen(server.endpoint + "/_localiot/ca.pem") as response:

@@ -1,6 +1,9 @@
 """Device certificates: issue, describe, list, update, delete; provisioning claims.
 Transfers between accounts live in certificate_transfers, certificate
-providers in certificate_providers.
+providers in certificate_providers. The installation's device CA
+(`runtime.device_ca`, localiot.pki), not the root devices trust for the server,
+issues what CreateKeysAndCertificate, CreateCertificateFromCsr and
+CreateProvisioningClaim hand out, as AWS IoT's own device issuer does.
 
 Storage (other families rely on it):
   kind "cert", name = certificateId (SHA-256 of the DER), doc with certificateId,
@@ -261,7 +264,7 @@ def list_certificates_page(ctx, src: str, req: dict) -> dict:
 
 # issuing ---------------------------------------------------------------------------
 def create_keys_and_certificate(ctx, set_as_active: bool = False) -> dict:
-    cert, key = ctx.runtime.ca.create_keys_and_certificate(now=ctx.now())
+    cert, key = ctx.runtime.device_ca.create_keys_and_certificate(now=ctx.now())
     doc = insert(ctx, cert, status=ACTIVE if set_as_active else INACTIVE)
     return {
         "certificateArn": doc["certificateArn"],
@@ -286,7 +289,7 @@ def create_certificate_from_csr(ctx, csr_pem: str, set_as_active: bool = False) 
     except (ValueError, TypeError):
         raise invalid("The certificate signing request's public key is not supported.")
     subject = csr.subject if len(csr.subject) else None
-    cert = ctx.runtime.ca.issue_device_certificate(public_key, subject=subject, now=ctx.now())
+    cert = ctx.runtime.device_ca.issue_device_certificate(public_key, subject=subject, now=ctx.now())
     doc = insert(ctx, cert, status=ACTIVE if set_as_active else INACTIVE)
     return {
         "certificateArn": doc["certificateArn"],
@@ -407,7 +410,7 @@ def CreateProvisioningClaim(ctx, req):
     if template.get("type") == "JITP":
         raise invalid(f"The provisioning template {name} is a JITP template; claims need a FLEET_PROVISIONING template.")
     now = ctx.now()
-    cert, key = ctx.runtime.ca.create_keys_and_certificate(now=now, not_after=now + CLAIM_LIFETIME)
+    cert, key = ctx.runtime.device_ca.create_keys_and_certificate(now=now, not_after=now + CLAIM_LIFETIME)
     expiration = pki.validity(cert)["notAfter"]
     doc = insert(
         ctx, cert, status=ACTIVE, listed=False,
