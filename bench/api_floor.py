@@ -33,14 +33,14 @@ phase and each ratio is taken to that one: on a shared machine the load moves a
 lot between phases minutes apart.
 
 With ``--rounds N`` (bench/api_floor_rounds.py) each localiot operation runs N
-rounds of a floor phase and a localiot phase in alternating order, and the
-ratio reported is the median of the N per-round ratios, with their min-max;
+rounds in which the floor and localiot alternate every ``--slice`` seconds, and
+the ratio reported is the median of the N per-round ratios, with their min-max;
 ``--pin SERVER_CPU,CLIENT_CPU`` puts the servers on one CPU and the client on
 another (both servers alike), ``--warmup S`` discards a first phase on each.
 
 Usage:  .venv/bin/python bench/api_floor.py [--sizes 1000,100000] [--duration S] [--connections 32]
         [--servers floor,localiot,localiot-pg,moto] [--floor-beside]
-        [--rounds N [--warmup S] [--ops DescribeThing,...]] [--pin 1,0]
+        [--rounds N [--slice S] [--warmup S] [--ops DescribeThing,...]] [--pin 1,0]
 """
 
 from __future__ import annotations

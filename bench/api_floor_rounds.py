@@ -1,29 +1,31 @@
 """api_floor.py's ratio in one run with less noise: interleaved rounds, medians, pinned CPUs.
 
 With ``--rounds N`` api_floor.py runs, for each operation and population, N
-rounds of two phases: the floor's (DescribeThing, its fixed body) and the
-server's, in alternating order (floor first when round + operation index is
-even), and reports per operation the median over the rounds of the per-round
-ratio (server round i / floor round i), the min-max of those ratios, and the
-medians of the raw CPU µs per request. A phase's CPU is utime+stime from
-/proc/PID/stat, as in a single-phase run.
+rounds in which the floor (DescribeThing, its fixed body) and the server each
+get ``--duration`` seconds of the same client load, alternating every
+``--slice`` seconds on connections kept open for the round (which one starts
+flips with round + operation index). A server's CPU for the round is
+utime+stime from /proc/PID/stat summed over its slices, as a single-phase run
+reads it over its phase. Per operation it reports the median over the rounds
+of the per-round ratio (server round i / floor round i), the min-max of those
+ratios, and the medians of the raw CPU µs per request.
 
-Why rounds: on a machine shared with other work the floor's own phase reads
-42-73 µs per request from one minute to the next, so a ratio to one floor
-phase moves with it; a round's two phases sit seconds apart and see about the
-same load, and the median of N such ratios drops the rounds a burst landed in.
+Why slices: on a machine shared with other work the floor's own phase reads
+42-73 µs per request from one minute to the next, and two 2 s phases seconds
+apart still disagree: two identical floors measured that way gave per-round
+ratios with a stdev of 0.10-0.13; alternating every 0.25-0.5 s, 0.02-0.07.
+The load moves within seconds; slices a quarter second apart see the same.
 
 ``--pin SERVER_CPU,CLIENT_CPU`` puts every server process (all its threads)
 on one CPU and the load client on another, for both servers alike: left to
 the scheduler, the client is often woken on the server's CPU and preempts it
-(up to 0.9 involuntary context switches per request measured on the floor,
-~0.01 pinned), each one refilling caches, and how often that happens changes
-from phase to phase. ``--warmup S``: a discarded phase of S seconds on each
-server before the rounds of each population.
+(0.05-0.9 involuntary context switches per request measured on the floor,
+~0.01 pinned), and how often changes from phase to phase. ``--warmup S``: a
+discarded phase of S seconds on each server before the rounds of each population.
 
-A Publish phase's CPU runs on until the subscriber has every message (or none came
-for 0.5 s): with 2 s phases the broker is still delivering when the last reply is
-in, and that delivery is part of a Publish's cost.
+A Publish slice's CPU runs on until the subscriber has every message (or none
+came for 0.5 s): the broker is still delivering when the last reply is in, and
+that delivery is part of a Publish's cost.
 
 CreateThing in a round sends a batch of new names once each (their count is
 what the growth phase did in ``--duration`` seconds, at least 1,000), so the
