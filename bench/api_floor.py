@@ -32,8 +32,15 @@ With ``--floor-beside`` the floor's phase runs again right before each localiot
 phase and each ratio is taken to that one: on a shared machine the load moves a
 lot between phases minutes apart.
 
+With ``--rounds N`` (bench/api_floor_rounds.py) each localiot operation runs N
+rounds in which the floor and localiot alternate every ``--slice`` seconds, and
+the ratio reported is the median of the N per-round ratios, with their min-max;
+``--pin SERVER_CPU,CLIENT_CPU`` puts the servers on one CPU and the client on
+another (both servers alike), ``--warmup S`` discards a first phase on each.
+
 Usage:  .venv/bin/python bench/api_floor.py [--sizes 1000,100000] [--duration S] [--connections 32]
         [--servers floor,localiot,localiot-pg,moto] [--floor-beside]
+        [--rounds N [--slice S] [--warmup S] [--ops DescribeThing,...]] [--pin 1,0]
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from control_plane import ServerProc, start_localiot, start_moto  # noqa: E402  (the launchers)
+from api_floor_rounds import (  # noqa: E402  (--rounds and --pin)
+    ROUND_OPS, bench_rounds, localiot_source, parse_pin, pin_servers, render_rounds)
 from figures import pct  # noqa: E402
 from procs import free_port, proc_cpu  # noqa: E402  (the process CPU reader)
 from sigv4_requests import _boto3_user_agent, _q  # noqa: E402  (boto3's User-Agent, SigV4 quoting)
@@ -488,12 +497,29 @@ def parse_args(argv=None):
     p.add_argument("--floor-beside", action="store_true",
                    help="run the floor's phase again right before each localiot phase and take each ratio "
                         "to that one (on a shared machine the load moves between phases minutes apart)")
+    p.add_argument("--rounds", type=int, default=0, metavar="N",
+                   help="N rounds per localiot operation and size, floor and localiot phases alternating; "
+                        "report the median of the per-round ratios and their min-max (needs the floor)")
+    p.add_argument("--warmup", type=float, default=1.0, metavar="S",
+                   help="with --rounds: a discarded phase of S seconds on each server first (default 1)")
+    p.add_argument("--slice", type=float, default=0.25, metavar="S",
+                   help="with --rounds: floor and server alternate every S seconds within a round, on kept "
+                        "connections (default 0.25; 0: one piece each)")
+    p.add_argument("--ops", default=",".join(ROUND_OPS), help="with --rounds: the operations (default all)")
+    p.add_argument("--pin", metavar="SERVER_CPU,CLIENT_CPU",
+                   help="pin every server process (all threads) to one CPU and this load client to another")
     p.add_argument("--profile-localiot", metavar="FILE", help="run localiot under cProfile, writing FILE on exit")
     p.add_argument("--floor-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.moto_sizes = [int(s) for s in args.moto_sizes.split(",")]
     args.servers = args.servers.split(",")
+    args.round_ops = args.ops.split(",")
+    if not set(args.round_ops) <= set(ROUND_OPS):
+        p.error(f"--ops: one or more of {','.join(ROUND_OPS)}")
+    if args.rounds and "floor" not in args.servers:
+        p.error("--rounds needs the floor among --servers")
+    args.pin = parse_pin(args.pin) if args.pin else None
     return args
 
 
@@ -503,10 +529,13 @@ def main(argv=None) -> int:
         floor_server(args.floor_server)
         return 0
     check_signer_against_botocore()
+    if any(name.startswith("localiot") for name in args.servers):
+        log(f"localiot from {localiot_source()}")
     loads = [os.getloadavg()]
     workdir = tempfile.mkdtemp(prefix="localiot-apifloor-")
     servers: dict[str, ServerProc] = {}
     results: dict = {}
+    rounds: dict = {}  # with --rounds: {localiot server: {(op, size): Rounds}}
     stack, pg = contextlib.ExitStack(), None
     try:
         if "floor" in args.servers:
@@ -529,11 +558,21 @@ def main(argv=None) -> int:
         endpoints = {name: s.wait_ready() for name, s in servers.items()}
         import uvloop
 
+        if args.pin:
+            pin_servers([s.proc.pid for s in servers.values()], args.pin)
         for name in servers:  # one server under load at a time, the floor first
-            sizes = args.moto_sizes if name == "moto" else args.sizes
-            log(f"{name} on {endpoints[name]} (pid {servers[name].proc.pid})")
             pid = servers[name].proc.pid
             cpu = (lambda pid=pid: proc_cpu(pid) + postgres_cpu(pg)) if name == "localiot-pg" else pid
+            if args.rounds and name.startswith("localiot"):
+                log(f"{name} on {endpoints[name]} (pid {pid}): {args.rounds} rounds against the floor")
+                rounds[name] = uvloop.run(bench_rounds(name, endpoints[name], cpu,
+                                                       (endpoints["floor"], servers["floor"].proc.pid),
+                                                       args.sizes, args))
+                continue
+            if args.rounds and name == "floor" and "moto" not in servers:
+                continue  # the floor's phases are in the rounds; a phase of its own only as moto's reference
+            sizes = args.moto_sizes if name == "moto" else args.sizes
+            log(f"{name} on {endpoints[name]} (pid {pid})")
             floor = None
             if args.floor_beside and name.startswith("localiot") and "floor" in servers:
                 floor = (endpoints["floor"], servers["floor"].proc.pid)
@@ -543,8 +582,12 @@ def main(argv=None) -> int:
             s.stop()
         stack.close()
     loads.append(os.getloadavg())
-    print(render(results, args.sizes, args, loads))
+    if not args.rounds or set(results) - {"floor"}:
+        print(render(results, args.sizes, args, loads))
+    if rounds:
+        print(render_rounds(rounds, args.sizes, args, loads))
     errors = sum(sum(r.errors.values()) for res in results.values() for r in res.values())
+    errors += sum(r.errors for res in rounds.values() for r in res.values())
     shutil.rmtree(workdir, ignore_errors=True) if errors == 0 else log(f"server logs kept in {workdir}")
     return 1 if errors else 0
 
