@@ -462,6 +462,27 @@ class SQLiteTx:
         rows = self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit, summaries)).fetchall()
         return _summarized(self, kind, rows) if summaries else _named(rows)
 
+    def summary_page(self, kind, *, key=None, value="", prefix=False, after=None, limit):
+        sql, args = (SQL.scan(self._scope, kind, after, None, limit + 1, True) if key is None
+                     else SQL.find(self._scope, kind, key, value, prefix, after, limit + 1, True))
+        if kind not in _TEXTS_KEPT:  # one row for the page (Queries.joined), cut and joined at C speed
+            count, names, texts = self.db.execute(SQL.joined(sql), args).fetchone()
+            if not count:
+                return "", None
+            if "\x1f" not in texts:  # (no NULL summary: else each is computed from its document, below)
+                names = names.split("\n")
+                # (else a name holding a newline, or group_concat's order not the page's: row by row)
+                if len(names) == count and names == sorted(names):
+                    if count <= limit:
+                        return texts.replace("\x1e", ","), None
+                    return texts[:texts.rfind("\x1e")].replace("\x1e", ","), names[limit - 1]
+            rows = _summarized(self, kind, self.db.execute(sql, args).fetchall())
+        elif key is None:
+            rows = self.scan(kind, after=after, limit=limit + 1, summaries=True)
+        else:
+            rows = self.find(kind, key, value, prefix=prefix, after=after, limit=limit + 1, summaries=True)
+        return _summaries.page(rows, limit)
+
     def _kept_page(self, kind, key, value, prefix, after, limit) -> list:
         """find's (scan's, key None: `value` is the name prefix) page of (name, summary) rows
         of a kind whose summaries are kept: from memory when all of them are, else read
