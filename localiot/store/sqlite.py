@@ -109,6 +109,7 @@ class SQLiteStore:
         # (rowcount) is read at once: connection.execute makes a cursor per statement
         # (~0.5 us each, several per write).
         self.writes = self.db.cursor()
+        self.reads = self.db.cursor()  # and one for point reads (`get`: its statement ends with the row)
         self._migrate()
 
     def _migrate(self) -> None:
@@ -387,12 +388,12 @@ class SQLiteTx:
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:
-        if kind in _KEPT and self._transaction is not None:
+        transaction = self._transaction
+        if transaction is not None and kind in _KEPT:
             return self._get_kept(kind, name)
         key = (*self._scope, kind, name)
-        row = self.db.execute(SQL.get, key).fetchone()
+        row = (self.db if transaction is None else transaction.store.reads).execute(SQL.get, key).fetchone()
         if row is None:
-            transaction = self._transaction
             if transaction is not None:  # no document, so no index entries: a put need not drop any
                 if transaction.absent is None:
                     transaction.absent = {key}
@@ -476,11 +477,9 @@ class SQLiteTx:
                     if count <= limit:
                         return texts.replace("\x1e", ","), None
                     return texts[:texts.rfind("\x1e")].replace("\x1e", ","), names[limit - 1]
-            rows = _summarized(self, kind, self.db.execute(sql, args).fetchall())
-        elif key is None:
-            rows = self.scan(kind, after=after, limit=limit + 1, summaries=True)
-        else:
-            rows = self.find(kind, key, value, prefix=prefix, after=after, limit=limit + 1, summaries=True)
+            return _summaries.page(_summarized(self, kind, self.db.execute(sql, args).fetchall()), limit)
+        rows = (self.scan(kind, after=after, limit=limit + 1, summaries=True) if key is None
+                else self.find(kind, key, value, prefix=prefix, after=after, limit=limit + 1, summaries=True))
         return _summaries.page(rows, limit)
 
     def _kept_page(self, kind, key, value, prefix, after, limit) -> list:
