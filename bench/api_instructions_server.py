@@ -2,8 +2,8 @@
 """Instructions per request of the whole localiot server (valgrind callgrind), on a data directory
 loaded once without valgrind: a count the machine's load does not move (api_floor's CPU time does).
 
-    .venv/bin/python bench/api_instructions.py load --src DIR --dir /tmp/d100k --things 100000
-    .venv/bin/python bench/api_instructions.py measure --src DIR --dir /tmp/d100k [--cache]
+    .venv/bin/python bench/api_instructions_server.py load --src DIR --dir /tmp/d100k --things 100000
+    .venv/bin/python bench/api_instructions_server.py measure --src DIR --dir /tmp/d100k [--cache]
 
 `--src DIR`: a directory holding the localiot/ package to run (a `git archive` of a commit, or
 a worktree). `measure` starts the server under callgrind (LOCALIOT_BACKGROUND_PERIOD=0), sends
