@@ -36,6 +36,12 @@ class Tx(Protocol):
     def find(self, kind: str, key: str, value: str, *, prefix: bool = False, after: str | None = None,
              limit: int | None = None, summaries: bool = False) -> list[tuple[str, dict]]: ...
 
+    # One page of summary texts (localiot.store.summaries) in name order: scan's (find's, with `key`)
+    # first `limit` rows after `after`, their texts joined by "," (a JSON array's items), and the
+    # last one's name when more rows follow (None: the last page).
+    def summary_page(self, kind: str, *, key: str | None = None, value: str = "", prefix: bool = False,
+                     after: str | None = None, limit: int) -> tuple[str, str | None]: ...
+
     # Names (unordered, distinct) of `kind` documents with an index entry `key` whose value is within
     # [low, high] in string order (None: unbounded; include_* say whether a bound itself is in) and,
     # when given, matches `pattern` (GLOB syntax: * any run, ? one character, [..] a class).

@@ -368,6 +368,11 @@ class PostgreSQLTx:
         lock = None if prefix else ("index", kind, key, value)
         return self._rows(kind, self._q(sql, args, lock).fetchall(), summaries)
 
+    def summary_page(self, kind, *, key=None, value="", prefix=False, after=None, limit):
+        rows = (self.scan(kind, after=after, limit=limit + 1, summaries=True) if key is None
+                else self.find(kind, key, value, prefix=prefix, after=after, limit=limit + 1, summaries=True))
+        return _summaries.page(rows, limit)
+
     def _rows(self, kind, rows, summaries: bool) -> list:
         """(name, document) rows, or (name, summary text) with `summaries` (see localiot.store.summaries)."""
         if summaries:

@@ -121,6 +121,17 @@ class Queries:
         sql += " ORDER BY i.name"
         return sql + (f" LIMIT {p}" if limit else "")
 
+    def joined(self, sql: str) -> str:
+        """SQLite: the (name, summary) rows of `sql` (scan's or find's with summaries) as one row:
+        (rows, names joined by a newline, summaries joined by U+001E with U+001F for a NULL one).
+        A row each cost a step, the GIL let go and taken back and mutex round trips for each
+        column in the sqlite3 module: 539k -> 387k instructions for a page of 101 (a further
+        aggregate, count(summary) say, ~75k: bench/README.md, api_floor, eighth pass). Both come
+        from one pass over the page's rows, so their items correspond. (A JSON text holds
+        neither control character unescaped: summaries are JSON texts.)"""
+        return self._built(("joined", sql), lambda: "SELECT count(*), group_concat(name, '\n'), "
+                           "group_concat(coalesce(summary, '\x1f'), '\x1e') FROM (" + sql + ") AS page")
+
     def page_names(self, scope, kind, key, value, prefix, after, limit) -> tuple[str, list]:
         """SQLite: one row (how many, their names joined by a newline) of the names `find`
         (or `scan` by name prefix `value`, key None) with the same arguments answers, from the

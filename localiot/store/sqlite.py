@@ -110,6 +110,7 @@ class SQLiteStore:
         # (rowcount) is read at once: connection.execute makes a cursor per statement
         # (~0.5 us each, several per write).
         self.writes = self.db.cursor()
+        self.reads = self.db.cursor()  # and one for point reads (`get`: its statement ends with the row)
         self._migrate()
 
     def _migrate(self) -> None:
@@ -406,12 +407,12 @@ class SQLiteTx:
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:
-        if kind in _KEPT and self._transaction is not None:
+        transaction = self._transaction
+        if transaction is not None and kind in _KEPT:
             return self._get_kept(kind, name)
         key = (*self._scope, kind, name)
-        row = self.db.execute(SQL.get, key).fetchone()
+        row = (self.db if transaction is None else transaction.store.reads).execute(SQL.get, key).fetchone()
         if row is None:
-            transaction = self._transaction
             if transaction is not None:  # no document, so no index entries: a put need not drop any
                 if transaction.absent is None:
                     transaction.absent = {key}
@@ -480,6 +481,25 @@ class SQLiteTx:
             return self._kept_page(kind, key, value, prefix, after, limit)
         rows = self.db.execute(*SQL.find(self._scope, kind, key, value, prefix, after, limit, summaries)).fetchall()
         return _summarized(self, kind, rows) if summaries else _named(rows)
+
+    def summary_page(self, kind, *, key=None, value="", prefix=False, after=None, limit):
+        sql, args = (SQL.scan(self._scope, kind, after, None, limit + 1, True) if key is None
+                     else SQL.find(self._scope, kind, key, value, prefix, after, limit + 1, True))
+        if kind not in _TEXTS_KEPT:  # one row for the page (Queries.joined), cut and joined at C speed
+            count, names, texts = self.db.execute(SQL.joined(sql), args).fetchone()
+            if not count:
+                return "", None
+            if "\x1f" not in texts:  # (no NULL summary: else each is computed from its document, below)
+                names = names.split("\n")
+                # (else a name holding a newline, or group_concat's order not the page's: row by row)
+                if len(names) == count and names == sorted(names):
+                    if count <= limit:
+                        return texts.replace("\x1e", ","), None
+                    return texts[:texts.rfind("\x1e")].replace("\x1e", ","), names[limit - 1]
+            return _summaries.page(_summarized(self, kind, self.db.execute(sql, args).fetchall()), limit)
+        rows = (self.scan(kind, after=after, limit=limit + 1, summaries=True) if key is None
+                else self.find(kind, key, value, prefix=prefix, after=after, limit=limit + 1, summaries=True))
+        return _summaries.page(rows, limit)
 
     def _kept_page(self, kind, key, value, prefix, after, limit) -> list:
         """find's (scan's, key None: `value` is the name prefix) page of (name, summary) rows

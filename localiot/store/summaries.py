@@ -40,3 +40,11 @@ def has(kind: str) -> bool:
 
 def keep(kind: str) -> None:
     KEPT.add(kind)
+
+
+def page(rows: list[tuple[str, str]], limit: int) -> tuple[str, str | None]:
+    """Tx.summary_page's answer from (name, summary) rows, up to `limit` + 1 of them."""
+    if len(rows) <= limit:
+        return ",".join([text for _, text in rows]), None
+    del rows[limit:]
+    return ",".join([text for _, text in rows]), rows[-1][0]

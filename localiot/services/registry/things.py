@@ -6,7 +6,7 @@ from localiot.protocol import jsontext
 from localiot.protocol.errors import ServiceError, invalid, not_found
 from localiot.protocol.serializer import JsonText
 from localiot.services import Affects, hooks, operation
-from localiot.services.common import check_version, new_id, page
+from localiot.services.common import check_version, decode_token, encode_token, new_id, page
 from localiot.services.registry import events, thing_types
 from localiot.services.registry.resources import BILLING_GROUP
 from localiot.store import summaries
@@ -240,27 +240,21 @@ def ListThings(ctx, req):
     attr_name = req.get("attributeName")
     attr_value = req.get("attributeValue")
     thing_type = req.get("thingTypeName")
-    if attr_name:
+    if attr_name and thing_type:  # filtered on the thing type too: read the documents for the filter
         use_prefix = bool(req.get("usePrefixAttributeValue")) or attr_value is None
-        value = attr_value or ""
-        # Filtered on the thing type too: read the documents (no summaries) for the filter.
-        with_summaries = not thing_type
 
         def fetch(after, limit):
-            return tx.find(KIND, f"attr:{attr_name}", value, prefix=use_prefix, after=after, limit=limit,
-                           summaries=with_summaries)
+            return tx.find(KIND, f"attr:{attr_name}", attr_value or "", prefix=use_prefix, after=after, limit=limit)
 
-        if thing_type:
-            rows, token = page(filtered(fetch, lambda row: row[1].get("thingTypeName") == thing_type), req)
-            return {"things": [summary(doc) for _, doc in rows], "nextToken": token}
-    elif thing_type:
-        def fetch(after, limit):
-            return tx.find(KIND, "thingType", thing_type, after=after, limit=limit, summaries=True)
-    else:
-        def fetch(after, limit):
-            return tx.scan(KIND, after=after, limit=limit, summaries=True)
-
+        rows, token = page(filtered(fetch, lambda row: row[1].get("thingTypeName") == thing_type), req)
+        return {"things": [summary(doc) for _, doc in rows], "nextToken": token}
     # The entries are the things' stored summary texts, spliced into the reply unparsed.
-    rows, token = page(fetch, req)
-    texts = list(zip(*rows))[1] if rows else ()
-    return {"things": JsonText("[" + ",".join(texts) + "]"), "nextToken": token}
+    after, limit = decode_token(req.get("nextToken")), req.get("maxResults") or 50
+    if attr_name:
+        texts, last = tx.summary_page(KIND, key=f"attr:{attr_name}", value=attr_value or "", after=after, limit=limit,
+                                      prefix=bool(req.get("usePrefixAttributeValue")) or attr_value is None)
+    elif thing_type:
+        texts, last = tx.summary_page(KIND, key="thingType", value=thing_type, after=after, limit=limit)
+    else:
+        texts, last = tx.summary_page(KIND, after=after, limit=limit)
+    return {"things": JsonText("[" + texts + "]"), "nextToken": None if last is None else encode_token(last)}
