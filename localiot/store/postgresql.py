@@ -65,7 +65,7 @@ from typing import Iterable
 from localiot.store.migrations import MIGRATIONS, TABLES, SQLiteOnly
 from localiot.store.queries import Queries
 from localiot.store import summaries as _summaries
-from localiot.store.sqlite import _dumps, _index_rows, _loads, _summarized
+from localiot.store.documents import _dumps, _index_rows, _loads, _summarized
 
 # Held during migrations so nodes starting together migrate once.
 _MIGRATION_LOCK = 0x6C6F63616C696F74  # "localiot"

@@ -18,58 +18,14 @@ from typing import Iterable
 
 import orjson
 
-from localiot.protocol import jsontext
-from localiot.protocol.jsontext import _LONG_NUMBER
 from localiot.store.migrations import MIGRATIONS, TABLES
 from localiot.store import summaries as _summaries
+from localiot.store.documents import _dumps, _index_rows, _loads, _named, _summarized
 from localiot.store.commit_group import CommitGroup, rejoin, running_loop
 from localiot.store.kept import KINDS as _KEPT
 from localiot.store.queries import RANGE_READ, Queries
 
 log = logging.getLogger("localiot.store")
-
-
-def _dumps(doc) -> str:
-    """A document as stored: compact JSON text (orjson where its text is json's).
-    Text written by json (not orjson) holding a run of 19 digits (an integer that
-    may be beyond 64 bits, which orjson would read back as a float) starts with a
-    space: JSON allows it, and it tells _loads to read that document with json."""
-    out, by_orjson = jsontext.dumps_by(doc, ensure_ascii=False)
-    text = out.decode()
-    return " " + text if not by_orjson and _LONG_NUMBER.search(text) is not None else text
-
-
-def _loads(text: str):
-    """A stored document. orjson reads them ~4x faster than json (ListThings reads
-    101 per page); json reads what _dumps marked (a leading space) and whatever
-    orjson refuses (NaN), so every stored document reads back as it was written.
-    (Documents written before the mark by an older version are read by orjson.)"""
-    if text[:1] != " ":
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
-
-
-def _named(rows) -> list[tuple[str, dict]]:
-    """(name, document) of (name, stored text) rows; a page of ListThings is 101 of them."""
-    loads = orjson.loads
-    try:
-        return [(name, loads(doc)) if doc[:1] != " " else (name, json.loads(doc)) for name, doc in rows]
-    except orjson.JSONDecodeError:  # one of them needs json (see _loads)
-        return [(name, _loads(doc)) for name, doc in rows]
-
-
-def _summarized(tx, kind: str, rows: list) -> list[tuple[str, str]]:
-    """(name, summary text) of (name, stored summary) rows: a NULL summary (a row written
-    before summaries were stored) is computed from the document, read by `tx.get`."""
-    if not rows or None not in list(zip(*rows))[1]:  # (the usual page: no NULL, found at C speed)
-        return rows
-    for i, (name, text) in enumerate(rows):
-        if text is None:
-            rows[i] = (name, _summaries.of(kind, tx.get(kind, name)))
-    return rows
 
 
 # Point reads through mmap were ~15% cheaper than through SQLite's page cache on a
@@ -341,16 +297,6 @@ class _Transaction:
         if self.store.committed_groups and not self.store.depth:
             self.store.run_committed()
         return False
-
-
-def _index_rows(index):
-    for key, values in index.items():
-        if values is None:
-            continue
-        if isinstance(values, str):
-            values = (values,)
-        for value in values:
-            yield key, value
 
 
 SQL = Queries("?", distinct_names=False)
