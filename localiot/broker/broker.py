@@ -504,10 +504,12 @@ class Broker:
         self._deliver(session, options, msg)
 
     def serve_reserved(self, identity, decision: Decision, payload: bytes, properties: dict, qos: int = 0,
-                       connection: Connection | None = None) -> bool:
+                       connection: Connection | None = None) -> bool | asyncio.Future:
         """Hand an admitted publish on a reserved topic to the route serving it, with the
-        connection that published it (None for a will or an HTTP publish). False: refused;
-        an asyncio future when the door's unit of work still runs (PostgreSQL: on a worker)."""
+        connection that published it (None for a will or an HTTP publish). True: served;
+        False: refused; an asyncio future when the door's unit of work still runs
+        (PostgreSQL: on a worker), which fails if the door refuses (callers that answer
+        the publisher wait for it: localiot.broker.special, listeners.https_publish)."""
         route = decision.route
         if route is None or route.serve is None:
             return False  # reserved for devices, but nothing serves it yet: refused like an unknown topic

@@ -96,7 +96,11 @@ def rules_publish(broker: Broker, account: str, region: str, topic: str, payload
                             attributes={"kind": RULES_IDENTITY_KIND})
         decision = broker.admit(identity, topic, False, trusted=True)
         if decision.status == RESERVED:
-            if not broker.serve_reserved(identity, decision, payload, props or {}, qos):
+            served = broker.serve_reserved(identity, decision, payload, props or {}, qos)
+            if isinstance(served, asyncio.Future):  # (PostgreSQL: the door's unit runs on a worker)
+                served.add_done_callback(lambda done: done.cancelled() or done.exception() is None
+                                         or log.info("a rule's republish to %s was refused by the topic's door", topic))
+            elif not served:
                 log.info("a rule's republish to %s was refused by the topic's door", topic)
             return
     broker.publish(account, region, topic, payload, qos, properties=props, source="rules")

@@ -32,8 +32,13 @@ def is_enabled(ctx, event_type: str) -> bool:
 
 def emit(ctx, event_type: str, topic: str, operation_name: str | None, payload: dict) -> None:
     """Publish a registry event with AWS's common fields, if its type is enabled."""
-    if not is_enabled(ctx, event_type):
-        return
+    if is_enabled(ctx, event_type):
+        send(ctx, event_type, topic, operation_name, payload)
+
+
+def send(ctx, event_type: str, topic: str, operation_name: str | None, payload: dict) -> None:
+    """Publish a registry event whose type the caller found enabled (`is_enabled`): a caller
+    that asks first, to build no payload for a disabled type, does not ask twice."""
     body = {
         "eventType": f"{event_type}_EVENT",
         "eventId": new_id().replace("-", ""),

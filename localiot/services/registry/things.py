@@ -54,7 +54,7 @@ def _usable_thing_type(ctx, name: str) -> None:
 def _emit(ctx, thing: dict, op: str) -> None:
     if not events.is_enabled(ctx, "THING"):  # (usually off: the event's payload is not built)
         return
-    events.emit(ctx, "THING", f"$aws/events/thing/{thing['thingName']}/{op.lower()}", op, {
+    events.send(ctx, "THING", f"$aws/events/thing/{thing['thingName']}/{op.lower()}", op, {
         "thingId": thing["thingId"],
         "thingName": thing["thingName"],
         "versionNumber": thing["version"],
