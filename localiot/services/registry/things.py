@@ -240,9 +240,8 @@ def ListThings(ctx, req):
     attr_name = req.get("attributeName")
     attr_value = req.get("attributeValue")
     thing_type = req.get("thingTypeName")
+    use_prefix = bool(req.get("usePrefixAttributeValue")) or attr_value is None
     if attr_name and thing_type:  # filtered on the thing type too: read the documents for the filter
-        use_prefix = bool(req.get("usePrefixAttributeValue")) or attr_value is None
-
         def fetch(after, limit):
             return tx.find(KIND, f"attr:{attr_name}", attr_value or "", prefix=use_prefix, after=after, limit=limit)
 
@@ -252,7 +251,7 @@ def ListThings(ctx, req):
     after, limit = decode_token(req.get("nextToken")), req.get("maxResults") or 50
     if attr_name:
         texts, last = tx.summary_page(KIND, key=f"attr:{attr_name}", value=attr_value or "", after=after, limit=limit,
-                                      prefix=bool(req.get("usePrefixAttributeValue")) or attr_value is None)
+                                      prefix=use_prefix)
     elif thing_type:
         texts, last = tx.summary_page(KIND, key="thingType", value=thing_type, after=after, limit=limit)
     else:
