@@ -55,7 +55,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import struct
 import sys
 import tempfile
@@ -285,6 +284,15 @@ class Result:
         return self.cpu / self.ok * 1e6 if self.ok else float("nan")
 
 
+def count_reply(result: "Result", status: int, body: bytes) -> None:
+    """One reply into `result`: an OK, or an error by its HTTP status (the first one's body kept)."""
+    if 200 <= status < 300:
+        result.ok += 1
+    else:
+        result.errors[f"HTTP {status}"] = result.errors.get(f"HTTP {status}", 0) + 1
+        result.sample = result.sample or body[:300].decode(errors="replace")
+
+
 async def drive(port: int, pid: int, pool: list[bytes], connections: int, *, duration: float | None) -> Result:
     """Replay `pool` over `connections` keep-alive connections: each request once
     (duration None) or cycling for `duration` seconds."""
@@ -315,11 +323,7 @@ async def drive(port: int, pid: int, pool: list[bytes], connections: int, *, dur
                 conn = await connect(port)
                 continue
             result.latencies.append(time.perf_counter() - t0)
-            if 200 <= status < 300:
-                result.ok += 1
-            else:
-                result.errors[f"HTTP {status}"] = result.errors.get(f"HTTP {status}", 0) + 1
-                result.sample = result.sample or body[:300].decode(errors="replace")
+            count_reply(result, status, body)
             if not keep or conn.closed:
                 conn.transport.close()
                 conn = await connect(port)

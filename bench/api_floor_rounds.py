@@ -144,11 +144,7 @@ class Side:
                     conn = self.conns[at] = await self.af.connect(self.port)
                     continue
                 result.latencies.append(time.perf_counter() - t0)
-                if 200 <= status < 300:
-                    result.ok += 1
-                else:
-                    result.errors[f"HTTP {status}"] = result.errors.get(f"HTTP {status}", 0) + 1
-                    result.sample = result.sample or body[:300].decode(errors="replace")
+                self.af.count_reply(result, status, body)
                 if not keep or conn.closed:
                     conn.transport.close()
                     conn = self.conns[at] = await self.af.connect(self.port)

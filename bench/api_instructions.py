@@ -17,46 +17,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
-import glob
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api_floor as af  # noqa: E402
+import callgrind_window  # noqa: E402
 from multidict import CIMultiDict, MultiDict  # noqa: E402
 
 from localiot.testing import local_server  # noqa: E402
-
-_WINDOW = r"""
-#include <valgrind/callgrind.h>
-void window_open(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; }
-void window_close(void) { CALLGRIND_STOP_INSTRUMENTATION; }
-void window_dump(const char *label) { CALLGRIND_DUMP_STATS_AT(label); }
-"""
-
-
-def _window():
-    """indexing_instructions.py's (not imported: it puts this checkout ahead of PYTHONPATH)."""
-    folder = tempfile.mkdtemp(prefix="cg-window-")
-    source, library = os.path.join(folder, "window.c"), os.path.join(folder, "window.so")
-    with open(source, "w") as f:
-        f.write(_WINDOW)
-    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", library, source], check=True)
-    return ctypes.CDLL(library)
-
-
-def _last_total(out_pattern: str) -> int:
-    """The total of the newest callgrind dump (0 when not run under callgrind)."""
-    dumps = glob.glob(out_pattern.replace("%p", str(os.getpid())) + ".*")
-    if not dumps:
-        return 0
-    with open(max(dumps, key=lambda path: int(path.rsplit(".", 1)[1]))) as f:
-        totals = [line for line in f if line.startswith("totals:")]
-    return int(totals[-1].split()[1]) if totals else 0
 
 THINGS = 200
 _SUBSCRIBER = ("import asyncio, sys; sys.path.insert(0, sys.argv[2]); import api_floor as af\n"
@@ -86,7 +57,7 @@ def main(argv=None) -> int:
     p.add_argument("--warm", type=int, default=320)
     p.add_argument("--batch", type=int, default=32, help="calls per loop turn (default 32, the bench's connections)")
     args = p.parse_args(argv)
-    window, out_pattern = _window(), os.environ.get("CALLGRIND_OUT", "/tmp/cg/out.%p")
+    window, out_pattern = callgrind_window.window(), os.environ.get("CALLGRIND_OUT", "/tmp/cg/out.%p")
     with local_server(background_period=0, mqtt_plain=True) as server:
         app = server.app
         reqs = af.Requests(app.endpoint)
@@ -131,7 +102,7 @@ def main(argv=None) -> int:
                 run(make(op, args.calls, start + args.warm), measured=True)
                 start += args.warm + args.calls
                 time.sleep(0.2)
-                print(f"{op:20s} {_last_total(out_pattern) / args.calls / 1000:8.1f}k instructions per call", flush=True)
+                print(f"{op:20s} {callgrind_window.last_total(out_pattern) / args.calls / 1000:8.1f}k instructions per call", flush=True)
         finally:
             subscriber.terminate()
     return 0

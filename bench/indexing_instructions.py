@@ -18,48 +18,18 @@ with gcc; outside valgrind they do nothing and the counts read 0)."""
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import os
-import subprocess
 import tempfile
 
+import callgrind_window
 from indexing import (ACCOUNT, MOTO_QUERIES, REGION, _CLIENTS, _http_timed_here, client, http_timed_cpu,
                       seed_localiot)
 from localiot.services import HANDLERS
 from localiot.services.unit_of_work import read_only
 from localiot.testing import local_server
 
-_SOURCE = r"""
-#include <valgrind/callgrind.h>
-void window_open(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; }
-void window_close(void) { CALLGRIND_STOP_INSTRUMENTATION; }
-void window_dump(const char *label) { CALLGRIND_DUMP_STATS_AT(label); }
-"""
-
-
-def _window():
-    folder = tempfile.mkdtemp(prefix="cg-window-")
-    source, library = os.path.join(folder, "window.c"), os.path.join(folder, "window.so")
-    with open(source, "w") as f:
-        f.write(_SOURCE)
-    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", library, source], check=True)
-    return ctypes.CDLL(library)
-
-
-def _last_total(out_pattern: str) -> int:
-    """The total of the newest callgrind dump (0 when not run under callgrind)."""
-    dumps = glob.glob(out_pattern.replace("%p", str(os.getpid())) + ".*")
-    if not dumps:
-        return 0
-    newest = max(dumps, key=lambda path: int(path.rsplit(".", 1)[1]))
-    with open(newest) as f:
-        totals = [line for line in f if line.startswith("totals:")]
-    return int(totals[-1].split()[1]) if totals else 0
-
-
 def instructions(args) -> None:
-    window = _window()
+    window = callgrind_window.window()
     out_pattern = os.environ.get("CALLGRIND_OUT", "/tmp/cg/out.%p")
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="fleet-")
     seeded = os.path.exists(os.path.join(data_dir, "seeded"))
@@ -84,11 +54,11 @@ def instructions(args) -> None:
             server.call(calls, query, args.runs)
             window.window_close()
             window.window_dump(f"handler {label}".encode())
-            handler = _last_total(out_pattern) / args.runs
+            handler = callgrind_window.last_total(out_pattern) / args.runs
             http_timed_cpu(server.endpoint, query, 20)  # warm, and the client process started
             window.window_open()
             _CLIENTS[0].submit(_http_timed_here, server.endpoint, query, args.runs).result()
             window.window_close()
             window.window_dump(f"request {label}".encode())
-            request = _last_total(out_pattern) / (args.runs + 1)  # (+1: the client's own warm-up call)
+            request = callgrind_window.last_total(out_pattern) / (args.runs + 1)  # (+1: the client's own warm-up call)
             print(f"{label:<18} {handler / 1000:9.1f}k {request / 1000:9.1f}k", flush=True)
