@@ -116,6 +116,41 @@ def test_a_failing_unit_that_joined_the_group_leaves_the_others_writes_whole(loc
     }
 
 
+def test_a_group_whose_replay_cannot_be_exact_fails_whole(localiot_server):
+    """A unit that caught a multi-row write failing part-way (its first rows stand) and went on:
+    when a later unit of the group fails, the journal cannot make those rows again, so the whole
+    group fails (every reply gets the error, nothing of it is stored) rather than losing them."""
+    import sqlite3
+
+    def caught(ctx):
+        ctx.tx.put(KIND, "p0", {"name": "p0"})
+        try:  # two equal index entries: the first row is written, the second breaks the key
+            ctx.tx.put(KIND, "p", {"name": "p"}, {"tag": ["x", "x"]})
+        except sqlite3.IntegrityError:
+            pass
+        return "p"
+
+    async def steps(store, runtime):
+        followed = []
+        _unit(runtime, "a", followed)
+        pending = store.pending_commit
+        run(runtime, ACCOUNT, REGION, "iot", "TestGroupCommit", caught, grouped=True)
+        with pytest.raises(Refused):
+            _unit(runtime, "b", followed, fail=True)
+        failed = None
+        try:
+            await pending
+        except RuntimeError as error:
+            failed = str(error)
+        return failed, followed, _stored(store, "a", "p0", "p", "b"), store.pending_commit is None
+
+    failed, followed, stored, closed = _on_loop(localiot_server, steps)
+    assert failed is not None and "part-way" in failed
+    assert followed == []
+    assert stored == {"a": False, "p0": False, "p": False, "b": False}
+    assert closed
+
+
 def test_a_unit_that_opens_the_group_and_fails_leaves_nothing_open(localiot_server):
     async def steps(store, runtime):
         followed = []

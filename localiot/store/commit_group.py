@@ -83,6 +83,12 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+# A journal entry for an executemany that failed part-way (its earlier rows stand): when the
+# unit that made it fails, it goes with the unit's own entries; when that unit caught the
+# error and went on, a later replay cannot make those rows again, so the group fails instead.
+PARTIAL = (None, None, False)
+
+
 def rejoin(store, mark: int) -> None:
     """A unit that joined the open group (with no savepoint) failed: roll the group back
     and make the journal's writes before `mark` (the other units') again. When that fails,
@@ -94,6 +100,8 @@ def rejoin(store, mark: int) -> None:
     try:
         writes.execute("BEGIN IMMEDIATE")
         for sql, args, many in journal:
+            if sql is None:
+                raise RuntimeError("a write of the group's other calls failed part-way and cannot be made again")
             if many:
                 writes.executemany(sql, args)
             else:

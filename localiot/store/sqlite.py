@@ -21,7 +21,7 @@ import orjson
 from localiot.store.migrations import MIGRATIONS, TABLES
 from localiot.store import summaries as _summaries
 from localiot.store.documents import _dumps, _index_rows, _loads, _named, _summarized
-from localiot.store.commit_group import CommitGroup, rejoin, running_loop
+from localiot.store.commit_group import PARTIAL, CommitGroup, rejoin, running_loop
 from localiot.store.kept import KINDS as _KEPT
 from localiot.store.queries import RANGE_READ, Queries
 
@@ -345,11 +345,17 @@ class SQLiteTx:
             return
         if not transaction.began:
             transaction.begin()
-        if transaction.journal is not None and rows.__class__ is not list:  # (kept to be made again)
+        journal = transaction.journal
+        if journal is not None and rows.__class__ is not list:  # (kept to be made again)
             rows = list(rows)
-        transaction.writes.executemany(sql, rows)
-        if transaction.journal is not None:
-            transaction.journal.append((sql, rows, True))
+        try:
+            transaction.writes.executemany(sql, rows)
+        except BaseException:
+            if journal is not None:  # the rows before the failing one stand, and nothing says how many:
+                journal.append(PARTIAL)  # a replay past this point cannot make them again (rejoin)
+            raise
+        if journal is not None:
+            journal.append((sql, rows, True))
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:
