@@ -36,26 +36,23 @@ class Runtime:
         """The installation's root CA, what devices trust for the server (ca.pem, GET
         /_localiot/ca.pem); it issues server certificates. Created on first use, kept in the
         data directory (SQLite) or in the shared PostgreSQL store, for every node (localiot.cluster)."""
-        from localiot.cluster import shared_ca
         from localiot.pki import InstallationCA
 
-        return shared_ca(self.config) or InstallationCA.load_or_create(
-            None if self.config.in_memory else self.config.data_dir)
+        return self._kept_ca(InstallationCA)
 
     @cached_property
     def device_ca(self):
         """The issuer of device certificates (CreateKeysAndCertificate, CreateCertificateFromCsr,
         provisioning claims), apart from the root (localiot.pki), kept like it."""
-        from localiot.cluster import postgres_dsn
         from localiot.pki import DeviceCA
 
-        directory = None if self.config.in_memory else self.config.data_dir
-        dsn = postgres_dsn(self.config)
-        if dsn is None:
-            return DeviceCA.load_or_create(directory)
-        from localiot.cluster.ca import load_or_create
+        return self._kept_ca(DeviceCA)
 
-        return load_or_create(dsn, directory, DeviceCA)
+    def _kept_ca(self, kind):
+        from localiot.cluster import shared_ca
+
+        return shared_ca(self.config, kind) or kind.load_or_create(
+            None if self.config.in_memory else self.config.data_dir)
 
     @cached_property
     def device_issuers_pem(self) -> bytes:

@@ -1,6 +1,6 @@
 """What several localiot nodes on one PostgreSQL store share beyond the store
 port itself: who runs the time-driven work (`coordinator`), the injectable
-clock's offset, the node's identity, and the installation CA (`shared_ca`).
+clock's offset, the node's identity, and the installation's CAs (`shared_ca`).
 
 With the embedded SQLite store (one process) every answer here is the
 single-node one and costs nothing: `Solo` holds every job, keeps the clock
@@ -42,13 +42,14 @@ def coordinator(config, clock, names: list[str]):
     return AdvisoryLocks(dsn, clock, names, node_id(), period=config.background_period)
 
 
-def shared_ca(config):
-    """The installation CA kept in the shared store, or None when the store is
-    SQLite (the CA then stays in the data directory: localiot.pki)."""
+def shared_ca(config, kind):
+    """The installation's CA of `kind` (localiot.pki InstallationCA or DeviceCA)
+    kept in the shared store, or None when the store is SQLite (the CA then stays in the
+    data directory: localiot.pki)."""
     dsn = postgres_dsn(config)
     if dsn is None:
         return None
     from localiot.cluster.ca import load_or_create
 
     seed = None if config.in_memory else config.data_dir
-    return load_or_create(dsn, seed_directory=seed)
+    return load_or_create(dsn, seed, kind)
