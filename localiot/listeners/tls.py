@@ -33,6 +33,7 @@ the TLS layer may try the wrong one and fail the handshake.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import hashlib
 import ipaddress
@@ -40,6 +41,7 @@ import logging
 import os
 import socket
 import ssl
+import sys
 import tempfile
 from pathlib import Path
 
@@ -135,15 +137,17 @@ class TrustStore:
 
     def __init__(self, store, issuers_pem: bytes, cert_pem: bytes, key_pem: bytes, chain_pem: bytes = b""):
         """`issuers_pem`: the installation's own device-certificate issuers (runtime.device_issuers_pem).
-        `chain_pem`: what the server sends after its certificate (the installation root).
+        `chain_pem`: what the server sends after its certificate (the installation root)
+        only where `send_given_chain_only` cannot stop OpenSSL from adding a chain.
 
-        Why an explicit chain: without one OpenSSL builds the server's chain from the verify
-        store on every handshake (an X509_verify_cert of the server certificate, 0.4 M
+        Why an explicit chain there: without one OpenSSL builds the server's chain from the
+        verify store on every handshake (an X509_verify_cert of the server certificate, 0.4 M
         instructions, 3% of a mutual-TLS connection's server work) and sends what it found,
         certificate + root, since the root is in that store for older device certificates.
         Given the chain, it sends the same two certificates without building anything."""
         self.store = store
         self.issuers_pem = issuers_pem.decode()
+        self.leaf_pem = cert_pem
         self.cert_pem = cert_pem.rstrip(b"\n") + b"\n" + chain_pem if chain_pem else cert_pem
         self.key_pem = key_pem
         self.contexts: list[ssl.SSLContext] = []
@@ -152,9 +156,14 @@ class TrustStore:
 
     def context(self, alpn: list[str] | None = None) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        # The server's certificate alone where OpenSSL can be told not to add a chain: its
+        # issuer is the root every client trusts (ca.pem), so the root on the wire is ~900
+        # bytes each device receives and parses for nothing (RFC 8446 4.4.2 lets a server
+        # leave it out). Elsewhere the explicit chain, which OpenSSL need not build.
+        sent = self.leaf_pem if send_given_chain_only(ctx) else self.cert_pem
         with tempfile.TemporaryDirectory(prefix="localiot-tls-") as folder:
             cert_file, key_file = os.path.join(folder, "c.pem"), os.path.join(folder, "k.pem")
-            _write(Path(cert_file), self.cert_pem, 0o600)
+            _write(Path(cert_file), sent, 0o600)
             _write(Path(key_file), self.key_pem, 0o600)
             ctx.load_cert_chain(cert_file, key_file)
         ctx.verify_mode = ssl.CERT_OPTIONAL
@@ -205,6 +214,47 @@ class TrustStore:
             log.warning("a registered certificate could not be added to the TLS trust store")
 
 
+# The chain the server sends ----------------------------------------------------------
+_SSL_CTRL_MODE, _SSL_MODE_NO_AUTO_CHAIN = 33, 0x8
+
+
+def send_given_chain_only(ctx: ssl.SSLContext) -> bool:
+    """Set OpenSSL's SSL_MODE_NO_AUTO_CHAIN on `ctx`: the server sends the certificates it
+    was given and no chain built from its verify store. That store holds the root (older
+    device certificates chain to it), so without the mode a server given its certificate
+    alone sends certificate + root, and builds that chain (an X509_verify_cert) on every
+    handshake. Python's ssl module exposes no SSL modes; this calls SSL_CTX_ctrl, found
+    through the _ssl extension's own libssl, on the SSL_CTX* that CPython keeps as the
+    first field of an SSLContext. False (nothing changed) where that cannot be done safely:
+    not CPython, no such symbol, or the pointer's options are not the context's."""
+    try:
+        ctrl, get_options = _openssl_calls()
+        pointer = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+        if not pointer or get_options(pointer) != int(ctx.options):
+            return False
+        return bool(ctrl(pointer, _SSL_CTRL_MODE, _SSL_MODE_NO_AUTO_CHAIN, None) & _SSL_MODE_NO_AUTO_CHAIN)
+    except (OSError, AttributeError, ValueError, TypeError):
+        return False
+
+
+_calls: tuple | None = None
+
+
+def _openssl_calls() -> tuple:
+    global _calls
+    if _calls is None:
+        if sys.implementation.name != "cpython":
+            raise ValueError("not CPython")
+        lib = ctypes.CDLL(ssl._ssl.__file__)  # its dependencies' symbols too: the same libssl
+        ctrl, get_options = lib.SSL_CTX_ctrl, lib.SSL_CTX_get_options
+        ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+        ctrl.restype = ctypes.c_long
+        get_options.argtypes = [ctypes.c_void_p]
+        get_options.restype = ctypes.c_uint64
+        _calls = (ctrl, get_options)
+    return _calls
+
+
 # Memory per TLS connection ------------------------------------------------------------
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 _READ_BUFFER = 256 * 1024  # uvloop's SSL protocol mallocs this much per connection for its socket reads
@@ -224,7 +274,6 @@ def keep_read_buffers_mapped() -> bool:
     if _tuned:
         return True
     try:
-        import ctypes
         import platform
 
         if platform.libc_ver()[0] != "glibc":
