@@ -112,26 +112,34 @@ def _compiled_rest_parser(members: list, payload_name: str | None, shape: Shape)
                  "_serialization_error": _serialization_error}
     lines = ["def parse(labels, query, headers, body):", "    params = {}"]
     body_members = []
+
+    def text_member(i: int, name: str, kind: str, location: str, plain: bool) -> list[str]:
+        """Lines setting member i from `value`, text read from its location, as coerce_text reads it."""
+        if plain:
+            return [f"        params[{name!r}] = value"]
+        coerce = f"params[{name!r}] = coerce_text(m{i}, value, {location!r}, {name!r})"
+        if kind in ("integer", "long"):  # int() inline; what it refuses, coerce_text refuses with its error
+            return ["        try:", f"            params[{name!r}] = int(value)", "        except ValueError:",
+                    f"            {coerce}"]
+        return [f"        {coerce}"]
+
     for i, (name, location, wire, member) in enumerate(members):
         env[f"m{i}"], env[f"w{i}"] = member, wire
         kind = member.type_name
         if location == "uri":
             lines += [f"    value = labels.get({name!r})", "    if value is not None:",
-                      f"        params[{name!r}] = " + ("value" if kind == "string" else
-                                                         f"coerce_text(m{i}, value, 'uri', {name!r})")]
+                      *text_member(i, name, kind, "uri", kind == "string")]
         elif location == "querystring":
             if kind in ("map", "list"):
                 lines.append(f"    _parse_query_member(params, {name!r}, m{i}, w{i}, query)")
             else:  # (query values are text: a name present has a value)
                 lines += [f"    value = query.get(w{i})", "    if value is not None:",
-                          f"        params[{name!r}] = " + ("value" if kind == "string" else
-                                                             f"coerce_text(m{i}, value, 'querystring', {name!r})")]
+                          *text_member(i, name, kind, "querystring", kind == "string")]
         elif location == "header":
             env[f"w{i}"] = istr(wire)
             plain = kind == "string" and not member.serialization.get("jsonvalue")
             lines += [f"    value = headers.get(w{i})", "    if value is not None:",
-                      f"        params[{name!r}] = " + ("value" if plain else
-                                                         f"coerce_text(m{i}, value, 'header', {name!r})")]
+                      *text_member(i, name, kind, "header", plain)]
         elif location == "headers":
             env[f"w{i}"] = wire.lower()
             lines += [f"    found = _prefixed(headers, w{i})", "    if found:", f"        params[{name!r}] = found"]
