@@ -84,7 +84,9 @@ class LocalIoT:
             self._units[id(route)] = unit  # (HANDLERS is complete once load_all ran, above)
         # On the loop (SQLite) the call's commit may be shared with the iteration's other calls:
         # _http awaits it before replying (localiot.store.commit_group).
-        return run_unit(self.runtime, account, region, *unit, params, grouped=self.runtime.workers is None)
+        service, operation, handler = unit  # (a plain call: no argument tuple and keyword dict built per call)
+        runtime = self.runtime
+        return run_unit(runtime, account, region, service, operation, handler, params, grouped=runtime.workers is None)
 
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
