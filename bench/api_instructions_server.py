@@ -10,8 +10,9 @@ a worktree). `measure` starts the server under callgrind (LOCALIOT_BACKGROUND_PE
 `--warm` requests of each operation, zeroes the counters, sends `--n` more over `--connections`
 and dumps: user-space instructions of the whole process per request. `--cache` adds callgrind's
 cache and branch simulation (all events per request). Reads name things at random from all of
-them (DescribeThing) or from the first `--shadows` shadows (GetThingShadow), `--pool` distinct
-requests; ListThings is the first page of 100.
+them (DescribeThing) or from the first `--shadows` shadows (GetThingShadow, UpdateThingShadow),
+`--pool` distinct requests; ListThings is the first page of 100; Publish goes to a topic nobody
+subscribed to (the HTTP side and the engine's fixed cost, not the delivery).
 """
 import argparse, asyncio, glob, os, random, re, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -54,6 +55,8 @@ async def main():
         if op == "DescribeThing": pool = [r.describe_thing(rng.randrange(n_things)) for _ in range(a.pool)]
         elif op == "GetThingShadow": pool = [r.get_shadow(rng.randrange(ns)) for i in range(a.pool)]
         elif op == "ListThings": pool = [r.list_things()]
+        elif op == "Publish": pool = [r.publish(i) for i in range(a.pool)]  # (nobody subscribed)
+        elif op == "UpdateThingShadow": pool = [r.update_shadow(rng.randrange(ns), i) for i in range(a.pool)]
         await af.drive(port, pid, [pool[i % len(pool)] for i in range(a.warm)], a.connections, duration=None)
         subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True)
         t = time.time()

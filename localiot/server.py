@@ -35,6 +35,18 @@ _NO_QUERY = MultiDictProxy(MultiDict())
 _SPECIAL = ("/_localiot/", "/fleethub/", "/deviceadvisor/reports/")
 
 
+def _plain_query(query_string: str) -> MultiDict:
+    """The parameters of a query string holding no %-escape, as yarl's URL.query has them
+    (yarl.query_to_pairs without escapes: '+' is a space, empty fields are skipped, a
+    name without '=' has the value "")."""
+    pairs = []
+    for field in query_string.replace("+", " ").split("&"):
+        if field:
+            name, _, value = field.partition("=")
+            pairs.append((name, value))
+    return MultiDict(pairs)
+
+
 class LocalIoT:
     def __init__(self, config: Config | None = None):
         self.config = config or Config.from_env()
@@ -72,16 +84,24 @@ class LocalIoT:
             self._units[id(route)] = unit  # (HANDLERS is complete once load_all ran, above)
         # On the loop (SQLite) the call's commit may be shared with the iteration's other calls:
         # _http awaits it before replying (localiot.store.commit_group).
-        return run_unit(self.runtime, account, region, *unit, params, grouped=self.runtime.workers is None)
+        service, operation, handler = unit  # (a plain call: no argument tuple and keyword dict built per call)
+        runtime = self.runtime
+        return run_unit(runtime, account, region, service, operation, handler, params, grouped=runtime.workers is None)
 
     # HTTP ----------------------------------------------------------------
     async def _http(self, request: web.BaseRequest) -> web.StreamResponse:
         try:  # ApiServer(guards_itself=True): the 413 answered here, no wrapping coroutine per request
             target = request.raw_path
-            if target.startswith("/") and "?" not in target and "#" not in target:
-                # origin-form without a query: the path as sent is the URL's raw path
-                # (aiohttp builds rel_url from it unchanged), no query to parse.
-                path, query = target, _NO_QUERY
+            if target.startswith("/") and "#" not in target:
+                # origin-form: the path as sent is the URL's raw path (aiohttp builds rel_url
+                # from it unchanged), and a query without escapes reads as yarl reads it
+                path, _, query_string = target.partition("?")
+                if not query_string:
+                    query = _NO_QUERY
+                elif "%" not in query_string:
+                    query = _plain_query(query_string)
+                else:
+                    query = request.rel_url.query
             else:
                 path, query = request.rel_url.raw_path, request.rel_url.query
             if path.startswith(_SPECIAL):
@@ -95,7 +115,15 @@ class LocalIoT:
                 # iot-data Publish with literal slashes in the topic, as devices send it (the
                 # model's {topic} label is one path segment); the signature still covers the raw path.
                 path = "/topics/" + path[8:].replace("/", "%2F")
-            body = await request.read() if request.can_read_body else b""
+            if not request.can_read_body:
+                body = b""
+            elif request.content.is_eof():  # the whole body is in (an API request's usually is): no read awaited
+                body = request.content.read_nowait()
+                limit = request.client_max_size
+                if limit and len(body) > limit:  # as request.read() refuses it
+                    raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+            else:
+                body = await request.read()
             engine, pool, headers = self.engine, self.runtime.workers, request.headers
             host = request.host if engine.strict else ""
             # SQLite: here on the loop. PostgreSQL: on a worker thread, so the loop never

@@ -74,3 +74,19 @@ def test_publish_with_an_encoded_topic_still_works(localiot_server):
     data = make_client(localiot_server, "iot-data")
     data.publish(topic="plant/line-2/temp", qos=1, retain=True, payload=b"22")
     assert data.get_retained_message(topic="plant/line-2/temp")["payload"] == b"22"
+
+
+def test_a_query_without_escapes_reads_as_yarl_reads_it():
+    """server._plain_query (the API handler's query for a target without %-escapes) against
+    yarl's URL.query, which the handler reads otherwise: same names, values and order."""
+    import random
+
+    from yarl import URL
+
+    from localiot.server import _plain_query
+
+    rng = random.Random(22)
+    for _ in range(5000):
+        query_string = "".join(rng.choice("ab=&+;x1?/:-_.~") for _ in range(rng.randrange(1, 16)))
+        expected = list(URL.build(path="/things", query_string=query_string, encoded=True).query.items())
+        assert list(_plain_query(query_string).items()) == expected, query_string

@@ -68,3 +68,17 @@ def test_the_heads_remembered_stay_bounded():
         header = f"AWS4-HMAC-SHA256 Credential=AK{i}/20261203/us-east-1/iot/aws4_request, SignedHeaders=host, Signature=ab"
         assert sigv4.read_scope({"Authorization": header}, None).access_key == f"AK{i}"
     assert len(sigv4._HEADS) <= sigv4.MAX_HEADS
+
+
+def test_heads_read_in_turn_each_read_as_the_regex_reads_them():
+    """The last head found is tested first (sigv4._last): headers of other heads, and of heads
+    that start like it, still read as the regex reads them."""
+    rng = random.Random(12)
+    heads = [f"AWS4-HMAC-SHA256 {CRED}, SignedHeaders=host",
+             f"AWS4-HMAC-SHA256 {CRED}, SignedHeaders=host;x-amz-date",
+             f"AWS4-HMAC-SHA256 {CRED.replace('/iot/', '/iotdata/')}, SignedHeaders=host",
+             f"AWS4-HMAC-SHA256 {CRED}, SignedHeaders=host, Signature=ab"]
+    for _ in range(400):
+        tail = rng.choice([SIG, SIG.upper(), "ab", "", "g1", "ab, Signature=" + SIG, SIG + ", x=1"])
+        header = f"{rng.choice(heads)}, Signature={tail}"
+        assert fields(header) == by_regex(header), header

@@ -127,8 +127,10 @@ def test_the_engines_header_block_is_its_headers(localiot_server, iot):
     make_client(localiot_server, "iot-data").update_thing_shadow(thingName="block-1", payload=b'{"state":{"reported":{"on":true}}}')
     no_query, no_headers = MultiDictProxy(MultiDict()), CIMultiDictProxy(CIMultiDict())
     engine = localiot_server.app.engine
-    for path in ("/things/block-1", "/things/block-1/shadow"):
-        reply = localiot_server.call(lambda path=path: engine.handle("GET", "", path, path, no_query, no_headers, b""))
+    for method, path in (("GET", "/things/block-1"), ("GET", "/things/block-1/shadow"), ("POST", "/topics/block%2F1")):
+        reply = localiot_server.call(
+            lambda method=method, path=path: engine.handle(method, "", path, path, no_query, no_headers, b"on"))
         assert reply.status == 200, reply.body
         assert reply.fields == "".join(f"{name}: {value}\r\n" for name, value in reply.headers.items())
         assert list(reply.headers) == ["Content-Type", "x-amzn-RequestId", "x-localiot-operation"]
+    assert (reply.body, reply.headers["Content-Type"]) == (b"{}", "application/json")  # Publish: no output shape

@@ -11,10 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from functools import partial
 from typing import Any
 
 from botocore.model import Shape
+from multidict import istr
 
 from localiot.protocol import jsontext, timestamps
 from localiot.protocol.errors import ServiceError
@@ -74,9 +74,9 @@ def _rest_input(operation):
 
 
 def rest_parser(operation, label_members):
-    """fn(labels, query, headers, body) -> the input of `operation` (rest protocols), as
-    parse_rest reads it. When every input member is a text label of the path and the
-    router reads every label (`label_members`), the router's labels are the input."""
+    """fn(labels, query, headers, body) -> the input of `operation` (rest protocols). When
+    every input member is a text label of the path and the router reads every label
+    (`label_members`), the router's labels are the input."""
     plan = _rest_input(operation)
     if plan is None:
         return lambda labels, query, headers, body: {}
@@ -85,7 +85,7 @@ def rest_parser(operation, label_members):
             and all(location == "uri" and member.type_name == "string" for _, location, _, member in members)):
         return lambda labels, query, headers, body: labels
     # Text labels, then text query parameters (GetThingShadow's shadowName), in the model's
-    # order: the router's labels with the query's values added, as parse_rest builds them.
+    # order: the router's labels with the query's values added, as the general parser builds them.
     queried = [(name, wire) for name, location, wire, _ in members if location == "querystring"]
     if (payload_name is None and [name for name, *_ in members] == [*label_members, *(n for n, _ in queried)]
             and all(member.type_name == "string" and location in ("uri", "querystring")
@@ -99,48 +99,76 @@ def rest_parser(operation, label_members):
             return labels
 
         return labels_and_query
-    return partial(parse_rest, operation)
+    return _compiled_rest_parser(members, payload_name, operation.input_shape)
 
 
-def parse_rest(operation, labels: dict[str, str], query, headers, body: bytes) -> dict:
-    plan = _rest_input(operation)
-    if plan is None:
-        return {}
-    members, payload_name = plan
-    params: dict[str, Any] = dict()
-    body_members = {}
-    for name, location, wire, member in members:
+def _compiled_rest_parser(members: list, payload_name: str | None, shape: Shape):
+    """The parser of an operation's rest input, generated as straight-line code over its
+    members in the model's order (Publish, CreateThing, UpdateThingShadow: every request),
+    reading what a walk of the members would read, in the same order, with the same errors.
+    Header names are istr constants: multidict then compares them without folding their case."""
+    env: dict = {"coerce_text": coerce_text, "_parse_query_member": _parse_query_member,
+                 "_prefixed": _prefixed, "_text": _text, "_load_json": _load_json, "from_json": from_json,
+                 "_serialization_error": _serialization_error}
+    lines = ["def parse(labels, query, headers, body):", "    params = {}"]
+    body_members = []
+
+    def text_member(i: int, name: str, kind: str, location: str, plain: bool) -> list[str]:
+        """Lines setting member i from `value`, text read from its location, as coerce_text reads it."""
+        if plain:
+            return [f"        params[{name!r}] = value"]
+        coerce = f"params[{name!r}] = coerce_text(m{i}, value, {location!r}, {name!r})"
+        if kind in ("integer", "long"):  # int() inline; what it refuses, coerce_text refuses with its error
+            return ["        try:", f"            params[{name!r}] = int(value)", "        except ValueError:",
+                    f"            {coerce}"]
+        return [f"        {coerce}"]
+
+    for i, (name, location, wire, member) in enumerate(members):
+        env[f"m{i}"], env[f"w{i}"] = member, wire
+        kind = member.type_name
         if location == "uri":
-            if name in labels:
-                params[name] = coerce_text(member, labels[name], "uri", name)
+            lines += [f"    value = labels.get({name!r})", "    if value is not None:",
+                      *text_member(i, name, kind, "uri", kind == "string")]
         elif location == "querystring":
-            _parse_query_member(params, name, member, wire, query)
+            if kind in ("map", "list"):
+                lines.append(f"    _parse_query_member(params, {name!r}, m{i}, w{i}, query)")
+            else:  # (query values are text: a name present has a value)
+                lines += [f"    value = query.get(w{i})", "    if value is not None:",
+                          *text_member(i, name, kind, "querystring", kind == "string")]
         elif location == "header":
-            if wire in headers:
-                params[name] = coerce_text(member, headers[wire], "header", name)
+            env[f"w{i}"] = istr(wire)
+            plain = kind == "string" and not member.serialization.get("jsonvalue")
+            lines += [f"    value = headers.get(w{i})", "    if value is not None:",
+                      *text_member(i, name, kind, "header", plain)]
         elif location == "headers":
-            prefix = wire.lower()
-            found = {k[len(prefix) :]: v for k, v in headers.items() if k.lower().startswith(prefix)}
-            if found:
-                params[name] = found
+            env[f"w{i}"] = wire.lower()
+            lines += [f"    found = _prefixed(headers, w{i})", "    if found:", f"        params[{name!r}] = found"]
         elif name != payload_name:
-            body_members[name] = member
+            body_members.append((name, member.serialization.get("name", name), member))
     if payload_name:
-        member = operation.input_shape.members[payload_name]
-        if member.type_name in ("blob", "string"):
-            if body:
-                params[payload_name] = body if member.type_name == "blob" else _text(body)
-        elif body:
-            params[payload_name] = from_json(member, _load_json(body), payload_name)
-    elif body_members and body:
-        document = _load_json(body)
-        if not isinstance(document, dict):
-            raise _serialization_error("The request body must be a JSON object")
-        for name, member in body_members.items():
-            wire = member.serialization.get("name", name)
-            if wire in document and document[wire] is not None:
-                params[name] = from_json(member, document[wire], name)
-    return params
+        member = env["payload_member"] = shape.members[payload_name]
+        kind = member.type_name
+        lines.append("    if body:")
+        lines.append(f"        params[{payload_name!r}] = " + (
+            "body" if kind == "blob" else "_text(body)" if kind == "string" else
+            f"from_json(payload_member, _load_json(body), {payload_name!r})"))
+    elif body_members:
+        env["body_members"] = tuple(body_members)
+        lines += ["    if body:", "        document = _load_json(body)", "        if not isinstance(document, dict):",
+                  "            raise _serialization_error('The request body must be a JSON object')",
+                  "        if document:",
+                  "            for name, wire, member in body_members:",
+                  "                value = document.get(wire)",
+                  "                if value is not None:",
+                  "                    params[name] = from_json(member, value, name)"]
+    lines.append("    return params")
+    exec("\n".join(lines), env)  # noqa: S102 (names and wire names come from the service model)
+    return env["parse"]
+
+
+def _prefixed(headers, prefix: str) -> dict:
+    """The headers whose (case-folded) name starts with `prefix` (lower case), by the rest of their name."""
+    return {k[len(prefix):]: v for k, v in headers.items() if k.lower().startswith(prefix)}
 
 
 def parse_json_protocol(operation, body: bytes) -> dict:

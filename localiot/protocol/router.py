@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from urllib.parse import unquote
+from urllib.parse import unquote as _decode
 
 from botocore.model import OperationModel
 
@@ -123,6 +123,27 @@ def compile_route(service: Service, operation: OperationModel) -> Route:
     return Route(service, operation, operation.http["method"], pattern, labels, required_query, score, first_segment,
                  max(1, len(regex_parts)), greedy > 0, by_name=by_name,
                  simple=tuple(simple) if simple and greedy == 0 else None)
+
+
+# Escaped label texts -> their text: urllib's unquote is Python code (a regex split and a
+# generator per call, ~30x a dict look-up), and the same escaped labels come again and
+# again (iot-data Publish's topic, "a%2Fb", on every publish to it). Bounded; long texts
+# are not kept.
+_DECODED: dict[str, str] = {}
+_DECODED_AT_MOST = 4096
+_DECODED_LONGEST = 512
+
+
+def unquote(text: str) -> str:
+    """urllib.parse.unquote(text), remembered."""
+    decoded = _DECODED.get(text)
+    if decoded is None:
+        decoded = _decode(text)
+        if len(text) <= _DECODED_LONGEST:
+            if len(_DECODED) >= _DECODED_AT_MOST:
+                _DECODED.clear()
+            _DECODED[text] = decoded
+    return decoded
 
 
 def _lacks(required_query: dict, query) -> bool:

@@ -230,7 +230,15 @@ def rest_serializer(operation):
     structure's converter), or a blob payload alone (GetThingShadow's document).
     `fn.content_type_only`: its replies' only header is a Content-Type it chose."""
     plan = _rest_output(operation)
-    if plan is not None and plan.body is not None:
+    if plan is None:  # no output shape (iot-data Publish): always the same reply
+        status = operation.http.get("responseCode", 200)
+
+        def empty(output: dict) -> Reply:
+            return Reply(status, b"{}", {"Content-Type": "application/json"})
+
+        empty.content_type_only = True
+        return empty
+    if plan.body is not None:
         status, convert, fast = plan.status, plan.body, plan.fast
 
         def body(output: dict) -> Reply:
@@ -238,7 +246,7 @@ def rest_serializer(operation):
 
         body.content_type_only = True
         return body
-    if plan is not None and len(plan.members) == 1 and plan.members[0][0] == plan.payload:
+    if len(plan.members) == 1 and plan.members[0][0] == plan.payload:
         name, location, _, member, _ = plan.members[0]
         if location is None and member.type_name == "blob":
             status = plan.status

@@ -120,12 +120,9 @@ _ADMITTED_AT_MOST = 10_000
 _PLAIN_MEMBERS = frozenset({"topic", "payload", "qos", "retain"})  # a request with no MQTT 5 member
 
 
-def _admit(ctx, broker, topic: str, retain: bool, limits: Limits):
-    """(status, retained, decision): the trusted admission of an API publish (decision None
-    when the topic was admitted before)."""
-    key = (topic, limits.topic_max_bytes, limits.topic_max_slashes)
-    if key in _ADMITTED:
-        return OK, retain, None
+def _admit(ctx, broker, topic: str, retain: bool, limits: Limits, key: tuple):
+    """(status, retained, decision): the trusted admission of an API publish to a topic
+    not admitted before (`key`: its entry in _ADMITTED)."""
     identity = auth.Identity(ctx.account, ctx.region, principal=HTTP_PRINCIPAL)
     if broker is not None:  # the API authorized the caller: no IoT policy applies
         decision = broker.admit(identity, topic, retain, trusted=True)
@@ -140,11 +137,15 @@ def _admit(ctx, broker, topic: str, retain: bool, limits: Limits):
 
 @operation("iot-data")
 def Publish(ctx, req):
-    topic, limits = req["topic"], _limits(ctx)
+    topic, broker = req["topic"], ctx.runtime.broker
+    limits = broker.limits if broker is not None else Limits()
     payload = bytes(req.get("payload") or b"")
     qos, retain = req.get("qos") or 0, bool(req.get("retain"))
-    broker = ctx.runtime.broker
-    status, retain, decision = _admit(ctx, broker, topic, retain, limits)
+    key = (topic, limits.topic_max_bytes, limits.topic_max_slashes)
+    if key in _ADMITTED:  # (a topic published to before: nothing more to check)
+        status, decision = OK, None
+    else:
+        status, retain, decision = _admit(ctx, broker, topic, retain, limits, key)
     if status == INVALID:
         raise invalid(f"Invalid topic {topic!r}: {decision.reason}")
     if status == DENIED:
@@ -175,7 +176,9 @@ def Publish(ctx, req):
         broker.route(account, region, msg)
         broker.flush_soon()
 
-    if not _after_commit(ctx, deliver):
+    if broker is not None and broker.loop is not None:  # (_after_commit, written out: every Publish)
+        ctx.after_commit(deliver)
+    else:
         ctx.events.append((topic, payload))  # no broker: the rules engine still hears it
     return {}
 
