@@ -359,9 +359,20 @@ class SQLiteTx:
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:
+        text = self.get_text(kind, name)
+        if text is None:
+            return None
+        if text[:1] != " ":  # _loads, inline: the usual document, orjson's to read
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError:
+                pass
+        return json.loads(text)
+
+    def get_text(self, kind: str, name: str) -> str | None:
         transaction = self._transaction
         if transaction is not None and kind in _KEPT:
-            return self._get_kept(kind, name)
+            return self._kept_text(kind, name)
         key = (*self._scope, kind, name)
         row = (self.db if transaction is None else transaction.store.reads).execute(SQL.get, key).fetchone()
         if row is None:
@@ -371,15 +382,9 @@ class SQLiteTx:
                 else:
                     transaction.absent.add(key)
             return None
-        text = row[0]
-        if text[:1] != " ":  # _loads, inline: the usual document, orjson's to read
-            try:
-                return orjson.loads(text)
-            except orjson.JSONDecodeError:
-                pass
-        return json.loads(text)
+        return row[0]
 
-    def _get_kept(self, kind: str, name: str) -> dict | None:
+    def _kept_text(self, kind: str, name: str) -> str | None:
         key = (*self._scope, kind, name)
         transaction = self._transaction
         text = transaction.kept.get(key, _ABSENT)
@@ -388,7 +393,7 @@ class SQLiteTx:
             text = row[0] if row else None
             if transaction.written is None or key not in transaction.written:
                 transaction.kept[key] = text
-        return None if text is None else _loads(text)
+        return text
 
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
         if kind in _KEPT and self._transaction is not None:
