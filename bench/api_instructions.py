@@ -91,6 +91,10 @@ def main(argv=None) -> int:
                 return [reqs.update_shadow(i % THINGS, start + i) for i in range(n)]
             if op == "Publish":
                 return [reqs.publish(start + i) for i in range(n)]
+            if op == "GetThingShadow":
+                return [reqs.get_shadow(i % THINGS) for i in range(n)]
+            if op == "ListThings":
+                return [reqs.list_things() for _ in range(n)]
             return [reqs.describe_thing(i % THINGS) for i in range(n)]
 
         try:

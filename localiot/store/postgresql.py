@@ -337,6 +337,10 @@ class PostgreSQLTx:
         row = self._q(SQL.get, (*self._scope, kind, name), ("doc", kind, name)).fetchone()
         return _loads(row[0]) if row else None
 
+    def get_text(self, kind: str, name: str) -> str | None:
+        row = self._q(SQL.get, (*self._scope, kind, name), ("doc", kind, name)).fetchone()
+        return row[0] if row else None
+
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
         with self.conn.pipeline():  # one round trip for the document and its index entries
             self._q(SQL.put, (*self._scope, kind, name, _dumps(doc), _summaries.of(kind, doc)), ("doc", kind, name))

@@ -202,103 +202,6 @@ class SQLiteStore:
         self.db.close()
 
 
-class _Transaction:
-    """One transaction as a plain context manager (every API call opens one).
-
-    BEGIN IMMEDIATE goes out with the first write, not at the start: the store has
-    one connection used by one thread (the event loop's), so no other writer can
-    come between a unit of work's reads, and a unit of work that only reads (a
-    Describe, a Get, a List) runs its statements in autocommit, without BEGIN and
-    COMMIT. What a unit of work writes is still one transaction: committed at the
-    end, rolled back whole when it raises.
-
-    When the connection is already in a transaction at the first write (an open
-    commit group, or this one runs inside another's `with`), this one is a
-    SAVEPOINT in it: released at the end, rolled back to when it raises. A grouped
-    transaction that begins leaves its COMMIT to the group (localiot.store.commit_group),
-    one that joins it alone in its `with` takes no SAVEPOINT (its journal, `rejoin`)."""
-
-    __slots__ = ("store", "db", "writes", "account", "region", "grouped", "began", "savepoint", "kept", "written",
-                 "absent", "waits", "journal", "mark")
-
-    def __init__(self, store: SQLiteStore, account: str, region: str, grouped: bool):
-        self.store, self.db, self.writes, self.kept = store, store.db, store.writes, store.kept
-        self.account, self.region, self.grouped = account, region, grouped
-
-    def __enter__(self) -> "SQLiteTx":
-        self.began = self.savepoint = self.waits = False
-        self.journal = None  # (begin: the open group's journal)
-        self.written = None  # keys of kept kinds this transaction wrote (see localiot.store.kept)
-        self.absent = None  # keys this transaction read as absent and has not written since
-        self.store.depth += 1
-        return SQLiteTx(self.db, self.account, self.region, [], self)
-
-    def wrote_kept(self, key: tuple) -> None:
-        self.kept.pop(key, None)
-        if self.written is None:
-            self.written = set()
-        self.written.add(key)
-
-    def begin(self) -> None:
-        if self.began:
-            return
-        store, opens = self.store, not self.db.in_transaction
-        if opens:
-            self.writes.execute("BEGIN IMMEDIATE")
-            if self.grouped:
-                store.open_group()
-        elif not (self.grouped and store.depth == 1 and store.journal is not None):  # (else: joins the group)
-            self.writes.execute("SAVEPOINT unit")
-            self.savepoint = True
-        self.journal = journal = store.journal  # (None: no group open)
-        self.mark = None if opens or journal is None else len(journal)  # where its writes start in it
-        self.began = True
-
-    def __exit__(self, kind, error, trace) -> bool:
-        store = self.store
-        store.depth -= 1
-        try:
-            if self.began:
-                self.began = False
-                execute = self.writes.execute
-                if self.savepoint:
-                    if kind is not None:
-                        execute("ROLLBACK TO unit")
-                        if self.mark is not None:
-                            del self.journal[self.mark:]
-                    execute("RELEASE unit")
-                elif kind is not None:
-                    if self.mark is not None:  # joined the group: the others' writes stay
-                        rejoin(store, self.mark)
-                    else:
-                        execute("ROLLBACK")
-                        if self.grouped and store.group is not None:  # the group it opened held only its work
-                            store.group = store.pending_commit = store.journal = None
-                elif not self.grouped or store.group is None:
-                    execute("COMMIT")
-            # A grouped transaction that wrote into the open group or read what it holds, or any
-            # savepoint in it (one inside another's `with`): its reply waits for the group's
-            # COMMIT, and so does what follows it (defer).
-            self.waits = store.group is not None and (self.grouped or self.savepoint)
-        finally:
-            if self.written is not None:  # committed or not, the next read takes what is stored
-                for key in self.written:
-                    self.kept.pop(key, None)
-                self.written = None
-        return False
-
-    def defer(self, fn, arg) -> bool:
-        """After `__exit__` without error: `fn(arg)` is what follows this transaction's
-        commit. True when it is left to run after the group's COMMIT; False when the
-        caller runs it now (committed groups' followers, if any, run first: their order)."""
-        if self.waits:
-            self.store.group.followers.append((fn, arg))
-            return True
-        if self.store.committed_groups and not self.store.depth:
-            self.store.run_committed()
-        return False
-
-
 SQL = Queries("?", distinct_names=False)
 # Summaries kept in memory (localiot.store.summaries.KEPT) sit in the store's `kept` beside the
 # kept documents (keyed by 4-tuples), as one {name: text} under (account, region, kind); at
@@ -359,9 +262,20 @@ class SQLiteTx:
 
     # documents -----------------------------------------------------------
     def get(self, kind: str, name: str) -> dict | None:
+        text = self.get_text(kind, name)
+        if text is None:
+            return None
+        if text[:1] != " ":  # _loads, inline: the usual document, orjson's to read
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError:
+                pass
+        return json.loads(text)
+
+    def get_text(self, kind: str, name: str) -> str | None:
         transaction = self._transaction
         if transaction is not None and kind in _KEPT:
-            return self._get_kept(kind, name)
+            return self._kept_text(kind, name)
         key = (*self._scope, kind, name)
         row = (self.db if transaction is None else transaction.store.reads).execute(SQL.get, key).fetchone()
         if row is None:
@@ -371,15 +285,9 @@ class SQLiteTx:
                 else:
                     transaction.absent.add(key)
             return None
-        text = row[0]
-        if text[:1] != " ":  # _loads, inline: the usual document, orjson's to read
-            try:
-                return orjson.loads(text)
-            except orjson.JSONDecodeError:
-                pass
-        return json.loads(text)
+        return row[0]
 
-    def _get_kept(self, kind: str, name: str) -> dict | None:
+    def _kept_text(self, kind: str, name: str) -> str | None:
         key = (*self._scope, kind, name)
         transaction = self._transaction
         text = transaction.kept.get(key, _ABSENT)
@@ -388,7 +296,7 @@ class SQLiteTx:
             text = row[0] if row else None
             if transaction.written is None or key not in transaction.written:
                 transaction.kept[key] = text
-        return None if text is None else _loads(text)
+        return text
 
     def put(self, kind: str, name: str, doc: dict, index=None) -> None:
         if kind in _KEPT and self._transaction is not None:
@@ -568,3 +476,104 @@ class SQLiteTx:
 
     def drop_tags(self, arn: str) -> None:
         self._write(SQL.drop_tags, (*self._scope, arn))
+
+
+class _Transaction(SQLiteTx):
+    """One transaction as a plain context manager (every API call opens one).
+
+    BEGIN IMMEDIATE goes out with the first write, not at the start: the store has
+    one connection used by one thread (the event loop's), so no other writer can
+    come between a unit of work's reads, and a unit of work that only reads (a
+    Describe, a Get, a List) runs its statements in autocommit, without BEGIN and
+    COMMIT. What a unit of work writes is still one transaction: committed at the
+    end, rolled back whole when it raises.
+
+    When the connection is already in a transaction at the first write (an open
+    commit group, or this one runs inside another's `with`), this one is a
+    SAVEPOINT in it: released at the end, rolled back to when it raises. A grouped
+    transaction that begins leaves its COMMIT to the group (localiot.store.commit_group),
+    one that joins it alone in its `with` takes no SAVEPOINT (its journal, `rejoin`)."""
+
+    __slots__ = ("store", "writes", "grouped", "began", "savepoint", "kept", "written", "absent", "waits", "journal",
+                 "mark")
+
+    def __init__(self, store: SQLiteStore, account: str, region: str, grouped: bool):
+        # The transaction is its own first scope (one object per unit of work, not two: its Tx
+        # is `self` until __exit__, which drops that reference cycle).
+        self.store, self.db, self.writes, self.kept = store, store.db, store.writes, store.kept
+        self.account, self.region, self.grouped, self._scope = account, region, grouped, (account, region)
+        self.changes, self._transaction = [], self
+        self.began = self.savepoint = self.waits = False
+        self.journal = None  # (begin: the open group's journal)
+        self.written = None  # keys of kept kinds this transaction wrote (see localiot.store.kept)
+        self.absent = None  # keys this transaction read as absent and has not written since
+
+    def __enter__(self) -> SQLiteTx:
+        self.store.depth += 1
+        return self
+
+    def wrote_kept(self, key: tuple) -> None:
+        self.kept.pop(key, None)
+        if self.written is None:
+            self.written = set()
+        self.written.add(key)
+
+    def begin(self) -> None:
+        if self.began:
+            return
+        store, opens = self.store, not self.db.in_transaction
+        if opens:
+            self.writes.execute("BEGIN IMMEDIATE")
+            if self.grouped:
+                store.open_group()
+        elif not (self.grouped and store.depth == 1 and store.journal is not None):  # (else: joins the group)
+            self.writes.execute("SAVEPOINT unit")
+            self.savepoint = True
+        self.journal = journal = store.journal  # (None: no group open)
+        self.mark = None if opens or journal is None else len(journal)  # where its writes start in it
+        self.began = True
+
+    def __exit__(self, kind, error, trace) -> bool:
+        store = self.store
+        store.depth -= 1
+        try:
+            if self.began:
+                self.began = False
+                execute = self.writes.execute
+                if self.savepoint:
+                    if kind is not None:
+                        execute("ROLLBACK TO unit")
+                        if self.mark is not None:
+                            del self.journal[self.mark:]
+                    execute("RELEASE unit")
+                elif kind is not None:
+                    if self.mark is not None:  # joined the group: the others' writes stay
+                        rejoin(store, self.mark)
+                    else:
+                        execute("ROLLBACK")
+                        if self.grouped and store.group is not None:  # the group it opened held only its work
+                            store.group = store.pending_commit = store.journal = None
+                elif not self.grouped or store.group is None:
+                    execute("COMMIT")
+            # A grouped transaction that wrote into the open group or read what it holds, or any
+            # savepoint in it (one inside another's `with`): its reply waits for the group's
+            # COMMIT, and so does what follows it (defer).
+            self.waits = store.group is not None and (self.grouped or self.savepoint)
+        finally:
+            if self.written is not None:  # committed or not, the next read takes what is stored
+                for key in self.written:
+                    self.kept.pop(key, None)
+                self.written = None
+            self._transaction = None  # (its scopes keep theirs)
+        return False
+
+    def defer(self, fn, arg) -> bool:
+        """After `__exit__` without error: `fn(arg)` is what follows this transaction's
+        commit. True when it is left to run after the group's COMMIT; False when the
+        caller runs it now (committed groups' followers, if any, run first: their order)."""
+        if self.waits:
+            self.store.group.followers.append((fn, arg))
+            return True
+        if self.store.committed_groups and not self.store.depth:
+            self.store.run_committed()
+        return False

@@ -44,7 +44,10 @@ def _call(fn, *args, **kwargs):
 
 @operation("iot-data")
 def GetThingShadow(ctx, req):
-    return {"payload": dumps(_call(service.get_shadow, ctx, req["thingName"], req.get("shadowName")))}
+    try:  # (_call's, written out, as UpdateThingShadow's)
+        return {"payload": service.get_shadow_json(ctx, req["thingName"], req.get("shadowName"))}
+    except ShadowError as error:
+        raise service_error(error) from None
 
 
 @operation("iot-data")
