@@ -73,8 +73,10 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.broker.connections.discard(self)
         self.transport = None
-        self.backlogged = False
-        if self.waiters:
+        more = self.more
+        if more.backlogged:
+            self.backlogged = False
+        if more.waiters:
             flow.release(self)
         if self.state != CLOSED:
             self.state = CLOSED
@@ -361,7 +363,7 @@ class Connection(asyncio.Protocol):
             self.state = AUTHENTICATING
             self.reading_paused = True
             self.transport.pause_reading()
-            task = broker.loop.create_task(_await(result))
+            task = asyncio.ensure_future(result, loop=broker.loop)
             task.add_done_callback(lambda t: self._authenticated(c, client_id, assigned, t))
             return
         self._accept(c, client_id, assigned, result)
@@ -589,10 +591,6 @@ class Connection(asyncio.Protocol):
             cache.clear()
         cache[tb] = decision
         return decision
-
-
-async def _await(awaitable):
-    return await awaitable
 
 
 for _name in ("will", "will_delay", "max_out_packet", "reading_paused", "waiters", "backlogged", "progress_at",
