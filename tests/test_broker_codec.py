@@ -292,3 +292,39 @@ def test_parser_learns_version_from_connect():
     assert parser.version == V5
     (ack,) = parser.feed(encode(Ack(codec.PUBACK, 1, 0x87), V5))
     assert ack.reason_code == 0x87
+
+
+@pytest.mark.parametrize("connect", [
+    codec.Connect("device-1", codec.MQTT311, True, 60),
+    codec.Connect("d", codec.MQTT311, False, 0),
+    codec.Connect("", codec.MQTT311, True, 65535),
+    codec.Connect("ünïcode-id", codec.MQTT311, True, 1200),
+])
+def test_the_plain_connect_decoder_reads_what_the_reader_reads(connect):
+    body = codec.encode(connect, codec.MQTT311)[2:]  # (a short packet: one length byte)
+    assert codec.decode_connect_plain(body) == codec.decode(0x10, body, None) == connect
+
+
+@pytest.mark.parametrize("connect", [
+    codec.Connect("device-1", codec.MQTT311, True, 60, username="u"),
+    codec.Connect("device-1", codec.MQTT311, True, 60, username="u", password=b"p"),
+    codec.Connect("device-1", codec.MQTT311, True, 60, will=codec.Will("a/b", b"x", 1, False, {})),
+    codec.Connect("device-1", codec.MQTT5, True, 60),
+])
+def test_the_plain_connect_decoder_leaves_every_other_connect_to_the_reader(connect):
+    body = codec.encode(connect, connect.protocol_level)[2:]
+    assert codec.decode_connect_plain(body) is None
+    assert codec.decode(0x10, body, None) == connect
+
+
+def test_the_plain_connect_decoder_refuses_what_the_reader_refuses():
+    body = codec.encode(codec.Connect("device-1", codec.MQTT311, True, 60), codec.MQTT311)[2:]
+    assert codec.decode_connect_plain(body + b"x") is None  # trailing bytes: the reader's error
+    with pytest.raises(codec.MalformedPacket):
+        codec.decode(0x10, body + b"x", None)
+    assert codec.decode_connect_plain(body[:7] + b"\x03" + body[8:]) is None  # a reserved flag set
+    bad = body[:12] + b"\xff" + body[13:]  # not UTF-8
+    with pytest.raises(codec.MalformedPacket):
+        codec.decode_connect_plain(bad)
+    with pytest.raises(codec.MalformedPacket):
+        codec.decode(0x10, bad, None)

@@ -300,14 +300,16 @@ class Broker:
             queued.deliver(self, conn, session)
 
     def connection_ended(self, conn: Connection) -> None:
-        metering.ended(conn)
+        if conn.meter is not None:
+            metering.ended(conn)
         session = conn.session
         if session is None:
             return
         conn.session = None
         iotlogs.disconnected(conn)
         self.lifecycle.presence(conn, session, "disconnected")
-        if conn.will is not None and conn.send_will:
+        more = conn.more
+        if more.will is not None and more.send_will:
             if conn.will_delay and session.persistent:
                 session.will = conn.will
                 session.will_due = self.clock.now() + min(conn.will_delay, session.expiry_interval)

@@ -14,9 +14,9 @@ import sys
 import uuid
 
 from localiot import iotlogs, metering
-from localiot.broker import auth, codec, flow, occasional, retaining, special, subscriptions, watchers
+from localiot.broker import auth, codec, durable, flow, occasional, retaining, special, subscriptions, watchers
 from localiot.broker.admission import Decision
-from localiot.broker.codec import MalformedPacket, decode_publish, decode_varint
+from localiot.broker.codec import MalformedPacket, decode_connect_plain, decode_publish, decode_varint
 from localiot.broker.message import Message
 from localiot.broker.occasional import NO_OUTPUT
 from localiot.broker.sessions import check_client_id, negotiate_keep_alive, negotiate_session_expiry
@@ -26,10 +26,9 @@ from localiot.topics import TopicError, validate_topic_name
 _PUB_CACHE_MAX = 1024  # admission decisions cached per connection, by topic bytes
 _YIELD_EVERY = 256  # PUBLISH packets handled per read before the loop gets a turn
 _KEEP_WHOLE = 4096  # bytes left unread from which the read's buffer is kept as it is, not copied
-
-
 _CONNACK_V3 = (b"\x20\x02\x00\x00", b"\x20\x02\x01\x00")  # accepted, by session present
 _NONE: dict = {}  # shared by connections that have no cached decisions yet (never written to)
+_DISCONNECT = codec.Disconnect(0, {})  # a DISCONNECT without a body (never written to)
 
 
 class Connection(asyncio.Protocol):
@@ -74,8 +73,10 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.broker.connections.discard(self)
         self.transport = None
-        self.backlogged = False
-        if self.waiters:
+        more = self.more
+        if more.backlogged:
+            self.backlogged = False
+        if more.waiters:
             flow.release(self)
         if self.state != CLOSED:
             self.state = CLOSED
@@ -225,7 +226,7 @@ class Connection(asyncio.Protocol):
             return
         data = b"".join(self.out) if self.out else b""
         self.out = NO_OUTPUT
-        self.broker.persistence.after_durable(_write_and_close, t, data)  # a PUBACK among them: after its commit
+        self.broker.persistence.after_durable(durable.write_and_close, t, data)  # a PUBACK among them: after its commit
 
     def send_disconnect(self, reason_code: int, reason: str | None = None) -> None:
         if self.v5 and self.state in (CONNECTED, AUTHENTICATING):
@@ -258,7 +259,11 @@ class Connection(asyncio.Protocol):
         if self.state == NEW:
             if first >> 4 != codec.CONNECT:
                 raise MalformedPacket("the first packet must be CONNECT", codec.PROTOCOL_ERROR)
-            self._connect(codec.decode(first, body, None))
+            connect = decode_connect_plain(body) if first == 0x10 else None
+            self._connect(connect if connect is not None else codec.decode(first, body, None))
+            return
+        if first == 0xE0 and not body:  # the usual DISCONNECT (reason 0, no properties): nothing to decode
+            self._disconnect(_DISCONNECT)
             return
         packet = codec.decode(first, body, self.version)
         t = packet.type
@@ -281,14 +286,19 @@ class Connection(asyncio.Protocol):
 
     def _disconnect(self, packet: codec.Disconnect) -> None:
         session = self.session
-        interval = packet.properties.get("session_expiry_interval")
+        properties = packet.properties
+        interval = properties.get("session_expiry_interval") if properties else None
         if interval is not None and session is not None:
             if session.expiry_interval == 0 and interval > 0:
                 raise MalformedPacket("session expiry raised from 0 at DISCONNECT", codec.PROTOCOL_ERROR)
             session.expiry_interval = min(interval, self.broker.limits.session_expiry_max)
-        self.client_initiated = True
-        self.disconnect_reason = "CLIENT_INITIATED_DISCONNECT"
-        self.send_will = packet.reason_code == codec.DISCONNECT_WITH_WILL
+        with_will = packet.reason_code == codec.DISCONNECT_WITH_WILL
+        if self.more is occasional.ORDINARY and not with_will:
+            self.more = occasional.CLIENT_GONE  # (shared: how most connections end)
+        else:
+            self.client_initiated = True
+            self.disconnect_reason = "CLIENT_INITIATED_DISCONNECT"
+            self.send_will = with_will
         self.state = CLOSED
         self.broker.connection_ended(self)
         self.close()
@@ -353,7 +363,7 @@ class Connection(asyncio.Protocol):
             self.state = AUTHENTICATING
             self.reading_paused = True
             self.transport.pause_reading()
-            task = broker.loop.create_task(_await(result))
+            task = asyncio.ensure_future(result, loop=broker.loop)
             task.add_done_callback(lambda t: self._authenticated(c, client_id, assigned, t))
             return
         self._accept(c, client_id, assigned, result)
@@ -581,16 +591,6 @@ class Connection(asyncio.Protocol):
             cache.clear()
         cache[tb] = decision
         return decision
-
-
-def _write_and_close(_ok: bool, transport, data: bytes) -> None:
-    if data:
-        transport.write(data)
-    transport.close()
-
-
-async def _await(awaitable):
-    return await awaitable
 
 
 for _name in ("will", "will_delay", "max_out_packet", "reading_paused", "waiters", "backlogged", "progress_at",

@@ -48,6 +48,13 @@ def flush(broker) -> None:
             conn.out = NO_OUTPUT  # an idle connection keeps no empty list
 
 
+def write_and_close(_ok: bool, transport, data: bytes) -> None:
+    """A closing connection's last bytes, then its close (`after_durable`'s, from Connection.close)."""
+    if data:
+        transport.write(data)
+    transport.close()
+
+
 def start_commit(broker):
     """The group commit on a worker; the output written so far waits for it (PostgreSQL)."""
     held = []

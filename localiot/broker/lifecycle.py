@@ -114,7 +114,7 @@ class LifecycleEvents:
             reason = conn.disconnect_reason
             if versions is None:
                 versions = self._versions[(account, region)] = {}
-            else:
+            elif versions and versions[next(iter(versions))][1] <= now - VERSION_KEPT_MS:  # (oldest first)
                 _forget_old(versions, now)
             versions[client_id] = (version, now)
         identity = conn.identity
@@ -124,7 +124,8 @@ class LifecycleEvents:
                                                            identity.principal, conn.remote, reason,
                                                            connected_at, version))
         topic = f"{PRESENCE}{event}/{client_id}"
-        if not self._wanted(account, region, topic):
+        broker = self.broker
+        if broker.fabric is None and not broker.bus.wants(account, region, topic):  # (_wanted, inline)
             return
         body = {
             "clientId": client_id,

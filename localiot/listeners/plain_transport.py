@@ -46,6 +46,11 @@ _AGAIN = (BlockingIOError, InterruptedError)
 _ACCEPT_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _PAUSED, _CLOSING, _WRITING_PAUSED = 1, 2, 4  # PlainTransport.flags
 _readv, _write = os.readv, os.write
+try:
+    from fcntl import F_SETFL as _SETFL, fcntl as _fcntl
+except ImportError:  # (not POSIX: `available()` is False there, the loop's own server runs)
+    _fcntl = _SETFL = None
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def available() -> bool:
@@ -115,7 +120,9 @@ class PlainServer:
                 log.warning("plain MQTT listener: accept failed: %s", e)
                 return  # (called again while the listening socket is readable)
             try:
-                os.set_blocking(fd, False)  # (close-on-exec from accept4; TCP_NODELAY from the listening socket)
+                # one fcntl, not set_blocking's two: an accepted socket has no other status flag to keep
+                # (close-on-exec from accept4; TCP_NODELAY from the listening socket)
+                _fcntl(fd, _SETFL, _NONBLOCK)
                 self._epoll.register(fd, _IN)
             except OSError as e:
                 log.warning("plain MQTT listener: cannot watch an accepted connection: %s", e)

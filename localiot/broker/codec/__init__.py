@@ -14,7 +14,7 @@ from here.
 
 from localiot.broker.codec.constants import *  # noqa: F401,F403
 from localiot.broker.codec.decode import (  # noqa: F401
-    Parser, decode, decode_connect, decode_publish, split_packet,
+    Parser, decode, decode_connect, decode_connect_plain, decode_publish, split_packet,
 )
 from localiot.broker.codec.encode import encode, encode_connect, encode_publish, frame  # noqa: F401
 from localiot.broker.codec.packets import (  # noqa: F401

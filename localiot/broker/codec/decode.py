@@ -256,3 +256,16 @@ def decode_connect(r: _Reader) -> Connect:
         password = None
     _done(r)
     return Connect(client_id, level, bool(flags & 2), keep_alive, username, password, will, props, name)
+
+
+_PLAIN_CONNECT = b"\x00\x04MQTT\x04"  # protocol name and level 4 (MQTT 3.1.1)
+
+
+def decode_connect_plain(body: bytes) -> Connect | None:
+    """A 3.1.1 CONNECT of a client id alone (no will, user name or password), what most devices
+    send, decoded without a reader: what `decode_connect` makes of it; None for any other
+    CONNECT (decode_connect takes it, and its errors)."""
+    n = len(body)
+    if n < 12 or body[7] & 0xFD or not body.startswith(_PLAIN_CONNECT) or 12 + (body[10] << 8 | body[11]) != n:
+        return None
+    return Connect(decode_utf8(body[12:]), MQTT311, body[7] == 2, body[8] << 8 | body[9])

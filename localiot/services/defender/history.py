@@ -101,7 +101,9 @@ class ConnectionHistory:
             self.prune_run.clear()
 
     def hear(self, account: str, region: str, event: PresenceEvent) -> bool:
-        self._fresh()
+        broker = self.runtime.broker
+        if (0 if broker is None else broker.resets) != self._resets:
+            self._fresh()
         scope = (account, region)
         session = event.session_id
         if event.kind == "connected":
@@ -111,10 +113,11 @@ class ConnectionHistory:
                 self.pending.setdefault(scope, {})[name] = entry
                 return True
             opening = self.opening.get(scope)
-            if opening is None:
-                opening = self.opening[scope] = {}
+            if not opening:  # (else the scope has a flush coming: `take` asks for another for what it leaves)
+                if opening is None:
+                    opening = self.opening[scope] = {}
+                self.presence.later(account, region, HOLD)
             opening[session] = (event, loop.time() + HOLD)
-            self.presence.later(account, region, HOLD)
             return False  # nothing to write before it ends or is due
         at = event.connected_at
         if at is None:  # (a connection this process did not announce)
