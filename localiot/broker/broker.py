@@ -143,6 +143,7 @@ class Broker:
         self.offline.clear()
         self.connecting.clear()
         self.scopes.clear()
+        self.bus.wants_changed()  # (the bus keeps wanted() answers)
         self.lifecycle.forget()
         self.persistence.forget()
         if self.fabric is not None:
@@ -289,6 +290,7 @@ class Broker:
             for topic_filter in session.subscriptions:
                 scope.trie.remove(topic_filter, session)
             scope.cache.clear()
+            self.bus.wants_changed()  # (the bus keeps wanted() answers)
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
         self.offline.discard(session)
