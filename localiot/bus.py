@@ -14,12 +14,18 @@ engine, any enabled rule's FROM filter), so a publisher whose messages cost to
 build (a shadow update's `/update/documents`) asks `bus.wants(...)` first and
 builds none that nobody would receive. A subscriber that gives no `wants` is
 taken to want every topic its prefix lets through.
+
+The bus keeps the answers by (account, region, topic) (an update of a shadow asks two
+or three questions; asking the subscribers cost more than the rest of its events'
+work): a subscriber whose answers may have changed (a subscription made or dropped, a
+stored session gone, rules changed) says so with `wants_changed()`, which forgets them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Callable
 
 log = logging.getLogger("localiot.bus")
@@ -31,12 +37,23 @@ Subscriber = Callable[[str, str, str, bytes], None]
 Publisher = tuple[str, str] | None
 
 
+# Answers kept at most (topics of one thing's shadow are unique to it: a fleet's would grow without end).
+ANSWERS_KEPT = 10_000
+_ONE_CLIENTS = "$aws/events/"  # topics of one client's lifecycle events (asked once each: not kept)
+
+
 class Bus:
     def __init__(self) -> None:
         # a tuple, replaced (not changed) on subscribe/unsubscribe: publish iterates it without a copy
         self._subscribers: tuple[tuple[Callable, object, bool, str], ...] = ()
         # (prefix, wants) of every subscriber, for `wants`
         self._wanting: tuple[tuple[str, Callable | None], ...] = ()
+        # `wants`' answers by (account, region, topic), and a count of `wants_changed` calls:
+        # an answer worked out while a subscriber's changed is not kept (a worker thread asks
+        # with PostgreSQL while the loop's broker takes a SUBSCRIBE)
+        self._answers: dict[tuple[str, str, str], bool] = {}
+        self._changes = 0
+        self._answers_lock = threading.Lock()
 
     def subscribe(self, fn: Callable, *, origin: object = None, publisher: bool = False,
                   prefix: str = "", wants: Callable[[str, str, str], bool] | None = None) -> Callable[[], None]:
@@ -49,16 +66,41 @@ class Bus:
         wanting = (prefix, wants)
         self._subscribers = (*self._subscribers, entry)
         self._wanting = (*self._wanting, wanting)
+        self.wants_changed()
 
         def unsubscribe() -> None:
             self._subscribers = tuple(e for e in self._subscribers if e is not entry)
             self._wanting = tuple(w for w in self._wanting if w is not wanting)
+            self.wants_changed()
         return unsubscribe
+
+    def wants_changed(self) -> None:
+        """A subscriber's `wants` may answer differently from now on: the answers kept go."""
+        with self._answers_lock:
+            self._changes += 1
+            self._answers = {}
 
     def wants(self, account: str, region: str, topic: str) -> bool:
         """Whether any subscriber could receive a message on `topic` published now. A
         subscriber joining after the answer may miss a message left unbuilt, as it
         would miss one published just before it joined."""
+        key = (account, region, topic)
+        answer = self._answers.get(key)
+        if answer is not None:
+            return answer
+        changes = self._changes
+        answer = self._ask(account, region, topic)
+        if topic.startswith(_ONE_CLIENTS):
+            return answer  # (a lifecycle event names its client: keeping it would only push the others out)
+        with self._answers_lock:
+            if self._changes == changes:  # (else it may be an answer from before the change)
+                answers = self._answers
+                if len(answers) >= ANSWERS_KEPT:
+                    answers = self._answers = {}
+                answers[key] = answer
+        return answer
+
+    def _ask(self, account: str, region: str, topic: str) -> bool:
         for prefix, wants in self._wanting:
             if prefix and not topic.startswith(prefix):
                 continue

@@ -249,6 +249,22 @@ def test_the_bus_asks_every_subscriber_within_its_prefix():
     assert not bus.wants("a", "r", "$aws/events/presence/connected/c1")
 
 
+def test_the_bus_keeps_its_answers_until_a_subscriber_says_they_changed():
+    bus = Bus()
+    wanted, asked = set(), []
+    bus.subscribe(lambda *m: None, wants=lambda account, region, topic: asked.append(topic) or (account, topic) in wanted)
+    assert not bus.wants("a", "r", "x/y") and not bus.wants("a", "r", "x/y") and asked == ["x/y"]
+    wanted.add(("a", "x/y"))
+    assert not bus.wants("a", "r", "x/y")  # the subscriber did not say its answer changed
+    bus.wants_changed()
+    assert bus.wants("a", "r", "x/y") and bus.wants("a", "r", "x/y") and asked == ["x/y", "x/y"]
+    assert not bus.wants("b", "r", "x/y")  # answers are per account and region
+    stop = bus.subscribe(lambda *m: None)  # a subscriber joining (or leaving) is a change too
+    assert bus.wants("b", "r", "x/y")
+    stop()
+    assert not bus.wants("b", "r", "x/y")
+
+
 def test_a_failing_wants_counts_as_wanting():
     bus = Bus()
 

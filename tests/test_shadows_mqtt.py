@@ -176,6 +176,26 @@ def test_the_broker_wants_the_topics_of_its_sessions_filters(localiot_server, de
     assert not wants(accepted) and not wants(documents)
 
 
+def test_an_update_nobody_wanted_does_not_keep_a_new_subscriber_from_the_next(localiot_server, devices):
+    # The bus keeps its subscribers' answers (Bus.wants): a SUBSCRIBE, an UNSUBSCRIBE and a
+    # session dropped make it ask again.
+    thing = f"kiln-{uuid.uuid4().hex[:6]}"
+    accepted = f"$aws/things/{thing}/shadow/update/accepted"
+    data = make_client(localiot_server, "iot-data")
+    data.update_thing_shadow(thingName=thing, payload=json.dumps({"state": {"reported": {"t": 1}}}))
+    device = devices.plain()
+    device.subscribe(accepted)
+    data.update_thing_shadow(thingName=thing, payload=json.dumps({"state": {"reported": {"t": 2}}}))
+    assert json.loads(device.expect(accepted).payload)["state"] == {"reported": {"t": 2}}
+    device.unsubscribe(accepted)
+    data.update_thing_shadow(thingName=thing, payload=json.dumps({"state": {"reported": {"t": 3}}}))
+    again = devices.plain()
+    again.subscribe(accepted)
+    data.update_thing_shadow(thingName=thing, payload=json.dumps({"state": {"reported": {"t": 4}}}))
+    assert json.loads(again.expect(accepted).payload)["state"] == {"reported": {"t": 4}}
+    device.expect_none()
+
+
 def test_devices_cannot_publish_the_services_topics(devices):
     device = devices.plain(version=V5)
     assert device.publish("$aws/things/lamp/shadow/update/accepted", b"{}") == NOT_AUTHORIZED

@@ -143,6 +143,7 @@ class Broker:
         self.offline.clear()
         self.connecting.clear()
         self.scopes.clear()
+        self.bus.wants_changed()  # (the bus keeps wanted() answers)
         self.lifecycle.forget()
         self.persistence.forget()
         if self.fabric is not None:
@@ -156,6 +157,7 @@ class Broker:
             scope = self.scope(s.account, s.region)
             for topic_filter, options in s.subscriptions.items():
                 scope.trie.add(topic_filter, s, options)
+        self.bus.wants_changed()  # (the restored filters: no answer kept before them stands)
 
     # output batching -----------------------------------------------------------
     def dirty(self, conn: Connection) -> None:
@@ -289,6 +291,7 @@ class Broker:
             for topic_filter in session.subscriptions:
                 scope.trie.remove(topic_filter, session)
             scope.cache.clear()
+            self.bus.wants_changed()  # (the bus keeps wanted() answers)
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
         self.offline.discard(session)

@@ -112,6 +112,7 @@ def subscribe(broker, conn, packet: codec.Subscribe) -> None:
     saved = None
     if granted:
         scope.cache.clear()
+        broker.bus.wants_changed()  # (the bus keeps wanted() answers too)
         if session.persistent:
             saved = broker.persistence.save_soon(session)  # PostgreSQL: on a worker (its future)
 
@@ -179,6 +180,7 @@ def unsubscribe(broker, conn, packet: codec.Unsubscribe) -> None:
             codes.append(codec.NO_SUBSCRIPTION_EXISTED)
     if removed:
         scope.cache.clear()
+        broker.bus.wants_changed()
         if session.persistent:
             broker.persistence.save_soon(session)  # PostgreSQL: on a worker, in the session's order
     conn.push(codec.encode(codec.Unsuback(packet.packet_id, codes), conn.version))

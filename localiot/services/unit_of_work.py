@@ -128,17 +128,26 @@ def _close(runtime, transaction, ctx: RequestContext) -> None:
 def committed(ctx: RequestContext) -> None:
     """What follows a commit: events to the bus, commit listeners, after-commit callbacks."""
     runtime = ctx.runtime
-    for topic, payload in ctx.events:
-        runtime.bus.publish(ctx.account, ctx.region, topic, payload)
+    events = ctx.events
+    if events:
+        publish = runtime.bus.publish
+        for topic, payload in events:
+            publish(ctx.account, ctx.region, topic, payload)
     # A unit that wrote and announced nothing (every read) has nothing to tell the listeners.
-    if ctx.events or getattr(ctx.tx, "changes", True) or ctx.extra_affects is not None:
-        _tell_listeners(ctx)
-    for fn in ctx.after_commit_hooks or ():
-        try:
-            fn()
-        except Exception:
-            log.exception("after-commit work failed after %s %s", ctx.service, ctx.operation)
-    _let_go(ctx)
+    if events or getattr(ctx.tx, "changes", True) or ctx.extra_affects is not None:
+        for listener in tuple(runtime.commit_listeners):  # (a copy: a listener may leave the list)
+            try:
+                listener(ctx)
+            except Exception:  # the call committed: a listener's failure must not turn it into an error
+                log.exception("commit listener failed after %s %s", ctx.service, ctx.operation)
+    after = ctx.after_commit_hooks
+    if after:
+        for fn in after:
+            try:
+                fn()
+            except Exception:
+                log.exception("after-commit work failed after %s %s", ctx.service, ctx.operation)
+    ctx.before_commit_hooks = ctx.after_commit_hooks = None  # (_let_go's)
 
 
 def _let_go(ctx: RequestContext) -> None:
@@ -148,14 +157,6 @@ def _let_go(ctx: RequestContext) -> None:
     cyclic garbage collector (~8 µs a Publish in process, most of it full collections
     walking the whole heap) instead of being freed when the call ends."""
     ctx.before_commit_hooks = ctx.after_commit_hooks = None
-
-
-def _tell_listeners(ctx: RequestContext) -> None:
-    for listener in list(ctx.runtime.commit_listeners):
-        try:
-            listener(ctx)
-        except Exception:  # the call committed: a listener's failure must not turn it into an error
-            log.exception("commit listener failed after %s %s", ctx.service, ctx.operation)
 
 
 # Attempts of a unit of work the store refused to finish for a reason a new
@@ -171,12 +172,16 @@ def run(runtime, account: str, region: str, service: str, operation: str, fn, *a
     (`unit_of_work` without its object: this is every API call's.)"""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            transaction, ctx = _open(runtime, account, region, service, operation, True, grouped, RequestContext,
-                                     None)
+            # (_open's, written out)
+            transaction = runtime.store.transaction(account, region, grouped=grouped)
+            tx = transaction.__enter__()
+            ctx = None
             try:
+                ctx = RequestContext(account, region, tx, runtime, service, operation)
                 output = fn(ctx, *args)
             except BaseException:  # the body failed: roll back, nothing follows
-                _let_go(ctx)
+                if ctx is not None:
+                    _let_go(ctx)
                 if not transaction.__exit__(*sys.exc_info()):
                     raise
                 continue  # (as a `with` whose transaction swallowed the error: the next attempt)

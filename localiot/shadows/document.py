@@ -102,21 +102,23 @@ def _reject_constant(name: str):
 
 
 # What sends a request's bytes to jsontext.loads rather than straight to orjson (whose
-# result jsontext.loads takes whenever neither is there): a backslash-u escape (perhaps a lone
-# surrogate) or a run of 19 digits (an integer orjson would read as a float), found as
-# 19 zeros once every digit is a zero (a regex scan took a third of the parse).
+# result jsontext.loads takes whenever neither is there): a run of 19 digits (an integer
+# orjson would read as a float), found as 19 zeros once every digit is a zero (a regex scan
+# took a third of the parse), or more brackets than jsontext's depth. (A lone surrogate
+# escape needs no look: orjson refuses every one, and the long way says why.)
 _ZEROED = bytes.maketrans(b"123456789", b"000000000")
 _LONG_RUN = b"0" * 19
 
 
-def _loads(payload: bytes | str):
-    if payload.__class__ is bytes and payload.find(b"\\u") < 0 and \
-            payload.translate(_ZEROED).find(_LONG_RUN) < 0 and \
-            payload.count(b"{") + payload.count(b"[") <= jsontext.MAX_DEPTH:
+def _loads(payload: bytes | str, brackets: int | None = None):
+    """A request document (`brackets`: the count of `{` and `[` in `payload`, if known)."""
+    if payload.__class__ is bytes and \
+            (payload.count(b"{") + payload.count(b"[") if brackets is None else brackets) <= jsontext.MAX_DEPTH \
+            and payload.translate(_ZEROED).find(_LONG_RUN) < 0:
         try:
             return orjson.loads(payload)
         except orjson.JSONDecodeError:
-            pass  # not UTF-8, not JSON, NaN: the long way says which
+            pass  # not UTF-8, not JSON, NaN, a lone surrogate: the long way says which
     if isinstance(payload, str):
         text = payload
     else:
@@ -170,7 +172,13 @@ def parse_update(payload: bytes | str) -> UpdateRequest:
     """Validate an update request document; raise ShadowError as AWS rejects it."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ShadowError(413, TOO_LARGE)
-    doc = _loads(payload)
+    # The brackets, counted once: for the parse's depth look and for the state's below.
+    text = payload if isinstance(payload, (str, bytes)) else bytes(payload)
+    if isinstance(text, str):
+        curly, square = text.count("{"), text.count("[")
+    else:
+        curly, square = text.count(b"{"), text.count(b"[")
+    doc = _loads(payload, curly + square)
     if not isinstance(doc, dict):
         raise ShadowError(400, MISSING_STATE)
     token = _client_token(doc)
@@ -193,9 +201,7 @@ def parse_update(payload: bytes | str) -> UpdateRequest:
         # No array in the text: none to hold a null. Too few brackets in it for the
         # root, state and MAX_DEPTH levels: no section can be too deep. (Brackets inside
         # strings only send a payload the long way.)
-        text = payload if isinstance(payload, (str, bytes)) else bytes(payload)
-        square, curly = ("[", "{") if isinstance(text, str) else (b"[", b"{")
-        if text.find(square) < 0 and text.count(curly) <= MAX_DEPTH + 2:
+        if not square and curly <= MAX_DEPTH + 2:
             return UpdateRequest(state, token, version)
         for section in state.values():
             if section is None:
@@ -270,10 +276,13 @@ def metadata_for(value, timestamp: int):
 
 
 def _metadata_of(value: dict | list, timestamp: int):
-    # (leaves inline: a call per leaf was most of the cost)
+    # (leaves inline: a call per leaf was most of the cost; loops, not comprehensions: a
+    # comprehension is a call of its own)
     if isinstance(value, dict):
-        return {k: _metadata_of(v, timestamp) if isinstance(v, (dict, list)) else {"timestamp": timestamp}
-                for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            out[k] = _metadata_of(v, timestamp) if isinstance(v, (dict, list)) else {"timestamp": timestamp}
+        return out
     return [_metadata_of(v, timestamp) if isinstance(v, (dict, list)) else {"timestamp": timestamp} for v in value]
 
 
@@ -376,6 +385,20 @@ def state_size(state: dict) -> int:
     return size
 
 
+def _too_large(state: dict) -> bool:
+    """state_size(state) > MAX_STATE_BYTES. orjson's text of a state differs from json's
+    (which the limit counts) only where a float is written with a negative exponent, by a
+    byte at most in four or more (orjson `1e-7`, json `1e-07`): when orjson's text is no more
+    than half the limit, json's is under it and not worked out (state_size looks at the text
+    for such floats, and at its framing)."""
+    try:
+        if len(orjson.dumps(state)) * 2 <= MAX_STATE_BYTES:
+            return False
+    except TypeError:  # an integer beyond 64 bits: state_size writes it with json
+        pass
+    return state_size(state) > MAX_STATE_BYTES
+
+
 # operations -------------------------------------------------------------------
 class UpdateResult:
     """A merged update: the new stored shadow and the documents AWS publishes for it.
@@ -443,7 +466,7 @@ def apply_update(stored: dict | None, request: UpdateRequest, now: int, base_ver
                 state[section] = merged
                 metadata[section] = _merge_metadata(merged, before, old_meta.get(section, _EMPTY), value,
                                                     patch[section], now)
-    if state_size(state) > MAX_STATE_BYTES:
+    if _too_large(state):
         raise ShadowError(413, TOO_LARGE, token)
     version = current + 1
     # The accepted document echoes what was written (nulls included) with a

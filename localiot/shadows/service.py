@@ -25,6 +25,7 @@ after its first update). There is no quota on named shadows per thing.
 from __future__ import annotations
 
 from localiot.protocol.errors import ServiceError
+from localiot.protocol.jsontext import dumps_by
 from localiot.services.common import decode_token, encode_token
 from localiot.shadows import document
 from localiot.shadows.document import ShadowError
@@ -124,13 +125,16 @@ def get_shadow_json(ctx, thing: str, shadow_name: str | None = None) -> bytes:
 
 
 def update_shadow(ctx, thing: str, shadow_name: str | None, payload: bytes | str, *,
-                  publish_rejected: bool = False, as_bytes: bool = False) -> dict | bytes | None:
+                  publish_rejected: bool = False, as_bytes: bool = False,
+                  names_checked: bool = False) -> dict | bytes | None:
     """Apply an update request document; returns the accepted document (`as_bytes`:
-    as its UTF-8 JSON, the HTTP reply's payload)."""
+    as its UTF-8 JSON, the HTTP reply's payload). `names_checked`: the caller checked
+    the names against the API's rules (the HTTP door: the model's patterns are these)."""
     try:
-        document.validate_names(thing, shadow_name)
+        if not names_checked:
+            document.validate_names(thing, shadow_name)
         request = document.parse_update(payload)
-        now = _now(ctx)
+        now = int(ctx.runtime.clock.now())  # (_now's)
         stored, base_version = _load(ctx, thing, shadow_name, now)
         result = document.apply_update(stored, request, now, base_version)
     except ShadowError as error:
@@ -143,7 +147,7 @@ def update_shadow(ctx, thing: str, shadow_name: str | None, payload: bytes | str
     # stored session, a rule, an in-process listener: `Bus.wants`); the reply always is.
     topic = f"{prefix}/update/accepted"
     if as_bytes:  # written once for the reply and the event (the same bytes when they hold only ASCII)
-        accepted = document.dumps(result.accepted)
+        accepted = dumps_by(result.accepted, False)[0]  # (document.dumps, without its two calls in between)
         if wants(account, region, topic):
             if accepted.isascii() and accepted.find(b"\x7f") < 0:
                 ctx.publish_json(topic, accepted)

@@ -54,7 +54,7 @@ def GetThingShadow(ctx, req):
 def UpdateThingShadow(ctx, req):
     try:  # (_call's, written out: every update comes through here)
         return {"payload": service.update_shadow(ctx, req["thingName"], req.get("shadowName"),
-                                                 req.get("payload") or b"", as_bytes=True)}
+                                                 req.get("payload") or b"", as_bytes=True, names_checked=True)}
     except ShadowError as error:
         raise service_error(error) from None
 

@@ -96,7 +96,7 @@ def CreateThing(ctx, req):
     _check_attribute_count(thing_type, attributes)
     if billing_group:
         BILLING_GROUP.get(ctx, billing_group)
-    thing = {"thingName": name, "thingId": new_id(), "thingArn": arn(ctx, name)}
+    thing = {"thingName": name, "thingId": new_id(), "thingArn": f"arn:aws:iot:{ctx.region}:{ctx.account}:thing/{name}"}
     # No type or billing group: stored absent, not null (every reader takes .get; a null in
     # the text sent the store's writer down its float walk, ~4% of a CreateThing)
     if thing_type is not None:
@@ -104,8 +104,11 @@ def CreateThing(ctx, req):
     thing["attributes"], thing["version"] = attributes, 1
     if billing_group is not None:
         thing["billingGroupName"] = billing_group
-    thing["creationDate"] = ctx.now()
-    save(ctx, thing)
+    thing["creationDate"] = ctx.runtime.clock.now()
+    if attributes or thing_type or billing_group:
+        save(ctx, thing)
+    else:  # nothing to index, and the name is new (no entries to drop): save's index of Nones, skipped
+        ctx.tx.put(KIND, name, thing)
     _emit(ctx, thing, "CREATED")
     if thing_type:
         _emit_type_association(ctx, thing, thing_type, "ADDED")

@@ -312,10 +312,12 @@ class RulesEngine:
     def forget(self) -> None:
         """Drop every compiled scope (the store was wiped under us)."""
         self._scopes.clear()
+        self.runtime.bus.wants_changed()  # (the bus keeps the answers of `wants`)
 
     def stale(self, account: str, region: str) -> None:
         """A committed change to the scope's rules or destinations: recompile on its next message."""
         self._scopes.pop((account, region), None)
+        self.runtime.bus.wants_changed()
 
     def scope(self, account: str, region: str) -> _Scope:
         cached = self._scopes.get((account, region))
@@ -338,6 +340,7 @@ class RulesEngine:
                 trie.setdefault(rule.query.topic_filter, list).append(rule)
         scope = _Scope(rules, trie, urls)
         self._scopes[(account, region)] = scope
+        self.runtime.bus.wants_changed()
         return scope
 
     # one message ----------------------------------------------------------------------
