@@ -49,6 +49,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -98,6 +99,11 @@ class Node(Broker):
         self.api = f"http://{HOST}:{self.api_port}"
         self.exit_code: int | None = None
         self.stop_seconds = 0.0
+
+    def logged(self, text: str) -> int:
+        """How many lines of the node's log hold `text`."""
+        with open(self.log_path, errors="replace") as f:
+            return sum(text in line for line in f)
 
     def logged_errors(self) -> list[str]:
         """The ERROR lines of the node's log."""
@@ -152,6 +158,39 @@ class Node(Broker):
 # ---------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------
+class HealthWatch:
+    """GET /_localiot/health on every node, one after the other per node, while the clients close:
+    the slowest answer per node (its loop's longest stall, about) and how long after the close
+    the node answered within 100 ms again."""
+
+    def __init__(self, nodes: list[Node]):
+        self.nodes, self.t0 = nodes, time.monotonic()
+        self.worst = [0.0] * len(nodes)
+        self.responsive_after = [0.0] * len(nodes)  # seconds after t0 of the end of the last slow answer
+        self._done = threading.Event()
+        self._threads = [threading.Thread(target=self._watch, args=(i,), daemon=True) for i in range(len(nodes))]
+        for thread in self._threads:
+            thread.start()
+
+    def _watch(self, i: int) -> None:
+        while not self._done.is_set():
+            t = time.monotonic()
+            try:
+                self.nodes[i].health()
+            except Exception:
+                pass
+            seconds = time.monotonic() - t
+            self.worst[i] = max(self.worst[i], seconds)
+            if seconds > 0.1:
+                self.responsive_after[i] = time.monotonic() - self.t0
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._done.set()
+        for thread in self._threads:
+            thread.join(120)
+
+
 def split_evenly(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
@@ -293,6 +332,7 @@ def cluster_run(args, workdir: str) -> dict:
         asyncio.run(publish_checks(nodes, tls, topic, payloads))
         delivered = holders.collect("expect", args.check_timeout + 120)
         alive = [n.proc.poll() is None for n in nodes]
+        watch = HealthWatch(nodes)
         holders.ask(("close",), 120)
         holders.join()
         holders = None
@@ -305,6 +345,9 @@ def cluster_run(args, workdir: str) -> dict:
         time.sleep(3)  # work the nodes still do once every client is gone
         after_close = [100 * (proc_cpu(n.pid) - x["cpu"]) / 3 for n, x in zip(nodes, settled)]
         log(f"every connection closed; node CPU % over the next 3 s: {', '.join(f'{c:.0f}' for c in after_close)}")
+        watch.stop()
+        log(f"health while closing: slowest answer {', '.join(f'{w:.1f}' for w in watch.worst)} s; answering within "
+            f"100 ms again {', '.join(f'{r:.1f}' for r in watch.responsive_after)} s after the close")
         for node in nodes:
             node.stop()
         logged = [n.logged_errors() for n in nodes]
@@ -321,7 +364,8 @@ def cluster_run(args, workdir: str) -> dict:
                 "sampled": sum_per_node(opened, "sampled")[i], "complete": sum_per_node(delivered, "complete")[i],
                 "alive": alive[i], "left_open": released[i], "cpu_after_close": after_close[i],
                 "exit": nodes[i].exit_code, "logged_errors": len(logged[i]),
-                "stop_seconds": nodes[i].stop_seconds,
+                "stop_seconds": nodes[i].stop_seconds, "health_worst": watch.worst[i],
+                "responsive_after": watch.responsive_after[i], "lock_lost": nodes[i].logged("lost its lock connection"),
             } for i in range(len(nodes))],
             "open_seconds": open_seconds, "pg_cpu": pg_cpu, "nats_cpu": nats_cpu,
             "client_cpu": sum(o["cpu"] for o in opened), "procs": procs, "sources": sources,
@@ -407,6 +451,11 @@ def render(results: dict, args) -> str:
                      f"{sum(x['complete'] for x in n)} of {sum(x['sampled'] for x in n)} | | |")
         busy_after = ", ".join(f"{x.get('cpu_after_close', float('nan')):.0f}%" for x in n)
         stops = ", ".join(f"{x['stop_seconds']:.1f}" for x in n)
+        if "health_worst" in n[0]:
+            lines += ["", "While the clients closed, the slowest /_localiot/health answer per node: "
+                      + ", ".join(f"{x['health_worst']:.1f} s" for x in n) + "; within 100 ms again "
+                      + ", ".join(f"{x['responsive_after']:.1f} s" for x in n) + " after the close; lock sessions "
+                      "lost (\"lost its lock connection\" logged): " + ", ".join(str(x["lock_lost"]) for x in n) + "."]
         lines += ["", f"Opening took {c['open_seconds']:.0f} s; meanwhile PostgreSQL used {c['pg_cpu']:.0f} CPU s, "
                   f"nats-server {c['nats_cpu']:.1f}, the client processes {c['client_cpu']:.0f}. "
                   f"Failed: {sum(x['failed'] for x in n)}; PINGREQ lost: {sum(x['ping_lost'] for x in n)} "
