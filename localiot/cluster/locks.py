@@ -91,6 +91,13 @@ def lock_key(name: str) -> int:
     return value - (1 << 32) if value >= (1 << 31) else value
 
 
+async def probed_by_server(conn) -> None:
+    """PostgreSQL probes this session's TCP connection (SERVER_KEEPALIVE) and ends the session
+    when the other end's host no longer answers (not when its process is only busy)."""
+    settings = ", ".join("set_config(%s, %s, false)" for _ in SERVER_KEEPALIVE)
+    await conn.execute(f"SELECT {settings}", [str(part) for item in SERVER_KEEPALIVE.items() for part in item])
+
+
 class AdvisoryLocks:
     mode = "postgresql-advisory-locks"
 
@@ -150,9 +157,7 @@ class AdvisoryLocks:
                 # A node cut off by the network answers nothing: PostgreSQL ends its session
                 # (freeing its locks for the others) once its probes go unanswered, instead of
                 # waiting for the operating system's default (2 hours).
-                settings = ", ".join("set_config(%s, %s, false)" for _ in SERVER_KEEPALIVE)
-                values = [str(part) for item in SERVER_KEEPALIVE.items() for part in item]
-                await within(self._conn.execute(f"SELECT {settings}", values), STATEMENT_SECONDS)
+                await within(probed_by_server(self._conn), STATEMENT_SECONDS)
             await within(ensure_table(self._conn), STATEMENT_SECONDS)
             self.connected = True
         return self._conn

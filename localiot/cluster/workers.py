@@ -57,13 +57,13 @@ nobody was told it is stored: the presence records of localiot.services.presence
 asks `stopping()` between its steps and ends once the node has been stopping for
 `STOP_GRACE` seconds (`stop_soon`, the first thing the node's stop does); a
 statement it waits on in PostgreSQL then (a lock another session holds, up to
-the store's lock_timeout of 30 s) is cancelled (`droppable`). Why: a
-node that stops right after 16,000 of its clients went at once (or that drops
-them itself as it stops) took 77 s to write their records before it stopped,
-and records waiting on a lock held elsewhere made it wait the lock_timeout (30 s)
-per unit; `close` waits for the threads. A SIGKILL would lose those records too. Units of work
-whose callers wait (API calls, door requests, the broker's group commits) run
-to their end."""
+the store's lock_timeout of 30 s) is cancelled (`droppable`). Why: `close`
+waits for the threads, and a node that stops right after 16,000 of its
+clients went at once (or that drops them itself as it stops) took 77 s to
+write their records first; records waiting on a lock held elsewhere made it
+wait the lock_timeout per unit. A SIGKILL would lose those records too. Units
+of work whose callers wait (API calls, door requests, the broker's group
+commits) run to their end."""
 
 from __future__ import annotations
 
