@@ -171,7 +171,7 @@ class Presence:
         bench/held_connections.py) in one unit ran out of the server's shared lock table
         ("out of shared memory"), losing every record of it. A node that has been stopping for
         its grace (localiot.cluster.workers.stopping) stores no more: a SIGKILL loses them too."""
-        done = 0  # records stored, or lost to a failed unit (logged)
+        total, done = _count(taken), 0  # done: stored, or lost to a failed unit (logged)
         for part in _chunks(taken):
             if not stopping():
                 try:
@@ -187,7 +187,7 @@ class Presence:
                 else:
                     done += _count(part)
                     continue
-            left = _count(taken) - done
+            left = total - done  # (counted before: a recorder may forget what was stored from `taken`)
             self.unstored += left
             (log.warning if self.unstored == left else log.debug)(
                 "the node stops: %d presence records of %s/%s not stored (%d in all so far)",
