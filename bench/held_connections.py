@@ -24,7 +24,7 @@ several nodes on one PostgreSQL and one NATS (issue 21, bench/scale_out.py).
    accept them, the open rate, CPU while holding. Then every connection sends
    PINGREQ and must get PINGRESP, and one message published (QoS 1) on each
    node must reach every sampled subscriber on every node. Then everything is
-   closed and the nodes are stopped (SIGINT), which must exit 0.
+   closed and the nodes are stopped (SIGTERM), which must exit 0.
 5. For comparison in the same run: Mosquitto and one localiot node on its own
    SQLite file, each holding ``--compare`` idle mutual-TLS connections (the
    count one process can hold under this limit), measured by
@@ -49,6 +49,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -99,6 +100,11 @@ class Node(Broker):
         self.exit_code: int | None = None
         self.stop_seconds = 0.0
 
+    def logged(self, text: str) -> int:
+        """How many lines of the node's log hold `text`."""
+        with open(self.log_path, errors="replace") as f:
+            return sum(text in line for line in f)
+
     def logged_errors(self) -> list[str]:
         """The ERROR lines of the node's log."""
         with open(self.log_path, errors="replace") as f:
@@ -121,10 +127,13 @@ class Node(Broker):
             return json.load(answer)
 
     def stop(self, timeout: float = 180.0) -> None:
-        """SIGINT, as Ctrl-C; SIGKILL after `timeout` s. A node still running after 10 s gets its
-        threads' stacks written to stop-stacks.txt (py-spy dump) beside its log: what it waits for."""
+        """SIGTERM, as docker stop sends; SIGKILL after `timeout` s. A node still running after 10 s
+        gets its threads' stacks written to stop-stacks.txt (py-spy dump) beside its log: what it
+        waits for. Not SIGINT: a script started in the background of a non-interactive shell
+        ignores SIGINT and so do the nodes it starts (the ninth pass's first "hang": asyncio installs
+        no SIGINT handler where SIGINT is ignored)."""
         t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGINT)
+        self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -134,7 +143,7 @@ class Node(Broker):
                 with open(self.stacks, "w") as out:
                     subprocess.run([spy, "dump", "--pid", str(self.pid)], stdout=out, stderr=subprocess.STDOUT,
                                    timeout=60, check=False)
-                log(f"{self.label} still running 10 s after SIGINT: its stacks are in {self.stacks}")
+                log(f"{self.label} still running 10 s after SIGTERM: its stacks are in {self.stacks}")
             try:
                 self.proc.wait(max(0.0, timeout - (time.monotonic() - t0)))
             except subprocess.TimeoutExpired:
@@ -149,6 +158,39 @@ class Node(Broker):
 # ---------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------
+class HealthWatch:
+    """GET /_localiot/health on every node, one after the other per node, while the clients close:
+    the slowest answer per node (its loop's longest stall, about) and how long after the close
+    the node answered within 100 ms again."""
+
+    def __init__(self, nodes: list[Node]):
+        self.nodes, self.t0 = nodes, time.monotonic()
+        self.worst = [0.0] * len(nodes)
+        self.responsive_after = [0.0] * len(nodes)  # seconds after t0 of the end of the last slow answer
+        self._done = threading.Event()
+        self._threads = [threading.Thread(target=self._watch, args=(i,), daemon=True) for i in range(len(nodes))]
+        for thread in self._threads:
+            thread.start()
+
+    def _watch(self, i: int) -> None:
+        while not self._done.is_set():
+            t = time.monotonic()
+            try:
+                self.nodes[i].health()
+            except Exception:
+                pass
+            seconds = time.monotonic() - t
+            self.worst[i] = max(self.worst[i], seconds)
+            if seconds > 0.1:
+                self.responsive_after[i] = time.monotonic() - self.t0
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._done.set()
+        for thread in self._threads:
+            thread.join(120)
+
+
 def split_evenly(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
@@ -290,6 +332,7 @@ def cluster_run(args, workdir: str) -> dict:
         asyncio.run(publish_checks(nodes, tls, topic, payloads))
         delivered = holders.collect("expect", args.check_timeout + 120)
         alive = [n.proc.poll() is None for n in nodes]
+        watch = HealthWatch(nodes)
         holders.ask(("close",), 120)
         holders.join()
         holders = None
@@ -302,6 +345,9 @@ def cluster_run(args, workdir: str) -> dict:
         time.sleep(3)  # work the nodes still do once every client is gone
         after_close = [100 * (proc_cpu(n.pid) - x["cpu"]) / 3 for n, x in zip(nodes, settled)]
         log(f"every connection closed; node CPU % over the next 3 s: {', '.join(f'{c:.0f}' for c in after_close)}")
+        watch.stop()
+        log(f"health while closing: slowest answer {', '.join(f'{w:.1f}' for w in watch.worst)} s; answering within "
+            f"100 ms again {', '.join(f'{r:.1f}' for r in watch.responsive_after)} s after the close")
         for node in nodes:
             node.stop()
         logged = [n.logged_errors() for n in nodes]
@@ -318,7 +364,8 @@ def cluster_run(args, workdir: str) -> dict:
                 "sampled": sum_per_node(opened, "sampled")[i], "complete": sum_per_node(delivered, "complete")[i],
                 "alive": alive[i], "left_open": released[i], "cpu_after_close": after_close[i],
                 "exit": nodes[i].exit_code, "logged_errors": len(logged[i]),
-                "stop_seconds": nodes[i].stop_seconds,
+                "stop_seconds": nodes[i].stop_seconds, "health_worst": watch.worst[i],
+                "responsive_after": watch.responsive_after[i], "lock_lost": nodes[i].logged("lost its lock connection"),
             } for i in range(len(nodes))],
             "open_seconds": open_seconds, "pg_cpu": pg_cpu, "nats_cpu": nats_cpu,
             "client_cpu": sum(o["cpu"] for o in opened), "procs": procs, "sources": sources,
@@ -404,12 +451,17 @@ def render(results: dict, args) -> str:
                      f"{sum(x['complete'] for x in n)} of {sum(x['sampled'] for x in n)} | | |")
         busy_after = ", ".join(f"{x.get('cpu_after_close', float('nan')):.0f}%" for x in n)
         stops = ", ".join(f"{x['stop_seconds']:.1f}" for x in n)
+        if "health_worst" in n[0]:
+            lines += ["", "While the clients closed, the slowest /_localiot/health answer per node: "
+                      + ", ".join(f"{x['health_worst']:.1f} s" for x in n) + "; within 100 ms again "
+                      + ", ".join(f"{x['responsive_after']:.1f} s" for x in n) + " after the close; lock sessions "
+                      "lost (\"lost its lock connection\" logged): " + ", ".join(str(x["lock_lost"]) for x in n) + "."]
         lines += ["", f"Opening took {c['open_seconds']:.0f} s; meanwhile PostgreSQL used {c['pg_cpu']:.0f} CPU s, "
                   f"nats-server {c['nats_cpu']:.1f}, the client processes {c['client_cpu']:.0f}. "
                   f"Failed: {sum(x['failed'] for x in n)}; PINGREQ lost: {sum(x['ping_lost'] for x in n)} "
                   f"(all answered within {c['ping_seconds']:.1f} s). After closing, the nodes released every "
                   f"socket in {c['release_seconds']:.1f} s (left: {sum(x['left_open'] for x in n)}); "
-                  f"node CPU in the 3 s after: {busy_after}; SIGINT stopped them in {stops} s "
+                  f"node CPU in the 3 s after: {busy_after}; SIGTERM stopped them in {stops} s "
                   "(exit codes in the table)."]
         if c["errors"]:
             lines += ["", "First errors: " + "; ".join(c["errors"])]
@@ -522,7 +574,7 @@ def main(argv=None) -> int:
 
 def all_held(c: dict | None, args) -> bool:
     """Every connection opened, accepted, answered PINGREQ; every sampled subscriber got every
-    message; every node alive through the checks and stopped by SIGINT with exit code 0."""
+    message; every node alive through the checks and stopped by SIGTERM with exit code 0."""
     if c is None:
         return True
     return sum(x["opened"] for x in c["nodes"]) == args.connections and all(

@@ -235,6 +235,7 @@ class LocalIoT:
         return self.port
 
     async def stop(self) -> None:
+        unit_workers.stop_soon(self.runtime)  # what may be dropped stops after a grace (presence records)
         await self.background.stop()
         from localiot.listeners import stop_listeners
 

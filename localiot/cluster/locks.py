@@ -37,10 +37,14 @@ milliseconds; a node that starts later reads the stored offset.
 If the lock connection breaks, the node drops every lock it thought it held
 (PostgreSQL freed them when the session ended) and reconnects; until then it
 runs nothing on its timers. A node cut off by the network: its statements time
-out (it stops running jobs), and PostgreSQL ends its silent session after
-idle_session_timeout (10 periods, at least 10 s; PostgreSQL 14+), so the
-others take over; TCP keepalives cover older servers. A run under way when
-its node loses the connection is no longer protected by its run lock."""
+out (it stops running jobs), and PostgreSQL ends its session once the node's
+host stops answering TCP keepalive probes (SERVER_KEEPALIVE: about 16 s), so
+the others take over. A node that is only busy or stalled keeps its session
+(its kernel answers the probes), as the fabric's liveness keeps its sessions:
+it used to be ended after idle_session_timeout (10 s of silence), which a
+node's loop could not keep up with while ~16,700 of its clients closed at once
+(bench/held_connections.py, ninth pass), and all its jobs moved. A run under
+way when its node loses the connection is no longer protected by its run lock."""
 
 from __future__ import annotations
 
@@ -65,6 +69,8 @@ RESET_CHANNEL, RESET_DONE_CHANNEL = "localiot_reset", "localiot_reset_done"
 RESET_WAIT_SECONDS = 10.0
 LISTENER = "localiot:clock:"  # application_name of every node's listening session
 KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+# PostgreSQL's side of the lock connection: probes after 10 s of silence, 3 of them 2 s apart
+SERVER_KEEPALIVE = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3}
 RUN_WAIT_SECONDS = 120.0
 # Sessions of nodes that take jobs on their timers are named TAKER + node: they
 # count for the share; nodes without timers (period 0) only take run locks.
@@ -76,12 +82,40 @@ RETRY_SECONDS = 1.0
 # A lock statement that takes longer means PostgreSQL is unreachable: the node
 # drops its connection (and with it every lock it thought it held).
 STATEMENT_SECONDS = 10.0
+LATE_GRACE = 1.0  # seconds a lock statement gets after a late timeout (see `answered`)
+STOP_SECONDS = 5.0  # the node's stop waits this long at most for its lock tasks to end
 
 
 def lock_key(name: str) -> int:
     """A job's objid: crc32 of its name as a signed 32-bit integer."""
     value = zlib.crc32(name.encode()) or 1  # objid 0 is the table creation's (localiot.cluster.settings)
     return value - (1 << 32) if value >= (1 << 31) else value
+
+
+async def answered(statement, seconds: float):
+    """The statement's result, or TimeoutError after `seconds`; but a timer that fires late
+    (the loop stalled: ~16,700 clients of the node closing at once kept it busy over 10 s in
+    bench/held_connections.py) runs before the loop reads the reply that came meanwhile, so
+    the statement gets LATE_GRACE more seconds of a running loop before it counts as lost."""
+    task = asyncio.ensure_future(statement)
+    try:
+        await asyncio.wait({task}, timeout=seconds)
+        if not task.done():
+            await asyncio.wait({task}, timeout=LATE_GRACE)
+        if not task.done():
+            raise asyncio.TimeoutError
+        return task.result()
+    finally:
+        if not task.done():
+            task.cancel()  # psycopg cancels it in PostgreSQL, for 10 s at most
+            await asyncio.wait({task})
+
+
+async def probed_by_server(conn) -> None:
+    """PostgreSQL probes this session's TCP connection (SERVER_KEEPALIVE) and ends the session
+    when the other end's host no longer answers (not when its process is only busy)."""
+    settings = ", ".join("set_config(%s, %s, false)" for _ in SERVER_KEEPALIVE)
+    await conn.execute(f"SELECT {settings}", [str(part) for item in SERVER_KEEPALIVE.items() for part in item])
 
 
 class AdvisoryLocks:
@@ -123,7 +157,10 @@ class AdvisoryLocks:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:  # a cancelled statement may wait for PostgreSQL to confirm the cancel: not for ever
+            await within(asyncio.gather(*self._tasks, return_exceptions=True), STOP_SECONDS)
+        except asyncio.TimeoutError:
+            log.warning("node %s: its lock tasks did not end within %gs of the stop", self.node, STOP_SECONDS)
         self._tasks.clear()
         for conn in (self._conn, self._listen):
             if conn is not None:
@@ -136,13 +173,12 @@ class AdvisoryLocks:
         if self._conn is None or self._conn.closed:
             self._lost()
             self._conn = await self._connect("jobs" if self.period > 0 else "runs")
-            if self.period > 0 and self._conn.info.server_version >= 140000:
-                # A node cut off by the network sends nothing: PostgreSQL ends its
-                # session (freeing its locks for the others) after this much silence
-                # instead of waiting for TCP to give up. It speaks every period.
-                idle_ms = int(max(10.0, 10 * self.period) * 1000)
-                await self._conn.execute(f"SET idle_session_timeout = {idle_ms}")
-            await ensure_table(self._conn)
+            if self.period > 0:
+                # A node cut off by the network answers nothing: PostgreSQL ends its session
+                # (freeing its locks for the others) once its probes go unanswered, instead of
+                # waiting for the operating system's default (2 hours).
+                await within(probed_by_server(self._conn), STATEMENT_SECONDS)
+            await within(ensure_table(self._conn), STATEMENT_SECONDS)
             self.connected = True
         return self._conn
 
@@ -160,7 +196,7 @@ class AdvisoryLocks:
             conn = await self._ensure_connected()
             try:
                 async with conn.cursor() as cur:
-                    await within(cur.execute(sql, args), STATEMENT_SECONDS)
+                    await answered(cur.execute(sql, args), STATEMENT_SECONDS)
                     return await cur.fetchall() if cur.description else []
             except (psycopg.OperationalError, asyncio.TimeoutError):
                 self._lost()
@@ -291,7 +327,7 @@ class AdvisoryLocks:
             try:
                 self._listen = await self._connect("clock")
                 for channel in (CLOCK_CHANNEL, RESET_CHANNEL, RESET_DONE_CHANNEL):
-                    await self._listen.execute(f"LISTEN {channel}")
+                    await within(self._listen.execute(f"LISTEN {channel}"), STATEMENT_SECONDS)
                 await self._adopt_stored_offset()  # what was moved while not listening
                 async for note in self._listen.notifies():
                     if note.channel == RESET_CHANNEL:

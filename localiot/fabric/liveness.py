@@ -17,7 +17,8 @@ shared PostgreSQL store each node holds a session-level advisory lock named
 after it (NODE_LOCK, crc32 of its id) on a connection of its own, for as long
 as its process lives; a node is only taken for dead, and its sessions only
 adopted, once that lock is gone: PostgreSQL frees it when the node's session
-ends (the process died, or TCP keepalives gave up on a node cut off).
+ends (the process died, or PostgreSQL's keepalive probes went unanswered by a
+node cut off: localiot.cluster.locks.SERVER_KEEPALIVE).
 A stalled node keeps it, so nothing of its is adopted while it is stalled.
 """
 
@@ -70,6 +71,9 @@ class Liveness:
             self._pg = await psycopg.AsyncConnection.connect(
                 dsn, autocommit=True, connect_timeout=10, application_name=f"localiot:node:{self.fabric.node_id}"[:63],
                 **KEEPALIVE)
+            from localiot.cluster.locks import probed_by_server
+
+            await probed_by_server(self._pg)  # (the client's KEEPALIVE alone does not end the server's session)
             await self._pg.execute("SELECT pg_advisory_lock(%s, %s)", (NODE_LOCK, node_key(self.fabric.node_id)))
         return self._pg
 

@@ -22,7 +22,8 @@ plain connect cost), and a connection that ends inside the window is one
 record, not two writes. Nothing waits for these writes (no CONNACK, no
 PUBACK): a server killed inside the window loses that window's records, as
 it lost an iteration's before; a reader calls `flush(runtime)` first, and
-the listeners' stop writes what is pending.
+the listeners' stop writes what is pending (with PostgreSQL, for the workers'
+STOP_GRACE: localiot.cluster.workers).
 
     presence.install(runtime).register(recorder)   # recorder.hear(account, region, event), .write(ctx, everything)
     presence.flush(runtime)                          # write everything pending now (an audit does)
@@ -46,6 +47,7 @@ import threading
 from collections import deque
 
 from localiot.broker.lifecycle import PresenceEvent
+from localiot.cluster.workers import droppable, stopping
 from localiot.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("localiot.presence")
@@ -69,6 +71,7 @@ class Presence:
         self._writes = threading.Condition()
         self._queue: deque = deque()  # (account, region, what the recorders took), to write in order
         self._draining = False  # a worker is writing the queue
+        self.unstored = 0  # records dropped because the node stopped (see _units)
 
     def register(self, recorder) -> None:
         if recorder not in self.recorders:
@@ -166,14 +169,34 @@ class Presence:
         Why not one for all: with PostgreSQL every document a unit writes holds an advisory
         lock until commit, and a mass disconnect (16,700 clients of one node at once,
         bench/held_connections.py) in one unit ran out of the server's shared lock table
-        ("out of shared memory"), losing every record of it."""
+        ("out of shared memory"), losing every record of it. A node that has been stopping for
+        its grace (localiot.cluster.workers.stopping) stores no more: a SIGKILL loses them too."""
+        total, done = _count(taken), 0  # done: stored, or lost to a failed unit (logged)
         for part in _chunks(taken):
-            try:
-                with unit_of_work(self.runtime, account, region, "iot", "PresenceEvent") as ctx:
-                    for recorder, records in part:
-                        recorder.store(ctx, records)
-            except Exception:
-                log.exception("could not store the presence records of %s/%s", account, region)
+            if not stopping():
+                try:
+                    with droppable(self.runtime.store), unit_of_work(self.runtime, account, region, "iot",
+                                                                     "PresenceEvent") as ctx:
+                        for recorder, records in part:
+                            recorder.store(ctx, records)
+                except Exception:
+                    if not stopping():  # (cancelled because the node stops: counted below)
+                        log.exception("could not store the presence records of %s/%s", account, region)
+                        done += _count(part)
+                        continue
+                else:
+                    done += _count(part)
+                    continue
+            left = total - done  # (counted before: a recorder may forget what was stored from `taken`)
+            self.unstored += left
+            (log.warning if self.unstored == left else log.debug)(
+                "the node stops: %d presence records of %s/%s not stored (%d in all so far)",
+                left, account, region, self.unstored)
+            return
+
+
+def _count(taken: list) -> int:
+    return sum(len(records) for _, records in taken if records)
 
 
 def _chunks(taken: list):
