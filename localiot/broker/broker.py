@@ -1,15 +1,13 @@
-"""The Broker: listeners, sessions, routing and delivery, wills, on the
-server's event loop.
+"""The Broker: listeners, sessions, routing and delivery, wills, on the server's event loop.
 
     broker = Broker(app.runtime, app.store)            # allow-all, default account
     port = await broker.start_tcp("127.0.0.1", 1883)
     broker.publish(account, region, "a/b", b"{}")      # services (rules republish)
     decision = broker.admit(identity, topic, retain)   # a device's publish (admission.py)
 
-Every message also goes to the in-process bus (rules engine, Defender), and
-events that services put on the bus reach MQTT subscribers of the same
-account and region. Store transactions are `persistence`'s, subscriptions
-`subscriptions`', lifecycle events `lifecycle`'s.
+Every message also goes to the in-process bus (rules engine, Defender), and events that services
+put on the bus reach MQTT subscribers of the same account and region. Store transactions are
+`persistence`'s, subscriptions `subscriptions`', lifecycle events `lifecycle`'s.
 """
 
 from __future__ import annotations
@@ -311,8 +309,7 @@ class Broker:
         conn.session = None
         iotlogs.disconnected(conn)
         self.lifecycle.presence(conn, session, "disconnected")
-        more = conn.more
-        if more.will is not None and more.send_will:
+        if conn.more.will is not None and conn.more.send_will:
             if conn.will_delay and session.persistent:
                 session.will = conn.will
                 session.will_due = self.clock.now() + min(conn.will_delay, session.expiry_interval)
