@@ -51,7 +51,10 @@ class Node:
     def launch(self) -> "Node":
         """Start the process without waiting (start several, then wait_ready each)."""
         out = open(self.log, "w")
-        self.process = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env)
+        # SIGINT as at a terminal: a suite run as a background job ignores it, and the node
+        # would inherit that (tests/test_cluster_stop.py sends it, as Ctrl-C does)
+        self.process = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                                        preexec_fn=_interruptible)
         out.close()
         return self
 
@@ -163,3 +166,9 @@ def until(predicate, seconds: float = 5.0) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def _interruptible() -> None:
+    """In the node's process, before exec: SIGINT's default disposition (Python then installs
+    its KeyboardInterrupt handler; a signal ignored at exec would stay ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
