@@ -173,26 +173,26 @@ class Presence:
         its grace (localiot.cluster.workers.stopping) stores no more: a SIGKILL loses them too."""
         total, done = _count(taken), 0  # done: stored, or lost to a failed unit (logged)
         for part in _chunks(taken):
-            if not stopping():
-                try:
-                    with droppable(self.runtime.store), unit_of_work(self.runtime, account, region, "iot",
-                                                                     "PresenceEvent") as ctx:
-                        for recorder, records in part:
-                            recorder.store(ctx, records)
-                except Exception:
-                    if not stopping():  # (cancelled because the node stops: counted below)
-                        log.exception("could not store the presence records of %s/%s", account, region)
-                        done += _count(part)
-                        continue
-                else:
-                    done += _count(part)
-                    continue
-            left = total - done  # (counted before: a recorder may forget what was stored from `taken`)
-            self.unstored += left
-            (log.warning if self.unstored == left else log.debug)(
-                "the node stops: %d presence records of %s/%s not stored (%d in all so far)",
-                left, account, region, self.unstored)
+            if stopping():
+                break
+            try:
+                with droppable(self.runtime.store), unit_of_work(self.runtime, account, region, "iot",
+                                                                 "PresenceEvent") as ctx:
+                    for recorder, records in part:
+                        recorder.store(ctx, records)
+            except Exception:
+                if stopping():  # (cancelled because the node stops: counted below)
+                    break
+                log.exception("could not store the presence records of %s/%s", account, region)
+            done += _count(part)
+        else:
             return
+        # the node stopped before every part was stored
+        left = total - done  # (counted before: a recorder may forget what was stored from `taken`)
+        self.unstored += left
+        (log.warning if self.unstored == left else log.debug)(
+            "the node stops: %d presence records of %s/%s not stored (%d in all so far)",
+            left, account, region, self.unstored)
 
 
 def _count(taken: list) -> int:
